@@ -1,0 +1,187 @@
+#pragma once
+// The coroutine machinery of Promise<T>: the promise_type with its
+// symmetric-transfer final awaiter, the await_transform that restores the
+// task's scope (stop token) after every resumption, and the awaiter that
+// suspends on another Promise.
+
+#include <coroutine>
+#include <exception>
+#include <type_traits>
+#include <utility>
+
+#include "concepts.hpp"
+#include "promise_state.hpp"
+#include "runtime.hpp"
+#include "waiter.hpp"
+
+namespace skein::detail {
+
+template <class A>
+decltype(auto) get_awaiter(A&& a) {
+  if constexpr (HasMemberCoAwait<A>)
+    return std::forward<A>(a).operator co_await();
+  else if constexpr (HasFreeCoAwait<A>)
+    return operator co_await(std::forward<A>(a));
+  else
+    return std::forward<A>(a);
+}
+
+/// Wraps an awaiter so that, when the coroutine resumes, the thread's current
+/// scope is the coroutine's own (or, for coroutines not bound to a context,
+/// the scope of the executor it now runs on).
+template <class Inner>
+class ScopedAwaiter {
+public:
+  template <class A>
+  ScopedAwaiter(A&& a, Scope* scope) : inner_(get_awaiter(std::forward<A>(a))), scope_(scope) {}
+
+  bool await_ready() noexcept(noexcept(std::declval<Inner&>().await_ready())) { return inner_.await_ready(); }
+  template <class H>
+  decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<Inner&>().await_suspend(h))) {
+    return inner_.await_suspend(h);
+  }
+  decltype(auto) await_resume() {
+    tls.scope = scope_ ? scope_ : tls.base_scope;
+    return inner_.await_resume();
+  }
+
+private:
+  Inner inner_;  // a value for operator co_await results, else a reference to the awaiter
+  Scope* scope_;
+};
+
+struct FinalAwaiterBase {
+  /// Settles `st` and resumes its waiters. One coroutine waiter that may run on
+  /// this thread is returned for symmetric transfer; the rest are woken on
+  /// their executors.
+  static std::coroutine_handle<> settle(PromiseStateBase& st) noexcept {
+    Waiter* w = st.settle();
+    std::coroutine_handle<> next{};
+    while (w) {
+      Waiter* n = w->next;
+      if (!next && w->is_coro) {
+        auto* cw = static_cast<CoroWaiter*>(w);
+        if ((cw->executor == nullptr || cw->executor == tls.executor) && cw->claim()) {
+          next = cw->handle;
+          w = n;
+          continue;
+        }
+      }
+      w->notify();
+      w = n;
+    }
+    return next;
+  }
+};
+
+template <class T>
+class ReturnOps : public PromiseState<T> {
+public:
+  template <class U = T>
+  void return_value(U&& v) {
+    this->set_value(std::forward<U>(v));
+  }
+
+protected:
+  ~ReturnOps() = default;
+};
+template <>
+class ReturnOps<void> : public PromiseState<void> {
+public:
+  void return_void() noexcept {}
+
+protected:
+  ~ReturnOps() = default;
+};
+
+template <class T, class Derived>
+class CoroPromiseBase : public ReturnOps<T> {
+public:
+  CoroPromiseBase() noexcept {
+    this->destroy_ = [](PromiseStateBase* s) noexcept {
+      std::coroutine_handle<Derived>::from_promise(*static_cast<Derived*>(s)).destroy();
+    };
+  }
+
+  Promise<T> get_return_object() noexcept;
+  std::suspend_never initial_suspend() const noexcept { return {}; }
+
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Derived> h) noexcept {
+      Derived& p = h.promise();
+      std::coroutine_handle<> next = FinalAwaiterBase::settle(p);
+      p.on_finish();
+      p.release();  // may destroy the frame: nothing touches `p` after this
+      return next ? continue_with(next) : std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+  FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  void unhandled_exception() noexcept { this->set_error(std::current_exception()); }
+
+  template <class A>
+  auto await_transform(A&& a) {
+    using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
+                                     std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
+    return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
+  }
+
+  void on_finish() noexcept {}
+
+protected:
+  ~CoroPromiseBase() {
+    if (scope_) scope_->release();
+  }
+  Scope* scope_ = nullptr;  // retained context, or null
+};
+
+/// promise_type of a skein coroutine: starts eagerly on the calling thread.
+template <class T>
+class CoroPromise final : public CoroPromiseBase<T, CoroPromise<T>> {
+public:
+  CoroPromise() noexcept {
+    // A coroutine called inside a context-bound task belongs to that context.
+    if (tls.scope && tls.scope->is_context) {
+      this->scope_ = const_cast<Scope*>(tls.scope);
+      this->scope_->retain();
+    }
+  }
+};
+
+/// `co_await promise`: suspends without blocking a thread; cancellable.
+template <class T, bool Move>
+class PromiseAwaiter {
+public:
+  explicit PromiseAwaiter(PromiseState<T>* st) noexcept : st_(st), wait_(Withdraw{this}) {}
+  PromiseAwaiter(const PromiseAwaiter&) = delete;
+  PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return st_->ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    wait_.prepare(h);
+    if (!st_->enqueue(&wait_.waiter)) return false;
+    return wait_.arm();
+  }
+  decltype(auto) await_resume() {
+    wait_.disarm();
+    if (wait_.waiter.cancelled) throw_cancelled();
+    if constexpr (std::is_void_v<T>)
+      st_->value();
+    else if constexpr (Move)
+      return st_->take_value();
+    else
+      return T(st_->value());
+  }
+
+private:
+  struct Withdraw {
+    PromiseAwaiter* self;
+    bool operator()() const noexcept { return self->st_->withdraw(&self->wait_.waiter); }
+  };
+  PromiseState<T>* st_;
+  CancellableCoroWait<Withdraw> wait_;
+};
+
+}  // namespace skein::detail

@@ -1,0 +1,525 @@
+#pragma once
+// The work-stealing scheduler behind ThreadPool (docs/design.md explains it).
+//
+// Slots and threads. A pool has `size()` slots (Go's P): each slot owns a
+// Chase-Lev deque and a LIFO slot. An OS thread (Go's M) runs tasks only
+// while it holds a slot. When a task blocks the thread in a skein wait, the
+// thread hands its slot to a spare thread (waking or creating one) before it
+// sleeps, so the slot's queued tasks keep running; when the wait ends the
+// thread finishes its task without a slot and then becomes a spare. The total
+// number of threads is bounded by max_threads(); a blocking wait that would
+// need a thread beyond the bound throws UsageError instead of hanging.
+//
+// Finding work: LIFO slot, own deque (LIFO), injection queue (FIFO; checked
+// first every 61 ticks so posts from outside are not starved), then stealing
+// from the other slots in random order. Idle threads park on a per-thread
+// word with std::atomic::wait/notify_one.
+//
+// Parking without lost wake-ups. `state_` packs the number of searching and
+// idle slot-holders. A producer that pushes to the injection queue reads
+// `state_` with an RMW; a worker that stops searching and goes idle updates
+// `state_` with an RMW and then re-checks the queues. RMWs on one atomic are
+// totally ordered, so either the producer sees the idle worker (and wakes it)
+// or the worker's re-check sees the work. Pushes to a worker's own deque use
+// a plain load: a missed wake-up there only costs parallelism, never
+// liveness, because the slot's owner runs its own deque.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "../errors.hpp"
+#include "runtime.hpp"
+#include "spin.hpp"
+#include "timer_service.hpp"
+#include "ws_deque.hpp"
+
+namespace skein::detail {
+
+/// Intrusive link of a live context-bound task, so a dying pool can cancel the
+/// contexts of the tasks it still runs.
+struct ContextTaskLink {
+  ContextTaskLink* prev = nullptr;
+  ContextTaskLink* next = nullptr;
+  Scope* ctx = nullptr;
+};
+
+class PoolCore final : public Executor {
+  struct Worker;
+
+public:
+  PoolCore(std::size_t slots, std::size_t max_threads) : max_threads_(max_threads) {
+    if (slots == 0) throw UsageError("a ThreadPool needs at least one thread");
+    if (max_threads < slots) throw UsageError("a ThreadPool's max_threads must be at least its number of threads");
+    (void)timer_service();  // constructed first, so it outlives any pool (static destruction order)
+    slots_.reserve(slots);
+    for (std::size_t i = 0; i < slots; ++i) {
+      slots_.push_back(std::make_unique<Slot>());
+      slots_.back()->index = i;
+      slots_.back()->rng = 0x9E3779B97F4A7C15ull * (i + 1);
+    }
+    std::lock_guard lk(threads_mu_);
+    for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+  }
+
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+
+  ~PoolCore() { shutdown(); }
+
+  [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
+  [[nodiscard]] std::size_t max_threads() const noexcept { return max_threads_; }
+  [[nodiscard]] std::size_t thread_count() const {
+    std::lock_guard lk(threads_mu_);
+    return threads_.size();
+  }
+  [[nodiscard]] Scope& scope() noexcept { return scope_; }
+  StripedCounter& live_tasks() noexcept { return live_; }
+
+  /// Resume `h` on this pool: the current worker's deque if we are on one, else
+  /// the injection queue.
+  void schedule(std::coroutine_handle<> h) noexcept override {
+    if (Slot* s = own_slot()) {
+      push_local(s, h.address());
+    } else {
+      inject(h.address());
+    }
+  }
+
+  /// A coroutine woken by the running task runs next on this worker.
+  void schedule_next(std::coroutine_handle<> h) noexcept override {
+    Slot* s = own_slot();
+    if (!s) return inject(h.address());
+    void* prev = s->lifo;
+    s->lifo = h.address();
+    if (prev) push_local(s, prev);
+  }
+
+  /// Yield: to the back of the FIFO injection queue, behind everything else.
+  void yield(std::coroutine_handle<> h) noexcept { inject(h.address()); }
+
+  /// True if the calling thread is one of this pool's workers holding a slot.
+  [[nodiscard]] bool on_worker() const noexcept { return own_slot() != nullptr; }
+
+  void link_context_task(ContextTaskLink* l) {
+    std::lock_guard lk(ctx_mu_);
+    l->prev = nullptr;
+    l->next = ctx_tasks_;
+    if (ctx_tasks_) ctx_tasks_->prev = l;
+    ctx_tasks_ = l;
+  }
+  void unlink_context_task(ContextTaskLink* l) noexcept {
+    std::lock_guard lk(ctx_mu_);
+    if (l->prev)
+      l->prev->next = l->next;
+    else
+      ctx_tasks_ = l->next;
+    if (l->next) l->next->prev = l->prev;
+    l->prev = l->next = nullptr;
+  }
+
+private:
+  static constexpr std::uint64_t kIdleOne = 1;
+  static constexpr std::uint64_t kSearchingOne = std::uint64_t{1} << 32;
+  static std::uint32_t idle_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
+  static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
+  static constexpr unsigned kLifoBudget = 32;
+  static constexpr std::size_t kInjectBatch = 32;
+
+  struct alignas(64) Slot {
+    WsDeque deque;
+    void* lifo = nullptr;  // owner only (handed over with the slot)
+    unsigned lifo_streak = 0;
+    std::uint32_t tick = 0;
+    std::uint64_t rng = 1;
+    std::size_t index = 0;
+  };
+
+  struct Worker final : BlockingHook {
+    PoolCore* pool = nullptr;
+    Slot* slot = nullptr;     // the slot this thread runs, or null (blocked / spare)
+    bool searching = false;   // counted in state_'s searching field
+    std::atomic<std::uint32_t> wake{0};
+    std::thread thread;
+
+    void enter_blocking() override { pool->hand_off(this); }
+    void leave_blocking() noexcept override {}
+  };
+
+  static inline thread_local Worker* tl_worker = nullptr;
+
+  Slot* own_slot() const noexcept {
+    Worker* w = tl_worker;
+    return (w && w->pool == this) ? w->slot : nullptr;
+  }
+
+  // --- queues -------------------------------------------------------------
+
+  void push_local(Slot* s, void* h) noexcept {
+    try {
+      s->deque.push(h);
+    } catch (...) {  // growing the deque failed: the injection queue still takes it
+      return inject(h);
+    }
+    notify(false);
+  }
+
+  void inject(void* h) noexcept {
+    {
+      std::lock_guard lk(inj_mu_);
+      for (;;) {
+        try {
+          inj_.push_back(h);
+          break;
+        } catch (...) {
+          std::this_thread::yield();  // out of memory: wait for some to free up; never drop a task
+        }
+      }
+      inj_size_.store(inj_.size(), std::memory_order_relaxed);
+    }
+    notify(true);
+  }
+
+  void* pop_injection(Slot* s) noexcept {
+    if (inj_size_.load(std::memory_order_relaxed) == 0) return nullptr;
+    std::lock_guard lk(inj_mu_);
+    if (inj_.empty()) return nullptr;
+    void* h = inj_.front();
+    inj_.pop_front();
+    // Take a batch into the local deque, leaving a share for the other slots.
+    std::size_t take = std::min(kInjectBatch, inj_.size() / slots_.size());
+    for (std::size_t i = 0; i < take; ++i) {
+      try {
+        s->deque.push(inj_.front());
+      } catch (...) {
+        break;
+      }
+      inj_.pop_front();
+    }
+    inj_size_.store(inj_.size(), std::memory_order_relaxed);
+    return h;
+  }
+
+  void* steal(Slot* s) noexcept {
+    const std::size_t n = slots_.size();
+    if (n == 1) return nullptr;
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    std::size_t start = static_cast<std::size_t>(s->rng % n);
+    for (std::size_t i = 0; i < n; ++i) {
+      Slot* v = slots_[(start + i) % n].get();
+      if (v == s) continue;
+      if (void* h = v->deque.steal()) return h;
+    }
+    return nullptr;
+  }
+
+  bool work_visible() const noexcept {
+    if (inj_size_.load(std::memory_order_seq_cst) != 0) return true;
+    for (auto& s : slots_)
+      if (!s->deque.empty()) return true;
+    return false;
+  }
+
+  void* find_local(Slot* s) noexcept {
+    if (++s->tick % 61 == 0)
+      if (void* h = pop_injection(s)) return h;
+    if (void* h = s->lifo) {
+      s->lifo = nullptr;
+      if (++s->lifo_streak <= kLifoBudget) return h;
+      // Two tasks waking each other through the LIFO slot would starve the
+      // rest: past the budget the woken task goes to the back of the line.
+      s->lifo_streak = 0;
+      inject(h);
+    } else {
+      s->lifo_streak = 0;
+    }
+    if (void* h = s->deque.pop()) return h;
+    return pop_injection(s);
+  }
+
+  // --- idle / wake ---------------------------------------------------------
+
+  void notify(bool strict) noexcept {
+    std::uint64_t s = strict ? state_.fetch_add(0, std::memory_order_acq_rel) : state_.load(std::memory_order_relaxed);
+    if (searching_of(s) == 0 && idle_of(s) > 0) wake_one();
+  }
+
+  void wake_one() noexcept {
+    Worker* w = nullptr;
+    {
+      std::lock_guard lk(idle_mu_);
+      if (idle_.empty()) return;
+      w = idle_.back();
+      idle_.pop_back();
+      // The woken worker starts out searching: counted here, under the lock,
+      // so that a burst of notifies wakes one worker, not all of them.
+      state_.fetch_add(kSearchingOne - kIdleOne, std::memory_order_acq_rel);
+    }
+    w->wake.store(1, std::memory_order_release);
+    w->wake.notify_one();
+  }
+
+  void stop_searching(Worker* w) noexcept {
+    if (!w->searching) return;
+    w->searching = false;
+    auto prev = state_.fetch_sub(kSearchingOne, std::memory_order_acq_rel);
+    // The last searcher found work: there may be more, keep the chain going.
+    if (searching_of(prev) == 1) notify(false);
+  }
+
+  /// Parks a slot-holding worker that found nothing. Returns when woken, when
+  /// work became visible, or at stop.
+  void park(Worker* w) noexcept {
+    {
+      std::lock_guard lk(idle_mu_);
+      idle_.push_back(w);
+      w->wake.store(0, std::memory_order_relaxed);
+    }
+    std::uint64_t delta = kIdleOne - (w->searching ? kSearchingOne : 0);
+    w->searching = false;
+    state_.fetch_add(delta, std::memory_order_acq_rel);
+    if (work_visible() || stop_.load(std::memory_order_acquire)) {
+      bool removed = false;
+      {
+        std::lock_guard lk(idle_mu_);
+        auto it = std::find(idle_.begin(), idle_.end(), w);
+        if (it != idle_.end()) {
+          idle_.erase(it);
+          removed = true;
+          state_.fetch_add(kSearchingOne - kIdleOne, std::memory_order_acq_rel);
+        }
+      }
+      if (!removed)  // a waker took us off the list: take its wake-up
+        while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
+      w->searching = true;
+      return;
+    }
+    while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
+    w->searching = true;  // counted by wake_one (or by shutdown, which no longer cares)
+  }
+
+  // --- threads ---------------------------------------------------------------
+
+  // threads_mu_ held.
+  void start_thread(Slot* s) {
+    auto w = std::make_unique<Worker>();
+    w->pool = this;
+    w->slot = s;
+    Worker* raw = w.get();
+    threads_.push_back(std::move(w));
+    try {
+      raw->thread = std::thread([this, raw] { thread_main(raw); });
+    } catch (...) {
+      threads_.pop_back();
+      throw;
+    }
+  }
+
+  /// Blocking hook: give this worker's slot to another thread.
+  void hand_off(Worker* w) {
+    Slot* s = w->slot;
+    if (!s) return;  // already handed off (a nested or repeated block)
+    w->slot = nullptr;
+    if (w->searching) stop_searching(w);
+    std::unique_lock lk(threads_mu_);
+    if (!spares_.empty()) {
+      Worker* sp = spares_.back();
+      spares_.pop_back();
+      sp->slot = s;
+      lk.unlock();
+      sp->wake.store(1, std::memory_order_release);
+      sp->wake.notify_one();
+      return;
+    }
+    std::string why;
+    if (threads_.size() < max_threads_) {
+      try {
+        start_thread(s);
+        return;
+      } catch (const std::system_error& e) {
+        why = std::string("the system refused a new thread (") + e.what() + ")";
+      }
+    } else {
+      why = "the pool is at its bound of " + std::to_string(max_threads_) + " threads";
+    }
+    w->slot = s;
+    throw UsageError("skein: a task would block its pool thread but " + why +
+                     "; use co_await instead of a blocking wait, or raise the pool's max_threads");
+  }
+
+  void thread_main(Worker* w) noexcept {
+    tl_worker = w;
+    tls.executor = this;
+    tls.base_scope = &scope_;
+    tls.scope = &scope_;
+    tls.hook = w;
+    while (!stop_.load(std::memory_order_acquire)) {
+      if (!w->slot && !become_spare(w)) break;
+      run_slot(w);
+    }
+    tls = ThreadState{};
+    tl_worker = nullptr;
+  }
+
+  bool become_spare(Worker* w) noexcept {
+    {
+      std::lock_guard lk(threads_mu_);
+      if (stop_.load(std::memory_order_acquire)) return false;
+      w->wake.store(0, std::memory_order_relaxed);
+      spares_.push_back(w);
+    }
+    while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
+    return w->slot != nullptr;
+  }
+
+  void run_slot(Worker* w) noexcept {
+    while (w->slot && !stop_.load(std::memory_order_acquire)) {
+      Slot* s = w->slot;
+      void* h = find_local(s);
+      if (!h) {
+        if (!w->searching) {
+          w->searching = true;
+          state_.fetch_add(kSearchingOne, std::memory_order_acq_rel);
+        }
+        h = steal(s);
+        if (!h) h = pop_injection(s);
+        if (!h) {
+          // A short spin before parking: cross-CPU wake-ups cost tens of µs.
+          for (int i = 0; i < 64 && !h; ++i) {
+            cpu_relax();
+            if ((i & 15) == 15) h = steal(s);
+          }
+        }
+        if (!h) {
+          park(w);
+          continue;
+        }
+      }
+      stop_searching(w);
+      tls.scope = &scope_;
+      resume(std::coroutine_handle<>::from_address(h));
+    }
+  }
+
+  // --- shutdown ---------------------------------------------------------------
+
+  void cancel_context_tasks() {
+    std::vector<Scope*> ctxs;
+    {
+      std::lock_guard lk(ctx_mu_);
+      for (auto* l = ctx_tasks_; l; l = l->next) {
+        l->ctx->retain();  // the task holds a reference, and cannot unlink while we hold ctx_mu_
+        ctxs.push_back(l->ctx);
+      }
+    }
+    for (auto* c : ctxs) {
+      c->source.request_stop();
+      c->release();
+    }
+  }
+
+  void shutdown() noexcept {
+    // 1. Cancel: every skein wait of a task of this pool throws Cancelled,
+    //    and a queued task that has not started never starts.
+    scope_.source.request_stop();
+    try {
+      cancel_context_tasks();
+    } catch (...) {
+    }
+    // 2. Let the workers finish or cancel every task.
+    for (int spin = 0; live_.load() != 0; ++spin) {
+      if (spin < 100) {
+        std::this_thread::yield();
+      } else {
+        // A second cancellation pass catches contexts whose first task was
+        // started on this pool after step 1.
+        try {
+          cancel_context_tasks();
+        } catch (...) {
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    }
+    // 3. Stop and join every thread.
+    std::vector<std::unique_ptr<Worker>> all;
+    {
+      std::lock_guard lk(threads_mu_);
+      stop_.store(true, std::memory_order_release);
+      all.swap(threads_);
+    }
+    for (auto& w : all) {
+      w->wake.store(1, std::memory_order_release);
+      w->wake.notify_one();
+    }
+    for (auto& w : all)
+      if (w->thread.joinable()) w->thread.join();
+    // 4. Coroutines that hopped onto the pool by hand may still be queued:
+    //    resume them in draining mode, where every skein wait throws Cancelled.
+    ThreadState saved = tls;
+    tls = ThreadState{};
+    tls.draining = true;
+    tls.base_scope = tls.scope = &scope_;
+    for (bool any = true; any;) {
+      any = false;
+      for (auto& s : slots_) {
+        if (void* h = s->lifo) {
+          s->lifo = nullptr;
+          any = true;
+          resume(std::coroutine_handle<>::from_address(h));
+        }
+        while (void* h = s->deque.pop()) {
+          any = true;
+          resume(std::coroutine_handle<>::from_address(h));
+        }
+      }
+      for (;;) {
+        void* h = nullptr;
+        {
+          std::lock_guard lk(inj_mu_);
+          if (inj_.empty()) break;
+          h = inj_.front();
+          inj_.pop_front();
+          inj_size_.store(inj_.size(), std::memory_order_relaxed);
+        }
+        any = true;
+        resume(std::coroutine_handle<>::from_address(h));
+      }
+    }
+    tls = saved;
+  }
+
+  std::vector<std::unique_ptr<Slot>> slots_;
+  const std::size_t max_threads_;
+  Scope scope_;
+  StripedCounter live_;
+
+  alignas(64) std::atomic<std::uint64_t> state_{0};
+  alignas(64) std::atomic<std::size_t> inj_size_{0};
+  std::mutex inj_mu_;
+  std::deque<void*> inj_;
+
+  std::mutex idle_mu_;
+  std::vector<Worker*> idle_;
+
+  mutable std::mutex threads_mu_;
+  std::vector<std::unique_ptr<Worker>> threads_;
+  std::vector<Worker*> spares_;
+  std::atomic<bool> stop_{false};
+
+  std::mutex ctx_mu_;
+  ContextTaskLink* ctx_tasks_ = nullptr;
+};
+
+}  // namespace skein::detail

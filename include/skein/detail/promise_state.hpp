@@ -1,0 +1,144 @@
+#pragma once
+// The shared state behind a Promise<T>: the result (stored once), the list of
+// waiters, and a reference count of handles plus one for the producer (the
+// running coroutine, or a resolver). It lives inside the coroutine frame of a
+// coroutine task (one allocation per task) or on the heap for promises settled
+// by hand (when_all, work, the script binding).
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "../errors.hpp"
+#include "spin.hpp"
+#include "waiter.hpp"
+
+namespace skein::detail {
+
+class PromiseStateBase {
+public:
+  PromiseStateBase() = default;
+  PromiseStateBase(const PromiseStateBase&) = delete;
+  PromiseStateBase& operator=(const PromiseStateBase&) = delete;
+
+  void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+
+  /// Drops a reference. The last one reports an error nobody observed (once:
+  /// the state dies with it) and destroys the state.
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    if (error_ && !observed_.load(std::memory_order_relaxed) && !is_cancellation(error_)) report_unhandled(error_);
+    destroy_(this);
+  }
+
+  [[nodiscard]] bool ready() const noexcept {
+    // acquire: pairs with settle()'s release, so the result is visible.
+    return ready_.load(std::memory_order_acquire);
+  }
+
+  /// Links `w` unless already settled; returns false if settled.
+  bool enqueue(Waiter* w) noexcept {
+    std::lock_guard lk(lock_);
+    if (ready_.load(std::memory_order_relaxed)) return false;
+    waiters_.push_back(w);
+    return true;
+  }
+  bool withdraw(Waiter* w) noexcept {
+    std::lock_guard lk(lock_);
+    return waiters_.remove(w);
+  }
+
+  /// Marks the state settled and returns the waiters to notify.
+  Waiter* settle() noexcept {
+    std::lock_guard lk(lock_);
+    ready_.store(true, std::memory_order_release);
+    return waiters_.take_all();
+  }
+
+  /// Settles and notifies every waiter (for states settled by hand).
+  void settle_and_notify() noexcept { WaiterList::notify_chain(settle()); }
+
+  [[nodiscard]] bool failed() const noexcept { return error_ != nullptr; }
+  [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+  void set_error(std::exception_ptr e) noexcept { error_ = std::move(e); }
+
+  /// Rethrows the stored error, marking it observed.
+  void rethrow_if_failed() const {
+    if (error_) {
+      observed_.store(true, std::memory_order_relaxed);
+      std::rethrow_exception(error_);
+    }
+  }
+  void mark_observed() const noexcept { observed_.store(true, std::memory_order_relaxed); }
+
+  static bool is_cancellation(const std::exception_ptr& e) noexcept {
+    try {
+      std::rethrow_exception(e);
+    } catch (const Cancelled&) {
+      return true;
+    } catch (...) {
+      return false;
+    }
+  }
+
+protected:
+  ~PromiseStateBase() = default;
+  void (*destroy_)(PromiseStateBase*) noexcept = nullptr;
+
+private:
+  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<bool> ready_{false};
+  mutable std::atomic<bool> observed_{false};
+  SpinLock lock_;
+  WaiterList waiters_;
+  std::exception_ptr error_;
+};
+
+template <class T>
+class PromiseState : public PromiseStateBase {
+public:
+  template <class... A>
+  void set_value(A&&... a) {
+    value_.emplace(std::forward<A>(a)...);
+  }
+  /// Settled state only.
+  const T& value() const& {
+    rethrow_if_failed();
+    return *value_;
+  }
+  T take_value() {
+    rethrow_if_failed();
+    return std::move(*value_);
+  }
+
+protected:
+  ~PromiseState() = default;
+
+private:
+  std::optional<T> value_;
+};
+
+template <>
+class PromiseState<void> : public PromiseStateBase {
+public:
+  void set_value() noexcept {}
+  void value() const { rethrow_if_failed(); }
+  void take_value() { rethrow_if_failed(); }
+
+protected:
+  ~PromiseState() = default;
+};
+
+/// A heap state settled by hand.
+template <class T>
+class ManualState final : public PromiseState<T> {
+public:
+  ManualState() noexcept {
+    this->destroy_ = [](PromiseStateBase* s) noexcept { delete static_cast<ManualState*>(s); };
+  }
+};
+
+}  // namespace skein::detail

@@ -1,0 +1,103 @@
+#pragma once
+// The coroutine behind run()/spawn(): one frame holds the decay-copied
+// function, its arguments and the result (one allocation per task; a function
+// that is itself a coroutine adds its own frame). Its promise type is picked
+// through std::coroutine_traits by the leading TaskStart parameter.
+
+#include <coroutine>
+#include <functional>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+#include "../errors.hpp"
+#include "../promise.hpp"
+#include "concepts.hpp"
+#include "coro_promise.hpp"
+#include "pool_core.hpp"
+#include "runtime.hpp"
+
+namespace skein::detail {
+
+/// Where a task runs and which context (if any) it belongs to.
+struct TaskStart {
+  PoolCore* pool;
+  Scope* ctx;  // not retained here; the task's promise retains it
+};
+
+/// The context a task started now inherits: the current task's, if any.
+inline Scope* inherited_context() noexcept {
+  return (tls.scope && tls.scope->is_context) ? const_cast<Scope*>(tls.scope) : nullptr;
+}
+
+template <class T>
+class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
+public:
+  template <class... Rest>
+  explicit RunPromise(TaskStart& s, Rest&...) noexcept : pool_(s.pool) {
+    goroutine_counter().add(1);
+    pool_->live_tasks().add(1);
+    if (s.ctx) {
+      this->scope_ = s.ctx;
+      s.ctx->retain();
+      s.ctx->task_started();
+      link_.ctx = s.ctx;
+      pool_->link_context_task(&link_);
+    }
+  }
+
+  void on_finish() noexcept {
+    if (this->scope_) {
+      pool_->unlink_context_task(&link_);
+      this->scope_->task_finished();
+    }
+    goroutine_counter().add(-1);
+    pool_->live_tasks().add(-1);  // last touch of the pool: its destructor waits for this
+  }
+
+  /// The first suspension: hop onto the pool. A task whose context (or pool)
+  /// was cancelled before it started never runs and fails with Cancelled.
+  struct Start {
+    PoolCore* pool;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { pool->schedule(h); }
+    void await_resume() const {
+      if (current_cancelled() || pool->scope().stop_requested())
+        throw Cancelled("task cancelled before it started");
+    }
+  };
+  [[nodiscard]] Start start() const noexcept { return Start{pool_}; }
+
+private:
+  PoolCore* pool_;
+  ContextTaskLink link_;
+};
+
+template <class F, class... Args>
+decltype(auto) invoke_task(F& f, Args&... args) {
+  if constexpr (takes_stop_token_v<F, Args...>)
+    return std::invoke(std::move(f), current_token(), std::move(args)...);
+  else
+    return std::invoke(std::move(f), std::move(args)...);
+}
+
+// Parameters are taken by value: this is where run()'s decay-copy lands.
+template <class R, class F, class... Args>
+Promise<R> run_task(TaskStart start, F f, Args... args) {
+  co_await typename RunPromise<R>::Start{start.pool};
+  using Raw = typename task_result<F, Args...>::raw;
+  if constexpr (is_promise_v<Raw>) {
+    co_return co_await invoke_task(f, args...);
+  } else if constexpr (std::is_void_v<Raw>) {
+    invoke_task(f, args...);
+  } else {
+    co_return invoke_task(f, args...);
+  }
+}
+
+}  // namespace skein::detail
+
+template <class R, class... Rest>
+struct std::coroutine_traits<skein::Promise<R>, skein::detail::TaskStart, Rest...> {
+  using promise_type = skein::detail::RunPromise<R>;
+};

@@ -1,0 +1,161 @@
+#pragma once
+// Per-thread runtime state shared by every skein primitive: the scope (stop
+// token) of the task running on this thread, the executor driving the thread,
+// the blocking hook of pool workers, and the resume trampoline.
+
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <stop_token>
+
+namespace skein::detail {
+
+/// A cancellation scope: a pool's root scope (owned by the pool, never
+/// released) or a Context's state (intrusively reference-counted: held by the
+/// Context handles and by every task and coroutine bound to it).
+struct Scope {
+  Scope() = default;
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+  virtual ~Scope() = default;
+
+  std::stop_source source;
+  bool is_context = false;
+  std::atomic<long> refs{1};
+
+  [[nodiscard]] bool stop_requested() const noexcept { return source.stop_requested(); }
+  void retain() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    // acq_rel: the last owner sees every other owner's writes before deleting.
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  /// Retains unless the scope is already dying (refs reached zero).
+  bool try_retain() noexcept {
+    long r = refs.load(std::memory_order_relaxed);
+    while (r > 0)
+      if (refs.compare_exchange_weak(r, r + 1, std::memory_order_relaxed)) return true;
+    return false;
+  }
+  /// Task accounting for Context::wait (no-ops for a pool's scope).
+  virtual void task_started() noexcept {}
+  virtual void task_finished() noexcept {}
+};
+
+/// Something that can run a coroutine later (a ThreadPool, an EventLoop).
+class Executor {
+public:
+  /// Queues `h` to be resumed on this executor. Never throws.
+  virtual void schedule(std::coroutine_handle<> h) noexcept = 0;
+  /// Queues `h` to run next on this thread if it belongs to the executor (the
+  /// LIFO slot: a task woken by the running one runs next), else like schedule.
+  virtual void schedule_next(std::coroutine_handle<> h) noexcept { schedule(h); }
+
+protected:
+  ~Executor() = default;
+};
+
+/// Called around a wait that really blocks the OS thread, so that a pool can
+/// hand the worker's place to another thread (Go's handoff on a syscall).
+class BlockingHook {
+public:
+  /// Throws UsageError if the pool is at its thread bound.
+  virtual void enter_blocking() = 0;
+  virtual void leave_blocking() noexcept = 0;
+
+protected:
+  ~BlockingHook() = default;
+};
+
+struct ThreadState {
+  const Scope* scope = nullptr;       // scope of the task running now
+  const Scope* base_scope = nullptr;  // the executor's root scope (pool workers)
+  Executor* executor = nullptr;       // executor that drives this thread
+  BlockingHook* hook = nullptr;       // set on pool workers holding a slot
+  bool draining = false;              // resumed by an executor that is shutting down
+  bool trampolining = false;          // inside resume(): continuations are queued, not nested
+  std::coroutine_handle<> next{};     // the trampoline's pending continuation
+};
+
+inline thread_local ThreadState tls{};
+
+/// Resumes `h` and every continuation it hands on, iteratively: a final
+/// awaiter inside this loop stores its continuation in tls.next instead of
+/// transferring to it, so long chains of completions run in constant stack
+/// even where the compiler does not make symmetric transfer a tail call
+/// (GCC at -O0/-O1).
+inline void resume(std::coroutine_handle<> h) noexcept {
+  if (tls.trampolining) {
+    h.resume();
+    return;
+  }
+  tls.trampolining = true;
+  for (;;) {
+    h.resume();
+    h = tls.next;
+    if (!h) break;
+    tls.next = {};
+  }
+  tls.trampolining = false;
+}
+
+/// For a final or completion awaiter: continue with `h` on this thread without
+/// growing the stack. Returns the handle to return from await_suspend.
+inline std::coroutine_handle<> continue_with(std::coroutine_handle<> h) noexcept {
+  if (tls.trampolining && !tls.next) {
+    tls.next = h;
+    return std::noop_coroutine();
+  }
+  return h;
+}
+
+/// True if the current task's scope was cancelled or its executor is draining.
+inline bool current_cancelled() noexcept {
+  return tls.draining || (tls.scope && tls.scope->stop_requested());
+}
+
+inline std::stop_token current_token() noexcept {
+  return tls.scope ? tls.scope->source.get_token() : std::stop_token{};
+}
+
+/// Wakes a coroutine that was suspended on executor `ex`: inline when we are
+/// already on that executor (or it had none), otherwise by scheduling it there.
+inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
+  if (ex == nullptr) {
+    resume(h);
+  } else if (ex == tls.executor) {
+    ex->schedule_next(h);
+  } else {
+    ex->schedule(h);
+  }
+}
+
+/// Striped counter: increments and decrements from many threads without
+/// sharing a cache line; reads sum the stripes (used for goroutines()).
+class StripedCounter {
+public:
+  void add(long d) noexcept { stripes_[index()].v.fetch_add(d, std::memory_order_relaxed); }
+  [[nodiscard]] long load() const noexcept {
+    long s = 0;
+    for (auto& x : stripes_) s += x.v.load(std::memory_order_relaxed);
+    return s;
+  }
+
+private:
+  static std::size_t index() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local std::size_t i = next.fetch_add(1, std::memory_order_relaxed) % kStripes;
+    return i;
+  }
+  static constexpr std::size_t kStripes = 32;
+  struct alignas(64) Stripe {
+    std::atomic<long> v{0};
+  };
+  Stripe stripes_[kStripes];
+};
+
+inline StripedCounter& goroutine_counter() {
+  static StripedCounter c;
+  return c;
+}
+
+}  // namespace skein::detail

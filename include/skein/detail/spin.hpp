@@ -1,0 +1,48 @@
+#pragma once
+// Short-wait helpers: a CPU pause and a tiny test-and-test-and-set lock for
+// critical sections of a few instructions (waiter lists).
+
+#include <atomic>
+#include <thread>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+namespace skein::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// Guards waiter lists. Holders never block or call user code, so contention is
+/// brief; after a short spin the waiter yields its CPU (on a 2-core VM the
+/// holder may be descheduled, and spinning against it only burns its slice).
+class SpinLock {
+public:
+  void lock() noexcept {
+    for (;;) {
+      // acquire: pairs with unlock's release, publishing the protected state.
+      if (!flag_.exchange(true, std::memory_order_acquire)) return;
+      for (int i = 0; flag_.load(std::memory_order_relaxed); ++i) {
+        if (i < 64)
+          cpu_relax();
+        else
+          std::this_thread::yield();
+      }
+    }
+  }
+  bool try_lock() noexcept {
+    return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+private:
+  std::atomic<bool> flag_{false};
+};
+
+}  // namespace skein::detail

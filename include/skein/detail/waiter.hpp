@@ -1,0 +1,272 @@
+#pragma once
+// The waiter core shared by every skein wait: an intrusive list node that is
+// either a blocked thread (ThreadWaiter) or a suspended coroutine
+// (CoroWaiter), and the two wait loops that make them cancellable.
+//
+// Protocol. A primitive keeps waiters in a WaiterList under its own lock. To
+// release a waiter it unlinks it under the lock and then calls notify()
+// outside the lock. A waiter that gives up (stop token, deadline) calls the
+// primitive's withdraw function, which unlinks it under the same lock and
+// reports whether it was still linked: if it was, nobody will notify it and it
+// may leave; if not, a notification is on its way and it must wait for it, so
+// an item handed to it is never lost.
+
+#include <atomic>
+#include <coroutine>
+#include <exception>
+#include <cstdint>
+#include <new>
+#include <stop_token>
+#include <utility>
+
+#include "../errors.hpp"
+#include "parker.hpp"
+#include "runtime.hpp"
+
+namespace skein::detail {
+
+/// std::optional<std::stop_callback<CB>> without the optional: GCC 12 reports
+/// a false -Wmaybe-uninitialized through optional's destructor.
+template <class CB>
+class StopCallbackSlot {
+public:
+  StopCallbackSlot() noexcept {}
+  ~StopCallbackSlot() { reset(); }
+  StopCallbackSlot(const StopCallbackSlot&) = delete;
+  StopCallbackSlot& operator=(const StopCallbackSlot&) = delete;
+  void emplace(std::stop_token tok, CB cb) noexcept {
+    ::new (static_cast<void*>(&u_.cb)) std::stop_callback<CB>(std::move(tok), std::move(cb));
+    engaged_ = true;
+  }
+  /// Deregisters; waits for the callback if it is running on another thread.
+  void reset() noexcept {
+    if (engaged_) {
+      engaged_ = false;
+      u_.cb.~stop_callback();
+    }
+  }
+
+private:
+  union U {
+    U() noexcept {}
+    ~U() {}
+    std::stop_callback<CB> cb;
+  } u_;
+  bool engaged_ = false;
+};
+
+struct Waiter {
+  Waiter* next = nullptr;
+  Waiter* prev = nullptr;
+  bool linked = false;
+  bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
+  void (*notify_fn)(Waiter*) noexcept = nullptr;
+  void notify() noexcept { notify_fn(this); }
+};
+
+/// Intrusive FIFO of waiters; the owner provides the locking.
+class WaiterList {
+public:
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  [[nodiscard]] Waiter* front() const noexcept { return head_; }
+  void push_back(Waiter* w) noexcept {
+    w->next = nullptr;
+    w->prev = tail_;
+    if (tail_)
+      tail_->next = w;
+    else
+      head_ = w;
+    tail_ = w;
+    w->linked = true;
+  }
+  /// Unlinks `w` if linked; returns whether it was.
+  bool remove(Waiter* w) noexcept {
+    if (!w->linked) return false;
+    if (w->prev)
+      w->prev->next = w->next;
+    else
+      head_ = w->next;
+    if (w->next)
+      w->next->prev = w->prev;
+    else
+      tail_ = w->prev;
+    w->next = w->prev = nullptr;
+    w->linked = false;
+    return true;
+  }
+  Waiter* pop_front() noexcept {
+    Waiter* w = head_;
+    if (w) remove(w);
+    return w;
+  }
+  /// Moves every waiter out, as a singly linked chain through `next`; the
+  /// caller notifies them after unlocking (read `next` before notify()).
+  Waiter* take_all() noexcept {
+    Waiter* h = head_;
+    for (Waiter* w = h; w; w = w->next) w->linked = false;
+    head_ = tail_ = nullptr;
+    return h;
+  }
+  static void notify_chain(Waiter* w) noexcept {
+    while (w) {
+      Waiter* n = w->next;
+      w->notify();
+      w = n;
+    }
+  }
+
+private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
+/// Hands a pool worker's place to another thread for the duration of a real
+/// block, so that tasks blocked in skein waits never starve the pool.
+class BlockingGuard {
+public:
+  BlockingGuard() : hook_(tls.hook) {
+    if (hook_) hook_->enter_blocking();
+  }
+  ~BlockingGuard() {
+    if (hook_) hook_->leave_blocking();
+  }
+  BlockingGuard(const BlockingGuard&) = delete;
+  BlockingGuard& operator=(const BlockingGuard&) = delete;
+
+private:
+  BlockingHook* hook_;
+};
+
+struct ThreadWaiter : Waiter {
+  Parker parker;
+  ThreadWaiter() noexcept {
+    notify_fn = [](Waiter* w) noexcept { static_cast<ThreadWaiter*>(w)->parker.notify(); };
+  }
+};
+
+enum class WaitStatus { ready, timeout, cancelled };
+
+/// Blocks the calling thread until `w` is notified, the deadline passes or the
+/// current task's stop token fires. `w` must already be enqueued. `withdraw()`
+/// unlinks `w` under the primitive's lock and returns whether it was linked.
+template <class Withdraw>
+WaitStatus block_wait(ThreadWaiter& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
+                      bool observe_stop = true) {
+  constexpr int kSpins = 256;  // ~ a few microseconds: far cheaper than a park + cross-CPU wake
+  if (w.parker.spin_while(Parker::kWaiting, kSpins) == Parker::kNotified) return WaitStatus::ready;
+
+  auto give_up = [&](WaitStatus why) {
+    if (withdraw()) return why;
+    // A notification won the race: it is on its way (or here); take it.
+    for (auto s = w.parker.state(); s != Parker::kNotified; s = w.parker.state()) w.parker.wait_while(s);
+    return WaitStatus::ready;
+  };
+
+  std::stop_token tok = observe_stop ? current_token() : std::stop_token{};
+  if (tok.stop_requested() || (observe_stop && tls.draining)) return give_up(WaitStatus::cancelled);
+
+  struct Interrupt {
+    Parker* p;
+    void operator()() const noexcept { p->interrupt(); }
+  };
+  std::uint32_t s = Parker::kWaiting;
+  std::exception_ptr refused;
+  {
+    // With a token that cannot stop, this registers nothing. Its destructor
+    // waits for a callback running on another thread.
+    std::stop_callback<Interrupt> cb(std::move(tok), Interrupt{&w.parker});
+    try {
+      BlockingGuard guard;
+      s = w.parker.wait_while(Parker::kWaiting, deadline);
+    } catch (...) {  // the pool is at its thread bound: do not block, leave cleanly
+      refused = std::current_exception();
+    }
+  }
+  if (refused) {
+    if (withdraw()) std::rethrow_exception(refused);
+    // Already notified (an item may have been handed over): keep it.
+    for (auto st = w.parker.state(); st != Parker::kNotified; st = w.parker.state()) w.parker.wait_while(st);
+    return WaitStatus::ready;
+  }
+  if (s == Parker::kNotified) return WaitStatus::ready;
+  return give_up(s == Parker::kInterrupted ? WaitStatus::cancelled : WaitStatus::timeout);
+}
+
+/// A suspended coroutine waiting in a primitive. `phase` closes the window in
+/// which await_suspend is still arming (registering the stop callback) while
+/// a notifier or the stop callback already wants to resume the coroutine:
+/// whoever comes second does the resuming.
+struct CoroWaiter : Waiter {
+  static constexpr std::uint32_t kArming = 0, kArmed = 1, kFired = 2;
+  std::coroutine_handle<> handle{};
+  Executor* executor = nullptr;
+  std::atomic<std::uint32_t> phase{kArming};
+  bool cancelled = false;  // written before fire(), read after resumption
+
+  CoroWaiter() noexcept {
+    is_coro = true;
+    notify_fn = [](Waiter* w) noexcept { static_cast<CoroWaiter*>(w)->fire(); };
+  }
+  /// Resumes the coroutine on its executor, unless await_suspend is still
+  /// arming (it then returns false and the coroutine continues at once).
+  void fire() noexcept {
+    // acq_rel: publishes the result written before fire() to the resumer, and
+    // sees the arming writes made before await_suspend's exchange.
+    if (phase.exchange(kFired, std::memory_order_acq_rel) == kArmed) wake(handle, executor);
+  }
+  /// For a completer that wants to transfer to this coroutine itself (symmetric
+  /// transfer): true if it now owns the resumption.
+  bool claim() noexcept { return phase.exchange(kFired, std::memory_order_acq_rel) == kArmed; }
+};
+
+/// Stop-token plumbing for a coroutine awaiter built on CoroWaiter.
+/// Usage in await_suspend: enqueue the waiter (under the primitive's lock),
+/// then `return arm(h, withdraw)`; in await_resume: `disarm()` then check
+/// `waiter.cancelled`.
+template <class Withdraw>
+class CancellableCoroWait {
+public:
+  explicit CancellableCoroWait(Withdraw withdraw) : withdraw_(std::move(withdraw)) {}
+
+  void prepare(std::coroutine_handle<> h) noexcept {
+    waiter.handle = h;
+    waiter.executor = tls.executor;
+  }
+
+  /// Call after enqueueing. Returns the value for await_suspend: false means
+  /// "already fired, resume now".
+  bool arm() noexcept {
+    std::stop_token tok = current_token();
+    if (tok.stop_requested() || tls.draining) {
+      if (withdraw_()) {
+        waiter.cancelled = true;
+        return false;
+      }
+    } else if (tok.stop_possible()) {
+      cb_.emplace(std::move(tok), OnStop{this});
+    }
+    return waiter.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
+  }
+
+  /// Call first in await_resume: waits out a stop callback running elsewhere.
+  void disarm() noexcept { cb_.reset(); }
+
+  CoroWaiter waiter;
+
+private:
+  struct OnStop {
+    CancellableCoroWait* self;
+    void operator()() const noexcept {
+      if (self->withdraw_()) {
+        self->waiter.cancelled = true;
+        self->waiter.fire();
+      }
+    }
+  };
+  Withdraw withdraw_;
+  StopCallbackSlot<OnStop> cb_;
+};
+
+[[noreturn]] inline void throw_cancelled() { throw Cancelled("operation cancelled: the task's stop token fired"); }
+
+}  // namespace skein::detail

@@ -1,0 +1,74 @@
+#pragma once
+/// run / spawn / goroutines / this_task: goroutine-style tasks.
+
+#include <cstddef>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+#include "detail/concepts.hpp"
+#include "detail/run_task.hpp"
+#include "detail/runtime.hpp"
+#include "promise.hpp"
+#include "thread_pool.hpp"
+
+namespace skein {
+
+namespace detail {
+template <class F, class... Args>
+auto start_task(PoolCore& pool, Scope* ctx, F&& f, Args&&... args) {
+  using R = typename task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
+  return run_task<R>(TaskStart{&pool, ctx}, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+}
+}  // namespace detail
+
+/// Runs `f(args...)` as a task on `pool` and returns its Promise. Arguments are
+/// decay-copied (use std::ref for references); if `f` takes a std::stop_token
+/// first it receives the task's token. Inside a context-bound task, the new
+/// task is bound to the same context. A function returning Promise<U> gives
+/// Promise<U>.
+template <class F, class... Args>
+  requires detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
+auto run(ThreadPool& pool, F&& f, Args&&... args) {
+  return detail::start_task(pool.core(), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+/// run() on default_pool().
+template <class F, class... Args>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>) &&
+          detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
+auto run(F&& f, Args&&... args) {
+  return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+/// Fire-and-forget run(): an exception from the task goes to the unhandled-error handler.
+template <class F, class... Args>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>) &&
+          detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
+void spawn(F&& f, Args&&... args) {
+  (void)run(std::forward<F>(f), std::forward<Args>(args)...);
+}
+template <class F, class... Args>
+  requires detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
+void spawn(ThreadPool& pool, F&& f, Args&&... args) {
+  (void)run(pool, std::forward<F>(f), std::forward<Args>(args)...);
+}
+
+/// Tasks started by run/spawn (and posts) that have not finished, process-wide.
+inline std::size_t goroutines() noexcept {
+  long n = detail::goroutine_counter().load();
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+namespace this_task {
+/// The stop token of the task running on this thread (a never-stopping token outside tasks).
+inline std::stop_token stop_token() noexcept { return detail::current_token(); }
+/// True if the current task has been asked to stop.
+inline bool cancelled() noexcept { return detail::current_cancelled(); }
+/// Throws Cancelled if the current task has been asked to stop (a cancellation point for CPU-bound loops).
+inline void check_cancelled() {
+  if (detail::current_cancelled()) detail::throw_cancelled();
+}
+}  // namespace this_task
+
+}  // namespace skein

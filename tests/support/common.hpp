@@ -1,0 +1,98 @@
+#pragma once
+// Shared test helpers: the skein include (split or single header), a latch-like
+// Event, a watchdog that fails a hung test loudly, and scaled iteration counts.
+
+#ifdef SKEIN_TEST_SINGLE_HEADER
+#include <skein/skein.hpp>  // from single_include/
+#else
+#include <skein/skein.hpp>
+#endif
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+namespace test {
+
+using namespace std::chrono_literals;
+
+/// Iteration counts shrink under sanitizers (set SKEIN_TEST_SCALE=10 to divide by 10).
+inline int scaled(int n) {
+  static int div = [] {
+    const char* s = std::getenv("SKEIN_TEST_SCALE");
+    int d = s ? std::atoi(s) : 1;
+    return d > 0 ? d : 1;
+  }();
+  int r = n / div;
+  return r > 0 ? r : 1;
+}
+
+/// A manual-reset event for plain threads (std::latch-like, but reusable in checks).
+class Event {
+public:
+  void set() {
+    {
+      std::lock_guard lk(mu_);
+      set_ = true;
+    }
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock lk(mu_);
+    cv_.wait(lk, [&] { return set_; });
+  }
+  bool wait_for(std::chrono::milliseconds d) {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, d, [&] { return set_; });
+  }
+  bool is_set() {
+    std::lock_guard lk(mu_);
+    return set_;
+  }
+
+private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool set_ = false;
+};
+
+/// Aborts the process with a message if the scope is not left within `limit`:
+/// a hung concurrency test must fail, not stall CI.
+class Watchdog {
+public:
+  explicit Watchdog(std::chrono::seconds limit, const char* what = "test")
+      : thread_([this, limit, what] {
+          if (!done_.wait_for(limit)) {
+            std::fprintf(stderr, "WATCHDOG: %s did not finish within %lld s\n", what,
+                         static_cast<long long>(limit.count()));
+            std::abort();
+          }
+        }) {}
+  ~Watchdog() {
+    done_.set();
+    thread_.join();
+  }
+
+private:
+  Event done_;
+  std::thread thread_;
+};
+
+/// Polls `pred` until true or `limit` passes (for eventually-true statistics only).
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+}  // namespace test
