@@ -37,10 +37,9 @@ inline int scaled(int n) {
 class Event {
 public:
   void set() {
-    {
-      std::lock_guard lk(mu_);
-      set_ = true;
-    }
+    // Notify under the lock: a waiter that sees set_ may destroy the Event at once.
+    std::lock_guard lk(mu_);
+    set_ = true;
     cv_.notify_all();
   }
   void wait() {

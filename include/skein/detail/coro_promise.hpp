@@ -150,11 +150,13 @@ public:
   }
 };
 
-/// `co_await promise`: suspends without blocking a thread; cancellable.
-template <class T, bool Move>
+/// `co_await promise`: suspends without blocking a thread; cancellable unless
+/// `Cancellable` is false (run_task awaiting its own coroutine function, whose
+/// captures live in run_task's frame: it must not leave before the coroutine).
+template <class T, bool Move, bool Cancellable = true>
 class PromiseAwaiter {
 public:
-  explicit PromiseAwaiter(PromiseState<T>* st) noexcept : st_(st), wait_(Withdraw{this}) {}
+  explicit PromiseAwaiter(PromiseState<T>* st) noexcept : st_(st), wait_(Withdraw{this}, Cancellable) {}
   PromiseAwaiter(const PromiseAwaiter&) = delete;
   PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 

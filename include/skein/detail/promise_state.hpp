@@ -31,7 +31,27 @@ public:
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     if (error_ && !observed_.load(std::memory_order_relaxed) && !is_cancellation(error_)) report_unhandled(error_);
+    // Destroying a frame destroys the Promises it holds, which may destroy
+    // their frames in turn: a chain of a million tasks, each holding the
+    // previous one, would recurse a million deep. Nested destructions are
+    // queued and run by the outermost one, in constant stack.
+    struct Graveyard {
+      PromiseStateBase* head = nullptr;
+      bool active = false;
+    };
+    static thread_local Graveyard g;
+    if (g.active) {
+      next_dead_ = g.head;
+      g.head = this;
+      return;
+    }
+    g.active = true;
     destroy_(this);
+    while (PromiseStateBase* d = g.head) {
+      g.head = d->next_dead_;
+      d->destroy_(d);
+    }
+    g.active = false;
   }
 
   [[nodiscard]] bool ready() const noexcept {
@@ -95,6 +115,7 @@ private:
   SpinLock lock_;
   WaiterList waiters_;
   std::exception_ptr error_;
+  PromiseStateBase* next_dead_ = nullptr;
 };
 
 template <class T>

@@ -87,7 +87,11 @@ Promise<R> run_task(TaskStart start, F f, Args... args) {
   co_await typename RunPromise<R>::Start{start.pool};
   using Raw = typename task_result<F, Args...>::raw;
   if constexpr (is_promise_v<Raw>) {
-    co_return co_await invoke_task(f, args...);
+    // Not cancellable: the coroutine observes the same stop token itself, and
+    // its lambda captures and arguments live in this frame, so this frame must
+    // not finish before it does.
+    Raw inner = invoke_task(f, args...);
+    co_return co_await PromiseAwaiter<R, true, false>(state_of(inner));
   } else if constexpr (std::is_void_v<Raw>) {
     invoke_task(f, args...);
   } else {

@@ -226,7 +226,8 @@ struct CoroWaiter : Waiter {
 template <class Withdraw>
 class CancellableCoroWait {
 public:
-  explicit CancellableCoroWait(Withdraw withdraw) : withdraw_(std::move(withdraw)) {}
+  explicit CancellableCoroWait(Withdraw withdraw, bool observe_stop = true)
+      : withdraw_(std::move(withdraw)), observe_stop_(observe_stop) {}
 
   void prepare(std::coroutine_handle<> h) noexcept {
     waiter.handle = h;
@@ -236,8 +237,8 @@ public:
   /// Call after enqueueing. Returns the value for await_suspend: false means
   /// "already fired, resume now".
   bool arm() noexcept {
-    std::stop_token tok = current_token();
-    if (tok.stop_requested() || tls.draining) {
+    std::stop_token tok = observe_stop_ ? current_token() : std::stop_token{};
+    if (tok.stop_requested() || (observe_stop_ && tls.draining)) {
       if (withdraw_()) {
         waiter.cancelled = true;
         return false;
@@ -264,6 +265,7 @@ private:
     }
   };
   Withdraw withdraw_;
+  bool observe_stop_;
   StopCallbackSlot<OnStop> cb_;
 };
 

@@ -1,0 +1,3 @@
+module skein/bench/go
+
+go 1.19

@@ -1,0 +1,442 @@
+#!/usr/bin/env python3
+"""Runs skein's runtime-core benchmarks and its peers in the same run.
+
+Builds a Release tree in bench/out/build and the Go peer in bench/out/bin,
+then runs every workload for every peer --repeat times, interleaving the peers
+within each repetition (in a rotating order) so that machine noise hits all of
+them alike. Prints a table of median times and ratios, a peak-RSS table and
+the machine it ran on; --markdown FILE writes the same as Markdown.
+
+Standard library only. Everything it writes goes under bench/out/.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+OUT = os.path.join(BENCH, "out")
+BUILD = os.path.join(OUT, "build")
+GO_SRC = os.path.join(BENCH, "go")
+GO_BIN = os.path.join(OUT, "bin", "go_core")
+
+# name, column title, program (relative to the build tree, or absolute)
+PEERS = [
+    ("skein", "skein", os.path.join(BUILD, "bench", "skein_core")),
+    ("tbb", "TBB", os.path.join(BUILD, "bench", "tbb_core")),
+    ("go", "Go", GO_BIN),
+    ("async", "std::async", os.path.join(BUILD, "bench", "async_core")),
+]
+PEER_TITLE = {p[0]: p[1] for p in PEERS}
+
+# Table row -> (description, {peer: argument}). A peer missing from the map
+# does not run that row.
+WORKLOADS = {
+    "skynet": ("1M leaves, fan-out 10, every node a task",
+               {"skein": "skynet", "tbb": "skynet", "go": "skynet", "async": "skynet"}),
+    "spawn": ("1M empty tasks from one spawner task, join all",
+              {"skein": "spawn", "tbb": "spawn", "go": "spawn", "async": "spawn"}),
+    "spawn-main": ("as spawn, skein's spawner is main() (a non-pool thread)",
+                   {"skein": "spawn_ext", "tbb": "spawn", "go": "spawn"}),
+    "fib": ("fib(30), every call a task",
+            {"skein": "fib", "tbb": "fib", "go": "fib", "async": "fib"}),
+    "parked": ("1M tasks parked on one event, released, joined",
+               {"skein": "parked", "tbb": "parked", "go": "parked", "async": "parked"}),
+}
+
+TARGETS = [
+    # (description, workload, kind, peer, limit)
+    ("skynet time: skein <= 1.0x TBB", "skynet", "ms", "tbb", 1.0),
+    ("spawn-and-join time: skein <= 1.0x TBB", "spawn", "ms", "tbb", 1.0),
+    ("1M parked peak RSS: skein <= 0.25x Go", "parked", "rss_mb", "go", 0.25),
+]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_checked(cmd, cwd=None, env=None):
+    log("+ " + " ".join(cmd))
+    r = subprocess.run(cmd, cwd=cwd, env=env)
+    if r.returncode != 0:
+        sys.exit("build step failed (exit %d): %s" % (r.returncode, " ".join(cmd)))
+
+
+def go_env():
+    env = dict(os.environ)
+    env.update({
+        "GOPATH": os.path.join(OUT, "go", "path"),
+        "GOCACHE": os.path.join(OUT, "go", "cache"),
+        "GOMODCACHE": os.path.join(OUT, "go", "path", "pkg", "mod"),
+        "GOPROXY": "off",        # no network: the module has no dependencies
+        "GOFLAGS": "-mod=mod",
+        "GO111MODULE": "on",
+        "GOENV": "off",          # ignore (and never write) the user's go env file
+        "GOTOOLCHAIN": "local",  # newer go commands must not try to download one
+        "CGO_ENABLED": "0",
+    })
+    env.pop("GOMAXPROCS", None)  # the default: the CPUs this process may use
+    return env
+
+
+def build(jobs):
+    run_checked(["cmake", "-S", REPO, "-B", BUILD, "-DCMAKE_BUILD_TYPE=Release",
+                 "-DSKEIN_BUILD_TESTS=OFF", "-DSKEIN_BUILD_EXAMPLES=OFF", "-DSKEIN_BUILD_BENCH=ON"])
+    run_checked(["cmake", "--build", BUILD, "--parallel", str(jobs)])
+    if shutil.which("go"):
+        os.makedirs(os.path.dirname(GO_BIN), exist_ok=True)
+        run_checked(["go", "build", "-o", GO_BIN, "."], cwd=GO_SRC, env=go_env())
+    else:
+        log("warning: `go` not found, the Go peer is skipped")
+
+
+def parse_report(stdout):
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("workload="):
+            rep = {}
+            for tok in line.split():
+                k, _, v = tok.partition("=")
+                rep[k] = v
+            return rep
+    return None
+
+
+def run_one(program, arg, taskset, timeout):
+    """Runs one measurement; returns a dict with either the report or an error."""
+    cmd = [program, arg]
+    if taskset:
+        cmd = ["taskset", "-c", taskset] + cmd
+    env = go_env() if program == GO_BIN else None
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": "TIMEOUT", "detail": "no result after %ds: %s" % (timeout, " ".join(cmd))}
+    wall = time.monotonic() - t0
+    rep = parse_report(r.stdout)
+    if r.returncode != 0 or rep is None or rep.get("ok") != "1":
+        what = "WRONG" if rep is not None and rep.get("ok") == "0" else "FAIL"
+        tail = (r.stderr.strip().splitlines() or [""])[-3:]
+        return {"error": what, "detail": "exit %d: %s | %s" % (r.returncode, " ".join(cmd), " / ".join(tail))}
+    rep["wall_s"] = wall
+    for k in ("ms", "rss_mb", "base_mb"):
+        rep[k] = float(rep[k])
+    for k in ("n", "tasks", "threads"):
+        rep[k] = int(rep[k])
+    return rep
+
+
+# --- results --------------------------------------------------------------------
+
+class Cell:
+    """Every run of one (workload, peer)."""
+
+    def __init__(self):
+        self.runs = []
+        self.errors = []
+
+    def ok(self):
+        return bool(self.runs) and not self.errors
+
+    def median(self, key):
+        return statistics.median(r[key] for r in self.runs) if self.ok() else None
+
+    def first(self, key):
+        return self.runs[0].get(key) if self.runs else None
+
+
+def fmt_num(x):
+    if x is None:
+        return "—"
+    return "%.0f" % x if x >= 100 else "%.1f" % x
+
+
+def fmt_ratio(a, b):
+    if a is None or b is None or b == 0:
+        return "—"
+    return "%.2f×" % (a / b)
+
+
+def short_n(n):
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return "%dM" % (n // 1_000_000)
+    if n >= 1000 and n % 1000 == 0:
+        return "%dk" % (n // 1000)
+    return str(n)
+
+
+def reduced_note(wl, peer, cell, ref_cell):
+    """'(N=10k)' when a peer ran a smaller instance than skein did."""
+    if not cell.runs or ref_cell is None or not ref_cell.runs:
+        return ""
+    n, ref = cell.first("n"), ref_cell.first("n")
+    if n == ref:
+        return ""
+    label = "fib(%d)" % n if wl == "fib" else "N=%s" % short_n(n)
+    return " (%s)" % label
+
+
+def cell_text(results, wl, peer, key):
+    if peer not in WORKLOADS[wl][1]:
+        return "n/a"
+    cell = results.get((wl, peer))
+    if cell is None:
+        return "not built"
+    if cell.errors:
+        return cell.errors[0]["error"]
+    return fmt_num(cell.median(key)) + reduced_note(wl, peer, cell, results.get((wl, "skein")))
+
+
+def comparable(results, wl, peer):
+    """Median of a peer only if it ran the same instance as skein (else None)."""
+    cell, ref = results.get((wl, peer)), results.get((wl, "skein"))
+    if cell is None or ref is None or not cell.ok() or not ref.ok():
+        return None
+    return cell if cell.first("n") == ref.first("n") else None
+
+
+def build_tables(results, workloads, peers):
+    time_hdr = ["workload", "tasks"] + ["%s ms" % PEER_TITLE[p] for p in peers] + ["skein/TBB", "skein/Go"]
+    time_rows = []
+    rss_hdr = ["workload"] + ["%s MB" % PEER_TITLE[p] for p in peers] + ["skein/TBB", "skein/Go"]
+    rss_rows = []
+    for wl in workloads:
+        ref = results.get((wl, "skein"))
+        tasks = "{:,}".format(ref.first("tasks")) if ref and ref.runs else "—"
+        row = [wl, tasks] + [cell_text(results, wl, p, "ms") for p in peers]
+        rrow = [wl] + [cell_text(results, wl, p, "rss_mb") for p in peers]
+        for other in ("tbb", "go"):
+            c = comparable(results, wl, other)
+            row.append(fmt_ratio(ref.median("ms"), c.median("ms")) if c and ref else "—")
+            rrow.append(fmt_ratio(ref.median("rss_mb"), c.median("rss_mb")) if c and ref else "—")
+        time_rows.append(row)
+        rss_rows.append(rrow)
+    return (time_hdr, time_rows), (rss_hdr, rss_rows)
+
+
+def per_task_line(results, peers):
+    """Bytes per parked task: (peak RSS - RSS before the workload) / tasks."""
+    parts = []
+    for p in peers:
+        c = results.get(("parked", p))
+        if c is None or not c.ok():
+            continue
+        b = (c.median("rss_mb") - c.median("base_mb")) * 1024 * 1024 / c.first("tasks")
+        unit = "%.0f B" % b if b < 10240 else "%.1f KB" % (b / 1024)
+        parts.append("%s %s%s" % (PEER_TITLE[p], unit, reduced_note("parked", p, c, results.get(("parked", "skein")))))
+    return "Memory per parked task ((peak RSS − RSS before) / tasks): " + ", ".join(parts) if parts else ""
+
+
+def target_lines(results):
+    out = []
+    for desc, wl, key, peer, limit in TARGETS:
+        ref, c = results.get((wl, "skein")), comparable(results, wl, peer)
+        if ref is None or c is None or not ref.ok():
+            out.append("%s: not measured" % desc)
+            continue
+        ratio = ref.median(key) / c.median(key)
+        out.append("%s: %.2f× — %s" % (desc, ratio, "met" if ratio <= limit else "MISSED"))
+    return out
+
+
+def machine_line(taskset, repeat):
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    online = os.cpu_count()
+    avail = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else online
+    cxx = "c++"
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("CMAKE_CXX_COMPILER:"):
+                    comp = line.split("=", 1)[1].strip()
+                    v = subprocess.run([comp, "--version"], capture_output=True, text=True).stdout.splitlines()
+                    cxx = v[0] if v else comp
+                    break
+    except OSError:
+        pass
+    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    cpus = "nproc %d" % avail if avail == online else "nproc %d (of %d online)" % (avail, online)
+    pin = "taskset -c %s" % taskset if taskset else "no pinning"
+    return "Machine: %s, %s, Linux %s; %s; %s; median of %d runs; %s" % (
+        cpus, model, platform.release(), cxx, pin, repeat, date)
+
+
+def versions_line(results, peers):
+    parts = []
+    for p in peers:
+        for (wl, peer), c in sorted(results.items()):
+            if peer == p and c.runs:
+                parts.append("%s %s (%s threads)" % (PEER_TITLE[p], c.first("version"), c.first("threads")))
+                break
+    return "Peers: " + ", ".join(parts) if parts else ""
+
+
+def render_text(tables):
+    out = []
+    for hdr, rows in tables:
+        widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
+        line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        out.append(line(hdr))
+        out.append("  ".join("-" * w for w in widths))
+        out.extend(line(r) for r in rows)
+        out.append("")
+    return "\n".join(out)
+
+
+def render_md(hdr, rows):
+    out = ["| " + " | ".join(hdr) + " |", "|" + "|".join([":--"] + ["--:"] * (len(hdr) - 1)) + "|"]
+    out.extend("| " + " | ".join(str(c) for c in r) + " |" for r in rows)
+    return "\n".join(out)
+
+
+FOOTNOTES = [
+    "Times are the workload alone, measured inside each program (runtime already started); "
+    "ratios are skein ÷ peer (below 1 means skein is faster), only against the same instance.",
+    "std::async starts one OS thread per task, so it runs a smaller instance, shown in parentheses "
+    "(10k tasks; fib(18)); TBB parks with tbb::task::suspend, which keeps a stack per suspended task, "
+    "so it parks 10k tasks.",
+    "spawn: skein's spawner is a pool task, TBB's is main() (which joins the arena), Go's the main goroutine; "
+    "spawn-main: skein's spawner is main(), outside the pool.",
+    "Peak RSS: getrusage ru_maxrss (C++), VmHWM (Go), for the whole process.",
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=5, help="runs per workload and peer (default 5)")
+    ap.add_argument("--only", action="append", metavar="WORKLOAD",
+                    help="run only this workload (repeatable or comma-separated): %s" % ", ".join(WORKLOADS))
+    ap.add_argument("--peers", help="comma-separated subset of: %s" % ", ".join(p[0] for p in PEERS))
+    ap.add_argument("--taskset", metavar="CPUS", help="run every program under `taskset -c CPUS`")
+    ap.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown to FILE")
+    ap.add_argument("--timeout", type=int, default=120, help="seconds per run before it counts as a hang (default 120)")
+    ap.add_argument("--no-build", action="store_true", help="use the programs already built in bench/out")
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="build parallelism")
+    ap.add_argument("--verbose", action="store_true", help="print every run as it finishes")
+    args = ap.parse_args()
+
+    workloads = list(WORKLOADS)
+    if args.only:
+        wanted = [w.strip() for item in args.only for w in item.split(",") if w.strip()]
+        bad = [w for w in wanted if w not in WORKLOADS]
+        if bad:
+            ap.error("unknown workload(s) %s; choose from %s" % (", ".join(bad), ", ".join(WORKLOADS)))
+        workloads = [w for w in WORKLOADS if w in wanted]
+    peers = [p[0] for p in PEERS]
+    if args.peers:
+        wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
+        bad = [p for p in wanted if p not in PEER_TITLE]
+        if bad:
+            ap.error("unknown peer(s) %s" % ", ".join(bad))
+        peers = [p for p in peers if p in wanted]
+    if args.taskset and not shutil.which("taskset"):
+        sys.exit("--taskset: the taskset program is not installed")
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
+
+    if not args.no_build:
+        build(args.jobs)
+
+    programs = {name: prog for name, _, prog in PEERS if name in peers}
+    available = {p: prog for p, prog in programs.items() if os.access(prog, os.X_OK)}
+    for p in peers:
+        if p not in available:
+            log("note: %s is not built (%s), its column shows 'not built'" % (PEER_TITLE[p], programs[p]))
+
+    results = {}
+    for wl in workloads:
+        for p in available:
+            if p in WORKLOADS[wl][1]:
+                results[(wl, p)] = Cell()
+
+    t_start = time.monotonic()
+    order = list(available)
+    for rep in range(args.repeat):
+        k = rep % len(order) if order else 0
+        rotated = order[k:] + order[:k]
+        log("repetition %d/%d (order: %s)" % (rep + 1, args.repeat, ", ".join(rotated)))
+        for wl in workloads:
+            for p in rotated:
+                cell = results.get((wl, p))
+                if cell is None or cell.errors:  # a failed cell is not re-run
+                    continue
+                rep_ = run_one(available[p], WORKLOADS[wl][1][p], args.taskset, args.timeout)
+                if "error" in rep_:
+                    cell.errors.append(rep_)
+                    log("  %-10s %-6s %s: %s" % (wl, p, rep_["error"], rep_["detail"]))
+                else:
+                    cell.runs.append(rep_)
+                    if args.verbose:
+                        log("  %-10s %-6s %9.1f ms %8.1f MB" % (wl, p, rep_["ms"], rep_["rss_mb"]))
+    elapsed = time.monotonic() - t_start
+
+    time_table, rss_table = build_tables(results, workloads, peers)
+    machine = machine_line(args.taskset, args.repeat)
+    versions = versions_line(results, peers)
+    per_task = per_task_line(results, peers) if "parked" in workloads else ""
+    targets = target_lines(results)
+    failures = [(wl, p, e) for (wl, p), c in results.items() for e in c.errors]
+
+    print()
+    print("Time (median ms)")
+    print(render_text([time_table]))
+    print("Peak RSS (median MB)")
+    print(render_text([rss_table]))
+    if per_task:
+        print(per_task)
+    for t in targets:
+        print("Target " + t)
+    print(machine)
+    if versions:
+        print(versions)
+    print("Workloads: " + "; ".join("%s = %s" % (w, WORKLOADS[w][0]) for w in workloads))
+    for f in FOOTNOTES:
+        print("Note: " + f)
+    print("(runs took %.0f s)" % elapsed)
+    for wl, p, e in failures:
+        print("FAILED %s/%s: %s %s" % (wl, p, e["error"], e["detail"]))
+
+    raw = {"machine": machine, "taskset": args.taskset, "repeat": args.repeat,
+           "runs": [{"workload": wl, "peer": p, "runs": c.runs, "errors": c.errors} for (wl, p), c in results.items()]}
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "results%s.json" % ("-taskset" + args.taskset.replace(",", "_") if args.taskset else "")), "w") as f:
+        json.dump(raw, f, indent=1)
+
+    if args.markdown:
+        md = ["**Time** (median ms of %d runs; ratio = skein ÷ peer, below 1 means skein is faster)" % args.repeat, "",
+              render_md(*time_table), "",
+              "**Peak RSS** (median MB; ratio = skein ÷ peer)", "", render_md(*rss_table), ""]
+        if per_task:
+            md += [per_task, ""]
+        md += ["Targets:", ""] + ["- " + t for t in targets] + [""]
+        md += ["_%s_" % machine, ""]
+        if versions:
+            md += ["_%s_" % versions, ""]
+        md += ["- " + f for f in FOOTNOTES]
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(md) + "\n")
+        log("wrote %s" % args.markdown)
+
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+// Context: cancellation scopes, inheritance, deadlines, wait, run_with_timeout.
+#include "support/common.hpp"
+
+#include <vector>
+
+using namespace test;
+using skein::Promise;
+
+TEST_CASE("cancel makes a blocked get and a blocked co_await throw Cancelled") {
+  Watchdog wd(20s);
+  skein::Context ctx;
+  skein::Resolver<int> never;
+  auto ev = never.promise();
+  auto a = ctx.run([ev] { return ev.get(); });
+  auto b = ctx.run([ev]() -> Promise<int> { co_return co_await ev; });
+  std::this_thread::sleep_for(20ms);
+  CHECK_FALSE(a.ready());
+  ctx.cancel();
+  CHECK(ctx.cancelled());
+  CHECK_THROWS_AS(a.get(), skein::Cancelled);
+  CHECK_THROWS_AS(b.get(), skein::Cancelled);
+  CHECK_FALSE(ctx.timed_out());
+}
+
+TEST_CASE("a task of a cancelled context never starts") {
+  skein::Context ctx;
+  ctx.cancel();
+  std::atomic<bool> ran{false};
+  auto p = ctx.run([&ran] { ran = true; });
+  CHECK_THROWS_AS(p.get(), skein::Cancelled);
+  CHECK_FALSE(ran.load());
+}
+
+TEST_CASE("tasks started inside a context-bound task inherit its context") {
+  Watchdog wd(20s);
+  skein::Context ctx;
+  skein::Resolver<void> never;
+  auto ev = never.promise();
+  skein::Resolver<Promise<void>> out;
+  ctx.spawn([ev, &out] { out.resolve(skein::run([ev] { ev.wait(); })); });
+  auto inner = out.promise().get();
+  CHECK(ctx.tasks() >= 1);
+  ctx.cancel();
+  CHECK_THROWS_AS(inner.get(), skein::Cancelled);
+}
+
+TEST_CASE("a child is cancelled with its parent, not the other way round") {
+  skein::Context parent;
+  auto child = parent.child();
+  auto sibling = parent.child();
+  child.cancel();
+  CHECK(child.cancelled());
+  CHECK_FALSE(parent.cancelled());
+  CHECK_FALSE(sibling.cancelled());
+  parent.cancel();
+  CHECK(sibling.cancelled());
+  auto late = parent.child();  // a child of a cancelled context starts cancelled
+  CHECK(late.cancelled());
+}
+
+TEST_CASE("Context::wait waits for every task of the context and its children") {
+  Watchdog wd(20s);
+  skein::Context ctx;
+  std::atomic<int> done{0};
+  for (int i = 0; i < 20; ++i) ctx.spawn([&done] { skein::sleep_for(5ms); ++done; });
+  auto child = ctx.child();
+  for (int i = 0; i < 20; ++i) child.spawn([&done]() -> Promise<void> { co_await skein::async_sleep(5ms); ++done; });
+  ctx.wait();
+  CHECK(done.load() == 40);
+  CHECK(ctx.tasks() == 0);
+  CHECK(ctx.wait_for(1ms));
+}
+
+TEST_CASE("Context::wait from a task of that context is a UsageError") {
+  skein::Context ctx;
+  auto p = ctx.run([ctx] { ctx.wait(); });
+  CHECK_THROWS_WITH_AS(p.get(), doctest::Contains("wait for itself"), skein::UsageError);
+}
+
+TEST_CASE("with_timeout cancels after the deadline; token() reports it") {
+  Watchdog wd(20s);
+  auto ctx = skein::Context::with_timeout(30ms);
+  REQUIRE(ctx.deadline().has_value());
+  auto tok = ctx.token();
+  CHECK_FALSE(tok.stop_requested());
+  auto p = ctx.run([](std::stop_token t) {
+    while (!t.stop_requested()) std::this_thread::sleep_for(1ms);
+    return 5;
+  });
+  CHECK(p.get() == 5);
+  CHECK(tok.stop_requested());
+  CHECK(ctx.timed_out());
+}
+
+TEST_CASE("run_with_timeout returns the result in time and throws Cancelled after the deadline") {
+  Watchdog wd(20s);
+  CHECK(skein::run_with_timeout(5s, [](int x) { return x + 1; }, 1) == 2);
+  std::atomic<int> stopped{0};
+  try {
+    skein::run_with_timeout(50ms, [&stopped] {
+      for (int i = 0; i < 8; ++i)
+        skein::spawn([&stopped] {
+          try {
+            skein::sleep_for(60s);
+          } catch (const skein::Cancelled&) {
+            ++stopped;
+            throw;
+          }
+        });
+      skein::sleep_for(60s);
+    });
+    FAIL("no timeout");
+  } catch (const skein::Cancelled& e) {
+    CHECK(std::string(e.what()).find("deadline exceeded") != std::string::npos);
+  }
+  // Every task started inside has stopped before run_with_timeout returned.
+  CHECK(stopped.load() == 8);
+  CHECK_THROWS_WITH_AS(skein::run_with_timeout(1s, [] { throw std::runtime_error("inner"); }), "inner",
+                       std::runtime_error);
+}
+
+TEST_CASE("cancel racing completion 100k times: at most one outcome, no hang") {
+  Watchdog wd(120s);
+  const int n = scaled(100000);
+  int values = 0, cancels = 0;
+  for (int i = 0; i < n; ++i) {
+    skein::Context ctx;
+    skein::Resolver<int> r;
+    auto ev = r.promise();
+    auto p = ctx.run([ev]() -> Promise<int> { co_return co_await ev; });
+    std::thread t([&] { r.resolve(i); });
+    ctx.cancel();
+    t.join();
+    try {
+      int v = p.get();
+      CHECK(v == i);
+      ++values;
+    } catch (const skein::Cancelled&) {
+      ++cancels;
+    }
+  }
+  CHECK(values + cancels == n);
+}

@@ -1,0 +1,83 @@
+// Error types and the unhandled-error handler.
+#include "support/common.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace test;
+
+namespace {
+struct HandlerGuard {
+  std::mutex mu;
+  std::vector<std::string> seen;
+  HandlerGuard() {
+    skein::set_unhandled_error_handler([this](std::exception_ptr e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        std::lock_guard lk(mu);
+        seen.emplace_back(ex.what());
+      }
+    });
+  }
+  ~HandlerGuard() { skein::set_unhandled_error_handler(nullptr); }
+  // Counts only this test's messages: a report from an earlier test may still
+  // be in flight (a task reports after settling, when it drops its last reference).
+  std::size_t count(const std::string& msg) {
+    std::lock_guard lk(mu);
+    return static_cast<std::size_t>(std::count(seen.begin(), seen.end(), msg));
+  }
+};
+}  // namespace
+
+TEST_CASE("the error types have the documented bases") {
+  static_assert(std::is_base_of_v<std::runtime_error, skein::Cancelled>);
+  static_assert(std::is_base_of_v<std::runtime_error, skein::Closed>);
+  static_assert(std::is_base_of_v<std::logic_error, skein::UsageError>);
+  CHECK(std::string(skein::Closed("queue is closed").what()) == "queue is closed");
+}
+
+TEST_CASE("a failed spawned task is reported to the handler exactly once") {
+  HandlerGuard h;
+  skein::spawn([] { throw std::runtime_error("spawned failure"); });
+  CHECK(eventually([&] { return h.count("spawned failure") >= 1; }));
+  std::this_thread::sleep_for(20ms);
+  CHECK(h.count("spawned failure") == 1);
+}
+
+TEST_CASE("a failed task whose promise is dropped unread is reported once") {
+  HandlerGuard h;
+  {
+    auto p = skein::run([] { throw std::runtime_error("dropped unread"); });
+    CHECK(p.wait_for(5s));
+  }
+  CHECK(eventually([&] { return h.count("dropped unread") == 1; }));
+  std::this_thread::sleep_for(20ms);
+  CHECK(h.count("dropped unread") == 1);
+}
+
+TEST_CASE("an error that was observed is not reported") {
+  HandlerGuard h;
+  {
+    auto p = skein::run([] { throw std::runtime_error("observed"); });
+    CHECK_THROWS(p.get());
+  }
+  CHECK(eventually([] { return skein::goroutines() == 0; }));
+  std::this_thread::sleep_for(20ms);
+  CHECK(h.count("observed") == 0);
+}
+
+TEST_CASE("a throwing handler does not lose the report or terminate") {
+  skein::set_unhandled_error_handler([](std::exception_ptr) { throw 1; });
+  { auto p = skein::run([] { throw std::runtime_error("handler throws"); }); (void)p.wait_for(5s); }
+  skein::set_unhandled_error_handler(nullptr);
+  CHECK(true);  // reaching here (the default report went to stderr) is the test
+}
+
+TEST_CASE("a failed post goes to the handler") {
+  HandlerGuard h;
+  skein::default_pool().post([] { throw std::runtime_error("posted failure"); });
+  CHECK(eventually([&] { return h.count("posted failure") == 1; }));
+}

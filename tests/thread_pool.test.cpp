@@ -1,0 +1,195 @@
+// ThreadPool: scheduling, blocking tasks (goroutine semantics), the thread
+// bound, idle behaviour and shutdown.
+#include "support/common.hpp"
+
+#include <sys/resource.h>
+
+#include <set>
+#include <vector>
+
+using namespace test;
+using skein::Promise;
+
+namespace {
+long blocking_fib(int n) {
+  if (n < 2) return n;
+  auto a = skein::run(blocking_fib, n - 1);
+  auto b = skein::run(blocking_fib, n - 2);
+  return a.get() + b.get();
+}
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+}  // namespace
+
+TEST_CASE("a pool needs at least one thread") {
+  CHECK_THROWS_WITH_AS(skein::ThreadPool(0), "a ThreadPool needs at least one thread", skein::UsageError);
+  CHECK_THROWS_AS(skein::ThreadPool(4, 2), skein::UsageError);
+  skein::ThreadPool p(3);
+  CHECK(p.size() == 3);
+  CHECK(p.max_threads() >= 3);
+}
+
+TEST_CASE("default_pool is sized to cpus()") {
+  CHECK(skein::cpus() >= 1);
+  CHECK(skein::default_pool().size() == skein::cpus());
+  CHECK(&skein::default_pool() == &skein::default_pool());
+}
+
+TEST_CASE("co_await pool.schedule() hops onto the pool's threads") {
+  skein::ThreadPool pool(2);
+  auto main_id = std::this_thread::get_id();
+  auto p = [](skein::ThreadPool& pool) -> Promise<std::thread::id> {
+    co_await pool.schedule();
+    co_return std::this_thread::get_id();
+  }(pool);
+  auto id = p.get();
+  CHECK(id != main_id);
+  std::set<std::thread::id> ids;
+  std::mutex mu;
+  std::vector<Promise<void>> ps;
+  for (int i = 0; i < 200; ++i)
+    ps.push_back(skein::run(pool, [&] {
+      std::lock_guard lk(mu);
+      ids.insert(std::this_thread::get_id());
+    }));
+  for (auto& q : ps) q.get();
+  CHECK(ids.count(main_id) == 0);
+  CHECK(ids.size() <= pool.thread_count());
+}
+
+TEST_CASE("post runs a callable on the pool") {
+  skein::ThreadPool pool(2);
+  Event done;
+  pool.post([&] { done.set(); });
+  CHECK(done.wait_for(10s));
+}
+
+TEST_CASE("1,000 tasks blocked on one event on a 2-thread pool do not starve the task that releases them") {
+  Watchdog wd(120s);
+  const int n = scaled(1000);
+  skein::ThreadPool pool(2);
+  skein::Resolver<int> gate;
+  auto ev = gate.promise();
+  std::vector<Promise<int>> blocked;
+  for (int i = 0; i < n; ++i) blocked.push_back(skein::run(pool, [ev] { return ev.get(); }));
+  auto releaser = skein::run(pool, [&gate] { gate.resolve(1); });
+  releaser.get();
+  long sum = 0;
+  for (auto& p : blocked) sum += p.get();
+  CHECK(sum == n);
+  CHECK(pool.thread_count() <= pool.max_threads());
+}
+
+TEST_CASE("a recursive fib that blocks in get() on its children completes on a 1-thread pool") {
+  Watchdog wd(120s);
+  skein::ThreadPool pool(1);
+  CHECK(skein::run(pool, blocking_fib, 15).get() == 610);
+}
+
+TEST_CASE("past the thread bound a blocking wait fails with UsageError instead of hanging") {
+  Watchdog wd(60s);
+  skein::ThreadPool pool(1, 3);
+  skein::Resolver<void> gate;
+  auto ev = gate.promise();
+  std::vector<Promise<void>> ps;
+  for (int i = 0; i < 3; ++i) ps.push_back(skein::run(pool, [ev] { ev.get(); }));
+  // Two tasks block (the first thread hands its slot to a second, the second
+  // to a third); the third task's wait would need a fourth thread.
+  auto failed = [&] {
+    int n = 0;
+    for (auto& p : ps) n += p.ready();
+    return n;
+  };
+  REQUIRE(eventually([&] { return failed() == 1; }));
+  int usage_errors = 0;
+  for (auto& p : ps)
+    if (p.ready()) {
+      CHECK_THROWS_WITH_AS(p.get(), doctest::Contains("bound of 3 threads"), skein::UsageError);
+      ++usage_errors;
+    }
+  CHECK(usage_errors == 1);
+  gate.resolve();
+  for (auto& p : ps) (void)p.wait_for(10s);
+  CHECK(pool.thread_count() == 3);
+}
+
+TEST_CASE("an idle pool burns no CPU") {
+  skein::ThreadPool pool(2);
+  skein::run(pool, [] {}).get();
+  std::this_thread::sleep_for(50ms);  // let the workers park
+  double before = cpu_seconds();
+  std::this_thread::sleep_for(300ms);
+  double used = cpu_seconds() - before;
+  CHECK(used < 0.1);  // parked workers: essentially zero (generous margin for a noisy VM)
+}
+
+TEST_CASE("destroying a pool with 100,000 queued tasks runs or cancels each, promptly") {
+  Watchdog wd(60s);
+  const int n = scaled(100000);
+  std::atomic<int> ran{0};
+  std::vector<Promise<void>> holders, ps;
+  ps.reserve(n);
+  {
+    skein::ThreadPool pool(2);
+    // Two busy tasks occupy both slots (spinning, not blocking, so no spare
+    // thread takes over) until the pool's destruction cancels them.
+    for (int i = 0; i < 2; ++i)
+      holders.push_back(skein::run(pool, [] {
+        while (!skein::this_task::cancelled()) std::this_thread::yield();
+      }));
+    for (int i = 0; i < n; ++i) ps.push_back(skein::run(pool, [&ran] { ++ran; }));
+  }
+  int cancelled = 0, ok = 0;
+  for (auto& p : ps) {
+    REQUIRE(p.ready());
+    try {
+      p.get();
+      ++ok;
+    } catch (const skein::Cancelled&) {
+      ++cancelled;
+    }
+  }
+  CHECK(ok + cancelled == n);
+  CHECK(ok == ran.load());
+  CHECK(cancelled > 0);
+  for (auto& h : holders) {  // a holder ran until cancelled, or never started
+    REQUIRE(h.ready());
+    try {
+      h.get();
+    } catch (const skein::Cancelled&) {
+    }
+  }
+}
+
+TEST_CASE("destroying a pool cancels tasks blocked in get, sleep_for and async_sleep") {
+  Watchdog wd(30s);
+  std::vector<Promise<void>> ps;
+  skein::Resolver<void> never;
+  {
+    skein::ThreadPool pool(2);
+    auto ev = never.promise();
+    ps.push_back(skein::run(pool, [ev] { ev.get(); }));
+    ps.push_back(skein::run(pool, [] { skein::sleep_for(60s); }));
+    ps.push_back(skein::run(pool, []() -> Promise<void> { co_await skein::async_sleep(60s); }));
+    ps.push_back(skein::run(pool, [ev]() -> Promise<void> { co_await ev; }));
+    std::this_thread::sleep_for(50ms);
+  }
+  for (auto& p : ps) CHECK_THROWS_AS(p.get(), skein::Cancelled);
+}
+
+TEST_CASE("stress: many pools created and destroyed under load") {
+  Watchdog wd(120s);
+  for (int round = 0; round < scaled(50); ++round) {
+    std::atomic<long> sum{0};
+    {
+      skein::ThreadPool pool(2);
+      for (int i = 0; i < 1000; ++i) pool.post([&sum, i] { sum += i; });
+      while (sum.load() != 999L * 1000 / 2) std::this_thread::yield();
+    }
+    CHECK(sum.load() == 999L * 1000 / 2);
+  }
+}
