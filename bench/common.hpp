@@ -59,20 +59,30 @@ inline double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
-/// Peak resident set size of this process so far, in MB (getrusage: KB on Linux).
-inline double peak_rss_mb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
-
-/// Current resident set size (VmRSS), in MB; 0 if unavailable.
-inline double current_rss_mb() {
+/// A "Key:   N kB" line of /proc/self/status, in MB; -1 if unavailable.
+inline double proc_status_mb(const char* key) {
   std::ifstream f("/proc/self/status");
   std::string line;
+  const std::size_t len = std::strlen(key);
   while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::strtod(line.c_str() + 6, nullptr) / 1024.0;
-  return 0.0;
+    if (line.compare(0, len, key) == 0 && line.size() > len && line[len] == ':')
+      return std::strtod(line.c_str() + len + 1, nullptr) / 1024.0;
+  return -1.0;
+}
+
+/// Current resident set size (VmRSS), in MB.
+inline double current_rss_mb() { return std::max(0.0, proc_status_mb("VmRSS")); }
+
+/// Peak resident set size of this process so far, in MB: VmHWM, as the Go peer
+/// reads it. Not getrusage's ru_maxrss: Linux carries ru_maxrss across
+/// execve(), so a program started by a big parent (python's fork + exec)
+/// would report the parent's RSS when its own is smaller.
+inline double peak_rss_mb() {
+  double hwm = proc_status_mb("VmHWM");
+  if (hwm >= 0) return std::max(hwm, current_rss_mb());
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;  // KB on Linux
 }
 
 struct Report {
@@ -92,8 +102,7 @@ struct Report {
 /// Prints the report line; returns the process exit code.
 inline int finish(const Report& r) {
   bool ok = r.result == r.expected;
-  // ru_maxrss can lag the current RSS by a few per-thread cached pages.
-  double peak = std::max(peak_rss_mb(), current_rss_mb());
+  double peak = peak_rss_mb();
   std::printf(
       "workload=%s peer=%s ms=%.3f rss_mb=%.1f base_mb=%.1f n=%ld tasks=%ld result=%ld expected=%ld ok=%d threads=%ld "
       "version=%s%s%s\n",

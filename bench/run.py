@@ -45,8 +45,10 @@ WORKLOADS = {
                {"skein": "skynet", "tbb": "skynet", "go": "skynet", "async": "skynet"}),
     "spawn": ("1M empty tasks from one spawner task, join all",
               {"skein": "spawn", "tbb": "spawn", "go": "spawn", "async": "spawn"}),
-    "spawn-main": ("as spawn, skein's spawner is main() (a non-pool thread)",
+    "spawn-main": ("as spawn, but skein's spawner is main(), a non-pool thread",
                    {"skein": "spawn_ext", "tbb": "spawn", "go": "spawn"}),
+    "spawn-ctx": ("as spawn-main, but skein keeps no Promise per task: Context::spawn, then ctx.wait()",
+                  {"skein": "spawn_ctx", "tbb": "spawn", "go": "spawn"}),
     "fib": ("fib(30), every call a task",
             {"skein": "fib", "tbb": "fib", "go": "fib", "async": "fib"}),
     "parked": ("1M tasks parked on one event, released, joined",
@@ -136,6 +138,33 @@ def run_one(program, arg, taskset, timeout):
     return rep
 
 
+def cpu_busy(interval=1.0):
+    """Fraction of all CPUs busy (any process) over `interval` seconds, from /proc/stat."""
+    def snap():
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
+        return sum(vals), idle
+    try:
+        t0, i0 = snap()
+        time.sleep(interval)
+        t1, i1 = snap()
+    except (OSError, ValueError, IndexError):
+        return None
+    return 1.0 - (i1 - i0) / (t1 - t0) if t1 > t0 else None
+
+
+def wait_idle(max_wait, threshold=0.10):
+    """Waits (at most max_wait s) until the machine is idle; returns the last busy fraction seen."""
+    deadline = time.monotonic() + max_wait
+    busy = cpu_busy()
+    while busy is not None and busy > threshold and time.monotonic() < deadline:
+        log("  machine busy (%.0f%% CPU): waiting for it to go idle" % (busy * 100))
+        time.sleep(2)
+        busy = cpu_busy()
+    return busy
+
+
 # --- results --------------------------------------------------------------------
 
 class Cell:
@@ -206,22 +235,41 @@ def comparable(results, wl, peer):
 
 
 def build_tables(results, workloads, peers):
-    time_hdr = ["workload", "tasks"] + ["%s ms" % PEER_TITLE[p] for p in peers] + ["skein/TBB", "skein/Go"]
+    ratio_peers = [p for p in ("tbb", "go") if p in peers and "skein" in peers]
+    ratio_hdr = ["skein/%s" % PEER_TITLE[p] for p in ratio_peers]
+    time_hdr = ["workload", "tasks"] + ["%s ms" % PEER_TITLE[p] for p in peers] + ratio_hdr
     time_rows = []
-    rss_hdr = ["workload"] + ["%s MB" % PEER_TITLE[p] for p in peers] + ["skein/TBB", "skein/Go"]
+    rss_hdr = ["workload"] + ["%s MB" % PEER_TITLE[p] for p in peers] + ratio_hdr
     rss_rows = []
     for wl in workloads:
         ref = results.get((wl, "skein"))
         tasks = "{:,}".format(ref.first("tasks")) if ref and ref.runs else "—"
         row = [wl, tasks] + [cell_text(results, wl, p, "ms") for p in peers]
         rrow = [wl] + [cell_text(results, wl, p, "rss_mb") for p in peers]
-        for other in ("tbb", "go"):
+        for other in ratio_peers:
             c = comparable(results, wl, other)
             row.append(fmt_ratio(ref.median("ms"), c.median("ms")) if c and ref else "—")
             rrow.append(fmt_ratio(ref.median("rss_mb"), c.median("rss_mb")) if c and ref else "—")
         time_rows.append(row)
         rss_rows.append(rrow)
     return (time_hdr, time_rows), (rss_hdr, rss_rows)
+
+
+def spread_table(results, workloads, peers):
+    """min–max of the times, to show how noisy each median is."""
+    hdr = ["workload"] + ["%s min–max ms" % PEER_TITLE[p] for p in peers]
+    rows = []
+    for wl in workloads:
+        row = [wl]
+        for p in peers:
+            c = results.get((wl, p))
+            if p not in WORKLOADS[wl][1] or c is None or not c.ok():
+                row.append("—")
+            else:
+                ms = [r["ms"] for r in c.runs]
+                row.append("%s–%s" % (fmt_num(min(ms)), fmt_num(max(ms))))
+        rows.append(row)
+    return hdr, rows
 
 
 def per_task_line(results, peers):
@@ -237,9 +285,11 @@ def per_task_line(results, peers):
     return "Memory per parked task ((peak RSS − RSS before) / tasks): " + ", ".join(parts) if parts else ""
 
 
-def target_lines(results):
+def target_lines(results, workloads):
     out = []
     for desc, wl, key, peer, limit in TARGETS:
+        if wl not in workloads:
+            continue
         ref, c = results.get((wl, "skein")), comparable(results, wl, peer)
         if ref is None or c is None or not ref.ok():
             out.append("%s: not measured" % desc)
@@ -307,15 +357,28 @@ def render_md(hdr, rows):
     return "\n".join(out)
 
 
+def footnotes(workloads, peers):
+    out = [FOOTNOTES[0]]
+    if "async" in peers or "tbb" in peers and "parked" in workloads:
+        out.append(FOOTNOTES[1])
+    if any(w.startswith("spawn") for w in workloads):
+        out.append(FOOTNOTES[2])
+    out.append(FOOTNOTES[3])
+    return out
+
+
 FOOTNOTES = [
     "Times are the workload alone, measured inside each program (runtime already started); "
     "ratios are skein ÷ peer (below 1 means skein is faster), only against the same instance.",
     "std::async starts one OS thread per task, so it runs a smaller instance, shown in parentheses "
     "(10k tasks; fib(18)); TBB parks with tbb::task::suspend, which keeps a stack per suspended task, "
     "so it parks 10k tasks.",
-    "spawn: skein's spawner is a pool task, TBB's is main() (which joins the arena), Go's the main goroutine; "
-    "spawn-main: skein's spawner is main(), outside the pool.",
-    "Peak RSS: getrusage ru_maxrss (C++), VmHWM (Go), for the whole process.",
+    "spawn: skein's spawner is a pool task that keeps the 1M Promises and co_awaits each; "
+    "spawn-main: the same from main() (outside the pool, so every start goes through the injection queue), "
+    "joined with wait(); spawn-ctx: main() starts the tasks in a skein::Context and calls ctx.wait(), "
+    "keeping no per-task handle. TBB (main() runs a task_group, then wait()) and Go (main goroutine, "
+    "sync.WaitGroup) run the same program in all three rows.",
+    "Peak RSS: VmHWM from /proc/self/status at the end of the run, for the whole process (every peer).",
 ]
 
 
@@ -330,6 +393,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=120, help="seconds per run before it counts as a hang (default 120)")
     ap.add_argument("--no-build", action="store_true", help="use the programs already built in bench/out")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="build parallelism")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="SEC",
+                    help="before each repetition wait up to SEC seconds for other processes to leave the CPUs idle")
     ap.add_argument("--verbose", action="store_true", help="print every run as it finishes")
     args = ap.parse_args()
 
@@ -368,8 +433,12 @@ def main():
                 results[(wl, p)] = Cell()
 
     t_start = time.monotonic()
+    busy_seen = []
     order = list(available)
     for rep in range(args.repeat):
+        busy = wait_idle(args.wait_idle) if args.wait_idle > 0 else cpu_busy(0.5)
+        if busy is not None:
+            busy_seen.append(busy)
         k = rep % len(order) if order else 0
         rotated = order[k:] + order[:k]
         log("repetition %d/%d (order: %s)" % (rep + 1, args.repeat, ", ".join(rotated)))
@@ -389,15 +458,21 @@ def main():
     elapsed = time.monotonic() - t_start
 
     time_table, rss_table = build_tables(results, workloads, peers)
+    spread = spread_table(results, workloads, peers)
     machine = machine_line(args.taskset, args.repeat)
+    if busy_seen:
+        machine += "; background CPU load before each repetition %s" % "/".join("%.0f%%" % (b * 100) for b in busy_seen)
     versions = versions_line(results, peers)
     per_task = per_task_line(results, peers) if "parked" in workloads else ""
-    targets = target_lines(results)
+    targets = target_lines(results, workloads)
     failures = [(wl, p, e) for (wl, p), c in results.items() for e in c.errors]
 
     print()
     print("Time (median ms)")
     print(render_text([time_table]))
+    if args.repeat > 1:
+        print("Time spread over the %d runs" % args.repeat)
+        print(render_text([spread]))
     print("Peak RSS (median MB)")
     print(render_text([rss_table]))
     if per_task:
@@ -408,7 +483,8 @@ def main():
     if versions:
         print(versions)
     print("Workloads: " + "; ".join("%s = %s" % (w, WORKLOADS[w][0]) for w in workloads))
-    for f in FOOTNOTES:
+    notes = footnotes(workloads, peers)
+    for f in notes:
         print("Note: " + f)
     print("(runs took %.0f s)" % elapsed)
     for wl, p, e in failures:
@@ -424,13 +500,16 @@ def main():
         md = ["**Time** (median ms of %d runs; ratio = skein ÷ peer, below 1 means skein is faster)" % args.repeat, "",
               render_md(*time_table), "",
               "**Peak RSS** (median MB; ratio = skein ÷ peer)", "", render_md(*rss_table), ""]
+        if args.repeat > 1:
+            md += ["<details><summary>Time spread (min–max ms over the %d runs)</summary>" % args.repeat, "",
+                   render_md(*spread), "", "</details>", ""]
         if per_task:
             md += [per_task, ""]
         md += ["Targets:", ""] + ["- " + t for t in targets] + [""]
         md += ["_%s_" % machine, ""]
         if versions:
             md += ["_%s_" % versions, ""]
-        md += ["- " + f for f in FOOTNOTES]
+        md += ["- " + f for f in notes]
         with open(args.markdown, "w") as f:
             f.write("\n".join(md) + "\n")
         log("wrote %s" % args.markdown)

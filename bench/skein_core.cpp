@@ -3,6 +3,9 @@
 //   spawn      1M empty tasks started by one spawner task on the pool, then joined
 //   spawn_ext  the same, but the spawner is main() (a plain thread: every start
 //              goes through the pool's injection queue)
+//   spawn_ctx  the same tasks bound to a skein::Context started by main() and
+//              joined with ctx.wait(): no per-task handle is kept (the shape of
+//              TBB's task_group run/wait)
 //   fib        fib(30), every call a task
 //   parked     1M tasks parked on one Resolver<void> event, released, joined
 // Runs on skein::default_pool() (sized to the CPUs this process may use).
@@ -71,7 +74,7 @@ skein::Promise<void> parked_task(skein::Promise<void> ev, ParkCounters* c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const char* names = "skynet spawn spawn_ext fib parked";
+  const char* names = "skynet spawn spawn_ext spawn_ctx fib parked";
   if (argc != 2) return bench::usage(argv[0], names);
   const char* w = argv[1];
 
@@ -110,6 +113,18 @@ int main(int argc, char** argv) {
     r.ms = bench::ms_since(t0);
     r.result = count_done(done);
     r.expected = r.n;
+  } else if (std::strcmp(w, "spawn_ctx") == 0) {
+    r.n = r.tasks = bench::kSpawnTasks;
+    std::vector<char> done(static_cast<std::size_t>(r.n), 0);
+    {
+      char* d = done.data();
+      skein::Context ctx;
+      for (long i = 0; i < r.n; ++i) ctx.spawn([d, i] { d[i] = 1; });
+      ctx.wait();
+    }
+    r.ms = bench::ms_since(t0);
+    r.result = count_done(done);
+    r.expected = r.n;
   } else if (std::strcmp(w, "fib") == 0) {
     r.n = bench::kFibN;
     r.tasks = bench::fib_calls(r.n);
@@ -128,7 +143,7 @@ int main(int argc, char** argv) {
       // Wait until every task has started and reached its co_await.
       while (c.parked.load(std::memory_order_relaxed) < r.n) std::this_thread::sleep_for(std::chrono::microseconds(200));
       gate.resolve();
-      skein::when_all(std::move(ps)).get();
+      for (auto& p : ps) p.wait();
     }
     r.ms = bench::ms_since(t0);
     r.result = c.resumed.load();

@@ -184,3 +184,53 @@ TEST_CASE("a handle dropped before the task finishes does not lose the task") {
   gate.resolve();
   CHECK(eventually([&] { return finished.load(); }));
 }
+
+// --- regressions -----------------------------------------------------------
+
+TEST_CASE("a coroutine resumed inline by resolve() inside a context task does not steal the task's context") {
+  skein::ThreadPool pool(2);
+  skein::Resolver<void> r;
+  auto x = [](Promise<void> p) -> Promise<void> { co_await p; }(r.promise());  // no executor: resumed inline
+  skein::Context ctx;
+  auto t = ctx.run(pool, [&] {
+    bool before = skein::Context::current().has_value();
+    r.resolve();
+    bool after = skein::Context::current().has_value();
+    return std::pair{before, after};
+  });
+  auto [before, after] = t.get();
+  CHECK(before);
+  CHECK(after);
+  x.get();
+}
+
+TEST_CASE("a continuation claimed during an inline resumption runs before the resolving task blocks") {
+  Watchdog wd(30s);
+  skein::ThreadPool pool(2);
+  skein::Resolver<void> r;
+  auto x = [](Promise<void> p) -> Promise<void> { co_await p; }(r.promise());
+  auto y = [](Promise<void> p) -> Promise<int> {
+    co_await p;
+    co_return 42;
+  }(x);
+  auto t = skein::run(pool, [&] {
+    r.resolve();
+    return y.wait_for(10s);
+  });
+  CHECK(t.get());
+  CHECK(y.get() == 42);
+}
+
+TEST_CASE("a second waiter resumed inline by a finishing task sees the task's accounting done") {
+  Watchdog wd(30s);
+  skein::ThreadPool pool(2);
+  skein::Context ctx;
+  auto x = ctx.run(pool, [] { std::this_thread::sleep_for(20ms); });
+  auto y1 = [](Promise<void> p) -> Promise<void> { co_await p; }(x);
+  auto y2 = [](Promise<void> p, skein::Context c) -> Promise<bool> {
+    co_await p;
+    co_return c.wait_for(10s);
+  }(x, ctx);
+  CHECK(y2.get());
+  y1.get();
+}

@@ -193,3 +193,55 @@ TEST_CASE("stress: many pools created and destroyed under load") {
     CHECK(sum.load() == 999L * 1000 / 2);
   }
 }
+
+TEST_CASE("stress: fork-join, blocking hand-offs, cancellation and timers across pool lifetimes") {
+  // Found a use-after-free in the final awaiter (a waiter still arming was
+  // notified twice) and in the timer thread (a cancelled entry's deadline
+  // read after its frame was freed).
+  Watchdog wd(300s);
+  struct Fib {
+    static Promise<int> go(skein::ThreadPool& pool, int n) {
+      if (n < 2) co_return n;
+      auto a = skein::run(pool, [&pool, n] { return go(pool, n - 1); });
+      int b = co_await go(pool, n - 2);
+      co_return (co_await a) + b;
+    }
+  };
+  skein::set_unhandled_error_handler([](std::exception_ptr) {});
+  std::atomic<long> sum{0};
+  long expected = 0;
+  for (int it = 0; it < scaled(40); ++it) {
+    auto pool = std::make_unique<skein::ThreadPool>(3, 64);
+    CHECK(skein::run(*pool, [&] { return Fib::go(*pool, 14); }).get() == 377);
+    skein::Context ctx;
+    std::vector<Promise<void>> ps;
+    for (int i = 0; i < 20; ++i)
+      ps.push_back(ctx.run(*pool, [p = pool.get(), i, &sum]() -> Promise<void> {
+        auto inner = skein::run(*p, [i] {
+          skein::sleep_for(std::chrono::microseconds(100 * (i % 5)));
+          return i;
+        });
+        if (i % 2)
+          (void)inner.get();
+        else
+          (void)co_await inner;
+        co_await skein::async_sleep(std::chrono::milliseconds(i % 3));
+        sum += i;
+      }));
+    if (it % 3 == 0) {
+      ctx.cancel();
+    } else {
+      expected += 190;
+    }
+    for (auto& p : ps) try {
+        p.get();
+      } catch (const skein::Cancelled&) {
+      }
+    for (int i = 0; i < 10; ++i) skein::spawn(*pool, [] { skein::sleep_for(50ms); });
+    for (int i = 0; i < 10; ++i) skein::spawn(*pool, []() -> Promise<void> { co_await skein::async_sleep(1s); });
+    pool.reset();
+  }
+  skein::set_unhandled_error_handler(nullptr);
+  // Cancelled rounds may still have completed some tasks before the cancel.
+  CHECK(sum.load() >= expected);
+}

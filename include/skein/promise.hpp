@@ -84,11 +84,11 @@ public:
   }
 
   /// `co_await p` copies the value; `co_await std::move(p)` (or a temporary) moves it.
-  auto operator co_await() const& noexcept {
+  auto operator co_await() const& {
     check();
     return detail::PromiseAwaiter<T, false>(st_);
   }
-  auto operator co_await() && noexcept {
+  auto operator co_await() && {
     check();
     return detail::PromiseAwaiter<T, true>(st_);
   }

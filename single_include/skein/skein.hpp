@@ -117,11 +117,16 @@ inline thread_local ThreadState tls{};
 /// transferring to it, so long chains of completions run in constant stack
 /// even where the compiler does not make symmetric transfer a tail call
 /// (GCC at -O0/-O1).
+///
+/// Every call is a level of its own: a coroutine resumed inline from inside a
+/// running task (a waiter with no executor, woken by resolve()) runs with its
+/// continuations to completion or suspension right here, and the caller's
+/// pending continuation and scope are restored afterwards.
 inline void resume(std::coroutine_handle<> h) noexcept {
-  if (tls.trampolining) {
-    h.resume();
-    return;
-  }
+  const auto saved_next = tls.next;
+  const bool saved_trampolining = tls.trampolining;
+  const Scope* const saved_scope = tls.scope;
+  tls.next = {};
   tls.trampolining = true;
   for (;;) {
     h.resume();
@@ -129,7 +134,9 @@ inline void resume(std::coroutine_handle<> h) noexcept {
     if (!h) break;
     tls.next = {};
   }
-  tls.trampolining = false;
+  tls.next = saved_next;
+  tls.trampolining = saved_trampolining;
+  tls.scope = saved_scope;
 }
 
 /// For a final or completion awaiter: continue with `h` on this thread without
@@ -406,9 +413,9 @@ public:
         rejected = true;
       } else {
         if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+        heap_.push_back(n);  // may throw: before n is marked queued
         n->seq = seq_++;
-        n->index = heap_.size();
-        heap_.push_back(n);
+        n->index = heap_.size() - 1;
         sift_up(n->index);
         earliest = heap_.front() == n;
       }
@@ -444,7 +451,9 @@ private:
       auto now = Clock::now();
       TimerNode* top = heap_.front();
       if (top->deadline > now) {
-        cv_.wait_until(lk, top->deadline);
+        // A copy: while we wait, `top` may be cancelled and its frame freed.
+        const Clock::time_point when = top->deadline;
+        cv_.wait_until(lk, when);
         continue;
       }
       remove_at(0);
@@ -504,9 +513,14 @@ private:
   std::thread thread_;
 };
 
+/// The process-wide timer service. It is never destroyed: a sleeping
+/// coroutine may outlive every static (as in Go, timers belong to the
+/// runtime), and destroying it at exit would wake coroutines onto executors
+/// that are already gone. Its thread is blocked in a wait when the process
+/// exits; pending entries stay reachable, so nothing is reported as leaked.
 inline TimerService& timer_service() {
-  static TimerService s;
-  return s;
+  static TimerService* s = new TimerService;
+  return *s;
 }
 
 }  // namespace skein::detail
@@ -826,7 +840,8 @@ struct CoroWaiter : Waiter {
 template <class Withdraw>
 class CancellableCoroWait {
 public:
-  explicit CancellableCoroWait(Withdraw withdraw) : withdraw_(std::move(withdraw)) {}
+  explicit CancellableCoroWait(Withdraw withdraw, bool observe_stop = true)
+      : withdraw_(std::move(withdraw)), observe_stop_(observe_stop) {}
 
   void prepare(std::coroutine_handle<> h) noexcept {
     waiter.handle = h;
@@ -836,8 +851,8 @@ public:
   /// Call after enqueueing. Returns the value for await_suspend: false means
   /// "already fired, resume now".
   bool arm() noexcept {
-    std::stop_token tok = current_token();
-    if (tok.stop_requested() || tls.draining) {
+    std::stop_token tok = observe_stop_ ? current_token() : std::stop_token{};
+    if (tok.stop_requested() || (observe_stop_ && tls.draining)) {
       if (withdraw_()) {
         waiter.cancelled = true;
         return false;
@@ -864,6 +879,7 @@ private:
     }
   };
   Withdraw withdraw_;
+  bool observe_stop_;
   StopCallbackSlot<OnStop> cb_;
 };
 
@@ -1317,18 +1333,19 @@ private:
 };
 
 struct FinalAwaiterBase {
-  /// Settles `st` and resumes its waiters. One coroutine waiter that may run on
-  /// this thread is returned for symmetric transfer; the rest are woken on
-  /// their executors.
-  static std::coroutine_handle<> settle(PromiseStateBase& st) noexcept {
-    Waiter* w = st.settle();
+  /// Wakes the waiters taken from a settled state. One coroutine waiter that
+  /// may run on this thread is returned for symmetric transfer; the rest are
+  /// woken on their executors.
+  static std::coroutine_handle<> wake_all(Waiter* w) noexcept {
     std::coroutine_handle<> next{};
     while (w) {
       Waiter* n = w->next;
       if (!next && w->is_coro) {
         auto* cw = static_cast<CoroWaiter*>(w);
-        if ((cw->executor == nullptr || cw->executor == tls.executor) && cw->claim()) {
-          next = cw->handle;
+        if (cw->executor == nullptr || cw->executor == tls.executor) {
+          // A failed claim means the waiter was still arming: claim() fired
+          // it and its await_suspend resumes it. It must not be touched again.
+          if (cw->claim()) next = cw->handle;
           w = n;
           continue;
         }
@@ -1376,8 +1393,12 @@ public:
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Derived> h) noexcept {
       Derived& p = h.promise();
-      std::coroutine_handle<> next = FinalAwaiterBase::settle(p);
+      // Settle first (an observer that sees the task finished sees its
+      // result), then the task accounting, and only then wake the waiters: a
+      // waiter resumed inline may wait for the accounting (Context::wait).
+      Waiter* waiters = p.settle();
       p.on_finish();
+      std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
       p.release();  // may destroy the frame: nothing touches `p` after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
@@ -1416,11 +1437,13 @@ public:
   }
 };
 
-/// `co_await promise`: suspends without blocking a thread; cancellable.
-template <class T, bool Move>
+/// `co_await promise`: suspends without blocking a thread; cancellable unless
+/// `Cancellable` is false (run_task awaiting its own coroutine function, whose
+/// captures live in run_task's frame: it must not leave before the coroutine).
+template <class T, bool Move, bool Cancellable = true>
 class PromiseAwaiter {
 public:
-  explicit PromiseAwaiter(PromiseState<T>* st) noexcept : st_(st), wait_(Withdraw{this}) {}
+  explicit PromiseAwaiter(PromiseState<T>* st) noexcept : st_(st), wait_(Withdraw{this}, Cancellable) {}
   PromiseAwaiter(const PromiseAwaiter&) = delete;
   PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 
@@ -1525,11 +1548,11 @@ public:
   }
 
   /// `co_await p` copies the value; `co_await std::move(p)` (or a temporary) moves it.
-  auto operator co_await() const& noexcept {
+  auto operator co_await() const& {
     check();
     return detail::PromiseAwaiter<T, false>(st_);
   }
-  auto operator co_await() && noexcept {
+  auto operator co_await() && {
     check();
     return detail::PromiseAwaiter<T, true>(st_);
   }
@@ -1791,15 +1814,23 @@ public:
   PoolCore(std::size_t slots, std::size_t max_threads) : max_threads_(max_threads) {
     if (slots == 0) throw UsageError("a ThreadPool needs at least one thread");
     if (max_threads < slots) throw UsageError("a ThreadPool's max_threads must be at least its number of threads");
-    (void)timer_service();  // constructed first, so it outlives any pool (static destruction order)
+    // Constructed first, so they outlive any pool (static destruction order).
+    (void)timer_service();
+    (void)unhandled_registry();
+    (void)goroutine_counter();
     slots_.reserve(slots);
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
       slots_.back()->index = i;
       slots_.back()->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     }
-    std::lock_guard lk(threads_mu_);
-    for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+    try {
+      std::lock_guard lk(threads_mu_);
+      for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+    } catch (...) {
+      shutdown();  // join the threads that did start
+      throw;
+    }
   }
 
   PoolCore(const PoolCore&) = delete;
@@ -2074,12 +2105,17 @@ private:
       return;
     }
     std::string why;
+    if (stop_.load(std::memory_order_relaxed)) {
+      // Shutting down: every wait is cancelled at once; nothing to hand off to.
+      w->slot = s;
+      return;
+    }
     if (threads_.size() < max_threads_) {
       try {
         start_thread(s);
         return;
-      } catch (const std::system_error& e) {
-        why = std::string("the system refused a new thread (") + e.what() + ")";
+      } catch (const std::exception& e) {
+        why = std::string("a new thread could not be started (") + e.what() + ")";
       }
     } else {
       why = "the pool is at its bound of " + std::to_string(max_threads_) + " threads";
@@ -2185,7 +2221,9 @@ private:
     // 3. Stop and join every thread.
     std::vector<std::unique_ptr<Worker>> all;
     {
-      std::lock_guard lk(threads_mu_);
+      // Under idle_mu_ too: a worker parking stores wake=0 under idle_mu_ and
+      // then reads stop_, so it either sees stop_ or is woken below after it.
+      std::scoped_lock lk(threads_mu_, idle_mu_);
       stop_.store(true, std::memory_order_release);
       all.swap(threads_);
     }
@@ -2325,7 +2363,11 @@ Promise<R> run_task(TaskStart start, F f, Args... args) {
   co_await typename RunPromise<R>::Start{start.pool};
   using Raw = typename task_result<F, Args...>::raw;
   if constexpr (is_promise_v<Raw>) {
-    co_return co_await invoke_task(f, args...);
+    // Not cancellable: the coroutine observes the same stop token itself, and
+    // its lambda captures and arguments live in this frame, so this frame must
+    // not finish before it does.
+    Raw inner = invoke_task(f, args...);
+    co_return co_await PromiseAwaiter<R, true, false>(state_of(inner));
   } else if constexpr (std::is_void_v<Raw>) {
     invoke_task(f, args...);
   } else {

@@ -51,18 +51,19 @@ private:
 };
 
 struct FinalAwaiterBase {
-  /// Settles `st` and resumes its waiters. One coroutine waiter that may run on
-  /// this thread is returned for symmetric transfer; the rest are woken on
-  /// their executors.
-  static std::coroutine_handle<> settle(PromiseStateBase& st) noexcept {
-    Waiter* w = st.settle();
+  /// Wakes the waiters taken from a settled state. One coroutine waiter that
+  /// may run on this thread is returned for symmetric transfer; the rest are
+  /// woken on their executors.
+  static std::coroutine_handle<> wake_all(Waiter* w) noexcept {
     std::coroutine_handle<> next{};
     while (w) {
       Waiter* n = w->next;
       if (!next && w->is_coro) {
         auto* cw = static_cast<CoroWaiter*>(w);
-        if ((cw->executor == nullptr || cw->executor == tls.executor) && cw->claim()) {
-          next = cw->handle;
+        if (cw->executor == nullptr || cw->executor == tls.executor) {
+          // A failed claim means the waiter was still arming: claim() fired
+          // it and its await_suspend resumes it. It must not be touched again.
+          if (cw->claim()) next = cw->handle;
           w = n;
           continue;
         }
@@ -110,8 +111,12 @@ public:
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Derived> h) noexcept {
       Derived& p = h.promise();
-      std::coroutine_handle<> next = FinalAwaiterBase::settle(p);
+      // Settle first (an observer that sees the task finished sees its
+      // result), then the task accounting, and only then wake the waiters: a
+      // waiter resumed inline may wait for the accounting (Context::wait).
+      Waiter* waiters = p.settle();
       p.on_finish();
+      std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
       p.release();  // may destroy the frame: nothing touches `p` after this
       return next ? continue_with(next) : std::noop_coroutine();
     }

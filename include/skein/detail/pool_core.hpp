@@ -61,15 +61,23 @@ public:
   PoolCore(std::size_t slots, std::size_t max_threads) : max_threads_(max_threads) {
     if (slots == 0) throw UsageError("a ThreadPool needs at least one thread");
     if (max_threads < slots) throw UsageError("a ThreadPool's max_threads must be at least its number of threads");
-    (void)timer_service();  // constructed first, so it outlives any pool (static destruction order)
+    // Constructed first, so they outlive any pool (static destruction order).
+    (void)timer_service();
+    (void)unhandled_registry();
+    (void)goroutine_counter();
     slots_.reserve(slots);
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
       slots_.back()->index = i;
       slots_.back()->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     }
-    std::lock_guard lk(threads_mu_);
-    for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+    try {
+      std::lock_guard lk(threads_mu_);
+      for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+    } catch (...) {
+      shutdown();  // join the threads that did start
+      throw;
+    }
   }
 
   PoolCore(const PoolCore&) = delete;
@@ -344,12 +352,17 @@ private:
       return;
     }
     std::string why;
+    if (stop_.load(std::memory_order_relaxed)) {
+      // Shutting down: every wait is cancelled at once; nothing to hand off to.
+      w->slot = s;
+      return;
+    }
     if (threads_.size() < max_threads_) {
       try {
         start_thread(s);
         return;
-      } catch (const std::system_error& e) {
-        why = std::string("the system refused a new thread (") + e.what() + ")";
+      } catch (const std::exception& e) {
+        why = std::string("a new thread could not be started (") + e.what() + ")";
       }
     } else {
       why = "the pool is at its bound of " + std::to_string(max_threads_) + " threads";
@@ -455,7 +468,9 @@ private:
     // 3. Stop and join every thread.
     std::vector<std::unique_ptr<Worker>> all;
     {
-      std::lock_guard lk(threads_mu_);
+      // Under idle_mu_ too: a worker parking stores wake=0 under idle_mu_ and
+      // then reads stop_, so it either sees stop_ or is woken below after it.
+      std::scoped_lock lk(threads_mu_, idle_mu_);
       stop_.store(true, std::memory_order_release);
       all.swap(threads_);
     }

@@ -83,11 +83,16 @@ inline thread_local ThreadState tls{};
 /// transferring to it, so long chains of completions run in constant stack
 /// even where the compiler does not make symmetric transfer a tail call
 /// (GCC at -O0/-O1).
+///
+/// Every call is a level of its own: a coroutine resumed inline from inside a
+/// running task (a waiter with no executor, woken by resolve()) runs with its
+/// continuations to completion or suspension right here, and the caller's
+/// pending continuation and scope are restored afterwards.
 inline void resume(std::coroutine_handle<> h) noexcept {
-  if (tls.trampolining) {
-    h.resume();
-    return;
-  }
+  const auto saved_next = tls.next;
+  const bool saved_trampolining = tls.trampolining;
+  const Scope* const saved_scope = tls.scope;
+  tls.next = {};
   tls.trampolining = true;
   for (;;) {
     h.resume();
@@ -95,7 +100,9 @@ inline void resume(std::coroutine_handle<> h) noexcept {
     if (!h) break;
     tls.next = {};
   }
-  tls.trampolining = false;
+  tls.next = saved_next;
+  tls.trampolining = saved_trampolining;
+  tls.scope = saved_scope;
 }
 
 /// For a final or completion awaiter: continue with `h` on this thread without

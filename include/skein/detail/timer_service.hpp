@@ -54,9 +54,9 @@ public:
         rejected = true;
       } else {
         if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+        heap_.push_back(n);  // may throw: before n is marked queued
         n->seq = seq_++;
-        n->index = heap_.size();
-        heap_.push_back(n);
+        n->index = heap_.size() - 1;
         sift_up(n->index);
         earliest = heap_.front() == n;
       }
@@ -92,7 +92,9 @@ private:
       auto now = Clock::now();
       TimerNode* top = heap_.front();
       if (top->deadline > now) {
-        cv_.wait_until(lk, top->deadline);
+        // A copy: while we wait, `top` may be cancelled and its frame freed.
+        const Clock::time_point when = top->deadline;
+        cv_.wait_until(lk, when);
         continue;
       }
       remove_at(0);
@@ -152,9 +154,14 @@ private:
   std::thread thread_;
 };
 
+/// The process-wide timer service. It is never destroyed: a sleeping
+/// coroutine may outlive every static (as in Go, timers belong to the
+/// runtime), and destroying it at exit would wake coroutines onto executors
+/// that are already gone. Its thread is blocked in a wait when the process
+/// exits; pending entries stay reachable, so nothing is reported as leaked.
 inline TimerService& timer_service() {
-  static TimerService s;
-  return s;
+  static TimerService* s = new TimerService;
+  return *s;
 }
 
 }  // namespace skein::detail
