@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -37,6 +38,7 @@ PEERS = [
     ("async", "std::async", os.path.join(BUILD, "bench", "async_core")),
 ]
 PEER_TITLE = {p[0]: p[1] for p in PEERS}
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 # Table row -> (description, {peer: argument}). A peer missing from the map
 # does not run that row.
@@ -113,18 +115,63 @@ def parse_report(stdout):
     return None
 
 
+def parse_cpu_list(spec):
+    """'0-2,5' -> {0, 1, 2, 5}"""
+    cpus = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if "-" in part:
+            a, b = part.split("-", 1)
+            cpus.update(range(int(a), int(b) + 1))
+        elif part:
+            cpus.add(int(part))
+    return cpus
+
+
+def stat_ticks(cpus):
+    """(busy, total) clock ticks since boot, summed over `cpus` (None: all), from /proc/stat."""
+    busy = total = 0
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if not line.startswith("cpu") or line.startswith("cpu "):
+                    continue
+                name, *vals = line.split()
+                if cpus is not None and int(name[3:]) not in cpus:
+                    continue
+                vals = [int(v) for v in vals[:8]]
+                idle = vals[3] + vals[4]  # idle + iowait
+                total += sum(vals)
+                busy += sum(vals) - idle
+    except (OSError, ValueError, IndexError):
+        return None
+    return busy, total
+
+
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run_one(program, arg, taskset, timeout):
-    """Runs one measurement; returns a dict with either the report or an error."""
+    """Runs one measurement; returns a dict with either the report or an error.
+
+    Also estimates how much CPU other processes used meanwhile (on the CPUs
+    the program may use): "other_cpus" is that, in CPUs, averaged over the run.
+    """
     cmd = [program, arg]
     if taskset:
         cmd = ["taskset", "-c", taskset] + cmd
     env = go_env() if program == GO_BIN else None
+    cpus = parse_cpu_list(taskset) if taskset else None
+    st0, ch0 = stat_ticks(cpus), children_cpu_s()
     t0 = time.monotonic()
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": "TIMEOUT", "detail": "no result after %ds: %s" % (timeout, " ".join(cmd))}
     wall = time.monotonic() - t0
+    st1, ch1 = stat_ticks(cpus), children_cpu_s()
     rep = parse_report(r.stdout)
     if r.returncode != 0 or rep is None or rep.get("ok") != "1":
         what = "WRONG" if rep is not None and rep.get("ok") == "0" else "FAIL"
@@ -135,6 +182,12 @@ def run_one(program, arg, taskset, timeout):
         rep[k] = float(rep[k])
     for k in ("n", "tasks", "threads"):
         rep[k] = int(rep[k])
+    rep["cpu_s"] = ch1 - ch0
+    if st0 and st1:
+        busy_s = (st1[0] - st0[0]) / CLK_TCK
+        # /proc/stat counts in ticks: allow two ticks per CPU of rounding.
+        slack = 2.0 * (len(cpus) if cpus else (os.cpu_count() or 1)) / CLK_TCK
+        rep["other_cpus"] = max(0.0, busy_s - rep["cpu_s"] - slack) / wall
     return rep
 
 
@@ -395,6 +448,10 @@ def main():
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="build parallelism")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="SEC",
                     help="before each repetition wait up to SEC seconds for other processes to leave the CPUs idle")
+    ap.add_argument("--max-noise", type=float, default=0.2, metavar="CPUS",
+                    help="a run during which other processes used more than CPUS CPUs on average is measured "
+                         "again (default 0.2)")
+    ap.add_argument("--retries", type=int, default=3, help="re-measurements of a noisy run (default 3)")
     ap.add_argument("--verbose", action="store_true", help="print every run as it finishes")
     args = ap.parse_args()
 
@@ -434,6 +491,7 @@ def main():
 
     t_start = time.monotonic()
     busy_seen = []
+    reruns = noisy_kept = 0
     order = list(available)
     for rep in range(args.repeat):
         busy = wait_idle(args.wait_idle) if args.wait_idle > 0 else cpu_busy(0.5)
@@ -447,14 +505,28 @@ def main():
                 cell = results.get((wl, p))
                 if cell is None or cell.errors:  # a failed cell is not re-run
                     continue
-                rep_ = run_one(available[p], WORKLOADS[wl][1][p], args.taskset, args.timeout)
+                for attempt in range(args.retries + 1):
+                    rep_ = run_one(available[p], WORKLOADS[wl][1][p], args.taskset, args.timeout)
+                    other = rep_.get("other_cpus", 0.0)
+                    if "error" in rep_ or other <= args.max_noise:
+                        break
+                    if attempt == args.retries:
+                        noisy_kept += 1
+                        rep_["noisy"] = True
+                        log("  %-10s %-6s other processes used %.2f CPUs during the run; keeping it (retries exhausted)"
+                            % (wl, p, other))
+                        break
+                    reruns += 1
+                    log("  %-10s %-6s other processes used %.2f CPUs during the run: measuring again" % (wl, p, other))
+                    wait_idle(max(args.wait_idle, 5.0))
                 if "error" in rep_:
                     cell.errors.append(rep_)
                     log("  %-10s %-6s %s: %s" % (wl, p, rep_["error"], rep_["detail"]))
                 else:
                     cell.runs.append(rep_)
                     if args.verbose:
-                        log("  %-10s %-6s %9.1f ms %8.1f MB" % (wl, p, rep_["ms"], rep_["rss_mb"]))
+                        log("  %-10s %-6s %9.1f ms %8.1f MB  (others: %.2f CPUs)"
+                            % (wl, p, rep_["ms"], rep_["rss_mb"], rep_.get("other_cpus", 0.0)))
     elapsed = time.monotonic() - t_start
 
     time_table, rss_table = build_tables(results, workloads, peers)
@@ -462,6 +534,7 @@ def main():
     machine = machine_line(args.taskset, args.repeat)
     if busy_seen:
         machine += "; background CPU load before each repetition %s" % "/".join("%.0f%%" % (b * 100) for b in busy_seen)
+    machine += "; %d run(s) repeated because other processes were busy, %d noisy run(s) kept" % (reruns, noisy_kept)
     versions = versions_line(results, peers)
     per_task = per_task_line(results, peers) if "parked" in workloads else ""
     targets = target_lines(results, workloads)

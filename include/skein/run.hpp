@@ -56,7 +56,7 @@ void spawn(ThreadPool& pool, F&& f, Args&&... args) {
 
 /// Tasks started by run/spawn (and posts) that have not finished, process-wide.
 inline std::size_t goroutines() noexcept {
-  long n = detail::goroutine_counter().load();
+  long n = detail::PoolCore::live_tasks_everywhere();
   return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 

@@ -194,10 +194,6 @@ private:
   Stripe stripes_[kStripes];
 };
 
-inline StripedCounter& goroutine_counter() {
-  static StripedCounter c;
-  return c;
-}
 
 }  // namespace skein::detail
 // ---- end skein/detail/runtime.hpp ----
@@ -1132,6 +1128,106 @@ struct task_result {
 }  // namespace skein::detail
 // ---- end skein/detail/concepts.hpp ----
 
+// ---- begin skein/detail/frame_alloc.hpp ----
+// A per-thread cache of coroutine frames by size class. Fork-join workloads
+// allocate and free a frame per task at a high rate, often freeing on another
+// thread than the one that allocated; glibc's tcache keeps only 7 blocks per
+// size, so bursts fall through to the slower arena paths. Here each thread
+// keeps up to kMaxPerClass frames per 64-byte class; frames freed by a thread
+// go to that thread's cache (they migrate, as in tcache), and beyond the cap or
+// the largest class they go back to operator delete.
+
+#include <cstddef>
+#include <new>
+
+namespace skein::detail {
+
+class FrameCache {
+public:
+  static constexpr std::size_t kGranule = 64;
+  static constexpr std::size_t kClasses = 16;  // frames up to 1 KiB
+  static constexpr unsigned kMaxPerClass = 256;
+
+  static void* allocate(std::size_t n) {
+    std::size_t c = class_of(n);
+    if (c < kClasses) {
+      State& s = state();
+      if (Node* b = s.heads[c]) {
+        s.heads[c] = b->next;
+        --s.counts[c];
+        return b;
+      }
+      return ::operator new((c + 1) * kGranule);  // rounded, so it can be cached later
+    }
+    return ::operator new(n);
+  }
+
+  static void deallocate(void* p, std::size_t n) noexcept {
+    std::size_t c = class_of(n);
+    if (c < kClasses) {
+      State& s = state();
+      if (s.alive && s.counts[c] < kMaxPerClass) {
+        auto* b = static_cast<Node*>(p);
+        b->next = s.heads[c];
+        s.heads[c] = b;
+        ++s.counts[c];
+        return;
+      }
+      ::operator delete(p);
+      return;
+    }
+    ::operator delete(p);
+  }
+
+private:
+  struct Node {
+    Node* next;
+  };
+  // Trivially destructible, so it stays usable after the thread's cleanup ran
+  // (frames may still be freed by later thread_local or static destructors):
+  // `alive` then routes them straight to operator delete.
+  struct State {
+    Node* heads[kClasses];
+    unsigned counts[kClasses];
+    bool alive;
+  };
+  struct Cleanup {
+    ~Cleanup() {
+      State& s = raw();
+      s.alive = false;
+      for (std::size_t c = 0; c < kClasses; ++c) {
+        while (Node* b = s.heads[c]) {
+          s.heads[c] = b->next;
+          ::operator delete(b);
+        }
+        s.counts[c] = 0;
+      }
+    }
+  };
+  static std::size_t class_of(std::size_t n) noexcept { return (n + kGranule - 1) / kGranule - 1; }
+  static State& raw() noexcept {
+    static thread_local State s{};
+    return s;
+  }
+  static State& state() noexcept {
+    State& s = raw();
+    if (!s.alive) [[unlikely]] {
+      // First use on this thread (or after cleanup): register the cleanup once.
+      static thread_local bool registered = false;
+      if (!registered) {
+        registered = true;
+        static thread_local Cleanup cleanup;
+        (void)cleanup;
+        s.alive = true;
+      }
+    }
+    return s;
+  }
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/frame_alloc.hpp ----
+
 // ---- begin skein/detail/promise_state.hpp ----
 // The shared state behind a Promise<T>: the result (stored once), the list of
 // waiters, and a reference count of handles plus one for the producer (the
@@ -1388,6 +1484,10 @@ public:
 
   Promise<T> get_return_object() noexcept;
   std::suspend_never initial_suspend() const noexcept { return {}; }
+
+  // Frames come from a per-thread cache (frame_alloc.hpp).
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
 
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
@@ -1807,6 +1907,19 @@ struct ContextTaskLink {
   Scope* ctx = nullptr;
 };
 
+class PoolCore;
+
+/// Every live pool, so that goroutines() can sum their task counts (cheaper
+/// than a second process-wide counter updated by every task).
+struct PoolRegistry {
+  std::mutex mu;
+  std::vector<PoolCore*> pools;
+};
+inline PoolRegistry& pool_registry() {
+  static PoolRegistry r;
+  return r;
+}
+
 class PoolCore final : public Executor {
   struct Worker;
 
@@ -1817,7 +1930,7 @@ public:
     // Constructed first, so they outlive any pool (static destruction order).
     (void)timer_service();
     (void)unhandled_registry();
-    (void)goroutine_counter();
+    (void)pool_registry();
     slots_.reserve(slots);
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
@@ -1831,12 +1944,27 @@ public:
       shutdown();  // join the threads that did start
       throw;
     }
+    std::lock_guard lk(pool_registry().mu);
+    pool_registry().pools.push_back(this);
   }
 
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  ~PoolCore() { shutdown(); }
+  ~PoolCore() {
+    shutdown();
+    std::lock_guard lk(pool_registry().mu);
+    auto& v = pool_registry().pools;
+    v.erase(std::find(v.begin(), v.end(), this));
+  }
+
+  /// Tasks started on all pools that have not finished.
+  static long live_tasks_everywhere() {
+    std::lock_guard lk(pool_registry().mu);
+    long n = 0;
+    for (auto* p : pool_registry().pools) n += p->live_.load();
+    return n;
+  }
 
   [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
   [[nodiscard]] std::size_t max_threads() const noexcept { return max_threads_; }
@@ -1896,8 +2024,14 @@ private:
   static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
   static constexpr unsigned kLifoBudget = 32;
   static constexpr std::size_t kInjectBatch = 32;
+  static constexpr int kSpinRounds = 24;
 
   struct alignas(64) Slot {
+    // The root scope of tasks running on this slot. Every pool-scope wait
+    // registers its stop callback here; one stop source per slot keeps those
+    // registrations on a cache line the slot's own thread owns, instead of
+    // every worker contending on one. All of them stop with the pool.
+    Scope scope;
     WsDeque deque;
     void* lifo = nullptr;  // owner only (handed over with the slot)
     unsigned lifo_streak = 0;
@@ -2162,10 +2296,17 @@ private:
         h = steal(s);
         if (!h) h = pop_injection(s);
         if (!h) {
-          // A short spin before parking: cross-CPU wake-ups cost tens of µs.
-          for (int i = 0; i < 64 && !h; ++i) {
-            cpu_relax();
-            if ((i & 15) == 15) h = steal(s);
+          // Spin before parking: a park and a cross-CPU wake-up cost tens of
+          // µs, so a worker keeps looking for a while — first with pauses,
+          // then yielding its CPU to whoever is producing the work.
+          for (int i = 0; i < kSpinRounds && !h; ++i) {
+            if (i < 4) {
+              for (int k = 0; k < 32; ++k) cpu_relax();
+            } else {
+              std::this_thread::yield();
+            }
+            h = steal(s);
+            if (!h) h = pop_injection(s);
           }
         }
         if (!h) {
@@ -2174,8 +2315,10 @@ private:
         }
       }
       stop_searching(w);
-      tls.scope = &scope_;
+      tls.scope = tls.base_scope = &s->scope;
       resume(std::coroutine_handle<>::from_address(h));
+      // After a hand-off the thread finishes without a slot, in the pool's scope.
+      if (!w->slot) tls.base_scope = &scope_;
     }
   }
 
@@ -2200,6 +2343,7 @@ private:
     // 1. Cancel: every skein wait of a task of this pool throws Cancelled,
     //    and a queued task that has not started never starts.
     scope_.source.request_stop();
+    for (auto& s : slots_) s->scope.source.request_stop();
     try {
       cancel_context_tasks();
     } catch (...) {
@@ -2311,7 +2455,6 @@ class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
 public:
   template <class... Rest>
   explicit RunPromise(TaskStart& s, Rest&...) noexcept : pool_(s.pool) {
-    goroutine_counter().add(1);
     pool_->live_tasks().add(1);
     if (s.ctx) {
       this->scope_ = s.ctx;
@@ -2327,8 +2470,9 @@ public:
       pool_->unlink_context_task(&link_);
       this->scope_->task_finished();
     }
-    goroutine_counter().add(-1);
-    pool_->live_tasks().add(-1);  // last touch of the pool: its destructor waits for this
+    // Last touch of the pool: its destructor waits for this. goroutines() sums
+    // these counts, so Context::wait() may return a moment before it drops.
+    pool_->live_tasks().add(-1);
   }
 
   /// The first suspension: hop onto the pool. A task whose context (or pool)
@@ -2544,7 +2688,7 @@ void spawn(ThreadPool& pool, F&& f, Args&&... args) {
 
 /// Tasks started by run/spawn (and posts) that have not finished, process-wide.
 inline std::size_t goroutines() noexcept {
-  long n = detail::goroutine_counter().load();
+  long n = detail::PoolCore::live_tasks_everywhere();
   return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 

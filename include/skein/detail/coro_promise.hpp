@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "concepts.hpp"
+#include "frame_alloc.hpp"
 #include "promise_state.hpp"
 #include "runtime.hpp"
 #include "waiter.hpp"
@@ -106,6 +107,10 @@ public:
 
   Promise<T> get_return_object() noexcept;
   std::suspend_never initial_suspend() const noexcept { return {}; }
+
+  // Frames come from a per-thread cache (frame_alloc.hpp).
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
 
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }

@@ -54,6 +54,19 @@ struct ContextTaskLink {
   Scope* ctx = nullptr;
 };
 
+class PoolCore;
+
+/// Every live pool, so that goroutines() can sum their task counts (cheaper
+/// than a second process-wide counter updated by every task).
+struct PoolRegistry {
+  std::mutex mu;
+  std::vector<PoolCore*> pools;
+};
+inline PoolRegistry& pool_registry() {
+  static PoolRegistry r;
+  return r;
+}
+
 class PoolCore final : public Executor {
   struct Worker;
 
@@ -64,7 +77,7 @@ public:
     // Constructed first, so they outlive any pool (static destruction order).
     (void)timer_service();
     (void)unhandled_registry();
-    (void)goroutine_counter();
+    (void)pool_registry();
     slots_.reserve(slots);
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
@@ -78,12 +91,27 @@ public:
       shutdown();  // join the threads that did start
       throw;
     }
+    std::lock_guard lk(pool_registry().mu);
+    pool_registry().pools.push_back(this);
   }
 
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  ~PoolCore() { shutdown(); }
+  ~PoolCore() {
+    shutdown();
+    std::lock_guard lk(pool_registry().mu);
+    auto& v = pool_registry().pools;
+    v.erase(std::find(v.begin(), v.end(), this));
+  }
+
+  /// Tasks started on all pools that have not finished.
+  static long live_tasks_everywhere() {
+    std::lock_guard lk(pool_registry().mu);
+    long n = 0;
+    for (auto* p : pool_registry().pools) n += p->live_.load();
+    return n;
+  }
 
   [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
   [[nodiscard]] std::size_t max_threads() const noexcept { return max_threads_; }
@@ -143,8 +171,14 @@ private:
   static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
   static constexpr unsigned kLifoBudget = 32;
   static constexpr std::size_t kInjectBatch = 32;
+  static constexpr int kSpinRounds = 24;
 
   struct alignas(64) Slot {
+    // The root scope of tasks running on this slot. Every pool-scope wait
+    // registers its stop callback here; one stop source per slot keeps those
+    // registrations on a cache line the slot's own thread owns, instead of
+    // every worker contending on one. All of them stop with the pool.
+    Scope scope;
     WsDeque deque;
     void* lifo = nullptr;  // owner only (handed over with the slot)
     unsigned lifo_streak = 0;
@@ -409,10 +443,17 @@ private:
         h = steal(s);
         if (!h) h = pop_injection(s);
         if (!h) {
-          // A short spin before parking: cross-CPU wake-ups cost tens of µs.
-          for (int i = 0; i < 64 && !h; ++i) {
-            cpu_relax();
-            if ((i & 15) == 15) h = steal(s);
+          // Spin before parking: a park and a cross-CPU wake-up cost tens of
+          // µs, so a worker keeps looking for a while — first with pauses,
+          // then yielding its CPU to whoever is producing the work.
+          for (int i = 0; i < kSpinRounds && !h; ++i) {
+            if (i < 4) {
+              for (int k = 0; k < 32; ++k) cpu_relax();
+            } else {
+              std::this_thread::yield();
+            }
+            h = steal(s);
+            if (!h) h = pop_injection(s);
           }
         }
         if (!h) {
@@ -421,8 +462,10 @@ private:
         }
       }
       stop_searching(w);
-      tls.scope = &scope_;
+      tls.scope = tls.base_scope = &s->scope;
       resume(std::coroutine_handle<>::from_address(h));
+      // After a hand-off the thread finishes without a slot, in the pool's scope.
+      if (!w->slot) tls.base_scope = &scope_;
     }
   }
 
@@ -447,6 +490,7 @@ private:
     // 1. Cancel: every skein wait of a task of this pool throws Cancelled,
     //    and a queued task that has not started never starts.
     scope_.source.request_stop();
+    for (auto& s : slots_) s->scope.source.request_stop();
     try {
       cancel_context_tasks();
     } catch (...) {

@@ -35,7 +35,6 @@ class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
 public:
   template <class... Rest>
   explicit RunPromise(TaskStart& s, Rest&...) noexcept : pool_(s.pool) {
-    goroutine_counter().add(1);
     pool_->live_tasks().add(1);
     if (s.ctx) {
       this->scope_ = s.ctx;
@@ -51,8 +50,9 @@ public:
       pool_->unlink_context_task(&link_);
       this->scope_->task_finished();
     }
-    goroutine_counter().add(-1);
-    pool_->live_tasks().add(-1);  // last touch of the pool: its destructor waits for this
+    // Last touch of the pool: its destructor waits for this. goroutines() sums
+    // these counts, so Context::wait() may return a moment before it drops.
+    pool_->live_tasks().add(-1);
   }
 
   /// The first suspension: hop onto the pool. A task whose context (or pool)

@@ -160,9 +160,5 @@ private:
   Stripe stripes_[kStripes];
 };
 
-inline StripedCounter& goroutine_counter() {
-  static StripedCounter c;
-  return c;
-}
 
 }  // namespace skein::detail
