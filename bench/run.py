@@ -7,7 +7,14 @@ within each repetition (in a rotating order) so that machine noise hits all of
 them alike. Prints a table of median times and ratios, a peak-RSS table and
 the machine it ran on; --markdown FILE writes the same as Markdown.
 
-Standard library only. Everything it writes goes under bench/out/.
+Each run also checks, from /proc/stat and its own CPU time, whether other
+processes used the CPUs meanwhile; such a run is measured again (--max-noise,
+--retries). Every program verifies its result; a wrong result, a crash or a
+run past --timeout shows in the table (WRONG / FAIL / TIMEOUT) and makes the
+exit status 1.
+
+Standard library only. Besides --markdown FILE, everything it writes goes
+under bench/out/ (the build trees, the Go binary and caches, results*.json).
 """
 
 import argparse
@@ -352,6 +359,20 @@ def target_lines(results, workloads):
     return out
 
 
+def skein_revision():
+    """The commit measured, and whether include/ had uncommitted changes."""
+    try:
+        rev = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "include"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "skein (no git)"
+    if not rev:
+        return "skein (no git)"
+    return "skein %s%s" % (rev, " + uncommitted include/ changes" if dirty else "")
+
+
 def machine_line(taskset, repeat):
     model = "unknown CPU"
     try:
@@ -378,8 +399,8 @@ def machine_line(taskset, repeat):
     date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     cpus = "nproc %d" % avail if avail == online else "nproc %d (of %d online)" % (avail, online)
     pin = "taskset -c %s" % taskset if taskset else "no pinning"
-    return "Machine: %s, %s, Linux %s; %s; %s; median of %d runs; %s" % (
-        cpus, model, platform.release(), cxx, pin, repeat, date)
+    return "Machine: %s, %s, Linux %s; %s; %s; %s; median of %d runs; %s" % (
+        cpus, model, platform.release(), skein_revision(), cxx, pin, repeat, date)
 
 
 def versions_line(results, peers):

@@ -245,3 +245,27 @@ TEST_CASE("stress: fork-join, blocking hand-offs, cancellation and timers across
   // Cancelled rounds may still have completed some tasks before the cancel.
   CHECK(sum.load() >= expected);
 }
+
+TEST_CASE("a BlockingRegion around a foreign blocking call keeps a 1-thread pool running") {
+  Watchdog wd(30s);
+  skein::ThreadPool pool(1);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool go = false;
+  // The first task blocks in a std::condition_variable, which skein cannot see;
+  // the region hands the only slot to a spare thread, so the second task runs
+  // and releases it.
+  auto waiter = skein::run(pool, [&] {
+    skein::BlockingRegion region;
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return go; });
+  });
+  auto releaser = skein::run(pool, [&] {
+    std::lock_guard lk(mu);
+    go = true;
+    cv.notify_all();
+  });
+  releaser.get();
+  waiter.get();
+  CHECK(pool.thread_count() == 2);
+}

@@ -1,12 +1,22 @@
 #pragma once
 /// skein: header-only C++20 coroutine concurrency — goroutine-style tasks,
-/// promises, cancellation contexts and timers. Include this for everything.
+/// promises, cancellation contexts, timers and Go-style primitives. Include
+/// this for everything.
 
+#include "atomic.hpp"
 #include "context.hpp"
 #include "errors.hpp"
+#include "mutex.hpp"
+#include "pool.hpp"
 #include "promise.hpp"
+#include "queue.hpp"
 #include "run.hpp"
+#include "rwlock.hpp"
+#include "semaphore.hpp"
+#include "sequence.hpp"
+#include "shared.hpp"
 #include "sleep.hpp"
 #include "thread_pool.hpp"
 #include "version.hpp"
+#include "wait_group.hpp"
 #include "when_all.hpp"

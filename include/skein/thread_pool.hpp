@@ -14,6 +14,7 @@
 
 #include "detail/pool_core.hpp"
 #include "detail/run_task.hpp"
+#include "detail/waiter.hpp"
 #include "errors.hpp"
 
 namespace skein {
@@ -97,6 +98,21 @@ private:
     void operator()() { (void)std::invoke(f); }
   };
   std::unique_ptr<detail::PoolCore> core_;
+};
+
+/// Wraps a blocking call that is not a skein wait — a read(2), a std::mutex, a
+/// foreign library — inside a task: for the guard's lifetime the pool hands
+/// this thread's place to a spare thread, exactly as skein's own waits do, so
+/// the pool keeps running its other tasks. Outside a pool it does nothing.
+/// Throws UsageError if the pool is at its thread bound.
+class [[nodiscard]] BlockingRegion {
+public:
+  BlockingRegion() = default;
+  BlockingRegion(const BlockingRegion&) = delete;
+  BlockingRegion& operator=(const BlockingRegion&) = delete;
+
+private:
+  detail::BlockingGuard guard_;
 };
 
 /// The process-wide pool, sized to cpus(), created on first use and shut down

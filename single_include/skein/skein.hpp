@@ -6,8 +6,47 @@
 
 // ---- begin skein/skein.hpp ----
 /// skein: header-only C++20 coroutine concurrency — goroutine-style tasks,
-/// promises, cancellation contexts and timers. Include this for everything.
+/// promises, cancellation contexts, timers and Go-style primitives. Include
+/// this for everything.
 
+
+// ---- begin skein/atomic.hpp ----
+/// Atomic<T>: a lock-free integer with the seeds' names (threads.Atomic, thread.atomic).
+
+#include <atomic>
+#include <concepts>
+#include <cstdint>
+
+namespace skein {
+
+template <std::integral T = std::int64_t>
+class Atomic {
+  static_assert(std::atomic<T>::is_always_lock_free, "skein::Atomic<T> must be lock-free for T");
+
+public:
+  Atomic(T initial = 0) noexcept : v_(initial) {}
+  Atomic(const Atomic&) = delete;
+  Atomic& operator=(const Atomic&) = delete;
+
+  /// Adds `delta` and returns the new value.
+  T add(T delta = 1) noexcept { return v_.fetch_add(delta, std::memory_order_acq_rel) + delta; }
+  T get() const noexcept { return v_.load(std::memory_order_acquire); }
+  void set(T v) noexcept { v_.store(v, std::memory_order_release); }
+  T load() const noexcept { return get(); }
+  void store(T v) noexcept { set(v); }
+  /// Sets `desired` if the value is `expected`; returns whether it did.
+  bool cas(T expected, T desired) noexcept {
+    return v_.compare_exchange_strong(expected, desired, std::memory_order_acq_rel, std::memory_order_acquire);
+  }
+  /// Sets `v` and returns the previous value.
+  T exchange(T v) noexcept { return v_.exchange(v, std::memory_order_acq_rel); }
+
+private:
+  std::atomic<T> v_;
+};
+
+}  // namespace skein
+// ---- end skein/atomic.hpp ----
 
 // ---- begin skein/context.hpp ----
 /// Context: a cancellation scope (a stop source, an optional deadline, the
@@ -670,6 +709,7 @@ struct Waiter {
   Waiter* prev = nullptr;
   bool linked = false;
   bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
+  void* data = nullptr;  // the primitive's per-wait payload (an item slot, a lock mode, ...)
   void (*notify_fn)(Waiter*) noexcept = nullptr;
   void notify() noexcept { notify_fn(this); }
 };
@@ -1140,6 +1180,21 @@ struct task_result {
 #include <cstddef>
 #include <new>
 
+// SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
+// under AddressSanitizer, so that ASan sees every frame's lifetime.
+#ifndef SKEIN_FRAME_CACHE
+#if defined(__SANITIZE_ADDRESS__)
+#define SKEIN_FRAME_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SKEIN_FRAME_CACHE 0
+#endif
+#endif
+#endif
+#ifndef SKEIN_FRAME_CACHE
+#define SKEIN_FRAME_CACHE 1
+#endif
+
 namespace skein::detail {
 
 class FrameCache {
@@ -1149,6 +1204,7 @@ public:
   static constexpr unsigned kMaxPerClass = 256;
 
   static void* allocate(std::size_t n) {
+    if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
     std::size_t c = class_of(n);
     if (c < kClasses) {
       State& s = state();
@@ -1163,6 +1219,7 @@ public:
   }
 
   static void deallocate(void* p, std::size_t n) noexcept {
+    if constexpr (!SKEIN_FRAME_CACHE) return ::operator delete(p);
     std::size_t c = class_of(n);
     if (c < kClasses) {
       State& s = state();
@@ -2634,6 +2691,21 @@ private:
   std::unique_ptr<detail::PoolCore> core_;
 };
 
+/// Wraps a blocking call that is not a skein wait — a read(2), a std::mutex, a
+/// foreign library — inside a task: for the guard's lifetime the pool hands
+/// this thread's place to a spare thread, exactly as skein's own waits do, so
+/// the pool keeps running its other tasks. Outside a pool it does nothing.
+/// Throws UsageError if the pool is at its thread bound.
+class [[nodiscard]] BlockingRegion {
+public:
+  BlockingRegion() = default;
+  BlockingRegion(const BlockingRegion&) = delete;
+  BlockingRegion& operator=(const BlockingRegion&) = delete;
+
+private:
+  detail::BlockingGuard guard_;
+};
+
 /// The process-wide pool, sized to cpus(), created on first use and shut down
 /// at exit.
 inline ThreadPool& default_pool() {
@@ -2841,6 +2913,1121 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
 
 }  // namespace skein
 // ---- end skein/context.hpp ----
+
+// ---- begin skein/mutex.hpp ----
+/// Mutex: for threads (lock/unlock/try_lock, BasicLockable) and for
+/// coroutines (`auto guard = co_await m.async_lock();`), with FIFO hand-off.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+
+// ---- begin skein/detail/wait_operation.hpp ----
+// Shared shapes of a primitive's waits, so each primitive states only its own
+// rules: try_now (the fast path), enqueue (link a waiter, or complete at once
+// under the primitive's lock), withdraw (unlink for a cancel or a timeout) and
+// result.
+
+#include <coroutine>
+#include <type_traits>
+
+
+namespace skein::detail {
+
+/// Coroutine awaiter skeleton (CRTP). Derived provides:
+///   bool try_now();                 // fast path: done without waiting?
+///   bool enqueue(CoroWaiter& w);    // under the lock: true = linked, false = done now
+///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
+///   R result();                     // after a successful wait
+template <class Derived>
+class WaitOperation {
+public:
+  WaitOperation() noexcept : wait_(Withdraw{this}) {}
+  WaitOperation(const WaitOperation&) = delete;
+  WaitOperation& operator=(const WaitOperation&) = delete;
+
+  bool await_ready() { return self().try_now(); }
+  bool await_suspend(std::coroutine_handle<> h) {
+    wait_.prepare(h);
+    if (!self().enqueue(wait_.waiter)) return false;
+    return wait_.arm();
+  }
+  decltype(auto) await_resume() {
+    wait_.disarm();
+    if (wait_.waiter.cancelled) throw_cancelled();
+    return self().result();
+  }
+
+protected:
+  ~WaitOperation() = default;
+  CoroWaiter& waiter() noexcept { return wait_.waiter; }
+
+private:
+  Derived& self() noexcept { return static_cast<Derived&>(*this); }
+  struct Withdraw {
+    WaitOperation* op;
+    bool operator()() const noexcept { return op->self().withdraw(op->wait_.waiter); }
+  };
+  CancellableCoroWait<Withdraw> wait_;
+};
+
+/// Blocking counterpart: links a ThreadWaiter with `enqueue` (false = done at
+/// once) and waits, cancellably, until notified or the deadline.
+template <class Enqueue, class Withdraw>
+WaitStatus wait_blocking(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
+                         const Clock::time_point* deadline = nullptr) {
+  if (!enqueue(w)) return WaitStatus::ready;
+  return block_wait(w, [&]() noexcept { return withdraw(w); }, deadline);
+}
+
+/// Throws Cancelled for a cancelled wait; returns whether it completed.
+inline bool completed(WaitStatus s) {
+  if (s == WaitStatus::cancelled) throw_cancelled();
+  return s == WaitStatus::ready;
+}
+
+inline Clock::time_point deadline_after(Clock::duration d) noexcept { return Clock::now() + d; }
+
+}  // namespace skein::detail
+// ---- end skein/detail/wait_operation.hpp ----
+
+namespace skein {
+
+/// A mutual-exclusion lock that blocking threads and coroutines share.
+/// Uncontended lock/unlock is one CAS each. Under contention waiters queue in
+/// FIFO order and unlock hands the lock straight to the first of them, so a
+/// thread that keeps re-taking the lock cannot starve a waiter. Blocking waits
+/// hand their pool thread off and throw Cancelled when the task is cancelled.
+/// Ownership is not tracked (as in Go): any thread may unlock; unlocking an
+/// unlocked Mutex is a UsageError.
+class Mutex {
+public:
+  Mutex() = default;
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  [[nodiscard]] bool try_lock() noexcept {
+    std::uint32_t e = kUnlocked;
+    // acquire: the previous holder's writes are visible to us.
+    return state_.compare_exchange_strong(e, kLocked, std::memory_order_acquire, std::memory_order_relaxed);
+  }
+
+  void lock() {
+    if (spin_lock()) return;
+    detail::ThreadWaiter w;
+    detail::completed(wait(w, nullptr));
+  }
+
+  /// Locks unless `d` passes first; returns whether it locked.
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+    if (spin_lock()) return true;
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    detail::ThreadWaiter w;
+    return detail::completed(wait(w, &deadline));
+  }
+
+  void unlock() {
+    std::uint32_t e = kLocked;
+    // release: our critical section is visible to the next holder.
+    if (state_.compare_exchange_strong(e, kUnlocked, std::memory_order_release, std::memory_order_relaxed)) return;
+    if (e == kUnlocked) throw UsageError("unlock of an unlocked Mutex");
+    detail::Waiter* next;
+    {
+      std::lock_guard lk(lk_);
+      next = waiters_.pop_front();
+      if (!next) {  // the waiters withdrew meanwhile
+        state_.store(kUnlocked, std::memory_order_release);
+        return;
+      }
+      if (waiters_.empty()) state_.store(kLocked, std::memory_order_relaxed);
+    }
+    next->notify();  // the lock passes to `next` without ever being free
+  }
+
+  class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation> {
+  public:
+    explicit LockOperation(Mutex& m) noexcept : m_(m) {}
+    bool try_now() noexcept { return m_.try_lock(); }
+    bool enqueue(detail::Waiter& w) noexcept { return m_.enqueue(w); }
+    bool withdraw(detail::Waiter& w) noexcept { return m_.withdraw(w); }
+    std::unique_lock<Mutex> result() noexcept { return std::unique_lock<Mutex>(m_, std::adopt_lock); }
+
+  private:
+    Mutex& m_;
+  };
+
+  /// `auto guard = co_await m.async_lock();` — a std::unique_lock that unlocks
+  /// when it goes out of scope. Throws Cancelled if the task is cancelled first.
+  LockOperation async_lock() noexcept { return LockOperation(*this); }
+
+  /// True if locked now (a snapshot, for tests and diagnostics).
+  [[nodiscard]] bool locked() const noexcept { return state_.load(std::memory_order_relaxed) != kUnlocked; }
+
+private:
+  static constexpr std::uint32_t kUnlocked = 0, kLocked = 1, kContended = 2;
+
+  bool spin_lock() noexcept {
+    // Critical sections are usually short: a brief spin beats a park + wake.
+    for (int i = 0; i < 64; ++i) {
+      if (state_.load(std::memory_order_relaxed) == kUnlocked && try_lock()) return true;
+      detail::cpu_relax();
+    }
+    return false;
+  }
+
+  /// Links `w`, or takes the lock at once; false if taken.
+  bool enqueue(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (s == kUnlocked) {
+        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+      } else if (s == kLocked) {
+        if (state_.compare_exchange_weak(s, kContended, std::memory_order_relaxed)) break;
+      } else {
+        break;
+      }
+    }
+    waiters_.push_back(&w);
+    return true;
+  }
+  bool withdraw(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    if (!waiters_.remove(&w)) return false;
+    if (waiters_.empty()) {
+      std::uint32_t c = kContended;
+      state_.compare_exchange_strong(c, kLocked, std::memory_order_relaxed);
+    }
+    return true;
+  }
+  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
+    return detail::wait_blocking(
+        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
+  }
+
+  std::atomic<std::uint32_t> state_{kUnlocked};
+  detail::SpinLock lk_;
+  detail::WaiterList waiters_;
+};
+
+}  // namespace skein
+// ---- end skein/mutex.hpp ----
+
+// ---- begin skein/pool.hpp ----
+/// Pool<T>: a fixed set of worker tasks processing submitted items (the seeds'
+/// threads.Pool / thread.pool), with backpressure and kept errors.
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+// ---- begin skein/queue.hpp ----
+/// Queue<T>: Go's channel as a FIFO queue — bounded or unbounded, closable,
+/// for blocking threads and coroutines alike, cancellable, with direct
+/// hand-off from a putter to a waiting getter.
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <iterator>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+
+namespace skein {
+
+/// Semantics (CONTRACT.md): FIFO; `close()` is idempotent; items queued before
+/// close are still delivered; a put blocked at close, and any later put, throws
+/// Closed and its item never appears; a get blocked at close drains what is
+/// left and then returns an empty optional; a put or get that times out or is
+/// cancelled neither loses nor duplicates an item (a failed put leaves the
+/// caller's item untouched).
+template <class T>
+class Queue {
+  static_assert(std::is_nothrow_move_constructible_v<T>, "skein::Queue<T> needs a nothrow move-constructible T");
+
+  // A waiter's payload (Waiter::data).
+  enum Result { kPending, kDone, kClosed };
+  struct PutSlot {
+    T* item;  // the putter's item, moved from only when taken
+    Result result;
+  };
+  struct GetSlot {
+    std::optional<T>* out;
+    Result result;
+  };
+
+public:
+  /// `maxsize` = 0: unbounded.
+  explicit Queue(std::size_t maxsize = 0) : cap_(maxsize) {}
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  // --- put --------------------------------------------------------------------
+  /// Blocks while full. Throws Closed if the queue is (or gets) closed.
+  void put(const T& v) { put_impl(T(v)); }
+  void put(T&& v) { put_impl(std::move(v)); }
+
+  /// Puts without blocking; false if full (the item is untouched). Throws Closed if closed.
+  bool try_put(const T& v) { return try_put_impl(v); }
+  bool try_put(T&& v) { return try_put_impl(v); }
+
+  /// Blocks at most `d`; false on timeout (the item is untouched).
+  template <class Rep, class Period>
+  bool put_for(T&& v, std::chrono::duration<Rep, Period> d) {
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    return put_wait(v, &deadline);
+  }
+  template <class Rep, class Period>
+  bool put_for(const T& v, std::chrono::duration<Rep, Period> d) {
+    T copy(v);
+    return put_for(std::move(copy), d);
+  }
+
+  // --- get --------------------------------------------------------------------
+  /// Blocks while empty; an empty optional once closed and drained.
+  std::optional<T> get() { return get_wait(nullptr).value; }
+  /// An item if one is available now; else empty (also when closed and drained).
+  std::optional<T> try_get() {
+    std::optional<T> out;
+    detail::Waiter* woken = nullptr;
+    {
+      std::lock_guard lk(lk_);
+      woken = take_locked(out);
+    }
+    if (woken) woken->notify();
+    return out;
+  }
+  /// Blocks at most `d`; empty on timeout or once closed and drained.
+  template <class Rep, class Period>
+  std::optional<T> get_for(std::chrono::duration<Rep, Period> d) {
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    return get_wait(&deadline).value;
+  }
+
+  // --- state ------------------------------------------------------------------
+  [[nodiscard]] std::size_t size() const {
+    std::lock_guard lk(lk_);
+    return buf_.size();
+  }
+  /// The bound given at construction (0 = unbounded).
+  [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
+  [[nodiscard]] bool closed() const {
+    std::lock_guard lk(lk_);
+    return closed_;
+  }
+  /// Stops accepting items; wakes every blocked put (Closed) and get (empty). Idempotent.
+  void close() {
+    detail::Waiter* putters;
+    detail::Waiter* getters;
+    {
+      std::lock_guard lk(lk_);
+      if (closed_) return;
+      closed_ = true;
+      putters = putters_.take_all();
+      getters = getters_.take_all();
+      for (auto* w = putters; w; w = w->next) slot_of<PutSlot>(w)->result = kClosed;
+      for (auto* w = getters; w; w = w->next) slot_of<GetSlot>(w)->result = kClosed;
+    }
+    detail::WaiterList::notify_chain(putters);
+    detail::WaiterList::notify_chain(getters);
+  }
+
+  // --- coroutines -----------------------------------------------------------------
+  class [[nodiscard]] PutOperation : public detail::WaitOperation<PutOperation> {
+  public:
+    PutOperation(Queue& q, T v) noexcept : q_(q), item_(std::move(v)) { this->waiter().data = &slot_; }
+    bool try_now() {
+      done_ = q_.try_put_impl(item_);  // throws Closed
+      return done_;
+    }
+    bool enqueue(detail::Waiter& w) noexcept { return q_.enqueue_putter(w, slot_, closed_now_); }
+    bool withdraw(detail::Waiter& w) noexcept { return q_.withdraw(q_.putters_, w); }
+    void result() {
+      if (closed_now_ || slot_.result == kClosed) throw Closed("put on a closed Queue");
+    }
+
+  private:
+    Queue& q_;
+    T item_;
+    PutSlot slot_{&item_, kPending};
+    bool done_ = false, closed_now_ = false;
+  };
+  /// `co_await q.async_put(v);` Suspends while full; throws Closed or Cancelled.
+  PutOperation async_put(T v) noexcept { return PutOperation(*this, std::move(v)); }
+
+  class [[nodiscard]] GetOperation : public detail::WaitOperation<GetOperation> {
+  public:
+    explicit GetOperation(Queue& q) noexcept : q_(q) { this->waiter().data = &slot_; }
+    bool try_now() { return q_.try_take(out_); }
+    bool enqueue(detail::Waiter& w) noexcept { return q_.enqueue_getter(w, slot_); }
+    bool withdraw(detail::Waiter& w) noexcept { return q_.withdraw(q_.getters_, w); }
+    std::optional<T> result() noexcept { return std::move(out_); }
+
+  private:
+    Queue& q_;
+    std::optional<T> out_;
+    GetSlot slot_{&out_, kPending};
+  };
+  /// `auto v = co_await q.async_get();` Suspends while empty; empty optional
+  /// once closed and drained; throws Cancelled.
+  GetOperation async_get() noexcept { return GetOperation(*this); }
+
+  // --- range-for ----------------------------------------------------------------
+  class iterator {
+  public:
+    using value_type = T;
+    using difference_type = std::ptrdiff_t;
+    using iterator_category = std::input_iterator_tag;
+    iterator() = default;
+    explicit iterator(Queue* q) : q_(q) { ++*this; }
+    T& operator*() noexcept { return *cur_; }
+    T* operator->() noexcept { return &*cur_; }
+    iterator& operator++() {
+      cur_ = q_->get();
+      if (!cur_) q_ = nullptr;
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& a, const iterator& b) noexcept { return a.q_ == b.q_; }
+
+  private:
+    Queue* q_ = nullptr;
+    std::optional<T> cur_;
+  };
+  /// `for (auto& v : q)` takes items until the queue is closed and drained.
+  iterator begin() { return iterator(this); }
+  iterator end() noexcept { return iterator(); }
+
+private:
+  template <class S>
+  static S* slot_of(detail::Waiter* w) noexcept {
+    return static_cast<S*>(w->data);
+  }
+
+  // lk_ held. Takes the front item (refilling from a blocked putter) into `out`;
+  // returns a putter to notify.
+  detail::Waiter* take_locked(std::optional<T>& out) noexcept {
+    if (buf_.empty()) return nullptr;
+    out.emplace(std::move(buf_.front()));
+    buf_.pop_front();
+    if (detail::Waiter* p = putters_.pop_front()) {
+      auto* s = slot_of<PutSlot>(p);
+      buf_.push_back(std::move(*s->item));
+      s->result = kDone;
+      return p;
+    }
+    return nullptr;
+  }
+  bool try_take(std::optional<T>& out) {
+    detail::Waiter* woken;
+    bool closed_empty;
+    {
+      std::lock_guard lk(lk_);
+      woken = take_locked(out);
+      closed_empty = !out && closed_;
+    }
+    if (woken) woken->notify();
+    return out.has_value() || closed_empty;  // closed and drained: done, empty
+  }
+
+  // lk_ held. Places `v` (moved from only on success): to a waiting getter,
+  // or into the buffer if there is room. Returns the getter to notify via `woken`.
+  bool place_locked(T& v, detail::Waiter*& woken) {
+    if (closed_) throw Closed("put on a closed Queue");
+    if (detail::Waiter* g = getters_.pop_front()) {  // a getter waits: the buffer is empty
+      auto* s = slot_of<GetSlot>(g);
+      s->out->emplace(std::move(v));
+      s->result = kDone;
+      woken = g;
+      return true;
+    }
+    if (cap_ == 0 || buf_.size() < cap_) {
+      buf_.push_back(std::move(v));
+      return true;
+    }
+    return false;
+  }
+  bool try_put_impl(T& v) {
+    detail::Waiter* woken = nullptr;
+    bool ok;
+    {
+      std::lock_guard lk(lk_);
+      ok = place_locked(v, woken);
+    }
+    if (woken) woken->notify();  // outside the lock: the getter may run at once
+    return ok;
+  }
+  void put_impl(T v) {
+    if (!put_wait(v, nullptr)) detail::throw_cancelled();
+  }
+  bool enqueue_putter(detail::Waiter& w, PutSlot& slot, bool& closed_now) noexcept {
+    detail::Waiter* woken = nullptr;
+    bool linked = false;
+    {
+      std::lock_guard lk(lk_);
+      if (closed_) {
+        closed_now = true;
+      } else if (!place_locked(*slot.item, woken)) {
+        putters_.push_back(&w);
+        linked = true;
+      }
+    }
+    if (woken) woken->notify();
+    return linked;
+  }
+  bool enqueue_getter(detail::Waiter& w, GetSlot& slot) noexcept {
+    detail::Waiter* woken = nullptr;
+    bool linked = false;
+    {
+      std::lock_guard lk(lk_);
+      woken = take_locked(*slot.out);
+      if (!slot.out->has_value()) {
+        if (closed_) {
+          slot.result = kClosed;
+        } else {
+          getters_.push_back(&w);
+          linked = true;
+        }
+      }
+    }
+    if (woken) woken->notify();
+    return linked;
+  }
+  bool withdraw(detail::WaiterList& list, detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    return list.remove(&w);
+  }
+
+  /// Blocking put; false on timeout; throws Closed / Cancelled.
+  bool put_wait(T& v, const detail::Clock::time_point* deadline) {
+    detail::ThreadWaiter w;
+    PutSlot slot{&v, kPending};
+    w.data = &slot;
+    bool closed_now = false;
+    auto s = detail::wait_blocking(
+        w, [&](detail::Waiter& x) { return enqueue_putter(x, slot, closed_now); },
+        [&](detail::Waiter& x) { return withdraw(putters_, x); }, deadline);
+    if (closed_now || (s == detail::WaitStatus::ready && slot.result == kClosed)) throw Closed("put on a closed Queue");
+    return detail::completed(s);
+  }
+  struct GetResult {
+    std::optional<T> value;
+  };
+  GetResult get_wait(const detail::Clock::time_point* deadline) {
+    GetResult r;
+    detail::ThreadWaiter w;
+    GetSlot slot{&r.value, kPending};
+    w.data = &slot;
+    auto s = detail::wait_blocking(
+        w, [&](detail::Waiter& x) { return enqueue_getter(x, slot); },
+        [&](detail::Waiter& x) { return withdraw(getters_, x); }, deadline);
+    detail::completed(s);  // Cancelled throws; a timeout leaves r.value empty
+    return r;
+  }
+
+  const std::size_t cap_;
+  mutable detail::SpinLock lk_;
+  std::deque<T> buf_;
+  detail::WaiterList getters_, putters_;
+  bool closed_ = false;
+};
+
+}  // namespace skein
+// ---- end skein/queue.hpp ----
+
+// ---- begin skein/wait_group.hpp ----
+/// WaitGroup: Go's sync.WaitGroup for threads and coroutines, with a checked
+/// counter (going below zero is a UsageError, and changes nothing).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+
+namespace skein {
+
+class WaitGroup {
+public:
+  WaitGroup() = default;
+  WaitGroup(const WaitGroup&) = delete;
+  WaitGroup& operator=(const WaitGroup&) = delete;
+
+  /// Adds `delta` (may be negative). Reaching zero releases every waiter.
+  void add(std::int64_t delta = 1) {
+    std::int64_t c = count_.load(std::memory_order_relaxed);
+    std::int64_t next;
+    do {
+      next = c + delta;
+      if (next < 0) throw UsageError("negative WaitGroup counter");
+      // acq_rel: a waiter released at zero sees what every done() caller wrote before.
+    } while (!count_.compare_exchange_weak(c, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+    if (next == 0 && delta != 0) {
+      detail::Waiter* chain;
+      {
+        std::lock_guard lk(lk_);
+        chain = waiters_.take_all();
+      }
+      detail::WaiterList::notify_chain(chain);
+    }
+  }
+  void done() { add(-1); }
+
+  [[nodiscard]] std::int64_t count() const noexcept { return count_.load(std::memory_order_acquire); }
+
+  /// Blocks until the counter is zero.
+  void wait() {
+    if (count() == 0) return;
+    detail::ThreadWaiter w;
+    detail::completed(wait(w, nullptr));
+  }
+  /// Blocks for at most `d`; true if the counter reached zero.
+  template <class Rep, class Period>
+  [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> d) {
+    if (count() == 0) return true;
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    detail::ThreadWaiter w;
+    return detail::completed(wait(w, &deadline));
+  }
+
+  class [[nodiscard]] WaitOperation : public detail::WaitOperation<WaitOperation> {
+  public:
+    explicit WaitOperation(WaitGroup& g) noexcept : g_(g) {}
+    bool try_now() noexcept { return g_.count() == 0; }
+    bool enqueue(detail::Waiter& w) noexcept { return g_.enqueue(w); }
+    bool withdraw(detail::Waiter& w) noexcept { return g_.withdraw(w); }
+    void result() noexcept {}
+
+  private:
+    WaitGroup& g_;
+  };
+  /// `co_await wg.async_wait();`
+  WaitOperation async_wait() noexcept { return WaitOperation(*this); }
+
+private:
+  bool enqueue(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    // Under the lock: an add() that reaches zero takes the waiters under it
+    // after its decrement, so either we see zero here or it sees us.
+    if (count_.load(std::memory_order_acquire) == 0) return false;
+    waiters_.push_back(&w);
+    return true;
+  }
+  bool withdraw(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    return waiters_.remove(&w);
+  }
+  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
+    return detail::wait_blocking(
+        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
+  }
+
+  std::atomic<std::int64_t> count_{0};
+  detail::SpinLock lk_;
+  detail::WaiterList waiters_;
+};
+
+}  // namespace skein
+// ---- end skein/wait_group.hpp ----
+
+namespace skein {
+
+/// `Pool<int> pool(process, 4, 1000); pool.submit(x); pool.wait(); pool.close();`
+///
+/// `worker_func(item)` runs on `workers` tasks of default_pool() (it may be a
+/// coroutine returning a Promise, which is awaited). submit() blocks while
+/// `queue_depth` items are waiting (0 = unbounded). An exception from
+/// worker_func never kills a worker or loses other items: it is kept, and the
+/// next wait() or close() rethrows the first one kept (further ones go to the
+/// unhandled-error handler, so none is dropped).
+template <class T>
+class Pool {
+public:
+  template <class F>
+    requires std::is_invocable_v<F&, T&&>
+  explicit Pool(F worker_func, std::size_t workers = 4) : Pool(std::move(worker_func), workers, workers * 2) {}
+
+  template <class F>
+    requires std::is_invocable_v<F&, T&&>
+  Pool(F worker_func, std::size_t workers, std::size_t queue_depth) : queue_(queue_depth) {
+    if (workers == 0) throw UsageError("a Pool needs at least one worker");
+    workers_.reserve(workers);
+    for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(&Pool::work<F>, this, worker_func));
+  }
+
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+
+  /// Closes and waits; errors not yet rethrown go to the unhandled-error handler.
+  ~Pool() {
+    try {
+      finish();
+    } catch (...) {
+    }
+    for (auto& e : take_errors()) detail::report_unhandled(e);
+  }
+
+  /// Queues `item`, blocking while the queue is full. Throws Closed after close().
+  void submit(T item) {
+    pending_.add(1);
+    try {
+      queue_.put(std::move(item));
+    } catch (...) {
+      pending_.done();
+      throw;
+    }
+  }
+  /// `co_await pool.async_submit(item)`: as submit(), suspending instead of blocking.
+  Promise<void> async_submit(T item) {
+    pending_.add(1);
+    try {
+      co_await queue_.async_put(std::move(item));
+    } catch (...) {
+      pending_.done();
+      throw;
+    }
+  }
+
+  /// Waits until every submitted item has been processed; rethrows the first
+  /// error kept since the last wait().
+  void wait() {
+    pending_.wait();
+    rethrow_errors();
+  }
+
+  /// Stops accepting items, finishes every queued item, waits for the workers;
+  /// rethrows as wait() does. Idempotent.
+  void close() {
+    finish();
+    rethrow_errors();
+  }
+
+  [[nodiscard]] std::size_t workers() const noexcept { return workers_.size(); }
+  /// Items submitted and not yet processed.
+  [[nodiscard]] std::size_t pending() const noexcept { return static_cast<std::size_t>(pending_.count()); }
+
+private:
+  template <class F>
+  static Promise<void> work(Pool* self, F f) {
+    while (auto item = co_await self->queue_.async_get()) {
+      try {
+        if constexpr (detail::is_promise_v<std::invoke_result_t<F&, T&&>>)
+          (void)co_await std::invoke(f, std::move(*item));
+        else
+          (void)std::invoke(f, std::move(*item));
+      } catch (...) {
+        std::lock_guard lk(errors_mu_of(self));
+        self->errors_.push_back(std::current_exception());
+      }
+      self->pending_.done();
+    }
+  }
+  static std::mutex& errors_mu_of(Pool* self) noexcept { return self->errors_mu_; }
+
+  void finish() {
+    queue_.close();
+    for (auto& w : workers_) w.wait();
+  }
+  std::vector<std::exception_ptr> take_errors() {
+    std::lock_guard lk(errors_mu_);
+    return std::exchange(errors_, {});
+  }
+  void rethrow_errors() {
+    auto errs = take_errors();
+    if (errs.empty()) return;
+    for (std::size_t i = 1; i < errs.size(); ++i) detail::report_unhandled(errs[i]);
+    std::rethrow_exception(errs.front());
+  }
+
+  Queue<T> queue_;
+  WaitGroup pending_;
+  std::mutex errors_mu_;
+  std::vector<std::exception_ptr> errors_;
+  std::vector<Promise<void>> workers_;
+};
+
+}  // namespace skein
+// ---- end skein/pool.hpp ----
+
+// ---- begin skein/rwlock.hpp ----
+/// RWLock: a reader/writer lock for threads and coroutines. Writers are not
+/// starved: once a writer waits, new readers queue behind it; waiters are
+/// served in FIFO order (a run of readers at the front is admitted together).
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <shared_mutex>
+
+
+namespace skein {
+
+class RWLock {
+public:
+  RWLock() = default;
+  RWLock(const RWLock&) = delete;
+  RWLock& operator=(const RWLock&) = delete;
+
+  // --- exclusive --------------------------------------------------------------
+  [[nodiscard]] bool try_lock() noexcept {
+    std::lock_guard lk(lk_);
+    return try_writer();
+  }
+  void lock() { wait_mode(kWrite, nullptr); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    return wait_mode(kWrite, &deadline);
+  }
+  void unlock() {
+    detail::Waiter* chain;
+    {
+      std::lock_guard lk(lk_);
+      if (!writer_) throw UsageError("unlock of an RWLock that is not locked for writing");
+      writer_ = false;
+      chain = admit();
+    }
+    detail::WaiterList::notify_chain(chain);
+  }
+
+  // --- shared -----------------------------------------------------------------
+  [[nodiscard]] bool try_lock_shared() noexcept {
+    std::lock_guard lk(lk_);
+    return try_reader();
+  }
+  void lock_shared() { wait_mode(kRead, nullptr); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_shared_for(std::chrono::duration<Rep, Period> d) {
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    return wait_mode(kRead, &deadline);
+  }
+  void unlock_shared() {
+    detail::Waiter* chain = nullptr;
+    {
+      std::lock_guard lk(lk_);
+      if (readers_ == 0) throw UsageError("unlock_shared of an RWLock that is not locked for reading");
+      if (--readers_ == 0) chain = admit();
+    }
+    detail::WaiterList::notify_chain(chain);
+  }
+
+  template <bool Write>
+  class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation<Write>> {
+  public:
+    explicit LockOperation(RWLock& l) noexcept : l_(l) { this->waiter().data = const_cast<int*>(Write ? &kWrite : &kRead); }
+    bool try_now() noexcept { return Write ? l_.try_lock() : l_.try_lock_shared(); }
+    bool enqueue(detail::Waiter& w) noexcept { return l_.enqueue(w); }
+    bool withdraw(detail::Waiter& w) noexcept { return l_.withdraw(w); }
+    auto result() noexcept {
+      if constexpr (Write)
+        return std::unique_lock<RWLock>(l_, std::adopt_lock);
+      else
+        return std::shared_lock<RWLock>(l_, std::adopt_lock);
+    }
+
+  private:
+    RWLock& l_;
+  };
+  /// `auto guard = co_await rw.async_lock();` (a std::unique_lock)
+  LockOperation<true> async_lock() noexcept { return LockOperation<true>(*this); }
+  /// `auto guard = co_await rw.async_lock_shared();` (a std::shared_lock)
+  LockOperation<false> async_lock_shared() noexcept { return LockOperation<false>(*this); }
+
+private:
+  static constexpr int kRead = 0, kWrite = 1;
+  static bool is_writer(const detail::Waiter* w) noexcept { return *static_cast<const int*>(w->data) == kWrite; }
+
+  // lk_ held.
+  bool try_writer() noexcept {
+    if (writer_ || readers_ != 0 || !waiters_.empty()) return false;
+    writer_ = true;
+    return true;
+  }
+  bool try_reader() noexcept {
+    if (writer_ || waiting_writers_ != 0) return false;
+    ++readers_;
+    return true;
+  }
+  /// Admits waiters from the front that can run now; returns them as a chain.
+  detail::Waiter* admit() noexcept {
+    detail::Waiter* chain = nullptr;
+    detail::Waiter** tail = &chain;
+    while (detail::Waiter* w = waiters_.front()) {
+      if (is_writer(w)) {
+        if (writer_ || readers_ != 0 || chain) break;
+        waiters_.remove(w);
+        --waiting_writers_;
+        writer_ = true;
+        *tail = w;
+        tail = &w->next;
+        break;
+      }
+      if (writer_) break;
+      waiters_.remove(w);
+      ++readers_;
+      *tail = w;
+      tail = &w->next;
+    }
+    *tail = nullptr;
+    return chain;
+  }
+  bool enqueue(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    if (is_writer(&w) ? try_writer() : try_reader()) return false;
+    if (is_writer(&w)) ++waiting_writers_;
+    waiters_.push_back(&w);
+    return true;
+  }
+  bool withdraw(detail::Waiter& w) noexcept {
+    detail::Waiter* chain = nullptr;
+    bool was_linked;
+    {
+      std::lock_guard lk(lk_);
+      was_linked = waiters_.remove(&w);
+      if (was_linked && is_writer(&w)) {
+        --waiting_writers_;
+        chain = admit();  // readers queued behind a withdrawn writer may go now
+      }
+    }
+    detail::WaiterList::notify_chain(chain);
+    return was_linked;
+  }
+  bool wait_mode(int mode, const detail::Clock::time_point* deadline) {
+    detail::ThreadWaiter w;
+    w.data = const_cast<int*>(mode == kWrite ? &kWrite : &kRead);
+    return detail::completed(detail::wait_blocking(
+        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline));
+  }
+
+  detail::SpinLock lk_;
+  detail::WaiterList waiters_;
+  std::int64_t readers_ = 0;
+  std::int64_t waiting_writers_ = 0;
+  bool writer_ = false;
+};
+
+}  // namespace skein
+// ---- end skein/rwlock.hpp ----
+
+// ---- begin skein/semaphore.hpp ----
+/// Semaphore: bounded concurrency for threads and coroutines, FIFO, with a
+/// checked bound (releasing more permits than were acquired is a UsageError).
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <mutex>
+#include <string>
+
+
+namespace skein {
+
+class Semaphore {
+public:
+  /// `permits` available at first; also the bound that release() may not exceed.
+  explicit Semaphore(std::ptrdiff_t permits) : max_(permits), count_(permits) {
+    if (permits < 0) throw UsageError("a Semaphore needs a non-negative number of permits");
+  }
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+
+  [[nodiscard]] bool try_acquire() noexcept {
+    std::ptrdiff_t c = count_.load(std::memory_order_relaxed);
+    while (c > 0)
+      // acquire: what the releaser wrote before release() is visible.
+      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+    return false;
+  }
+
+  void acquire() {
+    if (try_acquire()) return;
+    detail::ThreadWaiter w;
+    detail::completed(wait(w, nullptr));
+  }
+
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
+    if (try_acquire()) return true;
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    detail::ThreadWaiter w;
+    return detail::completed(wait(w, &deadline));
+  }
+
+  /// Returns `n` permits, handing them to waiters first (FIFO).
+  void release(std::ptrdiff_t n = 1) {
+    if (n < 0) throw UsageError("Semaphore::release of a negative number of permits");
+    detail::Waiter* chain = nullptr;
+    detail::Waiter** tail = &chain;
+    {
+      std::lock_guard lk(lk_);
+      std::ptrdiff_t held = max_ - count_.load(std::memory_order_relaxed);
+      if (n > held)
+        throw UsageError("Semaphore::release above its bound: releasing " + std::to_string(n) + " permit(s) with " +
+                         std::to_string(held) + " held (bound " + std::to_string(max_) + ")");
+      for (; n > 0; --n) {
+        if (detail::Waiter* w = waiters_.pop_front()) {
+          *tail = w;  // the permit passes to w directly
+          tail = &w->next;
+        } else {
+          count_.fetch_add(1, std::memory_order_release);
+        }
+      }
+      *tail = nullptr;
+    }
+    detail::WaiterList::notify_chain(chain);
+  }
+
+  class [[nodiscard]] AcquireOperation : public detail::WaitOperation<AcquireOperation> {
+  public:
+    explicit AcquireOperation(Semaphore& s) noexcept : s_(s) {}
+    bool try_now() noexcept { return s_.try_acquire(); }
+    bool enqueue(detail::Waiter& w) noexcept { return s_.enqueue(w); }
+    bool withdraw(detail::Waiter& w) noexcept { return s_.withdraw(w); }
+    void result() noexcept {}
+
+  private:
+    Semaphore& s_;
+  };
+
+  /// `co_await s.async_acquire();` Throws Cancelled if the task is cancelled first.
+  AcquireOperation async_acquire() noexcept { return AcquireOperation(*this); }
+
+  /// Permits available now (a snapshot).
+  [[nodiscard]] std::ptrdiff_t available() const noexcept { return count_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::ptrdiff_t max() const noexcept { return max_; }
+
+private:
+  bool enqueue(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    // Permits go to queued waiters first, so a free permit here means nobody waits.
+    if (try_acquire()) return false;
+    waiters_.push_back(&w);
+    return true;
+  }
+  bool withdraw(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    return waiters_.remove(&w);
+  }
+  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
+    return detail::wait_blocking(
+        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
+  }
+
+  const std::ptrdiff_t max_;
+  std::atomic<std::ptrdiff_t> count_;
+  detail::SpinLock lk_;
+  detail::WaiterList waiters_;
+};
+
+}  // namespace skein
+// ---- end skein/semaphore.hpp ----
+
+// ---- begin skein/sequence.hpp ----
+/// sequence(f1, f2, ...): run functions one after another on the pool (the
+/// seeds' thread.scheduler).
+
+#include <type_traits>
+#include <utility>
+
+
+namespace skein {
+
+namespace detail {
+template <class F>
+Promise<void> sequence_step(F& f) {
+  if constexpr (is_promise_v<std::invoke_result_t<F&>>)
+    (void)co_await std::invoke(f);
+  else
+    (void)std::invoke(f);
+}
+template <class... Fs>
+Promise<void> sequence_body(Fs... fs) {
+  // Each step starts only after the previous one finished; the first error
+  // stops the sequence and settles the promise with it.
+  ((co_await sequence_step(fs)), ...);
+}
+}  // namespace detail
+
+/// Runs `fs...` in order as one task on default_pool(); each may be a
+/// coroutine function (awaited). The promise settles when the last finishes,
+/// or with the first error (later functions then do not run).
+template <class... Fs>
+  requires(std::is_invocable_v<std::decay_t<Fs>&> && ...)
+Promise<void> sequence(Fs&&... fs) {
+  return run([](std::decay_t<Fs>... f) { return detail::sequence_body(std::move(f)...); }, std::forward<Fs>(fs)...);
+}
+
+}  // namespace skein
+// ---- end skein/sequence.hpp ----
+
+// ---- begin skein/shared.hpp ----
+/// Shared<T>: a value behind a lock, with the race-free read-modify-write the
+/// seeds' get/append/set pattern needs (`update`).
+
+#include <functional>
+#include <mutex>
+#include <type_traits>
+#include <utility>
+
+
+namespace skein {
+
+template <class T>
+class Shared {
+public:
+  Shared(T initial = T{}) : v_(std::move(initial)) {}
+  Shared(const Shared&) = delete;
+  Shared& operator=(const Shared&) = delete;
+
+  /// A copy of the value (never a live reference).
+  [[nodiscard]] T get() const {
+    std::lock_guard lk(mu_);
+    return v_;
+  }
+  void set(T v) {
+    std::lock_guard lk(mu_);
+    v_ = std::move(v);
+  }
+  /// Runs `f(T&)` under the lock and returns its result: read-modify-write
+  /// without a race. `f` must not touch this Shared again (it would deadlock).
+  template <class F>
+  std::invoke_result_t<F, T&> update(F&& f) {
+    std::lock_guard lk(mu_);
+    return std::invoke(std::forward<F>(f), v_);
+  }
+
+  /// Exclusive access for a scope: `auto g = s.lock(); g->push_back(1);`
+  class [[nodiscard]] Guard {
+  public:
+    T& operator*() const noexcept { return *v_; }
+    T* operator->() const noexcept { return v_; }
+
+  private:
+    friend class Shared;
+    Guard(Mutex& m, T& v) : lk_(m), v_(&v) {}
+    std::unique_lock<Mutex> lk_;
+    T* v_;
+  };
+  Guard lock() { return Guard(mu_, v_); }
+
+private:
+  mutable Mutex mu_;
+  T v_;
+};
+
+}  // namespace skein
+// ---- end skein/shared.hpp ----
 
 // ---- begin skein/sleep.hpp ----
 /// sleep_for (blocking, cancellable) and async_sleep (co_await, no thread blocked).

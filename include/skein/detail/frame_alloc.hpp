@@ -10,6 +10,21 @@
 #include <cstddef>
 #include <new>
 
+// SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
+// under AddressSanitizer, so that ASan sees every frame's lifetime.
+#ifndef SKEIN_FRAME_CACHE
+#if defined(__SANITIZE_ADDRESS__)
+#define SKEIN_FRAME_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SKEIN_FRAME_CACHE 0
+#endif
+#endif
+#endif
+#ifndef SKEIN_FRAME_CACHE
+#define SKEIN_FRAME_CACHE 1
+#endif
+
 namespace skein::detail {
 
 class FrameCache {
@@ -19,6 +34,7 @@ public:
   static constexpr unsigned kMaxPerClass = 256;
 
   static void* allocate(std::size_t n) {
+    if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
     std::size_t c = class_of(n);
     if (c < kClasses) {
       State& s = state();
@@ -33,6 +49,7 @@ public:
   }
 
   static void deallocate(void* p, std::size_t n) noexcept {
+    if constexpr (!SKEIN_FRAME_CACHE) return ::operator delete(p);
     std::size_t c = class_of(n);
     if (c < kClasses) {
       State& s = state();

@@ -60,6 +60,7 @@ struct Waiter {
   Waiter* prev = nullptr;
   bool linked = false;
   bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
+  void* data = nullptr;  // the primitive's per-wait payload (an item slot, a lock mode, ...)
   void (*notify_fn)(Waiter*) noexcept = nullptr;
   void notify() noexcept { notify_fn(this); }
 };

@@ -1,0 +1,36 @@
+#pragma once
+/// Atomic<T>: a lock-free integer with the seeds' names (threads.Atomic, thread.atomic).
+
+#include <atomic>
+#include <concepts>
+#include <cstdint>
+
+namespace skein {
+
+template <std::integral T = std::int64_t>
+class Atomic {
+  static_assert(std::atomic<T>::is_always_lock_free, "skein::Atomic<T> must be lock-free for T");
+
+public:
+  Atomic(T initial = 0) noexcept : v_(initial) {}
+  Atomic(const Atomic&) = delete;
+  Atomic& operator=(const Atomic&) = delete;
+
+  /// Adds `delta` and returns the new value.
+  T add(T delta = 1) noexcept { return v_.fetch_add(delta, std::memory_order_acq_rel) + delta; }
+  T get() const noexcept { return v_.load(std::memory_order_acquire); }
+  void set(T v) noexcept { v_.store(v, std::memory_order_release); }
+  T load() const noexcept { return get(); }
+  void store(T v) noexcept { set(v); }
+  /// Sets `desired` if the value is `expected`; returns whether it did.
+  bool cas(T expected, T desired) noexcept {
+    return v_.compare_exchange_strong(expected, desired, std::memory_order_acq_rel, std::memory_order_acquire);
+  }
+  /// Sets `v` and returns the previous value.
+  T exchange(T v) noexcept { return v_.exchange(v, std::memory_order_acq_rel); }
+
+private:
+  std::atomic<T> v_;
+};
+
+}  // namespace skein

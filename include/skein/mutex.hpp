@@ -1,0 +1,135 @@
+#pragma once
+/// Mutex: for threads (lock/unlock/try_lock, BasicLockable) and for
+/// coroutines (`auto guard = co_await m.async_lock();`), with FIFO hand-off.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+#include "detail/spin.hpp"
+#include "detail/wait_operation.hpp"
+#include "detail/waiter.hpp"
+#include "errors.hpp"
+
+namespace skein {
+
+/// A mutual-exclusion lock that blocking threads and coroutines share.
+/// Uncontended lock/unlock is one CAS each. Under contention waiters queue in
+/// FIFO order and unlock hands the lock straight to the first of them, so a
+/// thread that keeps re-taking the lock cannot starve a waiter. Blocking waits
+/// hand their pool thread off and throw Cancelled when the task is cancelled.
+/// Ownership is not tracked (as in Go): any thread may unlock; unlocking an
+/// unlocked Mutex is a UsageError.
+class Mutex {
+public:
+  Mutex() = default;
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  [[nodiscard]] bool try_lock() noexcept {
+    std::uint32_t e = kUnlocked;
+    // acquire: the previous holder's writes are visible to us.
+    return state_.compare_exchange_strong(e, kLocked, std::memory_order_acquire, std::memory_order_relaxed);
+  }
+
+  void lock() {
+    if (spin_lock()) return;
+    detail::ThreadWaiter w;
+    detail::completed(wait(w, nullptr));
+  }
+
+  /// Locks unless `d` passes first; returns whether it locked.
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+    if (spin_lock()) return true;
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    detail::ThreadWaiter w;
+    return detail::completed(wait(w, &deadline));
+  }
+
+  void unlock() {
+    std::uint32_t e = kLocked;
+    // release: our critical section is visible to the next holder.
+    if (state_.compare_exchange_strong(e, kUnlocked, std::memory_order_release, std::memory_order_relaxed)) return;
+    if (e == kUnlocked) throw UsageError("unlock of an unlocked Mutex");
+    detail::Waiter* next;
+    {
+      std::lock_guard lk(lk_);
+      next = waiters_.pop_front();
+      if (!next) {  // the waiters withdrew meanwhile
+        state_.store(kUnlocked, std::memory_order_release);
+        return;
+      }
+      if (waiters_.empty()) state_.store(kLocked, std::memory_order_relaxed);
+    }
+    next->notify();  // the lock passes to `next` without ever being free
+  }
+
+  class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation> {
+  public:
+    explicit LockOperation(Mutex& m) noexcept : m_(m) {}
+    bool try_now() noexcept { return m_.try_lock(); }
+    bool enqueue(detail::Waiter& w) noexcept { return m_.enqueue(w); }
+    bool withdraw(detail::Waiter& w) noexcept { return m_.withdraw(w); }
+    std::unique_lock<Mutex> result() noexcept { return std::unique_lock<Mutex>(m_, std::adopt_lock); }
+
+  private:
+    Mutex& m_;
+  };
+
+  /// `auto guard = co_await m.async_lock();` — a std::unique_lock that unlocks
+  /// when it goes out of scope. Throws Cancelled if the task is cancelled first.
+  LockOperation async_lock() noexcept { return LockOperation(*this); }
+
+  /// True if locked now (a snapshot, for tests and diagnostics).
+  [[nodiscard]] bool locked() const noexcept { return state_.load(std::memory_order_relaxed) != kUnlocked; }
+
+private:
+  static constexpr std::uint32_t kUnlocked = 0, kLocked = 1, kContended = 2;
+
+  bool spin_lock() noexcept {
+    // Critical sections are usually short: a brief spin beats a park + wake.
+    for (int i = 0; i < 64; ++i) {
+      if (state_.load(std::memory_order_relaxed) == kUnlocked && try_lock()) return true;
+      detail::cpu_relax();
+    }
+    return false;
+  }
+
+  /// Links `w`, or takes the lock at once; false if taken.
+  bool enqueue(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (s == kUnlocked) {
+        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+      } else if (s == kLocked) {
+        if (state_.compare_exchange_weak(s, kContended, std::memory_order_relaxed)) break;
+      } else {
+        break;
+      }
+    }
+    waiters_.push_back(&w);
+    return true;
+  }
+  bool withdraw(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    if (!waiters_.remove(&w)) return false;
+    if (waiters_.empty()) {
+      std::uint32_t c = kContended;
+      state_.compare_exchange_strong(c, kLocked, std::memory_order_relaxed);
+    }
+    return true;
+  }
+  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
+    return detail::wait_blocking(
+        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
+  }
+
+  std::atomic<std::uint32_t> state_{kUnlocked};
+  detail::SpinLock lk_;
+  detail::WaiterList waiters_;
+};
+
+}  // namespace skein

@@ -1,0 +1,162 @@
+#pragma once
+/// RWLock: a reader/writer lock for threads and coroutines. Writers are not
+/// starved: once a writer waits, new readers queue behind it; waiters are
+/// served in FIFO order (a run of readers at the front is admitted together).
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <shared_mutex>
+
+#include "detail/spin.hpp"
+#include "detail/wait_operation.hpp"
+#include "detail/waiter.hpp"
+#include "errors.hpp"
+
+namespace skein {
+
+class RWLock {
+public:
+  RWLock() = default;
+  RWLock(const RWLock&) = delete;
+  RWLock& operator=(const RWLock&) = delete;
+
+  // --- exclusive --------------------------------------------------------------
+  [[nodiscard]] bool try_lock() noexcept {
+    std::lock_guard lk(lk_);
+    return try_writer();
+  }
+  void lock() { wait_mode(kWrite, nullptr); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    return wait_mode(kWrite, &deadline);
+  }
+  void unlock() {
+    detail::Waiter* chain;
+    {
+      std::lock_guard lk(lk_);
+      if (!writer_) throw UsageError("unlock of an RWLock that is not locked for writing");
+      writer_ = false;
+      chain = admit();
+    }
+    detail::WaiterList::notify_chain(chain);
+  }
+
+  // --- shared -----------------------------------------------------------------
+  [[nodiscard]] bool try_lock_shared() noexcept {
+    std::lock_guard lk(lk_);
+    return try_reader();
+  }
+  void lock_shared() { wait_mode(kRead, nullptr); }
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_lock_shared_for(std::chrono::duration<Rep, Period> d) {
+    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    return wait_mode(kRead, &deadline);
+  }
+  void unlock_shared() {
+    detail::Waiter* chain = nullptr;
+    {
+      std::lock_guard lk(lk_);
+      if (readers_ == 0) throw UsageError("unlock_shared of an RWLock that is not locked for reading");
+      if (--readers_ == 0) chain = admit();
+    }
+    detail::WaiterList::notify_chain(chain);
+  }
+
+  template <bool Write>
+  class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation<Write>> {
+  public:
+    explicit LockOperation(RWLock& l) noexcept : l_(l) { this->waiter().data = const_cast<int*>(Write ? &kWrite : &kRead); }
+    bool try_now() noexcept { return Write ? l_.try_lock() : l_.try_lock_shared(); }
+    bool enqueue(detail::Waiter& w) noexcept { return l_.enqueue(w); }
+    bool withdraw(detail::Waiter& w) noexcept { return l_.withdraw(w); }
+    auto result() noexcept {
+      if constexpr (Write)
+        return std::unique_lock<RWLock>(l_, std::adopt_lock);
+      else
+        return std::shared_lock<RWLock>(l_, std::adopt_lock);
+    }
+
+  private:
+    RWLock& l_;
+  };
+  /// `auto guard = co_await rw.async_lock();` (a std::unique_lock)
+  LockOperation<true> async_lock() noexcept { return LockOperation<true>(*this); }
+  /// `auto guard = co_await rw.async_lock_shared();` (a std::shared_lock)
+  LockOperation<false> async_lock_shared() noexcept { return LockOperation<false>(*this); }
+
+private:
+  static constexpr int kRead = 0, kWrite = 1;
+  static bool is_writer(const detail::Waiter* w) noexcept { return *static_cast<const int*>(w->data) == kWrite; }
+
+  // lk_ held.
+  bool try_writer() noexcept {
+    if (writer_ || readers_ != 0 || !waiters_.empty()) return false;
+    writer_ = true;
+    return true;
+  }
+  bool try_reader() noexcept {
+    if (writer_ || waiting_writers_ != 0) return false;
+    ++readers_;
+    return true;
+  }
+  /// Admits waiters from the front that can run now; returns them as a chain.
+  detail::Waiter* admit() noexcept {
+    detail::Waiter* chain = nullptr;
+    detail::Waiter** tail = &chain;
+    while (detail::Waiter* w = waiters_.front()) {
+      if (is_writer(w)) {
+        if (writer_ || readers_ != 0 || chain) break;
+        waiters_.remove(w);
+        --waiting_writers_;
+        writer_ = true;
+        *tail = w;
+        tail = &w->next;
+        break;
+      }
+      if (writer_) break;
+      waiters_.remove(w);
+      ++readers_;
+      *tail = w;
+      tail = &w->next;
+    }
+    *tail = nullptr;
+    return chain;
+  }
+  bool enqueue(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    if (is_writer(&w) ? try_writer() : try_reader()) return false;
+    if (is_writer(&w)) ++waiting_writers_;
+    waiters_.push_back(&w);
+    return true;
+  }
+  bool withdraw(detail::Waiter& w) noexcept {
+    detail::Waiter* chain = nullptr;
+    bool was_linked;
+    {
+      std::lock_guard lk(lk_);
+      was_linked = waiters_.remove(&w);
+      if (was_linked && is_writer(&w)) {
+        --waiting_writers_;
+        chain = admit();  // readers queued behind a withdrawn writer may go now
+      }
+    }
+    detail::WaiterList::notify_chain(chain);
+    return was_linked;
+  }
+  bool wait_mode(int mode, const detail::Clock::time_point* deadline) {
+    detail::ThreadWaiter w;
+    w.data = const_cast<int*>(mode == kWrite ? &kWrite : &kRead);
+    return detail::completed(detail::wait_blocking(
+        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline));
+  }
+
+  detail::SpinLock lk_;
+  detail::WaiterList waiters_;
+  std::int64_t readers_ = 0;
+  std::int64_t waiting_writers_ = 0;
+  bool writer_ = false;
+};
+
+}  // namespace skein
