@@ -113,7 +113,19 @@ private:
 
   void finish() {
     queue_.close();
-    for (auto& w : workers_) w.wait();
+    // Wait for every worker even if one failed (a worker only fails when its
+    // task is cancelled): none may outlive this Pool.
+    // The wait ignores the caller's stop token for the same reason.
+    std::exception_ptr first;
+    for (auto& w : workers_) {
+      detail::wait_settled_ignoring_stop(w);
+      try {
+        w.wait();
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    }
+    if (first) std::rethrow_exception(first);
   }
   std::vector<std::exception_ptr> take_errors() {
     std::lock_guard lk(errors_mu_);

@@ -3,6 +3,7 @@
 /// type of skein coroutines (`skein::Promise<int> f() { co_return 42; }`).
 
 #include <chrono>
+#include <thread>
 #include <coroutine>
 #include <type_traits>
 #include <utility>
@@ -22,6 +23,8 @@ template <class T>
 Promise<T> make_promise(PromiseState<T>* st) noexcept;
 template <class T>
 PromiseState<T>* state_of(const Promise<T>& p) noexcept;
+template <class T>
+void wait_settled_ignoring_stop(const Promise<T>& p) noexcept;
 }  // namespace detail
 
 template <class T>
@@ -100,6 +103,8 @@ private:
   friend Promise<U> detail::make_promise(detail::PromiseState<U>*) noexcept;
   template <class U>
   friend detail::PromiseState<U>* detail::state_of(const Promise<U>&) noexcept;
+  template <class U>
+  friend void detail::wait_settled_ignoring_stop(const Promise<U>&) noexcept;
 
   explicit Promise(detail::PromiseState<T>* st) noexcept : st_(st) { st_->retain(); }
 
@@ -107,12 +112,12 @@ private:
     if (!st_) throw UsageError("use of an empty Promise");
   }
 
-  bool block(const detail::Clock::time_point* deadline) const {
+  bool block(const detail::Clock::time_point* deadline, bool observe_stop = true) const {
     check();
     if (st_->ready()) return true;
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
-    auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline);
+    auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;
   }
@@ -129,6 +134,17 @@ Promise<T> make_promise(PromiseState<T>* st) noexcept {
 template <class T>
 PromiseState<T>* state_of(const Promise<T>& p) noexcept {
   return p.st_;
+}
+/// Waits until `p` settles, whatever the calling task's stop token says: for
+/// owners that must not return while a task they started still runs.
+template <class T>
+void wait_settled_ignoring_stop(const Promise<T>& p) noexcept {
+  if (!p.st_) return;
+  try {
+    (void)p.block(nullptr, false);
+  } catch (...) {  // the pool's thread bound: wait without handing off
+    while (!p.st_->ready()) std::this_thread::yield();
+  }
 }
 
 template <class T, class Derived>

@@ -1082,6 +1082,7 @@ private:
 /// type of skein coroutines (`skein::Promise<int> f() { co_return 42; }`).
 
 #include <chrono>
+#include <thread>
 #include <coroutine>
 #include <type_traits>
 #include <utility>
@@ -1643,6 +1644,8 @@ template <class T>
 Promise<T> make_promise(PromiseState<T>* st) noexcept;
 template <class T>
 PromiseState<T>* state_of(const Promise<T>& p) noexcept;
+template <class T>
+void wait_settled_ignoring_stop(const Promise<T>& p) noexcept;
 }  // namespace detail
 
 template <class T>
@@ -1721,6 +1724,8 @@ private:
   friend Promise<U> detail::make_promise(detail::PromiseState<U>*) noexcept;
   template <class U>
   friend detail::PromiseState<U>* detail::state_of(const Promise<U>&) noexcept;
+  template <class U>
+  friend void detail::wait_settled_ignoring_stop(const Promise<U>&) noexcept;
 
   explicit Promise(detail::PromiseState<T>* st) noexcept : st_(st) { st_->retain(); }
 
@@ -1728,12 +1733,12 @@ private:
     if (!st_) throw UsageError("use of an empty Promise");
   }
 
-  bool block(const detail::Clock::time_point* deadline) const {
+  bool block(const detail::Clock::time_point* deadline, bool observe_stop = true) const {
     check();
     if (st_->ready()) return true;
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
-    auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline);
+    auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;
   }
@@ -1750,6 +1755,17 @@ Promise<T> make_promise(PromiseState<T>* st) noexcept {
 template <class T>
 PromiseState<T>* state_of(const Promise<T>& p) noexcept {
   return p.st_;
+}
+/// Waits until `p` settles, whatever the calling task's stop token says: for
+/// owners that must not return while a task they started still runs.
+template <class T>
+void wait_settled_ignoring_stop(const Promise<T>& p) noexcept {
+  if (!p.st_) return;
+  try {
+    (void)p.block(nullptr, false);
+  } catch (...) {  // the pool's thread bound: wait without handing off
+    while (!p.st_->ready()) std::this_thread::yield();
+  }
 }
 
 template <class T, class Derived>
@@ -3637,7 +3653,19 @@ private:
 
   void finish() {
     queue_.close();
-    for (auto& w : workers_) w.wait();
+    // Wait for every worker even if one failed (a worker only fails when its
+    // task is cancelled): none may outlive this Pool.
+    // The wait ignores the caller's stop token for the same reason.
+    std::exception_ptr first;
+    for (auto& w : workers_) {
+      detail::wait_settled_ignoring_stop(w);
+      try {
+        w.wait();
+      } catch (...) {
+        if (!first) first = std::current_exception();
+      }
+    }
+    if (first) std::rethrow_exception(first);
   }
   std::vector<std::exception_ptr> take_errors() {
     std::lock_guard lk(errors_mu_);
