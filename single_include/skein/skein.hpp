@@ -707,10 +707,11 @@ private:
 struct Waiter {
   Waiter* next = nullptr;
   Waiter* prev = nullptr;
-  bool linked = false;
-  bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
   void* data = nullptr;  // the primitive's per-wait payload (an item slot, a lock mode, ...)
   void (*notify_fn)(Waiter*) noexcept = nullptr;
+  bool linked = false;
+  bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
+  bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
   void notify() noexcept { notify_fn(this); }
 };
 
@@ -848,10 +849,9 @@ WaitStatus block_wait(ThreadWaiter& w, Withdraw&& withdraw, const Clock::time_po
 /// whoever comes second does the resuming.
 struct CoroWaiter : Waiter {
   static constexpr std::uint32_t kArming = 0, kArmed = 1, kFired = 2;
+  std::atomic<std::uint32_t> phase{kArming};  // sits in Waiter's tail padding
   std::coroutine_handle<> handle{};
   Executor* executor = nullptr;
-  std::atomic<std::uint32_t> phase{kArming};
-  bool cancelled = false;  // written before fire(), read after resumption
 
   CoroWaiter() noexcept {
     is_coro = true;
@@ -1174,7 +1174,7 @@ struct task_result {
 // allocate and free a frame per task at a high rate, often freeing on another
 // thread than the one that allocated; glibc's tcache keeps only 7 blocks per
 // size, so bursts fall through to the slower arena paths. Here each thread
-// keeps up to kMaxPerClass frames per 64-byte class; frames freed by a thread
+// keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
 // go to that thread's cache (they migrate, as in tcache), and beyond the cap or
 // the largest class they go back to operator delete.
 
@@ -1200,8 +1200,8 @@ namespace skein::detail {
 
 class FrameCache {
 public:
-  static constexpr std::size_t kGranule = 64;
-  static constexpr std::size_t kClasses = 16;  // frames up to 1 KiB
+  static constexpr std::size_t kGranule = 32;
+  static constexpr std::size_t kClasses = 32;  // frames up to 1 KiB
   static constexpr unsigned kMaxPerClass = 256;
 
   static void* allocate(std::size_t n) {
@@ -1631,6 +1631,35 @@ private:
   CancellableCoroWait<Withdraw> wait_;
 };
 
+/// run_task awaiting its own coroutine function: not cancellable (the
+/// coroutine observes the same stop token itself, and its captures live in
+/// run_task's frame), so no stop callback — a smaller frame per task.
+template <class T>
+class ForwardAwaiter {
+public:
+  explicit ForwardAwaiter(PromiseState<T>* st) noexcept : st_(st) {}
+  ForwardAwaiter(const ForwardAwaiter&) = delete;
+  ForwardAwaiter& operator=(const ForwardAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return st_->ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    waiter_.handle = h;
+    waiter_.executor = tls.executor;
+    if (!st_->enqueue(&waiter_)) return false;
+    return waiter_.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
+  }
+  decltype(auto) await_resume() {
+    if constexpr (std::is_void_v<T>)
+      st_->value();
+    else
+      return st_->take_value();
+  }
+
+private:
+  PromiseState<T>* st_;
+  CoroWaiter waiter_;
+};
+
 }  // namespace skein::detail
 // ---- end skein/detail/coro_promise.hpp ----
 
@@ -1891,9 +1920,13 @@ public:
   /// Owner only.
   void push(void* item) {
     std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    std::int64_t t = top_.load(std::memory_order_acquire);
     Ring* r = buffer_.load(std::memory_order_relaxed);
-    if (b - t > static_cast<std::int64_t>(r->mask)) r = grow(r, t, b);
+    // top_ only grows, so a stale copy can only overstate how full we are:
+    // re-read it (a cache line the thieves write) only when the copy says full.
+    if (b - top_cache_ > static_cast<std::int64_t>(r->mask)) {
+      top_cache_ = top_.load(std::memory_order_acquire);
+      if (b - top_cache_ > static_cast<std::int64_t>(r->mask)) r = grow(r, top_cache_, b);
+    }
     r->put(b, item);
     // release: a thief that reads this bottom sees the item and what it points to.
     bottom_.store(b + 1, std::memory_order_release);
@@ -1965,6 +1998,7 @@ private:
   alignas(64) std::atomic<std::int64_t> bottom_{0};
   alignas(64) std::atomic<Ring*> buffer_;
   std::vector<std::unique_ptr<Ring>> retired_;  // owner only
+  std::int64_t top_cache_ = 0;                   // owner only: a past value of top_
 };
 
 }  // namespace skein::detail
@@ -2527,20 +2561,26 @@ template <class T>
 class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
 public:
   template <class... Rest>
-  explicit RunPromise(TaskStart& s, Rest&...) noexcept : pool_(s.pool) {
-    pool_->live_tasks().add(1);
+  explicit RunPromise(const TaskStart& s, Rest&...) : pool_(s.pool) {
     if (s.ctx) {
+      // Only context tasks pay for the link (a separate allocation keeps
+      // every other task's frame smaller). Allocated first: if it throws,
+      // run() throws and nothing was counted.
+      link_ = new ContextTaskLink;
+      link_->ctx = s.ctx;
       this->scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
-      link_.ctx = s.ctx;
-      pool_->link_context_task(&link_);
+      pool_->link_context_task(link_);
     }
+    pool_->live_tasks().add(1);
   }
 
   void on_finish() noexcept {
     if (this->scope_) {
-      pool_->unlink_context_task(&link_);
+      pool_->unlink_context_task(link_);
+      delete link_;
+      link_ = nullptr;
       this->scope_->task_finished();
     }
     // Last touch of the pool: its destructor waits for this. goroutines() sums
@@ -2550,20 +2590,25 @@ public:
 
   /// The first suspension: hop onto the pool. A task whose context (or pool)
   /// was cancelled before it started never runs and fails with Cancelled.
+  /// (Not wrapped by await_transform: it sets the task's scope itself, and
+  /// the frame stays smaller.)
   struct Start {
-    PoolCore* pool;
+    RunPromise* p;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { pool->schedule(h); }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { p->pool_->schedule(h); }
     void await_resume() const {
-      if (current_cancelled() || pool->scope().stop_requested())
+      tls.scope = p->scope_ ? p->scope_ : tls.base_scope;
+      if (current_cancelled() || p->pool_->scope().stop_requested())
         throw Cancelled("task cancelled before it started");
     }
   };
-  [[nodiscard]] Start start() const noexcept { return Start{pool_}; }
+  [[nodiscard]] Start start() noexcept { return Start{this}; }
+  using CoroPromiseBase<T, RunPromise<T>>::await_transform;
+  Start await_transform(Start) noexcept { return Start{this}; }
 
 private:
   PoolCore* pool_;
-  ContextTaskLink link_;
+  ContextTaskLink* link_ = nullptr;
 };
 
 template <class F, class... Args>
@@ -2575,16 +2620,18 @@ decltype(auto) invoke_task(F& f, Args&... args) {
 }
 
 // Parameters are taken by value: this is where run()'s decay-copy lands.
+// TaskStart is taken by reference: it is read only before the first
+// suspension (by the promise's constructor), so it need not be in the frame.
 template <class R, class F, class... Args>
-Promise<R> run_task(TaskStart start, F f, Args... args) {
-  co_await typename RunPromise<R>::Start{start.pool};
+Promise<R> run_task(const TaskStart&, F f, Args... args) {
+  co_await typename RunPromise<R>::Start{};
   using Raw = typename task_result<F, Args...>::raw;
   if constexpr (is_promise_v<Raw>) {
     // Not cancellable: the coroutine observes the same stop token itself, and
     // its lambda captures and arguments live in this frame, so this frame must
     // not finish before it does.
     Raw inner = invoke_task(f, args...);
-    co_return co_await PromiseAwaiter<R, true, false>(state_of(inner));
+    co_return co_await ForwardAwaiter<R>(state_of(inner));
   } else if constexpr (std::is_void_v<Raw>) {
     invoke_task(f, args...);
   } else {
@@ -2595,7 +2642,7 @@ Promise<R> run_task(TaskStart start, F f, Args... args) {
 }  // namespace skein::detail
 
 template <class R, class... Rest>
-struct std::coroutine_traits<skein::Promise<R>, skein::detail::TaskStart, Rest...> {
+struct std::coroutine_traits<skein::Promise<R>, const skein::detail::TaskStart&, Rest...> {
   using promise_type = skein::detail::RunPromise<R>;
 };
 // ---- end skein/detail/run_task.hpp ----

@@ -196,4 +196,33 @@ private:
   CancellableCoroWait<Withdraw> wait_;
 };
 
+/// run_task awaiting its own coroutine function: not cancellable (the
+/// coroutine observes the same stop token itself, and its captures live in
+/// run_task's frame), so no stop callback — a smaller frame per task.
+template <class T>
+class ForwardAwaiter {
+public:
+  explicit ForwardAwaiter(PromiseState<T>* st) noexcept : st_(st) {}
+  ForwardAwaiter(const ForwardAwaiter&) = delete;
+  ForwardAwaiter& operator=(const ForwardAwaiter&) = delete;
+
+  bool await_ready() const noexcept { return st_->ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    waiter_.handle = h;
+    waiter_.executor = tls.executor;
+    if (!st_->enqueue(&waiter_)) return false;
+    return waiter_.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
+  }
+  decltype(auto) await_resume() {
+    if constexpr (std::is_void_v<T>)
+      st_->value();
+    else
+      return st_->take_value();
+  }
+
+private:
+  PromiseState<T>* st_;
+  CoroWaiter waiter_;
+};
+
 }  // namespace skein::detail

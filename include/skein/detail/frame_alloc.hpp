@@ -3,7 +3,7 @@
 // allocate and free a frame per task at a high rate, often freeing on another
 // thread than the one that allocated; glibc's tcache keeps only 7 blocks per
 // size, so bursts fall through to the slower arena paths. Here each thread
-// keeps up to kMaxPerClass frames per 64-byte class; frames freed by a thread
+// keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
 // go to that thread's cache (they migrate, as in tcache), and beyond the cap or
 // the largest class they go back to operator delete.
 
@@ -29,8 +29,8 @@ namespace skein::detail {
 
 class FrameCache {
 public:
-  static constexpr std::size_t kGranule = 64;
-  static constexpr std::size_t kClasses = 16;  // frames up to 1 KiB
+  static constexpr std::size_t kGranule = 32;
+  static constexpr std::size_t kClasses = 32;  // frames up to 1 KiB
   static constexpr unsigned kMaxPerClass = 256;
 
   static void* allocate(std::size_t n) {

@@ -34,20 +34,26 @@ template <class T>
 class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
 public:
   template <class... Rest>
-  explicit RunPromise(TaskStart& s, Rest&...) noexcept : pool_(s.pool) {
-    pool_->live_tasks().add(1);
+  explicit RunPromise(const TaskStart& s, Rest&...) : pool_(s.pool) {
     if (s.ctx) {
+      // Only context tasks pay for the link (a separate allocation keeps
+      // every other task's frame smaller). Allocated first: if it throws,
+      // run() throws and nothing was counted.
+      link_ = new ContextTaskLink;
+      link_->ctx = s.ctx;
       this->scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
-      link_.ctx = s.ctx;
-      pool_->link_context_task(&link_);
+      pool_->link_context_task(link_);
     }
+    pool_->live_tasks().add(1);
   }
 
   void on_finish() noexcept {
     if (this->scope_) {
-      pool_->unlink_context_task(&link_);
+      pool_->unlink_context_task(link_);
+      delete link_;
+      link_ = nullptr;
       this->scope_->task_finished();
     }
     // Last touch of the pool: its destructor waits for this. goroutines() sums
@@ -57,20 +63,25 @@ public:
 
   /// The first suspension: hop onto the pool. A task whose context (or pool)
   /// was cancelled before it started never runs and fails with Cancelled.
+  /// (Not wrapped by await_transform: it sets the task's scope itself, and
+  /// the frame stays smaller.)
   struct Start {
-    PoolCore* pool;
+    RunPromise* p;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { pool->schedule(h); }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { p->pool_->schedule(h); }
     void await_resume() const {
-      if (current_cancelled() || pool->scope().stop_requested())
+      tls.scope = p->scope_ ? p->scope_ : tls.base_scope;
+      if (current_cancelled() || p->pool_->scope().stop_requested())
         throw Cancelled("task cancelled before it started");
     }
   };
-  [[nodiscard]] Start start() const noexcept { return Start{pool_}; }
+  [[nodiscard]] Start start() noexcept { return Start{this}; }
+  using CoroPromiseBase<T, RunPromise<T>>::await_transform;
+  Start await_transform(Start) noexcept { return Start{this}; }
 
 private:
   PoolCore* pool_;
-  ContextTaskLink link_;
+  ContextTaskLink* link_ = nullptr;
 };
 
 template <class F, class... Args>
@@ -82,16 +93,18 @@ decltype(auto) invoke_task(F& f, Args&... args) {
 }
 
 // Parameters are taken by value: this is where run()'s decay-copy lands.
+// TaskStart is taken by reference: it is read only before the first
+// suspension (by the promise's constructor), so it need not be in the frame.
 template <class R, class F, class... Args>
-Promise<R> run_task(TaskStart start, F f, Args... args) {
-  co_await typename RunPromise<R>::Start{start.pool};
+Promise<R> run_task(const TaskStart&, F f, Args... args) {
+  co_await typename RunPromise<R>::Start{};
   using Raw = typename task_result<F, Args...>::raw;
   if constexpr (is_promise_v<Raw>) {
     // Not cancellable: the coroutine observes the same stop token itself, and
     // its lambda captures and arguments live in this frame, so this frame must
     // not finish before it does.
     Raw inner = invoke_task(f, args...);
-    co_return co_await PromiseAwaiter<R, true, false>(state_of(inner));
+    co_return co_await ForwardAwaiter<R>(state_of(inner));
   } else if constexpr (std::is_void_v<Raw>) {
     invoke_task(f, args...);
   } else {
@@ -102,6 +115,6 @@ Promise<R> run_task(TaskStart start, F f, Args... args) {
 }  // namespace skein::detail
 
 template <class R, class... Rest>
-struct std::coroutine_traits<skein::Promise<R>, skein::detail::TaskStart, Rest...> {
+struct std::coroutine_traits<skein::Promise<R>, const skein::detail::TaskStart&, Rest...> {
   using promise_type = skein::detail::RunPromise<R>;
 };

@@ -58,10 +58,11 @@ private:
 struct Waiter {
   Waiter* next = nullptr;
   Waiter* prev = nullptr;
-  bool linked = false;
-  bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
   void* data = nullptr;  // the primitive's per-wait payload (an item slot, a lock mode, ...)
   void (*notify_fn)(Waiter*) noexcept = nullptr;
+  bool linked = false;
+  bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
+  bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
   void notify() noexcept { notify_fn(this); }
 };
 
@@ -199,10 +200,9 @@ WaitStatus block_wait(ThreadWaiter& w, Withdraw&& withdraw, const Clock::time_po
 /// whoever comes second does the resuming.
 struct CoroWaiter : Waiter {
   static constexpr std::uint32_t kArming = 0, kArmed = 1, kFired = 2;
+  std::atomic<std::uint32_t> phase{kArming};  // sits in Waiter's tail padding
   std::coroutine_handle<> handle{};
   Executor* executor = nullptr;
-  std::atomic<std::uint32_t> phase{kArming};
-  bool cancelled = false;  // written before fire(), read after resumption
 
   CoroWaiter() noexcept {
     is_coro = true;

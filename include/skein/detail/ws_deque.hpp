@@ -26,9 +26,13 @@ public:
   /// Owner only.
   void push(void* item) {
     std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    std::int64_t t = top_.load(std::memory_order_acquire);
     Ring* r = buffer_.load(std::memory_order_relaxed);
-    if (b - t > static_cast<std::int64_t>(r->mask)) r = grow(r, t, b);
+    // top_ only grows, so a stale copy can only overstate how full we are:
+    // re-read it (a cache line the thieves write) only when the copy says full.
+    if (b - top_cache_ > static_cast<std::int64_t>(r->mask)) {
+      top_cache_ = top_.load(std::memory_order_acquire);
+      if (b - top_cache_ > static_cast<std::int64_t>(r->mask)) r = grow(r, top_cache_, b);
+    }
     r->put(b, item);
     // release: a thief that reads this bottom sees the item and what it points to.
     bottom_.store(b + 1, std::memory_order_release);
@@ -100,6 +104,7 @@ private:
   alignas(64) std::atomic<std::int64_t> bottom_{0};
   alignas(64) std::atomic<Ring*> buffer_;
   std::vector<std::unique_ptr<Ring>> retired_;  // owner only
+  std::int64_t top_cache_ = 0;                   // owner only: a past value of top_
 };
 
 }  // namespace skein::detail
