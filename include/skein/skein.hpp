@@ -6,6 +6,7 @@
 #include "atomic.hpp"
 #include "context.hpp"
 #include "errors.hpp"
+#include "event_loop.hpp"
 #include "mutex.hpp"
 #include "pool.hpp"
 #include "promise.hpp"

@@ -123,6 +123,10 @@ public:
   /// LIFO slot: a task woken by the running one runs next), else like schedule.
   virtual void schedule_next(std::coroutine_handle<> h) noexcept { schedule(h); }
 
+  /// Executors that stop when they run out of work (an EventLoop) count the
+  /// coroutines suspended on them, which will come back; pools leave it null.
+  std::atomic<long>* outstanding = nullptr;
+
 protected:
   ~Executor() = default;
 };
@@ -882,6 +886,11 @@ public:
   void prepare(std::coroutine_handle<> h) noexcept {
     waiter.handle = h;
     waiter.executor = tls.executor;
+    // An executor that stops when idle must wait for this coroutine to come back.
+    if (waiter.executor && waiter.executor->outstanding) {
+      counted_ = waiter.executor->outstanding;
+      counted_->fetch_add(1, std::memory_order_relaxed);
+    }
   }
 
   /// Call after enqueueing. Returns the value for await_suspend: false means
@@ -900,7 +909,13 @@ public:
   }
 
   /// Call first in await_resume: waits out a stop callback running elsewhere.
-  void disarm() noexcept { cb_.reset(); }
+  void disarm() noexcept {
+    cb_.reset();
+    if (counted_) {  // back on the executor (or never left it)
+      counted_->fetch_sub(1, std::memory_order_relaxed);
+      counted_ = nullptr;
+    }
+  }
 
   CoroWaiter waiter;
 
@@ -916,6 +931,7 @@ private:
   };
   Withdraw withdraw_;
   bool observe_stop_;
+  std::atomic<long>* counted_ = nullptr;
   StopCallbackSlot<OnStop> cb_;
 };
 
@@ -2977,6 +2993,803 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
 }  // namespace skein
 // ---- end skein/context.hpp ----
 
+// ---- begin skein/event_loop.hpp ----
+/// EventLoop, Notifier and work(): a single-threaded executor driven by run(),
+/// fed from any thread; coroutines started on it resume on it (seed 004).
+
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <new>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+// ---- begin skein/detail/combine.hpp ----
+// The machinery behind when_all and when_any: a heap-allocated combiner holds
+// one waiter per input promise and settles a hand-made output promise. An
+// input that is already settled is processed at once; the combiner lives
+// until every input has reported (reference-counted).
+
+#include <atomic>
+#include <cstddef>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <variant>
+#include <vector>
+
+
+namespace skein::detail {
+
+/// void -> std::monostate, so results fit in tuples and variants.
+template <class T>
+using value_or_monostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+
+template <class T>
+value_or_monostate<T> copy_result(PromiseState<T>* st) {
+  if constexpr (std::is_void_v<T>) {
+    st->value();
+    return {};
+  } else if constexpr (std::is_copy_constructible_v<T>) {
+    return st->value();
+  } else {
+    return st->take_value();
+  }
+}
+
+/// Calls `on_ready(i)` once for each input as it settles.
+template <class Derived>
+class Combiner {
+public:
+  struct InputWaiter : Waiter {
+    Combiner* owner = nullptr;
+    std::size_t index = 0;
+    InputWaiter() noexcept {
+      notify_fn = [](Waiter* w) noexcept {
+        auto* iw = static_cast<InputWaiter*>(w);
+        iw->owner->report(iw->index);
+      };
+    }
+  };
+
+  explicit Combiner(std::size_t n) : waiters_(n), refs_(static_cast<long>(n) + 1) {
+    for (std::size_t i = 0; i < n; ++i) {
+      waiters_[i].owner = this;
+      waiters_[i].index = i;
+    }
+  }
+
+  /// Links waiter i into `st` (or reports at once if settled). Call for each
+  /// input, then finish_start().
+  void watch(std::size_t i, PromiseStateBase* st) noexcept {
+    if (!st->enqueue(&waiters_[i])) report(i);
+  }
+  void finish_start() noexcept { drop(); }
+
+private:
+  void report(std::size_t i) noexcept {
+    static_cast<Derived*>(this)->on_ready(i);
+    drop();
+  }
+  void drop() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete static_cast<Derived*>(this);
+  }
+  std::vector<InputWaiter> waiters_;
+  std::atomic<long> refs_;
+};
+
+template <class... Ts>
+class AllOf final : public Combiner<AllOf<Ts...>> {
+public:
+  using Result = std::tuple<value_or_monostate<Ts>...>;
+  explicit AllOf(std::tuple<Promise<Ts>...> in)
+      : Combiner<AllOf>(sizeof...(Ts)), in_(std::move(in)), remaining_(sizeof...(Ts)) {}
+
+  Promise<Result> start() {
+    auto out = out_.promise();
+    if constexpr (sizeof...(Ts) == 0) {
+      out_.resolve();
+    }
+    std::apply([&](auto&... p) {
+      std::size_t i = 0;
+      (this->watch(i++, state_of(p)), ...);
+    }, in_);
+    this->finish_start();  // may delete this
+    return out;
+  }
+
+  void on_ready(std::size_t i) noexcept {
+    PromiseStateBase* st = nullptr;
+    std::size_t k = 0;
+    std::apply([&](auto&... p) { ((k++ == i ? (st = state_of(p)) : nullptr), ...); }, in_);
+    if (st->failed()) {
+      if (!done_.exchange(true, std::memory_order_acq_rel)) {
+        st->mark_observed();
+        out_.reject(st->error());
+      }
+    } else if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1 && !done_.exchange(true)) {
+      try {
+        out_.resolve(std::apply([](auto&... p) { return Result(copy_result(state_of(p))...); }, in_));
+      } catch (...) {
+        out_.reject(std::current_exception());
+      }
+    }
+  }
+
+private:
+  std::tuple<Promise<Ts>...> in_;
+  skein::Resolver<Result> out_;
+  std::atomic<std::size_t> remaining_;
+  std::atomic<bool> done_{false};
+};
+
+template <class T>
+class AllOfRange final : public Combiner<AllOfRange<T>> {
+public:
+  using Result = std::conditional_t<std::is_void_v<T>, void, std::vector<value_or_monostate<T>>>;
+  explicit AllOfRange(std::vector<Promise<T>> in)
+      : Combiner<AllOfRange>(in.size()), in_(std::move(in)), remaining_(in_.size()) {}
+
+  Promise<Result> start() {
+    auto out = out_.promise();
+    if (in_.empty()) settle_values();
+    for (std::size_t i = 0; i < in_.size(); ++i) this->watch(i, state_of(in_[i]));
+    this->finish_start();
+    return out;
+  }
+
+  void on_ready(std::size_t i) noexcept {
+    auto* st = state_of(in_[i]);
+    if (st->failed()) {
+      if (!done_.exchange(true, std::memory_order_acq_rel)) {
+        st->mark_observed();
+        out_.reject(st->error());
+      }
+    } else if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1 && !done_.exchange(true)) {
+      settle_values();
+    }
+  }
+
+private:
+  void settle_values() noexcept {
+    try {
+      if constexpr (std::is_void_v<T>) {
+        out_.resolve();
+      } else {
+        Result r;
+        r.reserve(in_.size());
+        for (auto& p : in_) r.push_back(copy_result(state_of(p)));
+        out_.resolve(std::move(r));
+      }
+    } catch (...) {
+      out_.reject(std::current_exception());
+    }
+  }
+  std::vector<Promise<T>> in_;
+  skein::Resolver<Result> out_;
+  std::atomic<std::size_t> remaining_;
+  std::atomic<bool> done_{false};
+};
+
+template <class... Ts>
+class AnyOf final : public Combiner<AnyOf<Ts...>> {
+public:
+  using Result = std::variant<value_or_monostate<Ts>...>;
+  explicit AnyOf(std::tuple<Promise<Ts>...> in) : Combiner<AnyOf>(sizeof...(Ts)), in_(std::move(in)) {}
+
+  Promise<Result> start() {
+    auto out = out_.promise();
+    std::apply([&](auto&... p) {
+      std::size_t i = 0;
+      (this->watch(i++, state_of(p)), ...);
+    }, in_);
+    this->finish_start();
+    return out;
+  }
+
+  void on_ready(std::size_t i) noexcept {
+    if (done_.exchange(true, std::memory_order_acq_rel)) return;
+    settle<0>(i);
+  }
+
+private:
+  template <std::size_t I>
+  void settle(std::size_t i) noexcept {
+    if constexpr (I < sizeof...(Ts)) {
+      if (i != I) return settle<I + 1>(i);
+      auto* st = state_of(std::get<I>(in_));
+      if (st->failed()) {
+        st->mark_observed();
+        out_.reject(st->error());
+        return;
+      }
+      try {
+        out_.resolve(Result(std::in_place_index<I>, copy_result(st)));
+      } catch (...) {
+        out_.reject(std::current_exception());
+      }
+    }
+  }
+  std::tuple<Promise<Ts>...> in_;
+  skein::Resolver<Result> out_;
+  std::atomic<bool> done_{false};
+};
+
+template <class T>
+class AnyOfRange final : public Combiner<AnyOfRange<T>> {
+public:
+  using Result = std::conditional_t<std::is_void_v<T>, std::size_t, std::pair<std::size_t, value_or_monostate<T>>>;
+  explicit AnyOfRange(std::vector<Promise<T>> in) : Combiner<AnyOfRange>(in.size()), in_(std::move(in)) {}
+
+  Promise<Result> start() {
+    auto out = out_.promise();
+    for (std::size_t i = 0; i < in_.size(); ++i) this->watch(i, state_of(in_[i]));
+    this->finish_start();
+    return out;
+  }
+
+  void on_ready(std::size_t i) noexcept {
+    if (done_.exchange(true, std::memory_order_acq_rel)) return;
+    auto* st = state_of(in_[i]);
+    if (st->failed()) {
+      st->mark_observed();
+      out_.reject(st->error());
+      return;
+    }
+    try {
+      if constexpr (std::is_void_v<T>)
+        out_.resolve(i);
+      else
+        out_.resolve(Result(i, copy_result(st)));
+    } catch (...) {
+      out_.reject(std::current_exception());
+    }
+  }
+
+private:
+  std::vector<Promise<T>> in_;
+  skein::Resolver<Result> out_;
+  std::atomic<bool> done_{false};
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/combine.hpp ----
+
+// ---- begin skein/detail/mpsc_queue.hpp ----
+// An intrusive multi-producer single-consumer queue (Vyukov's): a push is one
+// atomic exchange, so producers on many threads never wait for each other or
+// for the consumer. A pop can see the queue "in between" (a producer has
+// swapped the tail but not linked its node yet); pop() then returns nullptr
+// and busy() tells the consumer to try again rather than sleep.
+
+#include <atomic>
+
+namespace skein::detail {
+
+struct MpscNode {
+  std::atomic<MpscNode*> next{nullptr};
+};
+
+class MpscQueue {
+public:
+  MpscQueue() noexcept : head_(&stub_), tail_(&stub_) {}
+  MpscQueue(const MpscQueue&) = delete;
+  MpscQueue& operator=(const MpscQueue&) = delete;
+
+  /// Any thread. seq_cst: the consumer's "going to sleep" protocol reads the
+  /// tail after publishing that it sleeps (see EventLoop).
+  void push(MpscNode* n) noexcept {
+    n->next.store(nullptr, std::memory_order_relaxed);
+    MpscNode* prev = tail_.exchange(n, std::memory_order_seq_cst);
+    // release: the consumer that reads this link sees the node's contents.
+    prev->next.store(n, std::memory_order_release);
+  }
+
+  /// Consumer only. nullptr if empty or if a push is half-done (see busy()).
+  MpscNode* pop() noexcept {
+    MpscNode* head = head_;
+    MpscNode* next = head->next.load(std::memory_order_acquire);
+    if (head == &stub_) {
+      if (!next) return nullptr;
+      head_ = next;
+      head = next;
+      next = next->next.load(std::memory_order_acquire);
+    }
+    if (next) {
+      head_ = next;
+      return head;
+    }
+    if (tail_.load(std::memory_order_acquire) != head) return nullptr;  // a push is half-done
+    push(&stub_);
+    next = head->next.load(std::memory_order_acquire);
+    if (next) {
+      head_ = next;
+      return head;
+    }
+    return nullptr;
+  }
+
+  /// Consumer only: true if something was pushed that pop() has not returned.
+  [[nodiscard]] bool busy() const noexcept {
+    // Empty means: nothing after the stub, the stub is the head and the tail.
+    return head_ != &stub_ || stub_.next.load(std::memory_order_acquire) != nullptr ||
+           tail_.load(std::memory_order_seq_cst) != &stub_;
+  }
+
+private:
+  MpscNode* head_;  // consumer only
+  MpscNode stub_;
+  alignas(64) std::atomic<MpscNode*> tail_;
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/mpsc_queue.hpp ----
+
+namespace skein {
+
+class EventLoop;
+
+namespace detail {
+
+/// A unit of work in the loop's queue. `fn(item, run)`: run it (true) or only
+/// dispose of it (false, when the loop is destroyed with it still queued).
+struct LoopItem : MpscNode {
+  void (*fn)(LoopItem*, bool run) noexcept = nullptr;
+};
+
+struct NotifierState : LoopItem {
+  SpinLock lock;
+  EventLoop* loop = nullptr;  // null once closed or the loop is gone (guarded by lock)
+  std::function<void()> callback;
+  bool single_shot = false;
+  std::atomic<bool> pending{false};
+  std::atomic<long> handles{1};
+  std::shared_ptr<NotifierState> self;  // keeps the state alive while queued
+};
+
+}  // namespace detail
+
+/// How a Notifier behaves after its callback runs.
+enum class NotifierMode {
+  single_shot,  ///< fires once, then closes (cl-async's default)
+  repeating,    ///< fires once per burst of triggers, until close()
+};
+
+/// Made by EventLoop::make_notifier. trigger() from any thread queues the
+/// callback on the loop's thread; triggers that arrive while it is already
+/// queued coalesce into one run (the first trigger wins a flag with one atomic
+/// exchange; later ones return at once, lock-free). An open Notifier keeps
+/// EventLoop::run() alive: a single-shot one until it has fired, a repeating
+/// one until close() or until its last handle is destroyed.
+class Notifier {
+public:
+  Notifier(const Notifier& o) noexcept : st_(o.st_) { st_->handles.fetch_add(1, std::memory_order_relaxed); }
+  Notifier& operator=(const Notifier& o) noexcept {
+    Notifier tmp(o);
+    std::swap(st_, tmp.st_);
+    return *this;
+  }
+  ~Notifier() {
+    if (st_ && st_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1) close();
+  }
+
+  /// Thread-safe. No-op once closed, or once the loop is gone.
+  void trigger() const noexcept;
+  /// Stops keeping the loop alive; later triggers do nothing. Idempotent, any thread.
+  void close() const noexcept;
+  /// True until closed (or fired, for a single-shot notifier).
+  [[nodiscard]] bool open() const noexcept {
+    std::lock_guard lk(st_->lock);
+    return st_->loop != nullptr;
+  }
+
+private:
+  friend class EventLoop;
+  explicit Notifier(std::shared_ptr<detail::NotifierState> st) noexcept : st_(std::move(st)) {}
+  static void close_state(detail::NotifierState* st) noexcept;
+  std::shared_ptr<detail::NotifierState> st_;
+};
+
+/// A single-threaded executor. post() and Notifier::trigger() from any
+/// thread; run() (or run_one()/poll(), to embed it in another loop) executes
+/// the work on the calling thread, in order per producer. A coroutine running
+/// on the loop resumes on the loop after every co_await (executor affinity).
+///
+/// run() returns after stop(), or when nothing is queued and nothing will come
+/// back: no coroutine suspended on the loop (awaiting a Promise, a Queue, a
+/// timer, ...), no open Notifier, no work() in flight, no keep_alive() guard.
+class EventLoop final : public detail::Executor {
+public:
+  EventLoop() noexcept { outstanding = &outstanding_; }
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  /// Stops, cancels the coroutines suspended on the loop (their waits throw
+  /// Cancelled), resumes them until none is left, and drops posts that never
+  /// ran. Notifiers become no-ops.
+  ~EventLoop() { shutdown(); }
+
+  /// Queues `f()` to run on the loop's thread. Throws Closed after stop().
+  /// An exception from `f` goes to the unhandled-error handler.
+  template <class F>
+  void post(F&& f) {
+    static_assert(std::is_invocable_v<std::decay_t<F>&>, "post(f): f must be callable with no arguments");
+    if (stopped()) throw Closed("post to a stopped EventLoop");
+    enqueue(new PostItem<std::decay_t<F>>(std::forward<F>(f)));
+  }
+
+  /// Starts `f(args...)` on the loop's thread; a coroutine function runs
+  /// there (and, by affinity, resumes there). The arguments and the function
+  /// object live as long as the task. Throws Closed after stop().
+  template <class F, class... Args>
+  auto spawn(F&& f, Args&&... args) {
+    using R = typename detail::task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
+    auto r = std::make_shared<Resolver<R>>();
+    auto p = r->promise();
+    post([r, f = std::decay_t<F>(std::forward<F>(f)),
+          tup = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)]() mutable {
+      std::apply([&](auto&... a) { (void)loop_task<R>(std::move(r), std::move(f), std::move(a)...); }, tup);
+    });
+    return p;
+  }
+
+  /// Runs until stop(), or until there is nothing left to do (see the class comment).
+  void run() {
+    Bind bind(this);
+    while (step(true)) {
+    }
+  }
+  /// Runs one item, waiting for one if needed; false if the loop stopped or ran out of work.
+  bool run_one() {
+    Bind bind(this);
+    return step(true);
+  }
+  /// Runs what is queued now without waiting; returns how many items ran.
+  std::size_t poll() {
+    Bind bind(this);
+    std::size_t n = 0;
+    while (step(false)) ++n;
+    return n;
+  }
+
+  /// Makes run() return; later posts throw Closed. Any thread, idempotent.
+  void stop() noexcept {
+    stopped_.store(true, std::memory_order_seq_cst);
+    wake();
+  }
+  [[nodiscard]] bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+
+  /// A notifier whose callback runs on this loop's thread.
+  Notifier make_notifier(std::function<void()> callback, NotifierMode mode = NotifierMode::single_shot) {
+    if (stopped()) throw Closed("make_notifier on a stopped EventLoop");
+    auto st = std::make_shared<detail::NotifierState>();
+    st->fn = &run_notifier;
+    st->callback = std::move(callback);
+    st->single_shot = mode == NotifierMode::single_shot;
+    st->loop = this;
+    {
+      std::lock_guard lk(notifiers_mu_);
+      notifiers_.push_back(st);
+    }
+    hold();
+    return Notifier(std::move(st));
+  }
+
+  /// Keeps run() from returning for lack of work while the guard lives.
+  class [[nodiscard]] KeepAlive {
+  public:
+    explicit KeepAlive(EventLoop& l) noexcept : l_(&l) { l_->hold(); }
+    KeepAlive(KeepAlive&& o) noexcept : l_(std::exchange(o.l_, nullptr)) {}
+    KeepAlive(const KeepAlive&) = delete;
+    KeepAlive& operator=(const KeepAlive&) = delete;
+    ~KeepAlive() {
+      if (l_) l_->unhold();
+    }
+
+  private:
+    EventLoop* l_;
+  };
+  KeepAlive keep_alive() noexcept { return KeepAlive(*this); }
+
+  /// `co_await loop.schedule()` continues the coroutine on the loop's thread.
+  class [[nodiscard]] ScheduleOperation {
+  public:
+    explicit ScheduleOperation(EventLoop* l) noexcept : l_(l) {}
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const {
+      if (l_->stopped()) throw Closed("schedule on a stopped EventLoop");
+      l_->schedule(h);
+    }
+    void await_resume() const {
+      if (detail::current_cancelled()) detail::throw_cancelled();
+    }
+
+  private:
+    EventLoop* l_;
+  };
+  ScheduleOperation schedule() noexcept { return ScheduleOperation(this); }
+
+  /// True on the thread currently running this loop.
+  [[nodiscard]] bool on_loop() const noexcept { return detail::tls.executor == this; }
+
+  // Executor
+  void schedule(std::coroutine_handle<> h) noexcept override {
+    ResumeItem* item;
+    for (;;) {  // never drop a coroutine: wait for memory if there is none
+      item = new (std::nothrow) ResumeItem;
+      if (item) break;
+      std::this_thread::yield();
+    }
+    item->h = h;
+    enqueue(item);
+  }
+
+  void begin_work() noexcept {
+    works_.fetch_add(1, std::memory_order_relaxed);
+    hold();
+  }
+  void end_work() noexcept {
+    works_.fetch_sub(1, std::memory_order_seq_cst);
+    unhold();
+  }
+  void hold() noexcept { holds_.fetch_add(1, std::memory_order_relaxed); }
+  void unhold() noexcept {
+    // seq_cst: pairs with the sleeping loop's re-check of the count.
+    if (holds_.fetch_sub(1, std::memory_order_seq_cst) == 1) wake();
+  }
+
+private:
+  friend class Notifier;
+
+  template <class F>
+  struct PostItem final : detail::LoopItem {
+    template <class G>
+    explicit PostItem(G&& g) : f(std::forward<G>(g)) {
+      fn = [](detail::LoopItem* i, bool run) noexcept {
+        auto* self = static_cast<PostItem*>(i);
+        if (run) {
+          try {
+            std::invoke(self->f);
+          } catch (...) {
+            detail::report_unhandled(std::current_exception());
+          }
+        }
+        delete self;
+      };
+    }
+    F f;
+  };
+  struct ResumeItem final : detail::LoopItem {
+    ResumeItem() noexcept { fn = &run_fn; }
+    static void run_fn(detail::LoopItem* i, bool) noexcept {
+      auto h = static_cast<ResumeItem*>(i)->h;
+      delete static_cast<ResumeItem*>(i);
+      detail::resume(h);  // when draining, tls.draining makes its waits throw Cancelled
+    }
+    std::coroutine_handle<> h;
+  };
+
+  template <class R, class F, class... Args>
+  static Promise<void> loop_task(std::shared_ptr<Resolver<R>> r, F f, Args... args) {
+    try {
+      using Raw = typename detail::task_result<F, Args...>::raw;
+      if constexpr (detail::is_promise_v<Raw>) {
+        Raw inner = detail::invoke_task(f, args...);
+        if constexpr (std::is_void_v<R>) {
+          co_await detail::ForwardAwaiter<R>(detail::state_of(inner));
+          r->resolve();
+        } else {
+          r->resolve(co_await detail::ForwardAwaiter<R>(detail::state_of(inner)));
+        }
+      } else if constexpr (std::is_void_v<R>) {
+        detail::invoke_task(f, args...);
+        r->resolve();
+      } else {
+        r->resolve(detail::invoke_task(f, args...));
+      }
+    } catch (...) {
+      r->reject(std::current_exception());
+    }
+  }
+
+  /// Marks the calling thread as running this loop (executor, scope) for a scope.
+  class Bind {
+  public:
+    explicit Bind(EventLoop* l) noexcept : saved_(detail::tls) {
+      detail::tls.executor = l;
+      detail::tls.base_scope = detail::tls.scope = &l->scope_;
+      detail::tls.hook = nullptr;
+    }
+    ~Bind() { detail::tls = saved_; }
+
+  private:
+    detail::ThreadState saved_;
+  };
+
+  void enqueue(detail::LoopItem* item) noexcept {
+    q_.push(item);
+    wake();
+  }
+  void wake() noexcept {
+    // seq_cst load after the seq_cst push: either we see the loop asleep, or
+    // the loop's re-check after announcing sleep sees our item.
+    if (state_.load(std::memory_order_seq_cst) == kSleeping) {
+      state_.store(kAwake, std::memory_order_seq_cst);
+      state_.notify_one();
+    }
+  }
+
+  /// Runs one item; false when the loop should return.
+  bool step(bool block) {
+    for (;;) {
+      if (stopped()) return false;
+      if (auto* n = static_cast<detail::LoopItem*>(q_.pop())) {
+        n->fn(n, true);
+        return true;
+      }
+      if (q_.busy()) {  // a push is half-done: it will be there in a moment
+        std::this_thread::yield();
+        continue;
+      }
+      if (!block || idle()) return false;
+      // Spin a little: a cross-thread post usually arrives within microseconds.
+      for (int i = 0; i < 128 && !q_.busy() && !stopped(); ++i) detail::cpu_relax();
+      if (q_.busy()) continue;
+      state_.store(kSleeping, std::memory_order_seq_cst);
+      if (q_.busy() || stopped() || idle()) {
+        state_.store(kAwake, std::memory_order_relaxed);
+        continue;
+      }
+      state_.wait(kSleeping, std::memory_order_seq_cst);
+      state_.store(kAwake, std::memory_order_relaxed);
+    }
+  }
+
+  static void run_notifier(detail::LoopItem* i, bool run) noexcept {
+    auto* st = static_cast<detail::NotifierState*>(i);
+    std::shared_ptr<detail::NotifierState> keep = std::move(st->self);
+    // Cleared before the callback: a trigger during the callback queues another run.
+    st->pending.store(false, std::memory_order_release);
+    EventLoop* loop;
+    {
+      std::lock_guard lk(st->lock);
+      loop = st->loop;
+    }
+    if (!run || !loop) return;
+    try {
+      st->callback();
+    } catch (...) {
+      detail::report_unhandled(std::current_exception());
+    }
+    if (st->single_shot) Notifier::close_state(st);
+  }
+
+  void shutdown() noexcept {
+    stopped_.store(true, std::memory_order_seq_cst);
+    std::vector<std::shared_ptr<detail::NotifierState>> ns;
+    {
+      std::lock_guard lk(notifiers_mu_);
+      ns.swap(notifiers_);
+    }
+    for (auto& st : ns) {
+      std::lock_guard lk(st->lock);
+      if (st->loop) holds_.fetch_sub(1, std::memory_order_relaxed);
+      st->loop = nullptr;
+    }
+    // Cancel every coroutine suspended on the loop; they come back through
+    // the queue and are resumed in draining mode (their waits throw
+    // Cancelled) until none is left. work() in flight is waited for: it
+    // posts its result here. Posts that never ran are dropped.
+    scope_.source.request_stop();
+    Bind bind(this);
+    detail::tls.draining = true;
+    for (;;) {
+      while (auto* n = static_cast<detail::LoopItem*>(q_.pop())) n->fn(n, n->fn == &ResumeItem::run_fn);
+      if (q_.busy()) {
+        std::this_thread::yield();
+        continue;
+      }
+      if (outstanding_.load(std::memory_order_seq_cst) == 0 && works_.load(std::memory_order_seq_cst) == 0) break;
+      std::this_thread::yield();
+    }
+  }
+  bool idle() const noexcept {
+    return outstanding_.load(std::memory_order_seq_cst) == 0 && holds_.load(std::memory_order_seq_cst) == 0;
+  }
+
+  static constexpr std::uint32_t kAwake = 0, kSleeping = 1;
+  detail::MpscQueue q_;
+  alignas(64) std::atomic<std::uint32_t> state_{kAwake};
+  std::atomic<bool> stopped_{false};
+  std::atomic<long> outstanding_{0};  // coroutines suspended on the loop (Executor::outstanding)
+  std::atomic<long> holds_{0};        // open notifiers, keep-alive guards, work() in flight
+  std::atomic<long> works_{0};        // work() in flight
+  detail::Scope scope_;
+  std::mutex notifiers_mu_;
+  std::vector<std::shared_ptr<detail::NotifierState>> notifiers_;
+};
+
+inline void Notifier::trigger() const noexcept {
+  if (st_->pending.exchange(true, std::memory_order_acq_rel)) return;  // already queued: coalesce
+  std::lock_guard lk(st_->lock);
+  if (!st_->loop) {
+    st_->pending.store(false, std::memory_order_relaxed);
+    return;
+  }
+  st_->self = st_;
+  st_->loop->enqueue(st_.get());
+}
+
+/// Runs `f(args...)` on default_pool() and settles the returned promise on
+/// `loop`'s thread, with f's value or its exception (seed 004's `work`). The
+/// loop stays alive until then. If the loop has stopped by the time f ends,
+/// the promise is settled on the pool thread instead: never lost.
+template <class F, class... Args>
+auto work(EventLoop& loop, F&& f, Args&&... args) {
+  using R = typename detail::task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
+  if (loop.stopped()) throw Closed("work() on a stopped EventLoop");
+  auto r = std::make_shared<Resolver<R>>();
+  auto promise = r->promise();
+  loop.begin_work();
+  auto task = run(std::forward<F>(f), std::forward<Args>(args)...);
+  // A tiny coroutine on the pool waits for the task, then hands the outcome to the loop.
+  (void)[](EventLoop& l, std::shared_ptr<Resolver<R>> res, Promise<R> t) -> Promise<void> {
+    std::exception_ptr err;
+    std::optional<detail::value_or_monostate<R>> value;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        co_await detail::ForwardAwaiter<R>(detail::state_of(t));
+        value.emplace();
+      } else {
+        value.emplace(co_await detail::ForwardAwaiter<R>(detail::state_of(t)));
+      }
+    } catch (...) {
+      err = std::current_exception();
+    }
+    auto settle = [res, err, v = std::move(value)]() mutable {
+      if (err)
+        res->reject(err);
+      else if constexpr (std::is_void_v<R>)
+        res->resolve();
+      else
+        res->resolve(std::move(*v));
+    };
+    try {
+      l.post(std::move(settle));
+    } catch (...) {  // the loop stopped: settle here rather than lose the outcome
+      settle();
+    }
+    l.end_work();
+  }(loop, std::move(r), std::move(task));
+  return promise;
+}
+
+inline void Notifier::close_state(detail::NotifierState* st) noexcept {
+  EventLoop* loop;
+  {
+    std::lock_guard lk(st->lock);
+    loop = std::exchange(st->loop, nullptr);
+  }
+  if (loop) loop->unhold();
+}
+
+inline void Notifier::close() const noexcept { close_state(st_.get()); }
+
+}  // namespace skein
+// ---- end skein/event_loop.hpp ----
+
 // ---- begin skein/mutex.hpp ----
 /// Mutex: for threads (lock/unlock/try_lock, BasicLockable) and for
 /// coroutines (`auto guard = co_await m.async_lock();`), with FIFO hand-off.
@@ -4203,259 +5016,6 @@ inline SleepOperation async_sleep_until(std::chrono::steady_clock::time_point de
 #include <variant>
 #include <vector>
 
-
-// ---- begin skein/detail/combine.hpp ----
-// The machinery behind when_all and when_any: a heap-allocated combiner holds
-// one waiter per input promise and settles a hand-made output promise. An
-// input that is already settled is processed at once; the combiner lives
-// until every input has reported (reference-counted).
-
-#include <atomic>
-#include <cstddef>
-#include <exception>
-#include <memory>
-#include <optional>
-#include <tuple>
-#include <utility>
-#include <variant>
-#include <vector>
-
-
-namespace skein::detail {
-
-/// void -> std::monostate, so results fit in tuples and variants.
-template <class T>
-using value_or_monostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-
-template <class T>
-value_or_monostate<T> copy_result(PromiseState<T>* st) {
-  if constexpr (std::is_void_v<T>) {
-    st->value();
-    return {};
-  } else if constexpr (std::is_copy_constructible_v<T>) {
-    return st->value();
-  } else {
-    return st->take_value();
-  }
-}
-
-/// Calls `on_ready(i)` once for each input as it settles.
-template <class Derived>
-class Combiner {
-public:
-  struct InputWaiter : Waiter {
-    Combiner* owner = nullptr;
-    std::size_t index = 0;
-    InputWaiter() noexcept {
-      notify_fn = [](Waiter* w) noexcept {
-        auto* iw = static_cast<InputWaiter*>(w);
-        iw->owner->report(iw->index);
-      };
-    }
-  };
-
-  explicit Combiner(std::size_t n) : waiters_(n), refs_(static_cast<long>(n) + 1) {
-    for (std::size_t i = 0; i < n; ++i) {
-      waiters_[i].owner = this;
-      waiters_[i].index = i;
-    }
-  }
-
-  /// Links waiter i into `st` (or reports at once if settled). Call for each
-  /// input, then finish_start().
-  void watch(std::size_t i, PromiseStateBase* st) noexcept {
-    if (!st->enqueue(&waiters_[i])) report(i);
-  }
-  void finish_start() noexcept { drop(); }
-
-private:
-  void report(std::size_t i) noexcept {
-    static_cast<Derived*>(this)->on_ready(i);
-    drop();
-  }
-  void drop() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete static_cast<Derived*>(this);
-  }
-  std::vector<InputWaiter> waiters_;
-  std::atomic<long> refs_;
-};
-
-template <class... Ts>
-class AllOf final : public Combiner<AllOf<Ts...>> {
-public:
-  using Result = std::tuple<value_or_monostate<Ts>...>;
-  explicit AllOf(std::tuple<Promise<Ts>...> in)
-      : Combiner<AllOf>(sizeof...(Ts)), in_(std::move(in)), remaining_(sizeof...(Ts)) {}
-
-  Promise<Result> start() {
-    auto out = out_.promise();
-    if constexpr (sizeof...(Ts) == 0) {
-      out_.resolve();
-    }
-    std::apply([&](auto&... p) {
-      std::size_t i = 0;
-      (this->watch(i++, state_of(p)), ...);
-    }, in_);
-    this->finish_start();  // may delete this
-    return out;
-  }
-
-  void on_ready(std::size_t i) noexcept {
-    PromiseStateBase* st = nullptr;
-    std::size_t k = 0;
-    std::apply([&](auto&... p) { ((k++ == i ? (st = state_of(p)) : nullptr), ...); }, in_);
-    if (st->failed()) {
-      if (!done_.exchange(true, std::memory_order_acq_rel)) {
-        st->mark_observed();
-        out_.reject(st->error());
-      }
-    } else if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1 && !done_.exchange(true)) {
-      try {
-        out_.resolve(std::apply([](auto&... p) { return Result(copy_result(state_of(p))...); }, in_));
-      } catch (...) {
-        out_.reject(std::current_exception());
-      }
-    }
-  }
-
-private:
-  std::tuple<Promise<Ts>...> in_;
-  skein::Resolver<Result> out_;
-  std::atomic<std::size_t> remaining_;
-  std::atomic<bool> done_{false};
-};
-
-template <class T>
-class AllOfRange final : public Combiner<AllOfRange<T>> {
-public:
-  using Result = std::conditional_t<std::is_void_v<T>, void, std::vector<value_or_monostate<T>>>;
-  explicit AllOfRange(std::vector<Promise<T>> in)
-      : Combiner<AllOfRange>(in.size()), in_(std::move(in)), remaining_(in_.size()) {}
-
-  Promise<Result> start() {
-    auto out = out_.promise();
-    if (in_.empty()) settle_values();
-    for (std::size_t i = 0; i < in_.size(); ++i) this->watch(i, state_of(in_[i]));
-    this->finish_start();
-    return out;
-  }
-
-  void on_ready(std::size_t i) noexcept {
-    auto* st = state_of(in_[i]);
-    if (st->failed()) {
-      if (!done_.exchange(true, std::memory_order_acq_rel)) {
-        st->mark_observed();
-        out_.reject(st->error());
-      }
-    } else if (remaining_.fetch_sub(1, std::memory_order_acq_rel) == 1 && !done_.exchange(true)) {
-      settle_values();
-    }
-  }
-
-private:
-  void settle_values() noexcept {
-    try {
-      if constexpr (std::is_void_v<T>) {
-        out_.resolve();
-      } else {
-        Result r;
-        r.reserve(in_.size());
-        for (auto& p : in_) r.push_back(copy_result(state_of(p)));
-        out_.resolve(std::move(r));
-      }
-    } catch (...) {
-      out_.reject(std::current_exception());
-    }
-  }
-  std::vector<Promise<T>> in_;
-  skein::Resolver<Result> out_;
-  std::atomic<std::size_t> remaining_;
-  std::atomic<bool> done_{false};
-};
-
-template <class... Ts>
-class AnyOf final : public Combiner<AnyOf<Ts...>> {
-public:
-  using Result = std::variant<value_or_monostate<Ts>...>;
-  explicit AnyOf(std::tuple<Promise<Ts>...> in) : Combiner<AnyOf>(sizeof...(Ts)), in_(std::move(in)) {}
-
-  Promise<Result> start() {
-    auto out = out_.promise();
-    std::apply([&](auto&... p) {
-      std::size_t i = 0;
-      (this->watch(i++, state_of(p)), ...);
-    }, in_);
-    this->finish_start();
-    return out;
-  }
-
-  void on_ready(std::size_t i) noexcept {
-    if (done_.exchange(true, std::memory_order_acq_rel)) return;
-    settle<0>(i);
-  }
-
-private:
-  template <std::size_t I>
-  void settle(std::size_t i) noexcept {
-    if constexpr (I < sizeof...(Ts)) {
-      if (i != I) return settle<I + 1>(i);
-      auto* st = state_of(std::get<I>(in_));
-      if (st->failed()) {
-        st->mark_observed();
-        out_.reject(st->error());
-        return;
-      }
-      try {
-        out_.resolve(Result(std::in_place_index<I>, copy_result(st)));
-      } catch (...) {
-        out_.reject(std::current_exception());
-      }
-    }
-  }
-  std::tuple<Promise<Ts>...> in_;
-  skein::Resolver<Result> out_;
-  std::atomic<bool> done_{false};
-};
-
-template <class T>
-class AnyOfRange final : public Combiner<AnyOfRange<T>> {
-public:
-  using Result = std::conditional_t<std::is_void_v<T>, std::size_t, std::pair<std::size_t, value_or_monostate<T>>>;
-  explicit AnyOfRange(std::vector<Promise<T>> in) : Combiner<AnyOfRange>(in.size()), in_(std::move(in)) {}
-
-  Promise<Result> start() {
-    auto out = out_.promise();
-    for (std::size_t i = 0; i < in_.size(); ++i) this->watch(i, state_of(in_[i]));
-    this->finish_start();
-    return out;
-  }
-
-  void on_ready(std::size_t i) noexcept {
-    if (done_.exchange(true, std::memory_order_acq_rel)) return;
-    auto* st = state_of(in_[i]);
-    if (st->failed()) {
-      st->mark_observed();
-      out_.reject(st->error());
-      return;
-    }
-    try {
-      if constexpr (std::is_void_v<T>)
-        out_.resolve(i);
-      else
-        out_.resolve(Result(i, copy_result(st)));
-    } catch (...) {
-      out_.reject(std::current_exception());
-    }
-  }
-
-private:
-  std::vector<Promise<T>> in_;
-  skein::Resolver<Result> out_;
-  std::atomic<bool> done_{false};
-};
-
-}  // namespace skein::detail
-// ---- end skein/detail/combine.hpp ----
 
 namespace skein {
 

@@ -50,6 +50,10 @@ public:
   /// LIFO slot: a task woken by the running one runs next), else like schedule.
   virtual void schedule_next(std::coroutine_handle<> h) noexcept { schedule(h); }
 
+  /// Executors that stop when they run out of work (an EventLoop) count the
+  /// coroutines suspended on them, which will come back; pools leave it null.
+  std::atomic<long>* outstanding = nullptr;
+
 protected:
   ~Executor() = default;
 };

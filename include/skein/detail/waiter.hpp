@@ -233,6 +233,11 @@ public:
   void prepare(std::coroutine_handle<> h) noexcept {
     waiter.handle = h;
     waiter.executor = tls.executor;
+    // An executor that stops when idle must wait for this coroutine to come back.
+    if (waiter.executor && waiter.executor->outstanding) {
+      counted_ = waiter.executor->outstanding;
+      counted_->fetch_add(1, std::memory_order_relaxed);
+    }
   }
 
   /// Call after enqueueing. Returns the value for await_suspend: false means
@@ -251,7 +256,13 @@ public:
   }
 
   /// Call first in await_resume: waits out a stop callback running elsewhere.
-  void disarm() noexcept { cb_.reset(); }
+  void disarm() noexcept {
+    cb_.reset();
+    if (counted_) {  // back on the executor (or never left it)
+      counted_->fetch_sub(1, std::memory_order_relaxed);
+      counted_ = nullptr;
+    }
+  }
 
   CoroWaiter waiter;
 
@@ -267,6 +278,7 @@ private:
   };
   Withdraw withdraw_;
   bool observe_stop_;
+  std::atomic<long>* counted_ = nullptr;
   StopCallbackSlot<OnStop> cb_;
 };
 

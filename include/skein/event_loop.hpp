@@ -1,0 +1,482 @@
+#pragma once
+/// EventLoop, Notifier and work(): a single-threaded executor driven by run(),
+/// fed from any thread; coroutines started on it resume on it (seed 004).
+
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <tuple>
+#include <new>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "detail/combine.hpp"
+#include "detail/concepts.hpp"
+#include "detail/coro_promise.hpp"
+#include "detail/mpsc_queue.hpp"
+#include "detail/runtime.hpp"
+#include "detail/spin.hpp"
+#include "detail/waiter.hpp"
+#include "errors.hpp"
+#include "promise.hpp"
+#include "run.hpp"
+
+namespace skein {
+
+class EventLoop;
+
+namespace detail {
+
+/// A unit of work in the loop's queue. `fn(item, run)`: run it (true) or only
+/// dispose of it (false, when the loop is destroyed with it still queued).
+struct LoopItem : MpscNode {
+  void (*fn)(LoopItem*, bool run) noexcept = nullptr;
+};
+
+struct NotifierState : LoopItem {
+  SpinLock lock;
+  EventLoop* loop = nullptr;  // null once closed or the loop is gone (guarded by lock)
+  std::function<void()> callback;
+  bool single_shot = false;
+  std::atomic<bool> pending{false};
+  std::atomic<long> handles{1};
+  std::shared_ptr<NotifierState> self;  // keeps the state alive while queued
+};
+
+}  // namespace detail
+
+/// How a Notifier behaves after its callback runs.
+enum class NotifierMode {
+  single_shot,  ///< fires once, then closes (cl-async's default)
+  repeating,    ///< fires once per burst of triggers, until close()
+};
+
+/// Made by EventLoop::make_notifier. trigger() from any thread queues the
+/// callback on the loop's thread; triggers that arrive while it is already
+/// queued coalesce into one run (the first trigger wins a flag with one atomic
+/// exchange; later ones return at once, lock-free). An open Notifier keeps
+/// EventLoop::run() alive: a single-shot one until it has fired, a repeating
+/// one until close() or until its last handle is destroyed.
+class Notifier {
+public:
+  Notifier(const Notifier& o) noexcept : st_(o.st_) { st_->handles.fetch_add(1, std::memory_order_relaxed); }
+  Notifier& operator=(const Notifier& o) noexcept {
+    Notifier tmp(o);
+    std::swap(st_, tmp.st_);
+    return *this;
+  }
+  ~Notifier() {
+    if (st_ && st_->handles.fetch_sub(1, std::memory_order_acq_rel) == 1) close();
+  }
+
+  /// Thread-safe. No-op once closed, or once the loop is gone.
+  void trigger() const noexcept;
+  /// Stops keeping the loop alive; later triggers do nothing. Idempotent, any thread.
+  void close() const noexcept;
+  /// True until closed (or fired, for a single-shot notifier).
+  [[nodiscard]] bool open() const noexcept {
+    std::lock_guard lk(st_->lock);
+    return st_->loop != nullptr;
+  }
+
+private:
+  friend class EventLoop;
+  explicit Notifier(std::shared_ptr<detail::NotifierState> st) noexcept : st_(std::move(st)) {}
+  static void close_state(detail::NotifierState* st) noexcept;
+  std::shared_ptr<detail::NotifierState> st_;
+};
+
+/// A single-threaded executor. post() and Notifier::trigger() from any
+/// thread; run() (or run_one()/poll(), to embed it in another loop) executes
+/// the work on the calling thread, in order per producer. A coroutine running
+/// on the loop resumes on the loop after every co_await (executor affinity).
+///
+/// run() returns after stop(), or when nothing is queued and nothing will come
+/// back: no coroutine suspended on the loop (awaiting a Promise, a Queue, a
+/// timer, ...), no open Notifier, no work() in flight, no keep_alive() guard.
+class EventLoop final : public detail::Executor {
+public:
+  EventLoop() noexcept { outstanding = &outstanding_; }
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  /// Stops, cancels the coroutines suspended on the loop (their waits throw
+  /// Cancelled), resumes them until none is left, and drops posts that never
+  /// ran. Notifiers become no-ops.
+  ~EventLoop() { shutdown(); }
+
+  /// Queues `f()` to run on the loop's thread. Throws Closed after stop().
+  /// An exception from `f` goes to the unhandled-error handler.
+  template <class F>
+  void post(F&& f) {
+    static_assert(std::is_invocable_v<std::decay_t<F>&>, "post(f): f must be callable with no arguments");
+    if (stopped()) throw Closed("post to a stopped EventLoop");
+    enqueue(new PostItem<std::decay_t<F>>(std::forward<F>(f)));
+  }
+
+  /// Starts `f(args...)` on the loop's thread; a coroutine function runs
+  /// there (and, by affinity, resumes there). The arguments and the function
+  /// object live as long as the task. Throws Closed after stop().
+  template <class F, class... Args>
+  auto spawn(F&& f, Args&&... args) {
+    using R = typename detail::task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
+    auto r = std::make_shared<Resolver<R>>();
+    auto p = r->promise();
+    post([r, f = std::decay_t<F>(std::forward<F>(f)),
+          tup = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)]() mutable {
+      std::apply([&](auto&... a) { (void)loop_task<R>(std::move(r), std::move(f), std::move(a)...); }, tup);
+    });
+    return p;
+  }
+
+  /// Runs until stop(), or until there is nothing left to do (see the class comment).
+  void run() {
+    Bind bind(this);
+    while (step(true)) {
+    }
+  }
+  /// Runs one item, waiting for one if needed; false if the loop stopped or ran out of work.
+  bool run_one() {
+    Bind bind(this);
+    return step(true);
+  }
+  /// Runs what is queued now without waiting; returns how many items ran.
+  std::size_t poll() {
+    Bind bind(this);
+    std::size_t n = 0;
+    while (step(false)) ++n;
+    return n;
+  }
+
+  /// Makes run() return; later posts throw Closed. Any thread, idempotent.
+  void stop() noexcept {
+    stopped_.store(true, std::memory_order_seq_cst);
+    wake();
+  }
+  [[nodiscard]] bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+
+  /// A notifier whose callback runs on this loop's thread.
+  Notifier make_notifier(std::function<void()> callback, NotifierMode mode = NotifierMode::single_shot) {
+    if (stopped()) throw Closed("make_notifier on a stopped EventLoop");
+    auto st = std::make_shared<detail::NotifierState>();
+    st->fn = &run_notifier;
+    st->callback = std::move(callback);
+    st->single_shot = mode == NotifierMode::single_shot;
+    st->loop = this;
+    {
+      std::lock_guard lk(notifiers_mu_);
+      notifiers_.push_back(st);
+    }
+    hold();
+    return Notifier(std::move(st));
+  }
+
+  /// Keeps run() from returning for lack of work while the guard lives.
+  class [[nodiscard]] KeepAlive {
+  public:
+    explicit KeepAlive(EventLoop& l) noexcept : l_(&l) { l_->hold(); }
+    KeepAlive(KeepAlive&& o) noexcept : l_(std::exchange(o.l_, nullptr)) {}
+    KeepAlive(const KeepAlive&) = delete;
+    KeepAlive& operator=(const KeepAlive&) = delete;
+    ~KeepAlive() {
+      if (l_) l_->unhold();
+    }
+
+  private:
+    EventLoop* l_;
+  };
+  KeepAlive keep_alive() noexcept { return KeepAlive(*this); }
+
+  /// `co_await loop.schedule()` continues the coroutine on the loop's thread.
+  class [[nodiscard]] ScheduleOperation {
+  public:
+    explicit ScheduleOperation(EventLoop* l) noexcept : l_(l) {}
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const {
+      if (l_->stopped()) throw Closed("schedule on a stopped EventLoop");
+      l_->schedule(h);
+    }
+    void await_resume() const {
+      if (detail::current_cancelled()) detail::throw_cancelled();
+    }
+
+  private:
+    EventLoop* l_;
+  };
+  ScheduleOperation schedule() noexcept { return ScheduleOperation(this); }
+
+  /// True on the thread currently running this loop.
+  [[nodiscard]] bool on_loop() const noexcept { return detail::tls.executor == this; }
+
+  // Executor
+  void schedule(std::coroutine_handle<> h) noexcept override {
+    ResumeItem* item;
+    for (;;) {  // never drop a coroutine: wait for memory if there is none
+      item = new (std::nothrow) ResumeItem;
+      if (item) break;
+      std::this_thread::yield();
+    }
+    item->h = h;
+    enqueue(item);
+  }
+
+  void begin_work() noexcept {
+    works_.fetch_add(1, std::memory_order_relaxed);
+    hold();
+  }
+  void end_work() noexcept {
+    works_.fetch_sub(1, std::memory_order_seq_cst);
+    unhold();
+  }
+  void hold() noexcept { holds_.fetch_add(1, std::memory_order_relaxed); }
+  void unhold() noexcept {
+    // seq_cst: pairs with the sleeping loop's re-check of the count.
+    if (holds_.fetch_sub(1, std::memory_order_seq_cst) == 1) wake();
+  }
+
+private:
+  friend class Notifier;
+
+  template <class F>
+  struct PostItem final : detail::LoopItem {
+    template <class G>
+    explicit PostItem(G&& g) : f(std::forward<G>(g)) {
+      fn = [](detail::LoopItem* i, bool run) noexcept {
+        auto* self = static_cast<PostItem*>(i);
+        if (run) {
+          try {
+            std::invoke(self->f);
+          } catch (...) {
+            detail::report_unhandled(std::current_exception());
+          }
+        }
+        delete self;
+      };
+    }
+    F f;
+  };
+  struct ResumeItem final : detail::LoopItem {
+    ResumeItem() noexcept { fn = &run_fn; }
+    static void run_fn(detail::LoopItem* i, bool) noexcept {
+      auto h = static_cast<ResumeItem*>(i)->h;
+      delete static_cast<ResumeItem*>(i);
+      detail::resume(h);  // when draining, tls.draining makes its waits throw Cancelled
+    }
+    std::coroutine_handle<> h;
+  };
+
+  template <class R, class F, class... Args>
+  static Promise<void> loop_task(std::shared_ptr<Resolver<R>> r, F f, Args... args) {
+    try {
+      using Raw = typename detail::task_result<F, Args...>::raw;
+      if constexpr (detail::is_promise_v<Raw>) {
+        Raw inner = detail::invoke_task(f, args...);
+        if constexpr (std::is_void_v<R>) {
+          co_await detail::ForwardAwaiter<R>(detail::state_of(inner));
+          r->resolve();
+        } else {
+          r->resolve(co_await detail::ForwardAwaiter<R>(detail::state_of(inner)));
+        }
+      } else if constexpr (std::is_void_v<R>) {
+        detail::invoke_task(f, args...);
+        r->resolve();
+      } else {
+        r->resolve(detail::invoke_task(f, args...));
+      }
+    } catch (...) {
+      r->reject(std::current_exception());
+    }
+  }
+
+  /// Marks the calling thread as running this loop (executor, scope) for a scope.
+  class Bind {
+  public:
+    explicit Bind(EventLoop* l) noexcept : saved_(detail::tls) {
+      detail::tls.executor = l;
+      detail::tls.base_scope = detail::tls.scope = &l->scope_;
+      detail::tls.hook = nullptr;
+    }
+    ~Bind() { detail::tls = saved_; }
+
+  private:
+    detail::ThreadState saved_;
+  };
+
+  void enqueue(detail::LoopItem* item) noexcept {
+    q_.push(item);
+    wake();
+  }
+  void wake() noexcept {
+    // seq_cst load after the seq_cst push: either we see the loop asleep, or
+    // the loop's re-check after announcing sleep sees our item.
+    if (state_.load(std::memory_order_seq_cst) == kSleeping) {
+      state_.store(kAwake, std::memory_order_seq_cst);
+      state_.notify_one();
+    }
+  }
+
+  /// Runs one item; false when the loop should return.
+  bool step(bool block) {
+    for (;;) {
+      if (stopped()) return false;
+      if (auto* n = static_cast<detail::LoopItem*>(q_.pop())) {
+        n->fn(n, true);
+        return true;
+      }
+      if (q_.busy()) {  // a push is half-done: it will be there in a moment
+        std::this_thread::yield();
+        continue;
+      }
+      if (!block || idle()) return false;
+      // Spin a little: a cross-thread post usually arrives within microseconds.
+      for (int i = 0; i < 128 && !q_.busy() && !stopped(); ++i) detail::cpu_relax();
+      if (q_.busy()) continue;
+      state_.store(kSleeping, std::memory_order_seq_cst);
+      if (q_.busy() || stopped() || idle()) {
+        state_.store(kAwake, std::memory_order_relaxed);
+        continue;
+      }
+      state_.wait(kSleeping, std::memory_order_seq_cst);
+      state_.store(kAwake, std::memory_order_relaxed);
+    }
+  }
+
+  static void run_notifier(detail::LoopItem* i, bool run) noexcept {
+    auto* st = static_cast<detail::NotifierState*>(i);
+    std::shared_ptr<detail::NotifierState> keep = std::move(st->self);
+    // Cleared before the callback: a trigger during the callback queues another run.
+    st->pending.store(false, std::memory_order_release);
+    EventLoop* loop;
+    {
+      std::lock_guard lk(st->lock);
+      loop = st->loop;
+    }
+    if (!run || !loop) return;
+    try {
+      st->callback();
+    } catch (...) {
+      detail::report_unhandled(std::current_exception());
+    }
+    if (st->single_shot) Notifier::close_state(st);
+  }
+
+  void shutdown() noexcept {
+    stopped_.store(true, std::memory_order_seq_cst);
+    std::vector<std::shared_ptr<detail::NotifierState>> ns;
+    {
+      std::lock_guard lk(notifiers_mu_);
+      ns.swap(notifiers_);
+    }
+    for (auto& st : ns) {
+      std::lock_guard lk(st->lock);
+      if (st->loop) holds_.fetch_sub(1, std::memory_order_relaxed);
+      st->loop = nullptr;
+    }
+    // Cancel every coroutine suspended on the loop; they come back through
+    // the queue and are resumed in draining mode (their waits throw
+    // Cancelled) until none is left. work() in flight is waited for: it
+    // posts its result here. Posts that never ran are dropped.
+    scope_.source.request_stop();
+    Bind bind(this);
+    detail::tls.draining = true;
+    for (;;) {
+      while (auto* n = static_cast<detail::LoopItem*>(q_.pop())) n->fn(n, n->fn == &ResumeItem::run_fn);
+      if (q_.busy()) {
+        std::this_thread::yield();
+        continue;
+      }
+      if (outstanding_.load(std::memory_order_seq_cst) == 0 && works_.load(std::memory_order_seq_cst) == 0) break;
+      std::this_thread::yield();
+    }
+  }
+  bool idle() const noexcept {
+    return outstanding_.load(std::memory_order_seq_cst) == 0 && holds_.load(std::memory_order_seq_cst) == 0;
+  }
+
+  static constexpr std::uint32_t kAwake = 0, kSleeping = 1;
+  detail::MpscQueue q_;
+  alignas(64) std::atomic<std::uint32_t> state_{kAwake};
+  std::atomic<bool> stopped_{false};
+  std::atomic<long> outstanding_{0};  // coroutines suspended on the loop (Executor::outstanding)
+  std::atomic<long> holds_{0};        // open notifiers, keep-alive guards, work() in flight
+  std::atomic<long> works_{0};        // work() in flight
+  detail::Scope scope_;
+  std::mutex notifiers_mu_;
+  std::vector<std::shared_ptr<detail::NotifierState>> notifiers_;
+};
+
+inline void Notifier::trigger() const noexcept {
+  if (st_->pending.exchange(true, std::memory_order_acq_rel)) return;  // already queued: coalesce
+  std::lock_guard lk(st_->lock);
+  if (!st_->loop) {
+    st_->pending.store(false, std::memory_order_relaxed);
+    return;
+  }
+  st_->self = st_;
+  st_->loop->enqueue(st_.get());
+}
+
+/// Runs `f(args...)` on default_pool() and settles the returned promise on
+/// `loop`'s thread, with f's value or its exception (seed 004's `work`). The
+/// loop stays alive until then. If the loop has stopped by the time f ends,
+/// the promise is settled on the pool thread instead: never lost.
+template <class F, class... Args>
+auto work(EventLoop& loop, F&& f, Args&&... args) {
+  using R = typename detail::task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
+  if (loop.stopped()) throw Closed("work() on a stopped EventLoop");
+  auto r = std::make_shared<Resolver<R>>();
+  auto promise = r->promise();
+  loop.begin_work();
+  auto task = run(std::forward<F>(f), std::forward<Args>(args)...);
+  // A tiny coroutine on the pool waits for the task, then hands the outcome to the loop.
+  (void)[](EventLoop& l, std::shared_ptr<Resolver<R>> res, Promise<R> t) -> Promise<void> {
+    std::exception_ptr err;
+    std::optional<detail::value_or_monostate<R>> value;
+    try {
+      if constexpr (std::is_void_v<R>) {
+        co_await detail::ForwardAwaiter<R>(detail::state_of(t));
+        value.emplace();
+      } else {
+        value.emplace(co_await detail::ForwardAwaiter<R>(detail::state_of(t)));
+      }
+    } catch (...) {
+      err = std::current_exception();
+    }
+    auto settle = [res, err, v = std::move(value)]() mutable {
+      if (err)
+        res->reject(err);
+      else if constexpr (std::is_void_v<R>)
+        res->resolve();
+      else
+        res->resolve(std::move(*v));
+    };
+    try {
+      l.post(std::move(settle));
+    } catch (...) {  // the loop stopped: settle here rather than lose the outcome
+      settle();
+    }
+    l.end_work();
+  }(loop, std::move(r), std::move(task));
+  return promise;
+}
+
+inline void Notifier::close_state(detail::NotifierState* st) noexcept {
+  EventLoop* loop;
+  {
+    std::lock_guard lk(st->lock);
+    loop = std::exchange(st->loop, nullptr);
+  }
+  if (loop) loop->unhold();
+}
+
+inline void Notifier::close() const noexcept { close_state(st_.get()); }
+
+}  // namespace skein

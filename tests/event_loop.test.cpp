@@ -1,0 +1,227 @@
+// EventLoop, Notifier, work() and executor affinity (seed 004).
+#include "support/common.hpp"
+
+#include <map>
+#include <vector>
+
+using namespace test;
+using skein::Promise;
+
+TEST_CASE("seed 004: a background job triggers a notifier; the callback runs on the loop's thread") {
+  Watchdog wd(30s);
+  skein::EventLoop loop;
+  const auto loop_thread = std::this_thread::get_id();
+  int result = 0;
+  std::thread::id callback_thread;
+  auto notifier = loop.make_notifier([&] {
+    callback_thread = std::this_thread::get_id();
+    CHECK(result == 42);  // written before trigger(): visible without a lock
+  });
+  std::thread job([&, notifier] {
+    skein::sleep_for(10ms);  // such work
+    result = 42;
+    notifier.trigger();
+  });
+  loop.run();  // returns once the single-shot notifier has fired
+  job.join();
+  CHECK(callback_thread == loop_thread);
+  CHECK_FALSE(notifier.open());
+}
+
+TEST_CASE("seed 004: work() settles on the loop's thread, with the value or the error") {
+  Watchdog wd(30s);
+  skein::EventLoop loop;
+  const auto loop_thread = std::this_thread::get_id();
+  std::vector<std::string> log;
+  auto task = loop.spawn([&]() -> Promise<void> {
+    int val = co_await skein::work(loop, [] {
+      skein::sleep_for(5ms);
+      return 4 + 5;
+    });
+    CHECK(std::this_thread::get_id() == loop_thread);
+    log.push_back("got val: " + std::to_string(val));
+    try {
+      co_await skein::work(loop, [] { throw std::runtime_error("bad job"); });
+    } catch (const std::runtime_error& e) {
+      CHECK(std::this_thread::get_id() == loop_thread);
+      log.push_back(std::string("err: ") + e.what());
+    }
+  });
+  loop.run();
+  task.get();
+  CHECK(log == std::vector<std::string>{"got val: 9", "err: bad job"});
+}
+
+TEST_CASE("4 threads x 100k posts: exactly 400k callbacks, each thread's in order") {
+  Watchdog wd(120s);
+  const int per = scaled(100000);
+  skein::EventLoop loop;
+  auto alive = loop.keep_alive();
+  std::vector<int> last(4, -1);
+  int out_of_order = 0, total = 0;
+  std::vector<std::thread> producers;
+  std::atomic<int> finished{0};
+  for (int t = 0; t < 4; ++t)
+    producers.emplace_back([&, t] {
+      for (int i = 0; i < per; ++i)
+        loop.post([&, t, i] {
+          if (i != last[t] + 1) ++out_of_order;
+          last[t] = i;
+          ++total;
+        });
+      if (++finished == 4) loop.post([&] { loop.stop(); });
+    });
+  loop.run();
+  for (auto& p : producers) p.join();
+  CHECK(total == 4 * per);
+  CHECK(out_of_order == 0);
+}
+
+TEST_CASE("a post made while the loop is going to sleep runs promptly (10k ping-pongs)") {
+  // The loop sleeps between every round trip: a lost wake-up would hang here.
+  Watchdog wd(120s);
+  const int rounds = scaled(10000);
+  skein::EventLoop loop;
+  auto alive = loop.keep_alive();
+  std::atomic<int> turn{0};
+  int seen = 0;
+  std::thread other([&] {
+    for (int i = 0; i < rounds; ++i) {
+      while (turn.load() != i) std::this_thread::yield();
+      loop.post([&, i] {
+        seen = i + 1;
+        turn.store(i + 1);
+      });
+    }
+  });
+  while (seen < rounds) loop.run_one();
+  other.join();
+  CHECK(seen == rounds);
+}
+
+TEST_CASE("run() returns when nothing is left; poll() and run_one() for embedding") {
+  skein::EventLoop loop;
+  loop.run();  // nothing to do: returns at once
+  int n = 0;
+  for (int i = 0; i < 5; ++i) loop.post([&] { ++n; });
+  CHECK(loop.poll() == 5);
+  CHECK(n == 5);
+  CHECK(loop.poll() == 0);
+  loop.post([&] { ++n; });
+  CHECK(loop.run_one());
+  CHECK_FALSE(loop.run_one());  // nothing pending, nothing keeps it alive
+  CHECK(n == 6);
+}
+
+TEST_CASE("post after stop throws Closed; a failing callback goes to the unhandled-error handler") {
+  skein::EventLoop loop;
+  std::atomic<int> reports{0};
+  skein::set_unhandled_error_handler([&](std::exception_ptr) { ++reports; });
+  loop.post([] { throw std::runtime_error("callback failed"); });
+  loop.run();
+  skein::set_unhandled_error_handler(nullptr);
+  CHECK(reports.load() == 1);
+  loop.stop();
+  CHECK(loop.stopped());
+  CHECK_THROWS_WITH_AS(loop.post([] {}), "post to a stopped EventLoop", skein::Closed);
+}
+
+TEST_CASE("a repeating notifier coalesces triggers and keeps the loop alive until closed") {
+  Watchdog wd(30s);
+  skein::EventLoop loop;
+  std::atomic<int> runs{0};
+  std::optional<skein::Notifier> n;
+  n.emplace(loop.make_notifier([&] { ++runs; }, skein::NotifierMode::repeating));
+  for (int i = 0; i < 100; ++i) n->trigger();  // all before the loop runs: one callback
+  CHECK(loop.poll() == 1);
+  CHECK(runs.load() == 1);
+  std::thread t([&, notifier = *n] {
+    notifier.trigger();
+    while (runs.load() < 2) std::this_thread::yield();
+    notifier.close();
+  });
+  loop.run();  // returns once the notifier is closed and nothing is left
+  t.join();
+  CHECK(runs.load() == 2);
+  n->trigger();  // closed: no-op
+  CHECK(loop.poll() == 0);
+}
+
+TEST_CASE("executor affinity: a coroutine on the loop resumes on the loop after Promise, Queue, Mutex and async_sleep") {
+  Watchdog wd(30s);
+  skein::EventLoop loop;
+  const auto loop_thread = std::this_thread::get_id();
+  skein::Queue<int> q(1);
+  skein::Mutex m;
+  std::vector<bool> on_loop;
+  auto guard_holder = skein::run([&m]() -> Promise<void> {  // holds the mutex for a while, on the pool
+    auto g = co_await m.async_lock();
+    co_await skein::async_sleep(20ms);
+  });
+  auto task = loop.spawn([&]() -> Promise<void> {
+    auto here = [&] { on_loop.push_back(std::this_thread::get_id() == loop_thread); };
+    co_await skein::async_sleep(5ms);
+    here();
+    int v = co_await skein::run([] {
+      skein::sleep_for(5ms);
+      return 3;
+    });
+    here();
+    skein::spawn([&q] {
+      skein::sleep_for(5ms);
+      q.put(1);
+    });
+    v += *co_await q.async_get();
+    here();
+    {
+      auto g = co_await m.async_lock();
+      here();
+    }
+    {
+      // While the coroutine is away on the pool nothing ties it to the loop:
+      // a keep-alive guard stops run() from returning meanwhile.
+      auto alive = loop.keep_alive();
+      co_await skein::default_pool().schedule();  // hop away ...
+      co_await loop.schedule();                    // ... and back
+    }
+    here();
+    CHECK(v == 4);
+  });
+  loop.run();
+  task.get();
+  guard_holder.get();
+  CHECK(on_loop == std::vector<bool>{true, true, true, true, true});
+}
+
+TEST_CASE("destroying a loop with pending posts and suspended coroutines neither hangs nor leaks") {
+  Watchdog wd(30s);
+  skein::Resolver<int> never;
+  std::atomic<int> ran{0};
+  Promise<void> suspended;
+  {
+    skein::EventLoop loop;
+    for (int i = 0; i < 100; ++i) loop.post([&] { ++ran; });
+    suspended = loop.spawn([ev = never.promise()]() -> Promise<void> { (void)co_await ev; });
+    loop.poll();  // starts the coroutine (and runs the posts)
+    for (int i = 0; i < 100; ++i) loop.post([&] { ++ran; });  // never run
+    auto n = loop.make_notifier([] {});
+    n.trigger();
+  }
+  CHECK(ran.load() == 100);
+  CHECK_THROWS_AS(suspended.get(), skein::Cancelled);
+}
+
+TEST_CASE("co_await loop.schedule() from a pool task hops onto the loop's thread") {
+  Watchdog wd(30s);
+  skein::EventLoop loop;
+  auto alive = std::make_optional(loop.keep_alive());
+  const auto loop_thread = std::this_thread::get_id();
+  auto p = skein::run([&]() -> Promise<bool> {
+    co_await loop.schedule();
+    bool ok = std::this_thread::get_id() == loop_thread;
+    alive.reset();
+    co_return ok;
+  });
+  loop.run();
+  CHECK(p.get());
+}
