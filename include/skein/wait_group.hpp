@@ -21,26 +21,35 @@ public:
   WaitGroup& operator=(const WaitGroup&) = delete;
 
   /// Adds `delta` (may be negative). Reaching zero releases every waiter.
+  /// Below zero is a UsageError and changes nothing.
+  ///
+  /// The counter and the number of waiters share one atomic word (as in Go):
+  /// the add that reaches zero learns from its own CAS whether anybody waits.
+  /// If nobody does it touches nothing afterwards, so `wg.wait(); ~wg` right
+  /// after the last done() is safe; if somebody does, they cannot leave (a
+  /// waiter does not withdraw once the counter is zero) until it wakes them.
   void add(std::int64_t delta = 1) {
-    std::int64_t c = count_.load(std::memory_order_relaxed);
-    std::int64_t next;
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    std::int64_t c;
+    std::uint64_t next;
     do {
-      next = c + delta;
-      if (next < 0) throw UsageError("negative WaitGroup counter");
+      c = counter_of(s) + delta;
+      if (c < 0) throw UsageError("negative WaitGroup counter");
+      if (c > kMaxCount) throw UsageError("WaitGroup counter overflow");
+      next = c == 0 ? 0 : pack(c, waiters_of(s));
       // acq_rel: a waiter released at zero sees what every done() caller wrote before.
-    } while (!count_.compare_exchange_weak(c, next, std::memory_order_acq_rel, std::memory_order_relaxed));
-    if (next == 0 && delta != 0) {
-      detail::Waiter* chain;
-      {
-        std::lock_guard lk(lk_);
-        chain = waiters_.take_all();
-      }
-      detail::WaiterList::notify_chain(chain);
+    } while (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+    if (c != 0 || waiters_of(s) == 0) return;
+    detail::Waiter* chain;
+    {
+      std::lock_guard lk(lk_);
+      chain = waiters_.take_all();
     }
+    detail::WaiterList::notify_chain(chain);
   }
   void done() { add(-1); }
 
-  [[nodiscard]] std::int64_t count() const noexcept { return count_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::int64_t count() const noexcept { return counter_of(state_.load(std::memory_order_acquire)); }
 
   /// Blocks until the counter is zero.
   void wait() {
@@ -72,24 +81,37 @@ public:
   WaitOperation async_wait() noexcept { return WaitOperation(*this); }
 
 private:
+  static constexpr std::int64_t kMaxCount = 0x7fffffff;
+  static std::int64_t counter_of(std::uint64_t s) noexcept { return static_cast<std::int64_t>(s >> 32); }
+  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
+  static std::uint64_t pack(std::int64_t c, std::uint64_t w) noexcept { return (static_cast<std::uint64_t>(c) << 32) | w; }
+
   bool enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
-    // Under the lock: an add() that reaches zero takes the waiters under it
-    // after its decrement, so either we see zero here or it sees us.
-    if (count_.load(std::memory_order_acquire) == 0) return false;
+    std::uint64_t s = state_.load(std::memory_order_acquire);
+    do {
+      if (counter_of(s) == 0) return false;
+    } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire));
     waiters_.push_back(&w);
     return true;
   }
   bool withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
-    return waiters_.remove(&w);
+    if (!w.linked) return false;
+    std::uint64_t s = state_.load(std::memory_order_acquire);
+    do {
+      // Zero already: the add that got there counted us and will wake us.
+      if (counter_of(s) == 0) return false;
+    } while (!state_.compare_exchange_weak(s, s - 1, std::memory_order_acq_rel, std::memory_order_acquire));
+    waiters_.remove(&w);
+    return true;
   }
   detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
     return detail::wait_blocking(
         w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
   }
 
-  std::atomic<std::int64_t> count_{0};
+  std::atomic<std::uint64_t> state_{0};  // counter << 32 | waiters
   detail::SpinLock lk_;
   detail::WaiterList waiters_;
 };

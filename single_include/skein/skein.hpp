@@ -4341,26 +4341,35 @@ public:
   WaitGroup& operator=(const WaitGroup&) = delete;
 
   /// Adds `delta` (may be negative). Reaching zero releases every waiter.
+  /// Below zero is a UsageError and changes nothing.
+  ///
+  /// The counter and the number of waiters share one atomic word (as in Go):
+  /// the add that reaches zero learns from its own CAS whether anybody waits.
+  /// If nobody does it touches nothing afterwards, so `wg.wait(); ~wg` right
+  /// after the last done() is safe; if somebody does, they cannot leave (a
+  /// waiter does not withdraw once the counter is zero) until it wakes them.
   void add(std::int64_t delta = 1) {
-    std::int64_t c = count_.load(std::memory_order_relaxed);
-    std::int64_t next;
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    std::int64_t c;
+    std::uint64_t next;
     do {
-      next = c + delta;
-      if (next < 0) throw UsageError("negative WaitGroup counter");
+      c = counter_of(s) + delta;
+      if (c < 0) throw UsageError("negative WaitGroup counter");
+      if (c > kMaxCount) throw UsageError("WaitGroup counter overflow");
+      next = c == 0 ? 0 : pack(c, waiters_of(s));
       // acq_rel: a waiter released at zero sees what every done() caller wrote before.
-    } while (!count_.compare_exchange_weak(c, next, std::memory_order_acq_rel, std::memory_order_relaxed));
-    if (next == 0 && delta != 0) {
-      detail::Waiter* chain;
-      {
-        std::lock_guard lk(lk_);
-        chain = waiters_.take_all();
-      }
-      detail::WaiterList::notify_chain(chain);
+    } while (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed));
+    if (c != 0 || waiters_of(s) == 0) return;
+    detail::Waiter* chain;
+    {
+      std::lock_guard lk(lk_);
+      chain = waiters_.take_all();
     }
+    detail::WaiterList::notify_chain(chain);
   }
   void done() { add(-1); }
 
-  [[nodiscard]] std::int64_t count() const noexcept { return count_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::int64_t count() const noexcept { return counter_of(state_.load(std::memory_order_acquire)); }
 
   /// Blocks until the counter is zero.
   void wait() {
@@ -4392,24 +4401,37 @@ public:
   WaitOperation async_wait() noexcept { return WaitOperation(*this); }
 
 private:
+  static constexpr std::int64_t kMaxCount = 0x7fffffff;
+  static std::int64_t counter_of(std::uint64_t s) noexcept { return static_cast<std::int64_t>(s >> 32); }
+  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
+  static std::uint64_t pack(std::int64_t c, std::uint64_t w) noexcept { return (static_cast<std::uint64_t>(c) << 32) | w; }
+
   bool enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
-    // Under the lock: an add() that reaches zero takes the waiters under it
-    // after its decrement, so either we see zero here or it sees us.
-    if (count_.load(std::memory_order_acquire) == 0) return false;
+    std::uint64_t s = state_.load(std::memory_order_acquire);
+    do {
+      if (counter_of(s) == 0) return false;
+    } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire));
     waiters_.push_back(&w);
     return true;
   }
   bool withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
-    return waiters_.remove(&w);
+    if (!w.linked) return false;
+    std::uint64_t s = state_.load(std::memory_order_acquire);
+    do {
+      // Zero already: the add that got there counted us and will wake us.
+      if (counter_of(s) == 0) return false;
+    } while (!state_.compare_exchange_weak(s, s - 1, std::memory_order_acq_rel, std::memory_order_acquire));
+    waiters_.remove(&w);
+    return true;
   }
   detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
     return detail::wait_blocking(
         w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
   }
 
-  std::atomic<std::int64_t> count_{0};
+  std::atomic<std::uint64_t> state_{0};  // counter << 32 | waiters
   detail::SpinLock lk_;
   detail::WaiterList waiters_;
 };
@@ -4715,6 +4737,7 @@ private:
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -4724,17 +4747,18 @@ namespace skein {
 class Semaphore {
 public:
   /// `permits` available at first; also the bound that release() may not exceed.
-  explicit Semaphore(std::ptrdiff_t permits) : max_(permits), count_(permits) {
+  explicit Semaphore(std::ptrdiff_t permits) : max_(permits), state_(pack(permits, 0)) {
     if (permits < 0) throw UsageError("a Semaphore needs a non-negative number of permits");
+    if (permits > kMaxCount) throw UsageError("a Semaphore's permits must fit in 31 bits");
   }
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
 
   [[nodiscard]] bool try_acquire() noexcept {
-    std::ptrdiff_t c = count_.load(std::memory_order_relaxed);
-    while (c > 0)
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    while (count_of(s) > 0)
       // acquire: what the releaser wrote before release() is visible.
-      if (count_.compare_exchange_weak(c, c - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+      if (state_.compare_exchange_weak(s, s - kOne, std::memory_order_acquire, std::memory_order_relaxed)) return true;
     return false;
   }
 
@@ -4753,24 +4777,35 @@ public:
   }
 
   /// Returns `n` permits, handing them to waiters first (FIFO).
+  ///
+  /// The count and the number of waiters share one atomic word: with nobody
+  /// waiting, a release is one CAS and touches nothing after it, so the
+  /// Semaphore may be destroyed by whoever acquires that permit.
   void release(std::ptrdiff_t n = 1) {
     if (n < 0) throw UsageError("Semaphore::release of a negative number of permits");
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      check_bound(n, s);
+      if (waiters_of(s) != 0) break;
+      // release: our writes are visible to whoever acquires the permits.
+      if (state_.compare_exchange_weak(s, s + static_cast<std::uint64_t>(n) * kOne, std::memory_order_release,
+                                       std::memory_order_relaxed))
+        return;
+    }
     detail::Waiter* chain = nullptr;
     detail::Waiter** tail = &chain;
     {
       std::lock_guard lk(lk_);
-      std::ptrdiff_t held = max_ - count_.load(std::memory_order_relaxed);
-      if (n > held)
-        throw UsageError("Semaphore::release above its bound: releasing " + std::to_string(n) + " permit(s) with " +
-                         std::to_string(held) + " held (bound " + std::to_string(max_) + ")");
+      s = state_.load(std::memory_order_relaxed);
+      check_bound(n, s);
       for (; n > 0; --n) {
-        if (detail::Waiter* w = waiters_.pop_front()) {
-          *tail = w;  // the permit passes to w directly
-          tail = &w->next;
-        } else {
-          count_.fetch_add(1, std::memory_order_release);
-        }
+        detail::Waiter* w = waiters_.pop_front();
+        if (!w) break;
+        state_.fetch_sub(1, std::memory_order_relaxed);  // one waiter fewer; the permit passes to it
+        *tail = w;
+        tail = &w->next;
       }
+      if (n > 0) state_.fetch_add(static_cast<std::uint64_t>(n) * kOne, std::memory_order_release);
       *tail = nullptr;
     }
     detail::WaiterList::notify_chain(chain);
@@ -4792,20 +4827,42 @@ public:
   AcquireOperation async_acquire() noexcept { return AcquireOperation(*this); }
 
   /// Permits available now (a snapshot).
-  [[nodiscard]] std::ptrdiff_t available() const noexcept { return count_.load(std::memory_order_relaxed); }
+  [[nodiscard]] std::ptrdiff_t available() const noexcept { return count_of(state_.load(std::memory_order_relaxed)); }
   [[nodiscard]] std::ptrdiff_t max() const noexcept { return max_; }
 
 private:
+  static constexpr std::ptrdiff_t kMaxCount = 0x7fffffff;
+  static constexpr std::uint64_t kOne = std::uint64_t{1} << 32;
+  static std::ptrdiff_t count_of(std::uint64_t s) noexcept { return static_cast<std::ptrdiff_t>(s >> 32); }
+  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
+  static std::uint64_t pack(std::ptrdiff_t c, std::uint64_t w) noexcept { return (static_cast<std::uint64_t>(c) << 32) | w; }
+
+  void check_bound(std::ptrdiff_t n, std::uint64_t s) const {
+    std::ptrdiff_t held = max_ - count_of(s);
+    if (n > held)
+      throw UsageError("Semaphore::release above its bound: releasing " + std::to_string(n) + " permit(s) with " +
+                       std::to_string(held) + " held (bound " + std::to_string(max_) + ")");
+  }
+
   bool enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
-    // Permits go to queued waiters first, so a free permit here means nobody waits.
-    if (try_acquire()) return false;
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (count_of(s) > 0) {  // a permit is free: take it instead of waiting
+        if (state_.compare_exchange_weak(s, s - kOne, std::memory_order_acquire, std::memory_order_relaxed))
+          return false;
+      } else if (state_.compare_exchange_weak(s, s + 1, std::memory_order_relaxed, std::memory_order_relaxed)) {
+        break;
+      }
+    }
     waiters_.push_back(&w);
     return true;
   }
   bool withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
-    return waiters_.remove(&w);
+    if (!waiters_.remove(&w)) return false;
+    state_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
   }
   detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
     return detail::wait_blocking(
@@ -4813,7 +4870,7 @@ private:
   }
 
   const std::ptrdiff_t max_;
-  std::atomic<std::ptrdiff_t> count_;
+  std::atomic<std::uint64_t> state_;  // available permits << 32 | waiters
   detail::SpinLock lk_;
   detail::WaiterList waiters_;
 };
