@@ -57,3 +57,61 @@ TEST_CASE("a Queue destroyed as soon as get() returns is not touched by the put 
     t.join();
   }
 }
+
+TEST_CASE("a Mutex destroyed as soon as it is taken is not touched by an unlock whose waiter timed out") {
+  // unlock() found a contended state, but the only waiter had withdrawn: it
+  // used to free the lock under its internal spin lock and touch that lock after.
+  Watchdog wd(120s);
+  const int n = scaled(20000);
+  for (int i = 0; i < n; ++i) {
+    auto m = std::make_unique<skein::Mutex>();
+    m->lock();
+    std::thread waiter([p = m.get(), i] {
+      if (p->try_lock_for(std::chrono::microseconds(i % 20))) p->unlock();
+    });
+    std::thread unlocker([p = m.get()] { p->unlock(); });
+    unlocker.join();
+    waiter.join();
+    while (!m->try_lock()) {
+    }
+    m->unlock();
+    m.reset();
+  }
+  CHECK(true);  // the check is the absence of a use-after-free (ASan)
+}
+
+TEST_CASE("a reused WaitGroup: a waiter of the next round is not released by the previous round's last done()") {
+  Watchdog wd(120s);
+  skein::WaitGroup wg;
+  std::atomic<int> go_fast{0}, go_slow{0};
+  std::atomic<bool> stop{false};
+  auto worker = [&](std::atomic<int>& go, bool slow) {
+    int seen = 0;
+    while (!stop.load()) {
+      int g = go.load();
+      if (g == seen) {
+        std::this_thread::yield();
+        continue;
+      }
+      seen = g;
+      if (slow) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      wg.done();
+    }
+  };
+  std::thread f(worker, std::ref(go_fast), false), s(worker, std::ref(go_slow), true);
+  int early = 0;
+  for (int r = 1; r <= scaled(3000); ++r) {
+    wg.add(1);
+    go_fast.store(r);
+    wg.wait();
+    if (wg.count() != 0) ++early;
+    wg.add(1);
+    go_slow.store(r);
+    wg.wait();
+    if (wg.count() != 0) ++early;
+  }
+  stop = true;
+  f.join();
+  s.join();
+  CHECK(early == 0);
+}

@@ -377,3 +377,13 @@ TEST_CASE("Go test/chan/fifo: a chain of goroutines sending in turn keeps the or
   for (auto& p : ps) p.get();
   CHECK(bad == 0);
 }
+
+TEST_CASE("try_put and put_for copy an lvalue item; the caller's copy is untouched") {
+  Queue<std::string> q(1);
+  const std::string a = "kept";
+  CHECK(q.try_put(a));
+  CHECK_FALSE(q.try_put(a));
+  CHECK_FALSE(q.put_for(a, 1ms));
+  CHECK(a == "kept");
+  CHECK(q.get() == "kept");
+}

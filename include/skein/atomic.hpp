@@ -4,6 +4,7 @@
 #include <atomic>
 #include <concepts>
 #include <cstdint>
+#include <type_traits>
 
 namespace skein {
 
@@ -17,7 +18,11 @@ public:
   Atomic& operator=(const Atomic&) = delete;
 
   /// Adds `delta` and returns the new value.
-  T add(T delta = 1) noexcept { return v_.fetch_add(delta, std::memory_order_acq_rel) + delta; }
+  T add(T delta = 1) noexcept {
+    // Wraps around like the atomic itself (no signed-overflow UB in the sum).
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(v_.fetch_add(delta, std::memory_order_acq_rel)) + static_cast<U>(delta));
+  }
   T get() const noexcept { return v_.load(std::memory_order_acquire); }
   void set(T v) noexcept { v_.store(v, std::memory_order_release); }
   T load() const noexcept { return get(); }

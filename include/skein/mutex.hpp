@@ -49,21 +49,25 @@ public:
   }
 
   void unlock() {
-    std::uint32_t e = kLocked;
-    // release: our critical section is visible to the next holder.
-    if (state_.compare_exchange_strong(e, kUnlocked, std::memory_order_release, std::memory_order_relaxed)) return;
-    if (e == kUnlocked) throw UsageError("unlock of an unlocked Mutex");
-    detail::Waiter* next;
-    {
-      std::lock_guard lk(lk_);
-      next = waiters_.pop_front();
-      if (!next) {  // the waiters withdrew meanwhile
-        state_.store(kUnlocked, std::memory_order_release);
-        return;
+    for (;;) {
+      std::uint32_t e = kLocked;
+      // release: our critical section is visible to the next holder. When
+      // this CAS frees the lock it is our last touch of *this, so whoever
+      // takes the lock next may destroy the Mutex at once.
+      if (state_.compare_exchange_strong(e, kUnlocked, std::memory_order_release, std::memory_order_relaxed)) return;
+      if (e == kUnlocked) throw UsageError("unlock of an unlocked Mutex");
+      detail::Waiter* next;
+      {
+        std::lock_guard lk(lk_);
+        next = waiters_.pop_front();
+        if (next && waiters_.empty()) state_.store(kLocked, std::memory_order_relaxed);
       }
-      if (waiters_.empty()) state_.store(kLocked, std::memory_order_relaxed);
+      // The lock passes to `next` without ever being free; nobody else can
+      // take (or destroy) it before `next` runs.
+      if (next) return next->notify();
+      // The waiters withdrew meanwhile (the last one set the state back to
+      // kLocked): free the lock with the CAS above.
     }
-    next->notify();  // the lock passes to `next` without ever being free
   }
 
   class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation> {

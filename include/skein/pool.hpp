@@ -2,15 +2,19 @@
 /// Pool<T>: a fixed set of worker tasks processing submitted items (the seeds'
 /// threads.Pool / thread.pool), with backpressure and kept errors.
 
+#include <coroutine>
 #include <cstddef>
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "detail/concepts.hpp"
+#include "detail/coro_promise.hpp"
 #include "errors.hpp"
 #include "promise.hpp"
 #include "queue.hpp"
@@ -39,7 +43,12 @@ public:
   Pool(F worker_func, std::size_t workers, std::size_t queue_depth) : queue_(queue_depth) {
     if (workers == 0) throw UsageError("a Pool needs at least one worker");
     workers_.reserve(workers);
-    for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(&Pool::work<F>, this, worker_func));
+    try {
+      for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(&Pool::work<F>, this, worker_func));
+    } catch (...) {
+      finish_quietly();  // the workers that did start must not outlive this constructor
+      throw;
+    }
   }
 
   Pool(const Pool&) = delete;
@@ -47,10 +56,7 @@ public:
 
   /// Closes and waits; errors not yet rethrown go to the unhandled-error handler.
   ~Pool() {
-    try {
-      finish();
-    } catch (...) {
-    }
+    finish_quietly();
     for (auto& e : take_errors()) detail::report_unhandled(e);
   }
 
@@ -64,16 +70,37 @@ public:
       throw;
     }
   }
-  /// `co_await pool.async_submit(item)`: as submit(), suspending instead of blocking.
-  Promise<void> async_submit(T item) {
-    pending_.add(1);
-    try {
-      co_await queue_.async_put(std::move(item));
-    } catch (...) {
-      pending_.done();
-      throw;
+  /// `co_await pool.async_submit(item)`: as submit(), suspending instead of
+  /// blocking. If it throws (Closed, Cancelled) the item was not queued.
+  class [[nodiscard]] SubmitOperation {
+  public:
+    SubmitOperation(Pool& p, T item) noexcept : p_(p), op_(p.queue_.async_put(std::move(item))) {}
+    bool await_ready() {
+      p_.pending_.add(1);
+      return guarded([&] { return op_.await_ready(); });
     }
-  }
+    bool await_suspend(std::coroutine_handle<> h) { return op_.await_suspend(h); }
+    void await_resume() {
+      guarded([&] {
+        op_.await_resume();
+        return true;
+      });
+    }
+
+  private:
+    template <class G>
+    bool guarded(G g) {
+      try {
+        return g();
+      } catch (...) {
+        p_.pending_.done();
+        throw;
+      }
+    }
+    Pool& p_;
+    typename Queue<T>::PutOperation op_;
+  };
+  SubmitOperation async_submit(T item) noexcept { return SubmitOperation(*this, std::move(item)); }
 
   /// Waits until every submitted item has been processed; rethrows the first
   /// error kept since the last wait().
@@ -96,20 +123,43 @@ public:
 private:
   template <class F>
   static Promise<void> work(Pool* self, F f) {
-    while (auto item = co_await self->queue_.async_get()) {
+    for (;;) {
+      std::optional<T> item;
       try {
-        if constexpr (detail::is_promise_v<std::invoke_result_t<F&, T&&>>)
-          (void)co_await std::invoke(f, std::move(*item));
-        else
+        item = co_await self->queue_.async_get();
+      } catch (const Cancelled&) {
+        // The workers' context was cancelled: the Pool can no longer process
+        // anything. Refuse new items, count the queued ones as done (so
+        // wait() returns) and report the cancellation through wait()/close().
+        self->queue_.close();
+        std::size_t dropped = 0;
+        while (self->queue_.try_get()) {
+          ++dropped;
+          self->pending_.done();
+        }
+        std::lock_guard lk(self->errors_mu_);
+        self->errors_.push_back(std::make_exception_ptr(
+            Cancelled("Pool workers cancelled; " + std::to_string(dropped) + " queued item(s) not processed")));
+        co_return;
+      }
+      if (!item) co_return;  // closed and drained
+      try {
+        if constexpr (detail::is_promise_v<std::invoke_result_t<F&, T&&>>) {
+          // Not cancellable: the item's coroutine observes the same stop
+          // token itself and uses `f`, which lives in this frame.
+          auto p = std::invoke(f, std::move(*item));
+          (void)co_await detail::ForwardAwaiter<typename std::invoke_result_t<F&, T&&>::value_type>(
+              detail::state_of(p));
+        } else {
           (void)std::invoke(f, std::move(*item));
+        }
       } catch (...) {
-        std::lock_guard lk(errors_mu_of(self));
+        std::lock_guard lk(self->errors_mu_);
         self->errors_.push_back(std::current_exception());
       }
       self->pending_.done();
     }
   }
-  static std::mutex& errors_mu_of(Pool* self) noexcept { return self->errors_mu_; }
 
   void finish() {
     queue_.close();
@@ -126,6 +176,12 @@ private:
       }
     }
     if (first) std::rethrow_exception(first);
+  }
+  void finish_quietly() noexcept {
+    try {
+      finish();
+    } catch (...) {  // a worker's Cancelled: already recorded in errors_
+    }
   }
   std::vector<std::exception_ptr> take_errors() {
     std::lock_guard lk(errors_mu_);

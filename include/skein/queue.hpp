@@ -52,7 +52,10 @@ public:
   void put(T&& v) { put_impl(std::move(v)); }
 
   /// Puts without blocking; false if full (the item is untouched). Throws Closed if closed.
-  bool try_put(const T& v) { return try_put_impl(v); }
+  bool try_put(const T& v) {
+    T copy(v);  // a throwing copy leaves the queue untouched
+    return try_put_impl(copy);
+  }
   bool try_put(T&& v) { return try_put_impl(v); }
 
   /// Blocks at most `d`; false on timeout (the item is untouched).

@@ -57,7 +57,7 @@ public:
     if (n < 0) throw UsageError("Semaphore::release of a negative number of permits");
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
-      check_bound(n, s);
+      check_bound(n, s);  // all checks before any change: a rejected release changes nothing
       if (waiters_of(s) != 0) break;
       // release: our writes are visible to whoever acquires the permits.
       if (state_.compare_exchange_weak(s, s + static_cast<std::uint64_t>(n) * kOne, std::memory_order_release,
@@ -66,21 +66,32 @@ public:
     }
     detail::Waiter* chain = nullptr;
     detail::Waiter** tail = &chain;
-    {
-      std::lock_guard lk(lk_);
-      s = state_.load(std::memory_order_relaxed);
-      check_bound(n, s);
-      for (; n > 0; --n) {
-        detail::Waiter* w = waiters_.pop_front();
-        if (!w) break;
-        state_.fetch_sub(1, std::memory_order_relaxed);  // one waiter fewer; the permit passes to it
-        *tail = w;
-        tail = &w->next;
+    for (;;) {
+      {
+        std::lock_guard lk(lk_);
+        for (; n > 0; --n) {
+          detail::Waiter* w = waiters_.pop_front();
+          if (!w) break;
+          state_.fetch_sub(1, std::memory_order_relaxed);  // one waiter fewer; the permit passes to it
+          *tail = w;
+          tail = &w->next;
+        }
+        *tail = nullptr;
       }
-      if (n > 0) state_.fetch_add(static_cast<std::uint64_t>(n) * kOne, std::memory_order_release);
-      *tail = nullptr;
+      if (n == 0) break;
+      // Permits left over: publish them with a CAS outside the lock, as the
+      // last touch of *this (unless waiters queued meanwhile: serve them).
+      s = state_.load(std::memory_order_relaxed);
+      bool published = false;
+      while (waiters_of(s) == 0)
+        if (state_.compare_exchange_weak(s, s + static_cast<std::uint64_t>(n) * kOne, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+          published = true;
+          break;
+        }
+      if (published) break;
     }
-    detail::WaiterList::notify_chain(chain);
+    detail::WaiterList::notify_chain(chain);  // touches the waiters only
   }
 
   class [[nodiscard]] AcquireOperation : public detail::WaitOperation<AcquireOperation> {

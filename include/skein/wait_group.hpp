@@ -40,10 +40,20 @@ public:
       // acq_rel: a waiter released at zero sees what every done() caller wrote before.
     } while (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed));
     if (c != 0 || waiters_of(s) == 0) return;
-    detail::Waiter* chain;
+    // Wake exactly the waiters our CAS counted: they are the oldest in the
+    // list. Waiters of a later round (after a reuse) queue behind them and
+    // must stay.
+    detail::Waiter* chain = nullptr;
+    detail::Waiter** tail = &chain;
     {
       std::lock_guard lk(lk_);
-      chain = waiters_.take_all();
+      for (std::uint64_t n = waiters_of(s); n > 0; --n) {
+        detail::Waiter* w = waiters_.pop_front();
+        if (!w) break;  // only if add() raced a timed-out wait (misuse): never crash
+        *tail = w;
+        tail = &w->next;
+      }
+      *tail = nullptr;
     }
     detail::WaiterList::notify_chain(chain);
   }

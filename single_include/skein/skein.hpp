@@ -16,6 +16,7 @@
 #include <atomic>
 #include <concepts>
 #include <cstdint>
+#include <type_traits>
 
 namespace skein {
 
@@ -29,7 +30,11 @@ public:
   Atomic& operator=(const Atomic&) = delete;
 
   /// Adds `delta` and returns the new value.
-  T add(T delta = 1) noexcept { return v_.fetch_add(delta, std::memory_order_acq_rel) + delta; }
+  T add(T delta = 1) noexcept {
+    // Wraps around like the atomic itself (no signed-overflow UB in the sum).
+    using U = std::make_unsigned_t<T>;
+    return static_cast<T>(static_cast<U>(v_.fetch_add(delta, std::memory_order_acq_rel)) + static_cast<U>(delta));
+  }
   T get() const noexcept { return v_.load(std::memory_order_acquire); }
   void set(T v) noexcept { v_.store(v, std::memory_order_release); }
   T load() const noexcept { return get(); }
@@ -3906,21 +3911,25 @@ public:
   }
 
   void unlock() {
-    std::uint32_t e = kLocked;
-    // release: our critical section is visible to the next holder.
-    if (state_.compare_exchange_strong(e, kUnlocked, std::memory_order_release, std::memory_order_relaxed)) return;
-    if (e == kUnlocked) throw UsageError("unlock of an unlocked Mutex");
-    detail::Waiter* next;
-    {
-      std::lock_guard lk(lk_);
-      next = waiters_.pop_front();
-      if (!next) {  // the waiters withdrew meanwhile
-        state_.store(kUnlocked, std::memory_order_release);
-        return;
+    for (;;) {
+      std::uint32_t e = kLocked;
+      // release: our critical section is visible to the next holder. When
+      // this CAS frees the lock it is our last touch of *this, so whoever
+      // takes the lock next may destroy the Mutex at once.
+      if (state_.compare_exchange_strong(e, kUnlocked, std::memory_order_release, std::memory_order_relaxed)) return;
+      if (e == kUnlocked) throw UsageError("unlock of an unlocked Mutex");
+      detail::Waiter* next;
+      {
+        std::lock_guard lk(lk_);
+        next = waiters_.pop_front();
+        if (next && waiters_.empty()) state_.store(kLocked, std::memory_order_relaxed);
       }
-      if (waiters_.empty()) state_.store(kLocked, std::memory_order_relaxed);
+      // The lock passes to `next` without ever being free; nobody else can
+      // take (or destroy) it before `next` runs.
+      if (next) return next->notify();
+      // The waiters withdrew meanwhile (the last one set the state back to
+      // kLocked): free the lock with the CAS above.
     }
-    next->notify();  // the lock passes to `next` without ever being free
   }
 
   class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation> {
@@ -3996,10 +4005,13 @@ private:
 /// Pool<T>: a fixed set of worker tasks processing submitted items (the seeds'
 /// threads.Pool / thread.pool), with backpressure and kept errors.
 
+#include <coroutine>
 #include <cstddef>
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -4055,7 +4067,10 @@ public:
   void put(T&& v) { put_impl(std::move(v)); }
 
   /// Puts without blocking; false if full (the item is untouched). Throws Closed if closed.
-  bool try_put(const T& v) { return try_put_impl(v); }
+  bool try_put(const T& v) {
+    T copy(v);  // a throwing copy leaves the queue untouched
+    return try_put_impl(copy);
+  }
   bool try_put(T&& v) { return try_put_impl(v); }
 
   /// Blocks at most `d`; false on timeout (the item is untouched).
@@ -4360,10 +4375,20 @@ public:
       // acq_rel: a waiter released at zero sees what every done() caller wrote before.
     } while (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed));
     if (c != 0 || waiters_of(s) == 0) return;
-    detail::Waiter* chain;
+    // Wake exactly the waiters our CAS counted: they are the oldest in the
+    // list. Waiters of a later round (after a reuse) queue behind them and
+    // must stay.
+    detail::Waiter* chain = nullptr;
+    detail::Waiter** tail = &chain;
     {
       std::lock_guard lk(lk_);
-      chain = waiters_.take_all();
+      for (std::uint64_t n = waiters_of(s); n > 0; --n) {
+        detail::Waiter* w = waiters_.pop_front();
+        if (!w) break;  // only if add() raced a timed-out wait (misuse): never crash
+        *tail = w;
+        tail = &w->next;
+      }
+      *tail = nullptr;
     }
     detail::WaiterList::notify_chain(chain);
   }
@@ -4461,7 +4486,12 @@ public:
   Pool(F worker_func, std::size_t workers, std::size_t queue_depth) : queue_(queue_depth) {
     if (workers == 0) throw UsageError("a Pool needs at least one worker");
     workers_.reserve(workers);
-    for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(&Pool::work<F>, this, worker_func));
+    try {
+      for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(&Pool::work<F>, this, worker_func));
+    } catch (...) {
+      finish_quietly();  // the workers that did start must not outlive this constructor
+      throw;
+    }
   }
 
   Pool(const Pool&) = delete;
@@ -4469,10 +4499,7 @@ public:
 
   /// Closes and waits; errors not yet rethrown go to the unhandled-error handler.
   ~Pool() {
-    try {
-      finish();
-    } catch (...) {
-    }
+    finish_quietly();
     for (auto& e : take_errors()) detail::report_unhandled(e);
   }
 
@@ -4486,16 +4513,37 @@ public:
       throw;
     }
   }
-  /// `co_await pool.async_submit(item)`: as submit(), suspending instead of blocking.
-  Promise<void> async_submit(T item) {
-    pending_.add(1);
-    try {
-      co_await queue_.async_put(std::move(item));
-    } catch (...) {
-      pending_.done();
-      throw;
+  /// `co_await pool.async_submit(item)`: as submit(), suspending instead of
+  /// blocking. If it throws (Closed, Cancelled) the item was not queued.
+  class [[nodiscard]] SubmitOperation {
+  public:
+    SubmitOperation(Pool& p, T item) noexcept : p_(p), op_(p.queue_.async_put(std::move(item))) {}
+    bool await_ready() {
+      p_.pending_.add(1);
+      return guarded([&] { return op_.await_ready(); });
     }
-  }
+    bool await_suspend(std::coroutine_handle<> h) { return op_.await_suspend(h); }
+    void await_resume() {
+      guarded([&] {
+        op_.await_resume();
+        return true;
+      });
+    }
+
+  private:
+    template <class G>
+    bool guarded(G g) {
+      try {
+        return g();
+      } catch (...) {
+        p_.pending_.done();
+        throw;
+      }
+    }
+    Pool& p_;
+    typename Queue<T>::PutOperation op_;
+  };
+  SubmitOperation async_submit(T item) noexcept { return SubmitOperation(*this, std::move(item)); }
 
   /// Waits until every submitted item has been processed; rethrows the first
   /// error kept since the last wait().
@@ -4518,20 +4566,43 @@ public:
 private:
   template <class F>
   static Promise<void> work(Pool* self, F f) {
-    while (auto item = co_await self->queue_.async_get()) {
+    for (;;) {
+      std::optional<T> item;
       try {
-        if constexpr (detail::is_promise_v<std::invoke_result_t<F&, T&&>>)
-          (void)co_await std::invoke(f, std::move(*item));
-        else
+        item = co_await self->queue_.async_get();
+      } catch (const Cancelled&) {
+        // The workers' context was cancelled: the Pool can no longer process
+        // anything. Refuse new items, count the queued ones as done (so
+        // wait() returns) and report the cancellation through wait()/close().
+        self->queue_.close();
+        std::size_t dropped = 0;
+        while (self->queue_.try_get()) {
+          ++dropped;
+          self->pending_.done();
+        }
+        std::lock_guard lk(self->errors_mu_);
+        self->errors_.push_back(std::make_exception_ptr(
+            Cancelled("Pool workers cancelled; " + std::to_string(dropped) + " queued item(s) not processed")));
+        co_return;
+      }
+      if (!item) co_return;  // closed and drained
+      try {
+        if constexpr (detail::is_promise_v<std::invoke_result_t<F&, T&&>>) {
+          // Not cancellable: the item's coroutine observes the same stop
+          // token itself and uses `f`, which lives in this frame.
+          auto p = std::invoke(f, std::move(*item));
+          (void)co_await detail::ForwardAwaiter<typename std::invoke_result_t<F&, T&&>::value_type>(
+              detail::state_of(p));
+        } else {
           (void)std::invoke(f, std::move(*item));
+        }
       } catch (...) {
-        std::lock_guard lk(errors_mu_of(self));
+        std::lock_guard lk(self->errors_mu_);
         self->errors_.push_back(std::current_exception());
       }
       self->pending_.done();
     }
   }
-  static std::mutex& errors_mu_of(Pool* self) noexcept { return self->errors_mu_; }
 
   void finish() {
     queue_.close();
@@ -4548,6 +4619,12 @@ private:
       }
     }
     if (first) std::rethrow_exception(first);
+  }
+  void finish_quietly() noexcept {
+    try {
+      finish();
+    } catch (...) {  // a worker's Cancelled: already recorded in errors_
+    }
   }
   std::vector<std::exception_ptr> take_errors() {
     std::lock_guard lk(errors_mu_);
@@ -4785,7 +4862,7 @@ public:
     if (n < 0) throw UsageError("Semaphore::release of a negative number of permits");
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
-      check_bound(n, s);
+      check_bound(n, s);  // all checks before any change: a rejected release changes nothing
       if (waiters_of(s) != 0) break;
       // release: our writes are visible to whoever acquires the permits.
       if (state_.compare_exchange_weak(s, s + static_cast<std::uint64_t>(n) * kOne, std::memory_order_release,
@@ -4794,21 +4871,32 @@ public:
     }
     detail::Waiter* chain = nullptr;
     detail::Waiter** tail = &chain;
-    {
-      std::lock_guard lk(lk_);
-      s = state_.load(std::memory_order_relaxed);
-      check_bound(n, s);
-      for (; n > 0; --n) {
-        detail::Waiter* w = waiters_.pop_front();
-        if (!w) break;
-        state_.fetch_sub(1, std::memory_order_relaxed);  // one waiter fewer; the permit passes to it
-        *tail = w;
-        tail = &w->next;
+    for (;;) {
+      {
+        std::lock_guard lk(lk_);
+        for (; n > 0; --n) {
+          detail::Waiter* w = waiters_.pop_front();
+          if (!w) break;
+          state_.fetch_sub(1, std::memory_order_relaxed);  // one waiter fewer; the permit passes to it
+          *tail = w;
+          tail = &w->next;
+        }
+        *tail = nullptr;
       }
-      if (n > 0) state_.fetch_add(static_cast<std::uint64_t>(n) * kOne, std::memory_order_release);
-      *tail = nullptr;
+      if (n == 0) break;
+      // Permits left over: publish them with a CAS outside the lock, as the
+      // last touch of *this (unless waiters queued meanwhile: serve them).
+      s = state_.load(std::memory_order_relaxed);
+      bool published = false;
+      while (waiters_of(s) == 0)
+        if (state_.compare_exchange_weak(s, s + static_cast<std::uint64_t>(n) * kOne, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+          published = true;
+          break;
+        }
+      if (published) break;
     }
-    detail::WaiterList::notify_chain(chain);
+    detail::WaiterList::notify_chain(chain);  // touches the waiters only
   }
 
   class [[nodiscard]] AcquireOperation : public detail::WaitOperation<AcquireOperation> {
