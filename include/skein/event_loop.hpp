@@ -233,13 +233,15 @@ public:
     hold();
   }
   void end_work() noexcept {
-    works_.fetch_sub(1, std::memory_order_seq_cst);
     unhold();
+    works_.fetch_sub(1, std::memory_order_seq_cst);  // last: the destructor waits for it
   }
   void hold() noexcept { holds_.fetch_add(1, std::memory_order_relaxed); }
   void unhold() noexcept {
+    enqueuing_.fetch_add(1, std::memory_order_relaxed);  // see enqueue(): the loop may end right after
     // seq_cst: pairs with the sleeping loop's re-check of the count.
     if (holds_.fetch_sub(1, std::memory_order_seq_cst) == 1) wake();
+    enqueuing_.fetch_sub(1, std::memory_order_release);
   }
 
 private:
@@ -311,8 +313,13 @@ private:
   };
 
   void enqueue(detail::LoopItem* item) noexcept {
+    // Once the item is in the queue the loop may run it, return from run()
+    // and be destroyed while we are still in wake(): the destructor waits for
+    // `enqueuing_` to drop, which is therefore our last touch of *this.
+    enqueuing_.fetch_add(1, std::memory_order_relaxed);
     q_.push(item);
     wake();
+    enqueuing_.fetch_sub(1, std::memory_order_release);
   }
   void wake() noexcept {
     // seq_cst load after the seq_cst push: either we see the loop asleep, or
@@ -393,7 +400,9 @@ private:
         std::this_thread::yield();
         continue;
       }
-      if (outstanding_.load(std::memory_order_seq_cst) == 0 && works_.load(std::memory_order_seq_cst) == 0) break;
+      if (outstanding_.load(std::memory_order_seq_cst) == 0 && works_.load(std::memory_order_seq_cst) == 0 &&
+          enqueuing_.load(std::memory_order_acquire) == 0 && !q_.busy())
+        break;
       std::this_thread::yield();
     }
   }
@@ -408,6 +417,7 @@ private:
   std::atomic<long> outstanding_{0};  // coroutines suspended on the loop (Executor::outstanding)
   std::atomic<long> holds_{0};        // open notifiers, keep-alive guards, work() in flight
   std::atomic<long> works_{0};        // work() in flight
+  std::atomic<long> enqueuing_{0};    // producers inside enqueue()
   detail::Scope scope_;
   std::mutex notifiers_mu_;
   std::vector<std::shared_ptr<detail::NotifierState>> notifiers_;
