@@ -22,7 +22,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import statistics
@@ -237,8 +236,17 @@ class Cell:
     def ok(self):
         return bool(self.runs) and not self.errors
 
+    def used_runs(self):
+        """The runs the medians use: the clean ones if at least half the runs
+        are clean, else all of them (then noisy() is true)."""
+        clean = [r for r in self.runs if not r.get("noisy")]
+        return clean if clean and 2 * len(clean) >= len(self.runs) else self.runs
+
+    def noisy(self):
+        return any(r.get("noisy") for r in self.used_runs())
+
     def median(self, key):
-        return statistics.median(r[key] for r in self.runs) if self.ok() else None
+        return statistics.median(r[key] for r in self.used_runs()) if self.ok() else None
 
     def first(self, key):
         return self.runs[0].get(key) if self.runs else None
@@ -283,7 +291,8 @@ def cell_text(results, wl, peer, key):
         return "not built"
     if cell.errors:
         return cell.errors[0]["error"]
-    return fmt_num(cell.median(key)) + reduced_note(wl, peer, cell, results.get((wl, "skein")))
+    mark = "*" if cell.noisy() else ""
+    return fmt_num(cell.median(key)) + mark + reduced_note(wl, peer, cell, results.get((wl, "skein")))
 
 
 def comparable(results, wl, peer):
@@ -308,8 +317,9 @@ def build_tables(results, workloads, peers):
         rrow = [wl] + [cell_text(results, wl, p, "rss_mb") for p in peers]
         for other in ratio_peers:
             c = comparable(results, wl, other)
-            row.append(fmt_ratio(ref.median("ms"), c.median("ms")) if c and ref else "—")
-            rrow.append(fmt_ratio(ref.median("rss_mb"), c.median("rss_mb")) if c and ref else "—")
+            mark = "*" if c and ref and (c.noisy() or ref.noisy()) else ""
+            row.append(fmt_ratio(ref.median("ms"), c.median("ms")) + mark if c and ref else "—")
+            rrow.append(fmt_ratio(ref.median("rss_mb"), c.median("rss_mb")) + mark if c and ref else "—")
         time_rows.append(row)
         rss_rows.append(rrow)
     return (time_hdr, time_rows), (rss_hdr, rss_rows)
@@ -326,7 +336,7 @@ def spread_table(results, workloads, peers):
             if p not in WORKLOADS[wl][1] or c is None or not c.ok():
                 row.append("—")
             else:
-                ms = [r["ms"] for r in c.runs]
+                ms = [r["ms"] for r in c.used_runs()]
                 row.append("%s–%s" % (fmt_num(min(ms)), fmt_num(max(ms))))
         rows.append(row)
     return hdr, rows
@@ -355,7 +365,8 @@ def target_lines(results, workloads):
             out.append("%s: not measured" % desc)
             continue
         ratio = ref.median(key) / c.median(key)
-        out.append("%s: %.2f× — %s" % (desc, ratio, "met" if ratio <= limit else "MISSED"))
+        noisy = " (* noisy runs)" if ref.noisy() or c.noisy() else ""
+        out.append("%s: %.2f× — %s%s" % (desc, ratio, "met" if ratio <= limit else "MISSED", noisy))
     return out
 
 
@@ -373,7 +384,7 @@ def skein_revision():
     return "skein %s%s" % (rev, " + uncommitted include/ changes" if dirty else "")
 
 
-def machine_line(taskset, repeat):
+def machine_line(taskset, repeat, revision, date=None):
     model = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -396,11 +407,11 @@ def machine_line(taskset, repeat):
                     break
     except OSError:
         pass
-    date = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    date = date or datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     cpus = "nproc %d" % avail if avail == online else "nproc %d (of %d online)" % (avail, online)
     pin = "taskset -c %s" % taskset if taskset else "no pinning"
     return "Machine: %s, %s, Linux %s; %s; %s; %s; median of %d runs; %s" % (
-        cpus, model, platform.release(), skein_revision(), cxx, pin, repeat, date)
+        cpus, model, platform.release(), revision, cxx, pin, repeat, date)
 
 
 def versions_line(results, peers):
@@ -408,7 +419,8 @@ def versions_line(results, peers):
     for p in peers:
         for (wl, peer), c in sorted(results.items()):
             if peer == p and c.runs:
-                parts.append("%s %s (%s threads)" % (PEER_TITLE[p], c.first("version"), c.first("threads")))
+                what = "a thread per task" if p == "async" else "threads=%s" % c.first("threads")
+                parts.append("%s %s (%s)" % (PEER_TITLE[p], c.first("version"), what))
                 break
     return "Peers: " + ", ".join(parts) if parts else ""
 
@@ -425,9 +437,13 @@ def render_text(tables):
     return "\n".join(out)
 
 
+def md_escape(text):
+    return str(text).replace("*", "\\*")
+
+
 def render_md(hdr, rows):
     out = ["| " + " | ".join(hdr) + " |", "|" + "|".join([":--"] + ["--:"] * (len(hdr) - 1)) + "|"]
-    out.extend("| " + " | ".join(str(c) for c in r) + " |" for r in rows)
+    out.extend("| " + " | ".join(md_escape(c) for c in r) + " |" for r in rows)
     return "\n".join(out)
 
 
@@ -473,8 +489,17 @@ def main():
                     help="a run during which other processes used more than CPUS CPUs on average is measured "
                          "again (default 0.2)")
     ap.add_argument("--retries", type=int, default=3, help="re-measurements of a noisy run (default 3)")
+    ap.add_argument("--noise-budget", type=float, default=180, metavar="SEC",
+                    help="at most SEC seconds in all go to waiting for idle CPUs and to re-measurements "
+                         "(default 180); past it, noisy runs are kept and marked *")
     ap.add_argument("--verbose", action="store_true", help="print every run as it finishes")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="run nothing: print (and with --markdown write) the tables of a saved results*.json")
     args = ap.parse_args()
+
+    if args.from_json:
+        results, workloads, peers, meta = load_json(args.from_json)
+        return report(results, workloads, peers, meta, args.markdown)
 
     workloads = list(WORKLOADS)
     if args.only:
@@ -495,8 +520,20 @@ def main():
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")
 
+    # The skein revision the programs were built from (the tree may change
+    # while the runs go on), kept next to the build for --no-build.
+    rev_file = os.path.join(BUILD, "skein-revision.txt")
     if not args.no_build:
         build(args.jobs)
+        revision = skein_revision()
+        with open(rev_file, "w") as f:
+            f.write(revision + "\n")
+    else:
+        try:
+            with open(rev_file) as f:
+                revision = f.read().strip()
+        except OSError:
+            revision = skein_revision() + " (at run time; --no-build)"
 
     programs = {name: prog for name, _, prog in PEERS if name in peers}
     available = {p: prog for p, prog in programs.items() if os.access(prog, os.X_OK)}
@@ -513,9 +550,15 @@ def main():
     t_start = time.monotonic()
     busy_seen = []
     reruns = noisy_kept = 0
+    noise_spent = 0.0  # seconds spent waiting for idle CPUs and on discarded runs
     order = list(available)
     for rep in range(args.repeat):
-        busy = wait_idle(args.wait_idle) if args.wait_idle > 0 else cpu_busy(0.5)
+        if args.wait_idle > 0 and noise_spent < args.noise_budget:
+            t0 = time.monotonic()
+            busy = wait_idle(min(args.wait_idle, args.noise_budget - noise_spent))
+            noise_spent += time.monotonic() - t0
+        else:
+            busy = cpu_busy(0.5)
         if busy is not None:
             busy_seen.append(busy)
         k = rep % len(order) if order else 0
@@ -531,15 +574,17 @@ def main():
                     other = rep_.get("other_cpus", 0.0)
                     if "error" in rep_ or other <= args.max_noise:
                         break
-                    if attempt == args.retries:
+                    if attempt == args.retries or noise_spent >= args.noise_budget:
                         noisy_kept += 1
                         rep_["noisy"] = True
-                        log("  %-10s %-6s other processes used %.2f CPUs during the run; keeping it (retries exhausted)"
-                            % (wl, p, other))
+                        log("  %-10s %-6s other processes used %.2f CPUs during the run; kept, marked noisy (%s)"
+                            % (wl, p, other, "retries exhausted" if attempt == args.retries else "noise budget spent"))
                         break
                     reruns += 1
                     log("  %-10s %-6s other processes used %.2f CPUs during the run: measuring again" % (wl, p, other))
-                    wait_idle(max(args.wait_idle, 5.0))
+                    t0 = time.monotonic()
+                    wait_idle(min(5.0, max(0.0, args.noise_budget - noise_spent)))
+                    noise_spent += time.monotonic() - t0 + rep_.get("wall_s", 0.0)
                 if "error" in rep_:
                     cell.errors.append(rep_)
                     log("  %-10s %-6s %s: %s" % (wl, p, rep_["error"], rep_["detail"]))
@@ -550,22 +595,65 @@ def main():
                             % (wl, p, rep_["ms"], rep_["rss_mb"], rep_.get("other_cpus", 0.0)))
     elapsed = time.monotonic() - t_start
 
+    meta = {"taskset": args.taskset, "repeat": args.repeat, "revision": revision, "busy_seen": busy_seen,
+            "reruns": reruns, "noisy_kept": noisy_kept, "elapsed": elapsed,
+            "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
+    raw = dict(meta, workloads=workloads, peers=peers,
+               runs=[{"workload": wl, "peer": p, "runs": c.runs, "errors": c.errors} for (wl, p), c in results.items()])
+    os.makedirs(OUT, exist_ok=True)
+    name = "results%s.json" % ("-taskset" + args.taskset.replace(",", "_") if args.taskset else "")
+    with open(os.path.join(OUT, name), "w") as f:
+        json.dump(raw, f, indent=1)
+    return report(results, workloads, peers, meta, args.markdown)
+
+
+def load_json(path):
+    """Results saved by an earlier run, for --from-json."""
+    with open(path) as f:
+        raw = json.load(f)
+    results = {}
+    for item in raw["runs"]:
+        c = Cell()
+        c.runs, c.errors = item["runs"], item["errors"]
+        results[(item["workload"], item["peer"])] = c
+    workloads = raw.get("workloads") or [w for w in WORKLOADS if any(k[0] == w for k in results)]
+    peers = raw.get("peers") or [p[0] for p in PEERS if any(k[1] == p[0] for k in results)]
+    meta = {k: raw.get(k) for k in ("taskset", "repeat", "revision", "busy_seen", "reruns", "noisy_kept",
+                                    "elapsed", "date")}
+    meta["busy_seen"] = meta["busy_seen"] or []
+    meta["reruns"] = meta["reruns"] or 0
+    meta["noisy_kept"] = meta["noisy_kept"] if meta["noisy_kept"] is not None else sum(
+        1 for c in results.values() for r in c.runs if r.get("noisy"))
+    meta["repeat"] = meta["repeat"] or max((len(c.runs) for c in results.values()), default=0)
+    meta["revision"] = meta["revision"] or "skein (revision not recorded)"
+    return results, workloads, peers, meta
+
+
+def report(results, workloads, peers, meta, markdown):
+    """Prints the tables (and writes them as Markdown); returns the exit status."""
+    repeat = meta["repeat"]
     time_table, rss_table = build_tables(results, workloads, peers)
     spread = spread_table(results, workloads, peers)
-    machine = machine_line(args.taskset, args.repeat)
-    if busy_seen:
-        machine += "; background CPU load before each repetition %s" % "/".join("%.0f%%" % (b * 100) for b in busy_seen)
-    machine += "; %d run(s) repeated because other processes were busy, %d noisy run(s) kept" % (reruns, noisy_kept)
+    machine = machine_line(meta["taskset"], repeat, meta["revision"], meta.get("date"))
+    if meta["busy_seen"]:
+        machine += "; background CPU load before each repetition %s" % "/".join(
+            "%.0f%%" % (b * 100) for b in meta["busy_seen"])
+    machine += "; %d run(s) repeated because other processes were busy, %d noisy run(s) kept" % (
+        meta["reruns"], meta["noisy_kept"])
+    if meta["noisy_kept"]:
+        machine += (" (medians use the clean runs when at least half are clean; cells whose median includes"
+                    " noisy runs are marked *)")
     versions = versions_line(results, peers)
     per_task = per_task_line(results, peers) if "parked" in workloads else ""
     targets = target_lines(results, workloads)
     failures = [(wl, p, e) for (wl, p), c in results.items() for e in c.errors]
+    notes = footnotes(workloads, peers)
 
     print()
     print("Time (median ms)")
     print(render_text([time_table]))
-    if args.repeat > 1:
-        print("Time spread over the %d runs" % args.repeat)
+    if repeat > 1:
+        print("Time spread over the %d runs" % repeat)
         print(render_text([spread]))
     print("Peak RSS (median MB)")
     print(render_text([rss_table]))
@@ -577,36 +665,30 @@ def main():
     if versions:
         print(versions)
     print("Workloads: " + "; ".join("%s = %s" % (w, WORKLOADS[w][0]) for w in workloads))
-    notes = footnotes(workloads, peers)
     for f in notes:
         print("Note: " + f)
-    print("(runs took %.0f s)" % elapsed)
+    if meta.get("elapsed") is not None:
+        print("(runs took %.0f s)" % meta["elapsed"])
     for wl, p, e in failures:
         print("FAILED %s/%s: %s %s" % (wl, p, e["error"], e["detail"]))
 
-    raw = {"machine": machine, "taskset": args.taskset, "repeat": args.repeat,
-           "runs": [{"workload": wl, "peer": p, "runs": c.runs, "errors": c.errors} for (wl, p), c in results.items()]}
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "results%s.json" % ("-taskset" + args.taskset.replace(",", "_") if args.taskset else "")), "w") as f:
-        json.dump(raw, f, indent=1)
-
-    if args.markdown:
-        md = ["**Time** (median ms of %d runs; ratio = skein ÷ peer, below 1 means skein is faster)" % args.repeat, "",
+    if markdown:
+        md = ["**Time** (median ms of %d runs; ratio = skein ÷ peer, below 1 means skein is faster)" % repeat, "",
               render_md(*time_table), "",
               "**Peak RSS** (median MB; ratio = skein ÷ peer)", "", render_md(*rss_table), ""]
-        if args.repeat > 1:
-            md += ["<details><summary>Time spread (min–max ms over the %d runs)</summary>" % args.repeat, "",
+        if repeat > 1:
+            md += ["<details><summary>Time spread (min–max ms over the %d runs)</summary>" % repeat, "",
                    render_md(*spread), "", "</details>", ""]
         if per_task:
             md += [per_task, ""]
-        md += ["Targets:", ""] + ["- " + t for t in targets] + [""]
-        md += ["_%s_" % machine, ""]
+        md += ["Targets:", ""] + ["- " + md_escape(t) for t in targets] + [""]
+        md += ["_%s_" % md_escape(machine), ""]
         if versions:
             md += ["_%s_" % versions, ""]
         md += ["- " + f for f in notes]
-        with open(args.markdown, "w") as f:
+        with open(markdown, "w") as f:
             f.write("\n".join(md) + "\n")
-        log("wrote %s" % args.markdown)
+        log("wrote %s" % markdown)
 
     return 1 if failures else 0
 
