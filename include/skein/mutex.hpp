@@ -20,7 +20,10 @@ namespace skein {
 /// thread that keeps re-taking the lock cannot starve a waiter. Blocking waits
 /// hand their pool thread off and throw Cancelled when the task is cancelled.
 /// Ownership is not tracked (as in Go): any thread may unlock; unlocking an
-/// unlocked Mutex is a UsageError.
+/// unlocked Mutex is a UsageError. Because unlock hands the lock to the first
+/// waiter, a task that polls `while (!m.try_lock()) yield();` on a small pool
+/// can keep the waiter it was handed to from running: wait with lock() or
+/// async_lock() instead.
 class Mutex {
 public:
   Mutex() = default;

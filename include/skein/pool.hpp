@@ -57,7 +57,9 @@ public:
   /// Closes and waits; errors not yet rethrown go to the unhandled-error handler.
   ~Pool() {
     finish_quietly();
-    for (auto& e : take_errors()) detail::report_unhandled(e);
+    // Errors nobody rethrew are reported, except cancellations (somebody asked for those).
+    for (auto& e : take_errors())
+      if (!detail::PromiseStateBase::is_cancellation(e)) detail::report_unhandled(e);
   }
 
   /// Queues `item`, blocking while the queue is full. Throws Closed after close().
@@ -65,6 +67,9 @@ public:
     pending_.add(1);
     try {
       queue_.put(std::move(item));
+    } catch (const Closed&) {
+      pending_.done();
+      throw Closed("submit on a closed Pool");
     } catch (...) {
       pending_.done();
       throw;

@@ -3892,7 +3892,10 @@ namespace skein {
 /// thread that keeps re-taking the lock cannot starve a waiter. Blocking waits
 /// hand their pool thread off and throw Cancelled when the task is cancelled.
 /// Ownership is not tracked (as in Go): any thread may unlock; unlocking an
-/// unlocked Mutex is a UsageError.
+/// unlocked Mutex is a UsageError. Because unlock hands the lock to the first
+/// waiter, a task that polls `while (!m.try_lock()) yield();` on a small pool
+/// can keep the waiter it was handed to from running: wait with lock() or
+/// async_lock() instead.
 class Mutex {
 public:
   Mutex() = default;
@@ -4510,7 +4513,9 @@ public:
   /// Closes and waits; errors not yet rethrown go to the unhandled-error handler.
   ~Pool() {
     finish_quietly();
-    for (auto& e : take_errors()) detail::report_unhandled(e);
+    // Errors nobody rethrew are reported, except cancellations (somebody asked for those).
+    for (auto& e : take_errors())
+      if (!detail::PromiseStateBase::is_cancellation(e)) detail::report_unhandled(e);
   }
 
   /// Queues `item`, blocking while the queue is full. Throws Closed after close().
@@ -4518,6 +4523,9 @@ public:
     pending_.add(1);
     try {
       queue_.put(std::move(item));
+    } catch (const Closed&) {
+      pending_.done();
+      throw Closed("submit on a closed Pool");
     } catch (...) {
       pending_.done();
       throw;
