@@ -4,7 +4,10 @@
 // parses:
 //
 //   workload=skynet peer=skein ms=41.234 rss_mb=12.3 base_mb=3.4 n=1000000 tasks=1111111
-//     result=499999500000 expected=499999500000 ok=1 threads=2 version=0.1.0 [note=...]
+//     result=499999500000 expected=499999500000 ok=1 threads=2 version=0.1.0 [lat_us=...] [note=...]
+//
+// Latency workloads (bench/prim_common.hpp) add lat_us=, the median latency of
+// one operation in microseconds; "tasks" is then the number of operations.
 //
 // A program exits 0 only if the result was verified; a wrong result prints
 // ok=0 and exits 1.
@@ -97,6 +100,7 @@ struct Report {
   long threads = 0;           // parallelism of the runtime (pool size, arena concurrency, GOMAXPROCS)
   const char* version = "";  // the peer's version, no spaces
   const char* note = "";     // no spaces
+  double lat_us = -1;        // latency workloads: median per-operation latency (µs); < 0: not printed
 };
 
 /// Prints the report line; returns the process exit code.
@@ -105,9 +109,11 @@ inline int finish(const Report& r) {
   double peak = peak_rss_mb();
   std::printf(
       "workload=%s peer=%s ms=%.3f rss_mb=%.1f base_mb=%.1f n=%ld tasks=%ld result=%ld expected=%ld ok=%d threads=%ld "
-      "version=%s%s%s\n",
+      "version=%s",
       r.workload, r.peer, r.ms, peak, r.base_mb, r.n, r.tasks, r.result, r.expected, ok ? 1 : 0, r.threads,
-      r.version[0] ? r.version : "-", r.note[0] ? " note=" : "", r.note);
+      r.version[0] ? r.version : "-");
+  if (r.lat_us >= 0) std::printf(" lat_us=%.3f", r.lat_us);
+  std::printf("%s%s\n", r.note[0] ? " note=" : "", r.note);
   std::fflush(stdout);
   if (!ok) std::fprintf(stderr, "%s/%s: WRONG RESULT %ld (expected %ld)\n", r.peer, r.workload, r.result, r.expected);
   return ok ? 0 : 1;

@@ -1,11 +1,19 @@
-// Go peer of bench/skein_core.cpp: goroutines with channels / sync.WaitGroup.
-// Usage: go_core WORKLOAD   (skynet | spawn | fib | parked)
+// Go peer of bench/skein_core.cpp and bench/skein_prim.cpp: goroutines with
+// channels, sync.Mutex, sync.WaitGroup and sync/atomic.
+// Usage: go_core WORKLOAD
+//
+// Runtime core (bench/skein_core.cpp):
 //
 //	skynet  1M leaves, fan-out 10, every node a goroutine (the classic
 //	        skynet: an unbuffered result channel per node)
 //	spawn   1M goroutines started by main, joined with a WaitGroup
 //	fib     fib(30), every call a goroutine (results over a channel)
 //	parked  1M goroutines blocked on one channel, released by close(), joined
+//
+// Primitives (bench/skein_prim.cpp; prim.go): queue_thr = queue_coro,
+// queue4_thr = queue4_coro, pingpong_thr = pingpong_coro (Go has only
+// goroutines: the thread and coroutine rows run the same program), mutex,
+// mutex2, atomic, atomic2, waitgroup, pool.
 //
 // Runs with the default GOMAXPROCS (the CPUs this process may use). Prints the
 // same one-line report as the C++ programs; peak RSS is VmHWM from
@@ -31,6 +39,8 @@ const (
 	fibN         = 30
 	parkedTasks  = 1000000
 )
+
+const usage = "usage: go_core WORKLOAD   (one of: skynet spawn fib parked " + primWorkloads + ")"
 
 func skynet(c chan<- int, num, size, div int) {
 	if size == 1 {
@@ -105,11 +115,12 @@ func countDone(done []byte) int {
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: go_core WORKLOAD   (one of: skynet spawn fib parked)")
+		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
 	}
 	w := os.Args[1]
 	var n, tasks, result, expected int
+	latUs := -1.0
 	base := statusMB("VmRSS")
 	t0 := time.Now()
 	var elapsed time.Duration
@@ -163,17 +174,26 @@ func main() {
 		elapsed = time.Since(t0)
 		result, expected = int(atomic.LoadInt64(&resumed)), n
 	default:
-		fmt.Fprintln(os.Stderr, "usage: go_core WORKLOAD   (one of: skynet spawn fib parked)")
-		os.Exit(2)
+		var ok bool
+		n, tasks, result, expected, latUs, ok = runPrim(w)
+		if !ok {
+			fmt.Fprintln(os.Stderr, usage)
+			os.Exit(2)
+		}
+		elapsed = time.Since(t0)
 	}
 
 	ok := 0
 	if result == expected {
 		ok = 1
 	}
-	fmt.Printf("workload=%s peer=go ms=%.3f rss_mb=%.1f base_mb=%.1f n=%d tasks=%d result=%d expected=%d ok=%d threads=%d version=%s\n",
+	lat := ""
+	if latUs >= 0 {
+		lat = fmt.Sprintf(" lat_us=%.3f", latUs)
+	}
+	fmt.Printf("workload=%s peer=go ms=%.3f rss_mb=%.1f base_mb=%.1f n=%d tasks=%d result=%d expected=%d ok=%d threads=%d version=%s%s\n",
 		w, float64(elapsed.Nanoseconds())/1e6, statusMB("VmHWM"), base, n, tasks, result, expected, ok,
-		runtime.GOMAXPROCS(0), runtime.Version())
+		runtime.GOMAXPROCS(0), runtime.Version(), lat)
 	if ok == 0 {
 		fmt.Fprintf(os.Stderr, "go/%s: WRONG RESULT %d (expected %d)\n", w, result, expected)
 		os.Exit(1)
