@@ -62,15 +62,16 @@ public:
 
   /// Runs `f(args...)` as a task bound to this context, on default_pool() (or `pool`).
   template <class F, class... Args>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>) &&
-            detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
   auto run(F&& f, Args&&... args) const {
     return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
-    requires detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
   auto run(ThreadPool& pool, F&& f, Args&&... args) const {
-    return detail::start_task(pool.core(), st_, std::forward<F>(f), std::forward<Args>(args)...);
+    if constexpr (detail::check_task_call<F, Args...>())
+      return detail::start_task(pool.core(), st_, std::forward<F>(f), std::forward<Args>(args)...);
+    else
+      return Promise<void>();  // never reached at run time: the static_assert above has failed
   }
   template <class F, class... Args>
   void spawn(F&& f, Args&&... args) const {

@@ -59,7 +59,10 @@ public:
   /// Blocks until settled; returns the value (a copy) or rethrows the task's
   /// exception. Any number of calls, from any thread. Throws Cancelled if the
   /// calling task is cancelled first.
-  T get() const& requires(std::is_void_v<T> || std::is_copy_constructible_v<T>) {
+  T get() const& {
+    static_assert(std::is_void_v<T> || std::is_copy_constructible_v<T>,
+                  "Promise<T>::get() on an lvalue copies the value, and this T cannot be copied: "
+                  "call std::move(promise).get() to move it out");
     block(nullptr);
     if constexpr (std::is_void_v<T>)
       st_->value();

@@ -27,29 +27,31 @@ auto start_task(PoolCore& pool, Scope* ctx, F&& f, Args&&... args) {
 /// first it receives the task's token. Inside a context-bound task, the new
 /// task is bound to the same context. A function returning Promise<U> gives
 /// Promise<U>.
+///
+/// A call that cannot work (f not callable with the arguments, an argument
+/// that cannot be copied) fails to compile with a static_assert saying so.
 template <class F, class... Args>
-  requires detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
 auto run(ThreadPool& pool, F&& f, Args&&... args) {
-  return detail::start_task(pool.core(), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+  if constexpr (detail::check_task_call<F, Args...>())
+    return detail::start_task(pool.core(), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+  else
+    return Promise<void>();  // never reached at run time: the static_assert above has failed
 }
 
 /// run() on default_pool().
 template <class F, class... Args>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>) &&
-          detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
 auto run(F&& f, Args&&... args) {
   return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// Fire-and-forget run(): an exception from the task goes to the unhandled-error handler.
 template <class F, class... Args>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>) &&
-          detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
+  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
 void spawn(F&& f, Args&&... args) {
   (void)run(std::forward<F>(f), std::forward<Args>(args)...);
 }
 template <class F, class... Args>
-  requires detail::TaskFunction<std::decay_t<F>, std::decay_t<Args>...>
 void spawn(ThreadPool& pool, F&& f, Args&&... args) {
   (void)run(pool, std::forward<F>(f), std::forward<Args>(args)...);
 }

@@ -47,6 +47,24 @@ concept Awaitable = HasMemberCoAwait<A> || HasFreeCoAwait<A> || Awaiter<std::rem
 template <class F, class... Args>
 concept TaskFunction = std::is_invocable_v<F, Args...> || std::is_invocable_v<F, std::stop_token, Args...>;
 
+/// run()/spawn()'s check of a call, with messages a user can act on (a bare
+/// constraint failure would only say that no overload of run matches). `F`
+/// and `Args` are the forwarded types, as deduced by run(F&&, Args&&...).
+template <class F, class... Args>
+constexpr bool check_task_call() {
+  constexpr bool f_ok = std::is_constructible_v<std::decay_t<F>, F>;
+  static_assert(f_ok, "skein::run/spawn: the function object cannot be copied or moved into the task "
+                      "(it is decay-copied, as by std::thread)");
+  constexpr bool args_ok = (std::is_constructible_v<std::decay_t<Args>, Args> && ...);
+  static_assert(args_ok, "skein::run/spawn: an argument cannot be copied into the task (arguments are "
+                         "decay-copied, as by std::thread): std::move it, or pass std::ref(x) to share it");
+  constexpr bool call_ok = TaskFunction<std::decay_t<F>, std::decay_t<Args>...>;
+  static_assert(!f_ok || !args_ok || call_ok,
+                "skein::run/spawn: f cannot be called with these arguments (after their decay-copy; "
+                "f may also take a std::stop_token before them)");
+  return f_ok && args_ok && call_ok;
+}
+
 template <class F, class... Args>
 inline constexpr bool takes_stop_token_v = std::is_invocable_v<F, std::stop_token, Args...>;
 
