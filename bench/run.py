@@ -1,11 +1,19 @@
 #!/usr/bin/env python3
-"""Runs skein's runtime-core benchmarks and its peers in the same run.
+"""Runs skein's benchmarks and their peers in the same run.
+
+Three suites (--suite, default all): "core", the runtime core (tasks against
+oneTBB, Go and std::async); "prim", the primitives (Queue, Mutex, Atomic,
+WaitGroup, Pool against a mutex+condvar queue / std::mutex / std::atomic,
+moodycamel::BlockingConcurrentQueue, Boost.Fiber and Go); "loop", the event
+loop (EventLoop::post against a mutex+condvar+deque loop and Boost.Asio).
 
 Builds a Release tree in bench/out/build and the Go peer in bench/out/bin,
 then runs every workload for every peer --repeat times, interleaving the peers
 within each repetition (in a rotating order) so that machine noise hits all of
-them alike. Prints a table of median times and ratios, a peak-RSS table and
-the machine it ran on; --markdown FILE writes the same as Markdown.
+them alike. Prints, per suite, a table of medians and ratios (core: times and
+peak RSS; prim and loop: ns per operation, or the median latency in µs), the
+targets met or missed and the machine it ran on; --markdown FILE writes the
+same as Markdown.
 
 Each run also checks, from /proc/stat and its own CPU time, whether other
 processes used the CPUs meanwhile; such a run is measured again (--max-noise,
@@ -36,14 +44,39 @@ BUILD = os.path.join(OUT, "build")
 GO_SRC = os.path.join(BENCH, "go")
 GO_BIN = os.path.join(OUT, "bin", "go_core")
 
-# name, column title, program (relative to the build tree, or absolute)
-PEERS = [
-    ("skein", "skein", os.path.join(BUILD, "bench", "skein_core")),
-    ("tbb", "TBB", os.path.join(BUILD, "bench", "tbb_core")),
-    ("go", "Go", GO_BIN),
-    ("async", "std::async", os.path.join(BUILD, "bench", "async_core")),
-]
-PEER_TITLE = {p[0]: p[1] for p in PEERS}
+def _bin(name):
+    return os.path.join(BUILD, "bench", name)
+
+
+# suite -> [(peer, column title, program)]. A peer's name means the same
+# library in every suite; its program depends on the suite.
+SUITE_PEERS = {
+    "core": [
+        ("skein", "skein", _bin("skein_core")),
+        ("tbb", "TBB", _bin("tbb_core")),
+        ("go", "Go", GO_BIN),
+        ("async", "std::async", _bin("async_core")),
+    ],
+    "prim": [
+        ("skein", "skein", _bin("skein_prim")),
+        ("std", "std", _bin("std_prim")),
+        ("moodycamel", "moodycamel", _bin("moodycamel_prim")),
+        ("fiber", "Boost.Fiber", _bin("fiber_prim")),
+        ("go", "Go", GO_BIN),
+    ],
+    "loop": [
+        ("skein", "skein", _bin("skein_loop")),
+        ("std", "std", _bin("std_loop")),
+        ("asio", "Asio", _bin("asio_loop")),
+    ],
+}
+SUITES = list(SUITE_PEERS)
+SUITE_TITLE = {"core": "Runtime core", "prim": "Primitives", "loop": "Event loop"}
+PEER_TITLE = {}
+for _suite_peers in SUITE_PEERS.values():
+    for _name, _title, _prog in _suite_peers:
+        PEER_TITLE.setdefault(_name, _title)
+ALL_PEER_NAMES = list(PEER_TITLE)
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 # Table row -> (description, {peer: argument}). A peer missing from the map
@@ -63,11 +96,76 @@ WORKLOADS = {
                {"skein": "parked", "tbb": "parked", "go": "parked", "async": "parked"}),
 }
 
+
+def _same(arg, *peers):
+    return {p: arg for p in peers}
+
+
+# Primitives and event loop: row -> (description, {peer: argument}, metric).
+# metric "ns": the table shows ns per operation (ms / tasks); "lat": the
+# median per-operation latency the program measured (lat_us), in µs.
+PRIM_WORKLOADS = {
+    "queue-1p1c-thr": ("1 producer / 1 consumer thread, 10M ints through capacity 100 (blocking put/get)",
+                       _same("queue_thr", "skein", "std", "moodycamel", "fiber", "go"), "ns"),
+    "queue-1p1c-coro": ("1 producer / 1 consumer coroutine (goroutine, fiber), 10M ints through capacity 100",
+                        _same("queue_coro", "skein", "fiber", "go"), "ns"),
+    "queue-4p4c-thr": ("4 producer / 4 consumer threads, 10M ints in all through capacity 100",
+                       _same("queue4_thr", "skein", "std", "moodycamel", "fiber", "go"), "ns"),
+    "queue-4p4c-coro": ("4 producer / 4 consumer coroutines, 10M ints in all through capacity 100",
+                        _same("queue4_coro", "skein", "fiber", "go"), "ns"),
+    "pingpong-thr": ("two threads bounce an int over two capacity-1 queues (unbuffered channels), 50k round trips",
+                     _same("pingpong_thr", "skein", "std", "moodycamel", "fiber", "go"), "lat"),
+    "pingpong-coro": ("the same between two coroutines (goroutines, fibers)",
+                      _same("pingpong_coro", "skein", "fiber", "go"), "lat"),
+    "mutex": ("10M lock / ++counter / unlock on one thread",
+              _same("mutex", "skein", "std", "fiber", "go"), "ns"),
+    "mutex-2way": ("the same 10M split over 2 threads (goroutines), contended",
+                   _same("mutex2", "skein", "std", "fiber", "go"), "ns"),
+    "atomic": ("20M atomic add(1) on one thread",
+               _same("atomic", "skein", "std", "go"), "ns"),
+    "atomic-2way": ("the same 20M split over 2 threads (goroutines), contended",
+                    _same("atomic2", "skein", "std", "go"), "ns"),
+    "waitgroup": ("1M tasks (goroutines) each call done(); one wait() for all (spawning included)",
+                  _same("waitgroup", "skein", "go"), "ns"),
+    "pool": ("worker pool, 4 workers, queue depth 8: submit 1M small items, then close; skein submits from a task",
+             _same("pool", "skein", "std", "moodycamel", "go"), "ns"),
+    "pool-main": ("as pool, but skein's submitter is main(), a thread outside the pool (std, moodycamel and Go "
+                  "run their pool program again)",
+                  dict(_same("pool", "std", "moodycamel", "go"), skein="pool_main"), "ns"),
+}
+LOOP_WORKLOADS = {
+    "post-1p": ("1 producer thread posts 1M callbacks; until the loop has run them all",
+                _same("post1", "skein", "std", "asio"), "ns"),
+    "post-4p": ("4 producer threads post 250k callbacks each",
+                _same("post4", "skein", "std", "asio"), "ns"),
+    "post-latency": ("one post at a time to a sleeping loop (200 µs apart), 2000 times: post() to callback",
+                     _same("latency", "skein", "std", "asio"), "lat"),
+}
+SUITE_WORKLOADS = {"core": list(WORKLOADS), "prim": list(PRIM_WORKLOADS), "loop": list(LOOP_WORKLOADS)}
+ALL_WORKLOADS = {}
+ALL_WORKLOADS.update(WORKLOADS)
+ALL_WORKLOADS.update({k: v[:2] for k, v in PRIM_WORKLOADS.items()})
+ALL_WORKLOADS.update({k: v[:2] for k, v in LOOP_WORKLOADS.items()})
+METRIC = {k: v[2] for d in (PRIM_WORKLOADS, LOOP_WORKLOADS) for k, v in d.items()}
+SUITE_OF = {wl: suite for suite, wls in SUITE_WORKLOADS.items() for wl in wls}
+
 TARGETS = [
-    # (description, workload, kind, peer, limit)
+    # (description, workload, kind, peer, limit): skein's median of `kind` ÷ the peer's <= limit
     ("skynet time: skein <= 1.0x TBB", "skynet", "ms", "tbb", 1.0),
     ("spawn-and-join time: skein <= 1.0x TBB", "spawn", "ms", "tbb", 1.0),
     ("1M parked peak RSS: skein <= 0.25x Go", "parked", "rss_mb", "go", 0.25),
+    # issue 3 (primitives)
+    ("coroutine queue 1P/1C time: skein <= 0.5x Go's channel", "queue-1p1c-coro", "ms", "go", 0.5),
+    ("blocking queue 1P/1C time: skein <= 1.0x mutex+condvar queue", "queue-1p1c-thr", "ms", "std", 1.0),
+    ("blocking queue 1P/1C time: skein <= 2.0x moodycamel", "queue-1p1c-thr", "ms", "moodycamel", 2.0),
+    ("blocking queue 4P/4C time: skein <= 1.0x mutex+condvar queue", "queue-4p4c-thr", "ms", "std", 1.0),
+    ("blocking queue 4P/4C time: skein <= 2.0x moodycamel", "queue-4p4c-thr", "ms", "moodycamel", 2.0),
+    ("Atomic uncontended time: skein <= 1.05x std::atomic", "atomic", "ms", "std", 1.05),
+    ("Atomic 2-way contended time: skein <= 1.05x std::atomic", "atomic-2way", "ms", "std", 1.05),
+    ("Mutex uncontended time: skein <= 1.5x std::mutex", "mutex", "ms", "std", 1.5),
+    # issue 4 (event loop)
+    ("post throughput, 4 producers (time for 1M): skein <= 1.0x Asio", "post-4p", "ms", "asio", 1.0),
+    ("median wake-up latency: skein <= 1.0x Asio", "post-latency", "lat_us", "asio", 1.0),
 ]
 
 
@@ -184,8 +282,9 @@ def run_one(program, arg, taskset, timeout):
         tail = (r.stderr.strip().splitlines() or [""])[-3:]
         return {"error": what, "detail": "exit %d: %s | %s" % (r.returncode, " ".join(cmd), " / ".join(tail))}
     rep["wall_s"] = wall
-    for k in ("ms", "rss_mb", "base_mb"):
-        rep[k] = float(rep[k])
+    for k in ("ms", "rss_mb", "base_mb", "lat_us"):
+        if k in rep:
+            rep[k] = float(rep[k])
     for k in ("n", "tasks", "threads"):
         rep[k] = int(rep[k])
     rep["cpu_s"] = ch1 - ch0
@@ -284,7 +383,7 @@ def reduced_note(wl, peer, cell, ref_cell):
 
 
 def cell_text(results, wl, peer, key):
-    if peer not in WORKLOADS[wl][1]:
+    if peer not in ALL_WORKLOADS[wl][1]:
         return "n/a"
     cell = results.get((wl, peer))
     if cell is None:
@@ -333,13 +432,76 @@ def spread_table(results, workloads, peers):
         row = [wl]
         for p in peers:
             c = results.get((wl, p))
-            if p not in WORKLOADS[wl][1] or c is None or not c.ok():
+            if p not in ALL_WORKLOADS[wl][1] or c is None or not c.ok():
                 row.append("—")
             else:
                 ms = [r["ms"] for r in c.used_runs()]
                 row.append("%s–%s" % (fmt_num(min(ms)), fmt_num(max(ms))))
         rows.append(row)
     return hdr, rows
+
+
+def op_value(wl, run_or_cell):
+    """The prim/loop table's value of one run (dict) or of a cell (median): ns per operation, or µs latency."""
+    if isinstance(run_or_cell, Cell):
+        c = run_or_cell
+        if METRIC[wl] == "lat":
+            return c.median("lat_us")
+        return c.median("ms") * 1e6 / c.first("tasks")
+    r = run_or_cell
+    return r.get("lat_us") if METRIC[wl] == "lat" else r["ms"] * 1e6 / r["tasks"]
+
+
+def fmt_val(x):
+    if x is None:
+        return "—"
+    if x < 10:
+        return "%.2f" % x
+    return "%.1f" % x if x < 100 else "{:,.0f}".format(x)
+
+
+def op_unit(wl):
+    return "µs" if METRIC[wl] == "lat" else "ns/op"
+
+
+def op_tables(results, workloads, peers):
+    """prim / loop: (value table, spread table). Values are ns per operation or µs."""
+    ratio_peers = [p for p in peers if p != "skein"] if "skein" in peers else []
+    hdr = ["workload", "ops", "unit"] + [PEER_TITLE[p] for p in peers] + ["skein/%s" % PEER_TITLE[p]
+                                                                          for p in ratio_peers]
+    sp_hdr = ["workload", "unit"] + ["%s min–max" % PEER_TITLE[p] for p in peers]
+    rows, sp_rows = [], []
+    for wl in workloads:
+        ref = results.get((wl, "skein"))
+        any_cell = next((c for (w, _), c in results.items() if w == wl and c.runs), None)
+        ops = "{:,}".format(any_cell.first("tasks")) if any_cell else "—"
+        row = [wl, ops, op_unit(wl)]
+        sp = [wl, op_unit(wl)]
+        for p in peers:
+            cell = results.get((wl, p))
+            if p not in ALL_WORKLOADS[wl][1]:
+                row.append("n/a")
+                sp.append("—")
+            elif cell is None:
+                row.append("not built")
+                sp.append("—")
+            elif cell.errors:
+                row.append(cell.errors[0]["error"])
+                sp.append("—")
+            else:
+                row.append(fmt_val(op_value(wl, cell)) + ("*" if cell.noisy() else ""))
+                vals = [op_value(wl, r) for r in cell.used_runs()]
+                sp.append("%s–%s" % (fmt_val(min(vals)), fmt_val(max(vals))))
+        for p in ratio_peers:
+            c = comparable(results, wl, p)
+            if c is None or ref is None:
+                row.append("—")
+                continue
+            mark = "*" if c.noisy() or ref.noisy() else ""
+            row.append(fmt_ratio(op_value(wl, ref), op_value(wl, c)) + mark)
+        rows.append(row)
+        sp_rows.append(sp)
+    return (hdr, rows), (sp_hdr, sp_rows)
 
 
 def per_task_line(results, peers):
@@ -414,11 +576,14 @@ def machine_line(taskset, repeat, revision, date=None):
         cpus, model, platform.release(), revision, cxx, pin, repeat, date)
 
 
-def versions_line(results, peers):
+def versions_line(results, peers, suite="core"):
     parts = []
     for p in peers:
         for (wl, peer), c in sorted(results.items()):
-            if peer == p and c.runs:
+            if peer == p and c.runs and SUITE_OF.get(wl) == suite:
+                if suite != "core":
+                    parts.append("%s %s" % (PEER_TITLE[p], c.first("version")))
+                    break
                 what = "a thread per task" if p == "async" else "threads=%s" % c.first("threads")
                 parts.append("%s %s (%s)" % (PEER_TITLE[p], c.first("version"), what))
                 break
@@ -472,12 +637,44 @@ FOOTNOTES = [
 ]
 
 
+PRIM_FOOTNOTES = [
+    "ns/op = the workload's time (measured inside each program) ÷ its operations: items through the queue, "
+    "lock/unlock pairs, adds, tasks, pool items; µs = the median round trip the program measured. Medians over "
+    "the runs; ratios are skein ÷ peer (below 1 means skein is faster).",
+    "-thr rows: OS threads with blocking put/get (Boost.Fiber: each thread's main fiber, round_robin); "
+    "-coro rows: skein coroutines (async_put/async_get) on default_pool(), Boost.Fiber fibers on a shared_work "
+    "scheduler over one thread per CPU. Go has only goroutines: it runs the same program in both rows.",
+    "Queues: skein Queue<long>(100); std = std::mutex + 2 std::condition_variable + std::deque, bounded at 100; "
+    "moodycamel = BlockingConcurrentQueue<long> (enqueue / wait_dequeue, no tokens) with a LightweightSemaphore "
+    "of 100 free slots; Boost.Fiber buffered_channel<long>(128) (a power of two; holds 127); Go make(chan int, "
+    "100). Ping-pong: skein and std capacity 1, moodycamel unbounded (one item in flight), Boost.Fiber "
+    "unbuffered_channel, Go unbuffered channels.",
+    "mutex: skein::Mutex, std::mutex, boost::fibers::mutex, sync.Mutex; atomic: skein::Atomic<long>::add(1), "
+    "std::atomic<long>::fetch_add(1), atomic.AddInt64. waitgroup: skein's spawner is a pool task "
+    "(skein::spawn x1M, co_await wg.async_wait()), Go's is main; the time includes starting the 1M tasks. "
+    "pool: skein::Pool<long>(f, 4, 8) fed by a pool task with co_await async_submit (pool-main: by main() with "
+    "submit()); std / moodycamel: main() feeds 4 threads over their bounded queue (depth 8); Go: main feeds 4 "
+    "goroutines over make(chan int, 8).",
+]
+LOOP_FOOTNOTES = [
+    "post-1p / post-4p: ns per callback = the time from starting the producers until the loop has run the "
+    "last of the 1M callbacks, ÷ 1M; every callback checks that its producer's callbacks run in order. "
+    "post-latency: µs = the median, over 2000 posts, of the time from just before post() to the start of the "
+    "callback, each post 200 µs after the previous callback (the loop is asleep): the wake-up latency.",
+    "skein = EventLoop::post, run() on main() with a keep_alive() guard; std = std::mutex + "
+    "std::condition_variable + std::deque<std::function<void()>>, one callback per lock; Asio = "
+    "io_context::run() with a work guard, boost::asio::post(io, f).",
+]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="runs per workload and peer (default 5)")
+    ap.add_argument("--suite", default="all", choices=SUITES + ["all"],
+                    help="core (runtime core), prim (primitives), loop (event loop) or all (default)")
     ap.add_argument("--only", action="append", metavar="WORKLOAD",
-                    help="run only this workload (repeatable or comma-separated): %s" % ", ".join(WORKLOADS))
-    ap.add_argument("--peers", help="comma-separated subset of: %s" % ", ".join(p[0] for p in PEERS))
+                    help="run only this workload (repeatable or comma-separated): %s" % ", ".join(ALL_WORKLOADS))
+    ap.add_argument("--peers", help="comma-separated subset of: %s" % ", ".join(ALL_PEER_NAMES))
     ap.add_argument("--taskset", metavar="CPUS", help="run every program under `taskset -c CPUS`")
     ap.add_argument("--markdown", metavar="FILE", help="also write the tables as Markdown to FILE")
     ap.add_argument("--timeout", type=int, default=120, help="seconds per run before it counts as a hang (default 120)")
@@ -501,14 +698,19 @@ def main():
         results, workloads, peers, meta = load_json(args.from_json)
         return report(results, workloads, peers, meta, args.markdown)
 
-    workloads = list(WORKLOADS)
+    suites = SUITES if args.suite == "all" else [args.suite]
+    workloads = [w for suite in suites for w in SUITE_WORKLOADS[suite]]
     if args.only:
         wanted = [w.strip() for item in args.only for w in item.split(",") if w.strip()]
-        bad = [w for w in wanted if w not in WORKLOADS]
+        bad = [w for w in wanted if w not in ALL_WORKLOADS]
         if bad:
-            ap.error("unknown workload(s) %s; choose from %s" % (", ".join(bad), ", ".join(WORKLOADS)))
-        workloads = [w for w in WORKLOADS if w in wanted]
-    peers = [p[0] for p in PEERS]
+            ap.error("unknown workload(s) %s; choose from %s" % (", ".join(bad), ", ".join(ALL_WORKLOADS)))
+        outside = [w for w in wanted if w not in workloads]
+        if outside:
+            ap.error("workload(s) %s not in --suite %s" % (", ".join(outside), args.suite))
+        workloads = [w for w in workloads if w in wanted]
+    suites = [s_ for s_ in suites if any(SUITE_OF[w] == s_ for w in workloads)]
+    peers = list(ALL_PEER_NAMES)
     if args.peers:
         wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
         bad = [p for p in wanted if p not in PEER_TITLE]
@@ -535,23 +737,28 @@ def main():
         except OSError:
             revision = skein_revision() + " (at run time; --no-build)"
 
-    programs = {name: prog for name, _, prog in PEERS if name in peers}
-    available = {p: prog for p, prog in programs.items() if os.access(prog, os.X_OK)}
-    for p in peers:
-        if p not in available:
-            log("note: %s is not built (%s), its column shows 'not built'" % (PEER_TITLE[p], programs[p]))
+    # (suite, peer) -> program, for the peers that were built
+    available = {}
+    for suite in suites:
+        for name, title, prog in SUITE_PEERS[suite]:
+            if name not in peers:
+                continue
+            if os.access(prog, os.X_OK):
+                available[(suite, name)] = prog
+            else:
+                log("note: %s is not built (%s), its column shows 'not built'" % (title, prog))
 
     results = {}
     for wl in workloads:
-        for p in available:
-            if p in WORKLOADS[wl][1]:
+        for (suite, p) in available:
+            if suite == SUITE_OF[wl] and p in ALL_WORKLOADS[wl][1]:
                 results[(wl, p)] = Cell()
 
     t_start = time.monotonic()
     busy_seen = []
     reruns = noisy_kept = 0
     noise_spent = 0.0  # seconds spent waiting for idle CPUs and on discarded runs
-    order = list(available)
+    order = {suite: [p for (s_, p) in available if s_ == suite] for suite in suites}
     for rep in range(args.repeat):
         if args.wait_idle > 0 and noise_spent < args.noise_budget:
             t0 = time.monotonic()
@@ -561,16 +768,20 @@ def main():
             busy = cpu_busy(0.5)
         if busy is not None:
             busy_seen.append(busy)
-        k = rep % len(order) if order else 0
-        rotated = order[k:] + order[:k]
-        log("repetition %d/%d (order: %s)" % (rep + 1, args.repeat, ", ".join(rotated)))
+        rotated = {}
+        for suite, o in order.items():
+            k = rep % len(o) if o else 0
+            rotated[suite] = o[k:] + o[:k]
+        log("repetition %d/%d (order: %s)" % (rep + 1, args.repeat,
+                                              "; ".join("%s: %s" % (s_, ", ".join(o)) for s_, o in rotated.items())))
         for wl in workloads:
-            for p in rotated:
+            suite = SUITE_OF[wl]
+            for p in rotated[suite]:
                 cell = results.get((wl, p))
                 if cell is None or cell.errors:  # a failed cell is not re-run
                     continue
                 for attempt in range(args.retries + 1):
-                    rep_ = run_one(available[p], WORKLOADS[wl][1][p], args.taskset, args.timeout)
+                    rep_ = run_one(available[(suite, p)], ALL_WORKLOADS[wl][1][p], args.taskset, args.timeout)
                     other = rep_.get("other_cpus", 0.0)
                     if "error" in rep_ or other <= args.max_noise:
                         break
@@ -591,17 +802,20 @@ def main():
                 else:
                     cell.runs.append(rep_)
                     if args.verbose:
-                        log("  %-10s %-6s %9.1f ms %8.1f MB  (others: %.2f CPUs)"
-                            % (wl, p, rep_["ms"], rep_["rss_mb"], rep_.get("other_cpus", 0.0)))
+                        lat = " %8.2f µs" % rep_["lat_us"] if "lat_us" in rep_ else ""
+                        log("  %-10s %-6s %9.1f ms%s %8.1f MB  (others: %.2f CPUs)"
+                            % (wl, p, rep_["ms"], lat, rep_["rss_mb"], rep_.get("other_cpus", 0.0)))
     elapsed = time.monotonic() - t_start
 
     meta = {"taskset": args.taskset, "repeat": args.repeat, "revision": revision, "busy_seen": busy_seen,
+            "suites": suites,
             "reruns": reruns, "noisy_kept": noisy_kept, "elapsed": elapsed,
             "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
     raw = dict(meta, workloads=workloads, peers=peers,
                runs=[{"workload": wl, "peer": p, "runs": c.runs, "errors": c.errors} for (wl, p), c in results.items()])
     os.makedirs(OUT, exist_ok=True)
-    name = "results%s.json" % ("-taskset" + args.taskset.replace(",", "_") if args.taskset else "")
+    name = "results%s%s.json" % ("" if args.suite == "all" else "-" + args.suite,
+                                 "-taskset" + args.taskset.replace(",", "_") if args.taskset else "")
     with open(os.path.join(OUT, name), "w") as f:
         json.dump(raw, f, indent=1)
     return report(results, workloads, peers, meta, args.markdown)
@@ -616,10 +830,11 @@ def load_json(path):
         c = Cell()
         c.runs, c.errors = item["runs"], item["errors"]
         results[(item["workload"], item["peer"])] = c
-    workloads = raw.get("workloads") or [w for w in WORKLOADS if any(k[0] == w for k in results)]
-    peers = raw.get("peers") or [p[0] for p in PEERS if any(k[1] == p[0] for k in results)]
+    workloads = raw.get("workloads") or [w for w in ALL_WORKLOADS if any(k[0] == w for k in results)]
+    peers = raw.get("peers") or [p for p in ALL_PEER_NAMES if any(k[1] == p for k in results)]
     meta = {k: raw.get(k) for k in ("taskset", "repeat", "revision", "busy_seen", "reruns", "noisy_kept",
-                                    "elapsed", "date")}
+                                    "elapsed", "date", "suites")}
+    meta["suites"] = meta["suites"] or [s_ for s_ in SUITES if any(SUITE_OF.get(w) == s_ for w in workloads)]
     meta["busy_seen"] = meta["busy_seen"] or []
     meta["reruns"] = meta["reruns"] or 0
     meta["noisy_kept"] = meta["noisy_kept"] if meta["noisy_kept"] is not None else sum(
@@ -629,11 +844,63 @@ def load_json(path):
     return results, workloads, peers, meta
 
 
+def suite_section(results, suite, workloads, peers, repeat, heading):
+    """One suite's tables, targets and notes: (text, markdown lines)."""
+    wls = [w for w in workloads if SUITE_OF.get(w) == suite]
+    sp = [name for name, _, _ in SUITE_PEERS[suite] if name in peers]
+    text, md = [], []
+    if heading:
+        text += ["", "== %s ==" % SUITE_TITLE[suite]]
+        md += ["#### %s" % SUITE_TITLE[suite], ""]
+    targets = target_lines(results, wls)
+    versions = versions_line(results, sp, suite)
+    if suite == "core":
+        time_table, rss_table = build_tables(results, wls, sp)
+        spread = spread_table(results, wls, sp)
+        per_task = per_task_line(results, sp) if "parked" in wls else ""
+        notes = footnotes(wls, sp)
+        text += ["", "Time (median ms)", render_text([time_table])]
+        if repeat > 1:
+            text += ["Time spread over the %d runs" % repeat, render_text([spread])]
+        text += ["Peak RSS (median MB)", render_text([rss_table])]
+        if per_task:
+            text.append(per_task)
+        md += ["**Time** (median ms of %d runs; ratio = skein ÷ peer, below 1 means skein is faster)" % repeat, "",
+               render_md(*time_table), "",
+               "**Peak RSS** (median MB; ratio = skein ÷ peer)", "", render_md(*rss_table), ""]
+        if repeat > 1:
+            md += ["<details><summary>Time spread (min–max ms over the %d runs)</summary>" % repeat, "",
+                   render_md(*spread), "", "</details>", ""]
+        if per_task:
+            md += [per_task, ""]
+    else:
+        table, spread = op_tables(results, wls, sp)
+        notes = PRIM_FOOTNOTES if suite == "prim" else LOOP_FOOTNOTES
+        text += ["", "%s: ns per operation or median latency in µs (median of runs)" % SUITE_TITLE[suite],
+                 render_text([table])]
+        if repeat > 1:
+            text += ["Spread over the %d runs (same units)" % repeat, render_text([spread])]
+        md += ["**%s** (median of %d runs: ns per operation, or the median latency in µs; ratio = skein ÷ peer, "
+               "below 1 means skein is faster)" % (SUITE_TITLE[suite], repeat), "", render_md(*table), ""]
+        if repeat > 1:
+            md += ["<details><summary>Spread (min–max over the %d runs, same units)</summary>" % repeat, "",
+                   render_md(*spread), "", "</details>", ""]
+    text += ["Target " + t for t in targets]
+    if versions:
+        text.append(versions)
+    text.append("Workloads: " + "; ".join("%s = %s" % (w, ALL_WORKLOADS[w][0]) for w in wls))
+    text += ["Note: " + f for f in notes]
+    md += ["Targets:", ""] + ["- " + md_escape(t) for t in targets] + [""] if targets else []
+    if versions:
+        md += ["_%s_" % versions, ""]
+    md += ["- " + f for f in notes] + [""]
+    return text, md
+
+
 def report(results, workloads, peers, meta, markdown):
     """Prints the tables (and writes them as Markdown); returns the exit status."""
     repeat = meta["repeat"]
-    time_table, rss_table = build_tables(results, workloads, peers)
-    spread = spread_table(results, workloads, peers)
+    suites = [s_ for s_ in SUITES if any(SUITE_OF.get(w) == s_ for w in workloads)]
     machine = machine_line(meta["taskset"], repeat, meta["revision"], meta.get("date"))
     if meta["busy_seen"]:
         machine += "; background CPU load before each repetition %s" % "/".join(
@@ -643,51 +910,23 @@ def report(results, workloads, peers, meta, markdown):
     if meta["noisy_kept"]:
         machine += (" (medians use the clean runs when at least half are clean; cells whose median includes"
                     " noisy runs are marked *)")
-    versions = versions_line(results, peers)
-    per_task = per_task_line(results, peers) if "parked" in workloads else ""
-    targets = target_lines(results, workloads)
     failures = [(wl, p, e) for (wl, p), c in results.items() for e in c.errors]
-    notes = footnotes(workloads, peers)
 
-    print()
-    print("Time (median ms)")
-    print(render_text([time_table]))
-    if repeat > 1:
-        print("Time spread over the %d runs" % repeat)
-        print(render_text([spread]))
-    print("Peak RSS (median MB)")
-    print(render_text([rss_table]))
-    if per_task:
-        print(per_task)
-    for t in targets:
-        print("Target " + t)
+    md = []
+    for suite in suites:
+        text, md_part = suite_section(results, suite, workloads, peers, repeat, heading=len(suites) > 1)
+        print("\n".join(text))
+        md += md_part
     print(machine)
-    if versions:
-        print(versions)
-    print("Workloads: " + "; ".join("%s = %s" % (w, WORKLOADS[w][0]) for w in workloads))
-    for f in notes:
-        print("Note: " + f)
     if meta.get("elapsed") is not None:
         print("(runs took %.0f s)" % meta["elapsed"])
     for wl, p, e in failures:
         print("FAILED %s/%s: %s %s" % (wl, p, e["error"], e["detail"]))
 
     if markdown:
-        md = ["**Time** (median ms of %d runs; ratio = skein ÷ peer, below 1 means skein is faster)" % repeat, "",
-              render_md(*time_table), "",
-              "**Peak RSS** (median MB; ratio = skein ÷ peer)", "", render_md(*rss_table), ""]
-        if repeat > 1:
-            md += ["<details><summary>Time spread (min–max ms over the %d runs)</summary>" % repeat, "",
-                   render_md(*spread), "", "</details>", ""]
-        if per_task:
-            md += [per_task, ""]
-        md += ["Targets:", ""] + ["- " + md_escape(t) for t in targets] + [""]
         md += ["_%s_" % md_escape(machine), ""]
-        if versions:
-            md += ["_%s_" % versions, ""]
-        md += ["- " + f for f in notes]
         with open(markdown, "w") as f:
-            f.write("\n".join(md) + "\n")
+            f.write("\n".join(md).rstrip("\n") + "\n")
         log("wrote %s" % markdown)
 
     return 1 if failures else 0

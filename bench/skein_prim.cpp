@@ -10,7 +10,9 @@
 //   atomic         20M Atomic<long>::add(1) on one thread
 //   atomic2        the same 20M split over 2 threads
 //   waitgroup      a pool task spawns 1M tasks that each call wg.done(), then co_awaits wg.async_wait()
-//   pool           Pool<long>(f, 4 workers, depth 8): main() submits 1M items, close()
+//   pool           Pool<long>(f, 4 workers, depth 8): a pool task submits 1M items
+//                  (co_await async_submit), then close()
+//   pool_main      the same, but main() submits (blocking submit(); a thread outside the pool)
 // Coroutines run on skein::default_pool() (sized to the CPUs this process may use).
 
 #include <skein/skein.hpp>
@@ -84,6 +86,12 @@ void wg_task(skein::WaitGroup* wg, std::atomic<long>* ran) {
   wg->done();
 }
 
+template <class P>
+skein::Promise<long> submitter(P* pool, long n) {
+  for (long i = 0; i < n; ++i) co_await pool->async_submit(i);
+  co_return n;
+}
+
 skein::Promise<long> fan_in(long n) {
   skein::WaitGroup wg;
   std::atomic<long> ran{0};
@@ -148,13 +156,17 @@ int main(int argc, char** argv) {
   } else if (is("waitgroup")) {
     r.n = r.tasks = r.expected = kWaitGroupTasks;
     r.result = skein::run(fan_in, r.n).get();
-  } else if (is("pool")) {
+  } else if (is("pool") || is("pool_main")) {
     r.n = r.tasks = kPoolItems;
     std::atomic<long> sum{0};
     {
       skein::Pool<long> pool([&sum](long x) { sum.fetch_add(x, std::memory_order_relaxed); },
                              static_cast<std::size_t>(kPoolWorkers), static_cast<std::size_t>(kPoolDepth));
-      for (long i = 0; i < r.n; ++i) pool.submit(i);
+      if (is("pool")) {
+        skein::run(submitter<skein::Pool<long>>, &pool, r.n).get();
+      } else {
+        for (long i = 0; i < r.n; ++i) pool.submit(i);
+      }
       pool.close();
     }
     r.result = sum.load();
