@@ -670,8 +670,9 @@ LOOP_FOOTNOTES = [
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="runs per workload and peer (default 5)")
-    ap.add_argument("--suite", default="all", choices=SUITES + ["all"],
-                    help="core (runtime core), prim (primitives), loop (event loop) or all (default)")
+    ap.add_argument("--suite", default="all", metavar="SUITE",
+                    help="core (runtime core), prim (primitives), loop (event loop), a comma-separated list of "
+                         "them, or all (default)")
     ap.add_argument("--only", action="append", metavar="WORKLOAD",
                     help="run only this workload (repeatable or comma-separated): %s" % ", ".join(ALL_WORKLOADS))
     ap.add_argument("--peers", help="comma-separated subset of: %s" % ", ".join(ALL_PEER_NAMES))
@@ -698,7 +699,11 @@ def main():
         results, workloads, peers, meta = load_json(args.from_json)
         return report(results, workloads, peers, meta, args.markdown)
 
-    suites = SUITES if args.suite == "all" else [args.suite]
+    wanted_suites = [x.strip() for x in args.suite.split(",") if x.strip()]
+    bad = [x for x in wanted_suites if x not in SUITES + ["all"]]
+    if bad or not wanted_suites:
+        ap.error("unknown --suite %s; choose from %s, all" % (", ".join(bad) or "''", ", ".join(SUITES)))
+    suites = SUITES if "all" in wanted_suites else [x for x in SUITES if x in wanted_suites]
     workloads = [w for suite in suites for w in SUITE_WORKLOADS[suite]]
     if args.only:
         wanted = [w.strip() for item in args.only for w in item.split(",") if w.strip()]
@@ -814,7 +819,7 @@ def main():
     raw = dict(meta, workloads=workloads, peers=peers,
                runs=[{"workload": wl, "peer": p, "runs": c.runs, "errors": c.errors} for (wl, p), c in results.items()])
     os.makedirs(OUT, exist_ok=True)
-    name = "results%s%s.json" % ("" if args.suite == "all" else "-" + args.suite,
+    name = "results%s%s.json" % ("" if suites == SUITES else "-" + "-".join(suites),
                                  "-taskset" + args.taskset.replace(",", "_") if args.taskset else "")
     with open(os.path.join(OUT, name), "w") as f:
         json.dump(raw, f, indent=1)
