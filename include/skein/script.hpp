@@ -66,6 +66,14 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+/// An error raised by script code (in a task, or in a function called back),
+/// carried unchanged to whoever observes it (Promise.get, Pool.close, ...).
+/// Hosts throw it from Environment::call; they show its message as it is.
+class TaskError : public ScriptError {
+public:
+  using ScriptError::ScriptError;
+};
+
 class Value;
 class Object;
 class Call;
@@ -195,9 +203,9 @@ public:
 class Environment {
 public:
   virtual ~Environment() = default;
-  /// Calls `f(args...)` here; returns its (first) result. Throws ScriptError
+  /// Calls `f(args...)` here; returns its (first) result. Throws TaskError
   /// with the script's message if the script raises an error (or is
-  /// cancelled).
+  /// cancelled), ScriptError if an argument or the result cannot be converted.
   virtual Value call(const Function& f, std::vector<Value> args) = 0;
 };
 

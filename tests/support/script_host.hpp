@@ -92,7 +92,7 @@ struct TestEnv final : sc::Environment {
     } catch (const sc::ScriptError&) {
       throw;
     } catch (const std::exception& e) {  // what a script's own error would be
-      throw sc::ScriptError(e.what());
+      throw sc::TaskError(e.what());
     }
   }
   /// A module function called from "script code" in this environment.

@@ -1,0 +1,22 @@
+-- Seeds 002/003, thread.channel: typed message passing between tasks.
+local thread = require("thread")
+
+-- A top-level name without `local` is a global: spawned tasks get a copy of
+-- the globals, and a channel crosses as the same channel. (Upvalues do not
+-- cross: a task sees a captured `local` as nil.)
+ch = thread.channel.new(10)  -- buffered channel, capacity 10
+
+thread.core.spawn(function()
+  thread.channel.send(ch, "hello from goroutine")
+end)
+
+local msg = thread.channel.recv(ch)
+print(msg)
+
+print(thread.channel.cap(ch), thread.channel.len(ch))  -- 10 0
+print(thread.channel.recvTimeout(ch, 20))              -- nil: nothing came within 20 ms
+thread.channel.send(ch, 1)
+thread.channel.send(ch, 2)
+thread.channel.close(ch)
+print(thread.channel.recv(ch), thread.channel.recv(ch), thread.channel.recv(ch))  -- 1 2 nil (closed, drained)
+print(pcall(thread.channel.send, ch, 3))  -- false ... put on a closed Queue
