@@ -47,6 +47,19 @@ TEST_CASE("a failed spawned task is reported to the handler exactly once") {
   CHECK(h.count("spawned failure") == 1);
 }
 
+TEST_CASE("a spawned task's error is reported before Context::wait returns") {
+  // A script host decides its exit status once the context is idle: every
+  // report of an orphaned failure must have been delivered by then.
+  HandlerGuard h;
+  for (int round = 0; round < scaled(200); ++round) {
+    skein::Context ctx;
+    const std::string msg = "orphan " + std::to_string(round);
+    ctx.spawn([msg] { throw std::runtime_error(msg); });
+    ctx.wait();
+    REQUIRE(h.count(msg) == 1);
+  }
+}
+
 TEST_CASE("a failed task whose promise is dropped unread is reported once") {
   HandlerGuard h;
   {

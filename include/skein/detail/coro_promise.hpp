@@ -117,9 +117,11 @@ public:
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Derived> h) noexcept {
       Derived& p = h.promise();
       // Settle first (an observer that sees the task finished sees its
-      // result), then the task accounting, and only then wake the waiters: a
-      // waiter resumed inline may wait for the accounting (Context::wait).
+      // result), report an error nobody can observe, then the task
+      // accounting, and only then wake the waiters: a waiter resumed inline
+      // may wait for the accounting (Context::wait).
       Waiter* waiters = p.settle();
+      p.report_if_orphaned();
       p.on_finish();
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
       p.release();  // may destroy the frame: nothing touches `p` after this

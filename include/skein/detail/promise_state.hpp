@@ -54,6 +54,17 @@ public:
     g.active = false;
   }
 
+  /// Called by a finishing task after it settled, before its accounting:
+  /// if its own frame holds the only reference (no handle exists, so none
+  /// can ever appear) and it failed, the error is reported now — so that
+  /// whoever waits for the task's context (Context::wait) sees the report
+  /// delivered — and not again at release.
+  void report_if_orphaned() noexcept {
+    if (!error_ || refs_.load(std::memory_order_acquire) != 1) return;
+    if (observed_.exchange(true, std::memory_order_relaxed) || is_cancellation(error_)) return;
+    report_unhandled(error_);
+  }
+
   [[nodiscard]] bool ready() const noexcept {
     // acquire: pairs with settle()'s release, so the result is visible.
     return ready_.load(std::memory_order_acquire);
