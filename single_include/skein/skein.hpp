@@ -1378,6 +1378,17 @@ public:
     g.active = false;
   }
 
+  /// Called by a finishing task after it settled, before its accounting:
+  /// if its own frame holds the only reference (no handle exists, so none
+  /// can ever appear) and it failed, the error is reported now — so that
+  /// whoever waits for the task's context (Context::wait) sees the report
+  /// delivered — and not again at release.
+  void report_if_orphaned() noexcept {
+    if (!error_ || refs_.load(std::memory_order_acquire) != 1) return;
+    if (observed_.exchange(true, std::memory_order_relaxed) || is_cancellation(error_)) return;
+    report_unhandled(error_);
+  }
+
   [[nodiscard]] bool ready() const noexcept {
     // acquire: pairs with settle()'s release, so the result is visible.
     return ready_.load(std::memory_order_acquire);
@@ -1591,9 +1602,11 @@ public:
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Derived> h) noexcept {
       Derived& p = h.promise();
       // Settle first (an observer that sees the task finished sees its
-      // result), then the task accounting, and only then wake the waiters: a
-      // waiter resumed inline may wait for the accounting (Context::wait).
+      // result), report an error nobody can observe, then the task
+      // accounting, and only then wake the waiters: a waiter resumed inline
+      // may wait for the accounting (Context::wait).
       Waiter* waiters = p.settle();
+      p.report_if_orphaned();
       p.on_finish();
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
       p.release();  // may destroy the frame: nothing touches `p` after this
@@ -5203,6 +5216,14 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+/// An error raised by script code (in a task, or in a function called back),
+/// carried unchanged to whoever observes it (Promise.get, Pool.close, ...).
+/// Hosts throw it from Environment::call; they show its message as it is.
+class TaskError : public ScriptError {
+public:
+  using ScriptError::ScriptError;
+};
+
 class Value;
 class Object;
 class Call;
@@ -5332,9 +5353,9 @@ public:
 class Environment {
 public:
   virtual ~Environment() = default;
-  /// Calls `f(args...)` here; returns its (first) result. Throws ScriptError
+  /// Calls `f(args...)` here; returns its (first) result. Throws TaskError
   /// with the script's message if the script raises an error (or is
-  /// cancelled).
+  /// cancelled), ScriptError if an argument or the result cannot be converted.
   virtual Value call(const Function& f, std::vector<Value> args) = 0;
 };
 
