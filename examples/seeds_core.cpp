@@ -1,5 +1,8 @@
-// The seeds' examples that need only the runtime core, in C++.
-// (Atomic, Shared, Queue, WaitGroup and Pool arrive with the primitives.)
+// The seeds' examples of tasks and promises, in C++: threads.run, Promise.get,
+// Promise.wait and passing data (seeds 000/001); thread.core.spawn,
+// thread.async.run/await and the thread.core helpers (002/003); and
+// EvalWithTimeout. Each section prints a [heading]; the README shows each
+// section's code (between the readme markers) next to its output.
 #include <skein/skein.hpp>
 
 #include <cstdio>
@@ -8,56 +11,101 @@
 
 using namespace std::chrono_literals;
 
+// [readme:worker]
 int worker(int x, int y = 10) { return x + y; }
+// [/readme:worker]
 
 int main() {
-  // threads.run(worker, 5, y=3).get()  -> 8            (seed 000/001)
-  auto promise = skein::run(worker, 5, 3);
-  std::printf("%d\n", promise.get());
-  // threads.run(worker, x=7, y=3).get() -> 10
-  std::printf("%d\n", skein::run(worker, 7, 3).get());
-  // [threads.run(worker, i, y=i+1) for i in range(10)] -> [p.get() for p in promises]
-  std::vector<skein::Promise<int>> promises;
-  for (int i = 0; i < 10; ++i) promises.push_back(skein::run(worker, i, i + 1));
-  std::string results;
-  for (auto& p : promises) results += std::to_string(p.get()) + " ";
-  std::printf("%s\n", results.c_str());
+  std::printf("[threads.run]\n");
+  {
+    // [readme:threads.run]
+    // With positional arguments (C++ has no keyword arguments: y is passed in order)
+    auto promise = skein::run(worker, 5, 3);
+    std::printf("%d\n", promise.get());  // 8
 
-  // Promise.wait(): run for its effect, wait, discard the result
-  auto p = skein::run([](int x, int y) { std::printf("Processing %d + %d = %d\n", x, y, x + y); }, 5, 3);
-  p.wait();
+    auto promise2 = skein::run(worker, 7, 3);
+    std::printf("%d\n", promise2.get());  // 10
 
-  // Passing data: all data passed explicitly (decay-copied into the task)
-  std::vector<int> my_data{1, 2, 3, 4, 5};
-  auto doubled = skein::run([](std::vector<int> d) {
-    for (auto& x : d) x *= 2;
-    return d;
-  }, my_data).get();
-  for (int x : doubled) std::printf("%d ", x);
-  std::printf("\n");
+    // Multiple async operations
+    std::vector<skein::Promise<int>> promises;
+    for (int i = 0; i < 10; ++i) promises.push_back(skein::run(worker, i, i + 1));
+    for (auto& p : promises) std::printf("%d ", p.get());
+    std::printf("\n");
+    // [/readme:threads.run]
+  }
 
-  // thread.async.run(fn() { time.timer.sleep(100); return "done" }) + await (seed 002/003)
-  auto future = skein::run([]() -> skein::Promise<std::string> {
-    co_await skein::async_sleep(100ms);
-    co_return "done";
-  });
-  std::printf("%s\n", future.get().c_str());
+  std::printf("[Promise.wait]\n");
+  {
+    // [readme:Promise.wait]
+    auto print_sum = [](int x, int y) { std::printf("Processing %d + %d = %d\n", x, y, x + y); };
+    auto promise = skein::run(print_sum, 5, 3);
+    promise.wait();  // waits for completion, discards the result (and rethrows an error)
+    // [/readme:Promise.wait]
+  }
 
-  // thread.core.spawn(fn() { println("running in the background") })
-  skein::Resolver<void> printed;
-  skein::spawn([&printed] {
-    std::printf("running in the background\n");
-    printed.resolve();
-  });
-  printed.promise().wait();
+  std::printf("[passing data]\n");
+  {
+    // [readme:passing data]
+    auto process_data = [](std::vector<int> data) {  // the task's own copy
+      for (auto& x : data) x *= 2;
+      return data;
+    };
+    std::vector<int> my_data{1, 2, 3, 4, 5};
+    auto result = skein::run(process_data, my_data).get();  // my_data is copied into the task
+    for (int x : result) std::printf("%d ", x);
+    std::printf("\n");
+    // [/readme:passing data]
+  }
 
-  // EvalWithTimeout(30s, script): every task under it is cancelled at the deadline
-  try {
-    skein::run_with_timeout(50ms, [] {
-      for (int i = 0; i < 4; ++i) skein::spawn([] { skein::sleep_for(30s); });
-      skein::sleep_for(30s);
+  std::printf("[thread.core.spawn]\n");
+  {
+    // [readme:thread.core.spawn]
+    skein::Resolver<void> printed;  // only so that this program waits for the output
+    skein::spawn([&printed] {
+      std::printf("running in the background\n");
+      printed.resolve();
     });
-  } catch (const skein::Cancelled& e) {
-    std::printf("%s\n", e.what());
+    printed.promise().wait();
+    // [/readme:thread.core.spawn]
+  }
+
+  std::printf("[thread.async]\n");
+  {
+    // [readme:thread.async]
+    auto future = skein::run([]() -> skein::Promise<std::string> {
+      co_await skein::async_sleep(100ms);  // suspends; no thread sleeps
+      co_return "done";
+    });
+    std::printf("%s\n", future.get().c_str());  // thread.async.await(future)
+    // [/readme:thread.async]
+  }
+
+  std::printf("[thread.core helpers]\n");
+  {
+    // [readme:thread.core helpers]
+    skein::sleep_for(10ms);  // thread.core.sleep(10): blocking, cancellable
+    std::printf("cpus() >= 1: %s\n", skein::cpus() >= 1 ? "yes" : "no");
+    skein::Resolver<void> gate;
+    std::vector<skein::Promise<void>> waiting;
+    for (int i = 0; i < 3; ++i) waiting.push_back(skein::run([p = gate.promise()] { p.wait(); }));
+    std::printf("goroutines() >= 3: %s\n", skein::goroutines() >= 3 ? "yes" : "no");
+    gate.resolve();
+    for (auto& p : waiting) p.wait();
+    // [/readme:thread.core helpers]
+  }
+
+  std::printf("[EvalWithTimeout]\n");
+  {
+    // [readme:EvalWithTimeout]
+    auto script = [] {
+      for (int i = 0; i < 4; ++i) skein::spawn([] { skein::sleep_for(30s); });  // inherit the context
+      skein::sleep_for(30s);
+    };
+    try {
+      skein::run_with_timeout(50ms, script);
+    } catch (const skein::Cancelled& e) {  // after every task inside has stopped
+      std::printf("%s\n", e.what());
+    }
+    // [/readme:EvalWithTimeout]
   }
 }
