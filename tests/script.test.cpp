@@ -1,6 +1,7 @@
 // <skein/script.hpp> over the interpreter-free host in support/script_host.hpp:
 // the seeds' examples as Value-level calls, argument checking, and stress.
 
+#include "support/common.hpp"
 #include "support/script_host.hpp"
 
 using namespace test;
@@ -8,6 +9,12 @@ using namespace test::script;
 namespace sc = skein::script;
 
 namespace {
+
+std::int64_t as_int(const Value& v) {
+  auto* i = v.get_if<std::int64_t>();
+  REQUIRE_MESSAGE(i, "expected an integer, got " << v.repr());
+  return *i;
+}
 
 // worker(x, y=10): the seeds' example function.
 Value worker_fn() {
@@ -113,7 +120,7 @@ TEST_CASE("threads.Atomic: seed 000's counter, initial honoured, bad values reje
 
 TEST_CASE("threads.Shared: get returns a copy; update is the race-free read-modify-write") {
   Session s;
-  auto shared = s.call("threads.Shared", {sc::List{}});
+  auto shared = s.call("threads.Shared", {Value(sc::List{})});
   auto got = s.method(shared, "get");
   got.get_if<sc::List>()->push_back(1);
   CHECK(s.method(shared, "get").get_if<sc::List>()->empty());  // the copy did not leak back
@@ -337,4 +344,24 @@ TEST_CASE("stress: 10,000 threads.run tasks each returning a value") {
   for (auto& p : ps) sum += as_int(s.method(p, "get"));
   CHECK(sum == std::int64_t(n) * (n - 1));
   CHECK(s.host.environments.load() == n);
+}
+
+TEST_CASE("destroying the runtime breaks reference cycles between handles") {
+  std::weak_ptr<sc::Object> q_obj, s_obj, p_obj;
+  {
+    Session s;
+    auto q = s.call("threads.Queue");
+    s.method(q, "put", {q});  // the queue holds its own handle
+    auto sh = s.call("threads.Shared");
+    sc::List both{q, sh};
+    s.method(sh, "set", {Value(both)});  // the shared value holds itself
+    auto pool = s.call("threads.Pool", {fn("noop", {"x"}, [](TestEnv&, std::vector<Value>&) { return Value(); })});
+    s.method(q, "put", {pool});
+    q_obj = *q.get_if<sc::Handle>();
+    s_obj = *sh.get_if<sc::Handle>();
+    p_obj = *pool.get_if<sc::Handle>();
+  }
+  CHECK(q_obj.expired());
+  CHECK(s_obj.expired());
+  CHECK(p_obj.expired());
 }

@@ -109,26 +109,24 @@ public:
   enum class Kind { none, boolean, integer, number, string, list, dict, function, handle };
   using Storage = std::variant<None, bool, std::int64_t, double, std::string, List, Dict, FunctionRef, Handle>;
 
+  // (Constructors that are not templates are defined after DictEntry: the
+  // variant needs Dict's element type complete wherever it is built.)
   Value() noexcept = default;
-  Value(None) noexcept {}
-  Value(bool b) noexcept : v_(b) {}
+  Value(None) noexcept;
+  Value(bool b) noexcept;
   template <class I>
     requires(std::is_integral_v<I> && !std::is_same_v<I, bool>)
-  Value(I i) noexcept : v_(static_cast<std::int64_t>(i)) {}
-  Value(double d) noexcept : v_(d) {}
-  Value(const char* s) : v_(std::string(s)) {}
-  Value(std::string s) noexcept : v_(std::move(s)) {}
-  Value(std::string_view s) : v_(std::string(s)) {}
-  Value(List l) noexcept : v_(std::move(l)) {}
-  Value(Dict d) noexcept : v_(std::move(d)) {}
-  Value(FunctionRef f) noexcept : v_(std::move(f)) {
-    if (!std::get<FunctionRef>(v_)) v_ = None{};
-  }
+  Value(I i) noexcept;
+  Value(double d) noexcept;
+  Value(const char* s);
+  Value(std::string s) noexcept;
+  Value(std::string_view s);
+  Value(List l) noexcept;
+  Value(Dict d) noexcept;
+  Value(FunctionRef f) noexcept;
   template <class O>
     requires std::is_base_of_v<Object, O>
-  Value(std::shared_ptr<O> h) noexcept : v_(Handle(std::move(h))) {
-    if (!std::get<Handle>(v_)) v_ = None{};
-  }
+  Value(std::shared_ptr<O> h) noexcept;
 
   [[nodiscard]] Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
   [[nodiscard]] bool is_none() const noexcept { return kind() == Kind::none; }
@@ -159,6 +157,26 @@ struct DictEntry {
   Value key;
   Value value;
 };
+
+template <class I>
+  requires(std::is_integral_v<I> && !std::is_same_v<I, bool>)
+Value::Value(I i) noexcept : v_(static_cast<std::int64_t>(i)) {}
+template <class O>
+  requires std::is_base_of_v<Object, O>
+Value::Value(std::shared_ptr<O> h) noexcept : v_(Handle(std::move(h))) {
+  if (!std::get<Handle>(v_)) v_ = None{};
+}
+inline Value::Value(None) noexcept {}
+inline Value::Value(bool b) noexcept : v_(b) {}
+inline Value::Value(double d) noexcept : v_(d) {}
+inline Value::Value(const char* s) : v_(std::string(s)) {}
+inline Value::Value(std::string s) noexcept : v_(std::move(s)) {}
+inline Value::Value(std::string_view s) : v_(std::string(s)) {}
+inline Value::Value(List l) noexcept : v_(std::move(l)) {}
+inline Value::Value(Dict d) noexcept : v_(std::move(d)) {}
+inline Value::Value(FunctionRef f) noexcept : v_(std::move(f)) {
+  if (!std::get<FunctionRef>(v_)) v_ = None{};
+}
 
 /// The entry for `key` in `d`, or nullptr.
 inline const Value* find(const Dict& d, const Value& key) {
@@ -191,6 +209,9 @@ public:
   virtual ~Object() = default;
   [[nodiscard]] virtual std::string_view type_name() const noexcept = 0;
   [[nodiscard]] virtual std::span<const Method> methods() const noexcept = 0;
+  /// Drops the values it holds (Runtime's destructor calls it, once every
+  /// task has finished, to break cycles: a queue holding its own handle).
+  virtual void clear() noexcept {}
   /// The method called `name`, or nullptr.
   [[nodiscard]] const Method* method(std::string_view name) const noexcept {
     for (auto& m : methods())
@@ -238,8 +259,10 @@ enum class Isolation {
 };
 
 /// The state one script program shares: its host, its cancellation context
-/// (every task the modules start is bound to it), the `runtime.core` store.
-/// Destroying it cancels its tasks and waits for them.
+/// (every task the modules start is bound to it), the `runtime.core` store,
+/// and the objects the modules made. Destroying it cancels its tasks, waits
+/// for them, then clears those objects' contents — handles are shared
+/// pointers, and a script can make cycles (`q:put(q)`) that would leak.
 class Runtime {
 public:
   struct Options {
@@ -256,6 +279,30 @@ public:
       ctx_.wait();
     } catch (...) {  // called from one of its own tasks: nothing better to do than not wait
     }
+    std::vector<std::shared_ptr<Object>> live;
+    {
+      std::lock_guard lk(objects_mu_);
+      for (auto& w : objects_)
+        if (auto o = w.lock()) live.push_back(std::move(o));
+      objects_.clear();
+    }
+    for (auto& o : live) o->clear();
+    {
+      std::lock_guard lk(store_mu_);
+      store_.clear();
+    }
+  }
+
+  /// Registers an object the modules made (see the destructor); returns it.
+  template <class O>
+  std::shared_ptr<O> adopt(std::shared_ptr<O> obj) {
+    std::lock_guard lk(objects_mu_);
+    if (objects_.size() >= prune_at_) {
+      std::erase_if(objects_, [](const std::weak_ptr<Object>& w) { return w.expired(); });
+      prune_at_ = std::max<std::size_t>(64, 2 * objects_.size());
+    }
+    objects_.push_back(obj);
+    return obj;
   }
 
   [[nodiscard]] Host& host() const noexcept { return host_; }
@@ -302,6 +349,9 @@ private:
   Context ctx_;
   mutable std::mutex store_mu_;
   std::map<std::string, Value, std::less<>> store_;
+  std::mutex objects_mu_;
+  std::vector<std::weak_ptr<Object>> objects_;
+  std::size_t prune_at_ = 64;
 };
 
 /// A parameter of a native function: a name, and a default when optional.
@@ -679,6 +729,9 @@ public:
     };
     return m;
   }
+  void clear() noexcept override {
+    Value old = value.update([](Value& v) { return std::exchange(v, Value()); });
+  }
   skein::Shared<Value> value;
 
 private:
@@ -718,6 +771,10 @@ public:
         {"closed", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.closed(); }},
     };
     return m;
+  }
+  void clear() noexcept override {
+    while (queue.try_get()) {
+    }
   }
   skein::Queue<Value> queue;
 
@@ -800,6 +857,17 @@ public:
         {"pending", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).pool_.pending(); }},
     };
     return m;
+  }
+
+  /// Drops the idle environments and the globals copy (both may hold handles).
+  void clear() noexcept override {
+    std::vector<std::unique_ptr<Environment>> idle;
+    std::optional<Dict> globals;
+    {
+      std::lock_guard lk(envs_->mu);
+      idle.swap(envs_->idle);
+      globals.swap(envs_->globals);
+    }
   }
 
 private:
@@ -924,6 +992,16 @@ struct Module {
 
 namespace impl {
 
+/// A new handle object; those that hold values are registered with the runtime (see ~Runtime).
+template <class O, class... A>
+std::shared_ptr<O> make(Call& c, A&&... a) {
+  auto obj = std::make_shared<O>(std::forward<A>(a)...);
+  if constexpr (std::is_same_v<O, SharedObject> || std::is_same_v<O, QueueObject> || std::is_same_v<O, PoolObject> ||
+                std::is_same_v<O, PromiseObject>)
+    c.runtime().adopt(obj);
+  return obj;
+}
+
 /// Starts a script task: fn(args..., kwargs by parameter name) in a fresh environment.
 inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) {
   auto& args = c.args();
@@ -953,15 +1031,19 @@ auto in_runtime(Call& c, F make) {
   return c.runtime().run(std::move(make)).get();
 }
 
+/// A script asking for more workers than this has a bug (each is a task with its own environment).
+inline constexpr std::size_t kMaxPoolWorkers = 10000;
+
 inline Value make_pool(Call& c, Isolation iso, std::string_view depth_name) {
   auto a = c.bind({{"worker_func"}, {"workers", Value(4)}, {depth_name, Value()}});
   auto fn = c.function(a[0], "worker_func");
   auto workers = c.size(a[1], "workers");
   if (workers == 0) c.fail("workers must be at least 1");
+  if (workers > kMaxPoolWorkers) c.fail("workers must be at most " + std::to_string(kMaxPoolWorkers) + ", got " + std::to_string(workers));
   auto depth = a[2].is_none() ? workers * 2 : c.size(a[2], depth_name);
   auto globals = snapshot_if(c, iso == Isolation::clone);
   auto& rt = c.runtime();
-  return in_runtime(c, [&] { return std::make_shared<PoolObject>(rt, fn, workers, depth, std::move(globals)); });
+  return in_runtime(c, [&] { return make<PoolObject>(c, rt, fn, workers, depth, std::move(globals)); });
 }
 
 inline Module make_threads_module() {
@@ -970,21 +1052,21 @@ inline Module make_threads_module() {
       {
           {"run", [](Call& c) -> Value {
              bool clone = c.runtime().options().run_isolation == Isolation::clone;
-             return std::make_shared<PromiseObject>(start_script_task(c, 0, clone));
+             return make<PromiseObject>(c, start_script_task(c, 0, clone));
            }},
           {"Atomic", [](Call& c) -> Value {
              auto a = c.bind({{"initial", Value(0)}});
-             return std::make_shared<AtomicObject>(c.integer(a[0], "initial"));
+             return make<AtomicObject>(c, c.integer(a[0], "initial"));
            }},
           {"Shared", [](Call& c) -> Value {
              auto a = c.bind({{"initial_value", Value()}});
-             return std::make_shared<SharedObject>(std::move(a[0]));
+             return make<SharedObject>(c, std::move(a[0]));
            }},
           {"Queue", [](Call& c) -> Value {
              auto a = c.bind({{"maxsize", Value(0)}});
-             return std::make_shared<QueueObject>(c.size(a[0], "maxsize"));
+             return make<QueueObject>(c, c.size(a[0], "maxsize"));
            }},
-          {"WaitGroup", [](Call& c) -> Value { return c.bind({}), std::make_shared<WaitGroupObject>(); }},
+          {"WaitGroup", [](Call& c) -> Value { return c.bind({}), make<WaitGroupObject>(c); }},
           {"Pool", [](Call& c) -> Value { return make_pool(c, c.runtime().options().run_isolation, "queue_depth"); }},
       },
       {}};
@@ -1014,7 +1096,7 @@ inline Module make_thread_module() {
           M{"async",
             {
                 {"run", [](Call& c) -> Value {
-                   return std::make_shared<PromiseObject>(start_script_task(c, 0, true));
+                   return make<PromiseObject>(c, start_script_task(c, 0, true));
                  }},
                 {"await", [](Call& c) -> Value {
                    auto& a = c.exactly(1);
@@ -1026,7 +1108,7 @@ inline Module make_thread_module() {
             {
                 {"new", [](Call& c) -> Value {
                    auto& a = c.exactly(0, 1);
-                   return std::make_shared<QueueObject>(a[0].is_none() ? 0 : c.size(a[0], "capacity"));
+                   return make<QueueObject>(c, a[0].is_none() ? 0 : c.size(a[0], "capacity"));
                  }},
                 {"send", [](Call& c) -> Value { return call_on<QueueObject>(c, "put"); }},
                 {"recv", [](Call& c) -> Value { return call_on<QueueObject>(c, "get"); }},
@@ -1044,7 +1126,7 @@ inline Module make_thread_module() {
             {}},
           M{"mutex",
             {
-                {"new", [](Call& c) -> Value { return c.exactly(0), std::make_shared<MutexObject>(); }},
+                {"new", [](Call& c) -> Value { return c.exactly(0), make<MutexObject>(c); }},
                 {"lock", [](Call& c) -> Value { return call_on<MutexObject>(c, "lock"); }},
                 {"unlock", [](Call& c) -> Value { return call_on<MutexObject>(c, "unlock"); }},
                 {"tryLock", [](Call& c) -> Value { return call_on<MutexObject>(c, "try_lock"); }},
@@ -1052,7 +1134,7 @@ inline Module make_thread_module() {
             {}},
           M{"rwlock",
             {
-                {"new", [](Call& c) -> Value { return c.exactly(0), std::make_shared<RWLockObject>(); }},
+                {"new", [](Call& c) -> Value { return c.exactly(0), make<RWLockObject>(c); }},
                 {"lock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "lock"); }},
                 {"unlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "unlock"); }},
                 {"tryLock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "try_lock"); }},
@@ -1068,7 +1150,7 @@ inline Module make_thread_module() {
                    auto n = c.size(a[0], "permits");
                    if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
                      c.fail("permits must be below 2^31, got " + std::to_string(n));
-                   return std::make_shared<SemaphoreObject>(static_cast<std::ptrdiff_t>(n));
+                   return make<SemaphoreObject>(c, static_cast<std::ptrdiff_t>(n));
                  }},
                 {"acquire", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "acquire"); }},
                 {"release", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "release"); }},
@@ -1079,7 +1161,7 @@ inline Module make_thread_module() {
             {
                 {"new", [](Call& c) -> Value {
                    auto& a = c.exactly(0, 1);
-                   return std::make_shared<AtomicObject>(a[0].is_none() ? 0 : c.integer(a[0], "initial value"));
+                   return make<AtomicObject>(c, a[0].is_none() ? 0 : c.integer(a[0], "initial value"));
                  }},
                 {"load", [](Call& c) -> Value { return call_on<AtomicObject>(c, "load"); }},
                 {"store", [](Call& c) -> Value { return call_on<AtomicObject>(c, "store"); }},
@@ -1108,7 +1190,7 @@ inline Module make_thread_module() {
                      fns.push_back(c.function(c.args()[i], "argument " + std::to_string(i + 1)));
                    auto globals = snapshot_if(c, true);
                    auto& rt = c.runtime();
-                   return std::make_shared<PromiseObject>(
+                   return make<PromiseObject>(c, 
                        rt.run([&rt](std::vector<FunctionRef> f, std::optional<Dict> g) -> Value {
                          auto env = rt.host().create_environment(rt, g ? &*g : nullptr);
                          List results;

@@ -1,16 +1,19 @@
 #pragma once
 // A minimal script host with no interpreter: its "script functions" are C++
 // lambdas over Value, its environments a Dict of globals. It proves that
-// <skein/script.hpp> does not depend on Lua, and lets doctest call the
-// modules directly.
+// <skein/script.hpp> does not depend on Lua, and lets doctest (and the fuzz
+// driver) call the modules directly.
 
+#include <atomic>
 #include <functional>
+#include <optional>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "common.hpp"
+#include <skein/skein.hpp>
 
 namespace test::script {
 
@@ -150,11 +153,5 @@ struct Session {
     return main.method(h, name, std::move(args), std::move(kw));
   }
 };
-
-inline std::int64_t as_int(const Value& v) {
-  auto* i = v.get_if<std::int64_t>();
-  REQUIRE_MESSAGE(i, "expected an integer, got " << v.repr());
-  return *i;
-}
 
 }  // namespace test::script
