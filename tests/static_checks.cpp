@@ -22,9 +22,18 @@
 #include <variant>
 #include <vector>
 
+// Functions the checks call in unevaluated contexts (external linkage: an
+// unused internal function would be a warning).
+namespace skein_static_checks {
+int add(int x, int y) { return x + y; }
+skein::Promise<long> coro(int n) { co_return n; }
+}  // namespace skein_static_checks
+
 namespace {
 
 using namespace std::chrono_literals;
+using skein_static_checks::add;
+using skein_static_checks::coro;
 template <class T>
 T& lv() noexcept;  // an lvalue of T, for unevaluated expressions
 
@@ -67,8 +76,6 @@ static_assert(std::is_same_v<decltype(lv<const skein::Resolver<int>>().promise()
 static_assert(noexcept(lv<const skein::Resolver<int>>().promise()) && noexcept(lv<const skein::Resolver<int>>().settled()));
 
 // --- run.hpp: run / spawn and the types they return ----------------------------------
-int add(int x, int y) { return x + y; }
-skein::Promise<long> coro(int n) { co_return n; }
 static_assert(std::is_same_v<decltype(skein::run(add, 5, 3)), PI>);
 static_assert(std::is_same_v<decltype(skein::run(lv<skein::ThreadPool>(), add, 5, 3)), PI>);
 static_assert(std::is_same_v<decltype(skein::run([] {})), skein::Promise<void>>);
