@@ -10,7 +10,7 @@ In README.md, a fenced block right after
 The examples are built and their output is compared with examples/expected/
 by ctest, and the consumer snippets are built by tests/consumers; this script
 (ctest `readme_snippets`) checks that the README shows exactly those, and that
-every cpp and cmake block of the README is such a snippet.
+every cpp, cmake and lua block of the README is such a snippet.
 
     tools/readme.py            check (exit 1 on any difference)
     tools/readme.py --update   rewrite the README's blocks from the files"""
@@ -24,7 +24,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 MARKER = re.compile(r"^<!-- (snippet|output): ([^#\s]+)(?:#(.+?))? -->$")
 FENCE = re.compile(r"^```(\w*)$")
-CHECKED_LANGS = {"cpp", "cmake"}
+CHECKED_LANGS = {"cpp", "cmake", "lua"}
 
 
 def snippet(path: pathlib.Path, name: str) -> str:

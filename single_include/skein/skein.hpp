@@ -5880,7 +5880,10 @@ public:
     return m;
   }
   void clear() noexcept override {
-    Value old = value.update([](Value& v) { return std::exchange(v, Value()); });
+    try {
+      Value old = value.update([](Value& v) { return std::exchange(v, Value()); });
+    } catch (...) {  // the lock is a skein::Mutex: a cancelled caller may not take it; the cycle stays
+    }
   }
   skein::Shared<Value> value;
 
@@ -5923,7 +5926,10 @@ public:
     return m;
   }
   void clear() noexcept override {
-    while (queue.try_get()) {
+    try {
+      while (queue.try_get()) {
+      }
+    } catch (...) {  // a throwing Value move cannot happen (nothrow); never escape a noexcept
     }
   }
   skein::Queue<Value> queue;

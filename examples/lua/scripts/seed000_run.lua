@@ -1,5 +1,6 @@
 -- Seeds 000/001, threads.run(func, *args, **kwargs): positional and keyword
 -- arguments (Lua has no keyword syntax: threads.kwargs{...} goes last).
+-- [readme:run]
 local threads = require("threads")
 
 function worker(x, y)
@@ -21,3 +22,4 @@ for i = 0, 9 do promises[#promises + 1] = threads.run(worker, i, threads.kwargs{
 local results = {}
 for _, p in ipairs(promises) do results[#results + 1] = p:get() end
 print(table.concat(results, ", "))
+-- [/readme:run]

@@ -1,4 +1,5 @@
 -- Seeds 002/003, thread.channel: typed message passing between tasks.
+-- [readme:channel]
 local thread = require("thread")
 
 -- A top-level name without `local` is a global: spawned tasks get a copy of
@@ -20,3 +21,4 @@ thread.channel.send(ch, 2)
 thread.channel.close(ch)
 print(thread.channel.recv(ch), thread.channel.recv(ch), thread.channel.recv(ch))  -- 1 2 nil (closed, drained)
 print(pcall(thread.channel.send, ch, 3))  -- false ... put on a closed Queue
+-- [/readme:channel]
