@@ -54,12 +54,16 @@ TEST_CASE("100,000 sleeping coroutines cost no threads") {
 }
 
 TEST_CASE("timers fire in deadline order") {
+  // Absolute deadlines from one base (tasks that start late must not shift
+  // them), and a one-thread pool so that the wake-ups run in firing order.
+  skein::ThreadPool pool(1);
   std::mutex mu;
   std::vector<int> order;
   std::vector<Promise<void>> ps;
+  const auto base = std::chrono::steady_clock::now() + 200ms;
   for (int i : {5, 1, 4, 2, 3})
-    ps.push_back(skein::run([i, &mu, &order]() -> Promise<void> {
-      co_await skein::async_sleep(std::chrono::milliseconds(i * 15));
+    ps.push_back(skein::run(pool, [i, base, &mu, &order]() -> Promise<void> {
+      co_await skein::async_sleep_until(base + std::chrono::milliseconds(i * 15));
       std::lock_guard lk(mu);
       order.push_back(i);
     }));
