@@ -66,6 +66,7 @@ private:
 class LuaEnvironment;
 
 namespace detail {
+inline void cancel_hook(lua_State* L, lua_Debug*);
 
 inline constexpr const char* kKwargsMeta = "skein.kwargs";
 inline constexpr int kMaxDepth = 100;
@@ -122,7 +123,8 @@ inline bool is_kwargs(lua_State* L, int idx) {
 /// The skein handle in userdata `idx`, or nullptr.
 inline sc::Handle* handle_at(lua_State* L, int idx) {
   if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return nullptr;
-  lua_getfield(L, -1, "__skein");
+  lua_pushliteral(L, "__skein");
+  lua_rawget(L, -2);
   bool ours = lua_toboolean(L, -1);
   lua_pop(L, 2);
   return ours ? static_cast<sc::Handle*>(lua_touserdata(L, idx)) : nullptr;
@@ -397,6 +399,9 @@ public:
 
   Value call(const sc::Function& f, std::vector<Value> args) override {
     lua_settop(L_, 0);
+    // A reused environment (a Pool worker's) may still have the every-instruction
+    // hook of an earlier cancelled call.
+    lua_sethook(L_, detail::cancel_hook, LUA_MASKCOUNT, detail::kHookCount);
     push_function(f);
     for (auto& a : args) push_value(a);
     if (lua_pcall(L_, static_cast<int>(args.size()), 1, 0) != LUA_OK) {
@@ -569,6 +574,8 @@ inline void push_handle(lua_State* L, const sc::Handle& h) {
   if (luaL_newmetatable(L, meta.c_str())) {  // first handle of this type in this state
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "__skein");
+    lua_pushliteral(L, "skein object");  // getmetatable() shows this; setmetatable() refuses
+    lua_setfield(L, -2, "__metatable");
     lua_pushstring(L, std::string(h->type_name()).c_str());
     lua_setfield(L, -2, "__name");
     lua_pushcfunction(L, handle_gc);

@@ -55,8 +55,8 @@ Options parse(int argc, char** argv) {
       char* end = nullptr;
       errno = 0;
       o.timeout = std::strtod(argv[++i], &end);
-      if (errno || !end || *end || !std::isfinite(o.timeout) || o.timeout <= 0)
-        usage("--timeout needs a positive number of seconds");
+      if (errno || !end || *end || !std::isfinite(o.timeout) || o.timeout <= 0 || o.timeout > 1e8)
+        usage("--timeout needs a positive number of seconds (at most 1e8)");
     } else if (a == "--isolation") {
       if (i + 1 >= argc) usage("--isolation needs 'empty' or 'clone'");
       std::string v = argv[++i];
