@@ -20,18 +20,7 @@
 namespace skein {
 
 /// Number of hardware threads this process may run on (honours taskset / cpusets).
-inline std::size_t cpus() {
-#if defined(__linux__)
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return static_cast<std::size_t>(n);
-  }
-#endif
-  unsigned n = std::thread::hardware_concurrency();
-  return n ? n : 1;
-}
+inline std::size_t cpus() { return detail::affinity_cpus(); }
 
 /// co_await pool.schedule(): continue on the pool, behind the work already queued.
 class [[nodiscard]] ScheduleOperation {

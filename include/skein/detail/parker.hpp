@@ -3,7 +3,9 @@
 // `notified`; a stop callback or the waiter's own deadline may first move it to
 // `interrupted`, after which the waiter decides who won (see block_wait in
 // waiter.hpp). On Linux the word is a futex: one syscall to park, one to wake,
-// no mutex; elsewhere a mutex and a condition variable.
+// no mutex; elsewhere a mutex and a condition variable. A flag in the word
+// says the waiter went to sleep: a notification that comes while it still
+// spins costs no system call (with a full 1P/1C queue that is most of them).
 
 #include <atomic>
 #include <chrono>
@@ -29,20 +31,25 @@ class Parker {
 public:
   static constexpr std::uint32_t kWaiting = 0, kNotified = 1, kInterrupted = 2;
 
-  /// Moves to `notified` from any state and wakes the thread.
+  /// Moves to `notified` from any state; wakes the thread only if it sleeps
+  /// (a waiter still spinning sees the change without a system call).
   void notify() noexcept {
-    // release: the waiter's acquire load sees what the notifier wrote before.
-    word_.store(kNotified, std::memory_order_release);
-    wake();
+    // acq_rel: the waiter's acquire load sees what the notifier wrote before;
+    // reading the old word in the same step closes the race with a waiter
+    // that is just going to sleep (it set kSleeping first, or sees kNotified).
+    if (word_.exchange(kNotified, std::memory_order_acq_rel) & kSleeping) wake();
   }
   /// Moves `waiting` to `interrupted` and wakes the thread; false if already notified.
   bool interrupt() noexcept {
-    std::uint32_t w = kWaiting;
-    if (!word_.compare_exchange_strong(w, kInterrupted, std::memory_order_acq_rel)) return false;
-    wake();
+    std::uint32_t w = word_.load(std::memory_order_relaxed);
+    for (;;) {
+      if ((w & ~kSleeping) != kWaiting) return false;
+      if (word_.compare_exchange_weak(w, kInterrupted, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
+    }
+    if (w & kSleeping) wake();
     return true;
   }
-  [[nodiscard]] std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire); }
+  [[nodiscard]] std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire) & ~kSleeping; }
 
   /// Spins up to `spins` pauses while the state is `from`; returns the state.
   std::uint32_t spin_while(std::uint32_t from, int spins) const noexcept {
@@ -56,10 +63,18 @@ public:
 
   /// Blocks while the state is `from`, until `deadline` if given. Returns the state.
   std::uint32_t wait_while(std::uint32_t from, const Clock::time_point* deadline = nullptr) noexcept {
-#if defined(__linux__)
     for (;;) {
-      auto s = state();
-      if (s != from) return s;
+      std::uint32_t w = word_.load(std::memory_order_acquire);
+      if ((w & ~kSleeping) != from) return w & ~kSleeping;
+      // Say we sleep before sleeping: a notifier that changes the word after
+      // this sees the flag and wakes us; one that changed it before makes the
+      // CAS (or the futex's own check) fail.
+      if (!(w & kSleeping)) {
+        if (!word_.compare_exchange_weak(w, w | kSleeping, std::memory_order_acq_rel, std::memory_order_acquire))
+          continue;
+        w |= kSleeping;
+      }
+#if defined(__linux__)
       timespec ts{};
       timespec* tsp = nullptr;
       if (deadline) {
@@ -70,22 +85,24 @@ public:
         ts.tv_nsec = static_cast<long>(ns % 1000000000);
         tsp = &ts;
       }
-      // FUTEX_WAIT returns at once if the word no longer equals `from`, so a
+      // FUTEX_WAIT returns at once if the word no longer equals `w`, so a
       // change between the load above and the syscall is not lost.
-      syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_PRIVATE, from, tsp, nullptr, 0);
-    }
+      syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_PRIVATE, w, tsp, nullptr, 0);
 #else
-    std::unique_lock lk(mu_);
-    auto pred = [&] { return state() != from; };
-    if (!deadline)
-      cv_.wait(lk, pred);
-    else
-      cv_.wait_until(lk, *deadline, pred);
-    return state();
+      std::unique_lock lk(mu_);
+      auto pred = [&] { return word_.load(std::memory_order_acquire) != w; };
+      if (!deadline) {
+        cv_.wait(lk, pred);
+      } else if (!cv_.wait_until(lk, *deadline, pred)) {
+        return state();
+      }
 #endif
+    }
   }
 
 private:
+  static constexpr std::uint32_t kSleeping = 4;  // flag: the waiter is (about to be) in the kernel
+
   void wake() noexcept {
 #if defined(__linux__)
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);

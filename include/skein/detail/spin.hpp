@@ -3,13 +3,39 @@
 // critical sections of a few instructions (waiter lists).
 
 #include <atomic>
+#include <cstddef>
 #include <thread>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
 
 namespace skein::detail {
+
+/// Number of hardware threads this process may run on (honours taskset / cpusets).
+inline std::size_t affinity_cpus() noexcept {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<std::size_t>(n);
+  }
+#endif
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
+
+/// Spinning for a notifier only helps when the notifier can run meanwhile:
+/// not on a single CPU (read once, at the first wait).
+inline bool spinning_helps() noexcept {
+  static const bool multi = affinity_cpus() > 1;
+  return multi;
+}
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)

@@ -154,8 +154,10 @@ enum class WaitStatus { ready, timeout, cancelled };
 template <class Withdraw>
 WaitStatus block_wait(ThreadWaiter& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
                       bool observe_stop = true) {
-  constexpr int kSpins = 256;  // ~ a few microseconds: far cheaper than a park + cross-CPU wake
-  if (w.parker.spin_while(Parker::kWaiting, kSpins) == Parker::kNotified) return WaitStatus::ready;
+  // ~ a few microseconds: far cheaper than a park + cross-CPU wake; useless
+  // on one CPU, where the notifier cannot run while we spin.
+  const int spins = spinning_helps() ? 256 : 0;
+  if (spins && w.parker.spin_while(Parker::kWaiting, spins) == Parker::kNotified) return WaitStatus::ready;
 
   auto give_up = [&](WaitStatus why) {
     if (withdraw()) return why;
