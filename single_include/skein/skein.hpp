@@ -3524,20 +3524,36 @@ public:
   /// Runs until stop(), or until there is nothing left to do (see the class comment).
   void run() {
     Bind bind(this);
+    rearm_wakeup();
     while (step(true)) {
     }
   }
   /// Runs one item, waiting for one if needed; false if the loop stopped or ran out of work.
   bool run_one() {
     Bind bind(this);
+    rearm_wakeup();
     return step(true);
   }
   /// Runs what is queued now without waiting; returns how many items ran.
   std::size_t poll() {
     Bind bind(this);
+    rearm_wakeup();
     std::size_t n = 0;
     while (step(false)) ++n;
     return n;
+  }
+
+  /// For a loop driven by someone else's loop with poll(): `hook()` is called
+  /// when work arrives for this loop — from the thread that posts, triggers
+  /// or completes it — so that the host loop can wake up (write to an
+  /// eventfd, uv_async_send, PostMessage, ...) and call poll(). Calls are
+  /// coalesced: after one, the next comes only once poll() (or run(),
+  /// run_one()) has started again, which then sees the work. `hook` must be
+  /// cheap, must not throw, and must not touch the loop itself. Set it before
+  /// other threads use the loop; nullptr removes it.
+  void set_wakeup_hook(std::function<void()> hook) {
+    wakeup_hook_ = std::move(hook);
+    wakeup_signalled_.store(false, std::memory_order_seq_cst);
   }
 
   /// Makes run() return; later posts throw Closed. Any thread, idempotent.
@@ -3712,6 +3728,20 @@ private:
       state_.store(kAwake, std::memory_order_seq_cst);
       state_.notify_one();
     }
+    // The host's hook, once per poll(): either the exchange finds the flag
+    // set (the host was told and has not polled yet — it will see our item,
+    // pushed before), or it finds it cleared by a poll() that may have missed
+    // the item, and the host is told again.
+    if (wakeup_hook_ && !wakeup_signalled_.exchange(true, std::memory_order_seq_cst)) {
+      try {
+        wakeup_hook_();
+      } catch (...) {
+        detail::report_unhandled(std::current_exception());
+      }
+    }
+  }
+  void rearm_wakeup() noexcept {
+    if (wakeup_hook_) wakeup_signalled_.store(false, std::memory_order_seq_cst);
   }
 
   /// Runs one item; false when the loop should return.
@@ -3797,6 +3827,8 @@ private:
   static constexpr std::uint32_t kAwake = 0, kSleeping = 1;
   detail::MpscQueue q_;
   alignas(64) std::atomic<std::uint32_t> state_{kAwake};
+  std::function<void()> wakeup_hook_;
+  std::atomic<bool> wakeup_signalled_{false};
   std::atomic<bool> stopped_{false};
   std::atomic<long> outstanding_{0};  // coroutines suspended on the loop (Executor::outstanding)
   std::atomic<long> holds_{0};        // open notifiers, keep-alive guards, work() in flight
