@@ -94,7 +94,7 @@ int main(int argc, char** argv) {
   skein::set_unhandled_error_handler([&](std::exception_ptr e) {
     std::lock_guard lk(report_mu);
     ++unobserved;
-    if (ctx.cancelled()) return;  // tasks stopped by the timeout: reported once, below
+    if (ctx.timed_out()) return;  // tasks stopped by the timeout: reported once, below
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
