@@ -60,6 +60,22 @@ TEST_CASE("a spawned task's error is reported before Context::wait returns") {
   }
 }
 
+TEST_CASE("dropping the last handle of a finished, failed task reports its error before the drop returns") {
+  // The task's frame lets go of its own reference a moment after the task
+  // counts as finished; the report must not wait for that moment (CI once
+  // caught the spawn case above reporting after Context::wait returned).
+  HandlerGuard h;
+  for (int round = 0; round < scaled(200); ++round) {
+    skein::Context ctx;
+    const std::string msg = "dropped after finish " + std::to_string(round);
+    auto p = ctx.run([msg] { throw std::runtime_error(msg); });
+    ctx.wait();
+    REQUIRE(h.count(msg) == 0);
+    p = {};
+    REQUIRE(h.count(msg) == 1);
+  }
+}
+
 TEST_CASE("a failed task whose promise is dropped unread is reported once") {
   HandlerGuard h;
   {

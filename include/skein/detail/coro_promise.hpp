@@ -124,7 +124,7 @@ public:
       p.report_if_orphaned();
       p.on_finish();
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
-      p.release();  // may destroy the frame: nothing touches `p` after this
+      p.release_producer();  // may destroy the frame: nothing touches `p` after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
     void await_resume() const noexcept {}

@@ -26,11 +26,40 @@ public:
 
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
 
-  /// Drops a reference. The last one reports an error nobody observed (once:
-  /// the state dies with it) and destroys the state.
+  /// Drops a handle's reference. The last one reports an error nobody
+  /// observed and destroys the state. So does the last handle of a task that
+  /// has finished (its frame's own reference, about to go, cannot observe):
+  /// the report is delivered before this returns.
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    if (error_ && !observed_.load(std::memory_order_relaxed) && !is_cancellation(error_)) report_unhandled(error_);
+    auto cur = refs_.load(std::memory_order_acquire);
+    for (;;) {
+      if (cur == (kFinished | 2)) {
+        // The finished producer and this handle are all that is left, and
+        // nobody can make another handle: report while ours keeps the state
+        // alive (the producer may be letting go of its own right now).
+        report_unobserved();
+        cur = refs_.fetch_sub(1, std::memory_order_acq_rel);
+        break;
+      }
+      if (refs_.compare_exchange_weak(cur, cur - 1, std::memory_order_acq_rel, std::memory_order_acquire)) break;
+    }
+    if ((cur & ~kFinished) == 1) destroy_last();
+  }
+
+  /// Drops the running coroutine's own reference (after report_if_orphaned,
+  /// which set kFinished; clearing it says the producer is gone).
+  void release_producer() noexcept {
+    if ((refs_.fetch_sub(kFinished + 1, std::memory_order_acq_rel) & ~kFinished) == 1) destroy_last();
+  }
+
+private:
+  void report_unobserved() noexcept {
+    if (error_ && !observed_.exchange(true, std::memory_order_relaxed) && !is_cancellation(error_))
+      report_unhandled(error_);
+  }
+
+  void destroy_last() noexcept {
+    report_unobserved();
     // Destroying a frame destroys the Promises it holds, which may destroy
     // their frames in turn: a chain of a million tasks, each holding the
     // previous one, would recurse a million deep. Nested destructions are
@@ -54,15 +83,17 @@ public:
     g.active = false;
   }
 
+public:
   /// Called by a finishing task after it settled, before its accounting:
   /// if its own frame holds the only reference (no handle exists, so none
   /// can ever appear) and it failed, the error is reported now — so that
   /// whoever waits for the task's context (Context::wait) sees the report
-  /// delivered — and not again at release.
+  /// delivered. Otherwise the last handle to go reports it (release()), on
+  /// its own thread: a handle dropped before Context::wait (spawn's) has
+  /// reported by the time the wait returns, however the two threads race.
   void report_if_orphaned() noexcept {
-    if (!error_ || refs_.load(std::memory_order_acquire) != 1) return;
-    if (observed_.exchange(true, std::memory_order_relaxed) || is_cancellation(error_)) return;
-    report_unhandled(error_);
+    const auto old = refs_.fetch_or(kFinished, std::memory_order_acq_rel);
+    if ((old & ~kFinished) == 1) report_unobserved();
   }
 
   [[nodiscard]] bool ready() const noexcept {
@@ -120,6 +151,10 @@ protected:
   void (*destroy_)(PromiseStateBase*) noexcept = nullptr;
 
 private:
+  // Handles plus one for the producer; kFinished while a task that has
+  // settled and checked for an orphaned error (report_if_orphaned) still
+  // holds its own reference.
+  static constexpr std::uint32_t kFinished = 1u << 31;
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<bool> ready_{false};
   mutable std::atomic<bool> observed_{false};
