@@ -21,32 +21,100 @@
 #include <mutex>
 #endif
 
+#include "fault.hpp"
 #include "spin.hpp"
 
 namespace skein::detail {
 
 using Clock = std::chrono::steady_clock;
 
-class Parker {
+/// What Parker needs from the system: an atomic word, parking on it until it
+/// changes (or a deadline passes), and waking the thread parked on it. The
+/// model checker (tests/support/explorer.hpp) substitutes its own, in which
+/// every step is a scheduling point; this is the real one.
+class OsParking {
+public:
+  template <class T>
+  using Atomic = std::atomic<T>;
+
+  /// Parks while `word == expected`; returns false once `deadline` has passed.
+  /// May return early (a change, a spurious wake-up): the caller re-checks.
+  bool park(Atomic<std::uint32_t>& word, std::uint32_t expected, const Clock::time_point* deadline) noexcept {
+#if defined(__linux__)
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (deadline) {
+      auto left = *deadline - Clock::now();
+      if (left <= Clock::duration::zero()) return false;
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+      ts.tv_nsec = static_cast<long>(ns % 1000000000);
+      tsp = &ts;
+    }
+    // FUTEX_WAIT returns at once if the word no longer equals `expected`, so
+    // a change between the caller's load and the syscall is not lost.
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, tsp, nullptr, 0);
+    return true;
+#else
+    std::unique_lock lk(mu_);
+    auto pred = [&] { return word.load(std::memory_order_acquire) != expected; };
+    if (!deadline) {
+      cv_.wait(lk, pred);
+      return true;
+    }
+    return cv_.wait_until(lk, *deadline, pred);
+#endif
+  }
+
+  void wake(Atomic<std::uint32_t>& word) noexcept {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#else
+    (void)word;
+    { std::lock_guard lk(mu_); }
+    cv_.notify_one();
+#endif
+  }
+
+  /// How long a waiter spins before it parks: ~ a few microseconds, far
+  /// cheaper than a park and a cross-CPU wake; useless on one CPU, where the
+  /// notifier cannot run while we spin.
+  static int spin_budget() noexcept { return spinning_helps() ? 256 : 0; }
+
+  /// Deliberately broken variants, for showing that the model checker finds
+  /// them (tests/model_check.test.cpp); never set in the library.
+  static constexpr bool kInjectLostWakeup = false;
+
+#if !defined(__linux__)
+private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+#endif
+};
+
+template <class Sys = OsParking>
+class BasicParker {
 public:
   static constexpr std::uint32_t kWaiting = 0, kNotified = 1, kInterrupted = 2;
 
   /// Moves to `notified` from any state; wakes the thread only if it sleeps
   /// (a waiter still spinning sees the change without a system call).
   void notify() noexcept {
+    SKEIN_FAULT_POINT();
     // acq_rel: the waiter's acquire load sees what the notifier wrote before;
     // reading the old word in the same step closes the race with a waiter
     // that is just going to sleep (it set kSleeping first, or sees kNotified).
-    if (word_.exchange(kNotified, std::memory_order_acq_rel) & kSleeping) wake();
+    if (word_.exchange(kNotified, std::memory_order_acq_rel) & kSleeping) sys_.wake(word_);
   }
   /// Moves `waiting` to `interrupted` and wakes the thread; false if already notified.
   bool interrupt() noexcept {
+    SKEIN_FAULT_POINT();
     std::uint32_t w = word_.load(std::memory_order_relaxed);
     for (;;) {
       if ((w & ~kSleeping) != kWaiting) return false;
       if (word_.compare_exchange_weak(w, kInterrupted, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
     }
-    if (w & kSleeping) wake();
+    if (w & kSleeping) sys_.wake(word_);
     return true;
   }
   [[nodiscard]] std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire) & ~kSleeping; }
@@ -68,55 +136,28 @@ public:
       if ((w & ~kSleeping) != from) return w & ~kSleeping;
       // Say we sleep before sleeping: a notifier that changes the word after
       // this sees the flag and wakes us; one that changed it before makes the
-      // CAS (or the futex's own check) fail.
+      // CAS (or the park's own check) fail.
       if (!(w & kSleeping)) {
-        if (!word_.compare_exchange_weak(w, w | kSleeping, std::memory_order_acq_rel, std::memory_order_acquire))
+        SKEIN_FAULT_POINT();
+        if constexpr (Sys::kInjectLostWakeup) {
+          word_.store(w | kSleeping, std::memory_order_release);  // overwrites a notification
+        } else if (!word_.compare_exchange_weak(w, w | kSleeping, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
           continue;
+        }
         w |= kSleeping;
       }
-#if defined(__linux__)
-      timespec ts{};
-      timespec* tsp = nullptr;
-      if (deadline) {
-        auto left = *deadline - Clock::now();
-        if (left <= Clock::duration::zero()) return state();
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-        ts.tv_nsec = static_cast<long>(ns % 1000000000);
-        tsp = &ts;
-      }
-      // FUTEX_WAIT returns at once if the word no longer equals `w`, so a
-      // change between the load above and the syscall is not lost.
-      syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_PRIVATE, w, tsp, nullptr, 0);
-#else
-      std::unique_lock lk(mu_);
-      auto pred = [&] { return word_.load(std::memory_order_acquire) != w; };
-      if (!deadline) {
-        cv_.wait(lk, pred);
-      } else if (!cv_.wait_until(lk, *deadline, pred)) {
-        return state();
-      }
-#endif
+      if (!sys_.park(word_, w, deadline)) return state();
     }
   }
 
 private:
   static constexpr std::uint32_t kSleeping = 4;  // flag: the waiter is (about to be) in the kernel
 
-  void wake() noexcept {
-#if defined(__linux__)
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-#else
-    { std::lock_guard lk(mu_); }
-    cv_.notify_one();
-#endif
-  }
-
-  std::atomic<std::uint32_t> word_{kWaiting};
-#if !defined(__linux__)
-  std::mutex mu_;
-  std::condition_variable cv_;
-#endif
+  typename Sys::template Atomic<std::uint32_t> word_{kWaiting};
+  [[no_unique_address]] Sys sys_;
 };
+
+using Parker = BasicParker<>;
 
 }  // namespace skein::detail

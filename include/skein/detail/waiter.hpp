@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "../errors.hpp"
+#include "fault.hpp"
 #include "parker.hpp"
 #include "runtime.hpp"
 
@@ -63,7 +64,10 @@ struct Waiter {
   bool linked = false;
   bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
   bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
-  void notify() noexcept { notify_fn(this); }
+  void notify() noexcept {
+    SKEIN_FAULT_POINT();  // between the primitive's unlock and the wake-up
+    notify_fn(this);
+  }
 };
 
 /// Intrusive FIFO of waiters; the owner provides the locking.
@@ -139,27 +143,30 @@ private:
   BlockingHook* hook_;
 };
 
-struct ThreadWaiter : Waiter {
-  Parker parker;
-  ThreadWaiter() noexcept {
-    notify_fn = [](Waiter* w) noexcept { static_cast<ThreadWaiter*>(w)->parker.notify(); };
+/// A blocked thread. (Sys: see OsParking; the model checker substitutes its own.)
+template <class Sys = OsParking>
+struct BasicThreadWaiter : Waiter {
+  BasicParker<Sys> parker;
+  BasicThreadWaiter() noexcept {
+    notify_fn = [](Waiter* w) noexcept { static_cast<BasicThreadWaiter*>(w)->parker.notify(); };
   }
 };
+using ThreadWaiter = BasicThreadWaiter<>;
 
 enum class WaitStatus { ready, timeout, cancelled };
 
 /// Blocks the calling thread until `w` is notified, the deadline passes or the
 /// current task's stop token fires. `w` must already be enqueued. `withdraw()`
 /// unlinks `w` under the primitive's lock and returns whether it was linked.
-template <class Withdraw>
-WaitStatus block_wait(ThreadWaiter& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
+template <class Sys, class Withdraw>
+WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
                       bool observe_stop = true) {
-  // ~ a few microseconds: far cheaper than a park + cross-CPU wake; useless
-  // on one CPU, where the notifier cannot run while we spin.
-  const int spins = spinning_helps() ? 256 : 0;
+  using Parker = BasicParker<Sys>;
+  const int spins = Sys::spin_budget();
   if (spins && w.parker.spin_while(Parker::kWaiting, spins) == Parker::kNotified) return WaitStatus::ready;
 
   auto give_up = [&](WaitStatus why) {
+    SKEIN_FAULT_POINT();  // a notification may land just before the withdrawal
     if (withdraw()) return why;
     // A notification won the race: it is on its way (or here); take it.
     for (auto s = w.parker.state(); s != Parker::kNotified; s = w.parker.state()) w.parker.wait_while(s);
@@ -213,6 +220,7 @@ struct CoroWaiter : Waiter {
   /// Resumes the coroutine on its executor, unless await_suspend is still
   /// arming (it then returns false and the coroutine continues at once).
   void fire() noexcept {
+    SKEIN_FAULT_POINT();
     // acq_rel: publishes the result written before fire() to the resumer, and
     // sees the arming writes made before await_suspend's exchange.
     if (phase.exchange(kFired, std::memory_order_acq_rel) == kArmed) wake(handle, executor);
@@ -254,6 +262,7 @@ public:
     } else if (tok.stop_possible()) {
       cb_.emplace(std::move(tok), OnStop{this});
     }
+    SKEIN_FAULT_POINT();  // a notification may fire while this is still arming
     return waiter.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
   }
 
