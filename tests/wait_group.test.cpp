@@ -3,6 +3,8 @@
 // barrier over many rounds.
 #include "support/common.hpp"
 
+#include <cstdint>
+#include <limits>
 #include <memory>
 #include <vector>
 
@@ -40,6 +42,20 @@ TEST_CASE("add, done and count track the counter; add defaults to 1 and accepts 
   CHECK(wg.count() == 0);
   CHECK(wg.wait_for(0ms));
   wg.add(0);  // adding zero at zero is harmless
+  CHECK(wg.count() == 0);
+}
+
+TEST_CASE("a huge add is a counter overflow, not a signed overflow, and leaves the counter unchanged") {
+  // Found by fuzz/primitives_fuzz: add(INT64_MAX) on a non-zero counter
+  // overflowed the int64 sum (UBSan) and then reported a negative counter.
+  skein::WaitGroup wg;
+  wg.add(1);
+  CHECK_THROWS_WITH_AS(wg.add(std::numeric_limits<std::int64_t>::max()), "WaitGroup counter overflow", skein::UsageError);
+  CHECK_THROWS_WITH_AS(wg.add(std::numeric_limits<std::int64_t>::min()), "negative WaitGroup counter", skein::UsageError);
+  CHECK(wg.count() == 1);
+  wg.add(0x7ffffffe);  // up to the documented maximum is fine
+  CHECK_THROWS_WITH_AS(wg.add(1), "WaitGroup counter overflow", skein::UsageError);
+  wg.add(-0x7fffffff);
   CHECK(wg.count() == 0);
 }
 

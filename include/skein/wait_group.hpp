@@ -33,9 +33,10 @@ public:
     std::int64_t c;
     std::uint64_t next;
     do {
-      c = counter_of(s) + delta;
-      if (c < 0) throw UsageError("negative WaitGroup counter");
-      if (c > kMaxCount) throw UsageError("WaitGroup counter overflow");
+      const std::int64_t cur = counter_of(s);  // 0 <= cur <= kMaxCount: neither test below overflows
+      if (delta < 0 && delta < -cur) throw UsageError("negative WaitGroup counter");
+      if (delta > 0 && delta > kMaxCount - cur) throw UsageError("WaitGroup counter overflow");
+      c = cur + delta;
       next = c == 0 ? 0 : pack(c, waiters_of(s));
       // acq_rel: a waiter released at zero sees what every done() caller wrote before.
     } while (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed));
