@@ -95,11 +95,12 @@ TEST_CASE("with_timeout cancels after the deadline; token() reports it") {
 TEST_CASE("run_with_timeout returns the result in time and throws Cancelled after the deadline") {
   Watchdog wd(20s);
   CHECK(skein::run_with_timeout(5s, [](int x) { return x + 1; }, 1) == 2);
-  std::atomic<int> stopped{0};
+  std::atomic<int> started{0}, stopped{0};
   try {
-    skein::run_with_timeout(50ms, [&stopped] {
+    skein::run_with_timeout(50ms, [&started, &stopped] {
       for (int i = 0; i < 8; ++i)
-        skein::spawn([&stopped] {
+        skein::spawn([&started, &stopped] {
+          ++started;
           try {
             skein::sleep_for(60s);
           } catch (const skein::Cancelled&) {
@@ -113,8 +114,10 @@ TEST_CASE("run_with_timeout returns the result in time and throws Cancelled afte
   } catch (const skein::Cancelled& e) {
     CHECK(std::string(e.what()).find("deadline exceeded") != std::string::npos);
   }
-  // Every task started inside has stopped before run_with_timeout returned.
-  CHECK(stopped.load() == 8);
+  // Every task started inside has stopped before run_with_timeout returned
+  // (one that had not started by the deadline never runs: stress mode's
+  // stalls showed that happens).
+  CHECK(stopped.load() == started.load());
   CHECK_THROWS_WITH_AS(skein::run_with_timeout(1s, [] { throw std::runtime_error("inner"); }), "inner",
                        std::runtime_error);
 }
