@@ -7,6 +7,8 @@
 #include "support/explorer.hpp"
 
 #include <algorithm>
+#include <coroutine>
+#include <functional>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -149,7 +151,94 @@ model::Scenario handoff(int getters, int putters, bool deadlines, Bug bug = Bug:
   return sc;
 }
 
+/// The coroutine side: await_suspend enqueues a CoroWaiter under the
+/// primitive's lock and then arms it (CancellableCoroWait::arm), while a
+/// notifier pops it and fires. Whoever comes second resumes the coroutine:
+/// arm returning false means "resume now", a fire that finds it armed
+/// schedules it on its executor. Exactly one of the two, if it was popped.
+struct CountingExecutor final : skein::detail::Executor {
+  int scheduled = 0;
+  void schedule(std::coroutine_handle<>) noexcept override { ++scheduled; }
+};
+
+struct Suspended {  // a coroutine that never runs: only its handle is needed
+  struct promise_type {
+    Suspended get_return_object() { return {std::coroutine_handle<promise_type>::from_promise(*this)}; }
+    std::suspend_always initial_suspend() noexcept { return {}; }
+    std::suspend_always final_suspend() noexcept { return {}; }
+    void return_void() {}
+    void unhandled_exception() {}
+  };
+  std::coroutine_handle<promise_type> h;
+};
+inline Suspended never_runs() { co_return; }
+
+template <class Sys>
+model::Scenario coro_arm_fire() {
+  struct State {
+    model::Mutex mu;
+    skein::detail::WaiterList list;
+    CountingExecutor ex;
+    bool popped = false, suspended = false;
+    Suspended coro = never_runs();
+    std::function<bool()> withdraw;
+    std::unique_ptr<skein::detail::CancellableCoroWait<std::function<bool()>, Sys>> wait;
+    ~State() { coro.h.destroy(); }
+  };
+  auto st = std::make_shared<State>();
+  st->withdraw = [s = st.get()] {
+    s->mu.lock();
+    bool was = s->list.remove(&s->wait->waiter);
+    s->mu.unlock();
+    return was;
+  };
+  st->wait = std::make_unique<skein::detail::CancellableCoroWait<std::function<bool()>, Sys>>(st->withdraw, false);
+  model::Scenario sc;
+  sc.threads.push_back([st] {  // await_suspend on an executor
+    auto& tls = skein::detail::tls;
+    auto* saved = tls.executor;
+    tls.executor = &st->ex;
+    st->wait->prepare(st->coro.h);
+    tls.executor = saved;
+    st->mu.lock();
+    st->list.push_back(&st->wait->waiter);
+    st->mu.unlock();
+    st->suspended = st->wait->arm();
+  });
+  sc.threads.push_back([st] {  // the notifier
+    st->mu.lock();
+    skein::detail::Waiter* w = st->list.pop_front();
+    st->mu.unlock();
+    if (w) {
+      st->popped = true;
+      w->notify();
+    }
+  });
+  sc.check = [st]() -> std::string {
+    const int resumptions = (st->suspended ? 0 : 1) + st->ex.scheduled;
+    if (st->popped && resumptions != 1)
+      return "popped and fired, but the coroutine was resumed " + std::to_string(resumptions) + " times";
+    if (!st->popped && (resumptions != 0 || !st->suspended))
+      return "never fired, yet resumed " + std::to_string(resumptions) + " times";
+    return {};
+  };
+  return sc;
+}
+
 }  // namespace
+
+TEST_CASE("model check: coroutine waiter — arming racing a notification resumes the coroutine exactly once") {
+  auto r = explore([] { return coro_arm_fire<model::Parking>(); }, 3);
+  CHECK_MESSAGE(!r.failed, r.failure);
+  CHECK(r.executions > 10);
+}
+
+TEST_CASE("model check: an injected lost wake-up in the coroutine waiter's arming is found") {
+  // The broken arm stores `armed` over a notification that fired meanwhile.
+  auto r = explore([] { return coro_arm_fire<model::LostWakeupParking>(); }, 2);
+  REQUIRE(r.failed);
+  CHECK(r.failure.find("resumed 0 times") != std::string::npos);
+}
 
 TEST_CASE("model check: Parker — a notification racing the waiter's spin and park is never lost") {
   auto r = explore([] { return parker_notify<model::Parking>(); }, 3);

@@ -443,7 +443,8 @@ struct Parking {
   static constexpr bool kInjectLostWakeup = false;
 };
 
-/// The same, with Parker's deliberately broken variant switched on.
+/// The same, with the waiter core's deliberately broken variants switched on
+/// (Parker's sleep announcement, the coroutine waiter's arming).
 struct LostWakeupParking : Parking {
   static constexpr bool kInjectLostWakeup = true;
 };

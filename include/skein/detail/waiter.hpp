@@ -207,15 +207,16 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
 /// which await_suspend is still arming (registering the stop callback) while
 /// a notifier or the stop callback already wants to resume the coroutine:
 /// whoever comes second does the resuming.
-struct CoroWaiter : Waiter {
+template <class Sys = OsParking>
+struct BasicCoroWaiter : Waiter {
   static constexpr std::uint32_t kArming = 0, kArmed = 1, kFired = 2;
-  std::atomic<std::uint32_t> phase{kArming};  // sits in Waiter's tail padding
+  typename Sys::template Atomic<std::uint32_t> phase{kArming};  // sits in Waiter's tail padding
   std::coroutine_handle<> handle{};
   Executor* executor = nullptr;
 
-  CoroWaiter() noexcept {
+  BasicCoroWaiter() noexcept {
     is_coro = true;
-    notify_fn = [](Waiter* w) noexcept { static_cast<CoroWaiter*>(w)->fire(); };
+    notify_fn = [](Waiter* w) noexcept { static_cast<BasicCoroWaiter*>(w)->fire(); };
   }
   /// Resumes the coroutine on its executor, unless await_suspend is still
   /// arming (it then returns false and the coroutine continues at once).
@@ -229,13 +230,16 @@ struct CoroWaiter : Waiter {
   /// transfer): true if it now owns the resumption.
   bool claim() noexcept { return phase.exchange(kFired, std::memory_order_acq_rel) == kArmed; }
 };
+using CoroWaiter = BasicCoroWaiter<>;
 
 /// Stop-token plumbing for a coroutine awaiter built on CoroWaiter.
 /// Usage in await_suspend: enqueue the waiter (under the primitive's lock),
 /// then `return arm(h, withdraw)`; in await_resume: `disarm()` then check
 /// `waiter.cancelled`.
-template <class Withdraw>
+template <class Withdraw, class Sys = OsParking>
 class CancellableCoroWait {
+  using CoroWaiter = BasicCoroWaiter<Sys>;
+
 public:
   explicit CancellableCoroWait(Withdraw withdraw, bool observe_stop = true)
       : withdraw_(std::move(withdraw)), observe_stop_(observe_stop) {}
@@ -263,6 +267,10 @@ public:
       cb_.emplace(std::move(tok), OnStop{this});
     }
     SKEIN_FAULT_POINT();  // a notification may fire while this is still arming
+    if constexpr (Sys::kInjectLostWakeup) {  // broken on purpose (the model checker's test)
+      waiter.phase.store(CoroWaiter::kArmed, std::memory_order_release);
+      return true;
+    }
     return waiter.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
   }
 
