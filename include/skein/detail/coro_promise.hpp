@@ -121,6 +121,7 @@ public:
       // accounting, and only then wake the waiters: a waiter resumed inline
       // may wait for the accounting (Context::wait).
       Waiter* waiters = p.settle();
+      SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
       p.report_if_orphaned();
       p.on_finish();
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);

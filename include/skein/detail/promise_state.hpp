@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "../errors.hpp"
+#include "fault.hpp"
 #include "spin.hpp"
 #include "waiter.hpp"
 
@@ -31,6 +32,7 @@ public:
   /// has finished (its frame's own reference, about to go, cannot observe):
   /// the report is delivered before this returns.
   void release() noexcept {
+    SKEIN_FAULT_POINT();
     auto cur = refs_.load(std::memory_order_acquire);
     for (;;) {
       if (cur == (kFinished | 2)) {
