@@ -234,3 +234,122 @@ TEST_CASE("a second waiter resumed inline by a finishing task sees the task's ac
   CHECK(y2.get());
   y1.get();
 }
+
+// GCC before 13 (GCC PR 106188) lays a coroutine's frame out wrongly when a
+// co_await sits in the condition of an if/while/for/do/switch and the
+// coroutine (not a lambda) declares no variable at its outermost scope: the
+// promise and the resume pointer are not where std::coroutine_handle looks,
+// so the coroutine crashes when it finishes or is resumed. No library can
+// repair the layout; the documented workaround is one declaration at the
+// outermost scope, which these coroutines make on the affected compilers
+// (elsewhere they test the plain form).
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#define SKEIN_TEST_PR106188_WORKAROUND [[maybe_unused]] int gcc_pr106188_workaround = 0
+#else
+#define SKEIN_TEST_PR106188_WORKAROUND (void)0
+#endif
+
+namespace {
+
+Promise<bool> truth(bool b) { co_return b; }
+Promise<int> cond_if(Promise<bool> p) {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  if (co_await std::move(p)) co_return 1;
+  co_return 0;
+}
+Promise<int> cond_if_prvalue() {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  if (co_await truth(true)) co_return 1;
+  co_return 0;
+}
+Promise<int> cond_while(std::shared_ptr<int> n) {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  while (co_await truth(*n > 0)) --*n;
+  co_return *n;
+}
+Promise<int> cond_for(std::shared_ptr<int> n) {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  for (; co_await truth(*n < 5);) ++*n;
+  co_return *n;
+}
+Promise<int> cond_do(std::shared_ptr<int> n) {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  do ++*n;
+  while (co_await truth(*n < 4));
+  co_return *n;
+}
+Promise<int> cond_switch() {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  switch (co_await answer()) {
+    case 42:
+      co_return 1;
+    default:
+      co_return 0;
+  }
+}
+Promise<int> cond_ternary() { co_return co_await truth(false) ? 1 : 2; }
+Promise<int> cond_void() {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  if (co_await nothing(), true) co_return 1;
+  co_return 0;
+}
+Promise<int> cond_move_only() {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  if (co_await boxed(7)) co_return 1;
+  co_return 0;
+}
+Promise<int> cond_switch_move_only() {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  switch (*co_await boxed(3)) {
+    case 3:
+      co_return 1;
+    default:
+      co_return 0;
+  }
+}
+Promise<void> cond_void_coroutine(bool& hit) {
+  SKEIN_TEST_PR106188_WORKAROUND;
+  if (co_await truth(true)) hit = true;
+}
+
+}  // namespace
+
+TEST_CASE("co_await of a temporary promise in an if/while/for/do/switch condition or a ternary") {
+  CHECK(cond_if_prvalue().get() == 1);
+  CHECK(cond_while(std::make_shared<int>(3)).get() == 0);
+  CHECK(cond_for(std::make_shared<int>(0)).get() == 5);
+  CHECK(cond_do(std::make_shared<int>(0)).get() == 4);
+  CHECK(cond_switch().get() == 1);
+  CHECK(cond_ternary().get() == 2);
+  CHECK(cond_void().get() == 1);
+  CHECK(cond_move_only().get() == 1);
+  CHECK(cond_switch_move_only().get() == 1);
+  bool hit = false;
+  cond_void_coroutine(hit).get();
+  CHECK(hit);
+  // In lambdas, which GCC 12 compiles correctly without the workaround.
+  CHECK([]() -> Promise<int> {
+    if (co_await truth(true)) co_return 1;
+    co_return 0;
+  }().get() == 1);
+  CHECK([]() -> Promise<int> {
+    switch (*co_await boxed(5)) {
+      case 5:
+        co_return 1;
+      default:
+        co_return 0;
+    }
+  }().get() == 1);
+}
+
+TEST_CASE("a coroutine suspended in a condition's co_await resumes and finishes") {
+  skein::Resolver<bool> r;
+  auto p = cond_if(r.promise());
+  CHECK_FALSE(p.ready());
+  r.resolve(true);
+  CHECK(p.get() == 1);
+  skein::Resolver<bool> r2;
+  auto q = cond_if(r2.promise());
+  r2.resolve(false);
+  CHECK(q.get() == 0);
+}
