@@ -255,7 +255,7 @@ static_assert(noexcept(lv<P>().async_submit(1)));
 using skein::EventLoop;
 using skein::Notifier;
 static_assert(!std::is_copy_constructible_v<EventLoop> && !std::is_move_constructible_v<EventLoop>);
-static_assert(std::is_nothrow_default_constructible_v<EventLoop>);
+static_assert(std::is_default_constructible_v<EventLoop> && !std::is_nothrow_default_constructible_v<EventLoop>);  // allocates its stop state
 static_assert(noexcept(lv<EventLoop>().stop()) && noexcept(lv<const EventLoop>().stopped()));
 static_assert(noexcept(lv<const EventLoop>().on_loop()) && noexcept(lv<EventLoop>().keep_alive()));
 static_assert(std::is_same_v<decltype(lv<EventLoop>().run_one()), bool>);

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -37,7 +38,9 @@ namespace detail {
 
 struct UnhandledRegistry {
   std::mutex mu;
-  UnhandledErrorHandler handler;
+  // Shared: a report takes its own reference without copying the function
+  // (a copy may allocate, and reporting must not fail).
+  std::shared_ptr<const UnhandledErrorHandler> handler;
 };
 
 inline UnhandledRegistry& unhandled_registry() {
@@ -58,7 +61,7 @@ inline void default_unhandled(std::exception_ptr e) noexcept {
 /// Reports `e` once to the installed handler. Never throws: a throwing handler
 /// falls back to the default report so that the original error is not lost.
 inline void report_unhandled(std::exception_ptr e) noexcept {
-  UnhandledErrorHandler h;
+  std::shared_ptr<const UnhandledErrorHandler> h;
   {
     auto& r = unhandled_registry();
     std::lock_guard lk(r.mu);
@@ -69,7 +72,7 @@ inline void report_unhandled(std::exception_ptr e) noexcept {
     return;
   }
   try {
-    h(e);
+    (*h)(e);
   } catch (...) {
     default_unhandled(std::move(e));
   }
@@ -79,9 +82,10 @@ inline void report_unhandled(std::exception_ptr e) noexcept {
 
 /// Installs `handler` for errors nobody can observe; `nullptr` restores the default (stderr).
 inline void set_unhandled_error_handler(UnhandledErrorHandler handler) {
+  auto h = handler ? std::make_shared<const UnhandledErrorHandler>(std::move(handler)) : nullptr;
   auto& r = detail::unhandled_registry();
   std::lock_guard lk(r.mu);
-  r.handler = std::move(handler);
+  r.handler = std::move(h);
 }
 
 }  // namespace skein

@@ -104,7 +104,8 @@ private:
 /// timer, ...), no open Notifier, no work() in flight, no keep_alive() guard.
 class EventLoop final : public detail::Executor {
 public:
-  EventLoop() noexcept { outstanding = &outstanding_; }
+  /// Throws std::bad_alloc (its scope's stop state is allocated).
+  EventLoop() { outstanding = &outstanding_; }
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
@@ -132,7 +133,11 @@ public:
     auto p = r->promise();
     post([r, f = std::decay_t<F>(std::forward<F>(f)),
           tup = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)]() mutable {
-      std::apply([&](auto&... a) { (void)loop_task<R>(std::move(r), std::move(f), std::move(a)...); }, tup);
+      try {
+        std::apply([&](auto&... a) { (void)loop_task<R>(r, std::move(f), std::move(a)...); }, tup);
+      } catch (...) {  // no memory for the task's frame: its promise fails with that
+        r->reject(std::current_exception());
+      }
     });
     return p;
   }
@@ -466,6 +471,35 @@ inline void Notifier::trigger() const noexcept {
   st_->loop->enqueue(st_.get());
 }
 
+namespace detail {
+/// Settles work()'s promise, once: when the loop runs it, or where it is
+/// dropped unrun (by a loop that stopped just after post() looked).
+template <class R>
+struct WorkSettle {
+  WorkSettle(std::shared_ptr<Resolver<R>> r, std::exception_ptr e, std::optional<value_or_monostate<R>> v)
+      : res(std::move(r)), err(std::move(e)), value(std::move(v)) {}
+  WorkSettle(WorkSettle&&) = default;  // the moved-from one has no `res`: it does nothing
+  ~WorkSettle() { (*this)(); }
+  void operator()() noexcept {
+    auto r = std::move(res);
+    if (!r) return;
+    try {
+      if (err)
+        r->reject(err);
+      else if constexpr (std::is_void_v<R>)
+        r->resolve();
+      else
+        r->resolve(std::move(*value));
+    } catch (...) {  // the value could not be moved in
+      r->reject(std::current_exception());
+    }
+  }
+  std::shared_ptr<Resolver<R>> res;
+  std::exception_ptr err;
+  std::optional<value_or_monostate<R>> value;
+};
+}  // namespace detail
+
 /// Runs `f(args...)` on default_pool() and settles the returned promise on
 /// `loop`'s thread, with f's value or its exception (seed 004's `work`). The
 /// loop stays alive until then. If the loop has stopped by the time f ends,
@@ -477,6 +511,14 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
   auto r = std::make_shared<Resolver<R>>();
   auto promise = r->promise();
   loop.begin_work();
+  // Out of memory below, the work never began: end it. (If only the tiny
+  // coroutine could not start, f runs on, unobserved.)
+  struct EndUnlessStarted {
+    EventLoop* l;
+    ~EndUnlessStarted() {
+      if (l) l->end_work();
+    }
+  } guard{&loop};
   auto task = run(std::forward<F>(f), std::forward<Args>(args)...);
   // A tiny coroutine on the pool waits for the task, then hands the outcome to the loop.
   (void)[](EventLoop& l, std::shared_ptr<Resolver<R>> res, Promise<R> t) -> Promise<void> {
@@ -492,14 +534,7 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
     } catch (...) {
       err = std::current_exception();
     }
-    auto settle = [res, err, v = std::move(value)]() mutable {
-      if (err)
-        res->reject(err);
-      else if constexpr (std::is_void_v<R>)
-        res->resolve();
-      else
-        res->resolve(std::move(*v));
-    };
+    detail::WorkSettle<R> settle(std::move(res), std::move(err), std::move(value));
     try {
       l.post(std::move(settle));
     } catch (...) {  // the loop stopped: settle here rather than lose the outcome
@@ -507,6 +542,7 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
     }
     l.end_work();
   }(loop, std::move(r), std::move(task));
+  guard.l = nullptr;  // the coroutine ends the work
   return promise;
 }
 

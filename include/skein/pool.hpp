@@ -45,6 +45,11 @@ public:
     workers_.reserve(workers);
     try {
       for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(&Pool::work<F>, this, worker_func));
+      watchers_.reserve(workers);
+      // Watchers are tasks of no context (cancelling the workers' context must
+      // not stop them) on the pool (not on the caller's executor, which may
+      // be an EventLoop blocked in close()).
+      for (auto& w : workers_) watchers_.push_back(detail::start_task(default_pool().core(), nullptr, &Pool::watch, this, w));
     } catch (...) {
       finish_quietly();  // the workers that did start must not outlive this constructor
       throw;
@@ -84,7 +89,9 @@ public:
       p_.pending_.add(1);
       return guarded([&] { return op_.await_ready(); });
     }
-    bool await_suspend(std::coroutine_handle<> h) { return op_.await_suspend(h); }
+    bool await_suspend(std::coroutine_handle<> h) {  // may throw std::bad_alloc (the item is not queued)
+      return guarded([&] { return op_.await_suspend(h); });
+    }
     void await_resume() {
       guarded([&] {
         op_.await_resume();
@@ -97,6 +104,9 @@ public:
     bool guarded(G g) {
       try {
         return g();
+      } catch (const Closed&) {
+        p_.pending_.done();
+        throw Closed("submit on a closed Pool");  // as submit(): not the inner Queue's message
       } catch (...) {
         p_.pending_.done();
         throw;
@@ -133,18 +143,7 @@ private:
       try {
         item = co_await self->queue_.async_get();
       } catch (const Cancelled&) {
-        // The workers' context was cancelled: the Pool can no longer process
-        // anything. Refuse new items, count the queued ones as done (so
-        // wait() returns) and report the cancellation through wait()/close().
-        self->queue_.close();
-        std::size_t dropped = 0;
-        while (self->queue_.try_get()) {
-          ++dropped;
-          self->pending_.done();
-        }
-        std::lock_guard lk(self->errors_mu_);
-        self->errors_.push_back(std::make_exception_ptr(
-            Cancelled("Pool workers cancelled; " + std::to_string(dropped) + " queued item(s) not processed")));
+        self->abandon_items();
         co_return;
       }
       if (!item) co_return;  // closed and drained
@@ -159,15 +158,56 @@ private:
           (void)std::invoke(f, std::move(*item));
         }
       } catch (...) {
-        std::lock_guard lk(self->errors_mu_);
-        self->errors_.push_back(std::current_exception());
+        self->keep_error(std::current_exception());
       }
       self->pending_.done();
     }
   }
 
+  /// Keeps an error of worker_func for wait()/close(); out of memory, reports
+  /// it to the unhandled-error handler instead (never loses it, nor the worker).
+  void keep_error(std::exception_ptr e) noexcept {
+    {
+      std::lock_guard lk(errors_mu_);
+      try {
+        errors_.push_back(e);
+        return;
+      } catch (...) {
+      }
+    }
+    detail::report_unhandled(std::move(e));
+  }
+
+  /// The workers' context was cancelled: the Pool can no longer process
+  /// anything. Refuses new items, counts the queued ones as done (so wait()
+  /// returns) and reports the cancellation through wait()/close().
+  void abandon_items() {
+    queue_.close();
+    std::size_t dropped = 0;
+    while (queue_.try_get()) ++dropped;
+    keep_error(std::make_exception_ptr(
+        Cancelled("Pool workers cancelled; " + std::to_string(dropped) + " queued item(s) not processed")));
+    for (; dropped > 0; --dropped) pending_.done();  // last: wait() may return, and the Pool go, after this
+  }
+
+  /// A worker cancelled before it started never runs work(), so it cannot
+  /// abandon the items itself (found by the soak test: wait() hung, close()
+  /// lost them). Its watcher does; finish() waits for the watchers.
+  static Promise<void> watch(Pool* self, Promise<void> worker) {
+    bool never_started = false;
+    try {
+      // Not cancellable: the worker observes the same token and settles promptly.
+      co_await detail::ForwardAwaiter<void>(detail::state_of(worker));
+    } catch (const Cancelled&) {  // work() itself returns normally when cancelled
+      never_started = true;
+    } catch (...) {
+    }
+    if (never_started) self->abandon_items();
+  }
+
   void finish() {
     queue_.close();
+    for (auto& w : watchers_) detail::wait_settled_ignoring_stop(w);
     // Wait for every worker even if one failed (a worker only fails when its
     // task is cancelled): none may outlive this Pool.
     // The wait ignores the caller's stop token for the same reason.
@@ -176,6 +216,7 @@ private:
       detail::wait_settled_ignoring_stop(w);
       try {
         w.wait();
+      } catch (const Cancelled&) {  // recorded in errors_ by its watcher
       } catch (...) {
         if (!first) first = std::current_exception();
       }
@@ -195,7 +236,9 @@ private:
   void rethrow_errors() {
     auto errs = take_errors();
     if (errs.empty()) return;
-    for (std::size_t i = 1; i < errs.size(); ++i) detail::report_unhandled(errs[i]);
+    // Cancellations are never reported (somebody asked for them), as in ~Pool.
+    for (std::size_t i = 1; i < errs.size(); ++i)
+      if (!detail::PromiseStateBase::is_cancellation(errs[i])) detail::report_unhandled(errs[i]);
     std::rethrow_exception(errs.front());
   }
 
@@ -204,6 +247,7 @@ private:
   std::mutex errors_mu_;
   std::vector<std::exception_ptr> errors_;
   std::vector<Promise<void>> workers_;
+  std::vector<Promise<void>> watchers_;
 };
 
 }  // namespace skein

@@ -171,7 +171,13 @@ public:
   ~Resolver() {
     if (st_) {  // never settled: the promise fails rather than hanging its waiters
       if (!st_->ready()) {
-        st_->set_error(std::make_exception_ptr(Cancelled("promise abandoned: its producer went away")));
+        std::exception_ptr e;
+        try {
+          e = std::make_exception_ptr(Cancelled("promise abandoned: its producer went away"));
+        } catch (...) {  // no memory for the message: the promise fails with std::bad_alloc
+          e = std::current_exception();
+        }
+        st_->set_error(std::move(e));
         st_->settle_and_notify();
       }
       st_->release();

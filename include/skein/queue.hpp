@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <deque>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <type_traits>
@@ -49,7 +50,9 @@ public:
   // --- put --------------------------------------------------------------------
   /// Blocks while full. Throws Closed if the queue is (or gets) closed.
   void put(const T& v) { put_impl(T(v)); }
-  void put(T&& v) { put_impl(std::move(v)); }
+  void put(T&& v) {  // by reference: a put that fails (Closed, Cancelled) leaves `v` untouched
+    if (!put_wait(v, nullptr)) detail::throw_cancelled();
+  }
 
   /// Puts without blocking; false if full (the item is untouched). Throws Closed if closed.
   bool try_put(const T& v) {
@@ -127,7 +130,7 @@ public:
       done_ = q_.try_put_impl(item_);  // throws Closed
       return done_;
     }
-    bool enqueue(detail::Waiter& w) noexcept { return q_.enqueue_putter(w, slot_, closed_now_); }
+    bool enqueue(detail::Waiter& w) { return q_.enqueue_putter(w, slot_, closed_now_); }  // bad_alloc: not queued
     bool withdraw(detail::Waiter& w) noexcept { return q_.withdraw(q_.putters_, w); }
     void result() {
       if (closed_now_ || slot_.result == kClosed) throw Closed("put on a closed Queue");
@@ -196,14 +199,27 @@ private:
   detail::Waiter* take_locked(std::optional<T>& out) noexcept {
     if (buf_.empty()) return nullptr;
     out.emplace(std::move(buf_.front()));
-    buf_.pop_front();
-    if (detail::Waiter* p = putters_.pop_front()) {
-      auto* s = slot_of<PutSlot>(p);
-      buf_.push_back(std::move(*s->item));
-      s->result = kDone;
-      return p;
+    detail::Waiter* p = putters_.pop_front();
+    if (!p) {
+      buf_.pop_front();
+      return nullptr;
     }
-    return nullptr;
+    auto* s = slot_of<PutSlot>(p);
+    try {
+      buf_.push_back(std::move(*s->item));  // may need a new block
+      buf_.pop_front();
+    } catch (...) {
+      // Out of memory: shift the items down over the one taken instead, and
+      // the putter's item takes the last place (the same size: no allocation).
+      for (std::size_t i = 1; i < buf_.size(); ++i) {
+        std::destroy_at(&buf_[i - 1]);
+        std::construct_at(&buf_[i - 1], std::move(buf_[i]));
+      }
+      std::destroy_at(&buf_.back());
+      std::construct_at(&buf_.back(), std::move(*s->item));
+    }
+    s->result = kDone;
+    return p;
   }
   bool try_take(std::optional<T>& out) {
     detail::Waiter* woken;
@@ -247,7 +263,8 @@ private:
   void put_impl(T v) {
     if (!put_wait(v, nullptr)) detail::throw_cancelled();
   }
-  bool enqueue_putter(detail::Waiter& w, PutSlot& slot, bool& closed_now) noexcept {
+  // Throws std::bad_alloc if the buffer cannot grow (then nothing changed).
+  bool enqueue_putter(detail::Waiter& w, PutSlot& slot, bool& closed_now) {
     detail::Waiter* woken = nullptr;
     bool linked = false;
     {

@@ -42,10 +42,15 @@ public:
       return false;
     }
     if (node_.deadline <= std::chrono::steady_clock::now()) return false;
-    // A coroutine with no executor is resumed on the default pool, never on
-    // the timer thread (which would delay every other timer).
-    if (!wait_.waiter.executor) wait_.waiter.executor = &default_pool().core();
-    detail::timer_service().add(&node_);
+    try {
+      // A coroutine with no executor is resumed on the default pool, never on
+      // the timer thread (which would delay every other timer).
+      if (!wait_.waiter.executor) wait_.waiter.executor = &default_pool().core();
+      detail::timer_service().add(&node_);
+    } catch (...) {  // not queued (out of memory): the coroutine does not suspend
+      wait_.disarm();
+      throw;
+    }
     return wait_.arm();
   }
   void await_resume() {

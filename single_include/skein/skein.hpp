@@ -361,30 +361,174 @@ private:
 #endif
 
 
+// ---- begin skein/detail/fault.hpp ----
+// Fault injection (the stress mode of the reliability harness): with
+// SKEIN_FAULT_INJECTION defined to 1, every SKEIN_FAULT_POINT() — placed at
+// the scheduler's and the primitives' interleaving points, where another
+// thread's step in between is legal but rare — may yield the thread or stall
+// it for tens of microseconds, drawn from a seeded per-thread generator
+// (SKEIN_FAULT_SEED, default 1; SKEIN_FAULT_RATE, points per 1024 that yield,
+// default 24; one in 16 of those sleeps). This widens the race windows that
+// stress tests otherwise hit once in millions of runs. Without the macro the
+// points compile to nothing.
+
+#if defined(SKEIN_FAULT_INJECTION) && SKEIN_FAULT_INJECTION
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <thread>
+
+namespace skein::detail::fault {
+
+struct Settings {
+  std::uint64_t seed = 1;
+  std::uint32_t rate = 24;  // per 1024 points
+};
+
+inline const Settings& settings() noexcept {
+  static const Settings s = [] {
+    Settings r;
+    if (const char* e = std::getenv("SKEIN_FAULT_SEED")) r.seed = std::strtoull(e, nullptr, 0);
+    if (const char* e = std::getenv("SKEIN_FAULT_RATE")) r.rate = static_cast<std::uint32_t>(std::strtoul(e, nullptr, 0));
+    return r;
+  }();
+  return s;
+}
+
+/// Points passed, yields and sleeps injected, process-wide (for the figures).
+struct Counters {
+  std::atomic<std::uint64_t> points{0}, yields{0}, sleeps{0};
+};
+inline Counters& counters() noexcept {
+  static Counters c;
+  return c;
+}
+
+inline void point() noexcept {
+  static std::atomic<std::uint64_t> threads{0};
+  thread_local std::uint64_t x = [] {
+    // splitmix64 of (seed, thread number): distinct, reproducible streams.
+    std::uint64_t z = settings().seed + 0x9e3779b97f4a7c15ull * (threads.fetch_add(1, std::memory_order_relaxed) + 1);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (z ^ (z >> 31)) | 1;
+  }();
+  x ^= x << 13;  // xorshift64
+  x ^= x >> 7;
+  x ^= x << 17;
+  auto& c = counters();
+  c.points.fetch_add(1, std::memory_order_relaxed);
+  if ((x & 1023) >= settings().rate) return;
+  if (((x >> 10) & 15) == 0) {
+    c.sleeps.fetch_add(1, std::memory_order_relaxed);
+    std::this_thread::sleep_for(std::chrono::microseconds(10 + ((x >> 14) & 63)));
+  } else {
+    c.yields.fetch_add(1, std::memory_order_relaxed);
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace skein::detail::fault
+
+#define SKEIN_FAULT_POINT() ::skein::detail::fault::point()
+#else
+#define SKEIN_FAULT_POINT() ((void)0)
+#endif
+// ---- end skein/detail/fault.hpp ----
+
 namespace skein::detail {
 
 using Clock = std::chrono::steady_clock;
 
-class Parker {
+/// What Parker needs from the system: an atomic word, parking on it until it
+/// changes (or a deadline passes), and waking the thread parked on it. The
+/// model checker (tests/support/explorer.hpp) substitutes its own, in which
+/// every step is a scheduling point; this is the real one.
+class OsParking {
+public:
+  template <class T>
+  using Atomic = std::atomic<T>;
+
+  /// Parks while `word == expected`; returns false once `deadline` has passed.
+  /// May return early (a change, a spurious wake-up): the caller re-checks.
+  bool park(Atomic<std::uint32_t>& word, std::uint32_t expected, const Clock::time_point* deadline) noexcept {
+#if defined(__linux__)
+    timespec ts{};
+    timespec* tsp = nullptr;
+    if (deadline) {
+      auto left = *deadline - Clock::now();
+      if (left <= Clock::duration::zero()) return false;
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+      ts.tv_sec = static_cast<time_t>(ns / 1000000000);
+      ts.tv_nsec = static_cast<long>(ns % 1000000000);
+      tsp = &ts;
+    }
+    // FUTEX_WAIT returns at once if the word no longer equals `expected`, so
+    // a change between the caller's load and the syscall is not lost.
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, tsp, nullptr, 0);
+    return true;
+#else
+    std::unique_lock lk(mu_);
+    auto pred = [&] { return word.load(std::memory_order_acquire) != expected; };
+    if (!deadline) {
+      cv_.wait(lk, pred);
+      return true;
+    }
+    return cv_.wait_until(lk, *deadline, pred);
+#endif
+  }
+
+  void wake(Atomic<std::uint32_t>& word) noexcept {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#else
+    (void)word;
+    { std::lock_guard lk(mu_); }
+    cv_.notify_one();
+#endif
+  }
+
+  /// How long a waiter spins before it parks: ~ a few microseconds, far
+  /// cheaper than a park and a cross-CPU wake; useless on one CPU, where the
+  /// notifier cannot run while we spin.
+  static int spin_budget() noexcept { return spinning_helps() ? 256 : 0; }
+
+  /// Deliberately broken variants, for showing that the model checker finds
+  /// them (tests/model_check.test.cpp); never set in the library.
+  static constexpr bool kInjectLostWakeup = false;
+
+#if !defined(__linux__)
+private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+#endif
+};
+
+template <class Sys = OsParking>
+class BasicParker {
 public:
   static constexpr std::uint32_t kWaiting = 0, kNotified = 1, kInterrupted = 2;
 
   /// Moves to `notified` from any state; wakes the thread only if it sleeps
   /// (a waiter still spinning sees the change without a system call).
   void notify() noexcept {
+    SKEIN_FAULT_POINT();
     // acq_rel: the waiter's acquire load sees what the notifier wrote before;
     // reading the old word in the same step closes the race with a waiter
     // that is just going to sleep (it set kSleeping first, or sees kNotified).
-    if (word_.exchange(kNotified, std::memory_order_acq_rel) & kSleeping) wake();
+    if (word_.exchange(kNotified, std::memory_order_acq_rel) & kSleeping) sys_.wake(word_);
   }
   /// Moves `waiting` to `interrupted` and wakes the thread; false if already notified.
   bool interrupt() noexcept {
+    SKEIN_FAULT_POINT();
     std::uint32_t w = word_.load(std::memory_order_relaxed);
     for (;;) {
       if ((w & ~kSleeping) != kWaiting) return false;
       if (word_.compare_exchange_weak(w, kInterrupted, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
     }
-    if (w & kSleeping) wake();
+    if (w & kSleeping) sys_.wake(word_);
     return true;
   }
   [[nodiscard]] std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire) & ~kSleeping; }
@@ -406,56 +550,29 @@ public:
       if ((w & ~kSleeping) != from) return w & ~kSleeping;
       // Say we sleep before sleeping: a notifier that changes the word after
       // this sees the flag and wakes us; one that changed it before makes the
-      // CAS (or the futex's own check) fail.
+      // CAS (or the park's own check) fail.
       if (!(w & kSleeping)) {
-        if (!word_.compare_exchange_weak(w, w | kSleeping, std::memory_order_acq_rel, std::memory_order_acquire))
+        SKEIN_FAULT_POINT();
+        if constexpr (Sys::kInjectLostWakeup) {
+          word_.store(w | kSleeping, std::memory_order_release);  // overwrites a notification
+        } else if (!word_.compare_exchange_weak(w, w | kSleeping, std::memory_order_acq_rel,
+                                                std::memory_order_acquire)) {
           continue;
+        }
         w |= kSleeping;
       }
-#if defined(__linux__)
-      timespec ts{};
-      timespec* tsp = nullptr;
-      if (deadline) {
-        auto left = *deadline - Clock::now();
-        if (left <= Clock::duration::zero()) return state();
-        auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-        ts.tv_sec = static_cast<time_t>(ns / 1000000000);
-        ts.tv_nsec = static_cast<long>(ns % 1000000000);
-        tsp = &ts;
-      }
-      // FUTEX_WAIT returns at once if the word no longer equals `w`, so a
-      // change between the load above and the syscall is not lost.
-      syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAIT_PRIVATE, w, tsp, nullptr, 0);
-#else
-      std::unique_lock lk(mu_);
-      auto pred = [&] { return word_.load(std::memory_order_acquire) != w; };
-      if (!deadline) {
-        cv_.wait(lk, pred);
-      } else if (!cv_.wait_until(lk, *deadline, pred)) {
-        return state();
-      }
-#endif
+      if (!sys_.park(word_, w, deadline)) return state();
     }
   }
 
 private:
   static constexpr std::uint32_t kSleeping = 4;  // flag: the waiter is (about to be) in the kernel
 
-  void wake() noexcept {
-#if defined(__linux__)
-    syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
-#else
-    { std::lock_guard lk(mu_); }
-    cv_.notify_one();
-#endif
-  }
-
-  std::atomic<std::uint32_t> word_{kWaiting};
-#if !defined(__linux__)
-  std::mutex mu_;
-  std::condition_variable cv_;
-#endif
+  typename Sys::template Atomic<std::uint32_t> word_{kWaiting};
+  [[no_unique_address]] Sys sys_;
 };
+
+using Parker = BasicParker<>;
 
 }  // namespace skein::detail
 // ---- end skein/detail/parker.hpp ----
@@ -641,6 +758,7 @@ inline TimerService& timer_service() {
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -674,7 +792,9 @@ namespace detail {
 
 struct UnhandledRegistry {
   std::mutex mu;
-  UnhandledErrorHandler handler;
+  // Shared: a report takes its own reference without copying the function
+  // (a copy may allocate, and reporting must not fail).
+  std::shared_ptr<const UnhandledErrorHandler> handler;
 };
 
 inline UnhandledRegistry& unhandled_registry() {
@@ -695,7 +815,7 @@ inline void default_unhandled(std::exception_ptr e) noexcept {
 /// Reports `e` once to the installed handler. Never throws: a throwing handler
 /// falls back to the default report so that the original error is not lost.
 inline void report_unhandled(std::exception_ptr e) noexcept {
-  UnhandledErrorHandler h;
+  std::shared_ptr<const UnhandledErrorHandler> h;
   {
     auto& r = unhandled_registry();
     std::lock_guard lk(r.mu);
@@ -706,7 +826,7 @@ inline void report_unhandled(std::exception_ptr e) noexcept {
     return;
   }
   try {
-    h(e);
+    (*h)(e);
   } catch (...) {
     default_unhandled(std::move(e));
   }
@@ -716,9 +836,10 @@ inline void report_unhandled(std::exception_ptr e) noexcept {
 
 /// Installs `handler` for errors nobody can observe; `nullptr` restores the default (stderr).
 inline void set_unhandled_error_handler(UnhandledErrorHandler handler) {
+  auto h = handler ? std::make_shared<const UnhandledErrorHandler>(std::move(handler)) : nullptr;
   auto& r = detail::unhandled_registry();
   std::lock_guard lk(r.mu);
-  r.handler = std::move(handler);
+  r.handler = std::move(h);
 }
 
 }  // namespace skein
@@ -764,7 +885,10 @@ struct Waiter {
   bool linked = false;
   bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
   bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
-  void notify() noexcept { notify_fn(this); }
+  void notify() noexcept {
+    SKEIN_FAULT_POINT();  // between the primitive's unlock and the wake-up
+    notify_fn(this);
+  }
 };
 
 /// Intrusive FIFO of waiters; the owner provides the locking.
@@ -840,27 +964,30 @@ private:
   BlockingHook* hook_;
 };
 
-struct ThreadWaiter : Waiter {
-  Parker parker;
-  ThreadWaiter() noexcept {
-    notify_fn = [](Waiter* w) noexcept { static_cast<ThreadWaiter*>(w)->parker.notify(); };
+/// A blocked thread. (Sys: see OsParking; the model checker substitutes its own.)
+template <class Sys = OsParking>
+struct BasicThreadWaiter : Waiter {
+  BasicParker<Sys> parker;
+  BasicThreadWaiter() noexcept {
+    notify_fn = [](Waiter* w) noexcept { static_cast<BasicThreadWaiter*>(w)->parker.notify(); };
   }
 };
+using ThreadWaiter = BasicThreadWaiter<>;
 
 enum class WaitStatus { ready, timeout, cancelled };
 
 /// Blocks the calling thread until `w` is notified, the deadline passes or the
 /// current task's stop token fires. `w` must already be enqueued. `withdraw()`
 /// unlinks `w` under the primitive's lock and returns whether it was linked.
-template <class Withdraw>
-WaitStatus block_wait(ThreadWaiter& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
+template <class Sys, class Withdraw>
+WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
                       bool observe_stop = true) {
-  // ~ a few microseconds: far cheaper than a park + cross-CPU wake; useless
-  // on one CPU, where the notifier cannot run while we spin.
-  const int spins = spinning_helps() ? 256 : 0;
+  using Parker = BasicParker<Sys>;
+  const int spins = Sys::spin_budget();
   if (spins && w.parker.spin_while(Parker::kWaiting, spins) == Parker::kNotified) return WaitStatus::ready;
 
   auto give_up = [&](WaitStatus why) {
+    SKEIN_FAULT_POINT();  // a notification may land just before the withdrawal
     if (withdraw()) return why;
     // A notification won the race: it is on its way (or here); take it.
     for (auto s = w.parker.state(); s != Parker::kNotified; s = w.parker.state()) w.parker.wait_while(s);
@@ -901,19 +1028,21 @@ WaitStatus block_wait(ThreadWaiter& w, Withdraw&& withdraw, const Clock::time_po
 /// which await_suspend is still arming (registering the stop callback) while
 /// a notifier or the stop callback already wants to resume the coroutine:
 /// whoever comes second does the resuming.
-struct CoroWaiter : Waiter {
+template <class Sys = OsParking>
+struct BasicCoroWaiter : Waiter {
   static constexpr std::uint32_t kArming = 0, kArmed = 1, kFired = 2;
-  std::atomic<std::uint32_t> phase{kArming};  // sits in Waiter's tail padding
+  typename Sys::template Atomic<std::uint32_t> phase{kArming};  // sits in Waiter's tail padding
   std::coroutine_handle<> handle{};
   Executor* executor = nullptr;
 
-  CoroWaiter() noexcept {
+  BasicCoroWaiter() noexcept {
     is_coro = true;
-    notify_fn = [](Waiter* w) noexcept { static_cast<CoroWaiter*>(w)->fire(); };
+    notify_fn = [](Waiter* w) noexcept { static_cast<BasicCoroWaiter*>(w)->fire(); };
   }
   /// Resumes the coroutine on its executor, unless await_suspend is still
   /// arming (it then returns false and the coroutine continues at once).
   void fire() noexcept {
+    SKEIN_FAULT_POINT();
     // acq_rel: publishes the result written before fire() to the resumer, and
     // sees the arming writes made before await_suspend's exchange.
     if (phase.exchange(kFired, std::memory_order_acq_rel) == kArmed) wake(handle, executor);
@@ -922,13 +1051,16 @@ struct CoroWaiter : Waiter {
   /// transfer): true if it now owns the resumption.
   bool claim() noexcept { return phase.exchange(kFired, std::memory_order_acq_rel) == kArmed; }
 };
+using CoroWaiter = BasicCoroWaiter<>;
 
 /// Stop-token plumbing for a coroutine awaiter built on CoroWaiter.
 /// Usage in await_suspend: enqueue the waiter (under the primitive's lock),
 /// then `return arm(h, withdraw)`; in await_resume: `disarm()` then check
 /// `waiter.cancelled`.
-template <class Withdraw>
+template <class Withdraw, class Sys = OsParking>
 class CancellableCoroWait {
+  using CoroWaiter = BasicCoroWaiter<Sys>;
+
 public:
   explicit CancellableCoroWait(Withdraw withdraw, bool observe_stop = true)
       : withdraw_(std::move(withdraw)), observe_stop_(observe_stop) {}
@@ -954,6 +1086,11 @@ public:
       }
     } else if (tok.stop_possible()) {
       cb_.emplace(std::move(tok), OnStop{this});
+    }
+    SKEIN_FAULT_POINT();  // a notification may fire while this is still arming
+    if constexpr (Sys::kInjectLostWakeup) {  // broken on purpose (the model checker's test)
+      waiter.phase.store(CoroWaiter::kArmed, std::memory_order_release);
+      return true;
     }
     return waiter.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
   }
@@ -1021,10 +1158,16 @@ public:
   [[nodiscard]] ContextState* parent() const noexcept { return parent_; }
 
   void set_deadline(Clock::time_point when) {
-    deadline_ = new Deadline(this);
-    deadline_->deadline = when;
-    deadline_->fire = &Deadline::on_fire;
-    timer_service().add(deadline_);
+    auto* d = new Deadline(this);
+    d->deadline = when;
+    d->fire = &Deadline::on_fire;
+    try {
+      timer_service().add(d);
+    } catch (...) {  // not queued (out of memory): neither owner has it yet
+      delete d;
+      throw;
+    }
+    deadline_ = d;
   }
   [[nodiscard]] std::optional<Clock::time_point> deadline() const noexcept {
     if (!deadline_) return std::nullopt;
@@ -1395,11 +1538,41 @@ public:
 
   void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
 
-  /// Drops a reference. The last one reports an error nobody observed (once:
-  /// the state dies with it) and destroys the state.
+  /// Drops a handle's reference. The last one reports an error nobody
+  /// observed and destroys the state. So does the last handle of a task that
+  /// has finished (its frame's own reference, about to go, cannot observe):
+  /// the report is delivered before this returns.
   void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    if (error_ && !observed_.load(std::memory_order_relaxed) && !is_cancellation(error_)) report_unhandled(error_);
+    SKEIN_FAULT_POINT();
+    auto cur = refs_.load(std::memory_order_acquire);
+    for (;;) {
+      if (cur == (kFinished | 2)) {
+        // The finished producer and this handle are all that is left, and
+        // nobody can make another handle: report while ours keeps the state
+        // alive (the producer may be letting go of its own right now).
+        report_unobserved();
+        cur = refs_.fetch_sub(1, std::memory_order_acq_rel);
+        break;
+      }
+      if (refs_.compare_exchange_weak(cur, cur - 1, std::memory_order_acq_rel, std::memory_order_acquire)) break;
+    }
+    if ((cur & ~kFinished) == 1) destroy_last();
+  }
+
+  /// Drops the running coroutine's own reference (after report_if_orphaned,
+  /// which set kFinished; clearing it says the producer is gone).
+  void release_producer() noexcept {
+    if ((refs_.fetch_sub(kFinished + 1, std::memory_order_acq_rel) & ~kFinished) == 1) destroy_last();
+  }
+
+private:
+  void report_unobserved() noexcept {
+    if (error_ && !observed_.exchange(true, std::memory_order_relaxed) && !is_cancellation(error_))
+      report_unhandled(error_);
+  }
+
+  void destroy_last() noexcept {
+    report_unobserved();
     // Destroying a frame destroys the Promises it holds, which may destroy
     // their frames in turn: a chain of a million tasks, each holding the
     // previous one, would recurse a million deep. Nested destructions are
@@ -1423,15 +1596,17 @@ public:
     g.active = false;
   }
 
+public:
   /// Called by a finishing task after it settled, before its accounting:
   /// if its own frame holds the only reference (no handle exists, so none
   /// can ever appear) and it failed, the error is reported now — so that
   /// whoever waits for the task's context (Context::wait) sees the report
-  /// delivered — and not again at release.
+  /// delivered. Otherwise the last handle to go reports it (release()), on
+  /// its own thread: a handle dropped before Context::wait (spawn's) has
+  /// reported by the time the wait returns, however the two threads race.
   void report_if_orphaned() noexcept {
-    if (!error_ || refs_.load(std::memory_order_acquire) != 1) return;
-    if (observed_.exchange(true, std::memory_order_relaxed) || is_cancellation(error_)) return;
-    report_unhandled(error_);
+    const auto old = refs_.fetch_or(kFinished, std::memory_order_acq_rel);
+    if ((old & ~kFinished) == 1) report_unobserved();
   }
 
   [[nodiscard]] bool ready() const noexcept {
@@ -1489,6 +1664,10 @@ protected:
   void (*destroy_)(PromiseStateBase*) noexcept = nullptr;
 
 private:
+  // Handles plus one for the producer; kFinished while a task that has
+  // settled and checked for an orphaned error (report_if_orphaned) still
+  // holds its own reference.
+  static constexpr std::uint32_t kFinished = 1u << 31;
   std::atomic<std::uint32_t> refs_{1};
   std::atomic<bool> ready_{false};
   mutable std::atomic<bool> observed_{false};
@@ -1651,10 +1830,11 @@ public:
       // accounting, and only then wake the waiters: a waiter resumed inline
       // may wait for the accounting (Context::wait).
       Waiter* waiters = p.settle();
+      SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
       p.report_if_orphaned();
       p.on_finish();
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
-      p.release();  // may destroy the frame: nothing touches `p` after this
+      p.release_producer();  // may destroy the frame: nothing touches `p` after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
     void await_resume() const noexcept {}
@@ -1918,7 +2098,13 @@ public:
   ~Resolver() {
     if (st_) {  // never settled: the promise fails rather than hanging its waiters
       if (!st_->ready()) {
-        st_->set_error(std::make_exception_ptr(Cancelled("promise abandoned: its producer went away")));
+        std::exception_ptr e;
+        try {
+          e = std::make_exception_ptr(Cancelled("promise abandoned: its producer went away"));
+        } catch (...) {  // no memory for the message: the promise fails with std::bad_alloc
+          e = std::current_exception();
+        }
+        st_->set_error(std::move(e));
         st_->settle_and_notify();
       }
       st_->release();
@@ -2139,20 +2325,23 @@ public:
     (void)unhandled_registry();
     (void)pool_registry();
     slots_.reserve(slots);
+    idle_.reserve(slots);  // one entry per slot at most: park() never allocates
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
       slots_.back()->index = i;
       slots_.back()->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     }
     try {
-      std::lock_guard lk(threads_mu_);
-      for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+      {
+        std::lock_guard lk(threads_mu_);
+        for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+      }
+      std::lock_guard lk(pool_registry().mu);
+      pool_registry().pools.push_back(this);  // may throw too: the threads run already
     } catch (...) {
       shutdown();  // join the threads that did start
       throw;
     }
-    std::lock_guard lk(pool_registry().mu);
-    pool_registry().pools.push_back(this);
   }
 
   PoolCore(const PoolCore&) = delete;
@@ -2313,6 +2502,7 @@ private:
   }
 
   void* steal(Slot* s) noexcept {
+    SKEIN_FAULT_POINT();
     const std::size_t n = slots_.size();
     if (n == 1) return nullptr;
     s->rng ^= s->rng << 13;
@@ -2354,6 +2544,7 @@ private:
   // --- idle / wake ---------------------------------------------------------
 
   void notify(bool strict) noexcept {
+    SKEIN_FAULT_POINT();
     std::uint64_t s = strict ? state_.fetch_add(0, std::memory_order_acq_rel) : state_.load(std::memory_order_relaxed);
     if (searching_of(s) == 0 && idle_of(s) > 0) wake_one();
   }
@@ -2384,6 +2575,7 @@ private:
   /// Parks a slot-holding worker that found nothing. Returns when woken, when
   /// work became visible, or at stop.
   void park(Worker* w) noexcept {
+    SKEIN_FAULT_POINT();
     {
       std::lock_guard lk(idle_mu_);
       idle_.push_back(w);
@@ -2392,6 +2584,7 @@ private:
     std::uint64_t delta = kIdleOne - (w->searching ? kSearchingOne : 0);
     w->searching = false;
     state_.fetch_add(delta, std::memory_order_acq_rel);
+    SKEIN_FAULT_POINT();  // idle and counted: a producer may now miss us or wake us
     if (work_visible() || stop_.load(std::memory_order_acquire)) {
       bool removed = false;
       {
@@ -2420,6 +2613,7 @@ private:
     w->pool = this;
     w->slot = s;
     Worker* raw = w.get();
+    spares_.reserve(threads_.size() + 1);  // any thread may become a spare: become_spare() never allocates
     threads_.push_back(std::move(w));
     try {
       raw->thread = std::thread([this, raw] { thread_main(raw); });
@@ -2451,17 +2645,22 @@ private:
       w->slot = s;
       return;
     }
+    // Refused: this thread keeps its slot (before the message, which allocates).
     if (threads_.size() < max_threads_) {
       try {
         start_thread(s);
         return;
+      } catch (const std::bad_alloc&) {
+        w->slot = s;
+        throw;  // out of memory is not a usage error
       } catch (const std::exception& e) {
+        w->slot = s;
         why = std::string("a new thread could not be started (") + e.what() + ")";
       }
     } else {
+      w->slot = s;
       why = "the pool is at its bound of " + std::to_string(max_threads_) + " threads";
     }
-    w->slot = s;
     throw UsageError("skein: a task would block its pool thread but " + why +
                      "; use co_await instead of a blocking wait, or raise the pool's max_threads");
   }
@@ -3488,7 +3687,8 @@ private:
 /// timer, ...), no open Notifier, no work() in flight, no keep_alive() guard.
 class EventLoop final : public detail::Executor {
 public:
-  EventLoop() noexcept { outstanding = &outstanding_; }
+  /// Throws std::bad_alloc (its scope's stop state is allocated).
+  EventLoop() { outstanding = &outstanding_; }
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
@@ -3516,7 +3716,11 @@ public:
     auto p = r->promise();
     post([r, f = std::decay_t<F>(std::forward<F>(f)),
           tup = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)]() mutable {
-      std::apply([&](auto&... a) { (void)loop_task<R>(std::move(r), std::move(f), std::move(a)...); }, tup);
+      try {
+        std::apply([&](auto&... a) { (void)loop_task<R>(r, std::move(f), std::move(a)...); }, tup);
+      } catch (...) {  // no memory for the task's frame: its promise fails with that
+        r->reject(std::current_exception());
+      }
     });
     return p;
   }
@@ -3850,6 +4054,35 @@ inline void Notifier::trigger() const noexcept {
   st_->loop->enqueue(st_.get());
 }
 
+namespace detail {
+/// Settles work()'s promise, once: when the loop runs it, or where it is
+/// dropped unrun (by a loop that stopped just after post() looked).
+template <class R>
+struct WorkSettle {
+  WorkSettle(std::shared_ptr<Resolver<R>> r, std::exception_ptr e, std::optional<value_or_monostate<R>> v)
+      : res(std::move(r)), err(std::move(e)), value(std::move(v)) {}
+  WorkSettle(WorkSettle&&) = default;  // the moved-from one has no `res`: it does nothing
+  ~WorkSettle() { (*this)(); }
+  void operator()() noexcept {
+    auto r = std::move(res);
+    if (!r) return;
+    try {
+      if (err)
+        r->reject(err);
+      else if constexpr (std::is_void_v<R>)
+        r->resolve();
+      else
+        r->resolve(std::move(*value));
+    } catch (...) {  // the value could not be moved in
+      r->reject(std::current_exception());
+    }
+  }
+  std::shared_ptr<Resolver<R>> res;
+  std::exception_ptr err;
+  std::optional<value_or_monostate<R>> value;
+};
+}  // namespace detail
+
 /// Runs `f(args...)` on default_pool() and settles the returned promise on
 /// `loop`'s thread, with f's value or its exception (seed 004's `work`). The
 /// loop stays alive until then. If the loop has stopped by the time f ends,
@@ -3861,6 +4094,14 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
   auto r = std::make_shared<Resolver<R>>();
   auto promise = r->promise();
   loop.begin_work();
+  // Out of memory below, the work never began: end it. (If only the tiny
+  // coroutine could not start, f runs on, unobserved.)
+  struct EndUnlessStarted {
+    EventLoop* l;
+    ~EndUnlessStarted() {
+      if (l) l->end_work();
+    }
+  } guard{&loop};
   auto task = run(std::forward<F>(f), std::forward<Args>(args)...);
   // A tiny coroutine on the pool waits for the task, then hands the outcome to the loop.
   (void)[](EventLoop& l, std::shared_ptr<Resolver<R>> res, Promise<R> t) -> Promise<void> {
@@ -3876,14 +4117,7 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
     } catch (...) {
       err = std::current_exception();
     }
-    auto settle = [res, err, v = std::move(value)]() mutable {
-      if (err)
-        res->reject(err);
-      else if constexpr (std::is_void_v<R>)
-        res->resolve();
-      else
-        res->resolve(std::move(*v));
-    };
+    detail::WorkSettle<R> settle(std::move(res), std::move(err), std::move(value));
     try {
       l.post(std::move(settle));
     } catch (...) {  // the loop stopped: settle here rather than lose the outcome
@@ -3891,6 +4125,7 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
     }
     l.end_work();
   }(loop, std::move(r), std::move(task));
+  guard.l = nullptr;  // the coroutine ends the work
   return promise;
 }
 
@@ -3933,6 +4168,7 @@ namespace skein::detail {
 /// Coroutine awaiter skeleton (CRTP). Derived provides:
 ///   bool try_now();                 // fast path: done without waiting?
 ///   bool enqueue(CoroWaiter& w);    // under the lock: true = linked, false = done now
+///                                   // (if it throws, it linked nothing)
 ///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
 ///   R result();                     // after a successful wait
 template <class Derived>
@@ -3945,7 +4181,14 @@ public:
   bool await_ready() { return self().try_now(); }
   bool await_suspend(std::coroutine_handle<> h) {
     wait_.prepare(h);
-    if (!self().enqueue(wait_.waiter)) return false;
+    bool linked = false;
+    try {
+      linked = self().enqueue(wait_.waiter);
+    } catch (...) {  // not linked (out of memory): the coroutine does not suspend
+      wait_.disarm();
+      throw;
+    }
+    if (!linked) return false;
     return wait_.arm();
   }
   decltype(auto) await_resume() {
@@ -4142,6 +4385,7 @@ private:
 #include <cstddef>
 #include <deque>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <type_traits>
@@ -4180,7 +4424,9 @@ public:
   // --- put --------------------------------------------------------------------
   /// Blocks while full. Throws Closed if the queue is (or gets) closed.
   void put(const T& v) { put_impl(T(v)); }
-  void put(T&& v) { put_impl(std::move(v)); }
+  void put(T&& v) {  // by reference: a put that fails (Closed, Cancelled) leaves `v` untouched
+    if (!put_wait(v, nullptr)) detail::throw_cancelled();
+  }
 
   /// Puts without blocking; false if full (the item is untouched). Throws Closed if closed.
   bool try_put(const T& v) {
@@ -4258,7 +4504,7 @@ public:
       done_ = q_.try_put_impl(item_);  // throws Closed
       return done_;
     }
-    bool enqueue(detail::Waiter& w) noexcept { return q_.enqueue_putter(w, slot_, closed_now_); }
+    bool enqueue(detail::Waiter& w) { return q_.enqueue_putter(w, slot_, closed_now_); }  // bad_alloc: not queued
     bool withdraw(detail::Waiter& w) noexcept { return q_.withdraw(q_.putters_, w); }
     void result() {
       if (closed_now_ || slot_.result == kClosed) throw Closed("put on a closed Queue");
@@ -4327,14 +4573,27 @@ private:
   detail::Waiter* take_locked(std::optional<T>& out) noexcept {
     if (buf_.empty()) return nullptr;
     out.emplace(std::move(buf_.front()));
-    buf_.pop_front();
-    if (detail::Waiter* p = putters_.pop_front()) {
-      auto* s = slot_of<PutSlot>(p);
-      buf_.push_back(std::move(*s->item));
-      s->result = kDone;
-      return p;
+    detail::Waiter* p = putters_.pop_front();
+    if (!p) {
+      buf_.pop_front();
+      return nullptr;
     }
-    return nullptr;
+    auto* s = slot_of<PutSlot>(p);
+    try {
+      buf_.push_back(std::move(*s->item));  // may need a new block
+      buf_.pop_front();
+    } catch (...) {
+      // Out of memory: shift the items down over the one taken instead, and
+      // the putter's item takes the last place (the same size: no allocation).
+      for (std::size_t i = 1; i < buf_.size(); ++i) {
+        std::destroy_at(&buf_[i - 1]);
+        std::construct_at(&buf_[i - 1], std::move(buf_[i]));
+      }
+      std::destroy_at(&buf_.back());
+      std::construct_at(&buf_.back(), std::move(*s->item));
+    }
+    s->result = kDone;
+    return p;
   }
   bool try_take(std::optional<T>& out) {
     detail::Waiter* woken;
@@ -4378,7 +4637,8 @@ private:
   void put_impl(T v) {
     if (!put_wait(v, nullptr)) detail::throw_cancelled();
   }
-  bool enqueue_putter(detail::Waiter& w, PutSlot& slot, bool& closed_now) noexcept {
+  // Throws std::bad_alloc if the buffer cannot grow (then nothing changed).
+  bool enqueue_putter(detail::Waiter& w, PutSlot& slot, bool& closed_now) {
     detail::Waiter* woken = nullptr;
     bool linked = false;
     {
@@ -4484,9 +4744,10 @@ public:
     std::int64_t c;
     std::uint64_t next;
     do {
-      c = counter_of(s) + delta;
-      if (c < 0) throw UsageError("negative WaitGroup counter");
-      if (c > kMaxCount) throw UsageError("WaitGroup counter overflow");
+      const std::int64_t cur = counter_of(s);  // 0 <= cur <= kMaxCount: neither test below overflows
+      if (delta < 0 && delta < -cur) throw UsageError("negative WaitGroup counter");
+      if (delta > 0 && delta > kMaxCount - cur) throw UsageError("WaitGroup counter overflow");
+      c = cur + delta;
       next = c == 0 ? 0 : pack(c, waiters_of(s));
       // acq_rel: a waiter released at zero sees what every done() caller wrote before.
     } while (!state_.compare_exchange_weak(s, next, std::memory_order_acq_rel, std::memory_order_relaxed));
@@ -4604,6 +4865,11 @@ public:
     workers_.reserve(workers);
     try {
       for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(&Pool::work<F>, this, worker_func));
+      watchers_.reserve(workers);
+      // Watchers are tasks of no context (cancelling the workers' context must
+      // not stop them) on the pool (not on the caller's executor, which may
+      // be an EventLoop blocked in close()).
+      for (auto& w : workers_) watchers_.push_back(detail::start_task(default_pool().core(), nullptr, &Pool::watch, this, w));
     } catch (...) {
       finish_quietly();  // the workers that did start must not outlive this constructor
       throw;
@@ -4643,7 +4909,9 @@ public:
       p_.pending_.add(1);
       return guarded([&] { return op_.await_ready(); });
     }
-    bool await_suspend(std::coroutine_handle<> h) { return op_.await_suspend(h); }
+    bool await_suspend(std::coroutine_handle<> h) {  // may throw std::bad_alloc (the item is not queued)
+      return guarded([&] { return op_.await_suspend(h); });
+    }
     void await_resume() {
       guarded([&] {
         op_.await_resume();
@@ -4656,6 +4924,9 @@ public:
     bool guarded(G g) {
       try {
         return g();
+      } catch (const Closed&) {
+        p_.pending_.done();
+        throw Closed("submit on a closed Pool");  // as submit(): not the inner Queue's message
       } catch (...) {
         p_.pending_.done();
         throw;
@@ -4692,18 +4963,7 @@ private:
       try {
         item = co_await self->queue_.async_get();
       } catch (const Cancelled&) {
-        // The workers' context was cancelled: the Pool can no longer process
-        // anything. Refuse new items, count the queued ones as done (so
-        // wait() returns) and report the cancellation through wait()/close().
-        self->queue_.close();
-        std::size_t dropped = 0;
-        while (self->queue_.try_get()) {
-          ++dropped;
-          self->pending_.done();
-        }
-        std::lock_guard lk(self->errors_mu_);
-        self->errors_.push_back(std::make_exception_ptr(
-            Cancelled("Pool workers cancelled; " + std::to_string(dropped) + " queued item(s) not processed")));
+        self->abandon_items();
         co_return;
       }
       if (!item) co_return;  // closed and drained
@@ -4718,15 +4978,56 @@ private:
           (void)std::invoke(f, std::move(*item));
         }
       } catch (...) {
-        std::lock_guard lk(self->errors_mu_);
-        self->errors_.push_back(std::current_exception());
+        self->keep_error(std::current_exception());
       }
       self->pending_.done();
     }
   }
 
+  /// Keeps an error of worker_func for wait()/close(); out of memory, reports
+  /// it to the unhandled-error handler instead (never loses it, nor the worker).
+  void keep_error(std::exception_ptr e) noexcept {
+    {
+      std::lock_guard lk(errors_mu_);
+      try {
+        errors_.push_back(e);
+        return;
+      } catch (...) {
+      }
+    }
+    detail::report_unhandled(std::move(e));
+  }
+
+  /// The workers' context was cancelled: the Pool can no longer process
+  /// anything. Refuses new items, counts the queued ones as done (so wait()
+  /// returns) and reports the cancellation through wait()/close().
+  void abandon_items() {
+    queue_.close();
+    std::size_t dropped = 0;
+    while (queue_.try_get()) ++dropped;
+    keep_error(std::make_exception_ptr(
+        Cancelled("Pool workers cancelled; " + std::to_string(dropped) + " queued item(s) not processed")));
+    for (; dropped > 0; --dropped) pending_.done();  // last: wait() may return, and the Pool go, after this
+  }
+
+  /// A worker cancelled before it started never runs work(), so it cannot
+  /// abandon the items itself (found by the soak test: wait() hung, close()
+  /// lost them). Its watcher does; finish() waits for the watchers.
+  static Promise<void> watch(Pool* self, Promise<void> worker) {
+    bool never_started = false;
+    try {
+      // Not cancellable: the worker observes the same token and settles promptly.
+      co_await detail::ForwardAwaiter<void>(detail::state_of(worker));
+    } catch (const Cancelled&) {  // work() itself returns normally when cancelled
+      never_started = true;
+    } catch (...) {
+    }
+    if (never_started) self->abandon_items();
+  }
+
   void finish() {
     queue_.close();
+    for (auto& w : watchers_) detail::wait_settled_ignoring_stop(w);
     // Wait for every worker even if one failed (a worker only fails when its
     // task is cancelled): none may outlive this Pool.
     // The wait ignores the caller's stop token for the same reason.
@@ -4735,6 +5036,7 @@ private:
       detail::wait_settled_ignoring_stop(w);
       try {
         w.wait();
+      } catch (const Cancelled&) {  // recorded in errors_ by its watcher
       } catch (...) {
         if (!first) first = std::current_exception();
       }
@@ -4754,7 +5056,9 @@ private:
   void rethrow_errors() {
     auto errs = take_errors();
     if (errs.empty()) return;
-    for (std::size_t i = 1; i < errs.size(); ++i) detail::report_unhandled(errs[i]);
+    // Cancellations are never reported (somebody asked for them), as in ~Pool.
+    for (std::size_t i = 1; i < errs.size(); ++i)
+      if (!detail::PromiseStateBase::is_cancellation(errs[i])) detail::report_unhandled(errs[i]);
     std::rethrow_exception(errs.front());
   }
 
@@ -4763,6 +5067,7 @@ private:
   std::mutex errors_mu_;
   std::vector<std::exception_ptr> errors_;
   std::vector<Promise<void>> workers_;
+  std::vector<Promise<void>> watchers_;
 };
 
 }  // namespace skein
@@ -5231,10 +5536,15 @@ public:
       return false;
     }
     if (node_.deadline <= std::chrono::steady_clock::now()) return false;
-    // A coroutine with no executor is resumed on the default pool, never on
-    // the timer thread (which would delay every other timer).
-    if (!wait_.waiter.executor) wait_.waiter.executor = &default_pool().core();
-    detail::timer_service().add(&node_);
+    try {
+      // A coroutine with no executor is resumed on the default pool, never on
+      // the timer thread (which would delay every other timer).
+      if (!wait_.waiter.executor) wait_.waiter.executor = &default_pool().core();
+      detail::timer_service().add(&node_);
+    } catch (...) {  // not queued (out of memory): the coroutine does not suspend
+      wait_.disarm();
+      throw;
+    }
     return wait_.arm();
   }
   void await_resume() {

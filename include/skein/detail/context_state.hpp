@@ -45,10 +45,16 @@ public:
   [[nodiscard]] ContextState* parent() const noexcept { return parent_; }
 
   void set_deadline(Clock::time_point when) {
-    deadline_ = new Deadline(this);
-    deadline_->deadline = when;
-    deadline_->fire = &Deadline::on_fire;
-    timer_service().add(deadline_);
+    auto* d = new Deadline(this);
+    d->deadline = when;
+    d->fire = &Deadline::on_fire;
+    try {
+      timer_service().add(d);
+    } catch (...) {  // not queued (out of memory): neither owner has it yet
+      delete d;
+      throw;
+    }
+    deadline_ = d;
   }
   [[nodiscard]] std::optional<Clock::time_point> deadline() const noexcept {
     if (!deadline_) return std::nullopt;

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "../errors.hpp"
+#include "fault.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
 #include "timer_service.hpp"
@@ -79,20 +80,23 @@ public:
     (void)unhandled_registry();
     (void)pool_registry();
     slots_.reserve(slots);
+    idle_.reserve(slots);  // one entry per slot at most: park() never allocates
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
       slots_.back()->index = i;
       slots_.back()->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     }
     try {
-      std::lock_guard lk(threads_mu_);
-      for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+      {
+        std::lock_guard lk(threads_mu_);
+        for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
+      }
+      std::lock_guard lk(pool_registry().mu);
+      pool_registry().pools.push_back(this);  // may throw too: the threads run already
     } catch (...) {
       shutdown();  // join the threads that did start
       throw;
     }
-    std::lock_guard lk(pool_registry().mu);
-    pool_registry().pools.push_back(this);
   }
 
   PoolCore(const PoolCore&) = delete;
@@ -253,6 +257,7 @@ private:
   }
 
   void* steal(Slot* s) noexcept {
+    SKEIN_FAULT_POINT();
     const std::size_t n = slots_.size();
     if (n == 1) return nullptr;
     s->rng ^= s->rng << 13;
@@ -294,6 +299,7 @@ private:
   // --- idle / wake ---------------------------------------------------------
 
   void notify(bool strict) noexcept {
+    SKEIN_FAULT_POINT();
     std::uint64_t s = strict ? state_.fetch_add(0, std::memory_order_acq_rel) : state_.load(std::memory_order_relaxed);
     if (searching_of(s) == 0 && idle_of(s) > 0) wake_one();
   }
@@ -324,6 +330,7 @@ private:
   /// Parks a slot-holding worker that found nothing. Returns when woken, when
   /// work became visible, or at stop.
   void park(Worker* w) noexcept {
+    SKEIN_FAULT_POINT();
     {
       std::lock_guard lk(idle_mu_);
       idle_.push_back(w);
@@ -332,6 +339,7 @@ private:
     std::uint64_t delta = kIdleOne - (w->searching ? kSearchingOne : 0);
     w->searching = false;
     state_.fetch_add(delta, std::memory_order_acq_rel);
+    SKEIN_FAULT_POINT();  // idle and counted: a producer may now miss us or wake us
     if (work_visible() || stop_.load(std::memory_order_acquire)) {
       bool removed = false;
       {
@@ -360,6 +368,7 @@ private:
     w->pool = this;
     w->slot = s;
     Worker* raw = w.get();
+    spares_.reserve(threads_.size() + 1);  // any thread may become a spare: become_spare() never allocates
     threads_.push_back(std::move(w));
     try {
       raw->thread = std::thread([this, raw] { thread_main(raw); });
@@ -391,17 +400,22 @@ private:
       w->slot = s;
       return;
     }
+    // Refused: this thread keeps its slot (before the message, which allocates).
     if (threads_.size() < max_threads_) {
       try {
         start_thread(s);
         return;
+      } catch (const std::bad_alloc&) {
+        w->slot = s;
+        throw;  // out of memory is not a usage error
       } catch (const std::exception& e) {
+        w->slot = s;
         why = std::string("a new thread could not be started (") + e.what() + ")";
       }
     } else {
+      w->slot = s;
       why = "the pool is at its bound of " + std::to_string(max_threads_) + " threads";
     }
-    w->slot = s;
     throw UsageError("skein: a task would block its pool thread but " + why +
                      "; use co_await instead of a blocking wait, or raise the pool's max_threads");
   }

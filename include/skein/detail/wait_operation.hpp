@@ -14,6 +14,7 @@ namespace skein::detail {
 /// Coroutine awaiter skeleton (CRTP). Derived provides:
 ///   bool try_now();                 // fast path: done without waiting?
 ///   bool enqueue(CoroWaiter& w);    // under the lock: true = linked, false = done now
+///                                   // (if it throws, it linked nothing)
 ///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
 ///   R result();                     // after a successful wait
 template <class Derived>
@@ -26,7 +27,14 @@ public:
   bool await_ready() { return self().try_now(); }
   bool await_suspend(std::coroutine_handle<> h) {
     wait_.prepare(h);
-    if (!self().enqueue(wait_.waiter)) return false;
+    bool linked = false;
+    try {
+      linked = self().enqueue(wait_.waiter);
+    } catch (...) {  // not linked (out of memory): the coroutine does not suspend
+      wait_.disarm();
+      throw;
+    }
+    if (!linked) return false;
     return wait_.arm();
   }
   decltype(auto) await_resume() {
