@@ -278,9 +278,10 @@ TEST_CASE("submit after close throws Closed; the item is not processed") {
   pool.submit(1);
   pool.close();
   CHECK(processed.load() == 1);
-  CHECK_THROWS_WITH_AS(pool.submit(2), doctest::Contains("closed"), skein::Closed);
+  CHECK_THROWS_WITH_AS(pool.submit(2), "submit on a closed Pool", skein::Closed);
+  // The coroutine form says the same (it said "put on a closed Queue": found by fuzz/primitives_fuzz).
   auto co = skein::run([&]() -> Promise<void> { co_await pool.async_submit(3); });
-  CHECK_THROWS_WITH_AS(co.get(), doctest::Contains("closed"), skein::Closed);
+  CHECK_THROWS_WITH_AS(co.get(), "submit on a closed Pool", skein::Closed);
   CHECK(pool.pending() == 0);
   pool.wait();
   pool.close();
@@ -496,4 +497,56 @@ TEST_CASE("a coroutine worker_func cancelled mid-item finishes before its Pool c
     CHECK(finished.load() == 1);  // close() returned only after the item's coroutine ended
     pool.reset();
   }
+}
+
+TEST_CASE("workers cancelled before they start: wait() returns and rethrows Cancelled, no item is kept pending") {
+  // Found by the soak test: a worker whose context was cancelled before it
+  // started never ran, so nothing drained the queue — wait() hung, close()
+  // threw "task cancelled before it started" and left the items pending.
+  Watchdog wd(30s);
+  CapturedErrors captured;
+  std::atomic<int> processed{0};
+  for (int round = 0; round < scaled(50); ++round) {
+    skein::Context ctx;
+    std::unique_ptr<skein::Pool<int>> pool;
+    ctx.run([&] {
+         ctx.cancel();  // the workers are bound to this (now cancelled) context
+         pool = std::make_unique<skein::Pool<int>>([&](int) { ++processed; }, 2, 0);
+       })
+        .get();
+    int submitted = 0;
+    for (int i = 0; i < 5; ++i) {
+      try {
+        pool->submit(i);
+        ++submitted;
+      } catch (const skein::Closed&) {  // the pool may already have shut its queue
+      }
+    }
+    if (round % 2 == 0) {
+      // close() waits for the workers' watchers: both recorded a
+      // cancellation; one is rethrown, the other is not reported.
+      CHECK_THROWS_WITH_AS(pool->close(), doctest::Contains("Pool workers cancelled"), skein::Cancelled);
+    } else {
+      // wait() returns (it hung); with items queued, the watcher that
+      // abandoned them recorded why before counting them done.
+      if (submitted > 0) {
+        CHECK_THROWS_WITH_AS(pool->wait(), doctest::Contains("Pool workers cancelled"), skein::Cancelled);
+      } else {
+        try {
+          pool->wait();
+        } catch (const skein::Cancelled&) {
+        }
+      }
+      try {
+        pool->close();
+      } catch (const skein::Cancelled&) {  // the other worker's, if wait() did not take it
+      }
+    }
+    CHECK(pool->pending() == 0);
+    CHECK_THROWS_AS(pool->submit(9), skein::Closed);
+    pool.reset();
+  }
+  CHECK(processed.load() == 0);
+  // Cancellations are never handed to the unhandled-error handler (two workers, two kept).
+  CHECK(captured.messages().empty());
 }

@@ -387,3 +387,25 @@ TEST_CASE("try_put and put_for copy an lvalue item; the caller's copy is untouch
   CHECK(a == "kept");
   CHECK(q.get() == "kept");
 }
+
+TEST_CASE("a put(T&&) that fails (closed, cancelled) leaves the caller's item untouched") {
+  // Found by the soak test: put(T&&) moved the item into a by-value
+  // parameter before waiting, so a failed put emptied the caller's string.
+  skein::Queue<std::string> closed(1);
+  closed.close();
+  std::string s = "keep me";
+  CHECK_THROWS_AS(closed.put(std::move(s)), skein::Closed);
+  CHECK(s == "keep me");
+
+  skein::Queue<std::string> full(1);
+  full.put(std::string("first"));
+  skein::Context ctx;
+  std::string t = "mine";
+  ctx.run([&] {
+       ctx.cancel();
+       CHECK_THROWS_AS(full.put(std::move(t)), skein::Cancelled);
+     })
+      .get();
+  CHECK(t == "mine");
+  CHECK(full.size() == 1);
+}
