@@ -23,7 +23,7 @@
 // the stuck threads are detached (they hold nothing but their scenario's
 // state), the trace is kept, and the search stops.
 
-#include <skein/detail/parker.hpp>
+#include <skein/skein.hpp>  // BasicParker and the waiter core (also from the single header)
 
 #include <condition_variable>
 #include <cstdint>
