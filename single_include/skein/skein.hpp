@@ -349,6 +349,7 @@ private:
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 
 #if defined(__linux__)
 #include <ctime>
@@ -450,6 +451,7 @@ class OsParking {
 public:
   template <class T>
   using Atomic = std::atomic<T>;
+  using Mutex = std::mutex;  // a lock held for a few instructions (the pool's idle list)
 
   /// Parks while `word == expected`; returns false once `deadline` has passed.
   /// May return early (a change, a spurious wake-up): the caller re-checks.
@@ -498,6 +500,7 @@ public:
   /// Deliberately broken variants, for showing that the model checker finds
   /// them (tests/model_check.test.cpp); never set in the library.
   static constexpr bool kInjectLostWakeup = false;
+  static constexpr bool kInjectSkipIdleRecheck = false;  // the pool's (idle_workers.hpp)
 
 #if !defined(__linux__)
 private:
@@ -531,6 +534,10 @@ public:
     if (w & kSleeping) sys_.wake(word_);
     return true;
   }
+  /// Back to `waiting`, for a waiter that returned and waits again; only
+  /// while no notify() or interrupt() can be in flight (the caller's protocol
+  /// ensures it).
+  void reset() noexcept { word_.store(kWaiting, std::memory_order_relaxed); }
   [[nodiscard]] std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire) & ~kSleeping; }
 
   /// Spins up to `spins` pauses while the state is `from`; returns the state.
@@ -2151,17 +2158,16 @@ private:
 //
 // Finding work: LIFO slot, own deque (LIFO), injection queue (FIFO; checked
 // first every 61 ticks so posts from outside are not starved), then stealing
-// from the other slots in random order. Idle threads park on a per-thread
-// word with std::atomic::wait/notify_one.
+// from the other slots in random order. Idle threads sleep on a per-thread
+// futex word (OsParking).
 //
-// Parking without lost wake-ups. `state_` packs the number of searching and
-// idle slot-holders. A producer that pushes to the injection queue reads
-// `state_` with an RMW; a worker that stops searching and goes idle updates
-// `state_` with an RMW and then re-checks the queues. RMWs on one atomic are
-// totally ordered, so either the producer sees the idle worker (and wakes it)
-// or the worker's re-check sees the work. Pushes to a worker's own deque use
-// a plain load: a missed wake-up there only costs parallelism, never
-// liveness, because the slot's owner runs its own deque.
+// Parking without lost wake-ups: idle_workers.hpp (the protocol, on its own
+// so that the model checker runs it). A producer that pushes to the injection
+// queue notifies with an RMW on the idle/searching word; a worker that goes
+// idle updates it with an RMW and then re-checks the queues, so either the
+// producer sees the idle worker or the worker sees the work. Pushes to a
+// worker's own deque notify with a plain load: a missed wake-up there only
+// costs parallelism, never liveness, because the slot's owner runs its deque.
 
 #include <algorithm>
 #include <atomic>
@@ -2177,6 +2183,165 @@ private:
 #include <thread>
 #include <vector>
 
+
+// ---- begin skein/detail/idle_workers.hpp ----
+// The thread pool's parking protocol: how a worker that found no work goes to
+// sleep, and how a producer decides whether to wake one, without losing a
+// wake-up and without waking a crowd. PoolCore runs it; it lives here on its
+// own, templated over the parking policy (see OsParking), so that the model
+// checker (tests/model_check.test.cpp) can run this very code under every
+// interleaving.
+//
+// `state_` packs the number of searching workers (high half) and idle ones
+// (low half). A producer that pushed work calls notify(): it wakes an idle
+// worker only if none is searching (a searcher will find the work, and wakes
+// the next one when it stops searching: stop_searching()). A worker that goes
+// idle (park()) counts itself idle with an RMW on `state_` and then re-checks
+// for work; a producer that must not be missed reads `state_` with an RMW
+// (notify(true)). RMWs on one atomic are totally ordered, so either the
+// producer sees the idle worker and wakes it, or the worker's re-check sees
+// the work. A producer pushing onto its own worker's deque uses a plain load
+// (notify(false)): missing a sleeper there only costs parallelism, since the
+// deque's owner runs it.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+
+namespace skein::detail {
+
+template <class Sys = OsParking>
+class BasicIdleWorkers {
+public:
+  /// A worker's part of the protocol: whether it is counted as searching, and
+  /// the Parker it sleeps on (a rouse that finds it still spinning costs no
+  /// system call).
+  struct Sleeper {
+    using Parker = BasicParker<Sys>;
+    bool searching = false;  // touched by its own thread only
+    Parker parker;
+
+    /// Re-arms the parker; the caller then publishes the sleeper under a
+    /// lock, and nobody rouses a sleeper it did not find published.
+    void arm() noexcept { parker.reset(); }
+    /// Sleeps until rouse()d (returns at once if it already was).
+    void sleep() noexcept {
+      if (parker.spin_while(Parker::kWaiting, Sys::spin_budget()) == Parker::kWaiting)
+        parker.wait_while(Parker::kWaiting);
+    }
+    void rouse() noexcept { parker.notify(); }
+  };
+
+  explicit BasicIdleWorkers(std::size_t workers) {
+    idle_.reserve(workers);  // one entry per slot-holder at most: park() never allocates
+  }
+  BasicIdleWorkers(const BasicIdleWorkers&) = delete;
+  BasicIdleWorkers& operator=(const BasicIdleWorkers&) = delete;
+
+  /// Work was published: wake an idle worker if nobody is searching. `strict`:
+  /// the wake-up must not be missed (see the top of this file).
+  void notify(bool strict) noexcept {
+    SKEIN_FAULT_POINT();
+    std::uint64_t s = strict ? state_.fetch_add(0, std::memory_order_acq_rel) : state_.load(std::memory_order_relaxed);
+    if (searching_of(s) == 0 && idle_of(s) > 0) wake_one();
+  }
+
+  /// The worker looks beyond its own queues (stealing): counted as searching.
+  void start_searching(Sleeper* w) noexcept {
+    if (w->searching) return;
+    w->searching = true;
+    state_.fetch_add(kSearchingOne, std::memory_order_acq_rel);
+  }
+
+  /// The worker found work (or is leaving its slot).
+  void stop_searching(Sleeper* w) noexcept {
+    if (!w->searching) return;
+    w->searching = false;
+    auto prev = state_.fetch_sub(kSearchingOne, std::memory_order_acq_rel);
+    // The last searcher found work: there may be more, keep the chain going.
+    if (searching_of(prev) == 1) notify(false);
+  }
+
+  /// Parks a worker that found nothing. `ready()` says whether work is
+  /// visible (or the pool stops); it is checked after the worker counts
+  /// itself idle. Returns when woken or when ready() held; the worker then
+  /// counts as searching (except after a shutdown's rouse, which no longer
+  /// cares).
+  template <class Ready>
+  void park(Sleeper* w, Ready&& ready) noexcept {
+    SKEIN_FAULT_POINT();
+    {
+      std::lock_guard lk(mu_);
+      idle_.push_back(w);
+      w->arm();
+    }
+    std::uint64_t delta = kIdleOne - (w->searching ? kSearchingOne : 0);
+    w->searching = false;
+    state_.fetch_add(delta, std::memory_order_acq_rel);
+    SKEIN_FAULT_POINT();  // idle and counted: a producer may now miss us or wake us
+    // (The model checker's broken variant skips this re-check.)
+    if (!Sys::kInjectSkipIdleRecheck && ready()) {
+      bool removed = false;
+      {
+        std::lock_guard lk(mu_);
+        auto it = std::find(idle_.begin(), idle_.end(), w);
+        if (it != idle_.end()) {
+          idle_.erase(it);
+          removed = true;
+          state_.fetch_add(kSearchingOne - kIdleOne, std::memory_order_acq_rel);
+        }
+      }
+      if (!removed) w->sleep();  // a waker took us off the list: take its wake-up
+      w->searching = true;
+      return;
+    }
+    w->sleep();
+    w->searching = true;  // counted by wake_one
+  }
+
+  /// The lock under which park() publishes a sleeper: a shutdown sets its
+  /// stop flag under it, so a parking worker either sees the flag in ready()
+  /// or is parked by the time the shutdown rouses every worker.
+  typename Sys::Mutex& mutex() noexcept { return mu_; }
+
+  /// Snapshots, for tests.
+  [[nodiscard]] std::uint32_t idle_count() const noexcept { return idle_of(state_.load()); }
+  [[nodiscard]] std::uint32_t searching_count() const noexcept { return searching_of(state_.load()); }
+  /// Workers on the idle list; call with mutex() held, or when nothing runs.
+  [[nodiscard]] std::size_t listed() const noexcept { return idle_.size(); }
+
+private:
+  static constexpr std::uint64_t kIdleOne = 1;
+  static constexpr std::uint64_t kSearchingOne = std::uint64_t{1} << 32;
+  static std::uint32_t idle_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
+  static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
+
+  void wake_one() noexcept {
+    Sleeper* w = nullptr;
+    {
+      std::lock_guard lk(mu_);
+      if (idle_.empty()) return;
+      w = idle_.back();
+      idle_.pop_back();
+      // The woken worker starts out searching: counted here, under the lock,
+      // so that a burst of notifies wakes one worker, not all of them.
+      state_.fetch_add(kSearchingOne - kIdleOne, std::memory_order_acq_rel);
+    }
+    w->rouse();
+  }
+
+  alignas(64) typename Sys::template Atomic<std::uint64_t> state_{0};
+  typename Sys::Mutex mu_;
+  std::vector<Sleeper*> idle_;
+};
+
+using IdleWorkers = BasicIdleWorkers<>;
+
+}  // namespace skein::detail
+// ---- end skein/detail/idle_workers.hpp ----
 
 // ---- begin skein/detail/ws_deque.hpp ----
 // A Chase-Lev work-stealing deque of pointers (Chase & Lev 2005; the C11
@@ -2317,7 +2482,7 @@ class PoolCore final : public Executor {
   struct Worker;
 
 public:
-  PoolCore(std::size_t slots, std::size_t max_threads) : max_threads_(max_threads) {
+  PoolCore(std::size_t slots, std::size_t max_threads) : max_threads_(max_threads), idle_(slots) {
     if (slots == 0) throw UsageError("a ThreadPool needs at least one thread");
     if (max_threads < slots) throw UsageError("a ThreadPool's max_threads must be at least its number of threads");
     // Constructed first, so they outlive any pool (static destruction order).
@@ -2325,7 +2490,6 @@ public:
     (void)unhandled_registry();
     (void)pool_registry();
     slots_.reserve(slots);
-    idle_.reserve(slots);  // one entry per slot at most: park() never allocates
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
       slots_.back()->index = i;
@@ -2414,10 +2578,6 @@ public:
   }
 
 private:
-  static constexpr std::uint64_t kIdleOne = 1;
-  static constexpr std::uint64_t kSearchingOne = std::uint64_t{1} << 32;
-  static std::uint32_t idle_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
-  static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
   static constexpr unsigned kLifoBudget = 32;
   static constexpr std::size_t kInjectBatch = 32;
   static constexpr int kSpinRounds = 24;
@@ -2436,11 +2596,11 @@ private:
     std::size_t index = 0;
   };
 
-  struct Worker final : BlockingHook {
+  // `searching` and the wake word come from Sleeper: the parking protocol's
+  // part. The same word also wakes a spare thread given a slot.
+  struct Worker final : BlockingHook, IdleWorkers::Sleeper {
     PoolCore* pool = nullptr;
     Slot* slot = nullptr;     // the slot this thread runs, or null (blocked / spare)
-    bool searching = false;   // counted in state_'s searching field
-    std::atomic<std::uint32_t> wake{0};
     std::thread thread;
 
     void enter_blocking() override { pool->hand_off(this); }
@@ -2462,7 +2622,7 @@ private:
     } catch (...) {  // growing the deque failed: the injection queue still takes it
       return inject(h);
     }
-    notify(false);
+    idle_.notify(false);
   }
 
   void inject(void* h) noexcept {
@@ -2478,7 +2638,7 @@ private:
       }
       inj_size_.store(inj_.size(), std::memory_order_relaxed);
     }
-    notify(true);
+    idle_.notify(true);
   }
 
   void* pop_injection(Slot* s) noexcept {
@@ -2541,70 +2701,6 @@ private:
     return pop_injection(s);
   }
 
-  // --- idle / wake ---------------------------------------------------------
-
-  void notify(bool strict) noexcept {
-    SKEIN_FAULT_POINT();
-    std::uint64_t s = strict ? state_.fetch_add(0, std::memory_order_acq_rel) : state_.load(std::memory_order_relaxed);
-    if (searching_of(s) == 0 && idle_of(s) > 0) wake_one();
-  }
-
-  void wake_one() noexcept {
-    Worker* w = nullptr;
-    {
-      std::lock_guard lk(idle_mu_);
-      if (idle_.empty()) return;
-      w = idle_.back();
-      idle_.pop_back();
-      // The woken worker starts out searching: counted here, under the lock,
-      // so that a burst of notifies wakes one worker, not all of them.
-      state_.fetch_add(kSearchingOne - kIdleOne, std::memory_order_acq_rel);
-    }
-    w->wake.store(1, std::memory_order_release);
-    w->wake.notify_one();
-  }
-
-  void stop_searching(Worker* w) noexcept {
-    if (!w->searching) return;
-    w->searching = false;
-    auto prev = state_.fetch_sub(kSearchingOne, std::memory_order_acq_rel);
-    // The last searcher found work: there may be more, keep the chain going.
-    if (searching_of(prev) == 1) notify(false);
-  }
-
-  /// Parks a slot-holding worker that found nothing. Returns when woken, when
-  /// work became visible, or at stop.
-  void park(Worker* w) noexcept {
-    SKEIN_FAULT_POINT();
-    {
-      std::lock_guard lk(idle_mu_);
-      idle_.push_back(w);
-      w->wake.store(0, std::memory_order_relaxed);
-    }
-    std::uint64_t delta = kIdleOne - (w->searching ? kSearchingOne : 0);
-    w->searching = false;
-    state_.fetch_add(delta, std::memory_order_acq_rel);
-    SKEIN_FAULT_POINT();  // idle and counted: a producer may now miss us or wake us
-    if (work_visible() || stop_.load(std::memory_order_acquire)) {
-      bool removed = false;
-      {
-        std::lock_guard lk(idle_mu_);
-        auto it = std::find(idle_.begin(), idle_.end(), w);
-        if (it != idle_.end()) {
-          idle_.erase(it);
-          removed = true;
-          state_.fetch_add(kSearchingOne - kIdleOne, std::memory_order_acq_rel);
-        }
-      }
-      if (!removed)  // a waker took us off the list: take its wake-up
-        while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
-      w->searching = true;
-      return;
-    }
-    while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
-    w->searching = true;  // counted by wake_one (or by shutdown, which no longer cares)
-  }
-
   // --- threads ---------------------------------------------------------------
 
   // threads_mu_ held.
@@ -2628,15 +2724,14 @@ private:
     Slot* s = w->slot;
     if (!s) return;  // already handed off (a nested or repeated block)
     w->slot = nullptr;
-    if (w->searching) stop_searching(w);
+    idle_.stop_searching(w);
     std::unique_lock lk(threads_mu_);
     if (!spares_.empty()) {
       Worker* sp = spares_.back();
       spares_.pop_back();
       sp->slot = s;
       lk.unlock();
-      sp->wake.store(1, std::memory_order_release);
-      sp->wake.notify_one();
+      sp->rouse();
       return;
     }
     std::string why;
@@ -2683,10 +2778,10 @@ private:
     {
       std::lock_guard lk(threads_mu_);
       if (stop_.load(std::memory_order_acquire)) return false;
-      w->wake.store(0, std::memory_order_relaxed);
+      w->arm();
       spares_.push_back(w);
     }
-    while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
+    w->sleep();
     return w->slot != nullptr;
   }
 
@@ -2695,10 +2790,7 @@ private:
       Slot* s = w->slot;
       void* h = find_local(s);
       if (!h) {
-        if (!w->searching) {
-          w->searching = true;
-          state_.fetch_add(kSearchingOne, std::memory_order_acq_rel);
-        }
+        idle_.start_searching(w);
         h = steal(s);
         if (!h) h = pop_injection(s);
         if (!h) {
@@ -2716,11 +2808,11 @@ private:
           }
         }
         if (!h) {
-          park(w);
+          idle_.park(w, [this] { return work_visible() || stop_.load(std::memory_order_acquire); });
           continue;
         }
       }
-      stop_searching(w);
+      idle_.stop_searching(w);
       tls.scope = tls.base_scope = &s->scope;
       resume(std::coroutine_handle<>::from_address(h));
       // After a hand-off the thread finishes without a slot, in the pool's scope.
@@ -2771,16 +2863,13 @@ private:
     // 3. Stop and join every thread.
     std::vector<std::unique_ptr<Worker>> all;
     {
-      // Under idle_mu_ too: a worker parking stores wake=0 under idle_mu_ and
-      // then reads stop_, so it either sees stop_ or is woken below after it.
-      std::scoped_lock lk(threads_mu_, idle_mu_);
+      // Under the idle list's lock too: a parking worker arms its word under
+      // it and then reads stop_, so it either sees stop_ or is roused below.
+      std::scoped_lock lk(threads_mu_, idle_.mutex());
       stop_.store(true, std::memory_order_release);
       all.swap(threads_);
     }
-    for (auto& w : all) {
-      w->wake.store(1, std::memory_order_release);
-      w->wake.notify_one();
-    }
+    for (auto& w : all) w->rouse();
     for (auto& w : all)
       if (w->thread.joinable()) w->thread.join();
     // 4. Coroutines that hopped onto the pool by hand may still be queued:
@@ -2823,13 +2912,10 @@ private:
   Scope scope_;
   StripedCounter live_;
 
-  alignas(64) std::atomic<std::uint64_t> state_{0};
+  IdleWorkers idle_;
   alignas(64) std::atomic<std::size_t> inj_size_{0};
   std::mutex inj_mu_;
   std::deque<void*> inj_;
-
-  std::mutex idle_mu_;
-  std::vector<Worker*> idle_;
 
   mutable std::mutex threads_mu_;
   std::vector<std::unique_ptr<Worker>> threads_;

@@ -430,25 +430,6 @@ private:
   T v_;
 };
 
-/// The parking policy for skein::detail::BasicParker under the explorer.
-struct Parking {
-  template <class T>
-  using Atomic = model::Atomic<T>;
-  bool park(Atomic<std::uint32_t>& word, std::uint32_t expected,
-            const skein::detail::Clock::time_point* deadline) noexcept {
-    return active_explorer()->park(&word, [&] { return word.peek() == expected; }, deadline != nullptr);
-  }
-  void wake(Atomic<std::uint32_t>& word) noexcept { active_explorer()->wake(&word); }
-  static int spin_budget() noexcept { return 1; }  // one look before parking is as good as many here
-  static constexpr bool kInjectLostWakeup = false;
-};
-
-/// The same, with the waiter core's deliberately broken variants switched on
-/// (Parker's sleep announcement, the coroutine waiter's arming).
-struct LostWakeupParking : Parking {
-  static constexpr bool kInjectLostWakeup = true;
-};
-
 /// A mutex whose lock and unlock are scheduling points; a thread waiting for
 /// it is parked (not spinning), so the search stays finite.
 class Mutex {
@@ -467,6 +448,33 @@ public:
 
 private:
   bool locked_ = false;
+};
+
+/// The parking policy (see skein::detail::OsParking) under the explorer: for
+/// BasicParker, the waiter core and the pool's BasicIdleWorkers.
+struct Parking {
+  template <class T>
+  using Atomic = model::Atomic<T>;
+  using Mutex = model::Mutex;
+  bool park(Atomic<std::uint32_t>& word, std::uint32_t expected,
+            const skein::detail::Clock::time_point* deadline) noexcept {
+    return active_explorer()->park(&word, [&] { return word.peek() == expected; }, deadline != nullptr);
+  }
+  void wake(Atomic<std::uint32_t>& word) noexcept { active_explorer()->wake(&word); }
+  static int spin_budget() noexcept { return 1; }  // one look before parking is as good as many here
+  static constexpr bool kInjectLostWakeup = false;
+  static constexpr bool kInjectSkipIdleRecheck = false;
+};
+
+/// The same, with the waiter core's deliberately broken variants switched on
+/// (Parker's sleep announcement, the coroutine waiter's arming).
+struct LostWakeupParking : Parking {
+  static constexpr bool kInjectLostWakeup = true;
+};
+
+/// The pool's broken variant: a worker going idle does not re-check the queues.
+struct SkipIdleRecheckParking : Parking {
+  static constexpr bool kInjectSkipIdleRecheck = true;
 };
 
 }  // namespace test::model

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 
 #if defined(__linux__)
 #include <ctime>
@@ -36,6 +37,7 @@ class OsParking {
 public:
   template <class T>
   using Atomic = std::atomic<T>;
+  using Mutex = std::mutex;  // a lock held for a few instructions (the pool's idle list)
 
   /// Parks while `word == expected`; returns false once `deadline` has passed.
   /// May return early (a change, a spurious wake-up): the caller re-checks.
@@ -84,6 +86,7 @@ public:
   /// Deliberately broken variants, for showing that the model checker finds
   /// them (tests/model_check.test.cpp); never set in the library.
   static constexpr bool kInjectLostWakeup = false;
+  static constexpr bool kInjectSkipIdleRecheck = false;  // the pool's (idle_workers.hpp)
 
 #if !defined(__linux__)
 private:
@@ -117,6 +120,10 @@ public:
     if (w & kSleeping) sys_.wake(word_);
     return true;
   }
+  /// Back to `waiting`, for a waiter that returned and waits again; only
+  /// while no notify() or interrupt() can be in flight (the caller's protocol
+  /// ensures it).
+  void reset() noexcept { word_.store(kWaiting, std::memory_order_relaxed); }
   [[nodiscard]] std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire) & ~kSleeping; }
 
   /// Spins up to `spins` pauses while the state is `from`; returns the state.

@@ -12,17 +12,16 @@
 //
 // Finding work: LIFO slot, own deque (LIFO), injection queue (FIFO; checked
 // first every 61 ticks so posts from outside are not starved), then stealing
-// from the other slots in random order. Idle threads park on a per-thread
-// word with std::atomic::wait/notify_one.
+// from the other slots in random order. Idle threads sleep on a per-thread
+// futex word (OsParking).
 //
-// Parking without lost wake-ups. `state_` packs the number of searching and
-// idle slot-holders. A producer that pushes to the injection queue reads
-// `state_` with an RMW; a worker that stops searching and goes idle updates
-// `state_` with an RMW and then re-checks the queues. RMWs on one atomic are
-// totally ordered, so either the producer sees the idle worker (and wakes it)
-// or the worker's re-check sees the work. Pushes to a worker's own deque use
-// a plain load: a missed wake-up there only costs parallelism, never
-// liveness, because the slot's owner runs its own deque.
+// Parking without lost wake-ups: idle_workers.hpp (the protocol, on its own
+// so that the model checker runs it). A producer that pushes to the injection
+// queue notifies with an RMW on the idle/searching word; a worker that goes
+// idle updates it with an RMW and then re-checks the queues, so either the
+// producer sees the idle worker or the worker sees the work. Pushes to a
+// worker's own deque notify with a plain load: a missed wake-up there only
+// costs parallelism, never liveness, because the slot's owner runs its deque.
 
 #include <algorithm>
 #include <atomic>
@@ -40,6 +39,7 @@
 
 #include "../errors.hpp"
 #include "fault.hpp"
+#include "idle_workers.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
 #include "timer_service.hpp"
@@ -72,7 +72,7 @@ class PoolCore final : public Executor {
   struct Worker;
 
 public:
-  PoolCore(std::size_t slots, std::size_t max_threads) : max_threads_(max_threads) {
+  PoolCore(std::size_t slots, std::size_t max_threads) : max_threads_(max_threads), idle_(slots) {
     if (slots == 0) throw UsageError("a ThreadPool needs at least one thread");
     if (max_threads < slots) throw UsageError("a ThreadPool's max_threads must be at least its number of threads");
     // Constructed first, so they outlive any pool (static destruction order).
@@ -80,7 +80,6 @@ public:
     (void)unhandled_registry();
     (void)pool_registry();
     slots_.reserve(slots);
-    idle_.reserve(slots);  // one entry per slot at most: park() never allocates
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
       slots_.back()->index = i;
@@ -169,10 +168,6 @@ public:
   }
 
 private:
-  static constexpr std::uint64_t kIdleOne = 1;
-  static constexpr std::uint64_t kSearchingOne = std::uint64_t{1} << 32;
-  static std::uint32_t idle_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s); }
-  static std::uint32_t searching_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
   static constexpr unsigned kLifoBudget = 32;
   static constexpr std::size_t kInjectBatch = 32;
   static constexpr int kSpinRounds = 24;
@@ -191,11 +186,11 @@ private:
     std::size_t index = 0;
   };
 
-  struct Worker final : BlockingHook {
+  // `searching` and the wake word come from Sleeper: the parking protocol's
+  // part. The same word also wakes a spare thread given a slot.
+  struct Worker final : BlockingHook, IdleWorkers::Sleeper {
     PoolCore* pool = nullptr;
     Slot* slot = nullptr;     // the slot this thread runs, or null (blocked / spare)
-    bool searching = false;   // counted in state_'s searching field
-    std::atomic<std::uint32_t> wake{0};
     std::thread thread;
 
     void enter_blocking() override { pool->hand_off(this); }
@@ -217,7 +212,7 @@ private:
     } catch (...) {  // growing the deque failed: the injection queue still takes it
       return inject(h);
     }
-    notify(false);
+    idle_.notify(false);
   }
 
   void inject(void* h) noexcept {
@@ -233,7 +228,7 @@ private:
       }
       inj_size_.store(inj_.size(), std::memory_order_relaxed);
     }
-    notify(true);
+    idle_.notify(true);
   }
 
   void* pop_injection(Slot* s) noexcept {
@@ -296,70 +291,6 @@ private:
     return pop_injection(s);
   }
 
-  // --- idle / wake ---------------------------------------------------------
-
-  void notify(bool strict) noexcept {
-    SKEIN_FAULT_POINT();
-    std::uint64_t s = strict ? state_.fetch_add(0, std::memory_order_acq_rel) : state_.load(std::memory_order_relaxed);
-    if (searching_of(s) == 0 && idle_of(s) > 0) wake_one();
-  }
-
-  void wake_one() noexcept {
-    Worker* w = nullptr;
-    {
-      std::lock_guard lk(idle_mu_);
-      if (idle_.empty()) return;
-      w = idle_.back();
-      idle_.pop_back();
-      // The woken worker starts out searching: counted here, under the lock,
-      // so that a burst of notifies wakes one worker, not all of them.
-      state_.fetch_add(kSearchingOne - kIdleOne, std::memory_order_acq_rel);
-    }
-    w->wake.store(1, std::memory_order_release);
-    w->wake.notify_one();
-  }
-
-  void stop_searching(Worker* w) noexcept {
-    if (!w->searching) return;
-    w->searching = false;
-    auto prev = state_.fetch_sub(kSearchingOne, std::memory_order_acq_rel);
-    // The last searcher found work: there may be more, keep the chain going.
-    if (searching_of(prev) == 1) notify(false);
-  }
-
-  /// Parks a slot-holding worker that found nothing. Returns when woken, when
-  /// work became visible, or at stop.
-  void park(Worker* w) noexcept {
-    SKEIN_FAULT_POINT();
-    {
-      std::lock_guard lk(idle_mu_);
-      idle_.push_back(w);
-      w->wake.store(0, std::memory_order_relaxed);
-    }
-    std::uint64_t delta = kIdleOne - (w->searching ? kSearchingOne : 0);
-    w->searching = false;
-    state_.fetch_add(delta, std::memory_order_acq_rel);
-    SKEIN_FAULT_POINT();  // idle and counted: a producer may now miss us or wake us
-    if (work_visible() || stop_.load(std::memory_order_acquire)) {
-      bool removed = false;
-      {
-        std::lock_guard lk(idle_mu_);
-        auto it = std::find(idle_.begin(), idle_.end(), w);
-        if (it != idle_.end()) {
-          idle_.erase(it);
-          removed = true;
-          state_.fetch_add(kSearchingOne - kIdleOne, std::memory_order_acq_rel);
-        }
-      }
-      if (!removed)  // a waker took us off the list: take its wake-up
-        while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
-      w->searching = true;
-      return;
-    }
-    while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
-    w->searching = true;  // counted by wake_one (or by shutdown, which no longer cares)
-  }
-
   // --- threads ---------------------------------------------------------------
 
   // threads_mu_ held.
@@ -383,15 +314,14 @@ private:
     Slot* s = w->slot;
     if (!s) return;  // already handed off (a nested or repeated block)
     w->slot = nullptr;
-    if (w->searching) stop_searching(w);
+    idle_.stop_searching(w);
     std::unique_lock lk(threads_mu_);
     if (!spares_.empty()) {
       Worker* sp = spares_.back();
       spares_.pop_back();
       sp->slot = s;
       lk.unlock();
-      sp->wake.store(1, std::memory_order_release);
-      sp->wake.notify_one();
+      sp->rouse();
       return;
     }
     std::string why;
@@ -438,10 +368,10 @@ private:
     {
       std::lock_guard lk(threads_mu_);
       if (stop_.load(std::memory_order_acquire)) return false;
-      w->wake.store(0, std::memory_order_relaxed);
+      w->arm();
       spares_.push_back(w);
     }
-    while (w->wake.load(std::memory_order_acquire) == 0) w->wake.wait(0, std::memory_order_acquire);
+    w->sleep();
     return w->slot != nullptr;
   }
 
@@ -450,10 +380,7 @@ private:
       Slot* s = w->slot;
       void* h = find_local(s);
       if (!h) {
-        if (!w->searching) {
-          w->searching = true;
-          state_.fetch_add(kSearchingOne, std::memory_order_acq_rel);
-        }
+        idle_.start_searching(w);
         h = steal(s);
         if (!h) h = pop_injection(s);
         if (!h) {
@@ -471,11 +398,11 @@ private:
           }
         }
         if (!h) {
-          park(w);
+          idle_.park(w, [this] { return work_visible() || stop_.load(std::memory_order_acquire); });
           continue;
         }
       }
-      stop_searching(w);
+      idle_.stop_searching(w);
       tls.scope = tls.base_scope = &s->scope;
       resume(std::coroutine_handle<>::from_address(h));
       // After a hand-off the thread finishes without a slot, in the pool's scope.
@@ -526,16 +453,13 @@ private:
     // 3. Stop and join every thread.
     std::vector<std::unique_ptr<Worker>> all;
     {
-      // Under idle_mu_ too: a worker parking stores wake=0 under idle_mu_ and
-      // then reads stop_, so it either sees stop_ or is woken below after it.
-      std::scoped_lock lk(threads_mu_, idle_mu_);
+      // Under the idle list's lock too: a parking worker arms its word under
+      // it and then reads stop_, so it either sees stop_ or is roused below.
+      std::scoped_lock lk(threads_mu_, idle_.mutex());
       stop_.store(true, std::memory_order_release);
       all.swap(threads_);
     }
-    for (auto& w : all) {
-      w->wake.store(1, std::memory_order_release);
-      w->wake.notify_one();
-    }
+    for (auto& w : all) w->rouse();
     for (auto& w : all)
       if (w->thread.joinable()) w->thread.join();
     // 4. Coroutines that hopped onto the pool by hand may still be queued:
@@ -578,13 +502,10 @@ private:
   Scope scope_;
   StripedCounter live_;
 
-  alignas(64) std::atomic<std::uint64_t> state_{0};
+  IdleWorkers idle_;
   alignas(64) std::atomic<std::size_t> inj_size_{0};
   std::mutex inj_mu_;
   std::deque<void*> inj_;
-
-  std::mutex idle_mu_;
-  std::vector<Worker*> idle_;
 
   mutable std::mutex threads_mu_;
   std::vector<std::unique_ptr<Worker>> threads_;
