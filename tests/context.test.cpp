@@ -1,6 +1,7 @@
 // Context: cancellation scopes, inheritance, deadlines, wait, run_with_timeout.
 #include "support/common.hpp"
 
+#include <optional>
 #include <vector>
 
 using namespace test;
@@ -143,4 +144,127 @@ TEST_CASE("cancel racing completion 100k times: at most one outcome, no hang") {
     }
   }
   CHECK(values + cancels == n);
+}
+
+namespace {
+// A child coroutine that, once cancelled, still uses its parent's local for a
+// while (a cleanup step) before it rethrows.
+Promise<void> cleanup_child(int& parent_local, test::Event& started, test::Event& entered, test::Event& gate) {
+  started.set();
+  try {
+    co_await skein::async_sleep(1h);
+  } catch (const skein::Cancelled&) {
+    entered.set();
+    {
+      skein::BlockingRegion blocking;  // the pool hands this thread's slot on: the parent could run
+      gate.wait();                     // cleanup in progress
+    }
+    parent_local = 42;    // the parent's frame must still be there
+    throw;
+  }
+}
+}  // namespace
+
+TEST_CASE("a cancelled task waits for the coroutine it called directly: co_await child(locals)") {
+  Watchdog wd(20s);
+  skein::Context ctx;
+  Event started, entered, gate;
+  std::atomic<int> seen{-1};
+  auto p = ctx.run([&]() -> Promise<void> {
+    int local = 0;
+    try {
+      co_await cleanup_child(local, started, entered, gate);
+    } catch (const skein::Cancelled&) {
+    }
+    seen = local;  // 42 only if the child finished first
+  });
+  started.wait();  // (cancelled before it started, the task would never run)
+  // Let the child suspend in its sleep and the parent in its co_await (a
+  // cancel before that finds the child still running inside its parent's
+  // call, and shows nothing; with or without this pause, the test must pass).
+  std::this_thread::sleep_for(10ms);
+  ctx.cancel();
+  entered.wait();
+  // The parent is cancelled too, yet it must wait for its child: give a
+  // parent that wrongly left the time to show it.
+  std::this_thread::sleep_for(20ms);
+  CHECK(seen.load() == -1);
+  CHECK_FALSE(p.ready());
+  CHECK(ctx.tasks() == 1);
+  gate.set();
+  p.get();
+  CHECK(seen.load() == 42);
+  ctx.wait();
+}
+
+TEST_CASE("a cancelled task waits for the coroutine it called directly: child(locals).get()") {
+  Watchdog wd(20s);
+  skein::Context ctx;
+  Event started, entered, gate;
+  std::atomic<int> seen{-1};
+  auto p = ctx.run([&] {
+    int local = 0;
+    try {
+      cleanup_child(local, started, entered, gate).get();
+    } catch (const skein::Cancelled&) {
+    }
+    seen = local;
+  });
+  started.wait();  // (cancelled before it started, the task would never run)
+  // Let the child suspend in its sleep and the parent in its co_await (a
+  // cancel before that finds the child still running inside its parent's
+  // call, and shows nothing; with or without this pause, the test must pass).
+  std::this_thread::sleep_for(10ms);
+  ctx.cancel();
+  entered.wait();
+  std::this_thread::sleep_for(20ms);
+  CHECK(seen.load() == -1);
+  CHECK_FALSE(p.ready());
+  gate.set();
+  p.get();
+  CHECK(seen.load() == 42);
+}
+
+TEST_CASE("run_with_timeout returns only after the coroutines its task called directly have finished") {
+  Watchdog wd(20s);
+  Event started, entered, gate;
+  std::atomic<int> seen{-1};
+  std::thread releaser([&] {
+    entered.wait();
+    std::this_thread::sleep_for(20ms);
+    gate.set();
+  });
+  CHECK_THROWS_AS(skein::run_with_timeout(10ms,
+                                          [&]() -> Promise<void> {
+                                            int local = 0;
+                                            try {
+                                              co_await cleanup_child(local, started, entered, gate);
+                                            } catch (const skein::Cancelled&) {
+                                              seen = local;
+                                              throw;
+                                            }
+                                          }),
+                  skein::Cancelled);
+  CHECK(gate.is_set());  // it returned after the child's cleanup, not at the deadline
+  CHECK(seen.load() == 42);
+  releaser.join();
+}
+
+TEST_CASE("awaiting another context's child coroutine stays cancellable") {
+  Watchdog wd(20s);
+  skein::Context a, b;
+  skein::Resolver<void> never;
+  auto ev = never.promise();
+  std::optional<Promise<void>> child;
+  // A coroutine called directly inside a task of `a` is a child of `a`...
+  a.run([&] { child = [](Promise<void> e) -> Promise<void> { co_await e; }(ev); }).get();
+  REQUIRE(child);
+  // ...not of `b`: a task of `b` awaiting it leaves as soon as `b` is cancelled.
+  auto w = b.run([&]() -> Promise<void> { co_await *child; });
+  std::this_thread::sleep_for(10ms);
+  b.cancel();
+  CHECK_THROWS_AS(w.get(), skein::Cancelled);
+  CHECK_FALSE(child->ready());
+  a.cancel();  // and the child ends with its own context
+  CHECK_THROWS_AS(child->get(), skein::Cancelled);
 }

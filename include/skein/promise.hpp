@@ -92,11 +92,11 @@ public:
   /// `co_await p` copies the value; `co_await std::move(p)` (or a temporary) moves it.
   auto operator co_await() const& {
     check();
-    return detail::PromiseAwaiter<T, false>(st_);
+    return detail::PromiseAwaiter<T, false>(st_, !st_->is_child_of(detail::tls.scope));
   }
   auto operator co_await() && {
     check();
-    return detail::PromiseAwaiter<T, true>(st_);
+    return detail::PromiseAwaiter<T, true>(st_, !st_->is_child_of(detail::tls.scope));
   }
 
 private:
@@ -120,6 +120,9 @@ private:
     if (st_->ready()) return true;
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
+    // A child coroutine of the calling task's context is waited for even if
+    // the task is cancelled (it ends promptly: it observes the same token).
+    observe_stop = observe_stop && !st_->is_child_of(detail::tls.scope);
     auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;

@@ -1656,6 +1656,14 @@ public:
   }
   void mark_observed() const noexcept { observed_.store(true, std::memory_order_relaxed); }
 
+  /// A coroutine called directly (`co_await child(args)`) inside a task bound
+  /// to a context records that context. Awaiting it from the same context is
+  /// not cancellable: the child sees the same stop token and ends promptly on
+  /// its own, and its parent must not leave first — the child may refer to
+  /// the parent's locals, and Context::wait counts the parent, not the child.
+  void set_child_of(const void* scope) noexcept { child_of_ = scope; }
+  [[nodiscard]] bool is_child_of(const void* scope) const noexcept { return scope && child_of_ == scope; }
+
   static bool is_cancellation(const std::exception_ptr& e) noexcept {
     try {
       std::rethrow_exception(e);
@@ -1681,7 +1689,10 @@ private:
   SpinLock lock_;
   WaiterList waiters_;
   std::exception_ptr error_;
-  PromiseStateBase* next_dead_ = nullptr;
+  union {
+    const void* child_of_ = nullptr;  // while alive: see set_child_of
+    PromiseStateBase* next_dead_;     // once dead: destroy_last's queue
+  };
 };
 
 template <class T>
@@ -1875,17 +1886,18 @@ public:
     if (tls.scope && tls.scope->is_context) {
       this->scope_ = const_cast<Scope*>(tls.scope);
       this->scope_->retain();
+      this->set_child_of(this->scope_);
     }
   }
 };
 
 /// `co_await promise`: suspends without blocking a thread; cancellable unless
-/// `Cancellable` is false (run_task awaiting its own coroutine function, whose
-/// captures live in run_task's frame: it must not leave before the coroutine).
-template <class T, bool Move, bool Cancellable = true>
+/// the promise is a child of the awaiting task's context (see
+/// PromiseStateBase::set_child_of: it must not be left behind).
+template <class T, bool Move>
 class PromiseAwaiter {
 public:
-  explicit PromiseAwaiter(PromiseState<T>* st) noexcept : st_(st), wait_(Withdraw{this}, Cancellable) {}
+  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept : st_(st), wait_(Withdraw{this}, cancellable) {}
   PromiseAwaiter(const PromiseAwaiter&) = delete;
   PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 
@@ -2026,11 +2038,11 @@ public:
   /// `co_await p` copies the value; `co_await std::move(p)` (or a temporary) moves it.
   auto operator co_await() const& {
     check();
-    return detail::PromiseAwaiter<T, false>(st_);
+    return detail::PromiseAwaiter<T, false>(st_, !st_->is_child_of(detail::tls.scope));
   }
   auto operator co_await() && {
     check();
-    return detail::PromiseAwaiter<T, true>(st_);
+    return detail::PromiseAwaiter<T, true>(st_, !st_->is_child_of(detail::tls.scope));
   }
 
 private:
@@ -2054,6 +2066,9 @@ private:
     if (st_->ready()) return true;
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
+    // A child coroutine of the calling task's context is waited for even if
+    // the task is cancelled (it ends promptly: it observes the same token).
+    observe_stop = observe_stop && !st_->is_child_of(detail::tls.scope);
     auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;

@@ -159,17 +159,18 @@ public:
     if (tls.scope && tls.scope->is_context) {
       this->scope_ = const_cast<Scope*>(tls.scope);
       this->scope_->retain();
+      this->set_child_of(this->scope_);
     }
   }
 };
 
 /// `co_await promise`: suspends without blocking a thread; cancellable unless
-/// `Cancellable` is false (run_task awaiting its own coroutine function, whose
-/// captures live in run_task's frame: it must not leave before the coroutine).
-template <class T, bool Move, bool Cancellable = true>
+/// the promise is a child of the awaiting task's context (see
+/// PromiseStateBase::set_child_of: it must not be left behind).
+template <class T, bool Move>
 class PromiseAwaiter {
 public:
-  explicit PromiseAwaiter(PromiseState<T>* st) noexcept : st_(st), wait_(Withdraw{this}, Cancellable) {}
+  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept : st_(st), wait_(Withdraw{this}, cancellable) {}
   PromiseAwaiter(const PromiseAwaiter&) = delete;
   PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 

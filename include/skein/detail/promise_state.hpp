@@ -138,6 +138,14 @@ public:
   }
   void mark_observed() const noexcept { observed_.store(true, std::memory_order_relaxed); }
 
+  /// A coroutine called directly (`co_await child(args)`) inside a task bound
+  /// to a context records that context. Awaiting it from the same context is
+  /// not cancellable: the child sees the same stop token and ends promptly on
+  /// its own, and its parent must not leave first — the child may refer to
+  /// the parent's locals, and Context::wait counts the parent, not the child.
+  void set_child_of(const void* scope) noexcept { child_of_ = scope; }
+  [[nodiscard]] bool is_child_of(const void* scope) const noexcept { return scope && child_of_ == scope; }
+
   static bool is_cancellation(const std::exception_ptr& e) noexcept {
     try {
       std::rethrow_exception(e);
@@ -163,7 +171,10 @@ private:
   SpinLock lock_;
   WaiterList waiters_;
   std::exception_ptr error_;
-  PromiseStateBase* next_dead_ = nullptr;
+  union {
+    const void* child_of_ = nullptr;  // while alive: see set_child_of
+    PromiseStateBase* next_dead_;     // once dead: destroy_last's queue
+  };
 };
 
 template <class T>
