@@ -284,3 +284,27 @@ TEST_CASE("set_wakeup_hook: a post racing a poll() always gets a hook or is seen
   producer.join();
   CHECK(ran.load() == rounds);
 }
+
+TEST_CASE("EventLoop::spawn passes std::ref arguments by reference, as run() does") {
+  skein::EventLoop loop;
+  int x = 1;
+  std::vector<int> v{1, 2, 3};
+  auto plain = loop.spawn([](int& r, std::vector<int>& w) { r = 7; w.push_back(4); }, std::ref(x), std::ref(v));
+  auto coro = loop.spawn(
+      [](std::vector<int>& w, const int& r) -> Promise<int> {
+        w.push_back(r);
+        co_return static_cast<int>(w.size());
+      },
+      std::ref(v), std::cref(x));
+  loop.run();
+  plain.get();
+  CHECK(coro.get() == 5);
+  CHECK(x == 7);
+  CHECK(v == std::vector<int>{1, 2, 3, 4, 7});
+  // And a plain argument is still a copy: the caller's object is untouched.
+  std::vector<int> mine{9};
+  auto copy = loop.spawn([](std::vector<int> w) { return w.size(); }, mine);
+  loop.run();
+  CHECK(copy.get() == 1);
+  CHECK(mine == std::vector<int>{9});
+}

@@ -3816,7 +3816,9 @@ public:
     auto r = std::make_shared<Resolver<R>>();
     auto p = r->promise();
     post([r, f = std::decay_t<F>(std::forward<F>(f)),
-          tup = std::make_tuple(std::decay_t<Args>(std::forward<Args>(args))...)]() mutable {
+          // Not make_tuple: it would unwrap std::ref into a reference, and the
+          // task would then get a copy (moved out of the referent, even).
+          tup = std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)]() mutable {
       try {
         std::apply([&](auto&... a) { (void)loop_task<R>(r, std::move(f), std::move(a)...); }, tup);
       } catch (...) {  // no memory for the task's frame: its promise fails with that
