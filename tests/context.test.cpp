@@ -227,14 +227,16 @@ TEST_CASE("a cancelled task waits for the coroutine it called directly: child(lo
 
 TEST_CASE("run_with_timeout returns only after the coroutines its task called directly have finished") {
   Watchdog wd(20s);
-  Event started, entered, gate;
+  Event started, entered, gate, returned;
   std::atomic<int> seen{-1};
   std::thread releaser([&] {
-    entered.wait();
+    // (If the task never started before its deadline, nothing enters.)
+    while (!entered.wait_for(5ms))
+      if (returned.is_set()) return;
     std::this_thread::sleep_for(20ms);
     gate.set();
   });
-  CHECK_THROWS_AS(skein::run_with_timeout(10ms,
+  CHECK_THROWS_AS(skein::run_with_timeout(100ms,
                                           [&]() -> Promise<void> {
                                             int local = 0;
                                             try {
@@ -245,9 +247,14 @@ TEST_CASE("run_with_timeout returns only after the coroutines its task called di
                                             }
                                           }),
                   skein::Cancelled);
-  CHECK(gate.is_set());  // it returned after the child's cleanup, not at the deadline
-  CHECK(seen.load() == 42);
+  returned.set();
   releaser.join();
+  if (started.is_set()) {
+    CHECK(gate.is_set());  // it returned after the child's cleanup, not at the deadline
+    CHECK(seen.load() == 42);
+  } else {
+    MESSAGE("the task did not start within its 100 ms (a loaded machine): nothing to check");
+  }
 }
 
 TEST_CASE("awaiting another context's child coroutine stays cancellable") {

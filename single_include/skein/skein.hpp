@@ -2038,11 +2038,11 @@ public:
   /// `co_await p` copies the value; `co_await std::move(p)` (or a temporary) moves it.
   auto operator co_await() const& {
     check();
-    return detail::PromiseAwaiter<T, false>(st_, !st_->is_child_of(detail::tls.scope));
+    return detail::PromiseAwaiter<T, false>(st_, cancellable_wait());
   }
   auto operator co_await() && {
     check();
-    return detail::PromiseAwaiter<T, true>(st_, !st_->is_child_of(detail::tls.scope));
+    return detail::PromiseAwaiter<T, true>(st_, cancellable_wait());
   }
 
 private:
@@ -2061,14 +2061,18 @@ private:
     if (!st_) throw UsageError("use of an empty Promise");
   }
 
+  /// A child coroutine of the calling task's context is waited for even if
+  /// the task is cancelled: it observes the same token and ends by itself,
+  /// and it may use the caller's locals. Not while an executor that is
+  /// shutting down drains its last coroutines: every wait gives up then.
+  bool cancellable_wait() const noexcept { return detail::tls.draining || !st_->is_child_of(detail::tls.scope); }
+
   bool block(const detail::Clock::time_point* deadline, bool observe_stop = true) const {
     check();
     if (st_->ready()) return true;
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
-    // A child coroutine of the calling task's context is waited for even if
-    // the task is cancelled (it ends promptly: it observes the same token).
-    observe_stop = observe_stop && !st_->is_child_of(detail::tls.scope);
+    observe_stop = observe_stop && cancellable_wait();
     auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;
@@ -2348,8 +2352,8 @@ private:
     w->rouse();
   }
 
-  alignas(64) typename Sys::template Atomic<std::uint64_t> state_{0};
-  typename Sys::Mutex mu_;
+  alignas(64) typename Sys::template Atomic<std::uint64_t> state_{0};  // alone on its cache line
+  alignas(64) typename Sys::Mutex mu_;
   std::vector<Sleeper*> idle_;
 };
 

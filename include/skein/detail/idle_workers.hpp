@@ -149,8 +149,8 @@ private:
     w->rouse();
   }
 
-  alignas(64) typename Sys::template Atomic<std::uint64_t> state_{0};
-  typename Sys::Mutex mu_;
+  alignas(64) typename Sys::template Atomic<std::uint64_t> state_{0};  // alone on its cache line
+  alignas(64) typename Sys::Mutex mu_;
   std::vector<Sleeper*> idle_;
 };
 
