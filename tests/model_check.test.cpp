@@ -180,47 +180,65 @@ struct Suspended {  // a coroutine that never runs: only its handle is needed
 };
 inline Suspended never_runs() { co_return; }
 
+/// A coroutine waiter in a primitive's list (the state both coroutine
+/// scenarios share): `suspend()` is await_suspend (prepare on an executor,
+/// enqueue under the lock, arm), `notify()` a notifier popping and firing.
 template <class Sys>
-model::Scenario coro_arm_fire() {
-  struct State {
-    model::Mutex mu;
-    skein::detail::WaiterList list;
-    CountingExecutor ex;
-    bool popped = false, suspended = false;
-    Suspended coro = never_runs();
-    std::function<bool()> withdraw;
-    std::unique_ptr<skein::detail::CancellableCoroWait<std::function<bool()>, Sys>> wait;
-    ~State() { coro.h.destroy(); }
-  };
-  auto st = std::make_shared<State>();
-  st->withdraw = [s = st.get()] {
-    s->mu.lock();
-    bool was = s->list.remove(&s->wait->waiter);
-    s->mu.unlock();
-    return was;
-  };
-  st->wait = std::make_unique<skein::detail::CancellableCoroWait<std::function<bool()>, Sys>>(st->withdraw, false);
-  model::Scenario sc;
-  sc.threads.push_back([st] {  // await_suspend on an executor
+struct CoroWaitModel {
+  using Wait = skein::detail::CancellableCoroWait<std::function<bool()>, Sys>;
+  model::Mutex mu;
+  skein::detail::WaiterList list;
+  CountingExecutor ex;
+  skein::detail::Scope scope;  // the awaiting task's (for observe_stop)
+  bool popped = false, suspended = false;
+  Suspended coro = never_runs();
+  std::unique_ptr<Wait> wait;
+
+  static std::shared_ptr<CoroWaitModel> make(bool observe_stop) {
+    auto st = std::make_shared<CoroWaitModel>();
+    std::function<bool()> withdraw = [s = st.get()] {
+      s->mu.lock();
+      bool was = s->list.remove(&s->wait->waiter);
+      s->mu.unlock();
+      return was;
+    };
+    st->wait = std::make_unique<Wait>(std::move(withdraw), observe_stop);
+    return st;
+  }
+  ~CoroWaitModel() {
+    wait.reset();
+    coro.h.destroy();
+  }
+
+  void suspend() {  // on an executor, in a task of `scope`
     auto& tls = skein::detail::tls;
-    auto* saved = tls.executor;
-    tls.executor = &st->ex;
-    st->wait->prepare(st->coro.h);
-    tls.executor = saved;
-    st->mu.lock();
-    st->list.push_back(&st->wait->waiter);
-    st->mu.unlock();
-    st->suspended = st->wait->arm();
-  });
-  sc.threads.push_back([st] {  // the notifier
-    st->mu.lock();
-    skein::detail::Waiter* w = st->list.pop_front();
-    st->mu.unlock();
+    auto saved = tls;
+    tls.executor = &ex;
+    tls.scope = &scope;
+    wait->prepare(coro.h);
+    mu.lock();
+    list.push_back(&wait->waiter);
+    mu.unlock();
+    suspended = wait->arm();
+    tls = saved;
+  }
+  void notify() {
+    mu.lock();
+    skein::detail::Waiter* w = list.pop_front();
+    mu.unlock();
     if (w) {
-      st->popped = true;
+      popped = true;
       w->notify();
     }
-  });
+  }
+};
+
+template <class Sys>
+model::Scenario coro_arm_fire() {
+  auto st = CoroWaitModel<Sys>::make(false);
+  model::Scenario sc;
+  sc.threads.push_back([st] { st->suspend(); });
+  sc.threads.push_back([st] { st->notify(); });
   sc.check = [st]() -> std::string {
     const int resumptions = (st->suspended ? 0 : 1) + st->ex.scheduled;
     if (st->popped && resumptions != 1)
@@ -356,50 +374,10 @@ model::Scenario pool_parking(int workers, int injected, int spawned) {
 /// never both and never neither, and the coroutine is resumed exactly once.
 template <class Sys>
 model::Scenario coro_cancel() {
-  struct State {
-    model::Mutex mu;
-    skein::detail::WaiterList list;
-    CountingExecutor ex;
-    skein::detail::Scope scope;
-    bool popped = false, suspended = false;
-    Suspended coro = never_runs();
-    std::function<bool()> withdraw;
-    std::unique_ptr<skein::detail::CancellableCoroWait<std::function<bool()>, Sys>> wait;
-    ~State() {
-      wait.reset();
-      coro.h.destroy();
-    }
-  };
-  auto st = std::make_shared<State>();
-  st->withdraw = [s = st.get()] {
-    s->mu.lock();
-    bool was = s->list.remove(&s->wait->waiter);
-    s->mu.unlock();
-    return was;
-  };
-  st->wait = std::make_unique<skein::detail::CancellableCoroWait<std::function<bool()>, Sys>>(st->withdraw, true);
+  auto st = CoroWaitModel<Sys>::make(true);
   model::Scenario sc;
-  sc.threads.push_back([st] {  // await_suspend, in a task of `scope` on an executor
-    auto& tls = skein::detail::tls;
-    auto saved = tls;
-    tls.executor = &st->ex;
-    tls.scope = &st->scope;
-    st->wait->prepare(st->coro.h);
-    st->mu.lock();
-    st->list.push_back(&st->wait->waiter);
-    st->mu.unlock();
-    st->suspended = st->wait->arm();
-    tls = saved;
-  });
-  sc.threads.push_back([st] {  // the notifier
-    st->mu.lock();
-    skein::detail::Waiter* w = st->list.pop_front();
-    st->mu.unlock();
-    if (w) {
-      st->popped = true;
-      w->notify();
-    }
-  });
+  sc.threads.push_back([st] { st->suspend(); });
+  sc.threads.push_back([st] { st->notify(); });
   sc.threads.push_back([st] { st->scope.source.request_stop(); });  // the canceller
   sc.check = [st]() -> std::string {
     st->wait->disarm();  // await_resume's first step (every thread is done)
