@@ -4530,7 +4530,10 @@ public:
 
   // --- put --------------------------------------------------------------------
   /// Blocks while full. Throws Closed if the queue is (or gets) closed.
-  void put(const T& v) { put_impl(T(v)); }
+  void put(const T& v) {
+    T copy(v);  // a throwing copy leaves the queue untouched
+    put(std::move(copy));
+  }
   void put(T&& v) {  // by reference: a put that fails (Closed, Cancelled) leaves `v` untouched
     if (!put_wait(v, nullptr)) detail::throw_cancelled();
   }
@@ -4740,9 +4743,6 @@ private:
     }
     if (woken) woken->notify();  // outside the lock: the getter may run at once
     return ok;
-  }
-  void put_impl(T v) {
-    if (!put_wait(v, nullptr)) detail::throw_cancelled();
   }
   // Throws std::bad_alloc if the buffer cannot grow (then nothing changed).
   bool enqueue_putter(detail::Waiter& w, PutSlot& slot, bool& closed_now) {
