@@ -89,6 +89,18 @@ public:
   std::uint32_t below(std::uint32_t n) noexcept { return static_cast<std::uint32_t>(next() % n); }
   bool chance(int percent) noexcept { return below(100) < static_cast<std::uint32_t>(percent); }
   us micros(int lo, int hi) noexcept { return us(lo + static_cast<int>(below(static_cast<std::uint32_t>(hi - lo + 1)))); }
+  /// A timed wait's duration: mostly micros(lo, hi), sometimes the extremes a
+  /// deadline must survive (issue: `now() + d` overflowed): the largest
+  /// duration (a wait without a deadline), zero and negative ones (a try).
+  /// Only where the untimed form of the same wait is also in the mix.
+  std::chrono::nanoseconds timeout(int lo, int hi) noexcept {
+    switch (below(25)) {
+      case 0: return std::chrono::nanoseconds::max();
+      case 1: return std::chrono::nanoseconds::zero();
+      case 2: return chance(50) ? std::chrono::nanoseconds(-1) : std::chrono::nanoseconds::min();
+      default: return micros(lo, hi);
+    }
+  }
   /// An index picked with the given weights.
   template <std::size_t N>
   std::size_t weighted(const int (&w)[N]) noexcept {
@@ -517,7 +529,7 @@ bool put_one(World& w, ItemQueue& q, Rng& r) {
       case 0: q.put(std::move(*item)); ok = true; break;
       case 1: q.put(std::as_const(*item)); ok = true; break;
       case 2: ok = q.try_put(std::move(*item)); break;
-      default: ok = q.put_for(std::move(*item), r.micros(0, 2000)); break;
+      default: ok = q.put_for(std::move(*item), r.timeout(0, 2000)); break;
     }
   } catch (const skein::Cancelled&) {
     w.put_result(id, false);
@@ -547,7 +559,7 @@ bool get_one(World& w, ItemQueue& q, Rng& r) {
     switch (form) {
       case 0: v = q.get(); break;
       case 1: v = q.try_get(); break;
-      case 2: v = q.get_for(r.micros(0, 2000)); break;
+      case 2: v = q.get_for(r.timeout(0, 2000)); break;
       default: {  // a small batch
         for (int i = 0, n = 1 + static_cast<int>(r.below(4)); i < n; ++i) {
           auto x = q.get_for(r.micros(0, 300));
@@ -582,7 +594,7 @@ void sem_one(World& w, Rng& r) {
     switch (r.below(3)) {
       case 0: w.sem.acquire(); got = true; break;
       case 1: got = w.sem.try_acquire(); break;
-      default: got = w.sem.try_acquire_for(r.micros(0, 1500)); break;
+      default: got = w.sem.try_acquire_for(r.timeout(0, 1500)); break;
     }
   } catch (const skein::Cancelled&) {
     bump(w.op(kSem).cancelled);
@@ -600,7 +612,7 @@ void mutex_one(World& w, Rng& r) {
     switch (r.below(4)) {
       case 0: w.mu.lock(); got = true; break;
       case 1: got = w.mu.try_lock(); break;
-      case 2: got = w.mu.try_lock_for(r.micros(0, 1500)); break;
+      case 2: got = w.mu.try_lock_for(r.timeout(0, 1500)); break;
       default: {
         std::lock_guard g(w.mu);
         MuHold h(w);
@@ -625,7 +637,7 @@ void rw_one(World& w, Rng& r) {
     switch (r.below(4)) {
       case 0: write ? w.rw.lock() : w.rw.lock_shared(); got = true; break;
       case 1: got = write ? w.rw.try_lock() : w.rw.try_lock_shared(); break;
-      case 2: got = write ? w.rw.try_lock_for(r.micros(0, 1500)) : w.rw.try_lock_shared_for(r.micros(0, 1500)); break;
+      case 2: got = write ? w.rw.try_lock_for(r.timeout(0, 1500)) : w.rw.try_lock_shared_for(r.timeout(0, 1500)); break;
       default:
         if (write) {
           std::unique_lock g(w.rw);
@@ -808,8 +820,8 @@ skein::Context sub_context(World& w, Rng& r) {
     case 0:
     case 1: return base.child();
     case 2:
-    case 3: return base.child_with_timeout(r.micros(100, 6000));
-    default: return skein::Context::with_timeout(r.micros(100, 6000));
+    case 3: return base.child_with_timeout(r.timeout(100, 6000));
+    default: return skein::Context::with_timeout(r.micros(100, 6000));  // a root: it must end
   }
 }
 
@@ -839,7 +851,7 @@ void nested_one(World& w, Rng& r, int depth) {
   for (auto& p : subs) await_sub(w, p);
   if (r.chance(30)) {
     try {
-      const bool idle = r.chance(50) ? (c.wait(), true) : c.wait_for(r.micros(0, 2000));
+      const bool idle = r.chance(50) ? (c.wait(), true) : c.wait_for(r.timeout(0, 2000));
       bump(idle ? w.op(kCtxWait).ok : w.op(kCtxWait).timeout);
     } catch (const skein::Cancelled&) {
       bump(w.op(kCtxWait).cancelled);
@@ -883,7 +895,7 @@ void group_one(World& w, Rng& r) {
       g->wait();
       bump(w.op(kWgWait).ok);
     } else {
-      bump(g->wait_for(r.micros(0, 1500)) ? w.op(kWgWait).ok : w.op(kWgWait).timeout);
+      bump(g->wait_for(r.timeout(0, 1500)) ? w.op(kWgWait).ok : w.op(kWgWait).timeout);
     }
   } catch (const skein::Cancelled&) {
     bump(w.op(kWgWait).cancelled);
@@ -1435,7 +1447,7 @@ Promise<bool> coro_op(World* w, std::uint64_t seed, int depth) {
         if (r.chance(50))
           co_await skein::async_sleep(r.micros(0, 800));
         else
-          co_await skein::async_sleep_until(Clock::now() + r.micros(0, 800));
+          co_await skein::async_sleep_until(skein::detail::deadline_after(r.micros(0, 800)));
       } catch (const skein::Cancelled&) {
         bump(w->op(kSleep).cancelled);
         throw;

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "detail/context_state.hpp"
+#include "detail/deadline.hpp"
 #include "detail/run_task.hpp"
 #include "errors.hpp"
 #include "promise.hpp"
@@ -37,7 +38,7 @@ public:
   template <class Rep, class Period>
   static Context with_timeout(std::chrono::duration<Rep, Period> d) {
     Context c;
-    c.st_->set_deadline(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(d));
+    c.st_->set_deadline(detail::deadline_after(d));
     return c;
   }
 
@@ -47,7 +48,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] Context child_with_timeout(std::chrono::duration<Rep, Period> d) const {
     Context c = child();
-    c.st_->set_deadline(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(d));
+    c.st_->set_deadline(detail::deadline_after(d));
     return c;
   }
 
@@ -107,7 +108,7 @@ public:
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
     check_not_inside();
-    auto deadline = detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(d);
+    auto deadline = detail::deadline_after(d);
     auto s = st_->wait_idle(&deadline);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;
@@ -144,7 +145,7 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
     (void)ctx.st_->wait_idle(nullptr, false);
     if (ctx.timed_out() && !(parent && parent->cancelled()))
       throw Cancelled("deadline exceeded: run_with_timeout(" +
-                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms)");
+                      detail::format_ms(d) + " ms)");
     throw;
   }
 }

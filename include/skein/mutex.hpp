@@ -46,7 +46,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
     if (spin_lock()) return true;
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     detail::ThreadWaiter w;
     return detail::completed(wait(w, &deadline));
   }

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "detail/coro_promise.hpp"
+#include "detail/deadline.hpp"
 #include "detail/promise_state.hpp"
 #include "detail/waiter.hpp"
 #include "errors.hpp"
@@ -85,7 +86,7 @@ public:
   /// Blocks for at most `d`; true if settled. Does not rethrow.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
-    auto deadline = detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(d);
+    auto deadline = detail::deadline_after(d);
     return block(&deadline);
   }
 

@@ -67,7 +67,7 @@ public:
   /// Blocks at most `d`; false on timeout (the item is untouched).
   template <class Rep, class Period>
   bool put_for(T&& v, std::chrono::duration<Rep, Period> d) {
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     return put_wait(v, &deadline);
   }
   template <class Rep, class Period>
@@ -93,7 +93,7 @@ public:
   /// Blocks at most `d`; empty on timeout or once closed and drained.
   template <class Rep, class Period>
   std::optional<T> get_for(std::chrono::duration<Rep, Period> d) {
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     return get_wait(&deadline).value;
   }
 

@@ -29,7 +29,7 @@ public:
   void lock() { wait_mode(kWrite, nullptr); }
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     return wait_mode(kWrite, &deadline);
   }
   void unlock() {
@@ -51,7 +51,7 @@ public:
   void lock_shared() { wait_mode(kRead, nullptr); }
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_shared_for(std::chrono::duration<Rep, Period> d) {
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     return wait_mode(kRead, &deadline);
   }
   void unlock_shared() {

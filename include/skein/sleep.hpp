@@ -4,6 +4,7 @@
 #include <chrono>
 #include <coroutine>
 
+#include "detail/deadline.hpp"
 #include "detail/timer_service.hpp"
 #include "detail/waiter.hpp"
 #include "thread_pool.hpp"
@@ -21,7 +22,7 @@ inline void sleep_until(std::chrono::steady_clock::time_point deadline) {
 
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  sleep_until(detail::deadline_after(d));
 }
 
 /// Awaiter of async_sleep: one timer-heap entry, no thread.
@@ -80,7 +81,7 @@ private:
 /// thread; throws Cancelled promptly if the task is cancelled.
 template <class Rep, class Period>
 SleepOperation async_sleep(std::chrono::duration<Rep, Period> d) noexcept {
-  return SleepOperation(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  return SleepOperation(detail::deadline_after(d));
 }
 inline SleepOperation async_sleep_until(std::chrono::steady_clock::time_point deadline) noexcept {
   return SleepOperation(deadline);

@@ -72,7 +72,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> d) {
     if (count() == 0) return true;
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     detail::ThreadWaiter w;
     return detail::completed(wait(w, &deadline));
   }

@@ -23,11 +23,10 @@
 #endif
 
 #include "fault.hpp"
+#include "deadline.hpp"
 #include "spin.hpp"
 
 namespace skein::detail {
-
-using Clock = std::chrono::steady_clock;
 
 /// What Parker needs from the system: an atomic word, parking on it until it
 /// changes (or a deadline passes), and waking the thread parked on it. The
@@ -45,10 +44,12 @@ public:
 #if defined(__linux__)
     timespec ts{};
     timespec* tsp = nullptr;
-    if (deadline) {
-      auto left = *deadline - Clock::now();
-      if (left <= Clock::duration::zero()) return false;
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    if (deadline && *deadline != kNever) {
+      // Compared before subtracting: a deadline far in the past (or
+      // time_point::min()) must not overflow `deadline - now`.
+      const auto now = Clock::now();
+      if (*deadline <= now) return false;
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now).count();
       ts.tv_sec = static_cast<time_t>(ns / 1000000000);
       ts.tv_nsec = static_cast<long>(ns % 1000000000);
       tsp = &ts;
@@ -60,7 +61,7 @@ public:
 #else
     std::unique_lock lk(mu_);
     auto pred = [&] { return word.load(std::memory_order_acquire) != expected; };
-    if (!deadline) {
+    if (!deadline || *deadline == kNever) {  // wait_until(max) overflows converting clocks
       cv_.wait(lk, pred);
       return true;
     }

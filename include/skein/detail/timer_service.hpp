@@ -94,7 +94,10 @@ private:
       if (top->deadline > now) {
         // A copy: while we wait, `top` may be cancelled and its frame freed.
         const Clock::time_point when = top->deadline;
-        cv_.wait_until(lk, when);
+        if (when == kNever)  // never fires: wait_until(max) may overflow converting clocks
+          cv_.wait(lk);
+        else
+          cv_.wait_until(lk, when);
         continue;
       }
       remove_at(0);

@@ -7,6 +7,7 @@
 #include <coroutine>
 #include <type_traits>
 
+#include "deadline.hpp"
 #include "waiter.hpp"
 
 namespace skein::detail {
@@ -70,7 +71,5 @@ inline bool completed(WaitStatus s) {
   if (s == WaitStatus::cancelled) throw_cancelled();
   return s == WaitStatus::ready;
 }
-
-inline Clock::time_point deadline_after(Clock::duration d) noexcept { return Clock::now() + d; }
 
 }  // namespace skein::detail
