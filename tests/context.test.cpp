@@ -93,6 +93,46 @@ TEST_CASE("with_timeout cancels after the deadline; token() reports it") {
   CHECK(ctx.timed_out());
 }
 
+TEST_CASE("the reason a context was cancelled is latched: a later deadline does not change timed_out()") {
+  Watchdog wd(20s);
+  // A child cancelled by hand, before its parent's deadline passes.
+  auto parent = skein::Context::with_timeout(50ms);
+  auto child = parent.child();
+  auto grandchild = child.child();
+  child.cancel();
+  CHECK(child.cancelled());
+  CHECK(grandchild.cancelled());
+  CHECK_FALSE(child.timed_out());
+  CHECK_FALSE(grandchild.timed_out());
+  REQUIRE(eventually([&] { return parent.cancelled(); }));
+  CHECK(parent.timed_out());
+  CHECK_FALSE(child.timed_out());  // was true once the parent's deadline passed
+  CHECK_FALSE(grandchild.timed_out());
+
+  // A child with its own deadline, cancelled first by its parent's cancel().
+  skein::Context root;
+  auto timed = root.child_with_timeout(30ms);
+  root.cancel();
+  std::this_thread::sleep_for(60ms);  // past the child's deadline (which no longer fires anything)
+  CHECK(timed.cancelled());
+  CHECK_FALSE(timed.timed_out());
+
+  // Cancelled by an ancestor's deadline: timed out, and stays so after cancel().
+  auto top = skein::Context::with_timeout(10ms);
+  auto mid = top.child();
+  auto leaf = mid.child();
+  REQUIRE(eventually([&] { return leaf.cancelled(); }));
+  CHECK(leaf.timed_out());
+  CHECK(mid.timed_out());
+  leaf.cancel();
+  mid.cancel();
+  CHECK(leaf.timed_out());
+  // A child made after its parent timed out inherits the reason at once.
+  auto late = top.child();
+  CHECK(late.cancelled());
+  CHECK(late.timed_out());
+}
+
 TEST_CASE("run_with_timeout returns the result in time and throws Cancelled after the deadline") {
   Watchdog wd(20s);
   CHECK(skein::run_with_timeout(5s, [](int x) { return x + 1; }, 1) == 2);

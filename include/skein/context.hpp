@@ -82,12 +82,10 @@ public:
   /// Cancels this context and its children. Idempotent.
   void cancel() const noexcept { st_->cancel(detail::CancelReason::cancelled); }
   [[nodiscard]] bool cancelled() const noexcept { return st_->stop_requested(); }
-  /// True if the context was cancelled because its (or an ancestor's) deadline passed.
-  [[nodiscard]] bool timed_out() const noexcept {
-    for (auto* c = st_; c; c = c->parent())
-      if (c->reason() == detail::CancelReason::deadline) return true;
-    return false;
-  }
+  /// True if the context was cancelled because its (or an ancestor's) deadline
+  /// passed. Latched when the context is cancelled: a context cancelled by
+  /// cancel() stays "not timed out" when an ancestor's deadline passes later.
+  [[nodiscard]] bool timed_out() const noexcept { return st_->reason() == detail::CancelReason::deadline; }
   [[nodiscard]] std::stop_token token() const noexcept { return st_->source.get_token(); }
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept {
     return st_->deadline();

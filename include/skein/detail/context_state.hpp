@@ -16,7 +16,10 @@
 
 namespace skein::detail {
 
-enum class CancelReason : int { none = 0, cancelled = 1, deadline = 2, parent = 3 };
+/// Why a context was cancelled, latched when it was: cancel() on it, its own
+/// deadline, or its parent's cancellation, which passes on the parent's own
+/// (latched) reason. Never changes once set (Go's Err()).
+enum class CancelReason : int { none = 0, cancelled = 1, deadline = 2 };
 
 class ContextState final : public Scope {
 public:
@@ -34,13 +37,15 @@ public:
     if (parent_) parent_->release();
   }
 
+  /// The first reason wins, and is in place before any waiter sees the stop
+  /// (release: a child's stop callback, run by request_stop, reads it).
   void cancel(CancelReason why) noexcept {
     int none = 0;
-    reason_.compare_exchange_strong(none, static_cast<int>(why), std::memory_order_relaxed);
+    reason_.compare_exchange_strong(none, static_cast<int>(why), std::memory_order_acq_rel);
     source.request_stop();
   }
   [[nodiscard]] CancelReason reason() const noexcept {
-    return static_cast<CancelReason>(reason_.load(std::memory_order_relaxed));
+    return static_cast<CancelReason>(reason_.load(std::memory_order_acquire));
   }
   [[nodiscard]] ContextState* parent() const noexcept { return parent_; }
 
@@ -102,7 +107,8 @@ public:
 private:
   struct FromParent {
     ContextState* self;
-    void operator()() const noexcept { self->cancel(CancelReason::parent); }
+    // The parent's reason is set before its request_stop runs this callback.
+    void operator()() const noexcept { self->cancel(self->parent_->reason()); }
   };
 
   // Owned jointly by the timer service and the context (two references): the
