@@ -158,6 +158,129 @@ model::Scenario handoff(int getters, int putters, bool deadlines, Bug bug = Bug:
   return sc;
 }
 
+/// A blocked getter whose task is cancelled (waiter.hpp's block_wait with
+/// its stop callback): the callback withdraws it on the cancelling thread, so
+/// a release that comes after the cancel finds no waiter and keeps its item.
+/// `parked` says the getter has gone to sleep (its Sys announces each park).
+inline model::Atomic<std::uint32_t>* g_parked = nullptr;
+
+template <class Base>
+struct AnnouncingParking : Base {
+  bool park(model::Atomic<std::uint32_t>& word, std::uint32_t expected,
+            const skein::detail::Clock::time_point* deadline) noexcept {
+    if (g_parked && g_parked->peek() == 0) {
+      g_parked->store(1);
+      test::model::active_explorer()->wake(g_parked);
+    }
+    return Base::park(word, expected, deadline);
+  }
+};
+
+template <class Sys>
+struct CancelChannel {
+  model::Mutex mu;
+  skein::detail::WaiterList waiters;
+  std::vector<int> buffer;
+  skein::detail::Scope scope;  // the getter's task scope: the canceller stops it
+  model::Atomic<std::uint32_t> parked{0};
+  int got = -1;
+  WaitStatus status = WaitStatus::timeout;
+  bool blocked = false;
+
+  void get(bool deadline) {
+    auto& tls = skein::detail::tls;
+    const auto saved = tls;
+    tls.scope = &scope;
+    BasicThreadWaiter<Sys> w;
+    int item = -1;
+    w.data = &item;
+    mu.lock();
+    if (!buffer.empty()) {
+      item = buffer.front();
+      buffer.erase(buffer.begin());
+      mu.unlock();
+      status = WaitStatus::ready;
+    } else {
+      waiters.push_back(&w);
+      mu.unlock();
+      blocked = true;
+      auto withdraw = [&]() noexcept {
+        mu.lock();
+        bool was = waiters.remove(&w);
+        mu.unlock();
+        return was;
+      };
+      auto dl = skein::detail::Clock::now();
+      status = skein::detail::block_wait(w, withdraw, deadline ? &dl : nullptr, true);
+      if (status != WaitStatus::ready) item = -1;
+    }
+    got = item;
+    tls = saved;
+  }
+  void put(int v) {
+    mu.lock();
+    if (skein::detail::Waiter* w = waiters.pop_front()) {
+      *static_cast<int*>(w->data) = v;
+      mu.unlock();
+      w->notify();
+    } else {
+      buffer.push_back(v);
+      mu.unlock();
+    }
+  }
+  /// The item went exactly once: to the getter (which then says ready) or
+  /// into the buffer (and the getter did not say ready).
+  std::string conserved() const {
+    const bool took = got == 100, left = buffer == std::vector<int>{100};
+    if (took == left) return took ? "the item was both taken and left over" : "the item was lost";
+    if (took != (status == WaitStatus::ready)) return "the getter's status does not match what it took";
+    return {};
+  }
+};
+
+const char* status_name(WaitStatus s) {
+  return s == WaitStatus::ready ? "ready" : s == WaitStatus::cancelled ? "cancelled" : "timeout";
+}
+
+/// `ctx.cancel(); release();` on one thread while a getter is blocked: the
+/// getter must end Cancelled and the item must stay (defect: the blocking
+/// form took it while the coroutine form threw Cancelled).
+template <class Sys>
+model::Scenario cancel_then_release() {
+  using S = AnnouncingParking<Sys>;
+  auto c = std::make_shared<CancelChannel<S>>();
+  g_parked = &c->parked;
+  model::Scenario sc;
+  sc.threads.push_back([c] { c->get(false); });
+  sc.threads.push_back([c] {
+    Sys sys;  // not S: only the getter's parks announce
+    while (c->parked.load() == 0) sys.park(c->parked, 0, nullptr);  // until the getter sleeps
+    c->scope.source.request_stop();
+    c->put(100);
+  });
+  sc.check = [c]() -> std::string {
+    if (auto bad = c->conserved(); !bad.empty()) return bad;
+    if (c->status != WaitStatus::cancelled || c->got != -1)
+      return std::string("cancelled before the release, the blocked getter ended ") + status_name(c->status) +
+             (c->got == 100 ? " with the item released after its cancellation" : "");
+    return {};
+  };
+  return sc;
+}
+
+/// A getter (with or without a deadline), a canceller and a putter, all at
+/// once: whatever the order, the item goes exactly once and no one hangs.
+model::Scenario cancel_racing_release(bool deadline) {
+  auto c = std::make_shared<CancelChannel<model::Parking>>();
+  g_parked = nullptr;
+  model::Scenario sc;
+  sc.threads.push_back([c, deadline] { c->get(deadline); });
+  sc.threads.push_back([c] { c->scope.source.request_stop(); });
+  sc.threads.push_back([c] { c->put(100); });
+  sc.check = [c]() -> std::string { return c->conserved(); };
+  return sc;
+}
+
 /// The coroutine side: await_suspend enqueues a CoroWaiter under the
 /// primitive's lock and then arms it (CancellableCoroWait::arm), while a
 /// notifier pops it and fires. Whoever comes second resumes the coroutine:
@@ -483,5 +606,28 @@ TEST_CASE("model check: an injected lost wake-up in the pool's parking is found"
   auto r = explore([] { return pool_parking<model::SkipIdleRecheckParking>(2, 1, 0); }, 2);
   REQUIRE(r.failed);
   CHECK(r.failure.find("deadlock") != std::string::npos);
+  MESSAGE("found:\n" << r.failure);
+}
+
+TEST_CASE("model check: block_wait — a cancel before the release withdraws the blocked waiter (the item stays)") {
+  auto r = explore([] { return cancel_then_release<model::Parking>(); }, 3);
+  CHECK_MESSAGE(!r.failed, r.failure);
+  CHECK(r.executions > 10);
+}
+
+TEST_CASE("model check: block_wait — cancellation racing a release, with and without a deadline") {
+  for (bool deadline : {false, true}) {
+    auto r = explore([&] { return cancel_racing_release(deadline); }, bound_or_env(2));
+    CHECK_MESSAGE(!r.failed, r.failure);
+    CHECK(r.executions > 100);
+  }
+}
+
+TEST_CASE("model check: an injected late withdrawal (the stop callback only wakes the waiter) is found") {
+  // The old block_wait: the cancelled waiter withdrew itself once awake, by
+  // which time a release made after the cancel had handed it the item.
+  auto r = explore([] { return cancel_then_release<model::LateWithdrawParking>(); }, 2);
+  REQUIRE(r.failed);
+  CHECK(r.failure.find("released after its cancellation") != std::string::npos);
   MESSAGE("found:\n" << r.failure);
 }

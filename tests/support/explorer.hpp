@@ -31,6 +31,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
@@ -450,12 +451,49 @@ private:
   bool locked_ = false;
 };
 
+/// std::stop_callback under the explorer. The real one's destructor blocks
+/// (for real, invisibly to the explorer) while its callback runs on another
+/// thread; this one first waits in the model's own scheduling until the
+/// callback is done. The callback's start and end are plain writes: between
+/// std::stop_source starting it and the first write, and between the last
+/// write and std::stop_source finishing with it, there is no scheduling point.
+template <class CB>
+class StopCallback {
+  struct State {
+    bool running = false;
+  };
+  struct Guarded {
+    CB cb;
+    State* st;
+    void operator()() noexcept {
+      st->running = true;
+      cb();
+      active_explorer()->wake(st, true);  // a scheduling point: the waiter below is parked, not enabled
+      st->running = false;
+    }
+  };
+
+public:
+  StopCallback(std::stop_token tok, CB cb) : st_(std::make_unique<State>()), cb_(std::move(tok), Guarded{std::move(cb), st_.get()}) {}
+  StopCallback(const StopCallback&) = delete;
+  StopCallback& operator=(const StopCallback&) = delete;
+  ~StopCallback() {
+    while (st_->running) active_explorer()->park(st_.get(), [&] { return st_->running; }, false);
+  }
+
+private:
+  std::unique_ptr<State> st_;  // declared first: outlives cb_
+  std::stop_callback<Guarded> cb_;
+};
+
 /// The parking policy (see skein::detail::OsParking) under the explorer: for
 /// BasicParker, the waiter core and the pool's BasicIdleWorkers.
 struct Parking {
   template <class T>
   using Atomic = model::Atomic<T>;
   using Mutex = model::Mutex;
+  template <class CB>
+  using StopCallback = model::StopCallback<CB>;
   bool park(Atomic<std::uint32_t>& word, std::uint32_t expected,
             const skein::detail::Clock::time_point* deadline) noexcept {
     return active_explorer()->park(&word, [&] { return word.peek() == expected; }, deadline != nullptr);
@@ -464,6 +502,7 @@ struct Parking {
   static int spin_budget() noexcept { return 1; }  // one look before parking is as good as many here
   static constexpr bool kInjectLostWakeup = false;
   static constexpr bool kInjectSkipIdleRecheck = false;
+  static constexpr bool kInjectLateWithdraw = false;
 };
 
 /// The same, with the waiter core's deliberately broken variants switched on
@@ -475,6 +514,12 @@ struct LostWakeupParking : Parking {
 /// The pool's broken variant: a worker going idle does not re-check the queues.
 struct SkipIdleRecheckParking : Parking {
   static constexpr bool kInjectSkipIdleRecheck = true;
+};
+
+/// block_wait's broken variant: the stop callback only wakes the blocked
+/// thread, which withdraws later — after a release that came after the cancel.
+struct LateWithdrawParking : Parking {
+  static constexpr bool kInjectLateWithdraw = true;
 };
 
 }  // namespace test::model

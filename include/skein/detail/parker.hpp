@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <stop_token>
 
 #if defined(__linux__)
 #include <ctime>
@@ -22,8 +23,8 @@
 #include <mutex>
 #endif
 
-#include "fault.hpp"
 #include "deadline.hpp"
+#include "fault.hpp"
 #include "spin.hpp"
 
 namespace skein::detail {
@@ -37,6 +38,11 @@ public:
   template <class T>
   using Atomic = std::atomic<T>;
   using Mutex = std::mutex;  // a lock held for a few instructions (the pool's idle list)
+  /// What a blocked thread registers on its task's stop token. (The model
+  /// checker's waits, in its own scheduling, for a callback running on
+  /// another thread before deregistering, where std::stop_callback blocks.)
+  template <class CB>
+  using StopCallback = std::stop_callback<CB>;
 
   /// Parks while `word == expected`; returns false once `deadline` has passed.
   /// May return early (a change, a spurious wake-up): the caller re-checks.
@@ -88,6 +94,7 @@ public:
   /// them (tests/model_check.test.cpp); never set in the library.
   static constexpr bool kInjectLostWakeup = false;
   static constexpr bool kInjectSkipIdleRecheck = false;  // the pool's (idle_workers.hpp)
+  static constexpr bool kInjectLateWithdraw = false;     // block_wait's stop callback (waiter.hpp)
 
 #if !defined(__linux__)
 private:

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <new>
 #include <stop_token>
+#include <type_traits>
 #include <utility>
 
 #include "../errors.hpp"
@@ -158,6 +159,15 @@ enum class WaitStatus { ready, timeout, cancelled };
 /// Blocks the calling thread until `w` is notified, the deadline passes or the
 /// current task's stop token fires. `w` must already be enqueued. `withdraw()`
 /// unlinks `w` under the primitive's lock and returns whether it was linked.
+///
+/// Cancellation withdraws at once, on the cancelling thread, as the
+/// coroutine form does: the stop callback calls `withdraw()` and, if `w` was
+/// still linked, moves the parker to `interrupted`. So a release that comes
+/// after the cancel (`ctx.cancel(); sem.release();` on one thread) finds no
+/// waiter and keeps its permit or item. `interrupted` therefore means
+/// "withdrawn, nobody will notify"; a failed withdrawal means a notification
+/// is on its way and is taken. (A cancel that lands while the waiter is still
+/// registering its callback is seen at registration, as in the coroutine form.)
 template <class Sys, class Withdraw>
 WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
                       bool observe_stop = true) {
@@ -165,27 +175,41 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   const int spins = Sys::spin_budget();
   if (spins && w.parker.spin_while(Parker::kWaiting, spins) == Parker::kNotified) return WaitStatus::ready;
 
+  // Once a withdrawal has failed, the outcome is settled by whoever unlinked
+  // `w`: a notifier (ready) or the stop callback (cancelled).
+  auto outcome = [&]() {
+    for (auto s = w.parker.state();; s = w.parker.state()) {
+      if (s == Parker::kNotified) return WaitStatus::ready;
+      if (s == Parker::kInterrupted && !Sys::kInjectLateWithdraw) return WaitStatus::cancelled;
+      w.parker.wait_while(s);
+    }
+  };
   auto give_up = [&](WaitStatus why) {
     SKEIN_FAULT_POINT();  // a notification may land just before the withdrawal
     if (withdraw()) return why;
-    // A notification won the race: it is on its way (or here); take it.
-    for (auto s = w.parker.state(); s != Parker::kNotified; s = w.parker.state()) w.parker.wait_while(s);
-    return WaitStatus::ready;
+    return outcome();
   };
 
   std::stop_token tok = observe_stop ? current_token() : std::stop_token{};
   if (tok.stop_requested() || (observe_stop && tls.draining)) return give_up(WaitStatus::cancelled);
 
-  struct Interrupt {
+  struct OnStop {
+    std::remove_reference_t<Withdraw>* withdraw;
     Parker* p;
-    void operator()() const noexcept { p->interrupt(); }
+    void operator()() const noexcept {
+      if constexpr (Sys::kInjectLateWithdraw) {
+        p->interrupt();  // broken on purpose: leaves the withdrawal to the waiter, after a release
+      } else if ((*withdraw)()) {
+        p->interrupt();
+      }
+    }
   };
   std::uint32_t s = Parker::kWaiting;
   std::exception_ptr refused;
   {
     // With a token that cannot stop, this registers nothing. Its destructor
     // waits for a callback running on another thread.
-    std::stop_callback<Interrupt> cb(std::move(tok), Interrupt{&w.parker});
+    typename Sys::template StopCallback<OnStop> cb(std::move(tok), OnStop{&withdraw, &w.parker});
     try {
       BlockingGuard guard;
       s = w.parker.wait_while(Parker::kWaiting, deadline);
@@ -195,12 +219,17 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   }
   if (refused) {
     if (withdraw()) std::rethrow_exception(refused);
-    // Already notified (an item may have been handed over): keep it.
-    for (auto st = w.parker.state(); st != Parker::kNotified; st = w.parker.state()) w.parker.wait_while(st);
-    return WaitStatus::ready;
+    // Already notified (an item may have been handed over: keep it), or
+    // withdrawn by the stop callback (cancelled).
+    return outcome();
   }
   if (s == Parker::kNotified) return WaitStatus::ready;
-  return give_up(s == Parker::kInterrupted ? WaitStatus::cancelled : WaitStatus::timeout);
+  if (s == Parker::kInterrupted) {
+    if constexpr (Sys::kInjectLateWithdraw) return give_up(WaitStatus::cancelled);
+    return WaitStatus::cancelled;  // the stop callback withdrew `w`
+  }
+  // The deadline passed (the stop callback may have withdrawn `w` meanwhile).
+  return give_up(WaitStatus::timeout);
 }
 
 /// A suspended coroutine waiting in a primitive. `phase` closes the window in
