@@ -2,6 +2,8 @@
 #include "support/common.hpp"
 
 #include <map>
+#include <memory>
+#include <string>
 #include <vector>
 
 using namespace test;
@@ -307,4 +309,54 @@ TEST_CASE("EventLoop::spawn passes std::ref arguments by reference, as run() doe
   loop.run();
   CHECK(copy.get() == 1);
   CHECK(mine == std::vector<int>{9});
+}
+
+TEST_CASE("blocking on the loop's own thread for a result only the loop delivers throws UsageError") {
+  Watchdog wd(20s);
+  skein::EventLoop loop;
+  std::string work_error, spawn_error, wait_error;
+  int through_coawait = 0, other_thread = 0;
+  loop.post([&] {
+    try {
+      (void)skein::work(loop, [] { return 1; }).get();
+    } catch (const skein::UsageError& e) {
+      work_error = e.what();
+    }
+    try {
+      loop.spawn([] { return 2; }).wait();
+    } catch (const skein::UsageError& e) {
+      spawn_error = e.what();
+    }
+    try {
+      (void)loop.spawn([] { return 3; }).wait_for(10s);
+    } catch (const skein::UsageError& e) {
+      wait_error = e.what();
+    }
+    // The right way, from a coroutine on the loop.
+    (void)loop.spawn([&]() -> Promise<void> { through_coawait = co_await skein::work(loop, [] { return 4; }); });
+  });
+  // From another thread, blocking on the loop's promise is fine.
+  std::thread t([&] { other_thread = loop.spawn([] { return 5; }).get(); });
+  auto keep = std::make_unique<skein::EventLoop::KeepAlive>(loop.keep_alive());
+  std::thread stopper([&] {
+    t.join();
+    loop.post([&] { keep.reset(); });
+  });
+  loop.run();
+  stopper.join();
+  CHECK(work_error.find("co_await") != std::string::npos);
+  CHECK(work_error.find("EventLoop") != std::string::npos);
+  CHECK(spawn_error == work_error);
+  CHECK(wait_error == work_error);
+  CHECK(through_coawait == 4);
+  CHECK(other_thread == 5);
+  // A result already there is returned, on the loop's thread too.
+  int ready = 0;
+  skein::EventLoop loop2;
+  loop2.post([&] {
+    auto p = loop2.spawn([] { return 6; });
+    loop2.post([&, p] { ready = p.get(); });
+  });
+  loop2.run();
+  CHECK(ready == 6);
 }

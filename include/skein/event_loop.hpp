@@ -131,6 +131,7 @@ public:
     using R = typename detail::task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
     auto r = std::make_shared<Resolver<R>>();
     auto p = r->promise();
+    detail::state_of(p)->set_settled_on(static_cast<detail::Executor*>(this));
     post([r, f = std::decay_t<F>(std::forward<F>(f)),
           // Not make_tuple: it would unwrap std::ref into a reference, and the
           // task would then get a copy (moved out of the referent, even).
@@ -512,6 +513,7 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
   if (loop.stopped()) throw Closed("work() on a stopped EventLoop");
   auto r = std::make_shared<Resolver<R>>();
   auto promise = r->promise();
+  detail::state_of(promise)->set_settled_on(static_cast<detail::Executor*>(&loop));
   loop.begin_work();
   // Out of memory below, the work never began: end it. (If only the tiny
   // coroutine could not start, f runs on, unobserved.)

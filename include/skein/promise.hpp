@@ -125,6 +125,10 @@ private:
   bool block(const detail::Clock::time_point* deadline, bool observe_stop = true) const {
     check();
     if (st_->ready()) return true;
+    if (const void* ex = st_->settled_on(); ex && ex == detail::tls.executor)
+      throw UsageError(
+          "Promise::get()/wait() on an EventLoop's own thread, for a result that only this loop delivers "
+          "(EventLoop::spawn, work()), would wait forever: co_await it from a coroutine on the loop instead");
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
     observe_stop = observe_stop && cancellable_wait();

@@ -350,6 +350,7 @@ private:
 #include <chrono>
 #include <cstdint>
 #include <mutex>
+#include <stop_token>
 
 #if defined(__linux__)
 #include <ctime>
@@ -361,6 +362,48 @@ private:
 #include <mutex>
 #endif
 
+
+// ---- begin skein/detail/deadline.hpp ----
+// Deadlines made from durations, saturating. `now() + d` overflows for a
+// large `d` (nanoseconds::max(), hours::max(), a huge double): signed
+// overflow, and a deadline in the past, so a wait that should last forever
+// returns at once. Every skein deadline is made here instead: a duration too
+// long to add to now() means "never" (kNever), a zero, negative or NaN one
+// means "already passed". tools/check_sources.py keeps `now() +` out of the
+// rest of include/.
+
+#include <chrono>
+#include <string>
+
+namespace skein::detail {
+
+using Clock = std::chrono::steady_clock;
+
+/// The deadline that never passes. Waits treat it as "no deadline".
+inline constexpr Clock::time_point kNever = Clock::time_point::max();
+
+/// `now + d`, saturating at kNever; `now` if d is zero, negative or NaN.
+template <class Rep, class Period>
+Clock::time_point deadline_after(std::chrono::duration<Rep, Period> d, Clock::time_point now = Clock::now()) noexcept {
+  // Compared in floating-point seconds: converting any count to double cannot
+  // overflow. The margin of a second covers double's rounding near 2^63 ns.
+  const double secs = std::chrono::duration<double>(d).count();
+  if (!(secs > 0)) return now;
+  if (now >= kNever || secs >= std::chrono::duration<double>(kNever - now).count() - 1.0) return kNever;
+  // Now d fits in Clock::duration with room to spare: ceil cannot overflow.
+  return now + std::chrono::ceil<Clock::duration>(d);
+}
+
+/// `d` in whole milliseconds, for messages (no overflow for any duration).
+template <class Rep, class Period>
+std::string format_ms(std::chrono::duration<Rep, Period> d) {
+  const double ms = std::chrono::duration<double, std::milli>(d).count();
+  if (ms > -1e15 && ms < 1e15) return std::to_string(static_cast<long long>(ms));
+  return std::to_string(ms);
+}
+
+}  // namespace skein::detail
+// ---- end skein/detail/deadline.hpp ----
 
 // ---- begin skein/detail/fault.hpp ----
 // Fault injection (the stress mode of the reliability harness): with
@@ -441,8 +484,6 @@ inline void point() noexcept {
 
 namespace skein::detail {
 
-using Clock = std::chrono::steady_clock;
-
 /// What Parker needs from the system: an atomic word, parking on it until it
 /// changes (or a deadline passes), and waking the thread parked on it. The
 /// model checker (tests/support/explorer.hpp) substitutes its own, in which
@@ -452,6 +493,11 @@ public:
   template <class T>
   using Atomic = std::atomic<T>;
   using Mutex = std::mutex;  // a lock held for a few instructions (the pool's idle list)
+  /// What a blocked thread registers on its task's stop token. (The model
+  /// checker's waits, in its own scheduling, for a callback running on
+  /// another thread before deregistering, where std::stop_callback blocks.)
+  template <class CB>
+  using StopCallback = std::stop_callback<CB>;
 
   /// Parks while `word == expected`; returns false once `deadline` has passed.
   /// May return early (a change, a spurious wake-up): the caller re-checks.
@@ -459,10 +505,12 @@ public:
 #if defined(__linux__)
     timespec ts{};
     timespec* tsp = nullptr;
-    if (deadline) {
-      auto left = *deadline - Clock::now();
-      if (left <= Clock::duration::zero()) return false;
-      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    if (deadline && *deadline != kNever) {
+      // Compared before subtracting: a deadline far in the past (or
+      // time_point::min()) must not overflow `deadline - now`.
+      const auto now = Clock::now();
+      if (*deadline <= now) return false;
+      auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - now).count();
       ts.tv_sec = static_cast<time_t>(ns / 1000000000);
       ts.tv_nsec = static_cast<long>(ns % 1000000000);
       tsp = &ts;
@@ -474,7 +522,7 @@ public:
 #else
     std::unique_lock lk(mu_);
     auto pred = [&] { return word.load(std::memory_order_acquire) != expected; };
-    if (!deadline) {
+    if (!deadline || *deadline == kNever) {  // wait_until(max) overflows converting clocks
       cv_.wait(lk, pred);
       return true;
     }
@@ -501,6 +549,7 @@ public:
   /// them (tests/model_check.test.cpp); never set in the library.
   static constexpr bool kInjectLostWakeup = false;
   static constexpr bool kInjectSkipIdleRecheck = false;  // the pool's (idle_workers.hpp)
+  static constexpr bool kInjectLateWithdraw = false;     // block_wait's stop callback (waiter.hpp)
 
 #if !defined(__linux__)
 private:
@@ -664,7 +713,10 @@ private:
       if (top->deadline > now) {
         // A copy: while we wait, `top` may be cancelled and its frame freed.
         const Clock::time_point when = top->deadline;
-        cv_.wait_until(lk, when);
+        if (when == kNever)  // never fires: wait_until(max) may overflow converting clocks
+          cv_.wait(lk);
+        else
+          cv_.wait_until(lk, when);
         continue;
       }
       remove_at(0);
@@ -756,6 +808,7 @@ inline TimerService& timer_service() {
 #include <cstdint>
 #include <new>
 #include <stop_token>
+#include <type_traits>
 #include <utility>
 
 
@@ -986,6 +1039,15 @@ enum class WaitStatus { ready, timeout, cancelled };
 /// Blocks the calling thread until `w` is notified, the deadline passes or the
 /// current task's stop token fires. `w` must already be enqueued. `withdraw()`
 /// unlinks `w` under the primitive's lock and returns whether it was linked.
+///
+/// Cancellation withdraws at once, on the cancelling thread, as the
+/// coroutine form does: the stop callback calls `withdraw()` and, if `w` was
+/// still linked, moves the parker to `interrupted`. So a release that comes
+/// after the cancel (`ctx.cancel(); sem.release();` on one thread) finds no
+/// waiter and keeps its permit or item. `interrupted` therefore means
+/// "withdrawn, nobody will notify"; a failed withdrawal means a notification
+/// is on its way and is taken. (A cancel that lands while the waiter is still
+/// registering its callback is seen at registration, as in the coroutine form.)
 template <class Sys, class Withdraw>
 WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
                       bool observe_stop = true) {
@@ -993,27 +1055,41 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   const int spins = Sys::spin_budget();
   if (spins && w.parker.spin_while(Parker::kWaiting, spins) == Parker::kNotified) return WaitStatus::ready;
 
+  // Once a withdrawal has failed, the outcome is settled by whoever unlinked
+  // `w`: a notifier (ready) or the stop callback (cancelled).
+  auto outcome = [&]() {
+    for (auto s = w.parker.state();; s = w.parker.state()) {
+      if (s == Parker::kNotified) return WaitStatus::ready;
+      if (s == Parker::kInterrupted && !Sys::kInjectLateWithdraw) return WaitStatus::cancelled;
+      w.parker.wait_while(s);
+    }
+  };
   auto give_up = [&](WaitStatus why) {
     SKEIN_FAULT_POINT();  // a notification may land just before the withdrawal
     if (withdraw()) return why;
-    // A notification won the race: it is on its way (or here); take it.
-    for (auto s = w.parker.state(); s != Parker::kNotified; s = w.parker.state()) w.parker.wait_while(s);
-    return WaitStatus::ready;
+    return outcome();
   };
 
   std::stop_token tok = observe_stop ? current_token() : std::stop_token{};
   if (tok.stop_requested() || (observe_stop && tls.draining)) return give_up(WaitStatus::cancelled);
 
-  struct Interrupt {
+  struct OnStop {
+    std::remove_reference_t<Withdraw>* withdraw;
     Parker* p;
-    void operator()() const noexcept { p->interrupt(); }
+    void operator()() const noexcept {
+      if constexpr (Sys::kInjectLateWithdraw) {
+        p->interrupt();  // broken on purpose: leaves the withdrawal to the waiter, after a release
+      } else if ((*withdraw)()) {
+        p->interrupt();
+      }
+    }
   };
   std::uint32_t s = Parker::kWaiting;
   std::exception_ptr refused;
   {
     // With a token that cannot stop, this registers nothing. Its destructor
     // waits for a callback running on another thread.
-    std::stop_callback<Interrupt> cb(std::move(tok), Interrupt{&w.parker});
+    typename Sys::template StopCallback<OnStop> cb(std::move(tok), OnStop{&withdraw, &w.parker});
     try {
       BlockingGuard guard;
       s = w.parker.wait_while(Parker::kWaiting, deadline);
@@ -1023,12 +1099,17 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   }
   if (refused) {
     if (withdraw()) std::rethrow_exception(refused);
-    // Already notified (an item may have been handed over): keep it.
-    for (auto st = w.parker.state(); st != Parker::kNotified; st = w.parker.state()) w.parker.wait_while(st);
-    return WaitStatus::ready;
+    // Already notified (an item may have been handed over: keep it), or
+    // withdrawn by the stop callback (cancelled).
+    return outcome();
   }
   if (s == Parker::kNotified) return WaitStatus::ready;
-  return give_up(s == Parker::kInterrupted ? WaitStatus::cancelled : WaitStatus::timeout);
+  if (s == Parker::kInterrupted) {
+    if constexpr (Sys::kInjectLateWithdraw) return give_up(WaitStatus::cancelled);
+    return WaitStatus::cancelled;  // the stop callback withdrew `w`
+  }
+  // The deadline passed (the stop callback may have withdrawn `w` meanwhile).
+  return give_up(WaitStatus::timeout);
 }
 
 /// A suspended coroutine waiting in a primitive. `phase` closes the window in
@@ -1136,7 +1217,10 @@ private:
 
 namespace skein::detail {
 
-enum class CancelReason : int { none = 0, cancelled = 1, deadline = 2, parent = 3 };
+/// Why a context was cancelled, latched when it was: cancel() on it, its own
+/// deadline, or its parent's cancellation, which passes on the parent's own
+/// (latched) reason. Never changes once set (Go's Err()).
+enum class CancelReason : int { none = 0, cancelled = 1, deadline = 2 };
 
 class ContextState final : public Scope {
 public:
@@ -1154,13 +1238,15 @@ public:
     if (parent_) parent_->release();
   }
 
+  /// The first reason wins, and is in place before any waiter sees the stop
+  /// (release: a child's stop callback, run by request_stop, reads it).
   void cancel(CancelReason why) noexcept {
     int none = 0;
-    reason_.compare_exchange_strong(none, static_cast<int>(why), std::memory_order_relaxed);
+    reason_.compare_exchange_strong(none, static_cast<int>(why), std::memory_order_acq_rel);
     source.request_stop();
   }
   [[nodiscard]] CancelReason reason() const noexcept {
-    return static_cast<CancelReason>(reason_.load(std::memory_order_relaxed));
+    return static_cast<CancelReason>(reason_.load(std::memory_order_acquire));
   }
   [[nodiscard]] ContextState* parent() const noexcept { return parent_; }
 
@@ -1222,7 +1308,8 @@ public:
 private:
   struct FromParent {
     ContextState* self;
-    void operator()() const noexcept { self->cancel(CancelReason::parent); }
+    // The parent's reason is set before its request_stop runs this callback.
+    void operator()() const noexcept { self->cancel(self->parent_->reason()); }
   };
 
   // Owned jointly by the timer service and the context (two references): the
@@ -1661,8 +1748,22 @@ public:
   /// not cancellable: the child sees the same stop token and ends promptly on
   /// its own, and its parent must not leave first — the child may refer to
   /// the parent's locals, and Context::wait counts the parent, not the child.
-  void set_child_of(const void* scope) noexcept { child_of_ = scope; }
-  [[nodiscard]] bool is_child_of(const void* scope) const noexcept { return scope && child_of_ == scope; }
+  void set_child_of(const void* scope) noexcept {
+    link_ = scope;
+    link_kind_ = kChildOf;
+  }
+  [[nodiscard]] bool is_child_of(const void* scope) const noexcept {
+    return scope && link_kind_ == kChildOf && link_ == scope;
+  }
+
+  /// A state that only a single-threaded executor settles, on its own thread
+  /// (EventLoop::spawn's and work()'s promises): a blocking wait for it from
+  /// that thread could never end (Promise::get throws UsageError instead).
+  void set_settled_on(const void* executor) noexcept {
+    link_ = executor;
+    link_kind_ = kSettledOn;
+  }
+  [[nodiscard]] const void* settled_on() const noexcept { return link_kind_ == kSettledOn ? link_ : nullptr; }
 
   static bool is_cancellation(const std::exception_ptr& e) noexcept {
     try {
@@ -1687,11 +1788,13 @@ private:
   std::atomic<bool> ready_{false};
   mutable std::atomic<bool> observed_{false};
   SpinLock lock_;
+  static constexpr std::uint8_t kNoLink = 0, kChildOf = 1, kSettledOn = 2;
+  std::uint8_t link_kind_ = kNoLink;  // what link_ is, while alive (in SpinLock's tail padding)
   WaiterList waiters_;
   std::exception_ptr error_;
   union {
-    const void* child_of_ = nullptr;  // while alive: see set_child_of
-    PromiseStateBase* next_dead_;     // once dead: destroy_last's queue
+    const void* link_ = nullptr;   // while alive: see set_child_of, set_settled_on
+    PromiseStateBase* next_dead_;  // once dead: destroy_last's queue
   };
 };
 
@@ -2031,7 +2134,7 @@ public:
   /// Blocks for at most `d`; true if settled. Does not rethrow.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
-    auto deadline = detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(d);
+    auto deadline = detail::deadline_after(d);
     return block(&deadline);
   }
 
@@ -2070,6 +2173,10 @@ private:
   bool block(const detail::Clock::time_point* deadline, bool observe_stop = true) const {
     check();
     if (st_->ready()) return true;
+    if (const void* ex = st_->settled_on(); ex && ex == detail::tls.executor)
+      throw UsageError(
+          "Promise::get()/wait() on an EventLoop's own thread, for a result that only this loop delivers "
+          "(EventLoop::spawn, work()), would wait forever: co_await it from a coroutine on the loop instead");
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
     observe_stop = observe_stop && cancellable_wait();
@@ -3258,7 +3365,7 @@ public:
   template <class Rep, class Period>
   static Context with_timeout(std::chrono::duration<Rep, Period> d) {
     Context c;
-    c.st_->set_deadline(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(d));
+    c.st_->set_deadline(detail::deadline_after(d));
     return c;
   }
 
@@ -3268,7 +3375,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] Context child_with_timeout(std::chrono::duration<Rep, Period> d) const {
     Context c = child();
-    c.st_->set_deadline(detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(d));
+    c.st_->set_deadline(detail::deadline_after(d));
     return c;
   }
 
@@ -3302,12 +3409,10 @@ public:
   /// Cancels this context and its children. Idempotent.
   void cancel() const noexcept { st_->cancel(detail::CancelReason::cancelled); }
   [[nodiscard]] bool cancelled() const noexcept { return st_->stop_requested(); }
-  /// True if the context was cancelled because its (or an ancestor's) deadline passed.
-  [[nodiscard]] bool timed_out() const noexcept {
-    for (auto* c = st_; c; c = c->parent())
-      if (c->reason() == detail::CancelReason::deadline) return true;
-    return false;
-  }
+  /// True if the context was cancelled because its (or an ancestor's) deadline
+  /// passed. Latched when the context is cancelled: a context cancelled by
+  /// cancel() stays "not timed out" when an ancestor's deadline passes later.
+  [[nodiscard]] bool timed_out() const noexcept { return st_->reason() == detail::CancelReason::deadline; }
   [[nodiscard]] std::stop_token token() const noexcept { return st_->source.get_token(); }
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept {
     return st_->deadline();
@@ -3328,7 +3433,7 @@ public:
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
     check_not_inside();
-    auto deadline = detail::Clock::now() + std::chrono::ceil<detail::Clock::duration>(d);
+    auto deadline = detail::deadline_after(d);
     auto s = st_->wait_idle(&deadline);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;
@@ -3365,7 +3470,7 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
     (void)ctx.st_->wait_idle(nullptr, false);
     if (ctx.timed_out() && !(parent && parent->cancelled()))
       throw Cancelled("deadline exceeded: run_with_timeout(" +
-                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(d).count()) + " ms)");
+                      detail::format_ms(d) + " ms)");
     throw;
   }
 }
@@ -3819,6 +3924,7 @@ public:
     using R = typename detail::task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
     auto r = std::make_shared<Resolver<R>>();
     auto p = r->promise();
+    detail::state_of(p)->set_settled_on(static_cast<detail::Executor*>(this));
     post([r, f = std::decay_t<F>(std::forward<F>(f)),
           // Not make_tuple: it would unwrap std::ref into a reference, and the
           // task would then get a copy (moved out of the referent, even).
@@ -4200,6 +4306,7 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
   if (loop.stopped()) throw Closed("work() on a stopped EventLoop");
   auto r = std::make_shared<Resolver<R>>();
   auto promise = r->promise();
+  detail::state_of(promise)->set_settled_on(static_cast<detail::Executor*>(&loop));
   loop.begin_work();
   // Out of memory below, the work never began: end it. (If only the tiny
   // coroutine could not start, f runs on, unobserved.)
@@ -4332,8 +4439,6 @@ inline bool completed(WaitStatus s) {
   return s == WaitStatus::ready;
 }
 
-inline Clock::time_point deadline_after(Clock::duration d) noexcept { return Clock::now() + d; }
-
 }  // namespace skein::detail
 // ---- end skein/detail/wait_operation.hpp ----
 
@@ -4371,7 +4476,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
     if (spin_lock()) return true;
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     detail::ThreadWaiter w;
     return detail::completed(wait(w, &deadline));
   }
@@ -4548,7 +4653,7 @@ public:
   /// Blocks at most `d`; false on timeout (the item is untouched).
   template <class Rep, class Period>
   bool put_for(T&& v, std::chrono::duration<Rep, Period> d) {
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     return put_wait(v, &deadline);
   }
   template <class Rep, class Period>
@@ -4574,7 +4679,7 @@ public:
   /// Blocks at most `d`; empty on timeout or once closed and drained.
   template <class Rep, class Period>
   std::optional<T> get_for(std::chrono::duration<Rep, Period> d) {
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     return get_wait(&deadline).value;
   }
 
@@ -4890,7 +4995,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> d) {
     if (count() == 0) return true;
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     detail::ThreadWaiter w;
     return detail::completed(wait(w, &deadline));
   }
@@ -5207,7 +5312,7 @@ public:
   void lock() { wait_mode(kWrite, nullptr); }
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     return wait_mode(kWrite, &deadline);
   }
   void unlock() {
@@ -5229,7 +5334,7 @@ public:
   void lock_shared() { wait_mode(kRead, nullptr); }
   template <class Rep, class Period>
   [[nodiscard]] bool try_lock_shared_for(std::chrono::duration<Rep, Period> d) {
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     return wait_mode(kRead, &deadline);
   }
   void unlock_shared() {
@@ -5426,7 +5531,7 @@ public:
   template <class Rep, class Period>
   [[nodiscard]] bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
     if (try_acquire()) return true;
-    auto deadline = detail::deadline_after(std::chrono::ceil<detail::Clock::duration>(d));
+    auto deadline = detail::deadline_after(d);
     detail::ThreadWaiter w;
     return detail::completed(wait(w, &deadline));
   }
@@ -5622,7 +5727,7 @@ inline void sleep_until(std::chrono::steady_clock::time_point deadline) {
 
 template <class Rep, class Period>
 void sleep_for(std::chrono::duration<Rep, Period> d) {
-  sleep_until(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  sleep_until(detail::deadline_after(d));
 }
 
 /// Awaiter of async_sleep: one timer-heap entry, no thread.
@@ -5681,7 +5786,7 @@ private:
 /// thread; throws Cancelled promptly if the task is cancelled.
 template <class Rep, class Period>
 SleepOperation async_sleep(std::chrono::duration<Rep, Period> d) noexcept {
-  return SleepOperation(std::chrono::steady_clock::now() + std::chrono::ceil<std::chrono::steady_clock::duration>(d));
+  return SleepOperation(detail::deadline_after(d));
 }
 inline SleepOperation async_sleep_until(std::chrono::steady_clock::time_point deadline) noexcept {
   return SleepOperation(deadline);

@@ -143,8 +143,22 @@ public:
   /// not cancellable: the child sees the same stop token and ends promptly on
   /// its own, and its parent must not leave first — the child may refer to
   /// the parent's locals, and Context::wait counts the parent, not the child.
-  void set_child_of(const void* scope) noexcept { child_of_ = scope; }
-  [[nodiscard]] bool is_child_of(const void* scope) const noexcept { return scope && child_of_ == scope; }
+  void set_child_of(const void* scope) noexcept {
+    link_ = scope;
+    link_kind_ = kChildOf;
+  }
+  [[nodiscard]] bool is_child_of(const void* scope) const noexcept {
+    return scope && link_kind_ == kChildOf && link_ == scope;
+  }
+
+  /// A state that only a single-threaded executor settles, on its own thread
+  /// (EventLoop::spawn's and work()'s promises): a blocking wait for it from
+  /// that thread could never end (Promise::get throws UsageError instead).
+  void set_settled_on(const void* executor) noexcept {
+    link_ = executor;
+    link_kind_ = kSettledOn;
+  }
+  [[nodiscard]] const void* settled_on() const noexcept { return link_kind_ == kSettledOn ? link_ : nullptr; }
 
   static bool is_cancellation(const std::exception_ptr& e) noexcept {
     try {
@@ -169,11 +183,13 @@ private:
   std::atomic<bool> ready_{false};
   mutable std::atomic<bool> observed_{false};
   SpinLock lock_;
+  static constexpr std::uint8_t kNoLink = 0, kChildOf = 1, kSettledOn = 2;
+  std::uint8_t link_kind_ = kNoLink;  // what link_ is, while alive (in SpinLock's tail padding)
   WaiterList waiters_;
   std::exception_ptr error_;
   union {
-    const void* child_of_ = nullptr;  // while alive: see set_child_of
-    PromiseStateBase* next_dead_;     // once dead: destroy_last's queue
+    const void* link_ = nullptr;   // while alive: see set_child_of, set_settled_on
+    PromiseStateBase* next_dead_;  // once dead: destroy_last's queue
   };
 };
 
