@@ -14,7 +14,9 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SRC = ROOT / "include" / "skein" / "skein.hpp"
 OUT = ROOT / "single_include" / "skein" / "skein.hpp"
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
+SCRIPT_SRC = ROOT / "include" / "skein" / "script.hpp"
+SCRIPT_OUT = ROOT / "single_include" / "skein" / "script.hpp"
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*(?://.*)?$')
 PRAGMA_ONCE = re.compile(r'^\s*#\s*pragma\s+once\s*$')
 
 BANNER = """// skein — header-only C++20 coroutine concurrency toolkit (single header).

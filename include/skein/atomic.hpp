@@ -1,5 +1,7 @@
 #pragma once
-/// Atomic<T>: a lock-free integer with the seeds' names (threads.Atomic, thread.atomic).
+/// Atomic<T>: a lock-free integer with the scripting APIs' names (threads.Atomic, thread.atomic).
+
+#include "detail/config.hpp"  // first: the C++20 check
 
 #include <atomic>
 #include <concepts>

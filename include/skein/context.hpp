@@ -2,6 +2,8 @@
 /// Context: a cancellation scope (a stop source, an optional deadline, the
 /// tasks it started) and run_with_timeout.
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <chrono>
 #include <optional>
 #include <stop_token>

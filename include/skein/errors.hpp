@@ -1,5 +1,7 @@
 #pragma once
-/// Error types and the unhandled-error handler (CONTRACT.md, Errors).
+/// Error types and the unhandled-error handler (docs/api/errors.md).
+
+#include "detail/config.hpp"  // first: the C++20 check
 
 #include <cstdio>
 #include <exception>

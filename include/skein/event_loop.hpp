@@ -1,6 +1,8 @@
 #pragma once
 /// EventLoop, Notifier and work(): a single-threaded executor driven by run(),
-/// fed from any thread; coroutines started on it resume on it (seed 004).
+/// fed from any thread; coroutines started on it resume on it (cl-async's threading).
+
+#include "detail/config.hpp"  // first: the C++20 check
 
 #include <atomic>
 #include <coroutine>

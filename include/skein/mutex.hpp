@@ -2,6 +2,8 @@
 /// Mutex: for threads (lock/unlock/try_lock, BasicLockable) and for
 /// coroutines (`auto guard = co_await m.async_lock();`), with FIFO hand-off.
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>

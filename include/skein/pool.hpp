@@ -2,6 +2,8 @@
 /// Pool<T>: a fixed set of worker tasks processing submitted items (the seeds'
 /// threads.Pool / thread.pool), with backpressure and kept errors.
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <coroutine>
 #include <cstddef>
 #include <exception>

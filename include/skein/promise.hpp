@@ -2,6 +2,8 @@
 /// Promise<T>: an eager, shareable handle to a task's result — and the return
 /// type of skein coroutines (`skein::Promise<int> f() { co_return 42; }`).
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <chrono>
 #include <thread>
 #include <coroutine>

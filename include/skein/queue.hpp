@@ -3,6 +3,8 @@
 /// for blocking threads and coroutines alike, cancellable, with direct
 /// hand-off from a putter to a waiting getter.
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <chrono>
 #include <cstddef>
 #include <deque>

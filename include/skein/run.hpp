@@ -1,6 +1,8 @@
 #pragma once
 /// run / spawn / goroutines / this_task: goroutine-style tasks.
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <cstddef>
 #include <stop_token>
 #include <type_traits>

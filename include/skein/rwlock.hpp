@@ -3,6 +3,8 @@
 /// starved: once a writer waits, new readers queue behind it; waiters are
 /// served in FIFO order (a run of readers at the front is admitted together).
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <chrono>
 #include <cstdint>
 #include <mutex>

@@ -23,6 +23,8 @@
 /// and calling `invoke`, which maps every error to a `ScriptError` whose
 /// message is ready to show to the script.
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>

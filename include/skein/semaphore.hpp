@@ -2,6 +2,8 @@
 /// Semaphore: bounded concurrency for threads and coroutines, FIFO, with a
 /// checked bound (releasing more permits than were acquired is a UsageError).
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>

@@ -1,6 +1,8 @@
 #pragma once
 /// sequence(f1, f2, ...): run functions one after another on the pool (the
-/// seeds' thread.scheduler).
+/// thread.scheduler of Langoost's `thread` module).
+
+#include "detail/config.hpp"  // first: the C++20 check
 
 #include <type_traits>
 #include <utility>

@@ -1,6 +1,8 @@
 #pragma once
 /// Shared<T>: a value behind a lock, with the race-free read-modify-write the
-/// seeds' get/append/set pattern needs (`update`).
+/// scripting APIs' get/append/set pattern needs (`update`).
+
+#include "detail/config.hpp"  // first: the C++20 check
 
 #include <functional>
 #include <mutex>

@@ -3,6 +3,7 @@
 /// promises, cancellation contexts, timers and Go-style primitives. Include
 /// this for everything.
 
+#include "detail/config.hpp"  // first: the C++20 check
 #include "atomic.hpp"
 #include "context.hpp"
 #include "errors.hpp"

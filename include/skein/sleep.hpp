@@ -1,6 +1,8 @@
 #pragma once
 /// sleep_for (blocking, cancellable) and async_sleep (co_await, no thread blocked).
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <chrono>
 #include <coroutine>
 

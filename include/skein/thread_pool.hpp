@@ -1,6 +1,8 @@
 #pragma once
 /// ThreadPool: the work-stealing executor tasks run on; default_pool(); cpus().
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <coroutine>
 #include <cstddef>
 #include <memory>

@@ -2,6 +2,8 @@
 /// WaitGroup: Go's sync.WaitGroup for threads and coroutines, with a checked
 /// counter (going below zero is a UsageError, and changes nothing).
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>

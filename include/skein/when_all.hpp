@@ -1,6 +1,8 @@
 #pragma once
 /// when_all / when_any: combine promises (JavaScript's Promise.all and Promise.race).
 
+#include "detail/config.hpp"  // first: the C++20 check
+
 #include <cstddef>
 #include <tuple>
 #include <utility>

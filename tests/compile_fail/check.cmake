@@ -1,24 +1,43 @@
 # Compiles one file of tests/compile_fail (cmake -P). The file must compile
 # with -DSKEIN_CONTROL (so the failure below is the one we mean) and be
-# rejected without it, with an error line matching its first line, `// expect: REGEX`.
+# rejected without it, with an error line matching its first line, `// expect: REGEX`
+# (or `// expect-first: REGEX`: the first error line must match). An optional
+# second line `// std: FLAG` compiles the rejected version with FLAG instead of
+# -std=c++20 (`// std: default` gives no -std at all: the compiler's default).
 #   -DCXX=<compiler> -DSOURCE=<file> -DINCLUDE=<skein include dir>
-file(STRINGS ${SOURCE} first LIMIT_COUNT 1)
-if(NOT first MATCHES "^// expect: (.+)$")
-  message(FATAL_ERROR "${SOURCE}: the first line must be `// expect: REGEX`")
+file(STRINGS ${SOURCE} head LIMIT_COUNT 2)
+list(GET head 0 first)
+if(NOT first MATCHES "^// expect(-first)?: (.+)$")
+  message(FATAL_ERROR "${SOURCE}: the first line must be `// expect: REGEX` or `// expect-first: REGEX`")
 endif()
-set(expect "${CMAKE_MATCH_1}")
-set(cmd ${CXX} -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -I ${INCLUDE} ${SOURCE})
+set(only_first "${CMAKE_MATCH_1}")
+set(expect "${CMAKE_MATCH_2}")
+set(std -std=c++20)
+list(LENGTH head n)
+if(n GREATER 1)
+  list(GET head 1 second)
+  if(second MATCHES "^// std: (.+)$")
+    set(std "${CMAKE_MATCH_1}")
+    if(std STREQUAL "default")
+      set(std "")
+    endif()
+  endif()
+endif()
+set(flags -fsyntax-only -Wall -Wextra -Wpedantic -I ${INCLUDE} ${SOURCE})
 
-execute_process(COMMAND ${cmd} -DSKEIN_CONTROL RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+execute_process(COMMAND ${CXX} -std=c++20 ${flags} -DSKEIN_CONTROL RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "the control version of ${SOURCE} (-DSKEIN_CONTROL) must compile, but:\n${out}${err}")
 endif()
 
-execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+execute_process(COMMAND ${CXX} ${std} ${flags} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(rc EQUAL 0)
   message(FATAL_ERROR "${SOURCE} compiled, but it must not")
 endif()
 string(REGEX MATCHALL "[^\n]*error:[^\n]*" errors "${out}${err}")
+if(only_first AND errors)
+  list(GET errors 0 errors)
+endif()
 set(found "")
 foreach(line IN LISTS errors)
   if(line MATCHES "${expect}")
