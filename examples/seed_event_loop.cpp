@@ -1,4 +1,4 @@
-// Seed 004 (cl-async threading) in C++: a background job triggers a notifier
+// cl-async's threading in C++: a background job triggers a notifier
 // whose callback runs on the loop's thread; work() runs a job on the pool and
 // settles its promise — value or error — back on the loop's thread. Each
 // section prints a [heading]; the README shows each section next to its output.

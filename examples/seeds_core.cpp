@@ -1,6 +1,7 @@
-// The seeds' examples of tasks and promises, in C++: threads.run, Promise.get,
-// Promise.wait and passing data (seeds 000/001); thread.core.spawn,
-// thread.async.run/await and the thread.core helpers (002/003); and
+// The scripting APIs' examples of tasks and promises, in C++: threads.run, Promise.get,
+// Promise.wait and passing data (Scriptling's `threads` library); thread.core.spawn,
+// thread.async.run/await and the thread.core helpers (Langoost's `thread`
+// module); and
 // EvalWithTimeout. Each section prints a [heading]; the README shows each
 // section's code (between the readme markers) next to its output.
 #include <skein/skein.hpp>

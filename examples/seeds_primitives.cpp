@@ -1,6 +1,7 @@
-// The seeds' examples of Atomic, Shared, WaitGroup, Queue and Pool (seeds
-// 000/001) and of channels, locks, atomics, pools, the scheduler and the
-// runtime store (002/003), in C++. Output that the seeds print from several
+// The scripting APIs' examples of Atomic, Shared, WaitGroup, Queue and Pool
+// (Scriptling's `threads` library) and of channels, locks, atomics, pools, the
+// scheduler and the runtime store (Langoost's `thread` and `runtime` modules),
+// in C++. Output that those examples print from several
 // goroutines in any order is collected and printed in a fixed order, so this
 // program's output is deterministic (ctest checks it). Each section prints a
 // [heading]; the README shows each section's code next to its output.

@@ -1,4 +1,4 @@
-// EventLoop, Notifier, work() and executor affinity (seed 004).
+// EventLoop, Notifier, work() and executor affinity (cl-async's threading).
 #include "support/common.hpp"
 
 #include <map>
@@ -9,7 +9,7 @@
 using namespace test;
 using skein::Promise;
 
-TEST_CASE("seed 004: a background job triggers a notifier; the callback runs on the loop's thread") {
+TEST_CASE("cl-async: a background job triggers a notifier; the callback runs on the loop's thread") {
   Watchdog wd(30s);
   skein::EventLoop loop;
   const auto loop_thread = std::this_thread::get_id();
@@ -30,7 +30,7 @@ TEST_CASE("seed 004: a background job triggers a notifier; the callback runs on 
   CHECK_FALSE(notifier.open());
 }
 
-TEST_CASE("seed 004: work() settles on the loop's thread, with the value or the error") {
+TEST_CASE("cl-async: work() settles on the loop's thread, with the value or the error") {
   Watchdog wd(30s);
   skein::EventLoop loop;
   const auto loop_thread = std::this_thread::get_id();

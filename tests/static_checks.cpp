@@ -40,7 +40,7 @@ T& lv() noexcept;  // an lvalue of T, for unevaluated expressions
 // --- version.hpp ---------------------------------------------------------------
 static_assert(SKEIN_VERSION_MAJOR >= 0 && SKEIN_VERSION_MINOR >= 0 && SKEIN_VERSION_PATCH >= 0);
 
-// --- errors.hpp (CONTRACT.md, Errors) ------------------------------------------------
+// --- errors.hpp (docs/api/errors.md) -------------------------------------------------
 static_assert(std::derived_from<skein::Cancelled, std::runtime_error>);
 static_assert(std::derived_from<skein::Closed, std::runtime_error>);
 static_assert(std::derived_from<skein::UsageError, std::logic_error>);
@@ -144,7 +144,7 @@ static_assert(!SequenceAccepts<void (*)(int)>);  // each step is called with no 
 // --- atomic.hpp -----------------------------------------------------------------------
 using A = skein::Atomic<>;
 static_assert(std::is_same_v<A, skein::Atomic<std::int64_t>>);
-static_assert(std::atomic<std::int64_t>::is_always_lock_free);  // "Lock-free" (CONTRACT.md)
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);  // "lock-free" (docs/api/atomic.md)
 static_assert(!std::is_copy_constructible_v<A> && !std::is_copy_assignable_v<A>);
 static_assert(std::is_nothrow_constructible_v<A> && std::is_nothrow_constructible_v<A, std::int64_t>);
 static_assert(std::is_convertible_v<int, A>);  // `skein::Atomic<> counter = 0;`

@@ -33,8 +33,8 @@ constexpr int kExitTimeout = 124;
   std::fprintf(stderr,
                "usage: skein-lua [--timeout SECONDS] [--isolation empty|clone] script.lua [args...]\n"
                "  --timeout SECONDS     cancel every task and exit with status 124 once SECONDS have passed\n"
-               "  --isolation empty     threads.run tasks see only the libraries (seed 000; the default)\n"
-               "  --isolation clone     threads.run tasks get a copy of the caller's globals (seed 001)\n");
+               "  --isolation empty     threads.run tasks see only the libraries (Scriptling's explicit passing; the default)\n"
+               "  --isolation clone     threads.run tasks get a copy of the caller's globals (Scriptling's cloned environment)\n");
   std::exit(kExitUsage);
 }
 

@@ -506,7 +506,7 @@ struct WorkSettle {
 }  // namespace detail
 
 /// Runs `f(args...)` on default_pool() and settles the returned promise on
-/// `loop`'s thread, with f's value or its exception (seed 004's `work`). The
+/// `loop`'s thread, with f's value or its exception (cl-async's `work`). The
 /// loop stays alive until then. If the loop has stopped by the time f ends,
 /// the promise is settled on the pool thread instead: never lost.
 template <class F, class... Args>

@@ -1,5 +1,5 @@
 #pragma once
-/// Pool<T>: a fixed set of worker tasks processing submitted items (the seeds'
+/// Pool<T>: a fixed set of worker tasks processing submitted items (the scripting APIs'
 /// threads.Pool / thread.pool), with backpressure and kept errors.
 
 #include "detail/config.hpp"  // first: the C++20 check

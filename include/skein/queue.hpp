@@ -22,7 +22,7 @@
 
 namespace skein {
 
-/// Semantics (CONTRACT.md): FIFO; `close()` is idempotent; items queued before
+/// Semantics (docs/api/queue.md): FIFO; `close()` is idempotent; items queued before
 /// close are still delivered; a put blocked at close, and any later put, throws
 /// Closed and its item never appears; a get blocked at close drains what is
 /// left and then returns an empty optional; a put or get that times out or is

@@ -1,6 +1,6 @@
 #pragma once
-/// <skein/script.hpp>: the seeds' script APIs — the `threads` module (seeds
-/// 000/001), the `thread` and `runtime` modules (seeds 002/003) — written once
+/// <skein/script.hpp>: the scripting APIs — Scriptling's `threads` library,
+/// Langoost's `thread` and `runtime` modules — written once
 /// over a dynamic `Value`, so that an interpreter offers them with little glue.
 ///
 /// What a host (the glue for one interpreter) provides:
@@ -12,7 +12,7 @@
 ///    call a `Function` with `Value` arguments; used by one thread at a time;
 ///  - `Host::create_environment(globals)`: a fresh environment with only the
 ///    libraries and these modules, optionally with a copy of a caller's
-///    globals (the seeds' "clone" isolation);
+///    globals (Scriptling's "clone" isolation);
 ///  - `Caller` (per call, optional): what only the calling environment can do
 ///    — snapshot its globals, call one of its own arguments in place;
 ///  - a check for cancellation inside long-running script code: the host
@@ -247,7 +247,7 @@ public:
 class Caller {
 public:
   virtual ~Caller() = default;
-  /// A deep copy of the caller's global variables (the seeds' clone isolation).
+  /// A deep copy of the caller's global variables (Scriptling's clone isolation).
   virtual Dict snapshot_globals() = 0;
   /// Calls the call's argument `index` (0-based, a function) in the caller's
   /// own environment, closures intact; returns every result.
@@ -256,8 +256,8 @@ public:
 
 /// How `threads.run` tasks see the caller's globals.
 enum class Isolation {
-  empty,  ///< seed 000: only the libraries; data passes as arguments
-  clone,  ///< seed 001: a deep copy of the caller's globals
+  empty,  ///< Scriptling's explicit passing: only the libraries; data passes as arguments
+  clone,  ///< Scriptling's cloned environment: a deep copy of the caller's globals
 };
 
 /// The state one script program shares: its host, its cancellation context
@@ -1232,17 +1232,17 @@ inline Module make_runtime_module() {
 
 }  // namespace impl
 
-/// `threads` (seeds 000/001): run, Atomic, Shared, Queue, WaitGroup, Pool.
+/// `threads` (Scriptling's `threads` library): run, Atomic, Shared, Queue, WaitGroup, Pool.
 inline const Module& threads_module() {
   static const Module m = impl::make_threads_module();
   return m;
 }
-/// `thread` (seeds 002/003): core, async, channel, mutex, rwlock, semaphore, atomic, pool, scheduler.
+/// `thread` (Langoost's `thread` and `runtime` modules): core, async, channel, mutex, rwlock, semaphore, atomic, pool, scheduler.
 inline const Module& thread_module() {
   static const Module m = impl::make_thread_module();
   return m;
 }
-/// `runtime` (seeds 002/003): core.share / core.fetch.
+/// `runtime` (Langoost's `thread` and `runtime` modules): core.share / core.fetch.
 inline const Module& runtime_module() {
   static const Module m = impl::make_runtime_module();
   return m;

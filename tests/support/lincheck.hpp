@@ -109,7 +109,7 @@ inline std::string describe(const QueueState& s) {
   return r + (s.closed ? "] closed" : "] open");
 }
 
-/// skein::Queue as a sequential object (docs/api/queue.md, CONTRACT.md):
+/// skein::Queue as a sequential object (docs/api/queue.md):
 /// - a put (any form) places its item iff the queue is open and not full; it
 ///   throws Closed iff the queue is closed (closed wins over full);
 /// - try_put returns false (full) iff open and full; a timed-out put_for is a

@@ -1,4 +1,4 @@
--- Seeds 000/001: thread safety with shared data — an Atomic counter passed
+-- Scriptling's `threads` library: thread safety with shared data — an Atomic counter passed
 -- explicitly to every task.
 local threads = require("threads")
 

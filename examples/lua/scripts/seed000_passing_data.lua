@@ -1,4 +1,4 @@
--- Seeds 000/001: all data is passed explicitly (and copied: the task gets its
+-- Scriptling's `threads` library: all data is passed explicitly (and copied: the task gets its
 -- own table).
 local threads = require("threads")
 
@@ -14,6 +14,6 @@ local result = threads.run(process_data, my_data):get()
 print(table.concat(result, ", "))  -- 2, 4, 6, 8, 10
 print(my_data[1])                  -- 1: the caller's table is untouched
 
--- The task has no access to the caller's variables (seed 000's isolation).
+-- The task has no access to the caller's variables (Scriptling's explicit-passing isolation).
 secret = "visible only here"
 print(threads.run(function() return secret end):get())  -- nil

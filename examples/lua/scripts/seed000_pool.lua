@@ -1,5 +1,5 @@
 -- expect: sorted
--- Seeds 000/001, threads.Pool(worker_func, workers=4, queue_depth=workers*2):
+-- Scriptling's `threads` library, threads.Pool(worker_func, workers=4, queue_depth=workers*2):
 -- four workers process 100 items; close() waits for all of them. The lines
 -- come in any order (this example's check compares sorted lines).
 local threads = require("threads")

@@ -1,4 +1,4 @@
--- Seeds 000/001, Promise.wait(): wait for completion and discard the result.
+-- Scriptling's `threads` library, Promise.wait(): wait for completion and discard the result.
 local threads = require("threads")
 
 local function worker(x, y)

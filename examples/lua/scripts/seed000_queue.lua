@@ -1,4 +1,4 @@
--- Seeds 000/001, threads.Queue: producer/consumer through a bounded queue,
+-- Scriptling's `threads` library, threads.Queue: producer/consumer through a bounded queue,
 -- with the seed's sentinel (nil).
 local threads = require("threads")
 

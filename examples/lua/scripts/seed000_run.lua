@@ -1,4 +1,4 @@
--- Seeds 000/001, threads.run(func, *args, **kwargs): positional and keyword
+-- Scriptling's `threads` library, threads.run(func, *args, **kwargs): positional and keyword
 -- arguments (Lua has no keyword syntax: threads.kwargs{...} goes last).
 -- [readme:run]
 local threads = require("threads")

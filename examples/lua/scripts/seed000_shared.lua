@@ -1,4 +1,4 @@
--- Seeds 000/001, threads.Shared: get() returns a copy, so the seeds'
+-- Scriptling's `threads` library, threads.Shared: get() returns a copy, so the scripting APIs'
 -- get-append-set pattern would race; update(f) is its race-free form: f gets
 -- a copy under the lock and what it returns becomes the new value.
 local threads = require("threads")

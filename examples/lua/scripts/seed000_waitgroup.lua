@@ -1,5 +1,5 @@
 -- expect: sorted
--- Seeds 000/001, threads.WaitGroup: synchronise goroutines (Go style). The
+-- Scriptling's `threads` library, threads.WaitGroup: synchronise goroutines (Go style). The
 -- workers run concurrently, so their lines come in any order (this example's
 -- check compares sorted lines).
 local threads = require("threads")

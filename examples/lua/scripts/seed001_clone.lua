@@ -1,5 +1,5 @@
 -- expect: args --isolation clone
--- Seed 001: each goroutine gets a cloned environment — a deep copy of the
+-- Scriptling's cloned-environment variant: each goroutine gets a cloned environment — a deep copy of the
 -- caller's globals (run with --isolation clone).
 local threads = require("threads")
 

@@ -1,4 +1,4 @@
--- Seeds 002/003, thread.async: run work and await its result.
+-- Langoost's `thread` and `runtime` modules, thread.async: run work and await its result.
 local thread = require("thread")
 
 local future = thread.async.run(function()

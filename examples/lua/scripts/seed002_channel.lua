@@ -1,4 +1,4 @@
--- Seeds 002/003, thread.channel: typed message passing between tasks.
+-- Langoost's `thread` and `runtime` modules, thread.channel: typed message passing between tasks.
 -- [readme:channel]
 local thread = require("thread")
 

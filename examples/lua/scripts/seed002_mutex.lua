@@ -1,4 +1,4 @@
--- Seeds 002/003: sharing state across VMs through runtime.core, with the
+-- Langoost's `thread` and `runtime` modules: sharing state across VMs through runtime.core, with the
 -- read-modify-write guarded by a thread.mutex (as the seed advises).
 local runtime = require("runtime")
 local thread = require("thread")

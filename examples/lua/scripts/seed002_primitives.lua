@@ -1,4 +1,4 @@
--- Seeds 002/003: rwlock, semaphore, atomic, pool and scheduler. Tasks get a
+-- Langoost's `thread` and `runtime` modules: rwlock, semaphore, atomic, pool and scheduler. Tasks get a
 -- copy of the caller's globals; skein objects in them are shared.
 local thread = require("thread")
 

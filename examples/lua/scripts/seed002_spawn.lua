@@ -1,5 +1,5 @@
 -- expect: sorted
--- Seeds 002/003, thread.core: spawn a goroutine; sleep, cpus, goroutines.
+-- Langoost's `thread` and `runtime` modules, thread.core: spawn a goroutine; sleep, cpus, goroutines.
 local thread = require("thread")
 
 thread.core.spawn(function()
