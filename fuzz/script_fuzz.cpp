@@ -12,6 +12,7 @@
 //   clang++ -fsanitize=fuzzer,address,undefined (CMake: -DSKEIN_BUILD_FUZZ=ON)
 //   ./script_fuzz fuzz/corpus/script -runs=20000
 
+#include <skein/script.hpp>
 #include <skein/skein.hpp>
 
 #include <atomic>

@@ -14,7 +14,6 @@
 #include "queue.hpp"
 #include "run.hpp"
 #include "rwlock.hpp"
-#include "script.hpp"
 #include "semaphore.hpp"
 #include "sequence.hpp"
 #include "shared.hpp"

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include <skein/script.hpp>
 #include <skein/skein.hpp>
 
 namespace test::script {

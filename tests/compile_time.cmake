@@ -1,0 +1,30 @@
+# Prints how long a translation unit that includes <skein/skein.hpp> (and
+# nothing else) takes to compile at -O0: the median of three runs. It asserts
+# nothing about the time (machines are shared and noisy); it fails only if the
+# file does not compile. (cmake -P)
+#   -DCXX=<compiler> -DINCLUDE=<skein include dir> -DWORK=<scratch dir>
+file(MAKE_DIRECTORY ${WORK})
+file(WRITE ${WORK}/umbrella.cpp "#include <skein/skein.hpp>\nint main() { return 0; }\n")
+set(times "")
+foreach(i 1 2 3)
+  string(TIMESTAMP t0 "%s%f")
+  execute_process(COMMAND ${CXX} -std=c++20 -O0 -I ${INCLUDE} -c ${WORK}/umbrella.cpp -o ${WORK}/umbrella.o
+    RESULT_VARIABLE rc ERROR_VARIABLE err)
+  string(TIMESTAMP t1 "%s%f")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "<skein/skein.hpp> alone does not compile:\n${err}")
+  endif()
+  math(EXPR ms "(${t1} - ${t0}) / 1000")
+  list(APPEND times ${ms})
+endforeach()
+list(SORT times COMPARE NATURAL)
+list(GET times 1 median)
+math(EXPR s "${median} / 1000")
+math(EXPR frac "${median} % 1000")
+string(LENGTH "${frac}" n)
+if(n EQUAL 1)
+  set(frac "00${frac}")
+elseif(n EQUAL 2)
+  set(frac "0${frac}")
+endif()
+message(STATUS "compile time of #include <skein/skein.hpp> at -O0 with ${CXX}: ${s}.${frac} s (median of 3: ${times} ms)")
