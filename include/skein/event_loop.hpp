@@ -31,6 +31,7 @@
 #include "promise.hpp"
 #include "run.hpp"
 
+#include "detail/tuning.hpp"
 namespace skein {
 
 class EventLoop;
@@ -384,7 +385,7 @@ private:
       }
       if (!block || idle()) return false;
       // Spin a little: a cross-thread post usually arrives within microseconds.
-      for (int i = 0; i < 128 && !q_.busy() && !stopped(); ++i) detail::cpu_relax();
+      for (int i = 0; i < detail::tuning::kLoopSpins && !q_.busy() && !stopped(); ++i) detail::cpu_relax();
       if (q_.busy()) continue;
       state_.store(kSleeping, std::memory_order_seq_cst);
       if (q_.busy() || stopped() || idle()) {

@@ -13,6 +13,7 @@
 #include "detail/wait_operation.hpp"
 #include "detail/waiter.hpp"
 #include "errors.hpp"
+#include "detail/tuning.hpp"
 
 namespace skein {
 
@@ -99,7 +100,7 @@ private:
 
   bool spin_lock() noexcept {
     // Critical sections are usually short: a brief spin beats a park + wake.
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < detail::tuning::kMutexSpins; ++i) {
       if (state_.load(std::memory_order_relaxed) == kUnlocked && try_lock()) return true;
       detail::cpu_relax();
     }

@@ -10,6 +10,8 @@
 #include <cstddef>
 #include <new>
 
+#include "tuning.hpp"
+
 // SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
 // under AddressSanitizer, so that ASan sees every frame's lifetime.
 #ifndef SKEIN_FRAME_CACHE
@@ -29,9 +31,9 @@ namespace skein::detail {
 
 class FrameCache {
 public:
-  static constexpr std::size_t kGranule = 32;
-  static constexpr std::size_t kClasses = 32;  // frames up to 1 KiB
-  static constexpr unsigned kMaxPerClass = 256;
+  static constexpr std::size_t kGranule = tuning::kFrameGranule;
+  static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
+  static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
 
   static void* allocate(std::size_t n) {
     if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);

@@ -26,6 +26,7 @@
 #include "deadline.hpp"
 #include "fault.hpp"
 #include "spin.hpp"
+#include "tuning.hpp"
 
 namespace skein::detail {
 
@@ -88,7 +89,7 @@ public:
   /// How long a waiter spins before it parks: ~ a few microseconds, far
   /// cheaper than a park and a cross-CPU wake; useless on one CPU, where the
   /// notifier cannot run while we spin.
-  static int spin_budget() noexcept { return spinning_helps() ? 256 : 0; }
+  static int spin_budget() noexcept { return spinning_helps() ? tuning::kParkSpins : 0; }
 
   /// Deliberately broken variants, for showing that the model checker finds
   /// them (tests/model_check.test.cpp); never set in the library.

@@ -44,6 +44,7 @@
 #include "spin.hpp"
 #include "timer_service.hpp"
 #include "ws_deque.hpp"
+#include "tuning.hpp"
 
 namespace skein::detail {
 
@@ -168,9 +169,8 @@ public:
   }
 
 private:
-  static constexpr unsigned kLifoBudget = 32;
-  static constexpr std::size_t kInjectBatch = 32;
-  static constexpr int kSpinRounds = 24;
+  static constexpr unsigned kLifoBudget = tuning::kLifoBudget;
+  static constexpr std::size_t kInjectBatch = tuning::kInjectBatch;
 
   struct alignas(64) Slot {
     // The root scope of tasks running on this slot. Every pool-scope wait
@@ -275,7 +275,7 @@ private:
   }
 
   void* find_local(Slot* s) noexcept {
-    if (++s->tick % 61 == 0)
+    if (++s->tick % tuning::kInjectionPollInterval == 0)
       if (void* h = pop_injection(s)) return h;
     if (void* h = s->lifo) {
       s->lifo = nullptr;
@@ -387,9 +387,9 @@ private:
           // Spin before parking: a park and a cross-CPU wake-up cost tens of
           // µs, so a worker keeps looking for a while — first with pauses,
           // then yielding its CPU to whoever is producing the work.
-          for (int i = 0; i < kSpinRounds && !h; ++i) {
-            if (i < 4) {
-              for (int k = 0; k < 32; ++k) cpu_relax();
+          for (int i = 0; i < tuning::kWorkerSpinRounds && !h; ++i) {
+            if (i < tuning::kWorkerPauseRounds) {
+              for (int k = 0; k < tuning::kPausesPerRound; ++k) cpu_relax();
             } else {
               std::this_thread::yield();
             }

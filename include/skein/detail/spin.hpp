@@ -12,6 +12,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include "tuning.hpp"
 #endif
 
 namespace skein::detail {
@@ -55,7 +57,7 @@ public:
       // acquire: pairs with unlock's release, publishing the protected state.
       if (!flag_.exchange(true, std::memory_order_acquire)) return;
       for (int i = 0; flag_.load(std::memory_order_relaxed); ++i) {
-        if (i < 64)
+        if (i < tuning::kSpinLockPauses)
           cpu_relax();
         else
           std::this_thread::yield();

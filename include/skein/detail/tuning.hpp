@@ -1,0 +1,65 @@
+#pragma once
+// Every tuning constant of the runtime, in one place, each with its reason.
+// They were chosen by measurement on 2-CPU x86-64 VMs (docs/design.md, bench/);
+// change one only with a benchmark run that shows why.
+
+#include <cstddef>
+
+namespace skein::detail::tuning {
+
+// --- waiting -----------------------------------------------------------------
+
+/// Pauses a blocked thread spins before it parks (Parker), when the process
+/// may use more than one CPU: a few microseconds, far cheaper than a park and
+/// a cross-CPU wake-up (30-70 us on these VMs). On one CPU it does not spin:
+/// the notifier cannot run meanwhile.
+inline constexpr int kParkSpins = 256;
+
+/// Pauses SpinLock spends before it starts yielding its CPU: its critical
+/// sections are a few instructions, so a longer wait means the holder was
+/// preempted, and yielding lets it run.
+inline constexpr int kSpinLockPauses = 64;
+
+/// Tries of Mutex's uncontended path before it queues: critical sections are
+/// usually short, and a brief spin beats a park and a wake-up.
+inline constexpr int kMutexSpins = 64;
+
+/// Pauses an EventLoop spins before it sleeps: a cross-thread post usually
+/// arrives within microseconds.
+inline constexpr int kLoopSpins = 128;
+
+// --- the pool's scheduler ----------------------------------------------------
+
+/// Rounds an idle worker keeps looking for work before it parks: the first
+/// kWorkerPauseRounds with kPausesPerRound pauses each, the rest yielding its
+/// CPU to whoever is producing the work.
+inline constexpr int kWorkerSpinRounds = 24;
+inline constexpr int kWorkerPauseRounds = 4;
+inline constexpr int kPausesPerRound = 32;
+
+/// A worker looks at the injection queue every this many tasks, even while
+/// its own deque has work, so that tasks injected from outside (and woken
+/// coroutines past the LIFO budget) are not starved by a busy worker. A prime,
+/// so that it does not beat in step with a program's own periods.
+inline constexpr unsigned kInjectionPollInterval = 61;
+
+/// Tasks a worker may run in a row from its LIFO slot (the task the running
+/// one just woke): two tasks waking each other would otherwise starve the
+/// rest. Past it, the woken task goes to the back of the line.
+inline constexpr unsigned kLifoBudget = 32;
+
+/// Tasks moved at once from the injection queue to a worker's deque: one lock
+/// round trip for many tasks.
+inline constexpr std::size_t kInjectBatch = 32;
+
+// --- coroutine frames --------------------------------------------------------
+
+/// Frame sizes are rounded up to a multiple of kFrameGranule bytes; each of the
+/// kFrameClasses classes (frames up to 1 KiB) keeps up to kFramesPerClass freed
+/// frames per thread for reuse, so that a task's frame costs no malloc in the
+/// steady state and an idle thread does not hold much memory.
+inline constexpr std::size_t kFrameGranule = 32;
+inline constexpr std::size_t kFrameClasses = 32;
+inline constexpr unsigned kFramesPerClass = 256;
+
+}  // namespace skein::detail::tuning
