@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "detail/assert.hpp"
 #include "detail/combine.hpp"
 #include "detail/concepts.hpp"
 #include "detail/coro_promise.hpp"
@@ -30,8 +31,8 @@
 #include "errors.hpp"
 #include "promise.hpp"
 #include "run.hpp"
-
 #include "detail/tuning.hpp"
+
 namespace skein {
 
 class EventLoop;
@@ -267,7 +268,9 @@ public:
   void unhold() noexcept {
     enqueuing_.fetch_add(1, std::memory_order_relaxed);  // see enqueue(): the loop may end right after
     // seq_cst: pairs with the sleeping loop's re-check of the count.
-    if (holds_.fetch_sub(1, std::memory_order_seq_cst) == 1) wake();
+    const long old = holds_.fetch_sub(1, std::memory_order_seq_cst);
+    SKEIN_ASSERT(old > 0, "every unhold() matches a hold()");
+    if (old == 1) wake();
     enqueuing_.fetch_sub(1, std::memory_order_release);
   }
 

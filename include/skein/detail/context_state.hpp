@@ -9,6 +9,7 @@
 #include <optional>
 #include <stop_token>
 
+#include "assert.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
 #include "timer_service.hpp"
@@ -72,7 +73,11 @@ public:
   void task_finished() noexcept override {
     for (ContextState* c = this; c; c = c->parent_)
       // acq_rel: a waiter that sees zero also sees the finished tasks' writes.
-      if (c->live_.fetch_sub(1, std::memory_order_acq_rel) == 1) c->notify_idle();
+      if (const long old = c->live_.fetch_sub(1, std::memory_order_acq_rel); old == 1) {
+        c->notify_idle();
+      } else {
+        SKEIN_ASSERT(old > 1, "a context finishes only the tasks it started");
+      }
   }
   [[nodiscard]] long live_tasks() const noexcept { return live_.load(std::memory_order_acquire); }
 

@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "assert.hpp"
 #include "../errors.hpp"
 #include "fault.hpp"
 #include "spin.hpp"
@@ -34,6 +35,7 @@ public:
   void release() noexcept {
     SKEIN_FAULT_POINT();
     auto cur = refs_.load(std::memory_order_acquire);
+    SKEIN_ASSERT((cur & ~kFinished) > 0, "a promise state is released only while referenced");
     for (;;) {
       if (cur == (kFinished | 2)) {
         // The finished producer and this handle are all that is left, and
@@ -118,6 +120,7 @@ public:
   /// Marks the state settled and returns the waiters to notify.
   Waiter* settle() noexcept {
     std::lock_guard lk(lock_);
+    SKEIN_ASSERT(!ready_.load(std::memory_order_relaxed), "a promise state is settled once");
     ready_.store(true, std::memory_order_release);
     return waiters_.take_all();
   }

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <stop_token>
 
+#include "assert.hpp"
+
 namespace skein::detail {
 
 /// A cancellation scope: a pool's root scope (owned by the pool, never
@@ -24,10 +26,15 @@ struct Scope {
   std::atomic<long> refs{1};
 
   [[nodiscard]] bool stop_requested() const noexcept { return source.stop_requested(); }
-  void retain() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+  void retain() noexcept {
+    [[maybe_unused]] const long old = refs.fetch_add(1, std::memory_order_relaxed);
+    SKEIN_ASSERT(old > 0, "a scope is retained only while referenced (try_retain otherwise)");
+  }
   void release() noexcept {
     // acq_rel: the last owner sees every other owner's writes before deleting.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    const long old = refs.fetch_sub(1, std::memory_order_acq_rel);
+    SKEIN_ASSERT(old > 0, "a scope is released only while referenced");
+    if (old == 1) delete this;
   }
   /// Retains unless the scope is already dying (refs reached zero).
   bool try_retain() noexcept {

@@ -13,6 +13,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 
+#include "assert.hpp"
 #include "tuning.hpp"
 #endif
 
@@ -67,7 +68,10 @@ public:
   bool try_lock() noexcept {
     return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
   }
-  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+  void unlock() noexcept {
+    SKEIN_ASSERT(flag_.load(std::memory_order_relaxed), "a SpinLock is unlocked only while locked");
+    flag_.store(false, std::memory_order_release);
+  }
 
 private:
   std::atomic<bool> flag_{false};

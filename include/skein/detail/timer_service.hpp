@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "assert.hpp"
 #include "parker.hpp"
 
 namespace skein::detail {
@@ -138,6 +139,7 @@ private:
     place(i, n);
   }
   void remove_at(std::size_t i) noexcept {
+    SKEIN_ASSERT(i < heap_.size() && heap_[i]->index == i, "a queued timer knows its place in the heap");
     TimerNode* n = heap_[i];
     TimerNode* last = heap_.back();
     heap_.pop_back();

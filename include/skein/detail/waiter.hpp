@@ -20,6 +20,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "assert.hpp"
 #include "../errors.hpp"
 #include "fault.hpp"
 #include "parker.hpp"
@@ -77,6 +78,7 @@ public:
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   [[nodiscard]] Waiter* front() const noexcept { return head_; }
   void push_back(Waiter* w) noexcept {
+    SKEIN_ASSERT(!w->linked, "a waiter is in one list at a time");
     w->next = nullptr;
     w->prev = tail_;
     if (tail_)
@@ -89,6 +91,8 @@ public:
   /// Unlinks `w` if linked; returns whether it was.
   bool remove(Waiter* w) noexcept {
     if (!w->linked) return false;
+    SKEIN_ASSERT(w->prev ? w->prev->next == w : head_ == w, "a linked waiter is reachable from its list");
+    SKEIN_ASSERT(w->next ? w->next->prev == w : tail_ == w, "a linked waiter is reachable from its list");
     if (w->prev)
       w->prev->next = w->next;
     else
@@ -253,7 +257,9 @@ struct BasicCoroWaiter : Waiter {
     SKEIN_FAULT_POINT();
     // acq_rel: publishes the result written before fire() to the resumer, and
     // sees the arming writes made before await_suspend's exchange.
-    if (phase.exchange(kFired, std::memory_order_acq_rel) == kArmed) wake(handle, executor);
+    const auto old = phase.exchange(kFired, std::memory_order_acq_rel);
+    SKEIN_ASSERT(old != kFired, "a coroutine waiter is fired once (one notifier or one canceller)");
+    if (old == kArmed) wake(handle, executor);
   }
   /// For a completer that wants to transfer to this coroutine itself (symmetric
   /// transfer): true if it now owns the resumption.

@@ -14,6 +14,8 @@
 #include <memory>
 #include <vector>
 
+#include "assert.hpp"
+
 namespace skein::detail {
 
 class WsDeque {
@@ -33,6 +35,7 @@ public:
       top_cache_ = top_.load(std::memory_order_acquire);
       if (b - top_cache_ > static_cast<std::int64_t>(r->mask)) r = grow(r, top_cache_, b);
     }
+    SKEIN_ASSERT(b - top_cache_ <= static_cast<std::int64_t>(r->mask), "the ring has room for the push");
     r->put(b, item);
     // release: a thief that reads this bottom sees the item and what it points to.
     bottom_.store(b + 1, std::memory_order_release);

@@ -1,0 +1,194 @@
+// The runtime's internal building blocks on their own: the work-stealing
+// deque (owner push/pop LIFO, thieves steal FIFO, growth, the last item raced
+// by the owner and thieves), the event loop's MPSC queue (FIFO per producer,
+// exact totals with many producers), and SKEIN_ASSERT (on in the test suite,
+// and a violated invariant aborts with its message).
+#include "support/common.hpp"
+
+#include <algorithm>
+#include <string>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#if defined(__unix__)
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define SKEIN_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SKEIN_TEST_TSAN 1
+#endif
+#endif
+
+using namespace test;
+using skein::detail::MpscNode;
+using skein::detail::MpscQueue;
+using skein::detail::WsDeque;
+
+namespace {
+void* tag(std::uintptr_t i) { return reinterpret_cast<void*>(i << 4); }
+std::uintptr_t untag(void* p) { return reinterpret_cast<std::uintptr_t>(p) >> 4; }
+}  // namespace
+
+TEST_CASE("WsDeque: the owner pops LIFO, a thief steals FIFO, and it grows past its first ring") {
+  WsDeque d(2);  // 4 slots: pushing 100 grows it several times
+  CHECK(d.empty());
+  CHECK(d.pop() == nullptr);
+  CHECK(d.steal() == nullptr);
+  for (std::uintptr_t i = 1; i <= 100; ++i) d.push(tag(i));
+  CHECK(d.size_approx() == 100);
+  CHECK(untag(d.steal()) == 1);  // the oldest
+  CHECK(untag(d.steal()) == 2);
+  CHECK(untag(d.pop()) == 100);  // the newest
+  CHECK(untag(d.pop()) == 99);
+  std::vector<std::uintptr_t> rest;
+  while (void* p = d.pop()) rest.push_back(untag(p));
+  CHECK(rest.size() == 96);
+  CHECK(std::is_sorted(rest.rbegin(), rest.rend()));
+  CHECK(d.empty());
+  // Reused after emptying.
+  d.push(tag(7));
+  CHECK(untag(d.steal()) == 7);
+  CHECK(d.pop() == nullptr);
+}
+
+TEST_CASE("WsDeque: an owner and three thieves take every item exactly once") {
+  Watchdog wd(60s);
+  const int n = scaled(200000);
+  WsDeque d(4);
+  std::vector<std::atomic<int>> seen(static_cast<std::size_t>(n) + 1);
+  std::atomic<bool> done{false};
+  std::atomic<long> stolen{0};
+  auto take = [&](void* p) { seen[untag(p)].fetch_add(1, std::memory_order_relaxed); };
+  std::vector<std::thread> thieves;
+  for (int t = 0; t < 3; ++t)
+    thieves.emplace_back([&] {
+      while (!done.load(std::memory_order_acquire) || !d.empty())
+        if (void* p = d.steal()) {
+          take(p);
+          stolen.fetch_add(1, std::memory_order_relaxed);
+        }
+    });
+  long popped = 0;
+  for (int i = 1; i <= n; ++i) {
+    d.push(tag(static_cast<std::uintptr_t>(i)));
+    // Pop often, so that the owner races the thieves for the last item.
+    if (i % 3 == 0)
+      if (void* p = d.pop()) {
+        take(p);
+        ++popped;
+      }
+  }
+  while (void* p = d.pop()) {
+    take(p);
+    ++popped;
+  }
+  done.store(true, std::memory_order_release);
+  for (auto& t : thieves) t.join();
+  int twice = 0, never = 0;
+  for (int i = 1; i <= n; ++i) {
+    const int k = seen[static_cast<std::size_t>(i)].load();
+    twice += k > 1;
+    never += k == 0;
+  }
+  CHECK(twice == 0);
+  CHECK(never == 0);
+  CHECK(popped + stolen.load() == n);
+  MESSAGE("owner popped " << popped << ", thieves stole " << stolen.load());
+}
+
+namespace {
+struct Item : MpscNode {
+  int producer = 0;
+  int seq = 0;
+};
+}  // namespace
+
+TEST_CASE("MpscQueue: FIFO from one producer; empty and busy() when nothing is left") {
+  MpscQueue q;
+  CHECK(q.pop() == nullptr);
+  CHECK_FALSE(q.busy());
+  std::vector<Item> items(10);
+  for (int i = 0; i < 10; ++i) {
+    items[static_cast<std::size_t>(i)].seq = i;
+    q.push(&items[static_cast<std::size_t>(i)]);
+  }
+  CHECK(q.busy());
+  for (int i = 0; i < 10; ++i) {
+    auto* it = static_cast<Item*>(q.pop());
+    REQUIRE(it != nullptr);
+    CHECK(it->seq == i);
+  }
+  CHECK(q.pop() == nullptr);
+  CHECK_FALSE(q.busy());
+  q.push(&items[0]);  // nodes may be pushed again once popped
+  CHECK(q.pop() == &items[0]);
+  CHECK_FALSE(q.busy());
+}
+
+TEST_CASE("MpscQueue: four producers, one consumer: every item once, each producer's in order") {
+  Watchdog wd(60s);
+  const int per = scaled(100000);
+  constexpr int kProducers = 4;
+  std::vector<std::vector<Item>> items;
+  for (int p = 0; p < kProducers; ++p) items.emplace_back(static_cast<std::size_t>(per));
+  for (int p = 0; p < kProducers; ++p)
+    for (int i = 0; i < per; ++i) {
+      Item& it = items[static_cast<std::size_t>(p)][static_cast<std::size_t>(i)];
+      it.producer = p;
+      it.seq = i;
+    }
+  std::vector<std::thread> producers;
+  MpscQueue q;
+  for (int p = 0; p < kProducers; ++p)
+    producers.emplace_back([&, p] {
+      for (auto& it : items[static_cast<std::size_t>(p)]) q.push(&it);
+    });
+  std::vector<int> next(kProducers, 0);
+  long got = 0, out_of_order = 0;
+  const long total = static_cast<long>(per) * kProducers;
+  while (got < total) {
+    if (auto* it = static_cast<Item*>(q.pop())) {
+      if (it->seq != next[static_cast<std::size_t>(it->producer)]) ++out_of_order;
+      next[static_cast<std::size_t>(it->producer)] = it->seq + 1;
+      ++got;
+    } else if (!q.busy()) {
+      std::this_thread::yield();
+    }
+  }
+  for (auto& t : producers) t.join();
+  CHECK(out_of_order == 0);
+  CHECK(got == total);
+  CHECK(q.pop() == nullptr);
+  CHECK_FALSE(q.busy());
+}
+
+TEST_CASE("SKEIN_ASSERT is on in the test suite, and a violated invariant aborts with its message") {
+  static_assert(SKEIN_ASSERTS_ON == 1, "the test suite builds with SKEIN_ENABLE_ASSERTS");
+#if defined(__unix__) && !defined(SKEIN_TEST_TSAN)  // TSan and fork() in a threaded process do not mix
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {  // the child: link a waiter twice
+    dup2(fds[1], 2);
+    skein::detail::WaiterList list;
+    skein::detail::ThreadWaiter w;
+    list.push_back(&w);
+    list.push_back(&w);
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string err;
+  char buf[256];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CHECK(WIFSIGNALED(status));
+  CHECK(err.find("skein: internal invariant violated: a waiter is in one list at a time") != std::string::npos);
+#endif
+}
