@@ -1,7 +1,7 @@
 # Runs one consumer test (cmake -P). Each builds tests/consumers/app.cpp the
 # way a user of skein would, in a fresh directory WORK, and checks its output.
 #
-#   -DMODE=install|find_package|add_subdirectory|fetchcontent|fetchcontent_git|pkgconfig|single_header
+#   -DMODE=install|install_without_doctest|find_package|add_subdirectory|fetchcontent|fetchcontent_git|pkgconfig|single_header
 #   -DSRC=<skein checkout> -DWORK=<scratch dir> -DBUILD=<skein build dir> -DPREFIX=<install prefix>
 #   -DCXX=<compiler> -DGENERATOR=<cmake generator> -DVERSION=<x.y.z> -DFLAGS=<compiler flags for the consumer>
 cmake_minimum_required(VERSION 3.21)
@@ -73,6 +73,27 @@ if(MODE STREQUAL "install")
   version_check(${VERSION} TRUE)
   version_check(${next_major}.0 FALSE)
   message(STATUS "installed into ${PREFIX}")
+
+elseif(MODE STREQUAL "install_without_doctest")
+  # `cmake -S . -B build && cmake --install build` on a machine without
+  # doctest: the headers install, and the configure says how to get the tests.
+  # (No doctest is simulated by an empty find root for headers.)
+  file(MAKE_DIRECTORY ${WORK}/empty)
+  run("configuring skein without doctest" COMMAND ${CMAKE_COMMAND} -S ${SRC} -B ${WORK}/build -G ${GENERATOR}
+      -DCMAKE_CXX_COMPILER=${CXX} -DSKEIN_BUILD_EXAMPLES=OFF
+      -DCMAKE_FIND_ROOT_PATH=${WORK}/empty -DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY)
+  if(NOT last_output MATCHES "doctest not found, tests are off \\(install doctest[^\n]*-DSKEIN_BUILD_TESTS=ON")
+    message(FATAL_ERROR "the configure did not say that the tests are off and how to turn them on:\n${last_output}")
+  endif()
+  if(last_output MATCHES "tests/CMakeLists")
+    message(FATAL_ERROR "the tests were configured without doctest:\n${last_output}")
+  endif()
+  run("building" COMMAND ${CMAKE_COMMAND} --build ${WORK}/build)
+  run("cmake --install" COMMAND ${CMAKE_COMMAND} --install ${WORK}/build --prefix ${WORK}/prefix)
+  if(NOT EXISTS ${WORK}/prefix/include/skein/skein.hpp OR NOT EXISTS ${WORK}/prefix/share/cmake/skein/skeinConfig.cmake)
+    message(FATAL_ERROR "cmake --install without doctest did not install the headers and the package files")
+  endif()
+  message(STATUS "installed without doctest into ${WORK}/prefix")
 
 elseif(MODE MATCHES "^(find_package|add_subdirectory|fetchcontent|fetchcontent_git)$")
   set(project_dir ${MODE})

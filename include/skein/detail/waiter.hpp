@@ -175,16 +175,16 @@ enum class WaitStatus { ready, timeout, cancelled };
 template <class Sys, class Withdraw>
 WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
                       bool observe_stop = true) {
-  using Parker = BasicParker<Sys>;
+  using P = BasicParker<Sys>;  // not `Parker`: that names BasicParker<> here
   const int spins = Sys::spin_budget();
-  if (spins && w.parker.spin_while(Parker::kWaiting, spins) == Parker::kNotified) return WaitStatus::ready;
+  if (spins && w.parker.spin_while(P::kWaiting, spins) == P::kNotified) return WaitStatus::ready;
 
   // Once a withdrawal has failed, the outcome is settled by whoever unlinked
   // `w`: a notifier (ready) or the stop callback (cancelled).
   auto outcome = [&]() {
     for (auto s = w.parker.state();; s = w.parker.state()) {
-      if (s == Parker::kNotified) return WaitStatus::ready;
-      if (s == Parker::kInterrupted && !Sys::kInjectLateWithdraw) return WaitStatus::cancelled;
+      if (s == P::kNotified) return WaitStatus::ready;
+      if (s == P::kInterrupted && !Sys::kInjectLateWithdraw) return WaitStatus::cancelled;
       w.parker.wait_while(s);
     }
   };
@@ -199,7 +199,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
 
   struct OnStop {
     std::remove_reference_t<Withdraw>* withdraw;
-    Parker* p;
+    P* p;
     void operator()() const noexcept {
       if constexpr (Sys::kInjectLateWithdraw) {
         p->interrupt();  // broken on purpose: leaves the withdrawal to the waiter, after a release
@@ -208,7 +208,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
       }
     }
   };
-  std::uint32_t s = Parker::kWaiting;
+  std::uint32_t s = P::kWaiting;
   std::exception_ptr refused;
   {
     // With a token that cannot stop, this registers nothing. Its destructor
@@ -216,7 +216,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     typename Sys::template StopCallback<OnStop> cb(std::move(tok), OnStop{&withdraw, &w.parker});
     try {
       BlockingGuard guard;
-      s = w.parker.wait_while(Parker::kWaiting, deadline);
+      s = w.parker.wait_while(P::kWaiting, deadline);
     } catch (...) {  // the pool is at its thread bound: do not block, leave cleanly
       refused = std::current_exception();
     }
@@ -227,8 +227,8 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     // withdrawn by the stop callback (cancelled).
     return outcome();
   }
-  if (s == Parker::kNotified) return WaitStatus::ready;
-  if (s == Parker::kInterrupted) {
+  if (s == P::kNotified) return WaitStatus::ready;
+  if (s == P::kInterrupted) {
     if constexpr (Sys::kInjectLateWithdraw) return give_up(WaitStatus::cancelled);
     return WaitStatus::cancelled;  // the stop callback withdrew `w`
   }
