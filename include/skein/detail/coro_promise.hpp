@@ -136,6 +136,11 @@ public:
 
   template <class A>
   auto await_transform(A&& a) {
+    static_assert(Awaitable<A>,
+                  "co_await on something that is not awaitable. A blocking skein call returns its result, not an "
+                  "awaitable: in a coroutine use its async form - co_await q.async_get() / q.async_put(v), "
+                  "m.async_lock(), s.async_acquire(), wg.async_wait(), skein::async_sleep(d), or co_await the "
+                  "Promise itself (not p.get())");
     using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
                                      std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
     return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
