@@ -10,8 +10,27 @@
 /// this for everything.
 
 
+// ---- begin skein/detail/config.hpp ----
+// Included first by every public header: without C++20 and its coroutines
+// the first error a user sees is this one, not a thousand lines about
+// std::coroutine_handle. (g++ 12 defaults to -std=gnu++17, clang 14 to gnu++14.)
+
+#if defined(_MSVC_LANG)
+#define SKEIN_CPLUSPLUS _MSVC_LANG
+#else
+#define SKEIN_CPLUSPLUS __cplusplus
+#endif
+
+#if SKEIN_CPLUSPLUS < 202002L
+#error "skein needs C++20 (-std=c++20)"
+#elif !defined(__cpp_impl_coroutine)
+#error "skein needs C++20 coroutines (-std=c++20; with g++ 10, also -fcoroutines)"
+#endif
+// ---- end skein/detail/config.hpp ----
+
 // ---- begin skein/atomic.hpp ----
-/// Atomic<T>: a lock-free integer with the seeds' names (threads.Atomic, thread.atomic).
+/// Atomic<T>: a lock-free integer with the scripting APIs' names (threads.Atomic, thread.atomic).
+
 
 #include <atomic>
 #include <concepts>
@@ -57,6 +76,7 @@ private:
 /// Context: a cancellation scope (a stop source, an optional deadline, the
 /// tasks it started) and run_with_timeout.
 
+
 #include <chrono>
 #include <optional>
 #include <stop_token>
@@ -76,6 +96,44 @@ private:
 #include <stop_token>
 
 
+// ---- begin skein/detail/assert.hpp ----
+// SKEIN_ASSERT(cond, "invariant"): checks an invariant that the code's comments
+// state. On in Debug builds (no NDEBUG) and wherever SKEIN_ENABLE_ASSERTS is
+// defined (the test suite defines it in every configuration); off otherwise,
+// and always with SKEIN_DISABLE_ASSERTS. A failure prints the invariant, the
+// condition and the place, and aborts: the runtime's own state is broken, so
+// nothing after it could be trusted (it is never a user error: those throw,
+// see docs/api/errors.md).
+
+#include <cstdio>
+#include <cstdlib>
+
+#if defined(SKEIN_DISABLE_ASSERTS)
+#define SKEIN_ASSERTS_ON 0
+#elif defined(SKEIN_ENABLE_ASSERTS) || !defined(NDEBUG)
+#define SKEIN_ASSERTS_ON 1
+#else
+#define SKEIN_ASSERTS_ON 0
+#endif
+
+namespace skein::detail {
+
+[[noreturn]] inline void assert_failed(const char* what, const char* cond, const char* file, int line) noexcept {
+  std::fprintf(stderr, "skein: internal invariant violated: %s (%s) at %s:%d\n", what, cond, file, line);
+  std::fflush(stderr);
+  std::abort();
+}
+
+}  // namespace skein::detail
+
+#if SKEIN_ASSERTS_ON
+#define SKEIN_ASSERT(cond, what) \
+  ((cond) ? static_cast<void>(0) : ::skein::detail::assert_failed(what, #cond, __FILE__, __LINE__))
+#else
+#define SKEIN_ASSERT(cond, what) static_cast<void>(0)
+#endif
+// ---- end skein/detail/assert.hpp ----
+
 // ---- begin skein/detail/runtime.hpp ----
 // Per-thread runtime state shared by every skein primitive: the scope (stop
 // token) of the task running on this thread, the executor driving the thread,
@@ -85,6 +143,7 @@ private:
 #include <coroutine>
 #include <cstddef>
 #include <stop_token>
+
 
 namespace skein::detail {
 
@@ -102,10 +161,15 @@ struct Scope {
   std::atomic<long> refs{1};
 
   [[nodiscard]] bool stop_requested() const noexcept { return source.stop_requested(); }
-  void retain() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+  void retain() noexcept {
+    [[maybe_unused]] const long old = refs.fetch_add(1, std::memory_order_relaxed);
+    SKEIN_ASSERT(old > 0, "a scope is retained only while referenced (try_retain otherwise)");
+  }
   void release() noexcept {
     // acq_rel: the last owner sees every other owner's writes before deleting.
-    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+    const long old = refs.fetch_sub(1, std::memory_order_acq_rel);
+    SKEIN_ASSERT(old > 0, "a scope is released only while referenced");
+    if (old == 1) delete this;
   }
   /// Retains unless the scope is already dying (refs reached zero).
   bool try_retain() noexcept {
@@ -260,6 +324,74 @@ private:
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+
+// ---- begin skein/detail/tuning.hpp ----
+// Every tuning constant of the runtime, in one place, each with its reason.
+// They were chosen by measurement on 2-CPU x86-64 VMs (docs/design.md, bench/);
+// change one only with a benchmark run that shows why.
+
+#include <cstddef>
+
+namespace skein::detail::tuning {
+
+// --- waiting -----------------------------------------------------------------
+
+/// Pauses a blocked thread spins before it parks (Parker), when the process
+/// may use more than one CPU: a few microseconds, far cheaper than a park and
+/// a cross-CPU wake-up (30-70 us on these VMs). On one CPU it does not spin:
+/// the notifier cannot run meanwhile.
+inline constexpr int kParkSpins = 256;
+
+/// Pauses SpinLock spends before it starts yielding its CPU: its critical
+/// sections are a few instructions, so a longer wait means the holder was
+/// preempted, and yielding lets it run.
+inline constexpr int kSpinLockPauses = 64;
+
+/// Tries of Mutex's uncontended path before it queues: critical sections are
+/// usually short, and a brief spin beats a park and a wake-up.
+inline constexpr int kMutexSpins = 64;
+
+/// Pauses an EventLoop spins before it sleeps: a cross-thread post usually
+/// arrives within microseconds.
+inline constexpr int kLoopSpins = 128;
+
+// --- the pool's scheduler ----------------------------------------------------
+
+/// Rounds an idle worker keeps looking for work before it parks: the first
+/// kWorkerPauseRounds with kPausesPerRound pauses each, the rest yielding its
+/// CPU to whoever is producing the work.
+inline constexpr int kWorkerSpinRounds = 24;
+inline constexpr int kWorkerPauseRounds = 4;
+inline constexpr int kPausesPerRound = 32;
+
+/// A worker looks at the injection queue every this many tasks, even while
+/// its own deque has work, so that tasks injected from outside (and woken
+/// coroutines past the LIFO budget) are not starved by a busy worker. A prime,
+/// so that it does not beat in step with a program's own periods.
+inline constexpr unsigned kInjectionPollInterval = 61;
+
+/// Tasks a worker may run in a row from its LIFO slot (the task the running
+/// one just woke): two tasks waking each other would otherwise starve the
+/// rest. Past it, the woken task goes to the back of the line.
+inline constexpr unsigned kLifoBudget = 32;
+
+/// Tasks moved at once from the injection queue to a worker's deque: one lock
+/// round trip for many tasks.
+inline constexpr std::size_t kInjectBatch = 32;
+
+// --- coroutine frames --------------------------------------------------------
+
+/// Frame sizes are rounded up to a multiple of kFrameGranule bytes; each of the
+/// kFrameClasses classes (frames up to 1 KiB) keeps up to kFramesPerClass freed
+/// frames per thread for reuse, so that a task's frame costs no malloc in the
+/// steady state and an idle thread does not hold much memory.
+inline constexpr std::size_t kFrameGranule = 32;
+inline constexpr std::size_t kFrameClasses = 32;
+inline constexpr unsigned kFramesPerClass = 256;
+
+}  // namespace skein::detail::tuning
+// ---- end skein/detail/tuning.hpp ----
 #endif
 
 namespace skein::detail {
@@ -303,7 +435,7 @@ public:
       // acquire: pairs with unlock's release, publishing the protected state.
       if (!flag_.exchange(true, std::memory_order_acquire)) return;
       for (int i = 0; flag_.load(std::memory_order_relaxed); ++i) {
-        if (i < 64)
+        if (i < tuning::kSpinLockPauses)
           cpu_relax();
         else
           std::this_thread::yield();
@@ -313,7 +445,10 @@ public:
   bool try_lock() noexcept {
     return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
   }
-  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+  void unlock() noexcept {
+    SKEIN_ASSERT(flag_.load(std::memory_order_relaxed), "a SpinLock is unlocked only while locked");
+    flag_.store(false, std::memory_order_release);
+  }
 
 private:
   std::atomic<bool> flag_{false};
@@ -543,7 +678,7 @@ public:
   /// How long a waiter spins before it parks: ~ a few microseconds, far
   /// cheaper than a park and a cross-CPU wake; useless on one CPU, where the
   /// notifier cannot run while we spin.
-  static int spin_budget() noexcept { return spinning_helps() ? 256 : 0; }
+  static int spin_budget() noexcept { return spinning_helps() ? tuning::kParkSpins : 0; }
 
   /// Deliberately broken variants, for showing that the model checker finds
   /// them (tests/model_check.test.cpp); never set in the library.
@@ -757,6 +892,7 @@ private:
     place(i, n);
   }
   void remove_at(std::size_t i) noexcept {
+    SKEIN_ASSERT(i < heap_.size() && heap_[i]->index == i, "a queued timer knows its place in the heap");
     TimerNode* n = heap_[i];
     TimerNode* last = heap_.back();
     heap_.pop_back();
@@ -796,11 +932,13 @@ inline TimerService& timer_service() {
 //
 // Protocol. A primitive keeps waiters in a WaiterList under its own lock. To
 // release a waiter it unlinks it under the lock and then calls notify()
-// outside the lock. A waiter that gives up (stop token, deadline) calls the
-// primitive's withdraw function, which unlinks it under the same lock and
-// reports whether it was still linked: if it was, nobody will notify it and it
-// may leave; if not, a notification is on its way and it must wait for it, so
-// an item handed to it is never lost.
+// outside the lock. A wait that ends otherwise calls the primitive's withdraw
+// function, which unlinks the waiter under the same lock and reports whether
+// it was still linked: if it was, nobody will notify it and it may leave; if
+// not, a notification is on its way and it must wait for it, so an item handed
+// to it is never lost. A cancellation withdraws at once, from the stop
+// callback on the cancelling thread (for threads and coroutines alike); a
+// deadline withdraws from the waiting thread (or the timer thread).
 
 #include <atomic>
 #include <coroutine>
@@ -813,7 +951,8 @@ inline TimerService& timer_service() {
 
 
 // ---- begin skein/errors.hpp ----
-/// Error types and the unhandled-error handler (CONTRACT.md, Errors).
+/// Error types and the unhandled-error handler (docs/api/errors.md).
+
 
 #include <cstdio>
 #include <exception>
@@ -957,6 +1096,7 @@ public:
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   [[nodiscard]] Waiter* front() const noexcept { return head_; }
   void push_back(Waiter* w) noexcept {
+    SKEIN_ASSERT(!w->linked, "a waiter is in one list at a time");
     w->next = nullptr;
     w->prev = tail_;
     if (tail_)
@@ -969,6 +1109,8 @@ public:
   /// Unlinks `w` if linked; returns whether it was.
   bool remove(Waiter* w) noexcept {
     if (!w->linked) return false;
+    SKEIN_ASSERT(w->prev ? w->prev->next == w : head_ == w, "a linked waiter is reachable from its list");
+    SKEIN_ASSERT(w->next ? w->next->prev == w : tail_ == w, "a linked waiter is reachable from its list");
     if (w->prev)
       w->prev->next = w->next;
     else
@@ -1051,16 +1193,16 @@ enum class WaitStatus { ready, timeout, cancelled };
 template <class Sys, class Withdraw>
 WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Clock::time_point* deadline = nullptr,
                       bool observe_stop = true) {
-  using Parker = BasicParker<Sys>;
+  using P = BasicParker<Sys>;  // not `Parker`: that names BasicParker<> here
   const int spins = Sys::spin_budget();
-  if (spins && w.parker.spin_while(Parker::kWaiting, spins) == Parker::kNotified) return WaitStatus::ready;
+  if (spins && w.parker.spin_while(P::kWaiting, spins) == P::kNotified) return WaitStatus::ready;
 
   // Once a withdrawal has failed, the outcome is settled by whoever unlinked
   // `w`: a notifier (ready) or the stop callback (cancelled).
   auto outcome = [&]() {
     for (auto s = w.parker.state();; s = w.parker.state()) {
-      if (s == Parker::kNotified) return WaitStatus::ready;
-      if (s == Parker::kInterrupted && !Sys::kInjectLateWithdraw) return WaitStatus::cancelled;
+      if (s == P::kNotified) return WaitStatus::ready;
+      if (s == P::kInterrupted && !Sys::kInjectLateWithdraw) return WaitStatus::cancelled;
       w.parker.wait_while(s);
     }
   };
@@ -1075,7 +1217,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
 
   struct OnStop {
     std::remove_reference_t<Withdraw>* withdraw;
-    Parker* p;
+    P* p;
     void operator()() const noexcept {
       if constexpr (Sys::kInjectLateWithdraw) {
         p->interrupt();  // broken on purpose: leaves the withdrawal to the waiter, after a release
@@ -1084,7 +1226,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
       }
     }
   };
-  std::uint32_t s = Parker::kWaiting;
+  std::uint32_t s = P::kWaiting;
   std::exception_ptr refused;
   {
     // With a token that cannot stop, this registers nothing. Its destructor
@@ -1092,7 +1234,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     typename Sys::template StopCallback<OnStop> cb(std::move(tok), OnStop{&withdraw, &w.parker});
     try {
       BlockingGuard guard;
-      s = w.parker.wait_while(Parker::kWaiting, deadline);
+      s = w.parker.wait_while(P::kWaiting, deadline);
     } catch (...) {  // the pool is at its thread bound: do not block, leave cleanly
       refused = std::current_exception();
     }
@@ -1103,8 +1245,8 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     // withdrawn by the stop callback (cancelled).
     return outcome();
   }
-  if (s == Parker::kNotified) return WaitStatus::ready;
-  if (s == Parker::kInterrupted) {
+  if (s == P::kNotified) return WaitStatus::ready;
+  if (s == P::kInterrupted) {
     if constexpr (Sys::kInjectLateWithdraw) return give_up(WaitStatus::cancelled);
     return WaitStatus::cancelled;  // the stop callback withdrew `w`
   }
@@ -1133,7 +1275,9 @@ struct BasicCoroWaiter : Waiter {
     SKEIN_FAULT_POINT();
     // acq_rel: publishes the result written before fire() to the resumer, and
     // sees the arming writes made before await_suspend's exchange.
-    if (phase.exchange(kFired, std::memory_order_acq_rel) == kArmed) wake(handle, executor);
+    const auto old = phase.exchange(kFired, std::memory_order_acq_rel);
+    SKEIN_ASSERT(old != kFired, "a coroutine waiter is fired once (one notifier or one canceller)");
+    if (old == kArmed) wake(handle, executor);
   }
   /// For a completer that wants to transfer to this coroutine itself (symmetric
   /// transfer): true if it now owns the resumption.
@@ -1273,7 +1417,11 @@ public:
   void task_finished() noexcept override {
     for (ContextState* c = this; c; c = c->parent_)
       // acq_rel: a waiter that sees zero also sees the finished tasks' writes.
-      if (c->live_.fetch_sub(1, std::memory_order_acq_rel) == 1) c->notify_idle();
+      if (const long old = c->live_.fetch_sub(1, std::memory_order_acq_rel); old == 1) {
+        c->notify_idle();
+      } else {
+        SKEIN_ASSERT(old > 1, "a context finishes only the tasks it started");
+      }
   }
   [[nodiscard]] long live_tasks() const noexcept { return live_.load(std::memory_order_acquire); }
 
@@ -1383,6 +1531,7 @@ private:
 // ---- begin skein/promise.hpp ----
 /// Promise<T>: an eager, shareable handle to a task's result — and the return
 /// type of skein coroutines (`skein::Promise<int> f() { co_return 42; }`).
+
 
 #include <chrono>
 #include <thread>
@@ -1502,6 +1651,7 @@ struct task_result {
 #include <cstddef>
 #include <new>
 
+
 // SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
 // under AddressSanitizer, so that ASan sees every frame's lifetime.
 #ifndef SKEIN_FRAME_CACHE
@@ -1521,9 +1671,9 @@ namespace skein::detail {
 
 class FrameCache {
 public:
-  static constexpr std::size_t kGranule = 32;
-  static constexpr std::size_t kClasses = 32;  // frames up to 1 KiB
-  static constexpr unsigned kMaxPerClass = 256;
+  static constexpr std::size_t kGranule = tuning::kFrameGranule;
+  static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
+  static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
 
   static void* allocate(std::size_t n) {
     if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
@@ -1639,6 +1789,7 @@ public:
   void release() noexcept {
     SKEIN_FAULT_POINT();
     auto cur = refs_.load(std::memory_order_acquire);
+    SKEIN_ASSERT((cur & ~kFinished) > 0, "a promise state is released only while referenced");
     for (;;) {
       if (cur == (kFinished | 2)) {
         // The finished producer and this handle are all that is left, and
@@ -1723,6 +1874,7 @@ public:
   /// Marks the state settled and returns the waiters to notify.
   Waiter* settle() noexcept {
     std::lock_guard lk(lock_);
+    SKEIN_ASSERT(!ready_.load(std::memory_order_relaxed), "a promise state is settled once");
     ready_.store(true, std::memory_order_release);
     return waiters_.take_all();
   }
@@ -1966,6 +2118,11 @@ public:
 
   template <class A>
   auto await_transform(A&& a) {
+    static_assert(Awaitable<A>,
+                  "co_await on something that is not awaitable. A blocking skein call returns its result, not an "
+                  "awaitable: in a coroutine use its async form - co_await q.async_get() / q.async_put(v), "
+                  "m.async_lock(), s.async_acquire(), wg.async_wait(), skein::async_sleep(d), or co_await the "
+                  "Promise itself (not p.get())");
     using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
                                      std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
     return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
@@ -2485,6 +2642,7 @@ using IdleWorkers = BasicIdleWorkers<>;
 #include <memory>
 #include <vector>
 
+
 namespace skein::detail {
 
 class WsDeque {
@@ -2504,6 +2662,7 @@ public:
       top_cache_ = top_.load(std::memory_order_acquire);
       if (b - top_cache_ > static_cast<std::int64_t>(r->mask)) r = grow(r, top_cache_, b);
     }
+    SKEIN_ASSERT(b - top_cache_ <= static_cast<std::int64_t>(r->mask), "the ring has room for the push");
     r->put(b, item);
     // release: a thief that reads this bottom sees the item and what it points to.
     bottom_.store(b + 1, std::memory_order_release);
@@ -2704,9 +2863,8 @@ public:
   }
 
 private:
-  static constexpr unsigned kLifoBudget = 32;
-  static constexpr std::size_t kInjectBatch = 32;
-  static constexpr int kSpinRounds = 24;
+  static constexpr unsigned kLifoBudget = tuning::kLifoBudget;
+  static constexpr std::size_t kInjectBatch = tuning::kInjectBatch;
 
   struct alignas(64) Slot {
     // The root scope of tasks running on this slot. Every pool-scope wait
@@ -2811,7 +2969,7 @@ private:
   }
 
   void* find_local(Slot* s) noexcept {
-    if (++s->tick % 61 == 0)
+    if (++s->tick % tuning::kInjectionPollInterval == 0)
       if (void* h = pop_injection(s)) return h;
     if (void* h = s->lifo) {
       s->lifo = nullptr;
@@ -2923,9 +3081,9 @@ private:
           // Spin before parking: a park and a cross-CPU wake-up cost tens of
           // µs, so a worker keeps looking for a while — first with pauses,
           // then yielding its CPU to whoever is producing the work.
-          for (int i = 0; i < kSpinRounds && !h; ++i) {
-            if (i < 4) {
-              for (int k = 0; k < 32; ++k) cpu_relax();
+          for (int i = 0; i < tuning::kWorkerSpinRounds && !h; ++i) {
+            if (i < tuning::kWorkerPauseRounds) {
+              for (int k = 0; k < tuning::kPausesPerRound; ++k) cpu_relax();
             } else {
               std::this_thread::yield();
             }
@@ -3161,6 +3319,7 @@ struct std::coroutine_traits<skein::Promise<R>, const skein::detail::TaskStart&,
 // ---- begin skein/run.hpp ----
 /// run / spawn / goroutines / this_task: goroutine-style tasks.
 
+
 #include <cstddef>
 #include <stop_token>
 #include <type_traits>
@@ -3169,6 +3328,7 @@ struct std::coroutine_traits<skein::Promise<R>, const skein::detail::TaskStart&,
 
 // ---- begin skein/thread_pool.hpp ----
 /// ThreadPool: the work-stealing executor tasks run on; default_pool(); cpus().
+
 
 #include <coroutine>
 #include <cstddef>
@@ -3480,7 +3640,8 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
 
 // ---- begin skein/event_loop.hpp ----
 /// EventLoop, Notifier and work(): a single-threaded executor driven by run(),
-/// fed from any thread; coroutines started on it resume on it (seed 004).
+/// fed from any thread; coroutines started on it resume on it (cl-async's threading).
+
 
 #include <atomic>
 #include <coroutine>
@@ -4057,7 +4218,9 @@ public:
   void unhold() noexcept {
     enqueuing_.fetch_add(1, std::memory_order_relaxed);  // see enqueue(): the loop may end right after
     // seq_cst: pairs with the sleeping loop's re-check of the count.
-    if (holds_.fetch_sub(1, std::memory_order_seq_cst) == 1) wake();
+    const long old = holds_.fetch_sub(1, std::memory_order_seq_cst);
+    SKEIN_ASSERT(old > 0, "every unhold() matches a hold()");
+    if (old == 1) wake();
     enqueuing_.fetch_sub(1, std::memory_order_release);
   }
 
@@ -4175,7 +4338,7 @@ private:
       }
       if (!block || idle()) return false;
       // Spin a little: a cross-thread post usually arrives within microseconds.
-      for (int i = 0; i < 128 && !q_.busy() && !stopped(); ++i) detail::cpu_relax();
+      for (int i = 0; i < detail::tuning::kLoopSpins && !q_.busy() && !stopped(); ++i) detail::cpu_relax();
       if (q_.busy()) continue;
       state_.store(kSleeping, std::memory_order_seq_cst);
       if (q_.busy() || stopped() || idle()) {
@@ -4297,7 +4460,7 @@ struct WorkSettle {
 }  // namespace detail
 
 /// Runs `f(args...)` on default_pool() and settles the returned promise on
-/// `loop`'s thread, with f's value or its exception (seed 004's `work`). The
+/// `loop`'s thread, with f's value or its exception (cl-async's `work`). The
 /// loop stays alive until then. If the loop has stopped by the time f ends,
 /// the promise is settled on the pool thread instead: never lost.
 template <class F, class... Args>
@@ -4360,6 +4523,7 @@ inline void Notifier::close() const noexcept { close_state(st_.get()); }
 // ---- begin skein/mutex.hpp ----
 /// Mutex: for threads (lock/unlock/try_lock, BasicLockable) and for
 /// coroutines (`auto guard = co_await m.async_lock();`), with FIFO hand-off.
+
 
 #include <atomic>
 #include <chrono>
@@ -4527,7 +4691,7 @@ private:
 
   bool spin_lock() noexcept {
     // Critical sections are usually short: a brief spin beats a park + wake.
-    for (int i = 0; i < 64; ++i) {
+    for (int i = 0; i < detail::tuning::kMutexSpins; ++i) {
       if (state_.load(std::memory_order_relaxed) == kUnlocked && try_lock()) return true;
       detail::cpu_relax();
     }
@@ -4573,8 +4737,9 @@ private:
 // ---- end skein/mutex.hpp ----
 
 // ---- begin skein/pool.hpp ----
-/// Pool<T>: a fixed set of worker tasks processing submitted items (the seeds'
+/// Pool<T>: a fixed set of worker tasks processing submitted items (the scripting APIs'
 /// threads.Pool / thread.pool), with backpressure and kept errors.
+
 
 #include <coroutine>
 #include <cstddef>
@@ -4593,6 +4758,7 @@ private:
 /// for blocking threads and coroutines alike, cancellable, with direct
 /// hand-off from a putter to a waiting getter.
 
+
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -4606,7 +4772,7 @@ private:
 
 namespace skein {
 
-/// Semantics (CONTRACT.md): FIFO; `close()` is idempotent; items queued before
+/// Semantics (docs/api/queue.md): FIFO; `close()` is idempotent; items queued before
 /// close are still delivered; a put blocked at close, and any later put, throws
 /// Closed and its item never appears; a get blocked at close drains what is
 /// left and then returns an empty optional; a put or get that times out or is
@@ -4928,6 +5094,7 @@ private:
 // ---- begin skein/wait_group.hpp ----
 /// WaitGroup: Go's sync.WaitGroup for threads and coroutines, with a checked
 /// counter (going below zero is a UsageError, and changes nothing).
+
 
 #include <atomic>
 #include <chrono>
@@ -5290,6 +5457,7 @@ private:
 /// starved: once a writer waits, new readers queue behind it; waiters are
 /// served in FIFO order (a run of readers at the front is admitted together).
 
+
 #include <chrono>
 #include <cstdint>
 #include <mutex>
@@ -5445,54 +5613,10 @@ private:
 }  // namespace skein
 // ---- end skein/rwlock.hpp ----
 
-// ---- begin skein/script.hpp ----
-/// <skein/script.hpp>: the seeds' script APIs — the `threads` module (seeds
-/// 000/001), the `thread` and `runtime` modules (seeds 002/003) — written once
-/// over a dynamic `Value`, so that an interpreter offers them with little glue.
-///
-/// What a host (the glue for one interpreter) provides:
-///  - `Function`: a script function in a portable form (e.g. Lua bytecode)
-///    that can be loaded into another environment; the host converts its
-///    own function values to it (and says their parameter names, for
-///    keyword arguments);
-///  - `Environment`: one interpreter instance (a lua_State, a VM) that can
-///    call a `Function` with `Value` arguments; used by one thread at a time;
-///  - `Host::create_environment(globals)`: a fresh environment with only the
-///    libraries and these modules, optionally with a copy of a caller's
-///    globals (the seeds' "clone" isolation);
-///  - `Caller` (per call, optional): what only the calling environment can do
-///    — snapshot its globals, call one of its own arguments in place;
-///  - a check for cancellation inside long-running script code: the host
-///    polls `skein::this_task::cancelled()` (e.g. from an instruction-count
-///    hook) and raises a script error when it is true.
-/// The host turns each `Module`'s `NativeFunction`s and each handle's
-/// `Method`s into callables of its language, converting arguments to `Value`
-/// and calling `invoke`, which maps every error to a `ScriptError` whose
-/// message is ready to show to the script.
-
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <cstdint>
-#include <initializer_list>
-#include <limits>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <optional>
-#include <span>
-#include <stdexcept>
-#include <string>
-#include <string_view>
-#include <type_traits>
-#include <utility>
-#include <variant>
-#include <vector>
-
-
 // ---- begin skein/semaphore.hpp ----
 /// Semaphore: bounded concurrency for threads and coroutines, FIFO, with a
 /// checked bound (releasing more permits than were acquired is a UsageError).
+
 
 #include <atomic>
 #include <chrono>
@@ -5649,9 +5773,49 @@ private:
 }  // namespace skein
 // ---- end skein/semaphore.hpp ----
 
+// ---- begin skein/sequence.hpp ----
+/// sequence(f1, f2, ...): run functions one after another on the pool (the
+/// thread.scheduler of Langoost's `thread` module).
+
+
+#include <type_traits>
+#include <utility>
+
+
+namespace skein {
+
+namespace detail {
+template <class F>
+Promise<void> sequence_step(F& f) {
+  if constexpr (is_promise_v<std::invoke_result_t<F&>>)
+    (void)co_await std::invoke(f);
+  else
+    (void)std::invoke(f);
+}
+template <class... Fs>
+Promise<void> sequence_body(Fs... fs) {
+  // Each step starts only after the previous one finished; the first error
+  // stops the sequence and settles the promise with it.
+  ((co_await sequence_step(fs)), ...);
+}
+}  // namespace detail
+
+/// Runs `fs...` in order as one task on default_pool(); each may be a
+/// coroutine function (awaited). The promise settles when the last finishes,
+/// or with the first error (later functions then do not run).
+template <class... Fs>
+  requires(std::is_invocable_v<std::decay_t<Fs>&> && ...)
+Promise<void> sequence(Fs&&... fs) {
+  return run([](std::decay_t<Fs>... f) { return detail::sequence_body(std::move(f)...); }, std::forward<Fs>(fs)...);
+}
+
+}  // namespace skein
+// ---- end skein/sequence.hpp ----
+
 // ---- begin skein/shared.hpp ----
 /// Shared<T>: a value behind a lock, with the race-free read-modify-write the
-/// seeds' get/append/set pattern needs (`update`).
+/// scripting APIs' get/append/set pattern needs (`update`).
+
 
 #include <functional>
 #include <mutex>
@@ -5709,6 +5873,7 @@ private:
 
 // ---- begin skein/sleep.hpp ----
 /// sleep_for (blocking, cancellable) and async_sleep (co_await, no thread blocked).
+
 
 #include <chrono>
 #include <coroutine>
@@ -5795,1238 +5960,6 @@ inline SleepOperation async_sleep_until(std::chrono::steady_clock::time_point de
 }  // namespace skein
 // ---- end skein/sleep.hpp ----
 
-namespace skein::script {
-
-/// A script-level error: bad input to a module function, or an error raised
-/// by script code in a task. `what()` is the message to show the script.
-class ScriptError : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
-/// An error raised by script code (in a task, or in a function called back),
-/// carried unchanged to whoever observes it (Promise.get, Pool.close, ...).
-/// Hosts throw it from Environment::call; they show its message as it is.
-class TaskError : public ScriptError {
-public:
-  using ScriptError::ScriptError;
-};
-
-class Value;
-class Object;
-class Call;
-
-/// The none value (nil, None, null).
-struct None {
-  friend bool operator==(None, None) noexcept { return true; }
-};
-using List = std::vector<Value>;
-struct DictEntry;
-/// A dictionary in insertion order. Keys are none-free scalars (bool, integer, float, string).
-using Dict = std::vector<DictEntry>;
-
-/// A script function in a form that can cross into another environment.
-/// Hosts derive from it (e.g. holding Lua bytecode). Immutable once made.
-class Function {
-public:
-  virtual ~Function() = default;
-  /// For messages: e.g. "function <script.lua:12>".
-  [[nodiscard]] virtual std::string describe() const = 0;
-  /// Its parameter names in order, if the host knows them (needed for keyword arguments).
-  [[nodiscard]] virtual const std::vector<std::string>* parameters() const noexcept { return nullptr; }
-  /// Whether it accepts any number of extra positional arguments.
-  [[nodiscard]] virtual bool variadic() const noexcept { return true; }
-};
-using FunctionRef = std::shared_ptr<const Function>;
-using Handle = std::shared_ptr<Object>;
-
-/// A dynamic script value. Copies are deep for lists and dicts; functions are
-/// immutable and shared; handles refer to the same skein object.
-class Value {
-public:
-  enum class Kind { none, boolean, integer, number, string, list, dict, function, handle };
-  using Storage = std::variant<None, bool, std::int64_t, double, std::string, List, Dict, FunctionRef, Handle>;
-
-  // (Constructors that are not templates are defined after DictEntry: the
-  // variant needs Dict's element type complete wherever it is built.)
-  Value() noexcept = default;
-  Value(None) noexcept;
-  Value(bool b) noexcept;
-  template <class I>
-    requires(std::is_integral_v<I> && !std::is_same_v<I, bool>)
-  Value(I i) noexcept;
-  Value(double d) noexcept;
-  Value(const char* s);
-  Value(std::string s) noexcept;
-  Value(std::string_view s);
-  Value(List l) noexcept;
-  Value(Dict d) noexcept;
-  Value(FunctionRef f) noexcept;
-  template <class O>
-    requires std::is_base_of_v<Object, O>
-  Value(std::shared_ptr<O> h) noexcept;
-
-  [[nodiscard]] Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
-  [[nodiscard]] bool is_none() const noexcept { return kind() == Kind::none; }
-  template <class T>
-  [[nodiscard]] const T* get_if() const noexcept {
-    return std::get_if<T>(&v_);
-  }
-  template <class T>
-  [[nodiscard]] T* get_if() noexcept {
-    return std::get_if<T>(&v_);
-  }
-  [[nodiscard]] const Storage& storage() const noexcept { return v_; }
-
-  /// "none", "boolean", "integer", "float", "string", "list", "dict",
-  /// "function", or the handle's type ("Queue", "Mutex", ...).
-  [[nodiscard]] std::string type_name() const;
-  /// A short printable form for messages and tests: 3, 2.5, "text", [1, 2], {a: 1}, <Queue>.
-  [[nodiscard]] std::string repr() const;
-
-  /// Structural equality; functions and handles compare by identity.
-  friend bool operator==(const Value& a, const Value& b);
-
-private:
-  Storage v_;
-};
-
-struct DictEntry {
-  Value key;
-  Value value;
-};
-
-template <class I>
-  requires(std::is_integral_v<I> && !std::is_same_v<I, bool>)
-Value::Value(I i) noexcept : v_(static_cast<std::int64_t>(i)) {}
-template <class O>
-  requires std::is_base_of_v<Object, O>
-Value::Value(std::shared_ptr<O> h) noexcept : v_(Handle(std::move(h))) {
-  if (!std::get<Handle>(v_)) v_ = None{};
-}
-inline Value::Value(None) noexcept {}
-inline Value::Value(bool b) noexcept : v_(b) {}
-inline Value::Value(double d) noexcept : v_(d) {}
-inline Value::Value(const char* s) : v_(std::string(s)) {}
-inline Value::Value(std::string s) noexcept : v_(std::move(s)) {}
-inline Value::Value(std::string_view s) : v_(std::string(s)) {}
-inline Value::Value(List l) noexcept : v_(std::move(l)) {}
-inline Value::Value(Dict d) noexcept : v_(std::move(d)) {}
-inline Value::Value(FunctionRef f) noexcept : v_(std::move(f)) {
-  if (!std::get<FunctionRef>(v_)) v_ = None{};
-}
-
-/// The entry for `key` in `d`, or nullptr.
-inline const Value* find(const Dict& d, const Value& key) {
-  for (auto& e : d)
-    if (e.key == key) return &e.value;
-  return nullptr;
-}
-/// Sets `d[key] = v` (replacing, or appending in insertion order).
-inline void set(Dict& d, Value key, Value v) {
-  for (auto& e : d)
-    if (e.key == key) {
-      e.value = std::move(v);
-      return;
-    }
-  d.push_back(DictEntry{std::move(key), std::move(v)});
-}
-
-using Kwargs = std::vector<std::pair<std::string, Value>>;
-
-/// A method of a handle type: `Queue.put`, `Promise.get`, ...
-struct Method {
-  std::string_view name;
-  Value (*fn)(Object& self, Call& call);
-};
-
-/// A skein object a script holds a handle to. Handles are shared between
-/// environments and threads; every method is thread-safe.
-class Object {
-public:
-  virtual ~Object() = default;
-  [[nodiscard]] virtual std::string_view type_name() const noexcept = 0;
-  [[nodiscard]] virtual std::span<const Method> methods() const noexcept = 0;
-  /// Drops the values it holds (Runtime's destructor calls it, once every
-  /// task has finished, to break cycles: a queue holding its own handle).
-  virtual void clear() noexcept {}
-  /// The method called `name`, or nullptr.
-  [[nodiscard]] const Method* method(std::string_view name) const noexcept {
-    for (auto& m : methods())
-      if (m.name == name) return &m;
-    return nullptr;
-  }
-};
-
-/// One interpreter instance (a lua_State, a VM). Used by one thread at a time.
-class Environment {
-public:
-  virtual ~Environment() = default;
-  /// Calls `f(args...)` here; returns its (first) result. Throws TaskError
-  /// with the script's message if the script raises an error (or is
-  /// cancelled), ScriptError if an argument or the result cannot be converted.
-  virtual Value call(const Function& f, std::vector<Value> args) = 0;
-};
-
-/// What an interpreter provides to the modules.
-class Host {
-public:
-  virtual ~Host() = default;
-  /// A fresh environment with the interpreter's libraries and the skein
-  /// modules, bound to `rt`; with `globals` (name → value) as its global
-  /// variables when not null. Called on the thread that will use it.
-  virtual std::unique_ptr<Environment> create_environment(class Runtime& rt, const Dict* globals) = 0;
-};
-
-/// What only the calling environment can do; implemented by the host's glue
-/// for the duration of one call (optional: null where the host has none).
-class Caller {
-public:
-  virtual ~Caller() = default;
-  /// A deep copy of the caller's global variables (the seeds' clone isolation).
-  virtual Dict snapshot_globals() = 0;
-  /// Calls the call's argument `index` (0-based, a function) in the caller's
-  /// own environment, closures intact; returns every result.
-  virtual std::vector<Value> invoke_argument(std::size_t index, std::vector<Value> args) = 0;
-};
-
-/// How `threads.run` tasks see the caller's globals.
-enum class Isolation {
-  empty,  ///< seed 000: only the libraries; data passes as arguments
-  clone,  ///< seed 001: a deep copy of the caller's globals
-};
-
-/// The state one script program shares: its host, its cancellation context
-/// (every task the modules start is bound to it), the `runtime.core` store,
-/// and the objects the modules made. Destroying it cancels its tasks, waits
-/// for them, then clears those objects' contents — handles are shared
-/// pointers, and a script can make cycles (`q:put(q)`) that would leak.
-class Runtime {
-public:
-  struct Options {
-    Isolation run_isolation = Isolation::empty;  ///< for threads.run and threads.Pool
-  };
-
-  explicit Runtime(Host& host) : Runtime(host, Options{}, Context()) {}
-  Runtime(Host& host, Options opts, Context ctx = Context()) : host_(host), opts_(opts), ctx_(std::move(ctx)) {}
-  Runtime(const Runtime&) = delete;
-  Runtime& operator=(const Runtime&) = delete;
-  ~Runtime() {
-    ctx_.cancel();
-    try {
-      ctx_.wait();
-    } catch (...) {  // called from one of its own tasks: nothing better to do than not wait
-    }
-    std::vector<std::shared_ptr<Object>> live;
-    {
-      std::lock_guard lk(objects_mu_);
-      for (auto& w : objects_)
-        if (auto o = w.lock()) live.push_back(std::move(o));
-      objects_.clear();
-    }
-    for (auto& o : live) o->clear();
-    {
-      std::lock_guard lk(store_mu_);
-      store_.clear();
-    }
-  }
-
-  /// Registers an object the modules made (see the destructor); returns it.
-  template <class O>
-  std::shared_ptr<O> adopt(std::shared_ptr<O> obj) {
-    std::lock_guard lk(objects_mu_);
-    if (objects_.size() >= prune_at_) {
-      std::erase_if(objects_, [](const std::weak_ptr<Object>& w) { return w.expired(); });
-      prune_at_ = std::max<std::size_t>(64, 2 * objects_.size());
-    }
-    objects_.push_back(obj);
-    return obj;
-  }
-
-  [[nodiscard]] Host& host() const noexcept { return host_; }
-  [[nodiscard]] const Options& options() const noexcept { return opts_; }
-  [[nodiscard]] const Context& context() const noexcept { return ctx_; }
-
-  /// Runs `f()` as a task of this runtime (e.g. the main script): module
-  /// calls made from it are cancelled with the runtime.
-  template <class F, class... Args>
-  auto run(F&& f, Args&&... args) {
-    return ctx_.run(std::forward<F>(f), std::forward<Args>(args)...);
-  }
-
-  /// Starts `fn(args...)` as a task in a fresh environment (with `globals`, if given).
-  Promise<Value> start(FunctionRef fn, std::vector<Value> args, std::optional<Dict> globals) {
-    return ctx_.run([this](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
-      auto env = host_.create_environment(*this, g ? &*g : nullptr);
-      return env->call(*f, std::move(a));
-    }, std::move(fn), std::move(args), std::move(globals));
-  }
-
-  /// Live tasks started by this runtime (thread.core.goroutines()).
-  [[nodiscard]] std::size_t tasks() const noexcept { return ctx_.tasks(); }
-  /// Waits until every task of this runtime has finished.
-  void wait() const { ctx_.wait(); }
-  /// Cancels every task: their waits throw, their script code is stopped by the host's check.
-  void cancel() const noexcept { ctx_.cancel(); }
-
-  /// runtime.core.share / fetch: a process-wide store of copied values.
-  void share(std::string key, Value v) {
-    std::lock_guard lk(store_mu_);
-    store_[std::move(key)] = std::move(v);
-  }
-  [[nodiscard]] std::optional<Value> fetch(const std::string& key) const {
-    std::lock_guard lk(store_mu_);
-    auto it = store_.find(key);
-    if (it == store_.end()) return std::nullopt;
-    return it->second;
-  }
-
-private:
-  Host& host_;
-  Options opts_;
-  Context ctx_;
-  mutable std::mutex store_mu_;
-  std::map<std::string, Value, std::less<>> store_;
-  std::mutex objects_mu_;
-  std::vector<std::weak_ptr<Object>> objects_;
-  std::size_t prune_at_ = 64;
-};
-
-/// A parameter of a native function: a name, and a default when optional.
-struct Param {
-  std::string_view name;
-  std::optional<Value> def = std::nullopt;
-};
-
-/// One call of a native function or method: its name (for messages), its
-/// arguments, and the runtime. Helpers check arguments with clear messages.
-class Call {
-public:
-  Call(Runtime& rt, std::string name, std::vector<Value> args, Kwargs kwargs = {}, Caller* caller = nullptr)
-      : rt_(rt), name_(std::move(name)), args_(std::move(args)), kwargs_(std::move(kwargs)), caller_(caller) {}
-
-  [[nodiscard]] Runtime& runtime() const noexcept { return rt_; }
-  [[nodiscard]] const std::string& name() const noexcept { return name_; }
-  [[nodiscard]] std::vector<Value>& args() noexcept { return args_; }
-  [[nodiscard]] Kwargs& kwargs() noexcept { return kwargs_; }
-  [[nodiscard]] Caller* caller() const noexcept { return caller_; }
-  /// Drops argument 1 (the handle of a thread.* function form); messages
-  /// still count arguments as the script wrote them.
-  void shift() {
-    args_.erase(args_.begin());
-    ++shift_;
-  }
-
-  /// Throws ScriptError("<name>: <msg>").
-  [[noreturn]] void fail(const std::string& msg) const { throw ScriptError(name_ + ": " + msg); }
-
-  /// Matches the positional and keyword arguments to `params` (Python's
-  /// rules): too many arguments, an unknown or repeated keyword, or a missing
-  /// required argument is an error. Returns one value per parameter.
-  std::vector<Value> bind(std::initializer_list<Param> params) {
-    std::vector<Value> out;
-    std::vector<bool> given(params.size(), false);
-    if (args_.size() > params.size())
-      fail("takes at most " + count(params.size() + shift_, "argument") + " (" + std::to_string(args_.size() + shift_) +
-           " given)");
-    out.reserve(params.size());
-    for (std::size_t i = 0; i < args_.size(); ++i) {
-      out.push_back(std::move(args_[i]));
-      given[i] = true;
-    }
-    out.resize(params.size());
-    for (auto& [k, v] : kwargs_) {
-      std::size_t i = 0;
-      for (auto& p : params) {
-        if (p.name == k) break;
-        ++i;
-      }
-      if (i == params.size()) fail("unexpected keyword argument '" + k + "'" + names_of(params));
-      if (given[i]) fail("got multiple values for argument '" + k + "'");
-      out[i] = std::move(v);
-      given[i] = true;
-    }
-    std::size_t i = 0;
-    for (auto& p : params) {
-      if (!given[i]) {
-        if (!p.def) fail("missing required argument '" + std::string(p.name) + "'");
-        out[i] = *p.def;
-      }
-      ++i;
-    }
-    args_.clear();
-    kwargs_.clear();
-    return out;
-  }
-
-  /// Exactly `n` positional arguments and no keywords (the thread.* functions).
-  std::vector<Value>& exactly(std::size_t n, std::size_t optional = 0) {
-    no_kwargs();
-    if (args_.size() < n || args_.size() > n + optional) {
-      std::string want = optional ? std::to_string(n + shift_) + " to " + count(n + optional + shift_, "argument")
-                                  : count(n + shift_, "argument");
-      fail("takes " + want + " (" + std::to_string(args_.size() + shift_) + " given)");
-    }
-    args_.resize(n + optional);
-    return args_;
-  }
-  void no_kwargs() const {
-    if (!kwargs_.empty()) fail("takes no keyword arguments (got '" + kwargs_.front().first + "')");
-  }
-
-  // --- argument conversions: `what` names the argument in the message -------
-  [[nodiscard]] std::int64_t integer(const Value& v, std::string_view what) const {
-    if (auto* i = v.get_if<std::int64_t>()) return *i;
-    if (auto* d = v.get_if<double>()) {
-      if (std::isfinite(*d) && std::floor(*d) == *d && *d >= -9.2e18 && *d <= 9.2e18)
-        return static_cast<std::int64_t>(*d);
-      fail(std::string(what) + " must be an integer, got " + v.repr());
-    }
-    fail(std::string(what) + " must be an integer, got " + v.type_name());
-  }
-  [[nodiscard]] std::size_t size(const Value& v, std::string_view what) const {
-    auto i = integer(v, what);
-    if (i < 0) fail(std::string(what) + " must not be negative, got " + std::to_string(i));
-    return static_cast<std::size_t>(i);
-  }
-  [[nodiscard]] double number(const Value& v, std::string_view what) const {
-    if (auto* i = v.get_if<std::int64_t>()) return static_cast<double>(*i);
-    if (auto* d = v.get_if<double>()) {
-      if (std::isnan(*d)) fail(std::string(what) + " must be a number, got nan");
-      return *d;
-    }
-    fail(std::string(what) + " must be a number, got " + v.type_name());
-  }
-  /// A duration in `unit` (seconds or milliseconds) that must not be negative.
-  template <class Unit>
-  [[nodiscard]] std::chrono::nanoseconds duration(const Value& v, std::string_view what) const {
-    double d = number(v, what);
-    if (d < 0) fail(std::string(what) + " must not be negative, got " + v.repr());
-    double ns = d * (static_cast<double>(Unit::period::num) * 1e9 / static_cast<double>(Unit::period::den));
-    if (ns > 1e17) ns = 1e17;  // about three years: "forever" for a script
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
-  }
-  [[nodiscard]] const std::string& string(const Value& v, std::string_view what) const {
-    if (auto* s = v.get_if<std::string>()) return *s;
-    fail(std::string(what) + " must be a string, got " + v.type_name());
-  }
-  [[nodiscard]] FunctionRef function(const Value& v, std::string_view what) const {
-    if (auto* f = v.get_if<FunctionRef>()) return *f;
-    fail(std::string(what) + " must be a function, got " + v.type_name());
-  }
-  /// The handle in `v`, which must be a `T` (an Object type).
-  template <class T>
-  [[nodiscard]] std::shared_ptr<T> handle(const Value& v, std::string_view what) const {
-    if (auto* h = v.get_if<Handle>())
-      if (auto t = std::dynamic_pointer_cast<T>(*h)) return t;
-    fail(std::string(what) + " must be a " + std::string(T::kTypeName) + ", got " + v.type_name());
-  }
-
-  /// The caller's hooks; an error if the host gave none.
-  [[nodiscard]] Caller& need_caller(std::string_view what) const {
-    if (!caller_) fail(std::string(what) + " is not supported by this host");
-    return *caller_;
-  }
-
-  static std::string count(std::size_t n, std::string_view noun) {
-    return std::to_string(n) + " " + std::string(noun) + (n == 1 ? "" : "s");
-  }
-
-private:
-  static std::string names_of(std::initializer_list<Param> params) {
-    if (params.size() == 0) return " (it takes none)";
-    std::string s = " (parameters: ";
-    bool first = true;
-    for (auto& p : params) {
-      s += (first ? "" : ", ") + std::string(p.name);
-      first = false;
-    }
-    return s + ")";
-  }
-
-  Runtime& rt_;
-  std::string name_;
-  std::vector<Value> args_;
-  Kwargs kwargs_;
-  Caller* caller_;
-  std::size_t shift_ = 0;
-};
-
-// --- Value members ----------------------------------------------------------------
-
-inline std::string Value::type_name() const {
-  switch (kind()) {
-    case Kind::none: return "none";
-    case Kind::boolean: return "boolean";
-    case Kind::integer: return "integer";
-    case Kind::number: return "float";
-    case Kind::string: return "string";
-    case Kind::list: return "list";
-    case Kind::dict: return "dict";
-    case Kind::function: return "function";
-    case Kind::handle: return std::string(std::get<Handle>(v_)->type_name());
-  }
-  return "?";
-}
-
-inline std::string Value::repr() const {
-  switch (kind()) {
-    case Kind::none: return "none";
-    case Kind::boolean: return std::get<bool>(v_) ? "true" : "false";
-    case Kind::integer: return std::to_string(std::get<std::int64_t>(v_));
-    case Kind::number: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.14g", std::get<double>(v_));
-      return buf;
-    }
-    case Kind::string: return "\"" + std::get<std::string>(v_) + "\"";
-    case Kind::list: {
-      std::string s = "[";
-      for (auto& e : std::get<List>(v_)) s += (s.size() > 1 ? ", " : "") + e.repr();
-      return s + "]";
-    }
-    case Kind::dict: {
-      std::string s = "{";
-      for (auto& e : std::get<Dict>(v_)) s += (s.size() > 1 ? ", " : "") + e.key.repr() + ": " + e.value.repr();
-      return s + "}";
-    }
-    case Kind::function: return "<" + std::get<FunctionRef>(v_)->describe() + ">";
-    case Kind::handle: return "<" + std::string(std::get<Handle>(v_)->type_name()) + ">";
-  }
-  return "?";
-}
-
-inline bool operator==(const Value& a, const Value& b) {
-  if (a.kind() != b.kind()) return false;
-  switch (a.kind()) {
-    case Value::Kind::none: return true;
-    case Value::Kind::boolean: return *a.get_if<bool>() == *b.get_if<bool>();
-    case Value::Kind::integer: return *a.get_if<std::int64_t>() == *b.get_if<std::int64_t>();
-    case Value::Kind::number: return *a.get_if<double>() == *b.get_if<double>();
-    case Value::Kind::string: return *a.get_if<std::string>() == *b.get_if<std::string>();
-    case Value::Kind::list: return *a.get_if<List>() == *b.get_if<List>();
-    case Value::Kind::dict: {
-      auto& x = *a.get_if<Dict>();
-      auto& y = *b.get_if<Dict>();
-      if (x.size() != y.size()) return false;
-      for (auto& e : x) {
-        auto* o = find(y, e.key);
-        if (!o || !(*o == e.value)) return false;
-      }
-      return true;
-    }
-    case Value::Kind::function: return *a.get_if<FunctionRef>() == *b.get_if<FunctionRef>();
-    case Value::Kind::handle: return *a.get_if<Handle>() == *b.get_if<Handle>();
-  }
-  return false;
-}
-
-/// Arguments for calling script function `f`: the positional ones, then each
-/// keyword placed at its parameter's position (missing ones are none). An
-/// unknown or repeated keyword, or more positional arguments than a
-/// non-variadic function takes, is an error.
-inline std::vector<Value> bind_script_arguments(const Call& c, const Function& f, std::vector<Value> args,
-                                                Kwargs kwargs) {
-  auto* params = f.parameters();
-  if (params && !f.variadic() && args.size() > params->size())
-    c.fail(f.describe() + " takes " + Call::count(params->size(), "argument") + " (" +
-           std::to_string(args.size()) + " given)");
-  if (kwargs.empty()) return args;
-  if (!params) c.fail("keyword arguments need a function whose parameter names are known");
-  auto names = [&] {
-    std::string s;
-    for (auto& p : *params) s += (s.empty() ? "" : ", ") + p;
-    return s.empty() ? std::string(" (it takes no parameters)") : " (parameters: " + s + ")";
-  };
-  const std::size_t positional = args.size();
-  std::vector<bool> by_keyword(params->size(), false);
-  for (auto& [k, v] : kwargs) {
-    auto it = std::find(params->begin(), params->end(), k);
-    if (it == params->end()) c.fail("unexpected keyword argument '" + k + "' for " + f.describe() + names());
-    auto i = static_cast<std::size_t>(it - params->begin());
-    if (i < positional || by_keyword[i]) c.fail("got multiple values for argument '" + k + "'");
-    if (args.size() <= i) args.resize(i + 1);
-    args[i] = std::move(v);
-    by_keyword[i] = true;
-  }
-  return args;
-}
-
-
-// --- errors ----------------------------------------------------------------------
-
-/// Calls a native function or method, mapping every error to a ScriptError
-/// ready for the script: a skein error or a C++ exception gets the call's
-/// name in front ("Queue.put: put on a closed Queue"); a ScriptError (bad
-/// arguments, or a task's script error rethrown by get/wait) passes as it is.
-template <class F>
-Value invoke(Call& c, F&& f) {
-  try {
-    return std::forward<F>(f)();
-  } catch (const ScriptError&) {
-    throw;
-  } catch (const std::bad_alloc&) {
-    throw ScriptError(c.name() + ": out of memory");
-  } catch (const std::exception& e) {
-    throw ScriptError(c.name() + ": " + e.what());
-  } catch (...) {
-    throw ScriptError(c.name() + ": unknown error");
-  }
-}
-inline Value invoke(Value (*fn)(Call&), Call& c) {
-  return invoke(c, [&] { return fn(c); });
-}
-inline Value invoke(Object& self, const Method& m, Call& c) {
-  return invoke(c, [&] { return m.fn(self, c); });
-}
-
-// --- handle types ------------------------------------------------------------------
-
-namespace impl {
-inline std::chrono::nanoseconds seconds(const Call& c, const Value& v, std::string_view what) {
-  return c.duration<std::chrono::duration<double>>(v, what);
-}
-inline std::optional<Dict> snapshot_if(Call& c, bool clone) {
-  if (clone && c.caller()) return c.caller()->snapshot_globals();
-  return std::nullopt;
-}
-}  // namespace impl
-
-#define SKEIN_SCRIPT_OBJECT(Name)                                                       \
-  static constexpr std::string_view kTypeName = #Name;                                  \
-  std::string_view type_name() const noexcept override { return kTypeName; }            \
-  std::span<const Method> methods() const noexcept override { return method_table(); } \
-  static std::span<const Method> method_table() noexcept
-
-/// threads.Atomic / thread.atomic: a lock-free 64-bit integer.
-class AtomicObject final : public Object {
-public:
-  explicit AtomicObject(std::int64_t v) : value(v) {}
-  SKEIN_SCRIPT_OBJECT(Atomic) {
-    static const Method m[] = {
-        {"add", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"delta", Value(1)}});
-           return self(o).value.add(c.integer(a[0], "delta"));
-         }},
-        {"get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).value.get(); }},
-        {"load", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).value.load(); }},
-        {"set", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"value"}});
-           self(o).value.set(c.integer(a[0], "value"));
-           return {};
-         }},
-        {"store", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"value"}});
-           self(o).value.store(c.integer(a[0], "value"));
-           return {};
-         }},
-        {"cas", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"expected"}, {"desired"}});
-           return self(o).value.cas(c.integer(a[0], "expected"), c.integer(a[1], "desired"));
-         }},
-        {"exchange", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"value"}});
-           return self(o).value.exchange(c.integer(a[0], "value"));
-         }},
-    };
-    return m;
-  }
-  skein::Atomic<std::int64_t> value;
-
-private:
-  static AtomicObject& self(Object& o) { return static_cast<AtomicObject&>(o); }
-};
-
-/// threads.Shared: a value behind a lock; get() returns a copy.
-class SharedObject final : public Object {
-public:
-  explicit SharedObject(Value v) : value(std::move(v)) {}
-  SKEIN_SCRIPT_OBJECT(Shared) {
-    static const Method m[] = {
-        {"get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).value.get(); }},
-        {"set", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"value"}});
-           self(o).value.set(std::move(a[0]));
-           return {};
-         }},
-        // update(func): func receives a copy of the value under the lock; what
-        // it returns becomes the new value (and is returned). If func raises,
-        // the value is unchanged.
-        {"update", [](Object& o, Call& c) -> Value {
-           c.no_kwargs();
-           if (c.args().size() != 1) c.fail("takes 1 argument, a function (" + std::to_string(c.args().size()) + " given)");
-           (void)c.function(c.args()[0], "argument 1");
-           auto& caller = c.need_caller("update");
-           return self(o).value.update([&](Value& v) {
-             auto r = caller.invoke_argument(0, {v});
-             if (r.empty()) c.fail("the function must return the new value");
-             v = std::move(r.front());
-             return v;
-           });
-         }},
-    };
-    return m;
-  }
-  void clear() noexcept override {
-    try {
-      Value old = value.update([](Value& v) { return std::exchange(v, Value()); });
-    } catch (...) {  // the lock is a skein::Mutex: a cancelled caller may not take it; the cycle stays
-    }
-  }
-  skein::Shared<Value> value;
-
-private:
-  static SharedObject& self(Object& o) { return static_cast<SharedObject&>(o); }
-};
-
-/// threads.Queue / thread.channel: FIFO, bounded (or unbounded: 0), closable.
-/// An empty result (closed and drained, or timed out) is none.
-class QueueObject final : public Object {
-public:
-  explicit QueueObject(std::size_t maxsize) : queue(maxsize) {}
-  SKEIN_SCRIPT_OBJECT(Queue) {
-    static const Method m[] = {
-        {"put", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"item"}});
-           self(o).queue.put(std::move(a[0]));
-           return {};
-         }},
-        {"get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.get()); }},
-        {"try_put", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"item"}});
-           return self(o).queue.try_put(std::move(a[0]));
-         }},
-        {"try_get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.try_get()); }},
-        {"put_for", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"item"}, {"timeout"}});
-           auto d = impl::seconds(c, a[1], "timeout (seconds)");
-           return self(o).queue.put_for(std::move(a[0]), d);
-         }},
-        {"get_for", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"timeout"}});
-           return opt(self(o).queue.get_for(impl::seconds(c, a[0], "timeout (seconds)")));
-         }},
-        {"size", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.size(); }},
-        {"capacity", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.capacity(); }},
-        {"close", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.close(), Value(); }},
-        {"closed", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.closed(); }},
-    };
-    return m;
-  }
-  void clear() noexcept override {
-    try {
-      while (queue.try_get()) {
-      }
-    } catch (...) {  // a throwing Value move cannot happen (nothrow); never escape a noexcept
-    }
-  }
-  skein::Queue<Value> queue;
-
-private:
-  static QueueObject& self(Object& o) { return static_cast<QueueObject&>(o); }
-  static Value opt(std::optional<Value> v) { return v ? std::move(*v) : Value(); }
-};
-
-/// threads.WaitGroup.
-class WaitGroupObject final : public Object {
-public:
-  SKEIN_SCRIPT_OBJECT(WaitGroup) {
-    static const Method m[] = {
-        {"add", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"delta", Value(1)}});
-           self(o).wg.add(c.integer(a[0], "delta"));
-           return {};
-         }},
-        {"done", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).wg.done(), Value(); }},
-        {"wait", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).wg.wait(), Value(); }},
-        {"wait_for", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"timeout"}});
-           return self(o).wg.wait_for(impl::seconds(c, a[0], "timeout (seconds)"));
-         }},
-        {"count", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).wg.count(); }},
-    };
-    return m;
-  }
-  skein::WaitGroup wg;
-
-private:
-  static WaitGroupObject& self(Object& o) { return static_cast<WaitGroupObject&>(o); }
-};
-
-/// threads.run's and thread.async.run's result.
-class PromiseObject final : public Object {
-public:
-  explicit PromiseObject(Promise<Value> p) : promise(std::move(p)) {}
-  SKEIN_SCRIPT_OBJECT(Promise) {
-    static const Method m[] = {
-        {"get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).promise.get(); }},
-        {"wait", [](Object& o, Call& c) -> Value {
-           c.bind({});
-           self(o).promise.wait();  // rethrows the task's error
-           return {};
-         }},
-        {"wait_for", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"timeout"}});
-           return self(o).promise.wait_for(impl::seconds(c, a[0], "timeout (seconds)"));
-         }},
-        {"ready", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).promise.ready(); }},
-    };
-    return m;
-  }
-  Promise<Value> promise;
-
-private:
-  static PromiseObject& self(Object& o) { return static_cast<PromiseObject&>(o); }
-};
-
-/// threads.Pool / thread.pool: `workers` tasks apply a script function to
-/// submitted items. Each worker reuses one environment across items (the
-/// seed's "Pool reuses goroutines"). A worker's error is kept and raised by
-/// wait()/close(); it never loses the other items.
-class PoolObject final : public Object {
-public:
-  PoolObject(Runtime& rt, FunctionRef fn, std::size_t workers, std::size_t depth, std::optional<Dict> globals)
-      : envs_(std::make_shared<Envs>(rt, std::move(globals))),
-        pool_(Worker{envs_, std::move(fn)}, check_workers(workers), depth) {}
-  SKEIN_SCRIPT_OBJECT(Pool) {
-    static const Method m[] = {
-        {"submit", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"item"}});
-           self(o).pool_.submit(std::move(a[0]));
-           return {};
-         }},
-        {"wait", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).pool_.wait(), Value(); }},
-        {"close", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).pool_.close(), Value(); }},
-        {"workers", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).pool_.workers(); }},
-        {"pending", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).pool_.pending(); }},
-    };
-    return m;
-  }
-
-  /// Drops the idle environments and the globals copy (both may hold handles).
-  void clear() noexcept override {
-    std::vector<std::unique_ptr<Environment>> idle;
-    std::optional<Dict> globals;
-    {
-      std::lock_guard lk(envs_->mu);
-      idle.swap(envs_->idle);
-      globals.swap(envs_->globals);
-    }
-  }
-
-private:
-  struct Envs {
-    Envs(Runtime& r, std::optional<Dict> g) : rt(r), globals(std::move(g)) {}
-    Runtime& rt;
-    std::optional<Dict> globals;
-    std::mutex mu;
-    std::vector<std::unique_ptr<Environment>> idle;
-  };
-  struct Worker {
-    std::shared_ptr<Envs> envs;
-    FunctionRef fn;
-    void operator()(Value item) const {
-      std::unique_ptr<Environment> env;
-      {
-        std::lock_guard lk(envs->mu);
-        if (!envs->idle.empty()) {
-          env = std::move(envs->idle.back());
-          envs->idle.pop_back();
-        }
-      }
-      if (!env) env = envs->rt.host().create_environment(envs->rt, envs->globals ? &*envs->globals : nullptr);
-      struct GiveBack {
-        Envs& e;
-        std::unique_ptr<Environment>& env;
-        ~GiveBack() {
-          std::lock_guard lk(e.mu);
-          e.idle.push_back(std::move(env));
-        }
-      } back{*envs, env};
-      std::vector<Value> args;
-      args.push_back(std::move(item));
-      (void)env->call(*fn, std::move(args));
-    }
-  };
-  static std::size_t check_workers(std::size_t n) {
-    if (n == 0) throw UsageError("a Pool needs at least one worker");
-    return n;
-  }
-  static PoolObject& self(Object& o) { return static_cast<PoolObject&>(o); }
-
-  std::shared_ptr<Envs> envs_;
-  skein::Pool<Value> pool_;
-};
-
-/// thread.mutex.
-class MutexObject final : public Object {
-public:
-  SKEIN_SCRIPT_OBJECT(Mutex) {
-    static const Method m[] = {
-        {"lock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).mutex.lock(), Value(); }},
-        {"unlock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).mutex.unlock(), Value(); }},
-        {"try_lock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).mutex.try_lock(); }},
-    };
-    return m;
-  }
-  skein::Mutex mutex;
-
-private:
-  static MutexObject& self(Object& o) { return static_cast<MutexObject&>(o); }
-};
-
-/// thread.rwlock: writers are not starved.
-class RWLockObject final : public Object {
-public:
-  SKEIN_SCRIPT_OBJECT(RWLock) {
-    static const Method m[] = {
-        {"lock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).lock.lock(), Value(); }},
-        {"unlock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).lock.unlock(), Value(); }},
-        {"try_lock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).lock.try_lock(); }},
-        {"rlock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).lock.lock_shared(), Value(); }},
-        {"runlock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).lock.unlock_shared(), Value(); }},
-        {"try_rlock", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).lock.try_lock_shared(); }},
-    };
-    return m;
-  }
-  skein::RWLock lock;
-
-private:
-  static RWLockObject& self(Object& o) { return static_cast<RWLockObject&>(o); }
-};
-
-/// thread.semaphore: at most `permits` holders; releasing past that is an error.
-class SemaphoreObject final : public Object {
-public:
-  explicit SemaphoreObject(std::ptrdiff_t permits) : sem(permits) {}
-  SKEIN_SCRIPT_OBJECT(Semaphore) {
-    static const Method m[] = {
-        {"acquire", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).sem.acquire(), Value(); }},
-        {"try_acquire", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).sem.try_acquire(); }},
-        {"release", [](Object& o, Call& c) -> Value {
-           auto a = c.bind({{"n", Value(1)}});
-           self(o).sem.release(static_cast<std::ptrdiff_t>(c.size(a[0], "n")));
-           return {};
-         }},
-        {"available", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).sem.available(); }},
-    };
-    return m;
-  }
-  skein::Semaphore sem;
-
-private:
-  static SemaphoreObject& self(Object& o) { return static_cast<SemaphoreObject&>(o); }
-};
-
-#undef SKEIN_SCRIPT_OBJECT
-
-// --- modules -------------------------------------------------------------------------
-
-/// A module function: `threads.run`, `thread.channel.send`, ...
-struct NativeFunction {
-  std::string_view name;
-  Value (*fn)(Call&);
-};
-/// A module: functions and submodules (`thread.channel` is a submodule of `thread`).
-struct Module {
-  std::string_view name;
-  std::vector<NativeFunction> functions;
-  std::vector<Module> submodules;
-};
-
-namespace impl {
-
-/// A new handle object; those that hold values are registered with the runtime (see ~Runtime).
-template <class O, class... A>
-std::shared_ptr<O> make(Call& c, A&&... a) {
-  auto obj = std::make_shared<O>(std::forward<A>(a)...);
-  if constexpr (std::is_same_v<O, SharedObject> || std::is_same_v<O, QueueObject> || std::is_same_v<O, PoolObject> ||
-                std::is_same_v<O, PromiseObject>)
-    c.runtime().adopt(obj);
-  return obj;
-}
-
-/// Starts a script task: fn(args..., kwargs by parameter name) in a fresh environment.
-inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) {
-  auto& args = c.args();
-  if (args.size() <= first) c.fail("missing the function to run");
-  auto fn = c.function(args[first], first == 0 ? "argument 1" : "argument " + std::to_string(first + 1));
-  std::vector<Value> rest(std::make_move_iterator(args.begin() + static_cast<std::ptrdiff_t>(first) + 1),
-                          std::make_move_iterator(args.end()));
-  rest = bind_script_arguments(c, *fn, std::move(rest), std::move(c.kwargs()));
-  return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone));
-}
-
-/// The thread.* function form of a method: `thread.channel.send(ch, v)` is `ch:put(v)`.
-template <class O>
-Value call_on(Call& c, std::string_view method) {
-  auto& args = c.args();
-  if (args.empty()) c.fail("missing argument 1 (a " + std::string(O::kTypeName) + ")");
-  auto h = c.handle<O>(args[0], "argument 1");
-  c.shift();
-  return h->method(method)->fn(*h, c);
-}
-
-/// Runs `make()` inside a task of the runtime when called from outside one,
-/// so that the tasks it starts (a Pool's workers) are bound to the runtime.
-template <class F>
-auto in_runtime(Call& c, F make) {
-  if (Context::current()) return make();
-  return c.runtime().run(std::move(make)).get();
-}
-
-/// A script asking for more workers than this has a bug (each is a task with its own environment).
-inline constexpr std::size_t kMaxPoolWorkers = 10000;
-
-inline Value make_pool(Call& c, Isolation iso, std::string_view depth_name) {
-  auto a = c.bind({{"worker_func"}, {"workers", Value(4)}, {depth_name, Value()}});
-  auto fn = c.function(a[0], "worker_func");
-  auto workers = c.size(a[1], "workers");
-  if (workers == 0) c.fail("workers must be at least 1");
-  if (workers > kMaxPoolWorkers) c.fail("workers must be at most " + std::to_string(kMaxPoolWorkers) + ", got " + std::to_string(workers));
-  auto depth = a[2].is_none() ? workers * 2 : c.size(a[2], depth_name);
-  auto globals = snapshot_if(c, iso == Isolation::clone);
-  auto& rt = c.runtime();
-  return in_runtime(c, [&] { return make<PoolObject>(c, rt, fn, workers, depth, std::move(globals)); });
-}
-
-inline Module make_threads_module() {
-  return Module{
-      "threads",
-      {
-          {"run", [](Call& c) -> Value {
-             bool clone = c.runtime().options().run_isolation == Isolation::clone;
-             return make<PromiseObject>(c, start_script_task(c, 0, clone));
-           }},
-          {"Atomic", [](Call& c) -> Value {
-             auto a = c.bind({{"initial", Value(0)}});
-             return make<AtomicObject>(c, c.integer(a[0], "initial"));
-           }},
-          {"Shared", [](Call& c) -> Value {
-             auto a = c.bind({{"initial_value", Value()}});
-             return make<SharedObject>(c, std::move(a[0]));
-           }},
-          {"Queue", [](Call& c) -> Value {
-             auto a = c.bind({{"maxsize", Value(0)}});
-             return make<QueueObject>(c, c.size(a[0], "maxsize"));
-           }},
-          {"WaitGroup", [](Call& c) -> Value { return c.bind({}), make<WaitGroupObject>(c); }},
-          {"Pool", [](Call& c) -> Value { return make_pool(c, c.runtime().options().run_isolation, "queue_depth"); }},
-      },
-      {}};
-}
-
-inline Module make_thread_module() {
-  using M = Module;
-  return M{
-      "thread",
-      {},
-      {
-          M{"core",
-            {
-                {"spawn", [](Call& c) -> Value {
-                   (void)start_script_task(c, 0, true);  // a failure goes to the unhandled-error handler
-                   return {};
-                 }},
-                {"sleep", [](Call& c) -> Value {
-                   auto& a = c.exactly(1);
-                   skein::sleep_for(c.duration<std::chrono::milliseconds>(a[0], "milliseconds"));
-                   return {};
-                 }},
-                {"cpus", [](Call& c) -> Value { return c.exactly(0), static_cast<std::int64_t>(skein::cpus()); }},
-                {"goroutines", [](Call& c) -> Value { return c.exactly(0), c.runtime().tasks(); }},
-            },
-            {}},
-          M{"async",
-            {
-                {"run", [](Call& c) -> Value {
-                   return make<PromiseObject>(c, start_script_task(c, 0, true));
-                 }},
-                {"await", [](Call& c) -> Value {
-                   auto& a = c.exactly(1);
-                   return c.handle<PromiseObject>(a[0], "argument 1")->promise.get();
-                 }},
-            },
-            {}},
-          M{"channel",
-            {
-                {"new", [](Call& c) -> Value {
-                   auto& a = c.exactly(0, 1);
-                   return make<QueueObject>(c, a[0].is_none() ? 0 : c.size(a[0], "capacity"));
-                 }},
-                {"send", [](Call& c) -> Value { return call_on<QueueObject>(c, "put"); }},
-                {"recv", [](Call& c) -> Value { return call_on<QueueObject>(c, "get"); }},
-                {"recvTimeout", [](Call& c) -> Value {
-                   auto& a = c.exactly(2);
-                   auto q = c.handle<QueueObject>(a[0], "argument 1");
-                   auto v = q->queue.get_for(c.duration<std::chrono::milliseconds>(a[1], "milliseconds"));
-                   return v ? std::move(*v) : Value();
-                 }},
-                {"close", [](Call& c) -> Value { return call_on<QueueObject>(c, "close"); }},
-                {"closed", [](Call& c) -> Value { return call_on<QueueObject>(c, "closed"); }},
-                {"len", [](Call& c) -> Value { return call_on<QueueObject>(c, "size"); }},
-                {"cap", [](Call& c) -> Value { return call_on<QueueObject>(c, "capacity"); }},
-            },
-            {}},
-          M{"mutex",
-            {
-                {"new", [](Call& c) -> Value { return c.exactly(0), make<MutexObject>(c); }},
-                {"lock", [](Call& c) -> Value { return call_on<MutexObject>(c, "lock"); }},
-                {"unlock", [](Call& c) -> Value { return call_on<MutexObject>(c, "unlock"); }},
-                {"tryLock", [](Call& c) -> Value { return call_on<MutexObject>(c, "try_lock"); }},
-            },
-            {}},
-          M{"rwlock",
-            {
-                {"new", [](Call& c) -> Value { return c.exactly(0), make<RWLockObject>(c); }},
-                {"lock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "lock"); }},
-                {"unlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "unlock"); }},
-                {"tryLock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "try_lock"); }},
-                {"rlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "rlock"); }},
-                {"runlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "runlock"); }},
-                {"tryRLock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "try_rlock"); }},
-            },
-            {}},
-          M{"semaphore",
-            {
-                {"new", [](Call& c) -> Value {
-                   auto& a = c.exactly(1);
-                   auto n = c.size(a[0], "permits");
-                   if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
-                     c.fail("permits must be below 2^31, got " + std::to_string(n));
-                   return make<SemaphoreObject>(c, static_cast<std::ptrdiff_t>(n));
-                 }},
-                {"acquire", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "acquire"); }},
-                {"release", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "release"); }},
-                {"tryAcquire", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "try_acquire"); }},
-            },
-            {}},
-          M{"atomic",
-            {
-                {"new", [](Call& c) -> Value {
-                   auto& a = c.exactly(0, 1);
-                   return make<AtomicObject>(c, a[0].is_none() ? 0 : c.integer(a[0], "initial value"));
-                 }},
-                {"load", [](Call& c) -> Value { return call_on<AtomicObject>(c, "load"); }},
-                {"store", [](Call& c) -> Value { return call_on<AtomicObject>(c, "store"); }},
-                {"add", [](Call& c) -> Value { return call_on<AtomicObject>(c, "add"); }},
-                {"cas", [](Call& c) -> Value { return call_on<AtomicObject>(c, "cas"); }},
-            },
-            {}},
-          M{"pool",
-            {
-                {"new", [](Call& c) -> Value { return make_pool(c, Isolation::clone, "queueDepth"); }},
-                {"submit", [](Call& c) -> Value { return call_on<PoolObject>(c, "submit"); }},
-                {"wait", [](Call& c) -> Value { return call_on<PoolObject>(c, "wait"); }},
-                {"close", [](Call& c) -> Value { return call_on<PoolObject>(c, "close"); }},
-            },
-            {}},
-          M{"scheduler",
-            {
-                // run(f1, f2, ...): one task runs the functions in order, in one
-                // environment with a copy of the caller's globals; the
-                // future's value is the list of their results. The first
-                // error stops the sequence and settles the future with it.
-                {"run", [](Call& c) -> Value {
-                   c.no_kwargs();
-                   std::vector<FunctionRef> fns;
-                   for (std::size_t i = 0; i < c.args().size(); ++i)
-                     fns.push_back(c.function(c.args()[i], "argument " + std::to_string(i + 1)));
-                   auto globals = snapshot_if(c, true);
-                   auto& rt = c.runtime();
-                   return make<PromiseObject>(c, 
-                       rt.run([&rt](std::vector<FunctionRef> f, std::optional<Dict> g) -> Value {
-                         auto env = rt.host().create_environment(rt, g ? &*g : nullptr);
-                         List results;
-                         for (auto& fn : f) results.push_back(env->call(*fn, {}));
-                         return results;
-                       }, std::move(fns), std::move(globals)));
-                 }},
-            },
-            {}},
-      }};
-}
-
-inline Module make_runtime_module() {
-  return Module{"runtime",
-                {},
-                {Module{"core",
-                        {
-                            {"share", [](Call& c) -> Value {
-                               auto& a = c.exactly(2);
-                               c.runtime().share(c.string(a[0], "key"), std::move(a[1]));
-                               return {};
-                             }},
-                            {"fetch", [](Call& c) -> Value {
-                               auto& a = c.exactly(1);
-                               auto v = c.runtime().fetch(c.string(a[0], "key"));
-                               return v ? std::move(*v) : Value();
-                             }},
-                        },
-                        {}}}};
-}
-
-}  // namespace impl
-
-/// `threads` (seeds 000/001): run, Atomic, Shared, Queue, WaitGroup, Pool.
-inline const Module& threads_module() {
-  static const Module m = impl::make_threads_module();
-  return m;
-}
-/// `thread` (seeds 002/003): core, async, channel, mutex, rwlock, semaphore, atomic, pool, scheduler.
-inline const Module& thread_module() {
-  static const Module m = impl::make_thread_module();
-  return m;
-}
-/// `runtime` (seeds 002/003): core.share / core.fetch.
-inline const Module& runtime_module() {
-  static const Module m = impl::make_runtime_module();
-  return m;
-}
-/// All three, for a host to install as globals.
-inline std::vector<const Module*> modules() { return {&threads_module(), &thread_module(), &runtime_module()}; }
-
-}  // namespace skein::script
-// ---- end skein/script.hpp ----
-
-// ---- begin skein/sequence.hpp ----
-/// sequence(f1, f2, ...): run functions one after another on the pool (the
-/// seeds' thread.scheduler).
-
-#include <type_traits>
-#include <utility>
-
-
-namespace skein {
-
-namespace detail {
-template <class F>
-Promise<void> sequence_step(F& f) {
-  if constexpr (is_promise_v<std::invoke_result_t<F&>>)
-    (void)co_await std::invoke(f);
-  else
-    (void)std::invoke(f);
-}
-template <class... Fs>
-Promise<void> sequence_body(Fs... fs) {
-  // Each step starts only after the previous one finished; the first error
-  // stops the sequence and settles the promise with it.
-  ((co_await sequence_step(fs)), ...);
-}
-}  // namespace detail
-
-/// Runs `fs...` in order as one task on default_pool(); each may be a
-/// coroutine function (awaited). The promise settles when the last finishes,
-/// or with the first error (later functions then do not run).
-template <class... Fs>
-  requires(std::is_invocable_v<std::decay_t<Fs>&> && ...)
-Promise<void> sequence(Fs&&... fs) {
-  return run([](std::decay_t<Fs>... f) { return detail::sequence_body(std::move(f)...); }, std::forward<Fs>(fs)...);
-}
-
-}  // namespace skein
-// ---- end skein/sequence.hpp ----
-
 // ---- begin skein/version.hpp ----
 /// skein version macros.
 #define SKEIN_VERSION_MAJOR 0
@@ -7036,6 +5969,7 @@ Promise<void> sequence(Fs&&... fs) {
 
 // ---- begin skein/when_all.hpp ----
 /// when_all / when_any: combine promises (JavaScript's Promise.all and Promise.race).
+
 
 #include <cstddef>
 #include <tuple>

@@ -5,11 +5,13 @@
 //
 // Protocol. A primitive keeps waiters in a WaiterList under its own lock. To
 // release a waiter it unlinks it under the lock and then calls notify()
-// outside the lock. A waiter that gives up (stop token, deadline) calls the
-// primitive's withdraw function, which unlinks it under the same lock and
-// reports whether it was still linked: if it was, nobody will notify it and it
-// may leave; if not, a notification is on its way and it must wait for it, so
-// an item handed to it is never lost.
+// outside the lock. A wait that ends otherwise calls the primitive's withdraw
+// function, which unlinks the waiter under the same lock and reports whether
+// it was still linked: if it was, nobody will notify it and it may leave; if
+// not, a notification is on its way and it must wait for it, so an item handed
+// to it is never lost. A cancellation withdraws at once, from the stop
+// callback on the cancelling thread (for threads and coroutines alike); a
+// deadline withdraws from the waiting thread (or the timer thread).
 
 #include <atomic>
 #include <coroutine>
