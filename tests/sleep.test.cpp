@@ -20,7 +20,7 @@ TEST_CASE("async_sleep in a pool task resumes on the pool") {
   skein::ThreadPool pool(2);
   auto p = skein::run(pool, [&pool]() -> Promise<bool> {
     co_await skein::async_sleep(5ms);
-    co_return pool.core().on_worker();
+    co_return skein::detail::core_of(pool).on_worker();
   });
   CHECK(p.get());
 }

@@ -72,7 +72,7 @@ public:
   template <class F, class... Args>
   auto run(ThreadPool& pool, F&& f, Args&&... args) const {
     if constexpr (detail::check_task_call<F, Args...>())
-      return detail::start_task(pool.core(), st_, std::forward<F>(f), std::forward<Args>(args)...);
+      return detail::start_task(detail::core_of(pool), st_, std::forward<F>(f), std::forward<Args>(args)...);
     else
       return Promise<void>();  // never reached at run time: the static_assert above has failed
   }

@@ -244,7 +244,13 @@ public:
   /// True on the thread currently running this loop.
   [[nodiscard]] bool on_loop() const noexcept { return detail::tls.executor == this; }
 
-  // Executor
+
+private:
+  friend class Notifier;
+  template <class F, class... Args>
+  friend auto work(EventLoop& loop, F&& f, Args&&... args);
+
+  // Executor (reached through the base class, and by ScheduleOperation)
   void schedule(std::coroutine_handle<> h) noexcept override {
     ResumeItem* item;
     for (;;) {  // never drop a coroutine: wait for memory if there is none
@@ -256,6 +262,8 @@ public:
     enqueue(item);
   }
 
+  // What keeps run() from returning: work() in flight, open notifiers,
+  // keep-alive guards.
   void begin_work() noexcept {
     works_.fetch_add(1, std::memory_order_relaxed);
     hold();
@@ -273,9 +281,6 @@ public:
     if (old == 1) wake();
     enqueuing_.fetch_sub(1, std::memory_order_release);
   }
-
-private:
-  friend class Notifier;
 
   template <class F>
   struct PostItem final : detail::LoopItem {

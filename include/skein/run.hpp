@@ -35,7 +35,7 @@ auto start_task(PoolCore& pool, Scope* ctx, F&& f, Args&&... args) {
 template <class F, class... Args>
 auto run(ThreadPool& pool, F&& f, Args&&... args) {
   if constexpr (detail::check_task_call<F, Args...>())
-    return detail::start_task(pool.core(), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::start_task(detail::core_of(pool), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
   else
     return Promise<void>();  // never reached at run time: the static_assert above has failed
 }

@@ -48,7 +48,7 @@ public:
     try {
       // A coroutine with no executor is resumed on the default pool, never on
       // the timer thread (which would delay every other timer).
-      if (!wait_.waiter.executor) wait_.waiter.executor = &default_pool().core();
+      if (!wait_.waiter.executor) wait_.waiter.executor = &detail::core_of(default_pool());
       detail::timer_service().add(&node_);
     } catch (...) {  // not queued (out of memory): the coroutine does not suspend
       wait_.disarm();

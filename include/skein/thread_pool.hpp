@@ -21,6 +21,12 @@
 
 namespace skein {
 
+class ThreadPool;
+namespace detail {
+/// The scheduler behind a ThreadPool (skein's own use; not public API).
+PoolCore& core_of(ThreadPool& pool) noexcept;
+}  // namespace detail
+
 /// Number of hardware threads this process may run on (honours taskset / cpusets).
 inline std::size_t cpus() { return detail::affinity_cpus(); }
 
@@ -80,9 +86,8 @@ public:
   /// `co_await pool.schedule()` continues the coroutine on this pool.
   [[nodiscard]] ScheduleOperation schedule() noexcept { return ScheduleOperation(core_.get()); }
 
-  detail::PoolCore& core() noexcept { return *core_; }
-
 private:
+  friend detail::PoolCore& detail::core_of(ThreadPool&) noexcept;
   template <class F>
   struct PostedCall {
     F f;
@@ -105,6 +110,8 @@ public:
 private:
   detail::BlockingGuard guard_;
 };
+
+inline detail::PoolCore& detail::core_of(ThreadPool& pool) noexcept { return *pool.core_; }
 
 /// The process-wide pool, sized to cpus(), created on first use and shut down
 /// at exit.

@@ -950,9 +950,9 @@ inline TimerService& timer_service() {
 #include <utility>
 
 
-// ---- begin skein/errors.hpp ----
-/// Error types and the unhandled-error handler (docs/api/errors.md).
-
+// ---- begin skein/detail/error_types.hpp ----
+// Error types and the unhandled-error handler (docs/api/errors.md), for
+// <skein/errors.hpp> and the detail headers (which include no public header).
 
 #include <cstdio>
 #include <exception>
@@ -1042,7 +1042,7 @@ inline void set_unhandled_error_handler(UnhandledErrorHandler handler) {
 }
 
 }  // namespace skein
-// ---- end skein/errors.hpp ----
+// ---- end skein/detail/error_types.hpp ----
 
 namespace skein::detail {
 
@@ -1528,14 +1528,14 @@ private:
 #include <utility>
 
 
-// ---- begin skein/promise.hpp ----
-/// Promise<T>: an eager, shareable handle to a task's result — and the return
-/// type of skein coroutines (`skein::Promise<int> f() { co_return 42; }`).
-
+// ---- begin skein/detail/promise_handle.hpp ----
+// Promise<T> (an eager, shareable handle to a task's result and the return
+// type of skein coroutines) and Resolver<T>, for <skein/promise.hpp> and the
+// detail headers that need the complete type (which include no public header).
 
 #include <chrono>
-#include <thread>
 #include <coroutine>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -1557,13 +1557,20 @@ private:
 
 #include <concepts>
 #include <coroutine>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 
+
+// ---- begin skein/detail/fwd.hpp ----
+// The one declaration of skein::Promise (its definition is in
+// promise_handle.hpp), for the headers that name it before it is defined.
+
 namespace skein {
-template <class T>
+template <class T = void>
 class Promise;
-}
+}  // namespace skein
+// ---- end skein/detail/fwd.hpp ----
 
 namespace skein::detail {
 
@@ -2221,9 +2228,6 @@ private:
 
 namespace skein {
 
-template <class T = void>
-class Promise;
-
 namespace detail {
 template <class T>
 Promise<T> make_promise(PromiseState<T>* st) noexcept;
@@ -2425,7 +2429,7 @@ private:
 };
 
 }  // namespace skein
-// ---- end skein/promise.hpp ----
+// ---- end skein/detail/promise_handle.hpp ----
 
 // ---- begin skein/detail/pool_core.hpp ----
 // The work-stealing scheduler behind ThreadPool (docs/design.md explains it).
@@ -3316,6 +3320,21 @@ struct std::coroutine_traits<skein::Promise<R>, const skein::detail::TaskStart&,
 };
 // ---- end skein/detail/run_task.hpp ----
 
+// ---- begin skein/errors.hpp ----
+/// Error types and the unhandled-error handler (docs/api/errors.md):
+/// Cancelled, Closed, UsageError, set_unhandled_error_handler.
+
+
+// ---- end skein/errors.hpp ----
+
+// ---- begin skein/promise.hpp ----
+/// Promise<T>: an eager, shareable handle to a task's result — and the return
+/// type of skein coroutines (`skein::Promise<int> f() { co_return 42; }`) —
+/// and Resolver<T>, a promise settled by hand.
+
+
+// ---- end skein/promise.hpp ----
+
 // ---- begin skein/run.hpp ----
 /// run / spawn / goroutines / this_task: goroutine-style tasks.
 
@@ -3343,6 +3362,12 @@ struct std::coroutine_traits<skein::Promise<R>, const skein::detail::TaskStart&,
 
 
 namespace skein {
+
+class ThreadPool;
+namespace detail {
+/// The scheduler behind a ThreadPool (skein's own use; not public API).
+PoolCore& core_of(ThreadPool& pool) noexcept;
+}  // namespace detail
 
 /// Number of hardware threads this process may run on (honours taskset / cpusets).
 inline std::size_t cpus() { return detail::affinity_cpus(); }
@@ -3403,9 +3428,8 @@ public:
   /// `co_await pool.schedule()` continues the coroutine on this pool.
   [[nodiscard]] ScheduleOperation schedule() noexcept { return ScheduleOperation(core_.get()); }
 
-  detail::PoolCore& core() noexcept { return *core_; }
-
 private:
+  friend detail::PoolCore& detail::core_of(ThreadPool&) noexcept;
   template <class F>
   struct PostedCall {
     F f;
@@ -3428,6 +3452,8 @@ public:
 private:
   detail::BlockingGuard guard_;
 };
+
+inline detail::PoolCore& detail::core_of(ThreadPool& pool) noexcept { return *pool.core_; }
 
 /// The process-wide pool, sized to cpus(), created on first use and shut down
 /// at exit.
@@ -3460,7 +3486,7 @@ auto start_task(PoolCore& pool, Scope* ctx, F&& f, Args&&... args) {
 template <class F, class... Args>
 auto run(ThreadPool& pool, F&& f, Args&&... args) {
   if constexpr (detail::check_task_call<F, Args...>())
-    return detail::start_task(pool.core(), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::start_task(detail::core_of(pool), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
   else
     return Promise<void>();  // never reached at run time: the static_assert above has failed
 }
@@ -3557,7 +3583,7 @@ public:
   template <class F, class... Args>
   auto run(ThreadPool& pool, F&& f, Args&&... args) const {
     if constexpr (detail::check_task_call<F, Args...>())
-      return detail::start_task(pool.core(), st_, std::forward<F>(f), std::forward<Args>(args)...);
+      return detail::start_task(detail::core_of(pool), st_, std::forward<F>(f), std::forward<Args>(args)...);
     else
       return Promise<void>();  // never reached at run time: the static_assert above has failed
   }
@@ -4194,7 +4220,13 @@ public:
   /// True on the thread currently running this loop.
   [[nodiscard]] bool on_loop() const noexcept { return detail::tls.executor == this; }
 
-  // Executor
+
+private:
+  friend class Notifier;
+  template <class F, class... Args>
+  friend auto work(EventLoop& loop, F&& f, Args&&... args);
+
+  // Executor (reached through the base class, and by ScheduleOperation)
   void schedule(std::coroutine_handle<> h) noexcept override {
     ResumeItem* item;
     for (;;) {  // never drop a coroutine: wait for memory if there is none
@@ -4206,6 +4238,8 @@ public:
     enqueue(item);
   }
 
+  // What keeps run() from returning: work() in flight, open notifiers,
+  // keep-alive guards.
   void begin_work() noexcept {
     works_.fetch_add(1, std::memory_order_relaxed);
     hold();
@@ -4223,9 +4257,6 @@ public:
     if (old == 1) wake();
     enqueuing_.fetch_sub(1, std::memory_order_release);
   }
-
-private:
-  friend class Notifier;
 
   template <class F>
   struct PostItem final : detail::LoopItem {
@@ -5248,7 +5279,7 @@ public:
       // Watchers are tasks of no context (cancelling the workers' context must
       // not stop them) on the pool (not on the caller's executor, which may
       // be an EventLoop blocked in close()).
-      for (auto& w : workers_) watchers_.push_back(detail::start_task(default_pool().core(), nullptr, &Pool::watch, this, w));
+      for (auto& w : workers_) watchers_.push_back(detail::start_task(detail::core_of(default_pool()), nullptr, &Pool::watch, this, w));
     } catch (...) {
       finish_quietly();  // the workers that did start must not outlive this constructor
       throw;
@@ -5916,7 +5947,7 @@ public:
     try {
       // A coroutine with no executor is resumed on the default pool, never on
       // the timer thread (which would delay every other timer).
-      if (!wait_.waiter.executor) wait_.waiter.executor = &default_pool().core();
+      if (!wait_.waiter.executor) wait_.waiter.executor = &detail::core_of(default_pool());
       detail::timer_service().add(&node_);
     } catch (...) {  // not queued (out of memory): the coroutine does not suspend
       wait_.disarm();

@@ -14,7 +14,7 @@
 #include <variant>
 #include <vector>
 
-#include "../promise.hpp"
+#include "promise_handle.hpp"
 #include "promise_state.hpp"
 #include "waiter.hpp"
 

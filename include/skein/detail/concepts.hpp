@@ -3,13 +3,11 @@
 
 #include <concepts>
 #include <coroutine>
+#include <stop_token>
 #include <type_traits>
 #include <utility>
 
-namespace skein {
-template <class T>
-class Promise;
-}
+#include "fwd.hpp"
 
 namespace skein::detail {
 

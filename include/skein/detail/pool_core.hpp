@@ -37,7 +37,7 @@
 #include <thread>
 #include <vector>
 
-#include "../errors.hpp"
+#include "error_types.hpp"
 #include "fault.hpp"
 #include "idle_workers.hpp"
 #include "runtime.hpp"

@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "assert.hpp"
-#include "../errors.hpp"
+#include "error_types.hpp"
 #include "fault.hpp"
 #include "spin.hpp"
 #include "waiter.hpp"

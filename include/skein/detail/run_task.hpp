@@ -10,8 +10,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "../errors.hpp"
-#include "../promise.hpp"
+#include "error_types.hpp"
+#include "promise_handle.hpp"
 #include "concepts.hpp"
 #include "coro_promise.hpp"
 #include "pool_core.hpp"

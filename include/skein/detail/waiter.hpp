@@ -23,7 +23,7 @@
 #include <utility>
 
 #include "assert.hpp"
-#include "../errors.hpp"
+#include "error_types.hpp"
 #include "fault.hpp"
 #include "parker.hpp"
 #include "runtime.hpp"

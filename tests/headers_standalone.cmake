@@ -1,0 +1,30 @@
+# Every header of include/skein (public and detail) compiles on its own, as
+# the first and only include of a translation unit, and no detail header
+# includes a public one (detail/ is below the public layer). (cmake -P)
+#   -DCXX=<compiler> -DINCLUDE=<skein include dir> -DWORK=<scratch dir>
+file(MAKE_DIRECTORY ${WORK})
+file(GLOB public RELATIVE ${INCLUDE} ${INCLUDE}/skein/*.hpp)
+file(GLOB detail RELATIVE ${INCLUDE} ${INCLUDE}/skein/detail/*.hpp)
+set(failed "")
+foreach(h ${public} ${detail})
+  string(MAKE_C_IDENTIFIER "${h}" id)
+  file(WRITE ${WORK}/${id}.cpp "#include <${h}>\n")
+  execute_process(COMMAND ${CXX} -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
+                          -I ${INCLUDE} ${WORK}/${id}.cpp
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    string(APPEND failed "${h} does not compile on its own:\n${out}${err}\n")
+  endif()
+endforeach()
+foreach(h ${detail})
+  file(STRINGS ${INCLUDE}/${h} up REGEX "^#[ \t]*include[ \t]+\"\\.\\./")
+  if(up)
+    string(APPEND failed "${h} includes a public header: ${up}\n")
+  endif()
+endforeach()
+list(LENGTH public np)
+list(LENGTH detail nd)
+if(failed)
+  message(FATAL_ERROR "${failed}")
+endif()
+message(STATUS "${np} public and ${nd} detail headers compile on their own; detail/ includes no public header")
