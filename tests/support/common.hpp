@@ -15,8 +15,15 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
+#include <string>
 #include <thread>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace test {
 
@@ -82,6 +89,43 @@ private:
   Event done_;
   std::thread thread_;
 };
+
+/// The calling thread's id, for blocked_in_kernel() (0 where unknown).
+inline long this_thread_tid() {
+#if defined(__linux__)
+  return static_cast<long>(::syscall(SYS_gettid));
+#else
+  return 0;
+#endif
+}
+
+/// Waits (up to `limit`) until thread `tid` of this process sleeps in a futex
+/// wait — a blocked skein waiter parks there — and says whether it saw it.
+/// For tests that must act only once a wait is registered (Linux: reads
+/// /proc/self/task/TID/stat and wchan; elsewhere it sleeps 20 ms and says no).
+inline bool blocked_in_kernel(long tid, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+#if defined(__linux__)
+  const std::string dir = "/proc/self/task/" + std::to_string(tid) + "/";
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    std::ifstream stat(dir + "stat"), wchan(dir + "wchan");
+    std::string s, w;
+    std::getline(stat, s);
+    std::getline(wchan, w);
+    const auto paren = s.rfind(')');
+    if (paren != std::string::npos && paren + 2 < s.size() && s[paren + 2] == 'S' &&
+        w.find("futex") != std::string::npos)
+      return true;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return false;
+#else
+  (void)tid;
+  (void)limit;
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return false;
+#endif
+}
 
 /// Polls `pred` until true or `limit` passes (for eventually-true statistics only).
 template <class Pred>
