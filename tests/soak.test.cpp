@@ -333,6 +333,16 @@ struct World {
   long loop_counter = 0, loop_coros_done = 0, notifier_runs = 0;
   std::atomic<long> loop_posted{0}, loop_thrown{0}, loop_spawned{0}, triggers{0};
   std::optional<skein::Notifier> notifier;
+  // Every task spawned on the loop. A loop task is bound to the context of
+  // the job that spawned it, so it may be cancelled (before it starts, or in
+  // a wait): at the end each must have settled, and exactly those that
+  // succeeded ran to their end.
+  std::mutex loop_tasks_mu;
+  std::vector<skein::Promise<void>> loop_tasks;
+  void keep_loop_task(const skein::Promise<void>& t) {
+    std::lock_guard lk(loop_tasks_mu);
+    loop_tasks.push_back(t);
+  }
 
   // Errors orphaned on purpose, and what the unhandled-error handler got.
   std::atomic<long> orphans_thrown{0};
@@ -785,6 +795,7 @@ void loop_one(World& w, Rng& r) {
     default: {
       auto p = w.loop.spawn(loop_coro, &w, r.next());
       bump(w.loop_spawned);
+      w.keep_loop_task(p);
       try {
         p.get();
         bump(w.op(kLoopTask).ok);
@@ -1491,6 +1502,7 @@ Promise<bool> coro_op(World* w, std::uint64_t seed, int depth) {
         if (r.chance(50)) {
           auto p = w->loop.spawn(loop_coro, w, r.next());
           bump(w->loop_spawned);
+          w->keep_loop_task(p);
           co_await p;
         } else {
           const int x = static_cast<int>(r.below(1000));
@@ -1944,7 +1956,24 @@ void run_soak(const SoakCase& sc, skein::ThreadPool& jobs_pool) {
   CHECK(busy_groups() == 0);
   // EventLoop: every post ran; the notifier ran at least once if triggered, at most once per trigger.
   CHECK(w.loop_counter == val(w.loop_posted));
-  CHECK(w.loop_coros_done == val(w.loop_spawned));
+  {
+    long settled = 0, succeeded = 0, other = 0;
+    for (auto& t : w.loop_tasks) {
+      if (!t.ready()) continue;
+      ++settled;
+      try {
+        t.get();
+        ++succeeded;
+      } catch (const skein::Cancelled&) {
+      } catch (...) {
+        ++other;
+      }
+    }
+    CHECK(static_cast<long>(w.loop_tasks.size()) == val(w.loop_spawned));
+    CHECK(settled == val(w.loop_spawned));
+    CHECK(other == 0);
+    CHECK(w.loop_coros_done == succeeded);
+  }
   if (val(w.triggers) > 0) CHECK(w.notifier_runs >= 1);
   CHECK(w.notifier_runs <= val(w.triggers));
   // The unhandled-error handler: exactly the orphans, the failing posts and the unrethrown Pool errors.

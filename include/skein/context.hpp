@@ -14,6 +14,7 @@
 #include "detail/deadline.hpp"
 #include "detail/run_task.hpp"
 #include "errors.hpp"
+#include "executor.hpp"
 #include "promise.hpp"
 #include "run.hpp"
 #include "thread_pool.hpp"
@@ -63,22 +64,28 @@ public:
     return std::nullopt;
   }
 
-  /// Runs `f(args...)` as a task bound to this context, on default_pool() (or `pool`).
+  /// Runs `f(args...)` as a task bound to this context, on default_pool()
+  /// (or on `ex`: a ThreadPool, an EventLoop, an ExecutorBase of yours).
   template <class F, class... Args>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
   auto run(F&& f, Args&&... args) const {
     return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <class F, class... Args>
-  auto run(ThreadPool& pool, F&& f, Args&&... args) const {
+  template <TaskExecutor E, class F, class... Args>
+  auto run(E& ex, F&& f, Args&&... args) const {
     if constexpr (detail::check_task_call<F, Args...>())
-      return detail::start_task(detail::core_of(pool), st_, std::forward<F>(f), std::forward<Args>(args)...);
+      return detail::start_task(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
     else
       return Promise<void>();  // never reached at run time: the static_assert above has failed
   }
   template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
   void spawn(F&& f, Args&&... args) const {
     (void)run(std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, F&& f, Args&&... args) const {
+    (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Cancels this context and its children. Idempotent.

@@ -27,6 +27,7 @@
 #include "detail/mpsc_queue.hpp"
 #include "detail/runtime.hpp"
 #include "detail/spin.hpp"
+#include "detail/task_host.hpp"
 #include "detail/waiter.hpp"
 #include "errors.hpp"
 #include "promise.hpp"
@@ -106,10 +107,13 @@ private:
 /// run() returns after stop(), or when nothing is queued and nothing will come
 /// back: no coroutine suspended on the loop (awaiting a Promise, a Queue, a
 /// timer, ...), no open Notifier, no work() in flight, no keep_alive() guard.
-class EventLoop final : public detail::Executor {
+class EventLoop final : public detail::TaskHost {
 public:
   /// Throws std::bad_alloc (its scope's stop state is allocated).
-  EventLoop() { outstanding = &outstanding_; }
+  EventLoop() {
+    outstanding = &outstanding_;
+    single_threaded = true;
+  }
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
@@ -127,26 +131,19 @@ public:
     enqueue(new PostItem<std::decay_t<F>>(std::forward<F>(f)));
   }
 
-  /// Starts `f(args...)` on the loop's thread; a coroutine function runs
-  /// there (and, by affinity, resumes there). The arguments and the function
-  /// object live as long as the task. Throws Closed after stop().
+  /// Starts `f(args...)` as a task on the loop's thread, exactly as run()
+  /// starts one on a pool: one coroutine frame holding the decay-copied
+  /// function and arguments, bound to the calling task's context (if any),
+  /// counted by goroutines(). A coroutine function runs there and, by
+  /// affinity, resumes there. Throws Closed after stop().
   template <class F, class... Args>
   auto spawn(F&& f, Args&&... args) {
-    using R = typename detail::task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
-    auto r = std::make_shared<Resolver<R>>();
-    auto p = r->promise();
-    detail::state_of(p)->set_settled_on(static_cast<detail::Executor*>(this));
-    post([r, f = std::decay_t<F>(std::forward<F>(f)),
-          // Not make_tuple: it would unwrap std::ref into a reference, and the
-          // task would then get a copy (moved out of the referent, even).
-          tup = std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)]() mutable {
-      try {
-        std::apply([&](auto&... a) { (void)loop_task<R>(r, std::move(f), std::move(a)...); }, tup);
-      } catch (...) {  // no memory for the task's frame: its promise fails with that
-        r->reject(std::current_exception());
-      }
-    });
-    return p;
+    if constexpr (detail::check_task_call<F, Args...>()) {
+      if (stopped()) throw Closed("spawn on a stopped EventLoop");
+      return detail::start_task(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    } else {
+      return Promise<void>();  // never reached at run time: the static_assert above has failed
+    }
   }
 
   /// Runs until stop(), or until there is nothing left to do (see the class comment).
@@ -310,29 +307,6 @@ private:
     std::coroutine_handle<> h;
   };
 
-  template <class R, class F, class... Args>
-  static Promise<void> loop_task(std::shared_ptr<Resolver<R>> r, F f, Args... args) {
-    try {
-      using Raw = typename detail::task_result<F, Args...>::raw;
-      if constexpr (detail::is_promise_v<Raw>) {
-        Raw inner = detail::invoke_task(f, args...);
-        if constexpr (std::is_void_v<R>) {
-          co_await detail::ForwardAwaiter<R>(detail::state_of(inner));
-          r->resolve();
-        } else {
-          r->resolve(co_await detail::ForwardAwaiter<R>(detail::state_of(inner)));
-        }
-      } else if constexpr (std::is_void_v<R>) {
-        detail::invoke_task(f, args...);
-        r->resolve();
-      } else {
-        r->resolve(detail::invoke_task(f, args...));
-      }
-    } catch (...) {
-      r->reject(std::current_exception());
-    }
-  }
-
   /// Marks the calling thread as running this loop (executor, scope) for a scope.
   class Bind {
   public:
@@ -441,6 +415,10 @@ private:
     // Cancelled) until none is left. work() in flight is waited for: it
     // posts its result here. Posts that never ran are dropped.
     scope_.source.request_stop();
+    try {
+      cancel_context_tasks();  // tasks started here in a context observe its token
+    } catch (...) {            // no memory for the list: they are resumed in draining mode all the same
+    }
     Bind bind(this);
     detail::tls.draining = true;
     for (;;) {
@@ -469,7 +447,6 @@ private:
   std::atomic<long> holds_{0};        // open notifiers, keep-alive guards, work() in flight
   std::atomic<long> works_{0};        // work() in flight
   std::atomic<long> enqueuing_{0};    // producers inside enqueue()
-  detail::Scope scope_;
   std::mutex notifiers_mu_;
   std::vector<std::shared_ptr<detail::NotifierState>> notifiers_;
 };

@@ -11,6 +11,7 @@
 #include "detail/concepts.hpp"
 #include "detail/run_task.hpp"
 #include "detail/runtime.hpp"
+#include "executor.hpp"
 #include "promise.hpp"
 #include "thread_pool.hpp"
 
@@ -18,49 +19,51 @@ namespace skein {
 
 namespace detail {
 template <class F, class... Args>
-auto start_task(PoolCore& pool, Scope* ctx, F&& f, Args&&... args) {
+auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   using R = typename task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
-  return run_task<R>(TaskStart{&pool, ctx}, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+  return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
 }
 }  // namespace detail
 
-/// Runs `f(args...)` as a task on `pool` and returns its Promise. Arguments are
-/// decay-copied (use std::ref for references); if `f` takes a std::stop_token
-/// first it receives the task's token. Inside a context-bound task, the new
-/// task is bound to the same context. A function returning Promise<U> gives
+/// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
+/// ExecutorBase of yours) and returns its Promise. Arguments are decay-copied
+/// (use std::ref for references); if `f` takes a std::stop_token first it
+/// receives the task's token. Inside a context-bound task, the new task is
+/// bound to the same context. A function returning Promise<U> gives
 /// Promise<U>.
 ///
 /// A call that cannot work (f not callable with the arguments, an argument
 /// that cannot be copied) fails to compile with a static_assert saying so.
-template <class F, class... Args>
-auto run(ThreadPool& pool, F&& f, Args&&... args) {
+template <TaskExecutor E, class F, class... Args>
+auto run(E& ex, F&& f, Args&&... args) {
   if constexpr (detail::check_task_call<F, Args...>())
-    return detail::start_task(detail::core_of(pool), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::start_task(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                              std::forward<Args>(args)...);
   else
     return Promise<void>();  // never reached at run time: the static_assert above has failed
 }
 
 /// run() on default_pool().
 template <class F, class... Args>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
+  requires(!TaskExecutor<std::remove_cvref_t<F>>)
 auto run(F&& f, Args&&... args) {
   return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// Fire-and-forget run(): an exception from the task goes to the unhandled-error handler.
 template <class F, class... Args>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
+  requires(!TaskExecutor<std::remove_cvref_t<F>>)
 void spawn(F&& f, Args&&... args) {
   (void)run(std::forward<F>(f), std::forward<Args>(args)...);
 }
-template <class F, class... Args>
-void spawn(ThreadPool& pool, F&& f, Args&&... args) {
-  (void)run(pool, std::forward<F>(f), std::forward<Args>(args)...);
+template <TaskExecutor E, class F, class... Args>
+void spawn(E& ex, F&& f, Args&&... args) {
+  (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// Tasks started by run/spawn (and posts) that have not finished, process-wide.
 inline std::size_t goroutines() noexcept {
-  long n = detail::PoolCore::live_tasks_everywhere();
+  long n = detail::TaskHost::live_tasks_everywhere();
   return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 

@@ -8,6 +8,7 @@
 #include "context.hpp"
 #include "errors.hpp"
 #include "event_loop.hpp"
+#include "executor.hpp"
 #include "mutex.hpp"
 #include "pool.hpp"
 #include "promise.hpp"

@@ -15,6 +15,7 @@
 #endif
 
 #include "detail/pool_core.hpp"
+#include "executor.hpp"
 #include "detail/run_task.hpp"
 #include "detail/waiter.hpp"
 #include "errors.hpp"
@@ -88,6 +89,7 @@ public:
 
 private:
   friend detail::PoolCore& detail::core_of(ThreadPool&) noexcept;
+  friend detail::TaskHost& detail::host_of(ThreadPool&) noexcept;
   template <class F>
   struct PostedCall {
     F f;
@@ -112,6 +114,7 @@ private:
 };
 
 inline detail::PoolCore& detail::core_of(ThreadPool& pool) noexcept { return *pool.core_; }
+inline detail::TaskHost& detail::host_of(ThreadPool& pool) noexcept { return *pool.core_; }
 
 /// The process-wide pool, sized to cpus(), created on first use and shut down
 /// at exit.

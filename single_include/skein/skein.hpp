@@ -2431,6 +2431,339 @@ private:
 }  // namespace skein
 // ---- end skein/detail/promise_handle.hpp ----
 
+// ---- begin skein/detail/task_host.hpp ----
+// TaskHost: an executor that runs skein tasks (run_task). Whatever the
+// executor — a ThreadPool's PoolCore, an EventLoop, a user's ExecutorBase — a
+// task started on it is one coroutine frame that hops onto it, is counted by
+// goroutines(), is bound to the context it was started in, and is cancelled
+// when the host shuts down. The host keeps what that needs: its root scope
+// (the stop source its shutdown fires), its count of live tasks, and the list
+// of its live context-bound tasks (whose contexts a dying host cancels).
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
+
+
+namespace skein::detail {
+
+/// Intrusive link of a live context-bound task, so a dying host can cancel the
+/// contexts of the tasks it still runs.
+struct ContextTaskLink {
+  ContextTaskLink* prev = nullptr;
+  ContextTaskLink* next = nullptr;
+  Scope* ctx = nullptr;
+};
+
+class TaskHost;
+
+inline TaskHost& host_of(TaskHost& h) noexcept { return h; }
+
+/// Every live host, so that goroutines() can sum their task counts (cheaper
+/// than a second process-wide counter updated by every task).
+struct HostRegistry {
+  std::mutex mu;
+  std::vector<TaskHost*> hosts;
+};
+inline HostRegistry& host_registry() {
+  static HostRegistry r;
+  return r;
+}
+
+class TaskHost : public Executor {
+public:
+  TaskHost(const TaskHost&) = delete;
+  TaskHost& operator=(const TaskHost&) = delete;
+
+  /// Tasks started on every host that have not finished.
+  static long live_tasks_everywhere() {
+    std::lock_guard lk(host_registry().mu);
+    long n = 0;
+    for (auto* h : host_registry().hosts) n += h->live_.load();
+    return n;
+  }
+
+  /// The root scope: tasks outside any context observe it; shutdown stops it.
+  [[nodiscard]] Scope& scope() noexcept { return scope_; }
+  StripedCounter& live_tasks() noexcept { return live_; }
+
+  /// True for a host that runs everything on one thread (an EventLoop): the
+  /// promises of its tasks are settled only there, so blocking on one from
+  /// that thread could never end (Promise::get throws UsageError instead).
+  bool single_threaded = false;
+
+  void link_context_task(ContextTaskLink* l) {
+    std::lock_guard lk(ctx_mu_);
+    l->prev = nullptr;
+    l->next = ctx_tasks_;
+    if (ctx_tasks_) ctx_tasks_->prev = l;
+    ctx_tasks_ = l;
+  }
+  void unlink_context_task(ContextTaskLink* l) noexcept {
+    std::lock_guard lk(ctx_mu_);
+    if (l->prev)
+      l->prev->next = l->next;
+    else
+      ctx_tasks_ = l->next;
+    if (l->next) l->next->prev = l->prev;
+    l->prev = l->next = nullptr;
+  }
+
+protected:
+  /// Throws std::bad_alloc (registering).
+  TaskHost() {
+    std::lock_guard lk(host_registry().mu);
+    host_registry().hosts.push_back(this);
+  }
+  ~TaskHost() {
+    std::lock_guard lk(host_registry().mu);
+    auto& v = host_registry().hosts;
+    v.erase(std::find(v.begin(), v.end(), this));
+  }
+
+  /// Cancels the contexts of the context-bound tasks this host still runs
+  /// (their waits observe the context's token, not the host's root scope).
+  void cancel_context_tasks() {
+    std::vector<Scope*> ctxs;
+    {
+      std::lock_guard lk(ctx_mu_);
+      for (auto* l = ctx_tasks_; l; l = l->next) {
+        l->ctx->retain();  // the task holds a reference, and cannot unlink while we hold ctx_mu_
+        ctxs.push_back(l->ctx);
+      }
+    }
+    for (auto* c : ctxs) {
+      c->source.request_stop();
+      c->release();
+    }
+  }
+
+  Scope scope_;
+  StripedCounter live_;
+
+private:
+  std::mutex ctx_mu_;
+  ContextTaskLink* ctx_tasks_ = nullptr;
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/task_host.hpp ----
+
+namespace skein::detail {
+
+/// Where a task runs and which context (if any) it belongs to.
+struct TaskStart {
+  TaskHost* host;
+  Scope* ctx;  // not retained here; the task's promise retains it
+};
+
+/// The context a task started now inherits: the current task's, if any.
+inline Scope* inherited_context() noexcept {
+  return (tls.scope && tls.scope->is_context) ? const_cast<Scope*>(tls.scope) : nullptr;
+}
+
+template <class T>
+class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
+public:
+  template <class... Rest>
+  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
+    if (host_->single_threaded) this->set_settled_on(static_cast<Executor*>(host_));
+    if (s.ctx) {
+      // Only context tasks pay for the link (a separate allocation keeps
+      // every other task's frame smaller). Allocated first: if it throws,
+      // run() throws and nothing was counted.
+      link_ = new ContextTaskLink;
+      link_->ctx = s.ctx;
+      this->scope_ = s.ctx;
+      s.ctx->retain();
+      s.ctx->task_started();
+      host_->link_context_task(link_);
+    }
+    host_->live_tasks().add(1);
+  }
+
+  void on_finish() noexcept {
+    if (this->scope_) {
+      host_->unlink_context_task(link_);
+      delete link_;
+      link_ = nullptr;
+      this->scope_->task_finished();
+    }
+    // Last touch of the host: a pool's destructor waits for this. goroutines() sums
+    // these counts, so Context::wait() may return a moment before it drops.
+    host_->live_tasks().add(-1);
+  }
+
+  /// The first suspension: hop onto the host. A task whose context (or host)
+  /// was cancelled before it started never runs and fails with Cancelled.
+  /// (Not wrapped by await_transform: it sets the task's scope itself, and
+  /// the frame stays smaller.)
+  struct Start {
+    RunPromise* p;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
+    void await_resume() const {
+      tls.scope = p->scope_ ? p->scope_ : tls.base_scope;
+      if (current_cancelled() || p->host_->scope().stop_requested())
+        throw Cancelled("task cancelled before it started");
+    }
+  };
+  [[nodiscard]] Start start() noexcept { return Start{this}; }
+  using CoroPromiseBase<T, RunPromise<T>>::await_transform;
+  Start await_transform(Start) noexcept { return Start{this}; }
+
+private:
+  TaskHost* host_;
+  ContextTaskLink* link_ = nullptr;
+};
+
+template <class F, class... Args>
+decltype(auto) invoke_task(F& f, Args&... args) {
+  if constexpr (takes_stop_token_v<F, Args...>)
+    return std::invoke(std::move(f), current_token(), std::move(args)...);
+  else
+    return std::invoke(std::move(f), std::move(args)...);
+}
+
+// Parameters are taken by value: this is where run()'s decay-copy lands.
+// TaskStart is taken by reference: it is read only before the first
+// suspension (by the promise's constructor), so it need not be in the frame.
+template <class R, class F, class... Args>
+Promise<R> run_task(const TaskStart&, F f, Args... args) {
+  co_await typename RunPromise<R>::Start{};
+  using Raw = typename task_result<F, Args...>::raw;
+  if constexpr (is_promise_v<Raw>) {
+    // Not cancellable: the coroutine observes the same stop token itself, and
+    // its lambda captures and arguments live in this frame, so this frame must
+    // not finish before it does.
+    Raw inner = invoke_task(f, args...);
+    co_return co_await ForwardAwaiter<R>(state_of(inner));
+  } else if constexpr (std::is_void_v<Raw>) {
+    invoke_task(f, args...);
+  } else {
+    co_return invoke_task(f, args...);
+  }
+}
+
+}  // namespace skein::detail
+
+template <class R, class... Rest>
+struct std::coroutine_traits<skein::Promise<R>, const skein::detail::TaskStart&, Rest...> {
+  using promise_type = skein::detail::RunPromise<R>;
+};
+// ---- end skein/detail/run_task.hpp ----
+
+// ---- begin skein/errors.hpp ----
+/// Error types and the unhandled-error handler (docs/api/errors.md):
+/// Cancelled, Closed, UsageError, set_unhandled_error_handler.
+
+
+// ---- end skein/errors.hpp ----
+
+// ---- begin skein/executor.hpp ----
+/// Executors that run skein tasks: the TaskExecutor concept (a ThreadPool, an
+/// EventLoop, or your own ExecutorBase) and ExecutorBase, the base of your own.
+
+
+#include <concepts>
+#include <coroutine>
+
+
+namespace skein {
+
+class ThreadPool;
+namespace detail {
+TaskHost& host_of(ThreadPool& pool) noexcept;  // thread_pool.hpp
+}  // namespace detail
+
+/// Something skein tasks run on: `run(ex, f, args...)`, `spawn(ex, ...)` and
+/// `Context::run(ex, ...)` accept it. A task started on any of them is the
+/// same thing: one coroutine frame, bound to the context it was started in,
+/// counted by goroutines(), resumed on its executor after every co_await.
+template <class E>
+concept TaskExecutor = requires(E& e) {
+  { detail::host_of(e) } -> std::same_as<detail::TaskHost&>;
+};
+
+/// The base of an executor of your own (a GUI thread's queue, a game loop, a
+/// strand) on which skein tasks can run: implement schedule(h) to queue `h`,
+/// and call resume(h) later on the executor's thread. Tasks started with
+/// `skein::run(ex, f)` then run there, and every coroutine running there
+/// comes back there after each co_await (executor affinity).
+///
+/// Destroy it only once its tasks are done (Context::wait, or their
+/// promises): shutdown() — which the destructor calls — cancels them, but
+/// only the executor's own thread can resume them.
+class ExecutorBase : public detail::TaskHost {
+public:
+  /// Called by skein, from any thread, to queue `h`. Must not throw, and must
+  /// not resume `h` inline: queue it, and resume(h) from your loop.
+  void schedule(std::coroutine_handle<> h) noexcept override = 0;
+
+protected:
+  ExecutorBase() = default;
+  ~ExecutorBase() { shutdown(); }
+
+  /// Runs `h` (a handle given to schedule) on the calling thread as work of
+  /// this executor, until it suspends or ends.
+  void resume(std::coroutine_handle<> h) noexcept {
+    const detail::ThreadState saved = detail::tls;
+    detail::tls.executor = this;
+    detail::tls.base_scope = detail::tls.scope = &scope_;
+    detail::tls.hook = nullptr;
+    detail::resume(h);
+    detail::tls = saved;
+  }
+
+  /// Cancels the executor's tasks: those not started yet fail with
+  /// Cancelled when resumed, and every skein wait inside the others throws
+  /// Cancelled (their contexts are cancelled too). Idempotent.
+  void shutdown() noexcept {
+    scope_.source.request_stop();
+    try {
+      cancel_context_tasks();
+    } catch (...) {  // no memory for the list: the root scope is stopped all the same
+    }
+  }
+};
+
+}  // namespace skein
+// ---- end skein/executor.hpp ----
+
+// ---- begin skein/promise.hpp ----
+/// Promise<T>: an eager, shareable handle to a task's result — and the return
+/// type of skein coroutines (`skein::Promise<int> f() { co_return 42; }`) —
+/// and Resolver<T>, a promise settled by hand.
+
+
+// ---- end skein/promise.hpp ----
+
+// ---- begin skein/run.hpp ----
+/// run / spawn / goroutines / this_task: goroutine-style tasks.
+
+
+#include <cstddef>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+
+// ---- begin skein/thread_pool.hpp ----
+/// ThreadPool: the work-stealing executor tasks run on; default_pool(); cpus().
+
+
+#include <coroutine>
+#include <cstddef>
+#include <memory>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+
 // ---- begin skein/detail/pool_core.hpp ----
 // The work-stealing scheduler behind ThreadPool (docs/design.md explains it).
 //
@@ -2746,28 +3079,7 @@ private:
 
 namespace skein::detail {
 
-/// Intrusive link of a live context-bound task, so a dying pool can cancel the
-/// contexts of the tasks it still runs.
-struct ContextTaskLink {
-  ContextTaskLink* prev = nullptr;
-  ContextTaskLink* next = nullptr;
-  Scope* ctx = nullptr;
-};
-
-class PoolCore;
-
-/// Every live pool, so that goroutines() can sum their task counts (cheaper
-/// than a second process-wide counter updated by every task).
-struct PoolRegistry {
-  std::mutex mu;
-  std::vector<PoolCore*> pools;
-};
-inline PoolRegistry& pool_registry() {
-  static PoolRegistry r;
-  return r;
-}
-
-class PoolCore final : public Executor {
+class PoolCore final : public TaskHost {
   struct Worker;
 
 public:
@@ -2777,7 +3089,6 @@ public:
     // Constructed first, so they outlive any pool (static destruction order).
     (void)timer_service();
     (void)unhandled_registry();
-    (void)pool_registry();
     slots_.reserve(slots);
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
@@ -2785,12 +3096,8 @@ public:
       slots_.back()->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     }
     try {
-      {
-        std::lock_guard lk(threads_mu_);
-        for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
-      }
-      std::lock_guard lk(pool_registry().mu);
-      pool_registry().pools.push_back(this);  // may throw too: the threads run already
+      std::lock_guard lk(threads_mu_);
+      for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
     } catch (...) {
       shutdown();  // join the threads that did start
       throw;
@@ -2800,20 +3107,7 @@ public:
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  ~PoolCore() {
-    shutdown();
-    std::lock_guard lk(pool_registry().mu);
-    auto& v = pool_registry().pools;
-    v.erase(std::find(v.begin(), v.end(), this));
-  }
-
-  /// Tasks started on all pools that have not finished.
-  static long live_tasks_everywhere() {
-    std::lock_guard lk(pool_registry().mu);
-    long n = 0;
-    for (auto* p : pool_registry().pools) n += p->live_.load();
-    return n;
-  }
+  ~PoolCore() { shutdown(); }  // then ~TaskHost unregisters
 
   [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
   [[nodiscard]] std::size_t max_threads() const noexcept { return max_threads_; }
@@ -2821,8 +3115,6 @@ public:
     std::lock_guard lk(threads_mu_);
     return threads_.size();
   }
-  [[nodiscard]] Scope& scope() noexcept { return scope_; }
-  StripedCounter& live_tasks() noexcept { return live_; }
 
   /// Resume `h` on this pool: the current worker's deque if we are on one, else
   /// the injection queue.
@@ -2849,22 +3141,6 @@ public:
   /// True if the calling thread is one of this pool's workers holding a slot.
   [[nodiscard]] bool on_worker() const noexcept { return own_slot() != nullptr; }
 
-  void link_context_task(ContextTaskLink* l) {
-    std::lock_guard lk(ctx_mu_);
-    l->prev = nullptr;
-    l->next = ctx_tasks_;
-    if (ctx_tasks_) ctx_tasks_->prev = l;
-    ctx_tasks_ = l;
-  }
-  void unlink_context_task(ContextTaskLink* l) noexcept {
-    std::lock_guard lk(ctx_mu_);
-    if (l->prev)
-      l->prev->next = l->next;
-    else
-      ctx_tasks_ = l->next;
-    if (l->next) l->next->prev = l->prev;
-    l->prev = l->next = nullptr;
-  }
 
 private:
   static constexpr unsigned kLifoBudget = tuning::kLifoBudget;
@@ -3110,21 +3386,6 @@ private:
 
   // --- shutdown ---------------------------------------------------------------
 
-  void cancel_context_tasks() {
-    std::vector<Scope*> ctxs;
-    {
-      std::lock_guard lk(ctx_mu_);
-      for (auto* l = ctx_tasks_; l; l = l->next) {
-        l->ctx->retain();  // the task holds a reference, and cannot unlink while we hold ctx_mu_
-        ctxs.push_back(l->ctx);
-      }
-    }
-    for (auto* c : ctxs) {
-      c->source.request_stop();
-      c->release();
-    }
-  }
-
   void shutdown() noexcept {
     // 1. Cancel: every skein wait of a task of this pool throws Cancelled,
     //    and a queued task that has not started never starts.
@@ -3197,8 +3458,6 @@ private:
 
   std::vector<std::unique_ptr<Slot>> slots_;
   const std::size_t max_threads_;
-  Scope scope_;
-  StripedCounter live_;
 
   IdleWorkers idle_;
   alignas(64) std::atomic<std::size_t> inj_size_{0};
@@ -3209,157 +3468,10 @@ private:
   std::vector<std::unique_ptr<Worker>> threads_;
   std::vector<Worker*> spares_;
   std::atomic<bool> stop_{false};
-
-  std::mutex ctx_mu_;
-  ContextTaskLink* ctx_tasks_ = nullptr;
 };
 
 }  // namespace skein::detail
 // ---- end skein/detail/pool_core.hpp ----
-
-namespace skein::detail {
-
-/// Where a task runs and which context (if any) it belongs to.
-struct TaskStart {
-  PoolCore* pool;
-  Scope* ctx;  // not retained here; the task's promise retains it
-};
-
-/// The context a task started now inherits: the current task's, if any.
-inline Scope* inherited_context() noexcept {
-  return (tls.scope && tls.scope->is_context) ? const_cast<Scope*>(tls.scope) : nullptr;
-}
-
-template <class T>
-class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
-public:
-  template <class... Rest>
-  explicit RunPromise(const TaskStart& s, Rest&...) : pool_(s.pool) {
-    if (s.ctx) {
-      // Only context tasks pay for the link (a separate allocation keeps
-      // every other task's frame smaller). Allocated first: if it throws,
-      // run() throws and nothing was counted.
-      link_ = new ContextTaskLink;
-      link_->ctx = s.ctx;
-      this->scope_ = s.ctx;
-      s.ctx->retain();
-      s.ctx->task_started();
-      pool_->link_context_task(link_);
-    }
-    pool_->live_tasks().add(1);
-  }
-
-  void on_finish() noexcept {
-    if (this->scope_) {
-      pool_->unlink_context_task(link_);
-      delete link_;
-      link_ = nullptr;
-      this->scope_->task_finished();
-    }
-    // Last touch of the pool: its destructor waits for this. goroutines() sums
-    // these counts, so Context::wait() may return a moment before it drops.
-    pool_->live_tasks().add(-1);
-  }
-
-  /// The first suspension: hop onto the pool. A task whose context (or pool)
-  /// was cancelled before it started never runs and fails with Cancelled.
-  /// (Not wrapped by await_transform: it sets the task's scope itself, and
-  /// the frame stays smaller.)
-  struct Start {
-    RunPromise* p;
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { p->pool_->schedule(h); }
-    void await_resume() const {
-      tls.scope = p->scope_ ? p->scope_ : tls.base_scope;
-      if (current_cancelled() || p->pool_->scope().stop_requested())
-        throw Cancelled("task cancelled before it started");
-    }
-  };
-  [[nodiscard]] Start start() noexcept { return Start{this}; }
-  using CoroPromiseBase<T, RunPromise<T>>::await_transform;
-  Start await_transform(Start) noexcept { return Start{this}; }
-
-private:
-  PoolCore* pool_;
-  ContextTaskLink* link_ = nullptr;
-};
-
-template <class F, class... Args>
-decltype(auto) invoke_task(F& f, Args&... args) {
-  if constexpr (takes_stop_token_v<F, Args...>)
-    return std::invoke(std::move(f), current_token(), std::move(args)...);
-  else
-    return std::invoke(std::move(f), std::move(args)...);
-}
-
-// Parameters are taken by value: this is where run()'s decay-copy lands.
-// TaskStart is taken by reference: it is read only before the first
-// suspension (by the promise's constructor), so it need not be in the frame.
-template <class R, class F, class... Args>
-Promise<R> run_task(const TaskStart&, F f, Args... args) {
-  co_await typename RunPromise<R>::Start{};
-  using Raw = typename task_result<F, Args...>::raw;
-  if constexpr (is_promise_v<Raw>) {
-    // Not cancellable: the coroutine observes the same stop token itself, and
-    // its lambda captures and arguments live in this frame, so this frame must
-    // not finish before it does.
-    Raw inner = invoke_task(f, args...);
-    co_return co_await ForwardAwaiter<R>(state_of(inner));
-  } else if constexpr (std::is_void_v<Raw>) {
-    invoke_task(f, args...);
-  } else {
-    co_return invoke_task(f, args...);
-  }
-}
-
-}  // namespace skein::detail
-
-template <class R, class... Rest>
-struct std::coroutine_traits<skein::Promise<R>, const skein::detail::TaskStart&, Rest...> {
-  using promise_type = skein::detail::RunPromise<R>;
-};
-// ---- end skein/detail/run_task.hpp ----
-
-// ---- begin skein/errors.hpp ----
-/// Error types and the unhandled-error handler (docs/api/errors.md):
-/// Cancelled, Closed, UsageError, set_unhandled_error_handler.
-
-
-// ---- end skein/errors.hpp ----
-
-// ---- begin skein/promise.hpp ----
-/// Promise<T>: an eager, shareable handle to a task's result — and the return
-/// type of skein coroutines (`skein::Promise<int> f() { co_return 42; }`) —
-/// and Resolver<T>, a promise settled by hand.
-
-
-// ---- end skein/promise.hpp ----
-
-// ---- begin skein/run.hpp ----
-/// run / spawn / goroutines / this_task: goroutine-style tasks.
-
-
-#include <cstddef>
-#include <stop_token>
-#include <type_traits>
-#include <utility>
-
-
-// ---- begin skein/thread_pool.hpp ----
-/// ThreadPool: the work-stealing executor tasks run on; default_pool(); cpus().
-
-
-#include <coroutine>
-#include <cstddef>
-#include <memory>
-#include <thread>
-#include <type_traits>
-#include <utility>
-
-#if defined(__linux__)
-#include <sched.h>
-#endif
-
 
 namespace skein {
 
@@ -3430,6 +3542,7 @@ public:
 
 private:
   friend detail::PoolCore& detail::core_of(ThreadPool&) noexcept;
+  friend detail::TaskHost& detail::host_of(ThreadPool&) noexcept;
   template <class F>
   struct PostedCall {
     F f;
@@ -3454,6 +3567,7 @@ private:
 };
 
 inline detail::PoolCore& detail::core_of(ThreadPool& pool) noexcept { return *pool.core_; }
+inline detail::TaskHost& detail::host_of(ThreadPool& pool) noexcept { return *pool.core_; }
 
 /// The process-wide pool, sized to cpus(), created on first use and shut down
 /// at exit.
@@ -3469,49 +3583,51 @@ namespace skein {
 
 namespace detail {
 template <class F, class... Args>
-auto start_task(PoolCore& pool, Scope* ctx, F&& f, Args&&... args) {
+auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   using R = typename task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
-  return run_task<R>(TaskStart{&pool, ctx}, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+  return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
 }
 }  // namespace detail
 
-/// Runs `f(args...)` as a task on `pool` and returns its Promise. Arguments are
-/// decay-copied (use std::ref for references); if `f` takes a std::stop_token
-/// first it receives the task's token. Inside a context-bound task, the new
-/// task is bound to the same context. A function returning Promise<U> gives
+/// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
+/// ExecutorBase of yours) and returns its Promise. Arguments are decay-copied
+/// (use std::ref for references); if `f` takes a std::stop_token first it
+/// receives the task's token. Inside a context-bound task, the new task is
+/// bound to the same context. A function returning Promise<U> gives
 /// Promise<U>.
 ///
 /// A call that cannot work (f not callable with the arguments, an argument
 /// that cannot be copied) fails to compile with a static_assert saying so.
-template <class F, class... Args>
-auto run(ThreadPool& pool, F&& f, Args&&... args) {
+template <TaskExecutor E, class F, class... Args>
+auto run(E& ex, F&& f, Args&&... args) {
   if constexpr (detail::check_task_call<F, Args...>())
-    return detail::start_task(detail::core_of(pool), detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::start_task(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                              std::forward<Args>(args)...);
   else
     return Promise<void>();  // never reached at run time: the static_assert above has failed
 }
 
 /// run() on default_pool().
 template <class F, class... Args>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
+  requires(!TaskExecutor<std::remove_cvref_t<F>>)
 auto run(F&& f, Args&&... args) {
   return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// Fire-and-forget run(): an exception from the task goes to the unhandled-error handler.
 template <class F, class... Args>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
+  requires(!TaskExecutor<std::remove_cvref_t<F>>)
 void spawn(F&& f, Args&&... args) {
   (void)run(std::forward<F>(f), std::forward<Args>(args)...);
 }
-template <class F, class... Args>
-void spawn(ThreadPool& pool, F&& f, Args&&... args) {
-  (void)run(pool, std::forward<F>(f), std::forward<Args>(args)...);
+template <TaskExecutor E, class F, class... Args>
+void spawn(E& ex, F&& f, Args&&... args) {
+  (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// Tasks started by run/spawn (and posts) that have not finished, process-wide.
 inline std::size_t goroutines() noexcept {
-  long n = detail::PoolCore::live_tasks_everywhere();
+  long n = detail::TaskHost::live_tasks_everywhere();
   return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
@@ -3574,22 +3690,28 @@ public:
     return std::nullopt;
   }
 
-  /// Runs `f(args...)` as a task bound to this context, on default_pool() (or `pool`).
+  /// Runs `f(args...)` as a task bound to this context, on default_pool()
+  /// (or on `ex`: a ThreadPool, an EventLoop, an ExecutorBase of yours).
   template <class F, class... Args>
-    requires(!std::is_same_v<std::remove_cvref_t<F>, ThreadPool>)
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
   auto run(F&& f, Args&&... args) const {
     return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <class F, class... Args>
-  auto run(ThreadPool& pool, F&& f, Args&&... args) const {
+  template <TaskExecutor E, class F, class... Args>
+  auto run(E& ex, F&& f, Args&&... args) const {
     if constexpr (detail::check_task_call<F, Args...>())
-      return detail::start_task(detail::core_of(pool), st_, std::forward<F>(f), std::forward<Args>(args)...);
+      return detail::start_task(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
     else
       return Promise<void>();  // never reached at run time: the static_assert above has failed
   }
   template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
   void spawn(F&& f, Args&&... args) const {
     (void)run(std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, F&& f, Args&&... args) const {
+    (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Cancels this context and its children. Idempotent.
@@ -4082,10 +4204,13 @@ private:
 /// run() returns after stop(), or when nothing is queued and nothing will come
 /// back: no coroutine suspended on the loop (awaiting a Promise, a Queue, a
 /// timer, ...), no open Notifier, no work() in flight, no keep_alive() guard.
-class EventLoop final : public detail::Executor {
+class EventLoop final : public detail::TaskHost {
 public:
   /// Throws std::bad_alloc (its scope's stop state is allocated).
-  EventLoop() { outstanding = &outstanding_; }
+  EventLoop() {
+    outstanding = &outstanding_;
+    single_threaded = true;
+  }
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
@@ -4103,26 +4228,19 @@ public:
     enqueue(new PostItem<std::decay_t<F>>(std::forward<F>(f)));
   }
 
-  /// Starts `f(args...)` on the loop's thread; a coroutine function runs
-  /// there (and, by affinity, resumes there). The arguments and the function
-  /// object live as long as the task. Throws Closed after stop().
+  /// Starts `f(args...)` as a task on the loop's thread, exactly as run()
+  /// starts one on a pool: one coroutine frame holding the decay-copied
+  /// function and arguments, bound to the calling task's context (if any),
+  /// counted by goroutines(). A coroutine function runs there and, by
+  /// affinity, resumes there. Throws Closed after stop().
   template <class F, class... Args>
   auto spawn(F&& f, Args&&... args) {
-    using R = typename detail::task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
-    auto r = std::make_shared<Resolver<R>>();
-    auto p = r->promise();
-    detail::state_of(p)->set_settled_on(static_cast<detail::Executor*>(this));
-    post([r, f = std::decay_t<F>(std::forward<F>(f)),
-          // Not make_tuple: it would unwrap std::ref into a reference, and the
-          // task would then get a copy (moved out of the referent, even).
-          tup = std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...)]() mutable {
-      try {
-        std::apply([&](auto&... a) { (void)loop_task<R>(r, std::move(f), std::move(a)...); }, tup);
-      } catch (...) {  // no memory for the task's frame: its promise fails with that
-        r->reject(std::current_exception());
-      }
-    });
-    return p;
+    if constexpr (detail::check_task_call<F, Args...>()) {
+      if (stopped()) throw Closed("spawn on a stopped EventLoop");
+      return detail::start_task(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    } else {
+      return Promise<void>();  // never reached at run time: the static_assert above has failed
+    }
   }
 
   /// Runs until stop(), or until there is nothing left to do (see the class comment).
@@ -4286,29 +4404,6 @@ private:
     std::coroutine_handle<> h;
   };
 
-  template <class R, class F, class... Args>
-  static Promise<void> loop_task(std::shared_ptr<Resolver<R>> r, F f, Args... args) {
-    try {
-      using Raw = typename detail::task_result<F, Args...>::raw;
-      if constexpr (detail::is_promise_v<Raw>) {
-        Raw inner = detail::invoke_task(f, args...);
-        if constexpr (std::is_void_v<R>) {
-          co_await detail::ForwardAwaiter<R>(detail::state_of(inner));
-          r->resolve();
-        } else {
-          r->resolve(co_await detail::ForwardAwaiter<R>(detail::state_of(inner)));
-        }
-      } else if constexpr (std::is_void_v<R>) {
-        detail::invoke_task(f, args...);
-        r->resolve();
-      } else {
-        r->resolve(detail::invoke_task(f, args...));
-      }
-    } catch (...) {
-      r->reject(std::current_exception());
-    }
-  }
-
   /// Marks the calling thread as running this loop (executor, scope) for a scope.
   class Bind {
   public:
@@ -4417,6 +4512,10 @@ private:
     // Cancelled) until none is left. work() in flight is waited for: it
     // posts its result here. Posts that never ran are dropped.
     scope_.source.request_stop();
+    try {
+      cancel_context_tasks();  // tasks started here in a context observe its token
+    } catch (...) {            // no memory for the list: they are resumed in draining mode all the same
+    }
     Bind bind(this);
     detail::tls.draining = true;
     for (;;) {
@@ -4445,7 +4544,6 @@ private:
   std::atomic<long> holds_{0};        // open notifiers, keep-alive guards, work() in flight
   std::atomic<long> works_{0};        // work() in flight
   std::atomic<long> enqueuing_{0};    // producers inside enqueue()
-  detail::Scope scope_;
   std::mutex notifiers_mu_;
   std::vector<std::shared_ptr<detail::NotifierState>> notifiers_;
 };

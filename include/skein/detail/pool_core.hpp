@@ -42,34 +42,14 @@
 #include "idle_workers.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
+#include "task_host.hpp"
 #include "timer_service.hpp"
 #include "ws_deque.hpp"
 #include "tuning.hpp"
 
 namespace skein::detail {
 
-/// Intrusive link of a live context-bound task, so a dying pool can cancel the
-/// contexts of the tasks it still runs.
-struct ContextTaskLink {
-  ContextTaskLink* prev = nullptr;
-  ContextTaskLink* next = nullptr;
-  Scope* ctx = nullptr;
-};
-
-class PoolCore;
-
-/// Every live pool, so that goroutines() can sum their task counts (cheaper
-/// than a second process-wide counter updated by every task).
-struct PoolRegistry {
-  std::mutex mu;
-  std::vector<PoolCore*> pools;
-};
-inline PoolRegistry& pool_registry() {
-  static PoolRegistry r;
-  return r;
-}
-
-class PoolCore final : public Executor {
+class PoolCore final : public TaskHost {
   struct Worker;
 
 public:
@@ -79,7 +59,6 @@ public:
     // Constructed first, so they outlive any pool (static destruction order).
     (void)timer_service();
     (void)unhandled_registry();
-    (void)pool_registry();
     slots_.reserve(slots);
     for (std::size_t i = 0; i < slots; ++i) {
       slots_.push_back(std::make_unique<Slot>());
@@ -87,12 +66,8 @@ public:
       slots_.back()->rng = 0x9E3779B97F4A7C15ull * (i + 1);
     }
     try {
-      {
-        std::lock_guard lk(threads_mu_);
-        for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
-      }
-      std::lock_guard lk(pool_registry().mu);
-      pool_registry().pools.push_back(this);  // may throw too: the threads run already
+      std::lock_guard lk(threads_mu_);
+      for (std::size_t i = 0; i < slots; ++i) start_thread(slots_[i].get());
     } catch (...) {
       shutdown();  // join the threads that did start
       throw;
@@ -102,20 +77,7 @@ public:
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  ~PoolCore() {
-    shutdown();
-    std::lock_guard lk(pool_registry().mu);
-    auto& v = pool_registry().pools;
-    v.erase(std::find(v.begin(), v.end(), this));
-  }
-
-  /// Tasks started on all pools that have not finished.
-  static long live_tasks_everywhere() {
-    std::lock_guard lk(pool_registry().mu);
-    long n = 0;
-    for (auto* p : pool_registry().pools) n += p->live_.load();
-    return n;
-  }
+  ~PoolCore() { shutdown(); }  // then ~TaskHost unregisters
 
   [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
   [[nodiscard]] std::size_t max_threads() const noexcept { return max_threads_; }
@@ -123,8 +85,6 @@ public:
     std::lock_guard lk(threads_mu_);
     return threads_.size();
   }
-  [[nodiscard]] Scope& scope() noexcept { return scope_; }
-  StripedCounter& live_tasks() noexcept { return live_; }
 
   /// Resume `h` on this pool: the current worker's deque if we are on one, else
   /// the injection queue.
@@ -151,22 +111,6 @@ public:
   /// True if the calling thread is one of this pool's workers holding a slot.
   [[nodiscard]] bool on_worker() const noexcept { return own_slot() != nullptr; }
 
-  void link_context_task(ContextTaskLink* l) {
-    std::lock_guard lk(ctx_mu_);
-    l->prev = nullptr;
-    l->next = ctx_tasks_;
-    if (ctx_tasks_) ctx_tasks_->prev = l;
-    ctx_tasks_ = l;
-  }
-  void unlink_context_task(ContextTaskLink* l) noexcept {
-    std::lock_guard lk(ctx_mu_);
-    if (l->prev)
-      l->prev->next = l->next;
-    else
-      ctx_tasks_ = l->next;
-    if (l->next) l->next->prev = l->prev;
-    l->prev = l->next = nullptr;
-  }
 
 private:
   static constexpr unsigned kLifoBudget = tuning::kLifoBudget;
@@ -412,21 +356,6 @@ private:
 
   // --- shutdown ---------------------------------------------------------------
 
-  void cancel_context_tasks() {
-    std::vector<Scope*> ctxs;
-    {
-      std::lock_guard lk(ctx_mu_);
-      for (auto* l = ctx_tasks_; l; l = l->next) {
-        l->ctx->retain();  // the task holds a reference, and cannot unlink while we hold ctx_mu_
-        ctxs.push_back(l->ctx);
-      }
-    }
-    for (auto* c : ctxs) {
-      c->source.request_stop();
-      c->release();
-    }
-  }
-
   void shutdown() noexcept {
     // 1. Cancel: every skein wait of a task of this pool throws Cancelled,
     //    and a queued task that has not started never starts.
@@ -499,8 +428,6 @@ private:
 
   std::vector<std::unique_ptr<Slot>> slots_;
   const std::size_t max_threads_;
-  Scope scope_;
-  StripedCounter live_;
 
   IdleWorkers idle_;
   alignas(64) std::atomic<std::size_t> inj_size_{0};
@@ -511,9 +438,6 @@ private:
   std::vector<std::unique_ptr<Worker>> threads_;
   std::vector<Worker*> spares_;
   std::atomic<bool> stop_{false};
-
-  std::mutex ctx_mu_;
-  ContextTaskLink* ctx_tasks_ = nullptr;
 };
 
 }  // namespace skein::detail

@@ -14,14 +14,14 @@
 #include "promise_handle.hpp"
 #include "concepts.hpp"
 #include "coro_promise.hpp"
-#include "pool_core.hpp"
+#include "task_host.hpp"
 #include "runtime.hpp"
 
 namespace skein::detail {
 
 /// Where a task runs and which context (if any) it belongs to.
 struct TaskStart {
-  PoolCore* pool;
+  TaskHost* host;
   Scope* ctx;  // not retained here; the task's promise retains it
 };
 
@@ -34,7 +34,8 @@ template <class T>
 class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
 public:
   template <class... Rest>
-  explicit RunPromise(const TaskStart& s, Rest&...) : pool_(s.pool) {
+  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
+    if (host_->single_threaded) this->set_settled_on(static_cast<Executor*>(host_));
     if (s.ctx) {
       // Only context tasks pay for the link (a separate allocation keeps
       // every other task's frame smaller). Allocated first: if it throws,
@@ -44,34 +45,34 @@ public:
       this->scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
-      pool_->link_context_task(link_);
+      host_->link_context_task(link_);
     }
-    pool_->live_tasks().add(1);
+    host_->live_tasks().add(1);
   }
 
   void on_finish() noexcept {
     if (this->scope_) {
-      pool_->unlink_context_task(link_);
+      host_->unlink_context_task(link_);
       delete link_;
       link_ = nullptr;
       this->scope_->task_finished();
     }
-    // Last touch of the pool: its destructor waits for this. goroutines() sums
+    // Last touch of the host: a pool's destructor waits for this. goroutines() sums
     // these counts, so Context::wait() may return a moment before it drops.
-    pool_->live_tasks().add(-1);
+    host_->live_tasks().add(-1);
   }
 
-  /// The first suspension: hop onto the pool. A task whose context (or pool)
+  /// The first suspension: hop onto the host. A task whose context (or host)
   /// was cancelled before it started never runs and fails with Cancelled.
   /// (Not wrapped by await_transform: it sets the task's scope itself, and
   /// the frame stays smaller.)
   struct Start {
     RunPromise* p;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { p->pool_->schedule(h); }
+    void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
     void await_resume() const {
       tls.scope = p->scope_ ? p->scope_ : tls.base_scope;
-      if (current_cancelled() || p->pool_->scope().stop_requested())
+      if (current_cancelled() || p->host_->scope().stop_requested())
         throw Cancelled("task cancelled before it started");
     }
   };
@@ -80,7 +81,7 @@ public:
   Start await_transform(Start) noexcept { return Start{this}; }
 
 private:
-  PoolCore* pool_;
+  TaskHost* host_;
   ContextTaskLink* link_ = nullptr;
 };
 
