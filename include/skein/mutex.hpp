@@ -41,8 +41,7 @@ public:
 
   void lock() {
     if (spin_lock()) return;
-    detail::ThreadWaiter w;
-    detail::completed(wait(w, nullptr));
+    detail::block_on(*this, nullptr);
   }
 
   /// Locks unless `d` passes first; returns whether it locked.
@@ -50,8 +49,7 @@ public:
   [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
     if (spin_lock()) return true;
     auto deadline = detail::deadline_after(d);
-    detail::ThreadWaiter w;
-    return detail::completed(wait(w, &deadline));
+    return detail::block_on(*this, &deadline);
   }
 
   void unlock() {
@@ -76,17 +74,14 @@ public:
     }
   }
 
-  class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation> {
-  public:
-    explicit LockOperation(Mutex& m) noexcept : m_(m) {}
-    bool try_now() noexcept { return m_.try_lock(); }
-    bool enqueue(detail::Waiter& w) noexcept { return m_.enqueue(w); }
-    bool withdraw(detail::Waiter& w) noexcept { return m_.withdraw(w); }
-    std::unique_lock<Mutex> result() noexcept { return std::unique_lock<Mutex>(m_, std::adopt_lock); }
-
-  private:
-    Mutex& m_;
+private:
+  struct LockPolicy : detail::NoWaitPayload {
+    static bool try_now(Mutex& m) noexcept { return m.try_lock(); }
+    static std::unique_lock<Mutex> result(Mutex& m) noexcept { return std::unique_lock<Mutex>(m, std::adopt_lock); }
   };
+
+public:
+  using LockOperation = detail::OwnerWait<Mutex, LockPolicy>;
 
   /// `auto guard = co_await m.async_lock();` — a std::unique_lock that unlocks
   /// when it goes out of scope. Throws Cancelled if the task is cancelled first.
@@ -96,6 +91,7 @@ public:
   [[nodiscard]] bool locked() const noexcept { return state_.load(std::memory_order_relaxed) != kUnlocked; }
 
 private:
+  friend struct detail::OwnerAccess;
   static constexpr std::uint32_t kUnlocked = 0, kLocked = 1, kContended = 2;
 
   bool spin_lock() noexcept {
@@ -108,7 +104,7 @@ private:
   }
 
   /// Links `w`, or takes the lock at once; false if taken.
-  bool enqueue(detail::Waiter& w) noexcept {
+  bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
@@ -123,7 +119,7 @@ private:
     waiters_.push_back(&w);
     return true;
   }
-  bool withdraw(detail::Waiter& w) noexcept {
+  bool wait_withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (!waiters_.remove(&w)) return false;
     if (waiters_.empty()) {
@@ -132,11 +128,6 @@ private:
     }
     return true;
   }
-  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
-    return detail::wait_blocking(
-        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
-  }
-
   std::atomic<std::uint32_t> state_{kUnlocked};
   detail::SpinLock lk_;
   detail::WaiterList waiters_;

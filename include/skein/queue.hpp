@@ -310,7 +310,7 @@ private:
     PutSlot slot{&v, kPending};
     w.data = &slot;
     bool closed_now = false;
-    auto s = detail::wait_blocking(
+    auto s = detail::enqueue_and_block(
         w, [&](detail::Waiter& x) { return enqueue_putter(x, slot, closed_now); },
         [&](detail::Waiter& x) { return withdraw(putters_, x); }, deadline);
     if (closed_now || (s == detail::WaitStatus::ready && slot.result == kClosed)) throw Closed("put on a closed Queue");
@@ -324,7 +324,7 @@ private:
     detail::ThreadWaiter w;
     GetSlot slot{&r.value, kPending};
     w.data = &slot;
-    auto s = detail::wait_blocking(
+    auto s = detail::enqueue_and_block(
         w, [&](detail::Waiter& x) { return enqueue_getter(x, slot); },
         [&](detail::Waiter& x) { return withdraw(getters_, x); }, deadline);
     detail::completed(s);  // Cancelled throws; a timeout leaves r.value empty

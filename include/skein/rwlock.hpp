@@ -66,23 +66,22 @@ public:
     detail::WaiterList::notify_chain(chain);
   }
 
+private:
   template <bool Write>
-  class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation<Write>> {
-  public:
-    explicit LockOperation(RWLock& l) noexcept : l_(l) { this->waiter().data = const_cast<int*>(Write ? &kWrite : &kRead); }
-    bool try_now() noexcept { return Write ? l_.try_lock() : l_.try_lock_shared(); }
-    bool enqueue(detail::Waiter& w) noexcept { return l_.enqueue(w); }
-    bool withdraw(detail::Waiter& w) noexcept { return l_.withdraw(w); }
-    auto result() noexcept {
+  struct LockPolicy {
+    static void* data() noexcept { return const_cast<int*>(Write ? &kWrite : &kRead); }
+    static bool try_now(RWLock& l) noexcept { return Write ? l.try_lock() : l.try_lock_shared(); }
+    static auto result(RWLock& l) noexcept {
       if constexpr (Write)
-        return std::unique_lock<RWLock>(l_, std::adopt_lock);
+        return std::unique_lock<RWLock>(l, std::adopt_lock);
       else
-        return std::shared_lock<RWLock>(l_, std::adopt_lock);
+        return std::shared_lock<RWLock>(l, std::adopt_lock);
     }
-
-  private:
-    RWLock& l_;
   };
+
+public:
+  template <bool Write>
+  using LockOperation = detail::OwnerWait<RWLock, LockPolicy<Write>>;
   /// `auto guard = co_await rw.async_lock();` (a std::unique_lock)
   LockOperation<true> async_lock() noexcept { return LockOperation<true>(*this); }
   /// `auto guard = co_await rw.async_lock_shared();` (a std::shared_lock)
@@ -105,35 +104,32 @@ private:
   }
   /// Admits waiters from the front that can run now; returns them as a chain.
   detail::Waiter* admit() noexcept {
-    detail::Waiter* chain = nullptr;
-    detail::Waiter** tail = &chain;
+    detail::WaiterChain chain;
     while (detail::Waiter* w = waiters_.front()) {
       if (is_writer(w)) {
-        if (writer_ || readers_ != 0 || chain) break;
+        if (writer_ || readers_ != 0 || !chain.empty()) break;
         waiters_.remove(w);
         --waiting_writers_;
         writer_ = true;
-        *tail = w;
-        tail = &w->next;
+        chain.add(w);
         break;
       }
       if (writer_) break;
       waiters_.remove(w);
       ++readers_;
-      *tail = w;
-      tail = &w->next;
+      chain.add(w);
     }
-    *tail = nullptr;
-    return chain;
+    return chain.take();
   }
-  bool enqueue(detail::Waiter& w) noexcept {
+  friend struct detail::OwnerAccess;
+  bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (is_writer(&w) ? try_writer() : try_reader()) return false;
     if (is_writer(&w)) ++waiting_writers_;
     waiters_.push_back(&w);
     return true;
   }
-  bool withdraw(detail::Waiter& w) noexcept {
+  bool wait_withdraw(detail::Waiter& w) noexcept {
     detail::Waiter* chain = nullptr;
     bool was_linked;
     {
@@ -148,10 +144,7 @@ private:
     return was_linked;
   }
   bool wait_mode(int mode, const detail::Clock::time_point* deadline) {
-    detail::ThreadWaiter w;
-    w.data = const_cast<int*>(mode == kWrite ? &kWrite : &kRead);
-    return detail::completed(detail::wait_blocking(
-        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline));
+    return detail::block_on(*this, deadline, const_cast<int*>(mode == kWrite ? &kWrite : &kRead));
   }
 
   detail::SpinLock lk_;

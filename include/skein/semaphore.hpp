@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "detail/packed_count.hpp"
 #include "detail/spin.hpp"
 #include "detail/wait_operation.hpp"
 #include "detail/waiter.hpp"
@@ -38,16 +39,14 @@ public:
 
   void acquire() {
     if (try_acquire()) return;
-    detail::ThreadWaiter w;
-    detail::completed(wait(w, nullptr));
+    detail::block_on(*this, nullptr);
   }
 
   template <class Rep, class Period>
   [[nodiscard]] bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
     if (try_acquire()) return true;
     auto deadline = detail::deadline_after(d);
-    detail::ThreadWaiter w;
-    return detail::completed(wait(w, &deadline));
+    return detail::block_on(*this, &deadline);
   }
 
   /// Returns `n` permits, handing them to waiters first (FIFO).
@@ -66,8 +65,7 @@ public:
                                        std::memory_order_relaxed))
         return;
     }
-    detail::Waiter* chain = nullptr;
-    detail::Waiter** tail = &chain;
+    detail::WaiterChain chain;
     for (;;) {
       {
         std::lock_guard lk(lk_);
@@ -75,10 +73,8 @@ public:
           detail::Waiter* w = waiters_.pop_front();
           if (!w) break;
           state_.fetch_sub(1, std::memory_order_relaxed);  // one waiter fewer; the permit passes to it
-          *tail = w;
-          tail = &w->next;
+          chain.add(w);
         }
-        *tail = nullptr;
       }
       if (n == 0) break;
       // Permits left over: publish them with a CAS outside the lock, as the
@@ -93,20 +89,17 @@ public:
         }
       if (published) break;
     }
-    detail::WaiterList::notify_chain(chain);  // touches the waiters only
+    detail::WaiterList::notify_chain(chain.take());  // touches the waiters only
   }
 
-  class [[nodiscard]] AcquireOperation : public detail::WaitOperation<AcquireOperation> {
-  public:
-    explicit AcquireOperation(Semaphore& s) noexcept : s_(s) {}
-    bool try_now() noexcept { return s_.try_acquire(); }
-    bool enqueue(detail::Waiter& w) noexcept { return s_.enqueue(w); }
-    bool withdraw(detail::Waiter& w) noexcept { return s_.withdraw(w); }
-    void result() noexcept {}
-
-  private:
-    Semaphore& s_;
+private:
+  struct AcquirePolicy : detail::NoWaitPayload {
+    static bool try_now(Semaphore& s) noexcept { return s.try_acquire(); }
+    static void result(Semaphore&) noexcept {}
   };
+
+public:
+  using AcquireOperation = detail::OwnerWait<Semaphore, AcquirePolicy>;
 
   /// `co_await s.async_acquire();` Throws Cancelled if the task is cancelled first.
   AcquireOperation async_acquire() noexcept { return AcquireOperation(*this); }
@@ -116,11 +109,13 @@ public:
   [[nodiscard]] std::ptrdiff_t max() const noexcept { return max_; }
 
 private:
-  static constexpr std::ptrdiff_t kMaxCount = 0x7fffffff;
-  static constexpr std::uint64_t kOne = std::uint64_t{1} << 32;
-  static std::ptrdiff_t count_of(std::uint64_t s) noexcept { return static_cast<std::ptrdiff_t>(s >> 32); }
-  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
-  static std::uint64_t pack(std::ptrdiff_t c, std::uint64_t w) noexcept { return (static_cast<std::uint64_t>(c) << 32) | w; }
+  static constexpr std::ptrdiff_t kMaxCount = detail::PackedCount::kMaxCount;
+  static constexpr std::uint64_t kOne = detail::PackedCount::kOne;
+  static std::ptrdiff_t count_of(std::uint64_t s) noexcept {
+    return static_cast<std::ptrdiff_t>(detail::PackedCount::count_of(s));
+  }
+  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return detail::PackedCount::waiters_of(s); }
+  static std::uint64_t pack(std::ptrdiff_t c, std::uint64_t w) noexcept { return detail::PackedCount::pack(c, w); }
 
   void check_bound(std::ptrdiff_t n, std::uint64_t s) const {
     std::ptrdiff_t held = max_ - count_of(s);
@@ -129,7 +124,8 @@ private:
                        std::to_string(held) + " held (bound " + std::to_string(max_) + ")");
   }
 
-  bool enqueue(detail::Waiter& w) noexcept {
+  friend struct detail::OwnerAccess;
+  bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
@@ -143,17 +139,12 @@ private:
     waiters_.push_back(&w);
     return true;
   }
-  bool withdraw(detail::Waiter& w) noexcept {
+  bool wait_withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (!waiters_.remove(&w)) return false;
     state_.fetch_sub(1, std::memory_order_relaxed);
     return true;
   }
-  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
-    return detail::wait_blocking(
-        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
-  }
-
   const std::ptrdiff_t max_;
   std::atomic<std::uint64_t> state_;  // available permits << 32 | waiters
   detail::SpinLock lk_;

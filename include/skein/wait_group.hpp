@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "detail/packed_count.hpp"
 #include "detail/spin.hpp"
 #include "detail/wait_operation.hpp"
 #include "detail/waiter.hpp"
@@ -46,19 +47,16 @@ public:
     // Wake exactly the waiters our CAS counted: they are the oldest in the
     // list. Waiters of a later round (after a reuse) queue behind them and
     // must stay.
-    detail::Waiter* chain = nullptr;
-    detail::Waiter** tail = &chain;
+    detail::WaiterChain chain;
     {
       std::lock_guard lk(lk_);
       for (std::uint64_t n = waiters_of(s); n > 0; --n) {
         detail::Waiter* w = waiters_.pop_front();
         if (!w) break;  // only if add() raced a timed-out wait (misuse): never crash
-        *tail = w;
-        tail = &w->next;
+        chain.add(w);
       }
-      *tail = nullptr;
     }
-    detail::WaiterList::notify_chain(chain);
+    detail::WaiterList::notify_chain(chain.take());
   }
   void done() { add(-1); }
 
@@ -67,39 +65,35 @@ public:
   /// Blocks until the counter is zero.
   void wait() {
     if (count() == 0) return;
-    detail::ThreadWaiter w;
-    detail::completed(wait(w, nullptr));
+    detail::block_on(*this, nullptr);
   }
   /// Blocks for at most `d`; true if the counter reached zero.
   template <class Rep, class Period>
   [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> d) {
     if (count() == 0) return true;
     auto deadline = detail::deadline_after(d);
-    detail::ThreadWaiter w;
-    return detail::completed(wait(w, &deadline));
+    return detail::block_on(*this, &deadline);
   }
 
-  class [[nodiscard]] WaitOperation : public detail::WaitOperation<WaitOperation> {
-  public:
-    explicit WaitOperation(WaitGroup& g) noexcept : g_(g) {}
-    bool try_now() noexcept { return g_.count() == 0; }
-    bool enqueue(detail::Waiter& w) noexcept { return g_.enqueue(w); }
-    bool withdraw(detail::Waiter& w) noexcept { return g_.withdraw(w); }
-    void result() noexcept {}
-
-  private:
-    WaitGroup& g_;
+private:
+  struct WaitPolicy : detail::NoWaitPayload {
+    static bool try_now(WaitGroup& g) noexcept { return g.count() == 0; }
+    static void result(WaitGroup&) noexcept {}
   };
+
+public:
+  using WaitOperation = detail::OwnerWait<WaitGroup, WaitPolicy>;
   /// `co_await wg.async_wait();`
   WaitOperation async_wait() noexcept { return WaitOperation(*this); }
 
 private:
-  static constexpr std::int64_t kMaxCount = 0x7fffffff;
-  static std::int64_t counter_of(std::uint64_t s) noexcept { return static_cast<std::int64_t>(s >> 32); }
-  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
-  static std::uint64_t pack(std::int64_t c, std::uint64_t w) noexcept { return (static_cast<std::uint64_t>(c) << 32) | w; }
+  static constexpr std::int64_t kMaxCount = detail::PackedCount::kMaxCount;
+  static std::int64_t counter_of(std::uint64_t s) noexcept { return detail::PackedCount::count_of(s); }
+  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return detail::PackedCount::waiters_of(s); }
+  static std::uint64_t pack(std::int64_t c, std::uint64_t w) noexcept { return detail::PackedCount::pack(c, w); }
 
-  bool enqueue(detail::Waiter& w) noexcept {
+  friend struct detail::OwnerAccess;
+  bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_acquire);
     do {
@@ -108,7 +102,7 @@ private:
     waiters_.push_back(&w);
     return true;
   }
-  bool withdraw(detail::Waiter& w) noexcept {
+  bool wait_withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (!w.linked) return false;
     std::uint64_t s = state_.load(std::memory_order_acquire);
@@ -118,10 +112,6 @@ private:
     } while (!state_.compare_exchange_weak(s, s - 1, std::memory_order_acq_rel, std::memory_order_acquire));
     waiters_.remove(&w);
     return true;
-  }
-  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
-    return detail::wait_blocking(
-        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
   }
 
   std::atomic<std::uint64_t> state_{0};  // counter << 32 | waiters

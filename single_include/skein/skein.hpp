@@ -1149,6 +1149,32 @@ private:
   Waiter* tail_ = nullptr;
 };
 
+/// Waiters taken out of a list under its lock, chained through `next`, to be
+/// notified (WaiterList::notify_chain) after unlocking.
+class WaiterChain {
+public:
+  WaiterChain() noexcept = default;
+  WaiterChain(const WaiterChain&) = delete;
+  WaiterChain& operator=(const WaiterChain&) = delete;
+  void add(Waiter* w) noexcept {
+    *tail_ = w;
+    tail_ = &w->next;
+  }
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  /// Ends the chain and hands it over.
+  Waiter* take() noexcept {
+    *tail_ = nullptr;
+    Waiter* h = head_;
+    head_ = nullptr;
+    tail_ = &head_;
+    return h;
+  }
+
+private:
+  Waiter* head_ = nullptr;
+  Waiter** tail_ = &head_;
+};
+
 /// Hands a pool worker's place to another thread for the duration of a real
 /// block, so that tasks blocked in skein waits never starve the pool.
 class BlockingGuard {
@@ -1279,6 +1305,10 @@ struct BasicCoroWaiter : Waiter {
     SKEIN_ASSERT(old != kFired, "a coroutine waiter is fired once (one notifier or one canceller)");
     if (old == kArmed) wake(handle, executor);
   }
+  /// await_suspend's last step, once the waiter is linked: false if it was
+  /// fired meanwhile (the coroutine then continues at once), true if it stays
+  /// suspended until fire() resumes it.
+  bool arm() noexcept { return phase.exchange(kArmed, std::memory_order_acq_rel) != kFired; }
   /// For a completer that wants to transfer to this coroutine itself (symmetric
   /// transfer): true if it now owns the resumption.
   bool claim() noexcept { return phase.exchange(kFired, std::memory_order_acq_rel) == kArmed; }
@@ -1324,7 +1354,7 @@ public:
       waiter.phase.store(CoroWaiter::kArmed, std::memory_order_release);
       return true;
     }
-    return waiter.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
+    return waiter.arm();
   }
 
   /// Call first in await_resume: waits out a stop callback running elsewhere.
@@ -2004,6 +2034,130 @@ public:
 }  // namespace skein::detail
 // ---- end skein/detail/promise_state.hpp ----
 
+// ---- begin skein/detail/wait_operation.hpp ----
+// Shared shapes of a primitive's waits, so each primitive states only its own
+// rules: try_now (the fast path), enqueue (link a waiter, or complete at once
+// under the primitive's lock), withdraw (unlink for a cancel or a timeout) and
+// result. A primitive whose waits need nothing but those (Mutex, Semaphore,
+// RWLock, WaitGroup) gets both forms from its owner: block_on(owner, ...) for
+// threads, OwnerWait<Owner, Policy> for coroutines.
+
+#include <coroutine>
+#include <type_traits>
+
+
+namespace skein::detail {
+
+/// Coroutine awaiter skeleton (CRTP). Derived provides:
+///   bool try_now();                 // fast path: done without waiting?
+///   bool enqueue(CoroWaiter& w);    // under the lock: true = linked, false = done now
+///                                   // (if it throws, it linked nothing)
+///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
+///   R result();                     // after a successful wait
+template <class Derived>
+class WaitOperation {
+public:
+  explicit WaitOperation(bool observe_stop = true) noexcept : wait_(Withdraw{this}, observe_stop) {}
+  WaitOperation(const WaitOperation&) = delete;
+  WaitOperation& operator=(const WaitOperation&) = delete;
+
+  bool await_ready() { return self().try_now(); }
+  bool await_suspend(std::coroutine_handle<> h) {
+    wait_.prepare(h);
+    bool linked = false;
+    try {
+      linked = self().enqueue(wait_.waiter);
+    } catch (...) {  // not linked (out of memory): the coroutine does not suspend
+      wait_.disarm();
+      throw;
+    }
+    if (!linked) return false;
+    return wait_.arm();
+  }
+  decltype(auto) await_resume() {
+    wait_.disarm();
+    if (wait_.waiter.cancelled) throw_cancelled();
+    return self().result();
+  }
+
+protected:
+  ~WaitOperation() = default;
+  CoroWaiter& waiter() noexcept { return wait_.waiter; }
+
+private:
+  Derived& self() noexcept { return static_cast<Derived&>(*this); }
+  struct Withdraw {
+    WaitOperation* op;
+    bool operator()() const noexcept { return op->self().withdraw(op->wait_.waiter); }
+  };
+  CancellableCoroWait<Withdraw> wait_;
+};
+
+/// Blocking counterpart: links a ThreadWaiter with `enqueue` (false = done at
+/// once) and waits, cancellably, until notified or the deadline (block_wait).
+template <class Enqueue, class Withdraw>
+WaitStatus enqueue_and_block(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
+                             const Clock::time_point* deadline = nullptr) {
+  if (!enqueue(w)) return WaitStatus::ready;
+  return block_wait(w, [&]() noexcept { return withdraw(w); }, deadline);
+}
+
+/// Throws Cancelled for a cancelled wait; returns whether it completed.
+inline bool completed(WaitStatus s) {
+  if (s == WaitStatus::cancelled) throw_cancelled();
+  return s == WaitStatus::ready;
+}
+
+/// What the owner-driven helpers call on a primitive that befriends this:
+///   bool wait_enqueue(Waiter& w) noexcept;   // under its lock: true = linked, false = done at once
+///   bool wait_withdraw(Waiter& w) noexcept;  // under its lock: true = was linked
+struct OwnerAccess {
+  template <class Owner>
+  static bool enqueue(Owner& o, Waiter& w) noexcept {
+    return o.wait_enqueue(w);
+  }
+  template <class Owner>
+  static bool withdraw(Owner& o, Waiter& w) noexcept {
+    return o.wait_withdraw(w);
+  }
+};
+
+/// The blocking form of an owner's wait: links a ThreadWaiter (with payload
+/// `data`) and waits, cancellably, until notified or the deadline. Returns
+/// whether the wait completed; throws Cancelled for a cancelled wait.
+template <class Owner>
+bool block_on(Owner& owner, const Clock::time_point* deadline, void* data = nullptr) {
+  ThreadWaiter w;
+  w.data = data;
+  return completed(enqueue_and_block(
+      w, [&](Waiter& x) noexcept { return OwnerAccess::enqueue(owner, x); },
+      [&](Waiter& x) noexcept { return OwnerAccess::withdraw(owner, x); }, deadline));
+}
+
+/// The coroutine form of an owner's wait. Policy gives the fast path, the
+/// result and the waiter's payload:
+///   static bool try_now(Owner&);  static R result(Owner&);  static void* data() noexcept;
+template <class Owner, class Policy>
+class [[nodiscard]] OwnerWait : public WaitOperation<OwnerWait<Owner, Policy>> {
+public:
+  explicit OwnerWait(Owner& o) noexcept : o_(o) { this->waiter().data = Policy::data(); }
+  bool try_now() { return Policy::try_now(o_); }
+  bool enqueue(Waiter& w) noexcept { return OwnerAccess::enqueue(o_, w); }
+  bool withdraw(Waiter& w) noexcept { return OwnerAccess::withdraw(o_, w); }
+  decltype(auto) result() { return Policy::result(o_); }
+
+private:
+  Owner& o_;
+};
+
+/// The default Policy parts: no payload.
+struct NoWaitPayload {
+  static void* data() noexcept { return nullptr; }
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/wait_operation.hpp ----
+
 namespace skein::detail {
 
 template <class A>
@@ -2162,21 +2316,15 @@ public:
 /// the promise is a child of the awaiting task's context (see
 /// PromiseStateBase::set_child_of: it must not be left behind).
 template <class T, bool Move>
-class PromiseAwaiter {
+class PromiseAwaiter : public WaitOperation<PromiseAwaiter<T, Move>> {
 public:
-  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept : st_(st), wait_(Withdraw{this}, cancellable) {}
-  PromiseAwaiter(const PromiseAwaiter&) = delete;
-  PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
+  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept
+      : WaitOperation<PromiseAwaiter<T, Move>>(cancellable), st_(st) {}
 
-  bool await_ready() const noexcept { return st_->ready(); }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    wait_.prepare(h);
-    if (!st_->enqueue(&wait_.waiter)) return false;
-    return wait_.arm();
-  }
-  decltype(auto) await_resume() {
-    wait_.disarm();
-    if (wait_.waiter.cancelled) throw_cancelled();
+  bool try_now() const noexcept { return st_->ready(); }
+  bool enqueue(Waiter& w) noexcept { return st_->enqueue(&w); }
+  bool withdraw(Waiter& w) noexcept { return st_->withdraw(&w); }
+  decltype(auto) result() {
     if constexpr (std::is_void_v<T>)
       st_->value();
     else if constexpr (Move)
@@ -2186,12 +2334,7 @@ public:
   }
 
 private:
-  struct Withdraw {
-    PromiseAwaiter* self;
-    bool operator()() const noexcept { return self->st_->withdraw(&self->wait_.waiter); }
-  };
   PromiseState<T>* st_;
-  CancellableCoroWait<Withdraw> wait_;
 };
 
 /// run_task awaiting its own coroutine function: not cancellable (the
@@ -2209,7 +2352,7 @@ public:
     waiter_.handle = h;
     waiter_.executor = tls.executor;
     if (!st_->enqueue(&waiter_)) return false;
-    return waiter_.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
+    return waiter_.arm();  // no stop callback: this wait is not cancellable
   }
   decltype(auto) await_resume() {
     if constexpr (std::is_void_v<T>)
@@ -4660,81 +4803,6 @@ inline void Notifier::close() const noexcept { close_state(st_.get()); }
 #include <mutex>
 
 
-// ---- begin skein/detail/wait_operation.hpp ----
-// Shared shapes of a primitive's waits, so each primitive states only its own
-// rules: try_now (the fast path), enqueue (link a waiter, or complete at once
-// under the primitive's lock), withdraw (unlink for a cancel or a timeout) and
-// result.
-
-#include <coroutine>
-#include <type_traits>
-
-
-namespace skein::detail {
-
-/// Coroutine awaiter skeleton (CRTP). Derived provides:
-///   bool try_now();                 // fast path: done without waiting?
-///   bool enqueue(CoroWaiter& w);    // under the lock: true = linked, false = done now
-///                                   // (if it throws, it linked nothing)
-///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
-///   R result();                     // after a successful wait
-template <class Derived>
-class WaitOperation {
-public:
-  WaitOperation() noexcept : wait_(Withdraw{this}) {}
-  WaitOperation(const WaitOperation&) = delete;
-  WaitOperation& operator=(const WaitOperation&) = delete;
-
-  bool await_ready() { return self().try_now(); }
-  bool await_suspend(std::coroutine_handle<> h) {
-    wait_.prepare(h);
-    bool linked = false;
-    try {
-      linked = self().enqueue(wait_.waiter);
-    } catch (...) {  // not linked (out of memory): the coroutine does not suspend
-      wait_.disarm();
-      throw;
-    }
-    if (!linked) return false;
-    return wait_.arm();
-  }
-  decltype(auto) await_resume() {
-    wait_.disarm();
-    if (wait_.waiter.cancelled) throw_cancelled();
-    return self().result();
-  }
-
-protected:
-  ~WaitOperation() = default;
-  CoroWaiter& waiter() noexcept { return wait_.waiter; }
-
-private:
-  Derived& self() noexcept { return static_cast<Derived&>(*this); }
-  struct Withdraw {
-    WaitOperation* op;
-    bool operator()() const noexcept { return op->self().withdraw(op->wait_.waiter); }
-  };
-  CancellableCoroWait<Withdraw> wait_;
-};
-
-/// Blocking counterpart: links a ThreadWaiter with `enqueue` (false = done at
-/// once) and waits, cancellably, until notified or the deadline.
-template <class Enqueue, class Withdraw>
-WaitStatus wait_blocking(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
-                         const Clock::time_point* deadline = nullptr) {
-  if (!enqueue(w)) return WaitStatus::ready;
-  return block_wait(w, [&]() noexcept { return withdraw(w); }, deadline);
-}
-
-/// Throws Cancelled for a cancelled wait; returns whether it completed.
-inline bool completed(WaitStatus s) {
-  if (s == WaitStatus::cancelled) throw_cancelled();
-  return s == WaitStatus::ready;
-}
-
-}  // namespace skein::detail
-// ---- end skein/detail/wait_operation.hpp ----
-
 namespace skein {
 
 /// A mutual-exclusion lock that blocking threads and coroutines share.
@@ -4761,8 +4829,7 @@ public:
 
   void lock() {
     if (spin_lock()) return;
-    detail::ThreadWaiter w;
-    detail::completed(wait(w, nullptr));
+    detail::block_on(*this, nullptr);
   }
 
   /// Locks unless `d` passes first; returns whether it locked.
@@ -4770,8 +4837,7 @@ public:
   [[nodiscard]] bool try_lock_for(std::chrono::duration<Rep, Period> d) {
     if (spin_lock()) return true;
     auto deadline = detail::deadline_after(d);
-    detail::ThreadWaiter w;
-    return detail::completed(wait(w, &deadline));
+    return detail::block_on(*this, &deadline);
   }
 
   void unlock() {
@@ -4796,17 +4862,14 @@ public:
     }
   }
 
-  class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation> {
-  public:
-    explicit LockOperation(Mutex& m) noexcept : m_(m) {}
-    bool try_now() noexcept { return m_.try_lock(); }
-    bool enqueue(detail::Waiter& w) noexcept { return m_.enqueue(w); }
-    bool withdraw(detail::Waiter& w) noexcept { return m_.withdraw(w); }
-    std::unique_lock<Mutex> result() noexcept { return std::unique_lock<Mutex>(m_, std::adopt_lock); }
-
-  private:
-    Mutex& m_;
+private:
+  struct LockPolicy : detail::NoWaitPayload {
+    static bool try_now(Mutex& m) noexcept { return m.try_lock(); }
+    static std::unique_lock<Mutex> result(Mutex& m) noexcept { return std::unique_lock<Mutex>(m, std::adopt_lock); }
   };
+
+public:
+  using LockOperation = detail::OwnerWait<Mutex, LockPolicy>;
 
   /// `auto guard = co_await m.async_lock();` — a std::unique_lock that unlocks
   /// when it goes out of scope. Throws Cancelled if the task is cancelled first.
@@ -4816,6 +4879,7 @@ public:
   [[nodiscard]] bool locked() const noexcept { return state_.load(std::memory_order_relaxed) != kUnlocked; }
 
 private:
+  friend struct detail::OwnerAccess;
   static constexpr std::uint32_t kUnlocked = 0, kLocked = 1, kContended = 2;
 
   bool spin_lock() noexcept {
@@ -4828,7 +4892,7 @@ private:
   }
 
   /// Links `w`, or takes the lock at once; false if taken.
-  bool enqueue(detail::Waiter& w) noexcept {
+  bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
@@ -4843,7 +4907,7 @@ private:
     waiters_.push_back(&w);
     return true;
   }
-  bool withdraw(detail::Waiter& w) noexcept {
+  bool wait_withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (!waiters_.remove(&w)) return false;
     if (waiters_.empty()) {
@@ -4852,11 +4916,6 @@ private:
     }
     return true;
   }
-  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
-    return detail::wait_blocking(
-        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
-  }
-
   std::atomic<std::uint32_t> state_{kUnlocked};
   detail::SpinLock lk_;
   detail::WaiterList waiters_;
@@ -5189,7 +5248,7 @@ private:
     PutSlot slot{&v, kPending};
     w.data = &slot;
     bool closed_now = false;
-    auto s = detail::wait_blocking(
+    auto s = detail::enqueue_and_block(
         w, [&](detail::Waiter& x) { return enqueue_putter(x, slot, closed_now); },
         [&](detail::Waiter& x) { return withdraw(putters_, x); }, deadline);
     if (closed_now || (s == detail::WaitStatus::ready && slot.result == kClosed)) throw Closed("put on a closed Queue");
@@ -5203,7 +5262,7 @@ private:
     detail::ThreadWaiter w;
     GetSlot slot{&r.value, kPending};
     w.data = &slot;
-    auto s = detail::wait_blocking(
+    auto s = detail::enqueue_and_block(
         w, [&](detail::Waiter& x) { return enqueue_getter(x, slot); },
         [&](detail::Waiter& x) { return withdraw(getters_, x); }, deadline);
     detail::completed(s);  // Cancelled throws; a timeout leaves r.value empty
@@ -5230,6 +5289,29 @@ private:
 #include <cstdint>
 #include <mutex>
 
+
+// ---- begin skein/detail/packed_count.hpp ----
+// A count and a number of waiters in one 64-bit word (count << 32 | waiters):
+// the operation that changes the count learns from its own CAS whether
+// anybody waits, and touches nothing else when nobody does — so the object
+// may be destroyed right after (Semaphore's permits, WaitGroup's counter).
+
+#include <cstdint>
+
+namespace skein::detail {
+
+struct PackedCount {
+  static constexpr std::int64_t kMaxCount = 0x7fffffff;  // 31 bits: the count never reaches the sign bit
+  static constexpr std::uint64_t kOne = std::uint64_t{1} << 32;  // one unit of the count
+  static std::int64_t count_of(std::uint64_t s) noexcept { return static_cast<std::int64_t>(s >> 32); }
+  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
+  static std::uint64_t pack(std::int64_t count, std::uint64_t waiters) noexcept {
+    return (static_cast<std::uint64_t>(count) << 32) | waiters;
+  }
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/packed_count.hpp ----
 
 namespace skein {
 
@@ -5263,19 +5345,16 @@ public:
     // Wake exactly the waiters our CAS counted: they are the oldest in the
     // list. Waiters of a later round (after a reuse) queue behind them and
     // must stay.
-    detail::Waiter* chain = nullptr;
-    detail::Waiter** tail = &chain;
+    detail::WaiterChain chain;
     {
       std::lock_guard lk(lk_);
       for (std::uint64_t n = waiters_of(s); n > 0; --n) {
         detail::Waiter* w = waiters_.pop_front();
         if (!w) break;  // only if add() raced a timed-out wait (misuse): never crash
-        *tail = w;
-        tail = &w->next;
+        chain.add(w);
       }
-      *tail = nullptr;
     }
-    detail::WaiterList::notify_chain(chain);
+    detail::WaiterList::notify_chain(chain.take());
   }
   void done() { add(-1); }
 
@@ -5284,39 +5363,35 @@ public:
   /// Blocks until the counter is zero.
   void wait() {
     if (count() == 0) return;
-    detail::ThreadWaiter w;
-    detail::completed(wait(w, nullptr));
+    detail::block_on(*this, nullptr);
   }
   /// Blocks for at most `d`; true if the counter reached zero.
   template <class Rep, class Period>
   [[nodiscard]] bool wait_for(std::chrono::duration<Rep, Period> d) {
     if (count() == 0) return true;
     auto deadline = detail::deadline_after(d);
-    detail::ThreadWaiter w;
-    return detail::completed(wait(w, &deadline));
+    return detail::block_on(*this, &deadline);
   }
 
-  class [[nodiscard]] WaitOperation : public detail::WaitOperation<WaitOperation> {
-  public:
-    explicit WaitOperation(WaitGroup& g) noexcept : g_(g) {}
-    bool try_now() noexcept { return g_.count() == 0; }
-    bool enqueue(detail::Waiter& w) noexcept { return g_.enqueue(w); }
-    bool withdraw(detail::Waiter& w) noexcept { return g_.withdraw(w); }
-    void result() noexcept {}
-
-  private:
-    WaitGroup& g_;
+private:
+  struct WaitPolicy : detail::NoWaitPayload {
+    static bool try_now(WaitGroup& g) noexcept { return g.count() == 0; }
+    static void result(WaitGroup&) noexcept {}
   };
+
+public:
+  using WaitOperation = detail::OwnerWait<WaitGroup, WaitPolicy>;
   /// `co_await wg.async_wait();`
   WaitOperation async_wait() noexcept { return WaitOperation(*this); }
 
 private:
-  static constexpr std::int64_t kMaxCount = 0x7fffffff;
-  static std::int64_t counter_of(std::uint64_t s) noexcept { return static_cast<std::int64_t>(s >> 32); }
-  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
-  static std::uint64_t pack(std::int64_t c, std::uint64_t w) noexcept { return (static_cast<std::uint64_t>(c) << 32) | w; }
+  static constexpr std::int64_t kMaxCount = detail::PackedCount::kMaxCount;
+  static std::int64_t counter_of(std::uint64_t s) noexcept { return detail::PackedCount::count_of(s); }
+  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return detail::PackedCount::waiters_of(s); }
+  static std::uint64_t pack(std::int64_t c, std::uint64_t w) noexcept { return detail::PackedCount::pack(c, w); }
 
-  bool enqueue(detail::Waiter& w) noexcept {
+  friend struct detail::OwnerAccess;
+  bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_acquire);
     do {
@@ -5325,7 +5400,7 @@ private:
     waiters_.push_back(&w);
     return true;
   }
-  bool withdraw(detail::Waiter& w) noexcept {
+  bool wait_withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (!w.linked) return false;
     std::uint64_t s = state_.load(std::memory_order_acquire);
@@ -5335,10 +5410,6 @@ private:
     } while (!state_.compare_exchange_weak(s, s - 1, std::memory_order_acq_rel, std::memory_order_acquire));
     waiters_.remove(&w);
     return true;
-  }
-  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
-    return detail::wait_blocking(
-        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
   }
 
   std::atomic<std::uint64_t> state_{0};  // counter << 32 | waiters
@@ -5644,23 +5715,22 @@ public:
     detail::WaiterList::notify_chain(chain);
   }
 
+private:
   template <bool Write>
-  class [[nodiscard]] LockOperation : public detail::WaitOperation<LockOperation<Write>> {
-  public:
-    explicit LockOperation(RWLock& l) noexcept : l_(l) { this->waiter().data = const_cast<int*>(Write ? &kWrite : &kRead); }
-    bool try_now() noexcept { return Write ? l_.try_lock() : l_.try_lock_shared(); }
-    bool enqueue(detail::Waiter& w) noexcept { return l_.enqueue(w); }
-    bool withdraw(detail::Waiter& w) noexcept { return l_.withdraw(w); }
-    auto result() noexcept {
+  struct LockPolicy {
+    static void* data() noexcept { return const_cast<int*>(Write ? &kWrite : &kRead); }
+    static bool try_now(RWLock& l) noexcept { return Write ? l.try_lock() : l.try_lock_shared(); }
+    static auto result(RWLock& l) noexcept {
       if constexpr (Write)
-        return std::unique_lock<RWLock>(l_, std::adopt_lock);
+        return std::unique_lock<RWLock>(l, std::adopt_lock);
       else
-        return std::shared_lock<RWLock>(l_, std::adopt_lock);
+        return std::shared_lock<RWLock>(l, std::adopt_lock);
     }
-
-  private:
-    RWLock& l_;
   };
+
+public:
+  template <bool Write>
+  using LockOperation = detail::OwnerWait<RWLock, LockPolicy<Write>>;
   /// `auto guard = co_await rw.async_lock();` (a std::unique_lock)
   LockOperation<true> async_lock() noexcept { return LockOperation<true>(*this); }
   /// `auto guard = co_await rw.async_lock_shared();` (a std::shared_lock)
@@ -5683,35 +5753,32 @@ private:
   }
   /// Admits waiters from the front that can run now; returns them as a chain.
   detail::Waiter* admit() noexcept {
-    detail::Waiter* chain = nullptr;
-    detail::Waiter** tail = &chain;
+    detail::WaiterChain chain;
     while (detail::Waiter* w = waiters_.front()) {
       if (is_writer(w)) {
-        if (writer_ || readers_ != 0 || chain) break;
+        if (writer_ || readers_ != 0 || !chain.empty()) break;
         waiters_.remove(w);
         --waiting_writers_;
         writer_ = true;
-        *tail = w;
-        tail = &w->next;
+        chain.add(w);
         break;
       }
       if (writer_) break;
       waiters_.remove(w);
       ++readers_;
-      *tail = w;
-      tail = &w->next;
+      chain.add(w);
     }
-    *tail = nullptr;
-    return chain;
+    return chain.take();
   }
-  bool enqueue(detail::Waiter& w) noexcept {
+  friend struct detail::OwnerAccess;
+  bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (is_writer(&w) ? try_writer() : try_reader()) return false;
     if (is_writer(&w)) ++waiting_writers_;
     waiters_.push_back(&w);
     return true;
   }
-  bool withdraw(detail::Waiter& w) noexcept {
+  bool wait_withdraw(detail::Waiter& w) noexcept {
     detail::Waiter* chain = nullptr;
     bool was_linked;
     {
@@ -5726,10 +5793,7 @@ private:
     return was_linked;
   }
   bool wait_mode(int mode, const detail::Clock::time_point* deadline) {
-    detail::ThreadWaiter w;
-    w.data = const_cast<int*>(mode == kWrite ? &kWrite : &kRead);
-    return detail::completed(detail::wait_blocking(
-        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline));
+    return detail::block_on(*this, deadline, const_cast<int*>(mode == kWrite ? &kWrite : &kRead));
   }
 
   detail::SpinLock lk_;
@@ -5777,16 +5841,14 @@ public:
 
   void acquire() {
     if (try_acquire()) return;
-    detail::ThreadWaiter w;
-    detail::completed(wait(w, nullptr));
+    detail::block_on(*this, nullptr);
   }
 
   template <class Rep, class Period>
   [[nodiscard]] bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
     if (try_acquire()) return true;
     auto deadline = detail::deadline_after(d);
-    detail::ThreadWaiter w;
-    return detail::completed(wait(w, &deadline));
+    return detail::block_on(*this, &deadline);
   }
 
   /// Returns `n` permits, handing them to waiters first (FIFO).
@@ -5805,8 +5867,7 @@ public:
                                        std::memory_order_relaxed))
         return;
     }
-    detail::Waiter* chain = nullptr;
-    detail::Waiter** tail = &chain;
+    detail::WaiterChain chain;
     for (;;) {
       {
         std::lock_guard lk(lk_);
@@ -5814,10 +5875,8 @@ public:
           detail::Waiter* w = waiters_.pop_front();
           if (!w) break;
           state_.fetch_sub(1, std::memory_order_relaxed);  // one waiter fewer; the permit passes to it
-          *tail = w;
-          tail = &w->next;
+          chain.add(w);
         }
-        *tail = nullptr;
       }
       if (n == 0) break;
       // Permits left over: publish them with a CAS outside the lock, as the
@@ -5832,20 +5891,17 @@ public:
         }
       if (published) break;
     }
-    detail::WaiterList::notify_chain(chain);  // touches the waiters only
+    detail::WaiterList::notify_chain(chain.take());  // touches the waiters only
   }
 
-  class [[nodiscard]] AcquireOperation : public detail::WaitOperation<AcquireOperation> {
-  public:
-    explicit AcquireOperation(Semaphore& s) noexcept : s_(s) {}
-    bool try_now() noexcept { return s_.try_acquire(); }
-    bool enqueue(detail::Waiter& w) noexcept { return s_.enqueue(w); }
-    bool withdraw(detail::Waiter& w) noexcept { return s_.withdraw(w); }
-    void result() noexcept {}
-
-  private:
-    Semaphore& s_;
+private:
+  struct AcquirePolicy : detail::NoWaitPayload {
+    static bool try_now(Semaphore& s) noexcept { return s.try_acquire(); }
+    static void result(Semaphore&) noexcept {}
   };
+
+public:
+  using AcquireOperation = detail::OwnerWait<Semaphore, AcquirePolicy>;
 
   /// `co_await s.async_acquire();` Throws Cancelled if the task is cancelled first.
   AcquireOperation async_acquire() noexcept { return AcquireOperation(*this); }
@@ -5855,11 +5911,13 @@ public:
   [[nodiscard]] std::ptrdiff_t max() const noexcept { return max_; }
 
 private:
-  static constexpr std::ptrdiff_t kMaxCount = 0x7fffffff;
-  static constexpr std::uint64_t kOne = std::uint64_t{1} << 32;
-  static std::ptrdiff_t count_of(std::uint64_t s) noexcept { return static_cast<std::ptrdiff_t>(s >> 32); }
-  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
-  static std::uint64_t pack(std::ptrdiff_t c, std::uint64_t w) noexcept { return (static_cast<std::uint64_t>(c) << 32) | w; }
+  static constexpr std::ptrdiff_t kMaxCount = detail::PackedCount::kMaxCount;
+  static constexpr std::uint64_t kOne = detail::PackedCount::kOne;
+  static std::ptrdiff_t count_of(std::uint64_t s) noexcept {
+    return static_cast<std::ptrdiff_t>(detail::PackedCount::count_of(s));
+  }
+  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return detail::PackedCount::waiters_of(s); }
+  static std::uint64_t pack(std::ptrdiff_t c, std::uint64_t w) noexcept { return detail::PackedCount::pack(c, w); }
 
   void check_bound(std::ptrdiff_t n, std::uint64_t s) const {
     std::ptrdiff_t held = max_ - count_of(s);
@@ -5868,7 +5926,8 @@ private:
                        std::to_string(held) + " held (bound " + std::to_string(max_) + ")");
   }
 
-  bool enqueue(detail::Waiter& w) noexcept {
+  friend struct detail::OwnerAccess;
+  bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
@@ -5882,17 +5941,12 @@ private:
     waiters_.push_back(&w);
     return true;
   }
-  bool withdraw(detail::Waiter& w) noexcept {
+  bool wait_withdraw(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (!waiters_.remove(&w)) return false;
     state_.fetch_sub(1, std::memory_order_relaxed);
     return true;
   }
-  detail::WaitStatus wait(detail::ThreadWaiter& w, const detail::Clock::time_point* deadline) {
-    return detail::wait_blocking(
-        w, [&](detail::Waiter& x) { return enqueue(x); }, [&](detail::Waiter& x) { return withdraw(x); }, deadline);
-  }
-
   const std::ptrdiff_t max_;
   std::atomic<std::uint64_t> state_;  // available permits << 32 | waiters
   detail::SpinLock lk_;

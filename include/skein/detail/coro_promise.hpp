@@ -13,6 +13,7 @@
 #include "frame_alloc.hpp"
 #include "promise_state.hpp"
 #include "runtime.hpp"
+#include "wait_operation.hpp"
 #include "waiter.hpp"
 
 namespace skein::detail {
@@ -173,21 +174,15 @@ public:
 /// the promise is a child of the awaiting task's context (see
 /// PromiseStateBase::set_child_of: it must not be left behind).
 template <class T, bool Move>
-class PromiseAwaiter {
+class PromiseAwaiter : public WaitOperation<PromiseAwaiter<T, Move>> {
 public:
-  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept : st_(st), wait_(Withdraw{this}, cancellable) {}
-  PromiseAwaiter(const PromiseAwaiter&) = delete;
-  PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
+  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept
+      : WaitOperation<PromiseAwaiter<T, Move>>(cancellable), st_(st) {}
 
-  bool await_ready() const noexcept { return st_->ready(); }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    wait_.prepare(h);
-    if (!st_->enqueue(&wait_.waiter)) return false;
-    return wait_.arm();
-  }
-  decltype(auto) await_resume() {
-    wait_.disarm();
-    if (wait_.waiter.cancelled) throw_cancelled();
+  bool try_now() const noexcept { return st_->ready(); }
+  bool enqueue(Waiter& w) noexcept { return st_->enqueue(&w); }
+  bool withdraw(Waiter& w) noexcept { return st_->withdraw(&w); }
+  decltype(auto) result() {
     if constexpr (std::is_void_v<T>)
       st_->value();
     else if constexpr (Move)
@@ -197,12 +192,7 @@ public:
   }
 
 private:
-  struct Withdraw {
-    PromiseAwaiter* self;
-    bool operator()() const noexcept { return self->st_->withdraw(&self->wait_.waiter); }
-  };
   PromiseState<T>* st_;
-  CancellableCoroWait<Withdraw> wait_;
 };
 
 /// run_task awaiting its own coroutine function: not cancellable (the
@@ -220,7 +210,7 @@ public:
     waiter_.handle = h;
     waiter_.executor = tls.executor;
     if (!st_->enqueue(&waiter_)) return false;
-    return waiter_.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
+    return waiter_.arm();  // no stop callback: this wait is not cancellable
   }
   decltype(auto) await_resume() {
     if constexpr (std::is_void_v<T>)

@@ -2,7 +2,9 @@
 // Shared shapes of a primitive's waits, so each primitive states only its own
 // rules: try_now (the fast path), enqueue (link a waiter, or complete at once
 // under the primitive's lock), withdraw (unlink for a cancel or a timeout) and
-// result.
+// result. A primitive whose waits need nothing but those (Mutex, Semaphore,
+// RWLock, WaitGroup) gets both forms from its owner: block_on(owner, ...) for
+// threads, OwnerWait<Owner, Policy> for coroutines.
 
 #include <coroutine>
 #include <type_traits>
@@ -21,7 +23,7 @@ namespace skein::detail {
 template <class Derived>
 class WaitOperation {
 public:
-  WaitOperation() noexcept : wait_(Withdraw{this}) {}
+  explicit WaitOperation(bool observe_stop = true) noexcept : wait_(Withdraw{this}, observe_stop) {}
   WaitOperation(const WaitOperation&) = delete;
   WaitOperation& operator=(const WaitOperation&) = delete;
 
@@ -58,10 +60,10 @@ private:
 };
 
 /// Blocking counterpart: links a ThreadWaiter with `enqueue` (false = done at
-/// once) and waits, cancellably, until notified or the deadline.
+/// once) and waits, cancellably, until notified or the deadline (block_wait).
 template <class Enqueue, class Withdraw>
-WaitStatus wait_blocking(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
-                         const Clock::time_point* deadline = nullptr) {
+WaitStatus enqueue_and_block(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
+                             const Clock::time_point* deadline = nullptr) {
   if (!enqueue(w)) return WaitStatus::ready;
   return block_wait(w, [&]() noexcept { return withdraw(w); }, deadline);
 }
@@ -71,5 +73,52 @@ inline bool completed(WaitStatus s) {
   if (s == WaitStatus::cancelled) throw_cancelled();
   return s == WaitStatus::ready;
 }
+
+/// What the owner-driven helpers call on a primitive that befriends this:
+///   bool wait_enqueue(Waiter& w) noexcept;   // under its lock: true = linked, false = done at once
+///   bool wait_withdraw(Waiter& w) noexcept;  // under its lock: true = was linked
+struct OwnerAccess {
+  template <class Owner>
+  static bool enqueue(Owner& o, Waiter& w) noexcept {
+    return o.wait_enqueue(w);
+  }
+  template <class Owner>
+  static bool withdraw(Owner& o, Waiter& w) noexcept {
+    return o.wait_withdraw(w);
+  }
+};
+
+/// The blocking form of an owner's wait: links a ThreadWaiter (with payload
+/// `data`) and waits, cancellably, until notified or the deadline. Returns
+/// whether the wait completed; throws Cancelled for a cancelled wait.
+template <class Owner>
+bool block_on(Owner& owner, const Clock::time_point* deadline, void* data = nullptr) {
+  ThreadWaiter w;
+  w.data = data;
+  return completed(enqueue_and_block(
+      w, [&](Waiter& x) noexcept { return OwnerAccess::enqueue(owner, x); },
+      [&](Waiter& x) noexcept { return OwnerAccess::withdraw(owner, x); }, deadline));
+}
+
+/// The coroutine form of an owner's wait. Policy gives the fast path, the
+/// result and the waiter's payload:
+///   static bool try_now(Owner&);  static R result(Owner&);  static void* data() noexcept;
+template <class Owner, class Policy>
+class [[nodiscard]] OwnerWait : public WaitOperation<OwnerWait<Owner, Policy>> {
+public:
+  explicit OwnerWait(Owner& o) noexcept : o_(o) { this->waiter().data = Policy::data(); }
+  bool try_now() { return Policy::try_now(o_); }
+  bool enqueue(Waiter& w) noexcept { return OwnerAccess::enqueue(o_, w); }
+  bool withdraw(Waiter& w) noexcept { return OwnerAccess::withdraw(o_, w); }
+  decltype(auto) result() { return Policy::result(o_); }
+
+private:
+  Owner& o_;
+};
+
+/// The default Policy parts: no payload.
+struct NoWaitPayload {
+  static void* data() noexcept { return nullptr; }
+};
 
 }  // namespace skein::detail

@@ -133,6 +133,32 @@ private:
   Waiter* tail_ = nullptr;
 };
 
+/// Waiters taken out of a list under its lock, chained through `next`, to be
+/// notified (WaiterList::notify_chain) after unlocking.
+class WaiterChain {
+public:
+  WaiterChain() noexcept = default;
+  WaiterChain(const WaiterChain&) = delete;
+  WaiterChain& operator=(const WaiterChain&) = delete;
+  void add(Waiter* w) noexcept {
+    *tail_ = w;
+    tail_ = &w->next;
+  }
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  /// Ends the chain and hands it over.
+  Waiter* take() noexcept {
+    *tail_ = nullptr;
+    Waiter* h = head_;
+    head_ = nullptr;
+    tail_ = &head_;
+    return h;
+  }
+
+private:
+  Waiter* head_ = nullptr;
+  Waiter** tail_ = &head_;
+};
+
 /// Hands a pool worker's place to another thread for the duration of a real
 /// block, so that tasks blocked in skein waits never starve the pool.
 class BlockingGuard {
@@ -263,6 +289,10 @@ struct BasicCoroWaiter : Waiter {
     SKEIN_ASSERT(old != kFired, "a coroutine waiter is fired once (one notifier or one canceller)");
     if (old == kArmed) wake(handle, executor);
   }
+  /// await_suspend's last step, once the waiter is linked: false if it was
+  /// fired meanwhile (the coroutine then continues at once), true if it stays
+  /// suspended until fire() resumes it.
+  bool arm() noexcept { return phase.exchange(kArmed, std::memory_order_acq_rel) != kFired; }
   /// For a completer that wants to transfer to this coroutine itself (symmetric
   /// transfer): true if it now owns the resumption.
   bool claim() noexcept { return phase.exchange(kFired, std::memory_order_acq_rel) == kArmed; }
@@ -308,7 +338,7 @@ public:
       waiter.phase.store(CoroWaiter::kArmed, std::memory_order_release);
       return true;
     }
-    return waiter.phase.exchange(CoroWaiter::kArmed, std::memory_order_acq_rel) != CoroWaiter::kFired;
+    return waiter.arm();
   }
 
   /// Call first in await_resume: waits out a stop callback running elsewhere.
