@@ -308,17 +308,9 @@ private:
   };
 
   /// Marks the calling thread as running this loop (executor, scope) for a scope.
-  class Bind {
+  class Bind : detail::ThreadBinding {
   public:
-    explicit Bind(EventLoop* l) noexcept : saved_(detail::tls) {
-      detail::tls.executor = l;
-      detail::tls.base_scope = detail::tls.scope = &l->scope_;
-      detail::tls.hook = nullptr;
-    }
-    ~Bind() { detail::tls = saved_; }
-
-  private:
-    detail::ThreadState saved_;
+    explicit Bind(EventLoop* l, bool draining = false) noexcept : ThreadBinding(l, &l->scope_, nullptr, draining) {}
   };
 
   void enqueue(detail::LoopItem* item) noexcept {
@@ -419,8 +411,7 @@ private:
       cancel_context_tasks();  // tasks started here in a context observe its token
     } catch (...) {            // no memory for the list: they are resumed in draining mode all the same
     }
-    Bind bind(this);
-    detail::tls.draining = true;
+    Bind bind(this, true);
     for (;;) {
       while (auto* n = static_cast<detail::LoopItem*>(q_.pop())) n->fn(n, n->fn == &ResumeItem::run_fn);
       if (q_.busy()) {

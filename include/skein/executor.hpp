@@ -48,12 +48,8 @@ protected:
   /// Runs `h` (a handle given to schedule) on the calling thread as work of
   /// this executor, until it suspends or ends.
   void resume(std::coroutine_handle<> h) noexcept {
-    const detail::ThreadState saved = detail::tls;
-    detail::tls.executor = this;
-    detail::tls.base_scope = detail::tls.scope = &scope_;
-    detail::tls.hook = nullptr;
+    detail::ThreadBinding bound(this, &scope_);
     detail::resume(h);
-    detail::tls = saved;
   }
 
   /// Cancels the executor's tasks: those not started yet fail with

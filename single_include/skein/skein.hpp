@@ -224,6 +224,35 @@ struct ThreadState {
 
 inline thread_local ThreadState tls{};
 
+/// The scope of the task now running on this thread: its context's, or (null)
+/// the root scope of the executor the thread is bound to.
+inline void set_task_scope(const Scope* s) noexcept { tls.scope = s ? s : tls.base_scope; }
+
+/// Binds the calling thread to an executor for a scope and restores what was
+/// there afterwards: a pool worker for its life, an EventLoop inside run() or
+/// poll(), an ExecutorBase inside resume(), a dying executor's drain. The one
+/// writer of the thread's executor, root scope, blocking hook and draining
+/// flag (resume()'s trampoline keeps its own two fields).
+class ThreadBinding {
+public:
+  ThreadBinding(Executor* ex, const Scope* root, BlockingHook* hook = nullptr, bool draining = false) noexcept
+      : saved_(tls) {
+    tls.executor = ex;
+    tls.hook = hook;
+    tls.draining = draining;
+    rebind_root(root);
+  }
+  ~ThreadBinding() { tls = saved_; }
+  ThreadBinding(const ThreadBinding&) = delete;
+  ThreadBinding& operator=(const ThreadBinding&) = delete;
+
+  /// A new root scope for the bound thread (a pool worker taking another slot).
+  static void rebind_root(const Scope* root) noexcept { tls.base_scope = tls.scope = root; }
+
+private:
+  ThreadState saved_;
+};
+
 /// Resumes `h` and every continuation it hands on, iteratively: a final
 /// awaiter inside this loop stores its continuation in tls.next instead of
 /// transferring to it, so long chains of completions run in constant stack
@@ -248,7 +277,7 @@ inline void resume(std::coroutine_handle<> h) noexcept {
   }
   tls.next = saved_next;
   tls.trampolining = saved_trampolining;
-  tls.scope = saved_scope;
+  tls.scope = saved_scope;  // the caller's task, if this ran inside one
 }
 
 /// For a final or completion awaiter: continue with `h` on this thread without
@@ -2185,7 +2214,7 @@ public:
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
-    tls.scope = scope_ ? scope_ : tls.base_scope;
+    set_task_scope(scope_);
     return inner_.await_resume();
   }
 
@@ -2746,7 +2775,7 @@ public:
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
     void await_resume() const {
-      tls.scope = p->scope_ ? p->scope_ : tls.base_scope;
+      set_task_scope(p->scope_);
       if (current_cancelled() || p->host_->scope().stop_requested())
         throw Cancelled("task cancelled before it started");
     }
@@ -2850,12 +2879,8 @@ protected:
   /// Runs `h` (a handle given to schedule) on the calling thread as work of
   /// this executor, until it suspends or ends.
   void resume(std::coroutine_handle<> h) noexcept {
-    const detail::ThreadState saved = detail::tls;
-    detail::tls.executor = this;
-    detail::tls.base_scope = detail::tls.scope = &scope_;
-    detail::tls.hook = nullptr;
+    detail::ThreadBinding bound(this, &scope_);
     detail::resume(h);
-    detail::tls = saved;
   }
 
   /// Cancels the executor's tasks: those not started yet fail with
@@ -3469,15 +3494,13 @@ private:
 
   void thread_main(Worker* w) noexcept {
     tl_worker = w;
-    tls.executor = this;
-    tls.base_scope = &scope_;
-    tls.scope = &scope_;
-    tls.hook = w;
-    while (!stop_.load(std::memory_order_acquire)) {
-      if (!w->slot && !become_spare(w)) break;
-      run_slot(w);
+    {
+      ThreadBinding bound(this, &scope_, w);
+      while (!stop_.load(std::memory_order_acquire)) {
+        if (!w->slot && !become_spare(w)) break;
+        run_slot(w);
+      }
     }
-    tls = ThreadState{};
     tl_worker = nullptr;
   }
 
@@ -3520,10 +3543,10 @@ private:
         }
       }
       idle_.stop_searching(w);
-      tls.scope = tls.base_scope = &s->scope;
+      ThreadBinding::rebind_root(&s->scope);
       resume(std::coroutine_handle<>::from_address(h));
       // After a hand-off the thread finishes without a slot, in the pool's scope.
-      if (!w->slot) tls.base_scope = &scope_;
+      if (!w->slot) ThreadBinding::rebind_root(&scope_);
     }
   }
 
@@ -3566,10 +3589,7 @@ private:
       if (w->thread.joinable()) w->thread.join();
     // 4. Coroutines that hopped onto the pool by hand may still be queued:
     //    resume them in draining mode, where every skein wait throws Cancelled.
-    ThreadState saved = tls;
-    tls = ThreadState{};
-    tls.draining = true;
-    tls.base_scope = tls.scope = &scope_;
+    ThreadBinding draining(nullptr, &scope_, nullptr, true);
     for (bool any = true; any;) {
       any = false;
       for (auto& s : slots_) {
@@ -3596,7 +3616,6 @@ private:
         resume(std::coroutine_handle<>::from_address(h));
       }
     }
-    tls = saved;
   }
 
   std::vector<std::unique_ptr<Slot>> slots_;
@@ -4548,17 +4567,9 @@ private:
   };
 
   /// Marks the calling thread as running this loop (executor, scope) for a scope.
-  class Bind {
+  class Bind : detail::ThreadBinding {
   public:
-    explicit Bind(EventLoop* l) noexcept : saved_(detail::tls) {
-      detail::tls.executor = l;
-      detail::tls.base_scope = detail::tls.scope = &l->scope_;
-      detail::tls.hook = nullptr;
-    }
-    ~Bind() { detail::tls = saved_; }
-
-  private:
-    detail::ThreadState saved_;
+    explicit Bind(EventLoop* l, bool draining = false) noexcept : ThreadBinding(l, &l->scope_, nullptr, draining) {}
   };
 
   void enqueue(detail::LoopItem* item) noexcept {
@@ -4659,8 +4670,7 @@ private:
       cancel_context_tasks();  // tasks started here in a context observe its token
     } catch (...) {            // no memory for the list: they are resumed in draining mode all the same
     }
-    Bind bind(this);
-    detail::tls.draining = true;
+    Bind bind(this, true);
     for (;;) {
       while (auto* n = static_cast<detail::LoopItem*>(q_.pop())) n->fn(n, n->fn == &ResumeItem::run_fn);
       if (q_.busy()) {

@@ -43,7 +43,7 @@ public:
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
-    tls.scope = scope_ ? scope_ : tls.base_scope;
+    set_task_scope(scope_);
     return inner_.await_resume();
   }
 

@@ -296,15 +296,13 @@ private:
 
   void thread_main(Worker* w) noexcept {
     tl_worker = w;
-    tls.executor = this;
-    tls.base_scope = &scope_;
-    tls.scope = &scope_;
-    tls.hook = w;
-    while (!stop_.load(std::memory_order_acquire)) {
-      if (!w->slot && !become_spare(w)) break;
-      run_slot(w);
+    {
+      ThreadBinding bound(this, &scope_, w);
+      while (!stop_.load(std::memory_order_acquire)) {
+        if (!w->slot && !become_spare(w)) break;
+        run_slot(w);
+      }
     }
-    tls = ThreadState{};
     tl_worker = nullptr;
   }
 
@@ -347,10 +345,10 @@ private:
         }
       }
       idle_.stop_searching(w);
-      tls.scope = tls.base_scope = &s->scope;
+      ThreadBinding::rebind_root(&s->scope);
       resume(std::coroutine_handle<>::from_address(h));
       // After a hand-off the thread finishes without a slot, in the pool's scope.
-      if (!w->slot) tls.base_scope = &scope_;
+      if (!w->slot) ThreadBinding::rebind_root(&scope_);
     }
   }
 
@@ -393,10 +391,7 @@ private:
       if (w->thread.joinable()) w->thread.join();
     // 4. Coroutines that hopped onto the pool by hand may still be queued:
     //    resume them in draining mode, where every skein wait throws Cancelled.
-    ThreadState saved = tls;
-    tls = ThreadState{};
-    tls.draining = true;
-    tls.base_scope = tls.scope = &scope_;
+    ThreadBinding draining(nullptr, &scope_, nullptr, true);
     for (bool any = true; any;) {
       any = false;
       for (auto& s : slots_) {
@@ -423,7 +418,6 @@ private:
         resume(std::coroutine_handle<>::from_address(h));
       }
     }
-    tls = saved;
   }
 
   std::vector<std::unique_ptr<Slot>> slots_;

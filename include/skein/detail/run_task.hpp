@@ -71,7 +71,7 @@ public:
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
     void await_resume() const {
-      tls.scope = p->scope_ ? p->scope_ : tls.base_scope;
+      set_task_scope(p->scope_);
       if (current_cancelled() || p->host_->scope().stop_requested())
         throw Cancelled("task cancelled before it started");
     }

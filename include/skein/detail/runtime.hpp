@@ -89,6 +89,35 @@ struct ThreadState {
 
 inline thread_local ThreadState tls{};
 
+/// The scope of the task now running on this thread: its context's, or (null)
+/// the root scope of the executor the thread is bound to.
+inline void set_task_scope(const Scope* s) noexcept { tls.scope = s ? s : tls.base_scope; }
+
+/// Binds the calling thread to an executor for a scope and restores what was
+/// there afterwards: a pool worker for its life, an EventLoop inside run() or
+/// poll(), an ExecutorBase inside resume(), a dying executor's drain. The one
+/// writer of the thread's executor, root scope, blocking hook and draining
+/// flag (resume()'s trampoline keeps its own two fields).
+class ThreadBinding {
+public:
+  ThreadBinding(Executor* ex, const Scope* root, BlockingHook* hook = nullptr, bool draining = false) noexcept
+      : saved_(tls) {
+    tls.executor = ex;
+    tls.hook = hook;
+    tls.draining = draining;
+    rebind_root(root);
+  }
+  ~ThreadBinding() { tls = saved_; }
+  ThreadBinding(const ThreadBinding&) = delete;
+  ThreadBinding& operator=(const ThreadBinding&) = delete;
+
+  /// A new root scope for the bound thread (a pool worker taking another slot).
+  static void rebind_root(const Scope* root) noexcept { tls.base_scope = tls.scope = root; }
+
+private:
+  ThreadState saved_;
+};
+
 /// Resumes `h` and every continuation it hands on, iteratively: a final
 /// awaiter inside this loop stores its continuation in tls.next instead of
 /// transferring to it, so long chains of completions run in constant stack
@@ -113,7 +142,7 @@ inline void resume(std::coroutine_handle<> h) noexcept {
   }
   tls.next = saved_next;
   tls.trampolining = saved_trampolining;
-  tls.scope = saved_scope;
+  tls.scope = saved_scope;  // the caller's task, if this ran inside one
 }
 
 /// For a final or completion awaiter: continue with `h` on this thread without
