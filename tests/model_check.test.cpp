@@ -6,6 +6,10 @@
 #include "support/common.hpp"
 #include "support/explorer.hpp"
 
+#if !defined(SKEIN_TEST_HOOKS)
+#error "the model checker's injected-bug scenarios need SKEIN_TEST_HOOKS (tests/CMakeLists.txt defines it)"
+#endif
+
 #include <algorithm>
 #include <coroutine>
 #include <functional>

@@ -646,6 +646,44 @@ inline void point() noexcept {
 #endif
 // ---- end skein/detail/fault.hpp ----
 
+// ---- begin skein/detail/test_hooks.hpp ----
+// The model checker's deliberately broken variants of the waiter core and the
+// pool's parking: tests/model_check.test.cpp switches each on in a parking
+// policy of its own and shows that the search finds the bug. The switches
+// exist only where SKEIN_TEST_HOOKS is defined (the test suite defines it);
+// everywhere else each is constant false, and the broken branch, a discarded
+// `if constexpr` statement, is never instantiated.
+
+namespace skein::detail {
+
+#if defined(SKEIN_TEST_HOOKS)
+#define SKEIN_DETAIL_TEST_SWITCH(name, member)                     \
+  template <class Sys>                                             \
+  constexpr bool name() noexcept {                                 \
+    if constexpr (requires { Sys::member; }) return Sys::member;   \
+    else return false;                                             \
+  }
+#else
+#define SKEIN_DETAIL_TEST_SWITCH(name, member) \
+  template <class Sys>                         \
+  constexpr bool name() noexcept {             \
+    return false;                              \
+  }
+#endif
+
+/// Parker announces its sleep with a plain store (can overwrite a notification);
+/// a coroutine waiter stores `armed` over a fire.
+SKEIN_DETAIL_TEST_SWITCH(inject_lost_wakeup, kInjectLostWakeup)
+/// The pool's park() sleeps without re-checking the queues.
+SKEIN_DETAIL_TEST_SWITCH(inject_skip_idle_recheck, kInjectSkipIdleRecheck)
+/// block_wait's stop callback only wakes the waiter, which withdraws later.
+SKEIN_DETAIL_TEST_SWITCH(inject_late_withdraw, kInjectLateWithdraw)
+
+#undef SKEIN_DETAIL_TEST_SWITCH
+
+}  // namespace skein::detail
+// ---- end skein/detail/test_hooks.hpp ----
+
 namespace skein::detail {
 
 /// What Parker needs from the system: an atomic word, parking on it until it
@@ -709,12 +747,6 @@ public:
   /// notifier cannot run while we spin.
   static int spin_budget() noexcept { return spinning_helps() ? tuning::kParkSpins : 0; }
 
-  /// Deliberately broken variants, for showing that the model checker finds
-  /// them (tests/model_check.test.cpp); never set in the library.
-  static constexpr bool kInjectLostWakeup = false;
-  static constexpr bool kInjectSkipIdleRecheck = false;  // the pool's (idle_workers.hpp)
-  static constexpr bool kInjectLateWithdraw = false;     // block_wait's stop callback (waiter.hpp)
-
 #if !defined(__linux__)
 private:
   std::mutex mu_;
@@ -773,7 +805,7 @@ public:
       // CAS (or the park's own check) fail.
       if (!(w & kSleeping)) {
         SKEIN_FAULT_POINT();
-        if constexpr (Sys::kInjectLostWakeup) {
+        if constexpr (inject_lost_wakeup<Sys>()) {
           word_.store(w | kSleeping, std::memory_order_release);  // overwrites a notification
         } else if (!word_.compare_exchange_weak(w, w | kSleeping, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {
@@ -1257,7 +1289,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   auto outcome = [&]() {
     for (auto s = w.parker.state();; s = w.parker.state()) {
       if (s == P::kNotified) return WaitStatus::ready;
-      if (s == P::kInterrupted && !Sys::kInjectLateWithdraw) return WaitStatus::cancelled;
+      if (s == P::kInterrupted && !inject_late_withdraw<Sys>()) return WaitStatus::cancelled;
       w.parker.wait_while(s);
     }
   };
@@ -1274,7 +1306,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     std::remove_reference_t<Withdraw>* withdraw;
     P* p;
     void operator()() const noexcept {
-      if constexpr (Sys::kInjectLateWithdraw) {
+      if constexpr (inject_late_withdraw<Sys>()) {
         p->interrupt();  // broken on purpose: leaves the withdrawal to the waiter, after a release
       } else if ((*withdraw)()) {
         p->interrupt();
@@ -1302,7 +1334,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   }
   if (s == P::kNotified) return WaitStatus::ready;
   if (s == P::kInterrupted) {
-    if constexpr (Sys::kInjectLateWithdraw) return give_up(WaitStatus::cancelled);
+    if constexpr (inject_late_withdraw<Sys>()) return give_up(WaitStatus::cancelled);
     return WaitStatus::cancelled;  // the stop callback withdrew `w`
   }
   // The deadline passed (the stop callback may have withdrawn `w` meanwhile).
@@ -1379,7 +1411,7 @@ public:
       cb_.emplace(std::move(tok), OnStop{this});
     }
     SKEIN_FAULT_POINT();  // a notification may fire while this is still arming
-    if constexpr (Sys::kInjectLostWakeup) {  // broken on purpose (the model checker's test)
+    if constexpr (inject_lost_wakeup<Sys>()) {  // broken on purpose (the model checker's test)
       waiter.phase.store(CoroWaiter::kArmed, std::memory_order_release);
       return true;
     }
@@ -3071,7 +3103,7 @@ public:
     state_.fetch_add(delta, std::memory_order_acq_rel);
     SKEIN_FAULT_POINT();  // idle and counted: a producer may now miss us or wake us
     // (The model checker's broken variant skips this re-check.)
-    if (!Sys::kInjectSkipIdleRecheck && ready()) {
+    if (!inject_skip_idle_recheck<Sys>() && ready()) {
       bool removed = false;
       {
         std::lock_guard lk(mu_);

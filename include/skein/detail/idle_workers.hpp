@@ -26,6 +26,7 @@
 
 #include "fault.hpp"
 #include "parker.hpp"
+#include "test_hooks.hpp"
 
 namespace skein::detail {
 
@@ -99,7 +100,7 @@ public:
     state_.fetch_add(delta, std::memory_order_acq_rel);
     SKEIN_FAULT_POINT();  // idle and counted: a producer may now miss us or wake us
     // (The model checker's broken variant skips this re-check.)
-    if (!Sys::kInjectSkipIdleRecheck && ready()) {
+    if (!inject_skip_idle_recheck<Sys>() && ready()) {
       bool removed = false;
       {
         std::lock_guard lk(mu_);

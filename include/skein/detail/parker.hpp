@@ -26,6 +26,7 @@
 #include "deadline.hpp"
 #include "fault.hpp"
 #include "spin.hpp"
+#include "test_hooks.hpp"
 #include "tuning.hpp"
 
 namespace skein::detail {
@@ -91,12 +92,6 @@ public:
   /// notifier cannot run while we spin.
   static int spin_budget() noexcept { return spinning_helps() ? tuning::kParkSpins : 0; }
 
-  /// Deliberately broken variants, for showing that the model checker finds
-  /// them (tests/model_check.test.cpp); never set in the library.
-  static constexpr bool kInjectLostWakeup = false;
-  static constexpr bool kInjectSkipIdleRecheck = false;  // the pool's (idle_workers.hpp)
-  static constexpr bool kInjectLateWithdraw = false;     // block_wait's stop callback (waiter.hpp)
-
 #if !defined(__linux__)
 private:
   std::mutex mu_;
@@ -155,7 +150,7 @@ public:
       // CAS (or the park's own check) fail.
       if (!(w & kSleeping)) {
         SKEIN_FAULT_POINT();
-        if constexpr (Sys::kInjectLostWakeup) {
+        if constexpr (inject_lost_wakeup<Sys>()) {
           word_.store(w | kSleeping, std::memory_order_release);  // overwrites a notification
         } else if (!word_.compare_exchange_weak(w, w | kSleeping, std::memory_order_acq_rel,
                                                 std::memory_order_acquire)) {

@@ -212,7 +212,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   auto outcome = [&]() {
     for (auto s = w.parker.state();; s = w.parker.state()) {
       if (s == P::kNotified) return WaitStatus::ready;
-      if (s == P::kInterrupted && !Sys::kInjectLateWithdraw) return WaitStatus::cancelled;
+      if (s == P::kInterrupted && !inject_late_withdraw<Sys>()) return WaitStatus::cancelled;
       w.parker.wait_while(s);
     }
   };
@@ -229,7 +229,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     std::remove_reference_t<Withdraw>* withdraw;
     P* p;
     void operator()() const noexcept {
-      if constexpr (Sys::kInjectLateWithdraw) {
+      if constexpr (inject_late_withdraw<Sys>()) {
         p->interrupt();  // broken on purpose: leaves the withdrawal to the waiter, after a release
       } else if ((*withdraw)()) {
         p->interrupt();
@@ -257,7 +257,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   }
   if (s == P::kNotified) return WaitStatus::ready;
   if (s == P::kInterrupted) {
-    if constexpr (Sys::kInjectLateWithdraw) return give_up(WaitStatus::cancelled);
+    if constexpr (inject_late_withdraw<Sys>()) return give_up(WaitStatus::cancelled);
     return WaitStatus::cancelled;  // the stop callback withdrew `w`
   }
   // The deadline passed (the stop callback may have withdrawn `w` meanwhile).
@@ -334,7 +334,7 @@ public:
       cb_.emplace(std::move(tok), OnStop{this});
     }
     SKEIN_FAULT_POINT();  // a notification may fire while this is still arming
-    if constexpr (Sys::kInjectLostWakeup) {  // broken on purpose (the model checker's test)
+    if constexpr (inject_lost_wakeup<Sys>()) {  // broken on purpose (the model checker's test)
       waiter.phase.store(CoroWaiter::kArmed, std::memory_order_release);
       return true;
     }
