@@ -97,7 +97,7 @@ struct Report {
   long tasks = 0;      // tasks the workload creates
   long result = 0;
   long expected = 0;
-  long threads = 0;           // parallelism of the runtime (pool size, arena concurrency, GOMAXPROCS)
+  long threads = 0;          // parallelism of the runtime (pool size, arena concurrency, GOMAXPROCS)
   const char* version = "";  // the peer's version, no spaces
   const char* note = "";     // no spaces
   double lat_us = -1;        // latency workloads: median per-operation latency (µs); < 0: not printed

@@ -45,8 +45,8 @@ struct ThroughputState {
   ThroughputState(L* l, long n, int producers) : loop(l), total(n), next(static_cast<std::size_t>(producers), 0) {}
   L* loop;
   long total;
-  long count = 0;     // loop thread only
-  long in_order = 0;  // loop thread only
+  long count = 0;          // loop thread only
+  long in_order = 0;       // loop thread only
   std::vector<long> next;  // per producer: the sequence number expected next
 };
 
@@ -92,9 +92,9 @@ struct LatencyState {
   LatencyState(L* l, long n) : loop(l), samples(n), lat_us(static_cast<std::size_t>(n), -1.0) {}
   L* loop;
   long samples;
-  Clock::time_point posted{};     // written by the producer before each post
-  std::vector<double> lat_us;     // written by the callbacks
-  std::atomic<long> done{-1};     // the last sample whose callback ran
+  Clock::time_point posted{};  // written by the producer before each post
+  std::vector<double> lat_us;  // written by the callbacks
+  std::atomic<long> done{-1};  // the last sample whose callback ran
 };
 
 /// One producer, one post at a time (see the file comment). Returns the

@@ -23,7 +23,8 @@
 namespace bench::prim {
 
 inline constexpr const char* kWorkloads =
-    "queue_thr queue_coro queue4_thr queue4_coro pingpong_thr pingpong_coro mutex mutex2 atomic atomic2 waitgroup pool pool_main";
+    "queue_thr queue_coro queue4_thr queue4_coro pingpong_thr pingpong_coro mutex mutex2 atomic atomic2 waitgroup pool "
+    "pool_main";
 
 inline constexpr long kQueueItems = 10'000'000;  // ints through the queue, in all
 inline constexpr long kQueueCap = 100;

@@ -141,7 +141,8 @@ int main(int argc, char** argv) {
       ps.reserve(static_cast<std::size_t>(r.n));
       for (long i = 0; i < r.n; ++i) ps.push_back(skein::run(parked_task, ev, &c));
       // Wait until every task has started and reached its co_await.
-      while (c.parked.load(std::memory_order_relaxed) < r.n) std::this_thread::sleep_for(std::chrono::microseconds(200));
+      while (c.parked.load(std::memory_order_relaxed) < r.n)
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
       gate.resolve();
       for (auto& p : ps) p.wait();
     }

@@ -29,7 +29,9 @@ long skynet(long num, long size, long div) {
   std::array<long, 16> sums{};
   tbb::task_group g;
   for (long i = 0; i < div; ++i)
-    g.run([&sums, i, num, size, div] { sums[static_cast<std::size_t>(i)] = skynet(num + i * (size / div), size / div, div); });
+    g.run([&sums, i, num, size, div] {
+      sums[static_cast<std::size_t>(i)] = skynet(num + i * (size / div), size / div, div);
+    });
   g.wait();
   long sum = 0;
   for (long i = 0; i < div; ++i) sum += sums[static_cast<std::size_t>(i)];

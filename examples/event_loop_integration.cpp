@@ -39,8 +39,8 @@ int main() {
       on_host = std::this_thread::get_id() == host_thread;
       done = true;
     });
-    while (!done) {       // the host's frame loop
-      loop.poll();        // run what skein has for this frame, never block
+    while (!done) {                      // the host's frame loop
+      loop.poll();                       // run what skein has for this frame, never block
       std::this_thread::sleep_for(1ms);  // ... render, handle input ...
     }
     task.get();
@@ -64,8 +64,8 @@ int main() {
     int callbacks = 0;
     std::string input;
     std::thread producer([&] {
-      for (int i = 0; i < 3; ++i) loop.post([&] { ++callbacks; });   // skein work
-      (void)!write(pipe_fds[1], "hello", 5);                          // the host's own input
+      for (int i = 0; i < 3; ++i) loop.post([&] { ++callbacks; });  // skein work
+      (void)!write(pipe_fds[1], "hello", 5);                        // the host's own input
     });
     while (callbacks < 3 || input.size() < 5) {
       pollfd fds[2] = {{wake_fd, POLLIN, 0}, {pipe_fds[0], POLLIN, 0}};
@@ -73,7 +73,7 @@ int main() {
       if (fds[0].revents & POLLIN) {
         std::uint64_t n;
         (void)!read(wake_fd, &n, sizeof n);
-        loop.poll();       // runs the callbacks, on this thread
+        loop.poll();  // runs the callbacks, on this thread
       }
       if (fds[1].revents & POLLIN) {
         char buf[16];
@@ -119,7 +119,7 @@ int main() {
       });
     });
     (void)!write(fds[1], "data from the fd", 16);  // somebody writes to the descriptor
-    loop.run();  // returns once the notifier fired and nothing is left
+    loop.run();                                    // returns once the notifier fired and nothing is left
     reader.join();
     watcher.join();
     close(fds[0]);

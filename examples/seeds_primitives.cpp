@@ -88,9 +88,7 @@ int main() {
   {
     // [readme:threads.Pool]
     skein::Shared<std::map<int, int>> results;
-    auto process_data = [&results](int item) {
-      results.update([&](auto& m) { m[item] = item * item; });
-    };
+    auto process_data = [&results](int item) { results.update([&](auto& m) { m[item] = item * item; }); };
     skein::Pool<int> pool(process_data, 4, 1000);  // workers=4, queue_depth=1000
     for (int item = 0; item < 100; ++item) pool.submit(item);
     pool.close();  // waits for all work to complete

@@ -74,8 +74,8 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr int kMaxOps = 200;
-constexpr int kMaxCross = 12;       // cross-thread blocking calls per input (each ~100 us)
-constexpr int kMaxPoolItems = 64;   // Pool submissions per input
+constexpr int kMaxCross = 12;      // cross-thread blocking calls per input (each ~100 us)
+constexpr int kMaxPoolItems = 64;  // Pool submissions per input
 constexpr int kMaxActors = 5;
 
 // --- failure reporting --------------------------------------------------------------
@@ -98,8 +98,8 @@ std::vector<std::string>* g_trace = nullptr;
   __builtin_trap();
 }
 
-#define EXPECT(cond, ...)         \
-  do {                            \
+#define EXPECT(cond, ...)           \
+  do {                              \
     if (!(cond)) fail(__VA_ARGS__); \
   } while (0)
 
@@ -185,37 +185,100 @@ std::string sem_bound_msg(std::int64_t n, std::int64_t held, std::int64_t bound)
 // --- operations -------------------------------------------------------------------------
 
 enum Op : std::uint8_t {
-  kQAsyncPut, kQAsyncGet, kQPut, kQTryPut, kQPutFor, kQGet, kQTryGet, kQGetFor, kQClose, kQState, kQIter,
-  kWAdd, kWDone, kWWait, kWWaitFor, kWAsyncWait, kWCount,
-  kSAcquire, kSTryAcquire, kSTryAcquireFor, kSRelease, kSAsyncAcquire, kSState, kSCtor,
-  kMLock, kMTryLock, kMTryLockFor, kMUnlock, kMAsyncLock, kMGuardUnlock, kMScoped, kMState,
+  kQAsyncPut,
+  kQAsyncGet,
+  kQPut,
+  kQTryPut,
+  kQPutFor,
+  kQGet,
+  kQTryGet,
+  kQGetFor,
+  kQClose,
+  kQState,
+  kQIter,
+  kWAdd,
+  kWDone,
+  kWWait,
+  kWWaitFor,
+  kWAsyncWait,
+  kWCount,
+  kSAcquire,
+  kSTryAcquire,
+  kSTryAcquireFor,
+  kSRelease,
+  kSAsyncAcquire,
+  kSState,
+  kSCtor,
+  kMLock,
+  kMTryLock,
+  kMTryLockFor,
+  kMUnlock,
+  kMAsyncLock,
+  kMGuardUnlock,
+  kMScoped,
+  kMState,
   kCancel,
-  kPSubmit, kPAsyncSubmit, kPWait, kPClose, kPState, kPReset,
+  kPSubmit,
+  kPAsyncSubmit,
+  kPWait,
+  kPClose,
+  kPState,
+  kPReset,
   kCancelThread,
   kOpCount,
   kQuit = 0xff,
 };
 
 const char* const kOpNamesTable[kOpCount] = {
-    "q.async_put", "q.async_get", "q.put", "q.try_put", "q.put_for", "q.get", "q.try_get", "q.get_for",
-    "q.close", "q.state", "q.range_for",
-    "wg.add", "wg.done", "wg.wait", "wg.wait_for", "wg.async_wait", "wg.count",
-    "sem.acquire", "sem.try_acquire", "sem.try_acquire_for", "sem.release", "sem.async_acquire", "sem.state",
+    "q.async_put",
+    "q.async_get",
+    "q.put",
+    "q.try_put",
+    "q.put_for",
+    "q.get",
+    "q.try_get",
+    "q.get_for",
+    "q.close",
+    "q.state",
+    "q.range_for",
+    "wg.add",
+    "wg.done",
+    "wg.wait",
+    "wg.wait_for",
+    "wg.async_wait",
+    "wg.count",
+    "sem.acquire",
+    "sem.try_acquire",
+    "sem.try_acquire_for",
+    "sem.release",
+    "sem.async_acquire",
+    "sem.state",
     "Semaphore(bad)",
-    "mu.lock", "mu.try_lock", "mu.try_lock_for", "mu.unlock", "mu.async_lock", "guard.unlock", "mu.scoped",
+    "mu.lock",
+    "mu.try_lock",
+    "mu.try_lock_for",
+    "mu.unlock",
+    "mu.async_lock",
+    "guard.unlock",
+    "mu.scoped",
     "mu.locked",
     "cancel",
-    "pool.submit", "pool.async_submit", "pool.wait", "pool.close", "pool.state", "pool.reset",
+    "pool.submit",
+    "pool.async_submit",
+    "pool.wait",
+    "pool.close",
+    "pool.state",
+    "pool.reset",
     "cancel blocked task",
 };
 const char* op_name(int op) { return op >= 0 && op < kOpCount ? kOpNamesTable[op] : "quit"; }
 
 struct Cmd {
   Op op = kQuit;
-  int item = 0;             // queue item / pool item id
-  std::int64_t arg = 0;     // wg delta, release count, ctor permits
-  int dur_us = 0;           // timed forms
-  bool lvalue = false;      // const T& overloads
+  int item = 0;          // queue item / pool item id
+  std::int64_t arg = 0;  // wg delta, release count, ctor permits
+  int dur_us = 0;        // timed forms
+  bool lvalue = false;   // const T& overloads
 };
 
 struct Input {
@@ -268,9 +331,9 @@ int fault_id(std::exception_ptr e, const PoolProbe& probe, const char* where) {
     fail("%s: a worker error came back as UsageError(\"%s\")", where, x.what());
   } catch (const std::runtime_error& x) {
     int id = -1;
-    EXPECT(std::sscanf(x.what(), "worker fault %d", &id) == 1 && id >= 0 && id < kMaxPoolItems &&
-               probe.behaviour[id] == 1,
-           "%s: unexpected std::runtime_error(\"%s\")", where, x.what());
+    EXPECT(
+        std::sscanf(x.what(), "worker fault %d", &id) == 1 && id >= 0 && id < kMaxPoolItems && probe.behaviour[id] == 1,
+        "%s: unexpected std::runtime_error(\"%s\")", where, x.what());
     return id;
   } catch (const std::exception& x) {
     fail("%s: unexpected exception \"%s\"", where, x.what());
@@ -352,10 +415,10 @@ struct World {
     bool closed = false;
     std::size_t workers = 0, depth = 0;
     bool unbounded = false, coro = false;
-    std::vector<int> since;        // submitted since the last wait()/close()
-    std::vector<int> thrown;       // of those, the ones that throw, in order
-    std::vector<int> all;          // submitted to this pool
-    std::vector<int> rejected;     // submit threw Closed: never processed
+    std::vector<int> since;     // submitted since the last wait()/close()
+    std::vector<int> thrown;    // of those, the ones that throw, in order
+    std::vector<int> all;       // submitted to this pool
+    std::vector<int> rejected;  // submit threw Closed: never processed
     std::int64_t sum = 0;
   } pm;
   int pool_ids = 0;
@@ -436,17 +499,16 @@ struct World {
         case St::blocked:
           EXPECT(!a.has_result, "actor %d should still be blocked in %s, but it finished with %s", i,
                  op_name(a.blocked_op), describe(a.result).c_str());
-          EXPECT(!a.idle && !a.dead, "actor %d should be blocked in %s (idle=%d dead=%d)", i,
-                 op_name(a.blocked_op), a.idle, a.dead);
+          EXPECT(!a.idle && !a.dead, "actor %d should be blocked in %s (idle=%d dead=%d)", i, op_name(a.blocked_op),
+                 a.idle, a.dead);
           break;
         case St::pending:
-          EXPECT(a.has_result, "actor %d should have been woken in %s with %s, but was not", i,
-                 op_name(a.blocked_op), describe(a.expect).c_str());
-          EXPECT(a.result == a.expect,
-                 "actor %d, %s: expected %s, got %s", i, op_name(a.blocked_op), describe(a.expect).c_str(),
-                 describe(a.result).c_str());
-          note("  (actor " + std::to_string(i) + " resumed from " + op_name(a.blocked_op) + ": " +
-               describe(a.result) + ")");
+          EXPECT(a.has_result, "actor %d should have been woken in %s with %s, but was not", i, op_name(a.blocked_op),
+                 describe(a.expect).c_str());
+          EXPECT(a.result == a.expect, "actor %d, %s: expected %s, got %s", i, op_name(a.blocked_op),
+                 describe(a.expect).c_str(), describe(a.result).c_str());
+          note("  (actor " + std::to_string(i) + " resumed from " + op_name(a.blocked_op) + ": " + describe(a.result) +
+               ")");
           a.has_result = false;
           if (a.cancelled) {
             EXPECT(a.dead && !a.idle, "actor %d: its context is cancelled, it should have stopped", i);
@@ -460,9 +522,7 @@ struct World {
           EXPECT(a.dead && !a.idle && !a.has_result, "actor %d should have stopped (cancelled while idle)", i);
           a.st = St::dead;
           break;
-        case St::dead:
-          EXPECT(a.dead && !a.idle && !a.has_result, "actor %d should be stopped", i);
-          break;
+        case St::dead: EXPECT(a.dead && !a.idle && !a.has_result, "actor %d should be stopped", i); break;
       }
     }
   }
@@ -488,14 +548,9 @@ struct World {
     note("  cancel actor " + std::to_string(a.id));
     switch (a.st) {
       case St::dead:
-      case St::dying:
-        break;
-      case St::idle:
-        a.st = St::dying;
-        break;
-      case St::pending:
-        a.cancelled = true;
-        break;
+      case St::dying: break;
+      case St::idle: a.st = St::dying; break;
+      case St::pending: a.cancelled = true; break;
       case St::blocked: {
         auto drop = [&](std::deque<int>& l) {
           auto it = std::find(l.begin(), l.end(), a.id);
@@ -723,8 +778,7 @@ struct World {
         case kSCtor: {
           skein::Semaphore s(static_cast<std::ptrdiff_t>(c.arg));
           EXPECT(s.available() == c.arg && s.max() == c.arg, "Semaphore(%lld): available %lld, max %lld",
-                 static_cast<long long>(c.arg), static_cast<long long>(s.available()),
-                 static_cast<long long>(s.max()));
+                 static_cast<long long>(c.arg), static_cast<long long>(s.available()), static_cast<long long>(s.max()));
           return Outcome::unit();
         }
         case kMLock: mu.lock(); return Outcome::unit();
@@ -896,25 +950,15 @@ struct World {
         async_op(c, a, b);
         return;
       }
-      case kCancel:
-        cancel(actors[a % nactors]);
-        break;
-      case kQIter:
-        range_for(a, b);
-        break;
-      case kCancelThread:
-        cancel_blocked_task(a, b);
-        break;
+      case kCancel: cancel(actors[a % nactors]); break;
+      case kQIter: range_for(a, b); break;
+      case kCancelThread: cancel_blocked_task(a, b); break;
       case kPSubmit:
       case kPWait:
       case kPClose:
       case kPState:
-      case kPReset:
-        pool_op(op, a, b);
-        break;
-      default:
-        sync_op(c, a, b, in_actor);
-        break;
+      case kPReset: pool_op(op, a, b); break;
+      default: sync_op(c, a, b, in_actor); break;
     }
     if (!skip_poll) settle();
   }
@@ -1058,19 +1102,34 @@ struct World {
     // Items for puts; arguments.
     if (c.op == kQPut || c.op == kQTryPut || c.op == kQPutFor) c.item = next_item++;
     if (c.op == kWAdd) {
-      static const std::int64_t kDeltas[] = {1, 2, 3, -1, -2, -3, 0, 5, 0x7fffffff, -0x7fffffff, 0x80000000LL,
-                                             std::numeric_limits<std::int64_t>::min(), std::int64_t{1} << 40,
+      static const std::int64_t kDeltas[] = {1,
+                                             2,
+                                             3,
+                                             -1,
+                                             -2,
+                                             -3,
+                                             0,
+                                             5,
+                                             0x7fffffff,
+                                             -0x7fffffff,
+                                             0x80000000LL,
+                                             std::numeric_limits<std::int64_t>::min(),
+                                             std::int64_t{1} << 40,
                                              std::numeric_limits<std::int64_t>::max()};
       std::size_t n = sizeof kDeltas / sizeof kDeltas[0];
       c.arg = kDeltas[a % n];
     }
     if (c.op == kSRelease) {
-      static const std::int64_t kCounts[] = {1, 1, 2, 3, 0, -1, 4, 0x7fffffff,
-                                             std::numeric_limits<std::int64_t>::max()};
+      static const std::int64_t kCounts[] = {
+          1, 1, 2, 3, 0, -1, 4, 0x7fffffff, std::numeric_limits<std::int64_t>::max()};
       c.arg = kCounts[a % (sizeof kCounts / sizeof kCounts[0])];
     }
     if (c.op == kSCtor) {
-      static const std::int64_t kPermits[] = {-1, 0x80000000LL, 0x7fffffff, 0, 3,
+      static const std::int64_t kPermits[] = {-1,
+                                              0x80000000LL,
+                                              0x7fffffff,
+                                              0,
+                                              3,
                                               std::numeric_limits<std::int64_t>::min(),
                                               std::numeric_limits<std::int64_t>::max()};
       c.arg = kPermits[a % (sizeof kPermits / sizeof kPermits[0])];
@@ -1173,14 +1232,13 @@ struct World {
     const bool close = (b & 0x40) != 0;
     int x = next_item++;
     note(close ? "  (cross-thread: blocked get, helper closes)" : "  (cross-thread: blocked get, helper puts)");
-    Outcome got = cross(
-        [&] { return Outcome::opt(c.op == kQGet ? q.get() : q.get_for(20s)); },
-        [&] {
-          if (close)
-            q.close();
-          else
-            q.put(x);
-        });
+    Outcome got = cross([&] { return Outcome::opt(c.op == kQGet ? q.get() : q.get_for(20s)); },
+                        [&] {
+                          if (close)
+                            q.close();
+                          else
+                            q.put(x);
+                        });
     Outcome want;
     if (close) {
       q_close();
@@ -1537,8 +1595,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::ptrdiff_t permits = in.byte() % 4;
   int nactors = 2 + in.byte() % (kMaxActors - 1);
   World w(cap, permits, nactors);
-  w.note("Queue(" + std::to_string(cap) + "), Semaphore(" + std::to_string(permits) + "), " +
-         std::to_string(nactors) + " actors");
+  w.note("Queue(" + std::to_string(cap) + "), Semaphore(" + std::to_string(permits) + "), " + std::to_string(nactors) +
+         " actors");
   for (int i = 0; i < nactors; ++i) w.spawn(w.actors[i]);
   for (int ops = 0; ops < kMaxOps && in.n >= 3; ++ops) {
     std::uint8_t op = in.byte(), a = in.byte(), b = in.byte();

@@ -30,9 +30,9 @@
 namespace {
 
 namespace sc = skein::script;
+using sc::Value;
 using test::script::Session;
 using test::script::TestEnv;
-using sc::Value;
 
 struct Input {
   const std::uint8_t* p;
@@ -69,8 +69,9 @@ const std::vector<Callable>& natives() {
   return all;
 }
 
-const char* const kKeywords[] = {"x", "y", "item", "maxsize", "workers", "queue_depth", "initial",
-                                  "initial_value", "delta", "timeout", "value", "n", "expected", "zzz"};
+const char* const kKeywords[] = {"x",           "y",       "item",          "maxsize", "workers",
+                                 "queue_depth", "initial", "initial_value", "delta",   "timeout",
+                                 "value",       "n",       "expected",      "zzz"};
 
 Value gen(Input& in, const std::vector<Value>& handles, int depth) {
   switch (in.byte() % 13) {
@@ -105,17 +106,14 @@ Value gen(Input& in, const std::vector<Value>& handles, int depth) {
       return d;
     }
     case 8:
-      return test::script::fn("echo", {"a", "b"}, [](TestEnv&, std::vector<Value>& a) -> Value {
-        return a.empty() ? Value() : a[0];
-      });
+      return test::script::fn("echo", {"a", "b"},
+                              [](TestEnv&, std::vector<Value>& a) -> Value { return a.empty() ? Value() : a[0]; });
     case 9:
-      return test::script::fn("raise", {"a"}, [](TestEnv&, std::vector<Value>&) -> Value {
-        throw sc::TaskError("raised by the script");
-      });
+      return test::script::fn(
+          "raise", {"a"}, [](TestEnv&, std::vector<Value>&) -> Value { throw sc::TaskError("raised by the script"); });
     case 10:
-      return test::script::opaque_fn([](TestEnv&, std::vector<Value>& a) -> Value {
-        return static_cast<std::int64_t>(a.size());
-      });
+      return test::script::opaque_fn(
+          [](TestEnv&, std::vector<Value>& a) -> Value { return static_cast<std::int64_t>(a.size()); });
     default:
       if (handles.empty()) return {};
       return handles[in.byte() % handles.size()];
@@ -161,9 +159,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::string call_name = method ? std::string((*target.get_if<sc::Handle>())->type_name()) + "." + name : name;
     // Each call is a task with a short deadline: a call that blocks is cancelled.
     auto ctx = s.rt.context().child_with_timeout(std::chrono::milliseconds(5));
-    auto p = ctx.run([&]() -> Value {
-      return method ? s.main.method(target, name, args, kw) : s.main.call(name, args, kw);
-    });
+    auto p = ctx.run(
+        [&]() -> Value { return method ? s.main.method(target, name, args, kw) : s.main.call(name, args, kw); });
     try {
       Value r = p.get();
       if (r.kind() == Value::Kind::handle && handles.size() < 12) handles.push_back(r);

@@ -77,8 +77,10 @@ TEST_CASE("cancel, then release: a blocked Mutex::lock gives up and the mutex st
   m.lock();
   // Free: the cancelled waiter does not hold it. (Else the waiter's hold is ours now.)
   auto check = [&] { return m.try_lock(); };
-  cancel_then_release("lock", [&] { m.lock(); }, [&] { m.unlock(); }, check);
-  cancel_then_release("try_lock_for", [&] { (void)m.try_lock_for(60s); }, [&] { m.unlock(); }, check);
+  cancel_then_release(
+      "lock", [&] { m.lock(); }, [&] { m.unlock(); }, check);
+  cancel_then_release(
+      "try_lock_for", [&] { (void)m.try_lock_for(60s); }, [&] { m.unlock(); }, check);
   m.unlock();
 }
 
@@ -121,8 +123,10 @@ TEST_CASE("cancel, then release: a blocked Queue::get gives up and the item stay
     auto v = q.try_get();
     return v && *v == expect;
   };
-  cancel_then_release("get", [&] { (void)q.get(); }, [&] { q.put(expect = ++next); }, check);
-  cancel_then_release("get_for", [&] { (void)q.get_for(60s); }, [&] { q.put(expect = ++next); }, check);
+  cancel_then_release(
+      "get", [&] { (void)q.get(); }, [&] { q.put(expect = ++next); }, check);
+  cancel_then_release(
+      "get_for", [&] { (void)q.get_for(60s); }, [&] { q.put(expect = ++next); }, check);
 }
 
 TEST_CASE("cancel, then release: a blocked Queue::put gives up and its item never lands") {
@@ -135,8 +139,10 @@ TEST_CASE("cancel, then release: a blocked Queue::put gives up and its item neve
     q.put(1);
     return ok;
   };
-  cancel_then_release("put", [&] { q.put(99); }, release, check);
-  cancel_then_release("put_for", [&] { (void)q.put_for(99, 60s); }, release, check);
+  cancel_then_release(
+      "put", [&] { q.put(99); }, release, check);
+  cancel_then_release(
+      "put_for", [&] { (void)q.put_for(99, 60s); }, release, check);
 }
 
 TEST_CASE("cancel, then release: a blocked WaitGroup::wait and Promise::get throw Cancelled") {
@@ -156,10 +162,11 @@ TEST_CASE("cancel, then release: a blocked WaitGroup::wait and Promise::get thro
     p = r->promise();
   };
   fresh();
-  cancel_then_release("Promise::get", [&] { (void)p.get(); }, [&] { r->resolve(7); },
-                      [&] {
-                        bool ok = p.ready() && p.get() == 7;
-                        fresh();
-                        return ok;
-                      });
+  cancel_then_release(
+      "Promise::get", [&] { (void)p.get(); }, [&] { r->resolve(7); },
+      [&] {
+        bool ok = p.ready() && p.get() == 7;
+        fresh();
+        return ok;
+      });
 }

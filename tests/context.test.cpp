@@ -63,9 +63,17 @@ TEST_CASE("Context::wait waits for every task of the context and its children") 
   Watchdog wd(20s);
   skein::Context ctx;
   std::atomic<int> done{0};
-  for (int i = 0; i < 20; ++i) ctx.spawn([&done] { skein::sleep_for(5ms); ++done; });
+  for (int i = 0; i < 20; ++i)
+    ctx.spawn([&done] {
+      skein::sleep_for(5ms);
+      ++done;
+    });
   auto child = ctx.child();
-  for (int i = 0; i < 20; ++i) child.spawn([&done]() -> Promise<void> { co_await skein::async_sleep(5ms); ++done; });
+  for (int i = 0; i < 20; ++i)
+    child.spawn([&done]() -> Promise<void> {
+      co_await skein::async_sleep(5ms);
+      ++done;
+    });
   ctx.wait();
   CHECK(done.load() == 40);
   CHECK(ctx.tasks() == 0);
@@ -135,7 +143,8 @@ TEST_CASE("the reason a context was cancelled is latched: a later deadline does 
 
 TEST_CASE("run_with_timeout returns the result in time and throws Cancelled after the deadline") {
   Watchdog wd(20s);
-  CHECK(skein::run_with_timeout(5s, [](int x) { return x + 1; }, 1) == 2);
+  CHECK(skein::run_with_timeout(
+            5s, [](int x) { return x + 1; }, 1) == 2);
   std::atomic<int> started{0}, stopped{0};
   try {
     skein::run_with_timeout(50ms, [&started, &stopped] {
@@ -199,7 +208,7 @@ Promise<void> cleanup_child(int& parent_local, test::Event& started, test::Event
       skein::BlockingRegion blocking;  // the pool hands this thread's slot on: the parent could run
       gate.wait();                     // cleanup in progress
     }
-    parent_local = 42;    // the parent's frame must still be there
+    parent_local = 42;  // the parent's frame must still be there
     throw;
   }
 }

@@ -100,7 +100,10 @@ TEST_CASE("an error that was observed is not reported") {
 
 TEST_CASE("a throwing handler does not lose the report or terminate") {
   skein::set_unhandled_error_handler([](std::exception_ptr) { throw 1; });
-  { auto p = skein::run([] { throw std::runtime_error("handler throws"); }); (void)p.wait_for(5s); }
+  {
+    auto p = skein::run([] { throw std::runtime_error("handler throws"); });
+    (void)p.wait_for(5s);
+  }
   skein::set_unhandled_error_handler(nullptr);
   CHECK(true);  // reaching here (the default report went to stderr) is the test
 }

@@ -149,7 +149,8 @@ TEST_CASE("a repeating notifier coalesces triggers and keeps the loop alive unti
   CHECK(loop.poll() == 0);
 }
 
-TEST_CASE("executor affinity: a coroutine on the loop resumes on the loop after Promise, Queue, Mutex and async_sleep") {
+TEST_CASE(
+    "executor affinity: a coroutine on the loop resumes on the loop after Promise, Queue, Mutex and async_sleep") {
   Watchdog wd(30s);
   skein::EventLoop loop;
   const auto loop_thread = std::this_thread::get_id();
@@ -184,7 +185,7 @@ TEST_CASE("executor affinity: a coroutine on the loop resumes on the loop after 
       // a keep-alive guard stops run() from returning meanwhile.
       auto alive = loop.keep_alive();
       co_await skein::default_pool().schedule();  // hop away ...
-      co_await loop.schedule();                    // ... and back
+      co_await loop.schedule();                   // ... and back
     }
     here();
     CHECK(v == 4);
@@ -204,7 +205,7 @@ TEST_CASE("destroying a loop with pending posts and suspended coroutines neither
     skein::EventLoop loop;
     for (int i = 0; i < 100; ++i) loop.post([&] { ++ran; });
     suspended = loop.spawn([ev = never.promise()]() -> Promise<void> { (void)co_await ev; });
-    loop.poll();  // starts the coroutine (and runs the posts)
+    loop.poll();                                              // starts the coroutine (and runs the posts)
     for (int i = 0; i < 100; ++i) loop.post([&] { ++ran; });  // never run
     auto n = loop.make_notifier([] {});
     n.trigger();
@@ -273,7 +274,8 @@ TEST_CASE("set_wakeup_hook: a post racing a poll() always gets a hook or is seen
   std::thread producer([&] {
     for (int i = 0; i < rounds; ++i) {
       loop.post([&] { ran.fetch_add(1, std::memory_order_relaxed); });
-      while (i - ran.load(std::memory_order_relaxed) > 4) std::this_thread::yield();  // keep posts and polls interleaved
+      while (i - ran.load(std::memory_order_relaxed) > 4)
+        std::this_thread::yield();  // keep posts and polls interleaved
     }
   });
   // The host sleeps (here: yields) until the hook has fired since its last poll.
@@ -291,7 +293,12 @@ TEST_CASE("EventLoop::spawn passes std::ref arguments by reference, as run() doe
   skein::EventLoop loop;
   int x = 1;
   std::vector<int> v{1, 2, 3};
-  auto plain = loop.spawn([](int& r, std::vector<int>& w) { r = 7; w.push_back(4); }, std::ref(x), std::ref(v));
+  auto plain = loop.spawn(
+      [](int& r, std::vector<int>& w) {
+        r = 7;
+        w.push_back(4);
+      },
+      std::ref(x), std::ref(v));
   auto coro = loop.spawn(
       [](std::vector<int>& w, const int& r) -> Promise<int> {
         w.push_back(r);

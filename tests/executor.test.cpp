@@ -63,7 +63,8 @@ TEST_CASE("a user's executor runs skein tasks: on its own thread, counted, with 
   ManualExecutor ex;
   const auto before = skein::goroutines();
   const auto here = std::this_thread::get_id();
-  auto plain = skein::run(ex, [](int a, int b) { return a + b; }, 20, 22);
+  auto plain = skein::run(
+      ex, [](int a, int b) { return a + b; }, 20, 22);
   CHECK_FALSE(plain.ready());  // nothing runs until the executor's thread resumes it
   CHECK(skein::goroutines() == before + 1);
   std::vector<std::thread::id> seen;
@@ -157,7 +158,7 @@ TEST_CASE("destroying an EventLoop cancels the contexts of the tasks it still ru
     skein::EventLoop loop;
     p = ctx.run(loop, []() -> Promise<void> { co_await skein::async_sleep(60s); });
     loop.poll();  // started: asleep for a minute
-  }  // ~EventLoop: cancels ctx, resumes the task in draining mode, returns
+  }               // ~EventLoop: cancels ctx, resumes the task in draining mode, returns
   CHECK(p->ready());
   CHECK_THROWS_AS(p->get(), skein::Cancelled);
   CHECK(ctx.cancelled());

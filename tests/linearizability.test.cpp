@@ -102,11 +102,11 @@ TEST_CASE("lincheck: linearizable hand-written histories are accepted") {
   // A put blocked on a full queue completes once a get makes room.
   CHECK(linearizable({put(0, 1, 0, 1), put(0, 2, 2, 9), get(1, 1, 3, 4), get(1, 2, 10, 11)}, 1));
   // After close: queued items are still delivered, then gets return empty; puts throw.
-  CHECK(linearizable({put(0, 1, 0, 1), close(0, 2, 3), get(1, 1, 4, 5), empty(1, Kind::get, 6, 7),
-                      empty(1, Kind::try_get, 8, 9), empty(1, Kind::get_for, 10, 11),
-                      op(0, Kind::try_put, 2, Res::closed, 12, 13), op(0, Kind::put_for, 3, Res::closed, 14, 15),
-                      op(0, Kind::put, 4, Res::closed, 16, 17), close(1, 18, 19)},
-                     2));
+  CHECK(linearizable(
+      {put(0, 1, 0, 1), close(0, 2, 3), get(1, 1, 4, 5), empty(1, Kind::get, 6, 7), empty(1, Kind::try_get, 8, 9),
+       empty(1, Kind::get_for, 10, 11), op(0, Kind::try_put, 2, Res::closed, 12, 13),
+       op(0, Kind::put_for, 3, Res::closed, 14, 15), op(0, Kind::put, 4, Res::closed, 16, 17), close(1, 18, 19)},
+      2));
   // A put overlapping close may succeed or throw.
   CHECK(linearizable({put(0, 1, 0, 5), close(1, 1, 2), get(1, 1, 6, 7)}, 0));
   CHECK(linearizable({op(0, Kind::put, 1, Res::closed, 0, 5), close(1, 1, 2), empty(1, Kind::get, 6, 7)}, 0));
@@ -153,8 +153,8 @@ TEST_CASE("lincheck: histories that are not linearizable are rejected, with an e
   CHECK_FALSE(linearizable({put(0, 1, 0, 1), empty(1, Kind::try_get, 2, 3)}, 0));
   CHECK_FALSE(linearizable({put(0, 1, 0, 1), close(0, 2, 3), empty(1, Kind::get_for, 4, 5)}, 0));
   // An item lost: the later one is delivered, the earlier never.
-  CHECK_FALSE(linearizable(
-      {put(0, 1, 0, 1), put(0, 2, 2, 3), close(0, 4, 5), get(1, 2, 6, 7), empty(1, Kind::get, 8, 9)}, 0));
+  CHECK_FALSE(
+      linearizable({put(0, 1, 0, 1), put(0, 2, 2, 3), close(0, 4, 5), get(1, 2, 6, 7), empty(1, Kind::get, 8, 9)}, 0));
   // Impossible results: a blocking put reporting full, a get throwing Closed, a close failing.
   CHECK_FALSE(linearizable({op(0, Kind::put, 1, Res::full, 0, 1)}, 1));
   CHECK_FALSE(linearizable({op(0, Kind::put_for, 1, Res::full, 0, 1)}, 1));
@@ -197,8 +197,10 @@ TEST_CASE("lincheck agrees with brute force on random small histories") {
       // gets the timed form's result).
       const bool full = cap != 0 && s.items.size() >= cap;
       if (lincheck::is_put(o.kind)) {
-        if (s.closed) o.res = Res::closed;
-        else if (!full) o.res = Res::ok;
+        if (s.closed)
+          o.res = Res::closed;
+        else if (!full)
+          o.res = Res::ok;
         else {
           o.kind = o.kind == Kind::try_put ? Kind::try_put : Kind::put_for;
           o.res = o.kind == Kind::try_put ? Res::full : Res::timeout;
@@ -239,7 +241,8 @@ TEST_CASE("lincheck agrees with brute force on random small histories") {
     }
     auto v = lincheck::check(h, cap);
     const bool ref = brute_force(h, cap);
-    if (v.linearizable == ref) ++agree;
+    if (v.linearizable == ref)
+      ++agree;
     else
       FAIL_CHECK("checker says " << v.linearizable << ", brute force " << ref << "\n" << lincheck::format(h));
     if (v.linearizable) CHECK(valid_witness(h, cap, v.order));
@@ -251,7 +254,7 @@ TEST_CASE("lincheck agrees with brute force on random small histories") {
   }
   CHECK(agree == rounds);
   CHECK(intact_ok == intact);  // linearizable by construction
-  CHECK(yes > rounds / 4);  // both answers are exercised
+  CHECK(yes > rounds / 4);     // both answers are exercised
   CHECK(no > rounds / 10);
   MESSAGE("brute-force cross-check: " << rounds << " histories, " << yes << " linearizable, " << no << " not");
 }
@@ -322,13 +325,19 @@ void perform(Q& q, const Step& s, int actor, Recording& rec, History& out) {
   o.invoke = rec.clock.stamp();
   try {
     switch (s.kind) {
-      case Kind::put: q.put(s.item); o.res = Res::ok; break;
+      case Kind::put:
+        q.put(s.item);
+        o.res = Res::ok;
+        break;
       case Kind::try_put: o.res = q.try_put(s.item) ? Res::ok : Res::full; break;
       case Kind::put_for: o.res = q.put_for(s.item, s.timeout) ? Res::ok : Res::timeout; break;
       case Kind::get: set_result(o, q.get()); break;
       case Kind::try_get: set_result(o, q.try_get()); break;
       case Kind::get_for: set_result(o, q.get_for(s.timeout)); break;
-      case Kind::close: q.close(); o.res = Res::ok; break;
+      case Kind::close:
+        q.close();
+        o.res = Res::ok;
+        break;
       case Kind::async_put:
       case Kind::async_get: break;  // coroutine actors only
     }
@@ -455,8 +464,8 @@ private:
 /// a moment, the main thread closes the queue (recorded as actor -1), so
 /// nothing stays blocked; closing early is harmless, only another history.
 template <class Q>
-History record(Crew& crew, Q& q, const std::vector<Plan>& plans, const std::vector<bool>& coro,
-               std::string& error, bool& closer_closed) {
+History record(Crew& crew, Q& q, const std::vector<Plan>& plans, const std::vector<bool>& coro, std::string& error,
+               bool& closer_closed) {
   const int actors = static_cast<int>(plans.size());
   Recording rec(actors);
   std::vector<ActorLog> logs(plans.size());
@@ -569,19 +578,18 @@ void random_plans(std::mt19937& rng, bool with_coroutines, std::vector<Plan>& pl
 struct Figures {
   int histories = 0, not_linearizable = 0, closer_closes = 0;
   std::size_t ops = 0, max_ops = 0, states = 0, max_states = 0;
-  std::size_t overlapping = 0;        // operations overlapping another actor's operation
-  std::size_t overlapping_quick = 0;  // ... where neither call may block
+  std::size_t overlapping = 0;          // operations overlapping another actor's operation
+  std::size_t overlapping_quick = 0;    // ... where neither call may block
   std::map<std::string, int> outcomes;  // "put_for -> timeout": how often
   double seconds = 0;
 
   std::string summary() const {
-    std::string r = std::to_string(histories) + " histories, " + std::to_string(ops) + " operations (at most " +
-                    std::to_string(max_ops) + " per history; " + std::to_string(overlapping) +
-                    " overlap another actor's, " + std::to_string(overlapping_quick) +
-                    " of them with neither call a blocking one), " + std::to_string(states) +
-                    " search states (at most " + std::to_string(max_states) + " per history), " +
-                    std::to_string(closer_closes) + " closed by the main thread to unblock the rest, " +
-                    std::to_string(static_cast<int>(seconds * 1000)) + " ms";
+    std::string r =
+        std::to_string(histories) + " histories, " + std::to_string(ops) + " operations (at most " +
+        std::to_string(max_ops) + " per history; " + std::to_string(overlapping) + " overlap another actor's, " +
+        std::to_string(overlapping_quick) + " of them with neither call a blocking one), " + std::to_string(states) +
+        " search states (at most " + std::to_string(max_states) + " per history), " + std::to_string(closer_closes) +
+        " closed by the main thread to unblock the rest, " + std::to_string(static_cast<int>(seconds * 1000)) + " ms";
     return r;
   }
   std::string outcome_table() const {
@@ -758,12 +766,12 @@ TEST_CASE("a queue that drops or reorders items, recorded the same way, is caugh
   for (auto flaw : {BrokenQueue::drops, BrokenQueue::swaps}) {
     CAPTURE(flaw);
     std::vector<std::string> failures;
-    auto f = stress(std::max(scaled(2000), 200), false, 3,
-                    [flaw](std::size_t cap) { return std::make_unique<BrokenQueue>(cap, flaw); }, &failures, 20);
+    auto f = stress(
+        std::max(scaled(2000), 200), false, 3,
+        [flaw](std::size_t cap) { return std::make_unique<BrokenQueue>(cap, flaw); }, &failures, 20);
     CHECK(f.not_linearizable > 0);
-    MESSAGE((flaw == BrokenQueue::drops ? "dropping" : "swapping") << " queue: " << f.not_linearizable
-                                                                    << " of " << f.histories
-                                                                    << " histories caught; the first:\n"
-                                                                    << (failures.empty() ? "" : failures.front()));
+    MESSAGE((flaw == BrokenQueue::drops ? "dropping" : "swapping")
+            << " queue: " << f.not_linearizable << " of " << f.histories << " histories caught; the first:\n"
+            << (failures.empty() ? "" : failures.front()));
   }
 }

@@ -257,7 +257,7 @@ model::Scenario cancel_then_release() {
   model::Scenario sc;
   sc.threads.push_back([c] { c->get(false); });
   sc.threads.push_back([c] {
-    Sys sys;  // not S: only the getter's parks announce
+    Sys sys;                                                        // not S: only the getter's parks announce
     while (c->parked.load() == 0) sys.park(c->parked, 0, nullptr);  // until the getter sleeps
     c->scope.source.request_stop();
     c->put(100);
@@ -377,7 +377,6 @@ model::Scenario coro_arm_fire() {
   return sc;
 }
 
-
 /// The pool's parking protocol (BasicIdleWorkers, the code PoolCore runs):
 /// workers that take work from their own deque, count themselves searching to
 /// look in the others' deques and the injection queue, then park; a producer
@@ -473,13 +472,13 @@ struct PoolModel {
   Idle idle;
   std::vector<std::unique_ptr<Sleeper>> sleepers;
   std::vector<std::unique_ptr<model::Atomic<int>>> local;  // each worker's deque: a count of items
-  model::Atomic<int> injected{0};                           // the injection queue
+  model::Atomic<int> injected{0};                          // the injection queue
   model::Atomic<bool> stop{false};
   model::Atomic<std::uint32_t> finished{0};
   Sys finished_sys;
   int total;
-  int ran = 0;          // items run (a worker's step; no scheduling point needed)
-  int spawn_left = 0;   // items still to spawn a child
+  int ran = 0;         // items run (a worker's step; no scheduling point needed)
+  int spawn_left = 0;  // items still to spawn a child
 };
 
 template <class Sys>

@@ -128,8 +128,7 @@ TEST_CASE("many coroutines and threads wait on one promise") {
   auto p = r.promise();
   std::atomic<int> sum{0};
   std::vector<Promise<void>> waiters;
-  for (int i = 0; i < 100; ++i)
-    waiters.push_back(skein::run([p, &sum]() -> Promise<void> { sum += co_await p; }));
+  for (int i = 0; i < 100; ++i) waiters.push_back(skein::run([p, &sum]() -> Promise<void> { sum += co_await p; }));
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i) threads.emplace_back([p, &sum] { sum += p.get(); });
   r.resolve(2);
@@ -281,10 +280,8 @@ Promise<int> cond_do(std::shared_ptr<int> n) {
 Promise<int> cond_switch() {
   SKEIN_TEST_PR106188_WORKAROUND;
   switch (co_await answer()) {
-    case 42:
-      co_return 1;
-    default:
-      co_return 0;
+    case 42: co_return 1;
+    default: co_return 0;
   }
 }
 Promise<int> cond_ternary() { co_return co_await truth(false) ? 1 : 2; }
@@ -301,10 +298,8 @@ Promise<int> cond_move_only() {
 Promise<int> cond_switch_move_only() {
   SKEIN_TEST_PR106188_WORKAROUND;
   switch (*co_await boxed(3)) {
-    case 3:
-      co_return 1;
-    default:
-      co_return 0;
+    case 3: co_return 1;
+    default: co_return 0;
   }
 }
 Promise<void> cond_void_coroutine(bool& hit) {
@@ -331,15 +326,15 @@ TEST_CASE("co_await of a temporary promise in an if/while/for/do/switch conditio
   CHECK([]() -> Promise<int> {
     if (co_await truth(true)) co_return 1;
     co_return 0;
-  }().get() == 1);
+  }()
+                        .get() == 1);
   CHECK([]() -> Promise<int> {
     switch (*co_await boxed(5)) {
-      case 5:
-        co_return 1;
-      default:
-        co_return 0;
+      case 5: co_return 1;
+      default: co_return 0;
     }
-  }().get() == 1);
+  }()
+                        .get() == 1);
 }
 
 TEST_CASE("a coroutine suspended in a condition's co_await resumes and finishes") {

@@ -89,7 +89,7 @@ TEST_CASE("put_for and get_for time out without losing or adding items") {
 
 TEST_CASE("close wakes 64 blocked getters and 64 blocked putters; the putters' items never appear") {
   Watchdog wd(60s);
-  Queue<int> empty;   // getters block
+  Queue<int> empty;    // getters block
   Queue<int> full(1);  // putters block
   full.put(-1);
   std::atomic<int> closed_puts{0}, empty_gets{0};

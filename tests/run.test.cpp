@@ -55,11 +55,13 @@ TEST_CASE("move-only arguments and results") {
 TEST_CASE("a function taking a std::stop_token first receives the task's token") {
   skein::Context ctx;
   skein::Resolver<void> started;
-  auto p = ctx.run([&started](std::stop_token tok, int x) {
-    started.resolve();
-    while (!tok.stop_requested()) std::this_thread::yield();
-    return x;
-  }, 9);
+  auto p = ctx.run(
+      [&started](std::stop_token tok, int x) {
+        started.resolve();
+        while (!tok.stop_requested()) std::this_thread::yield();
+        return x;
+      },
+      9);
   started.promise().get();
   ctx.cancel();
   CHECK(p.get() == 9);

@@ -24,8 +24,7 @@ Promise<void> write_and_record(skein::RWLock& rw, std::vector<std::string>& orde
 }
 
 /// Takes the lock shared and keeps it until `hold` settles.
-Promise<void> read_and_record(skein::RWLock& rw, std::vector<std::string>& order, std::string id,
-                              Promise<void> hold) {
+Promise<void> read_and_record(skein::RWLock& rw, std::vector<std::string>& order, std::string id, Promise<void> hold) {
   auto g = co_await rw.async_lock_shared();
   {
     std::lock_guard lk(order_mu);
@@ -537,18 +536,10 @@ TEST_CASE("cancel racing unlock: the RWLock always ends free") {
     skein::Context ctx;
     Promise<void> p;
     switch (i % 4) {
-      case 0:
-        p = ctx.run([&rw] { std::lock_guard w(rw); });
-        break;
-      case 1:
-        p = ctx.run([&rw] { std::shared_lock r(rw); });
-        break;
-      case 2:
-        p = ctx.run([&rw]() -> Promise<void> { auto g = co_await rw.async_lock(); });
-        break;
-      default:
-        p = ctx.run([&rw]() -> Promise<void> { auto g = co_await rw.async_lock_shared(); });
-        break;
+      case 0: p = ctx.run([&rw] { std::lock_guard w(rw); }); break;
+      case 1: p = ctx.run([&rw] { std::shared_lock r(rw); }); break;
+      case 2: p = ctx.run([&rw]() -> Promise<void> { auto g = co_await rw.async_lock(); }); break;
+      default: p = ctx.run([&rw]() -> Promise<void> { auto g = co_await rw.async_lock_shared(); }); break;
     }
     std::thread t([&] {
       if (held_exclusive)

@@ -80,9 +80,9 @@ TEST_CASE("threads.run: bad calls are clear script errors") {
                      "threads.run: got multiple values for argument 'x'");
   CHECK_SCRIPT_ERROR(s.call("threads.run", {worker_fn(), 1, 2, 3}),
                      "threads.run: function worker takes 2 arguments (3 given)");
-  CHECK_SCRIPT_ERROR(s.call("threads.run", {opaque_fn([](TestEnv&, std::vector<Value>&) { return Value(); })},
-                            {{"x", 1}}),
-                     "threads.run: keyword arguments need a function whose parameter names are known");
+  CHECK_SCRIPT_ERROR(
+      s.call("threads.run", {opaque_fn([](TestEnv&, std::vector<Value>&) { return Value(); })}, {{"x", 1}}),
+      "threads.run: keyword arguments need a function whose parameter names are known");
 }
 
 TEST_CASE("a task's error is re-raised, with its message, by get and wait") {
@@ -97,9 +97,8 @@ TEST_CASE("a task's error is re-raised, with its message, by get and wait") {
 TEST_CASE("threads.Atomic: seed 000's counter, initial honoured, bad values rejected") {
   Session s;
   auto counter = s.call("threads.Atomic", {0});
-  auto inc = fn("increment", {"counter"}, [](TestEnv& env, std::vector<Value>& a) -> Value {
-    return env.method(a[0], "add", {1});
-  });
+  auto inc = fn("increment", {"counter"},
+                [](TestEnv& env, std::vector<Value>& a) -> Value { return env.method(a[0], "add", {1}); });
   std::vector<Value> ps;
   for (int i = 0; i < 1000; ++i) ps.push_back(s.call("threads.run", {inc, counter}));
   for (auto& p : ps) s.method(p, "get");
@@ -254,7 +253,8 @@ TEST_CASE("thread module: core, async, channel, locks, atomic, scheduler, runtim
   CHECK_SCRIPT_ERROR(s.call("thread.channel.send", {ch, 1, 2}),
                      "thread.channel.send: takes at most 2 arguments (3 given)");
   auto mu = s.call("thread.mutex.new");
-  CHECK_SCRIPT_ERROR(s.call("thread.channel.send", {mu, 1}), "thread.channel.send: argument 1 must be a Queue, got Mutex");
+  CHECK_SCRIPT_ERROR(s.call("thread.channel.send", {mu, 1}),
+                     "thread.channel.send: argument 1 must be a Queue, got Mutex");
   CHECK_SCRIPT_ERROR(s.call("thread.mutex.unlock", {mu}), "thread.mutex.unlock: unlock of an unlocked Mutex");
   s.call("thread.mutex.lock", {mu});
   CHECK(s.call("thread.mutex.tryLock", {mu}) == Value(false));
@@ -273,7 +273,8 @@ TEST_CASE("thread module: core, async, channel, locks, atomic, scheduler, runtim
   s.call("thread.rwlock.unlock", {rw});
 
   auto sem = s.call("thread.semaphore.new", {2});
-  CHECK_SCRIPT_ERROR(s.call("thread.semaphore.new", {-1}), "thread.semaphore.new: permits must not be negative, got -1");
+  CHECK_SCRIPT_ERROR(s.call("thread.semaphore.new", {-1}),
+                     "thread.semaphore.new: permits must not be negative, got -1");
   s.call("thread.semaphore.acquire", {sem});
   CHECK(s.call("thread.semaphore.tryAcquire", {sem}) == Value(true));
   CHECK(s.call("thread.semaphore.tryAcquire", {sem}) == Value(false));
@@ -323,9 +324,8 @@ TEST_CASE("cancelling the runtime stops blocked script waits") {
   Watchdog wd(std::chrono::seconds(60), "script cancel");
   Session s;
   auto q = s.call("threads.Queue");
-  auto blocked = fn("blocked", {"q"}, [](TestEnv& env, std::vector<Value>& a) -> Value {
-    return env.method(a[0], "get");
-  });
+  auto blocked =
+      fn("blocked", {"q"}, [](TestEnv& env, std::vector<Value>& a) -> Value { return env.method(a[0], "get"); });
   std::vector<Value> ps;
   for (int i = 0; i < 8; ++i) ps.push_back(s.call("threads.run", {blocked, q}));
   s.rt.cancel();

@@ -157,7 +157,8 @@ TEST_CASE("a sequence of no functions, or of one, completes") {
   CHECK(n.load() == 1);
 }
 
-TEST_CASE("a sequence started in a cancelled context stops: the blocked step throws Cancelled, later steps do not run") {
+TEST_CASE(
+    "a sequence started in a cancelled context stops: the blocked step throws Cancelled, later steps do not run") {
   Watchdog wd(30s);
   Log log;
   skein::Context ctx;

@@ -13,7 +13,11 @@ TEST_CASE("sleep_for and async_sleep wait at least the duration") {
   auto t1 = std::chrono::steady_clock::now();
   [&]() -> Promise<void> { co_await skein::async_sleep(20ms); }().get();
   CHECK(std::chrono::steady_clock::now() - t1 >= 20ms);
-  [&]() -> Promise<void> { co_await skein::async_sleep(0ms); co_await skein::async_sleep(-5ms); }().get();
+  [&]() -> Promise<void> {
+    co_await skein::async_sleep(0ms);
+    co_await skein::async_sleep(-5ms);
+  }()
+               .get();
 }
 
 TEST_CASE("async_sleep in a pool task resumes on the pool") {

@@ -61,7 +61,8 @@ using us = std::chrono::microseconds;
 
 std::uint64_t soak_seed() {
   static const std::uint64_t seed = [] {
-    if (const char* s = std::getenv("SKEIN_SOAK_SEED"); s && *s) return static_cast<std::uint64_t>(std::strtoull(s, nullptr, 0));
+    if (const char* s = std::getenv("SKEIN_SOAK_SEED"); s && *s)
+      return static_cast<std::uint64_t>(std::strtoull(s, nullptr, 0));
     std::random_device rd;
     return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   }();
@@ -88,7 +89,9 @@ public:
   }
   std::uint32_t below(std::uint32_t n) noexcept { return static_cast<std::uint32_t>(next() % n); }
   bool chance(int percent) noexcept { return below(100) < static_cast<std::uint32_t>(percent); }
-  us micros(int lo, int hi) noexcept { return us(lo + static_cast<int>(below(static_cast<std::uint32_t>(hi - lo + 1)))); }
+  us micros(int lo, int hi) noexcept {
+    return us(lo + static_cast<int>(below(static_cast<std::uint32_t>(hi - lo + 1))));
+  }
   /// A timed wait's duration: mostly micros(lo, hi), sometimes the extremes a
   /// deadline must survive (issue: `now() + d` overflowed): the largest
   /// duration (a wait without a deadline), zero and negative ones (a try).
@@ -124,12 +127,28 @@ long val(const std::atomic<long>& a) noexcept { return a.load(std::memory_order_
 // --- what is counted -------------------------------------------------------------
 
 enum Op : int {
-  kPut, kGet, kSem, kMutex, kRead, kWrite, kShared, kAtomic, kSubmit, kPoolWait, kPost,
-  kLoopTask, kSleep, kWgWait, kAwait, kCtxWait, kCombine, kOpCount
+  kPut,
+  kGet,
+  kSem,
+  kMutex,
+  kRead,
+  kWrite,
+  kShared,
+  kAtomic,
+  kSubmit,
+  kPoolWait,
+  kPost,
+  kLoopTask,
+  kSleep,
+  kWgWait,
+  kAwait,
+  kCtxWait,
+  kCombine,
+  kOpCount
 };
-constexpr const char* kOpNames[kOpCount] = {"put",    "get",    "sem",       "mutex", "read",      "write",
-                                            "shared", "atomic", "submit",    "pool.wait", "post", "loop-task",
-                                            "sleep",  "wg.wait", "await",    "ctx.wait", "combine"};
+constexpr const char* kOpNames[kOpCount] = {"put",    "get",     "sem",    "mutex",     "read",   "write",
+                                            "shared", "atomic",  "submit", "pool.wait", "post",   "loop-task",
+                                            "sleep",  "wg.wait", "await",  "ctx.wait",  "combine"};
 
 /// Outcomes of one kind of operation.
 struct Outcomes {
@@ -184,7 +203,7 @@ struct World {
         gpool([this](int id) { global_worker(id); }, 2, 3) {}
 
   skein::ThreadPool& jobs_pool;  // where jobs and their sub-tasks run
-  skein::Context root;  // every job's context descends from it (bar a few independent roots)
+  skein::Context root;           // every job's context descends from it (bar a few independent roots)
   std::atomic<bool> stopping{false};
   bool time_up() const noexcept { return stopping.load(std::memory_order_relaxed); }
 
@@ -217,7 +236,8 @@ struct World {
   /// A failed put must leave the caller's item as it was (docs/api/queue.md).
   void check_untouched(const Item& it, std::uint32_t id, const char* form) {
     if (it.tag != tag_for(id))
-      fail(std::string("a failed ") + form + " did not leave the caller's item untouched (it now holds \"" + it.tag + "\")");
+      fail(std::string("a failed ") + form + " did not leave the caller's item untouched (it now holds \"" + it.tag +
+           "\")");
   }
 
   ItemQueue qb{3};  // bounded
@@ -418,7 +438,8 @@ class SemHold {
 public:
   explicit SemHold(World& w) : w_(w) {
     const int n = w_.holders.fetch_add(1) + 1;
-    if (n > World::kPermits) w_.fail("Semaphore: " + std::to_string(n) + " holders of " + std::to_string(World::kPermits) + " permits");
+    if (n > World::kPermits)
+      w_.fail("Semaphore: " + std::to_string(n) + " holders of " + std::to_string(World::kPermits) + " permits");
     int m = w_.max_holders.load();
     while (n > m && !w_.max_holders.compare_exchange_weak(m, n)) {
     }
@@ -536,8 +557,14 @@ bool put_one(World& w, ItemQueue& q, Rng& r) {
   bool ok = false;
   try {
     switch (form) {
-      case 0: q.put(std::move(*item)); ok = true; break;
-      case 1: q.put(std::as_const(*item)); ok = true; break;
+      case 0:
+        q.put(std::move(*item));
+        ok = true;
+        break;
+      case 1:
+        q.put(std::as_const(*item));
+        ok = true;
+        break;
       case 2: ok = q.try_put(std::move(*item)); break;
       default: ok = q.put_for(std::move(*item), r.timeout(0, 2000)); break;
     }
@@ -602,7 +629,10 @@ void sem_one(World& w, Rng& r) {
   bool got = false;
   try {
     switch (r.below(3)) {
-      case 0: w.sem.acquire(); got = true; break;
+      case 0:
+        w.sem.acquire();
+        got = true;
+        break;
       case 1: got = w.sem.try_acquire(); break;
       default: got = w.sem.try_acquire_for(r.timeout(0, 1500)); break;
     }
@@ -620,7 +650,10 @@ void mutex_one(World& w, Rng& r) {
   bool got = false;
   try {
     switch (r.below(4)) {
-      case 0: w.mu.lock(); got = true; break;
+      case 0:
+        w.mu.lock();
+        got = true;
+        break;
       case 1: got = w.mu.try_lock(); break;
       case 2: got = w.mu.try_lock_for(r.timeout(0, 1500)); break;
       default: {
@@ -645,7 +678,10 @@ void rw_one(World& w, Rng& r) {
   bool got = false;
   try {
     switch (r.below(4)) {
-      case 0: write ? w.rw.lock() : w.rw.lock_shared(); got = true; break;
+      case 0:
+        write ? w.rw.lock() : w.rw.lock_shared();
+        got = true;
+        break;
       case 1: got = write ? w.rw.try_lock() : w.rw.try_lock_shared(); break;
       case 2: got = write ? w.rw.try_lock_for(r.timeout(0, 1500)) : w.rw.try_lock_shared_for(r.timeout(0, 1500)); break;
       default:
@@ -783,7 +819,9 @@ void loop_one(World& w, Rng& r) {
     case 4: {
       const int x = static_cast<int>(r.below(1000));
       try {
-        const int y = skein::work(w.loop, [](int a) { return a * 2; }, x).get();
+        const int y = skein::work(
+                          w.loop, [](int a) { return a * 2; }, x)
+                          .get();
         if (y != 2 * x) w.fail("work() gave a wrong value");
         bump(w.op(kLoopTask).ok);
       } catch (const skein::Cancelled&) {
@@ -1219,11 +1257,17 @@ bool blocking_op(World& w, Rng& r, int depth) {
     case 8: loop_one(w, r); break;
     case 9: sleep_one(w, r); break;
     case 10: group_one(w, r); break;
-    case 11: if (!deep) nested_one(w, r, depth); break;
+    case 11:
+      if (!deep) nested_one(w, r, depth);
+      break;
     case 12: combine_one(w, r); break;
     case 13: orphan_one(w, r); break;
-    case 14: if (!deep) queue_episode(w, r); break;
-    default: if (!deep) pool_episode(w, r); break;
+    case 14:
+      if (!deep) queue_episode(w, r);
+      break;
+    default:
+      if (!deep) pool_episode(w, r);
+      break;
   }
   return true;
 }
@@ -1351,7 +1395,8 @@ Promise<void> loop_coro(World* w, std::uint64_t seed) {
       on_loop("async_sleep");
       break;
     case 1: {
-      const int v = co_await skein::work(w->loop, [](int x) { return x + 1; }, 41);
+      const int v = co_await skein::work(
+          w->loop, [](int x) { return x + 1; }, 41);
       on_loop("work()");
       if (v != 42) w->fail("work() on the loop gave a wrong value");
       break;
@@ -1506,7 +1551,8 @@ Promise<bool> coro_op(World* w, std::uint64_t seed, int depth) {
           co_await p;
         } else {
           const int x = static_cast<int>(r.below(1000));
-          const int y = co_await skein::work(w->loop, [](int a) { return a * 2; }, x);
+          const int y = co_await skein::work(
+              w->loop, [](int a) { return a * 2; }, x);
           if (y != 2 * x) w->fail("work() gave a wrong value");
         }
       } catch (const skein::Cancelled&) {
@@ -1676,7 +1722,7 @@ void observe(World& w, Flight& f) {
 struct SoakCase {
   const char* name;
   std::uint64_t salt;
-  int threads;       // plain threads next to the jobs
+  int threads;           // plain threads next to the jobs
   std::size_t inflight;  // jobs running at once
 };
 
@@ -1890,15 +1936,15 @@ void run_soak(const SoakCase& sc, skein::ThreadPool& jobs_pool) {
       << "/s); jobs " << val(w.jobs) << " (ok " << val(w.jobs_ok) << ", cancelled " << val(w.jobs_cancelled)
       << ", deadline " << val(w.jobs_deadline) << "); waits cancelled " << cancellations << ", timed out " << timeouts
       << ", closed " << closes << "; contexts cancelled " << val(w.ctx_cancels) << ", nested " << val(w.nested)
-      << "; items " << put_ok << " put of " << n_ids << (n_ids == w.capacity ? " (id budget spent)" : "") << ", " << val(w.received) << " received + " << val(w.drained)
-      << " drained; episodes: " << val(w.episodes) << " queues, " << val(w.ep_pools) << " pools ("
-      << val(w.ep_submitted) << " items, " << val(w.ep_cancelled) << " cancelled, " << pool_dropped_items
-      << " items dropped, "
-      << val(w.ep_never_started) << " with workers cancelled before they started); pool " << val(w.pool_submitted)
-      << " items, " << val(w.boom_thrown) << " worker errors (" << val(w.boom_rethrown) << " rethrown, "
-      << val(w.h_pool) << " reported); loop posts " << val(w.loop_posted) << ", loop tasks " << val(w.loop_spawned)
-      << ", notifier " << w.notifier_runs << "/" << val(w.triggers) << "; wait groups " << val(w.groups_made)
-      << "; orphans " << val(w.orphans_thrown) << " |" << kinds.str() << " [ok/timeout/cancelled/closed]";
+      << "; items " << put_ok << " put of " << n_ids << (n_ids == w.capacity ? " (id budget spent)" : "") << ", "
+      << val(w.received) << " received + " << val(w.drained) << " drained; episodes: " << val(w.episodes) << " queues, "
+      << val(w.ep_pools) << " pools (" << val(w.ep_submitted) << " items, " << val(w.ep_cancelled) << " cancelled, "
+      << pool_dropped_items << " items dropped, " << val(w.ep_never_started)
+      << " with workers cancelled before they started); pool " << val(w.pool_submitted) << " items, "
+      << val(w.boom_thrown) << " worker errors (" << val(w.boom_rethrown) << " rethrown, " << val(w.h_pool)
+      << " reported); loop posts " << val(w.loop_posted) << ", loop tasks " << val(w.loop_spawned) << ", notifier "
+      << w.notifier_runs << "/" << val(w.triggers) << "; wait groups " << val(w.groups_made) << "; orphans "
+      << val(w.orphans_thrown) << " |" << kinds.str() << " [ok/timeout/cancelled/closed]";
   MESSAGE(sum.str());
 
   {
@@ -1941,8 +1987,7 @@ void run_soak(const SoakCase& sc, skein::ThreadPool& jobs_pool) {
   CHECK(pool_ghost == 0);
   CHECK(val(w.pool_processed) + val(w.pool_thrown) == val(w.pool_submitted));
   CHECK(val(w.boom_thrown) == val(w.boom_rethrown) + val(w.h_pool));
-  CHECK(val(w.ep_submitted) ==
-        val(w.ep_processed) + val(w.ep_thrown) + val(w.ep_item_cancelled) + pool_dropped_items);
+  CHECK(val(w.ep_submitted) == val(w.ep_processed) + val(w.ep_thrown) + val(w.ep_item_cancelled) + pool_dropped_items);
   CHECK(val(w.ep_dropped_reported) <= pool_dropped_items);
   // WaitGroups at zero. (A child that never started gives its ticket back
   // when its frame goes, a moment after it counts as finished: a bounded wait.)

@@ -73,7 +73,8 @@ static_assert(std::is_same_v<PI::promise_type, skein::detail::CoroPromise<int>>)
 static_assert(!std::is_copy_constructible_v<skein::Resolver<int>> && !std::is_copy_assignable_v<skein::Resolver<int>>);
 static_assert(std::is_nothrow_move_constructible_v<skein::Resolver<int>>);
 static_assert(std::is_same_v<decltype(lv<const skein::Resolver<int>>().promise()), PI>);
-static_assert(noexcept(lv<const skein::Resolver<int>>().promise()) && noexcept(lv<const skein::Resolver<int>>().settled()));
+static_assert(
+    noexcept(lv<const skein::Resolver<int>>().promise()) && noexcept(lv<const skein::Resolver<int>>().settled()));
 
 // --- run.hpp: run / spawn and the types they return ----------------------------------
 static_assert(std::is_same_v<decltype(skein::run(add, 5, 3)), PI>);
@@ -86,7 +87,8 @@ static_assert(std::is_same_v<decltype(skein::run([](std::stop_token, int x) { re
 // References need std::ref (arguments are decay-copied).
 static_assert(std::is_same_v<decltype(skein::run([](int& x) { return x; }, std::ref(lv<int>()))), PI>);
 // Move-only arguments are moved in.
-static_assert(std::is_same_v<decltype(skein::run([](std::unique_ptr<int> p) { return *p; }, std::unique_ptr<int>())), PI>);
+static_assert(
+    std::is_same_v<decltype(skein::run([](std::unique_ptr<int> p) { return *p; }, std::unique_ptr<int>())), PI>);
 static_assert(std::is_same_v<decltype(skein::spawn(add, 1, 2)), void>);
 static_assert(noexcept(skein::goroutines()) && std::is_same_v<decltype(skein::goroutines()), std::size_t>);
 static_assert(noexcept(skein::this_task::stop_token()) && noexcept(skein::this_task::cancelled()));
@@ -132,7 +134,8 @@ static_assert(std::is_same_v<decltype(skein::when_all(PI(), PV())), skein::Promi
 static_assert(std::is_same_v<decltype(skein::when_any(PI(), PV())), skein::Promise<std::variant<int, std::monostate>>>);
 static_assert(std::is_same_v<decltype(skein::when_all(std::vector<PI>())), skein::Promise<std::vector<int>>>);
 static_assert(std::is_same_v<decltype(skein::when_all(std::vector<PV>())), PV>);
-static_assert(std::is_same_v<decltype(skein::when_any(std::vector<PI>())), skein::Promise<std::pair<std::size_t, int>>>);
+static_assert(
+    std::is_same_v<decltype(skein::when_any(std::vector<PI>())), skein::Promise<std::pair<std::size_t, int>>>);
 static_assert(std::is_same_v<decltype(skein::when_any(std::vector<PV>())), skein::Promise<std::size_t>>);
 
 // --- sequence.hpp ---------------------------------------------------------------------
@@ -151,7 +154,8 @@ static_assert(std::is_convertible_v<int, A>);  // `skein::Atomic<> counter = 0;`
 static_assert(noexcept(lv<A>().add()) && noexcept(lv<A>().add(2)) && noexcept(lv<const A>().get()));
 static_assert(noexcept(lv<A>().set(1)) && noexcept(lv<const A>().load()) && noexcept(lv<A>().store(1)));
 static_assert(noexcept(lv<A>().cas(1, 2)) && noexcept(lv<A>().exchange(1)));
-static_assert(std::is_same_v<decltype(lv<A>().add()), std::int64_t> && std::is_same_v<decltype(lv<A>().cas(1, 2)), bool>);
+static_assert(std::is_same_v<decltype(lv<A>().add()), std::int64_t> &&
+              std::is_same_v<decltype(lv<A>().cas(1, 2)), bool>);
 template <class T>
 concept AtomicOf = requires { typename skein::Atomic<T>; };
 static_assert(AtomicOf<int> && AtomicOf<std::uint8_t> && !AtomicOf<double> && !AtomicOf<std::string>);
@@ -171,19 +175,21 @@ static_assert(std::is_default_constructible_v<Q> && !std::is_convertible_v<std::
 static_assert(std::is_same_v<decltype(lv<Q>().get()), std::optional<int>>);
 static_assert(std::is_same_v<decltype(lv<Q>().try_get()), std::optional<int>>);
 static_assert(std::is_same_v<decltype(lv<Q>().get_for(1ms)), std::optional<int>>);
-static_assert(std::is_same_v<decltype(lv<Q>().try_put(1)), bool> && std::is_same_v<decltype(lv<Q>().put_for(1, 1ms)), bool>);
+static_assert(std::is_same_v<decltype(lv<Q>().try_put(1)), bool> &&
+              std::is_same_v<decltype(lv<Q>().put_for(1, 1ms)), bool>);
 static_assert(noexcept(lv<const Q>().capacity()));
 static_assert(noexcept(lv<Q>().async_put(1)) && noexcept(lv<Q>().async_get()));
 static_assert(skein::detail::Awaiter<Q::PutOperation> && skein::detail::Awaiter<Q::GetOperation>);
 static_assert(std::is_same_v<decltype(lv<Q::GetOperation>().await_resume()), std::optional<int>>);
-static_assert(std::is_same_v<decltype(lv<Q>().begin()), Q::iterator> && noexcept(lv<Q>().end()));
+static_assert(std::is_same_v<decltype(lv<Q>().begin()), Q::iterator>&& noexcept(lv<Q>().end()));
 static_assert(std::input_or_output_iterator<Q::iterator> && std::sentinel_for<Q::iterator, Q::iterator>);
 static_assert(std::is_same_v<Q::iterator::iterator_category, std::input_iterator_tag>);
 // Only for range-for: a single-pass iterator whose operator* is not const, so
 // it is not a std::input_iterator (nor the Queue a std::ranges::range).
 static_assert(!std::input_iterator<Q::iterator>);
 static_assert(std::is_same_v<decltype(*lv<Q::iterator>()), int&>);
-static_assert(std::is_nothrow_move_constructible_v<std::unique_ptr<int>> && requires { typename skein::Queue<std::unique_ptr<int>>; });
+static_assert(std::is_nothrow_move_constructible_v<std::unique_ptr<int>> &&
+              requires { typename skein::Queue<std::unique_ptr<int>>; });
 
 // --- wait_group.hpp -------------------------------------------------------------------
 using WG = skein::WaitGroup;
@@ -245,7 +251,7 @@ using Work = void (*)(int);
 static_assert(std::is_constructible_v<P, Work> && std::is_constructible_v<P, Work, std::size_t> &&
               std::is_constructible_v<P, Work, std::size_t, std::size_t>);
 static_assert(std::is_constructible_v<P, skein::Promise<void> (*)(int)>);  // a coroutine worker
-static_assert(!std::is_constructible_v<P, void (*)(std::string)>);        // worker_func(item) must be callable
+static_assert(!std::is_constructible_v<P, void (*)(std::string)>);         // worker_func(item) must be callable
 static_assert(!std::is_convertible_v<Work, P>);                            // explicit
 static_assert(!std::is_copy_constructible_v<P> && !std::is_move_constructible_v<P>);
 static_assert(noexcept(lv<const P>().workers()) && noexcept(lv<const P>().pending()));
@@ -255,7 +261,8 @@ static_assert(noexcept(lv<P>().async_submit(1)));
 using skein::EventLoop;
 using skein::Notifier;
 static_assert(!std::is_copy_constructible_v<EventLoop> && !std::is_move_constructible_v<EventLoop>);
-static_assert(std::is_default_constructible_v<EventLoop> && !std::is_nothrow_default_constructible_v<EventLoop>);  // allocates its stop state
+static_assert(std::is_default_constructible_v<EventLoop> &&
+              !std::is_nothrow_default_constructible_v<EventLoop>);  // allocates its stop state
 static_assert(noexcept(lv<EventLoop>().stop()) && noexcept(lv<const EventLoop>().stopped()));
 static_assert(noexcept(lv<const EventLoop>().on_loop()) && noexcept(lv<EventLoop>().keep_alive()));
 static_assert(std::is_same_v<decltype(lv<EventLoop>().run_one()), bool>);
@@ -264,10 +271,11 @@ static_assert(std::is_same_v<decltype(lv<EventLoop>().make_notifier([] {})), Not
 static_assert(std::is_same_v<decltype(lv<EventLoop>().spawn(add, 1, 2)), PI>);
 static_assert(std::is_same_v<decltype(skein::work(lv<EventLoop>(), add, 1, 2)), PI>);
 static_assert(std::is_nothrow_copy_constructible_v<Notifier> && std::is_nothrow_copy_assignable_v<Notifier>);
-static_assert(noexcept(lv<const Notifier>().trigger()) && noexcept(lv<const Notifier>().close()) &&
-              noexcept(lv<const Notifier>().open()));
+static_assert(noexcept(lv<const Notifier>().trigger()) && noexcept(lv<const Notifier>().close()) && noexcept(
+    lv<const Notifier>().open()));
 static_assert(!std::is_default_constructible_v<Notifier>);
-static_assert(!std::is_copy_constructible_v<EventLoop::KeepAlive> && std::is_nothrow_move_constructible_v<EventLoop::KeepAlive>);
+static_assert(!std::is_copy_constructible_v<EventLoop::KeepAlive> &&
+              std::is_nothrow_move_constructible_v<EventLoop::KeepAlive>);
 static_assert(skein::detail::Awaiter<EventLoop::ScheduleOperation>);
 
 }  // namespace

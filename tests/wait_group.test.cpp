@@ -50,8 +50,10 @@ TEST_CASE("a huge add is a counter overflow, not a signed overflow, and leaves t
   // overflowed the int64 sum (UBSan) and then reported a negative counter.
   skein::WaitGroup wg;
   wg.add(1);
-  CHECK_THROWS_WITH_AS(wg.add(std::numeric_limits<std::int64_t>::max()), "WaitGroup counter overflow", skein::UsageError);
-  CHECK_THROWS_WITH_AS(wg.add(std::numeric_limits<std::int64_t>::min()), "negative WaitGroup counter", skein::UsageError);
+  CHECK_THROWS_WITH_AS(wg.add(std::numeric_limits<std::int64_t>::max()), "WaitGroup counter overflow",
+                       skein::UsageError);
+  CHECK_THROWS_WITH_AS(wg.add(std::numeric_limits<std::int64_t>::min()), "negative WaitGroup counter",
+                       skein::UsageError);
   CHECK(wg.count() == 1);
   wg.add(0x7ffffffe);  // up to the documented maximum is fine
   CHECK_THROWS_WITH_AS(wg.add(1), "WaitGroup counter overflow", skein::UsageError);
@@ -249,7 +251,7 @@ TEST_CASE("a WaitGroup reused by threads: a straggling done of one round never r
     wg.wait();
     if (work.load() != 2 * r) {
       FAIL_CHECK("round " << r << ": wait returned with " << work.load() << " of " << 2 * r
-                           << " done() calls made (count " << wg.count() << ")");
+                          << " done() calls made (count " << wg.count() << ")");
       // Let the round finish so that the workers stay in step.
       while (work.load() != 2 * r) std::this_thread::yield();
       while (wg.count() != 0) std::this_thread::yield();

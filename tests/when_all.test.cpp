@@ -29,7 +29,10 @@ TEST_CASE("when_all gathers values in order, void as monostate") {
 TEST_CASE("when_all fails fast with the first error") {
   Watchdog wd(30s);
   skein::Resolver<int> never;
-  auto bad = skein::run([] { throw std::runtime_error("first"); return 0; });
+  auto bad = skein::run([] {
+    throw std::runtime_error("first");
+    return 0;
+  });
   auto all = skein::when_all(never.promise(), bad);
   CHECK_THROWS_WITH(all.get(), "first");
   never.resolve(1);

@@ -58,14 +58,22 @@ int main(int argc, char** argv) {
   sc::Runtime rt(host);
   skein_lua::LuaEnvironment lua(rt, nullptr);
   const std::string N = std::to_string(n);
-  lua.run_string("f = function(x) return x end\n"
-                 "g = function(t) return #t end\n"
-                 "t = {} for i = 1, 1000 do t[i] = i end\n"
-                 "function run_get() local s = 0 for i = 1, " + N + " do s = s + threads.run(f, i):get() end return s end\n"
-                 "function table_1k() local s = 0 for i = 1, " + N + " do s = s + threads.run(g, t):get() end return s end\n"
-                 "assert(run_get() == " + std::to_string(std::int64_t(n) * (n + 1) / 2) + ")\n"
-                 "assert(table_1k() == " + std::to_string(std::int64_t(n) * 1000) + ")\n",
-                 "=bench");
+  lua.run_string(
+      "f = function(x) return x end\n"
+      "g = function(t) return #t end\n"
+      "t = {} for i = 1, 1000 do t[i] = i end\n"
+      "function run_get() local s = 0 for i = 1, " +
+          N +
+          " do s = s + threads.run(f, i):get() end return s end\n"
+          "function table_1k() local s = 0 for i = 1, " +
+          N +
+          " do s = s + threads.run(g, t):get() end return s end\n"
+          "assert(run_get() == " +
+          std::to_string(std::int64_t(n) * (n + 1) / 2) +
+          ")\n"
+          "assert(table_1k() == " +
+          std::to_string(std::int64_t(n) * 1000) + ")\n",
+      "=bench");
 
   std::vector<double> lua_run, cpp_run, lua_tab, cpp_tab;
   const std::vector<std::int64_t> vec(1000, 7);
@@ -91,6 +99,7 @@ int main(int argc, char** argv) {
               median(lua_run) / median(cpp_run));
   std::printf("%-10s %12.2f %12.2f %9.1fx\n", "table-1k", median(lua_tab), median(cpp_tab),
               median(lua_tab) / median(cpp_tab));
-  std::printf("(N=%d per round, median of %d rounds, %zu threads)\n", n, rounds, static_cast<std::size_t>(skein::cpus()));
+  std::printf("(N=%d per round, median of %d rounds, %zu threads)\n", n, rounds,
+              static_cast<std::size_t>(skein::cpus()));
   return 0;
 }

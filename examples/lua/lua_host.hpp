@@ -43,7 +43,10 @@ using sc::Value;
 class LuaFunction final : public sc::Function {
 public:
   LuaFunction(std::string bytecode, std::string where, std::vector<std::string> params, bool vararg)
-      : bytecode_(std::move(bytecode)), where_(std::move(where)), params_(std::move(params)), vararg_(vararg),
+      : bytecode_(std::move(bytecode)),
+        where_(std::move(where)),
+        params_(std::move(params)),
+        vararg_(vararg),
         id_(next_id()) {}
   std::string describe() const override { return "function <" + where_ + ">"; }
   const std::vector<std::string>* parameters() const noexcept override { return &params_; }
@@ -235,9 +238,8 @@ private:
 
 /// Names that every environment has already (libraries, modules): not copied by snapshots.
 inline bool builtin_global(const char* k) {
-  static const char* const names[] = {"_G",      "_VERSION", "arg",  "coroutine", "debug", "io",      "math",
-                                      "os",      "package",  "string", "table",   "utf8",  "threads", "thread",
-                                      "runtime"};
+  static const char* const names[] = {"_G",      "_VERSION", "arg",   "coroutine", "debug",   "io",     "math",   "os",
+                                      "package", "string",   "table", "utf8",      "threads", "thread", "runtime"};
   for (auto* n : names)
     if (std::strcmp(n, k) == 0) return true;
   return false;

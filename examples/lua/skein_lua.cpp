@@ -30,11 +30,13 @@ constexpr int kExitTimeout = 124;
 
 [[noreturn]] void usage(const char* msg) {
   if (msg) std::fprintf(stderr, "skein-lua: %s\n", msg);
-  std::fprintf(stderr,
-               "usage: skein-lua [--timeout SECONDS] [--isolation empty|clone] script.lua [args...]\n"
-               "  --timeout SECONDS     cancel every task and exit with status 124 once SECONDS have passed\n"
-               "  --isolation empty     threads.run tasks see only the libraries (Scriptling's explicit passing; the default)\n"
-               "  --isolation clone     threads.run tasks get a copy of the caller's globals (Scriptling's cloned environment)\n");
+  std::fprintf(
+      stderr,
+      "usage: skein-lua [--timeout SECONDS] [--isolation empty|clone] script.lua [args...]\n"
+      "  --timeout SECONDS     cancel every task and exit with status 124 once SECONDS have passed\n"
+      "  --isolation empty     threads.run tasks see only the libraries (Scriptling's explicit passing; the default)\n"
+      "  --isolation clone     threads.run tasks get a copy of the caller's globals (Scriptling's cloned "
+      "environment)\n");
   std::exit(kExitUsage);
 }
 
@@ -86,8 +88,8 @@ int main(int argc, char** argv) {
   namespace sc = skein::script;
   Options opts = parse(argc, argv);
 
-  skein::Context ctx = opts.timeout > 0 ? skein::Context::with_timeout(std::chrono::duration<double>(opts.timeout))
-                                        : skein::Context();
+  skein::Context ctx =
+      opts.timeout > 0 ? skein::Context::with_timeout(std::chrono::duration<double>(opts.timeout)) : skein::Context();
   // Errors nobody can observe any more: reported once each, and they fail the run.
   std::mutex report_mu;
   int unobserved = 0;

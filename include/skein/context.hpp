@@ -151,8 +151,7 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
     // returning earlier would let them outlive the call.
     (void)ctx.st_->wait_idle(nullptr, false);
     if (ctx.timed_out() && !(parent && parent->cancelled()))
-      throw Cancelled("deadline exceeded: run_with_timeout(" +
-                      detail::format_ms(d) + " ms)");
+      throw Cancelled("deadline exceeded: run_with_timeout(" + detail::format_ms(d) + " ms)");
     throw;
   }
 }

@@ -241,7 +241,6 @@ public:
   /// True on the thread currently running this loop.
   [[nodiscard]] bool on_loop() const noexcept { return detail::tls.executor == this; }
 
-
 private:
   friend class Notifier;
   template <class F, class... Args>
@@ -504,7 +503,7 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
   } guard{&loop};
   auto task = run(std::forward<F>(f), std::forward<Args>(args)...);
   // A tiny coroutine on the pool waits for the task, then hands the outcome to the loop.
-  (void)[](EventLoop& l, std::shared_ptr<Resolver<R>> res, Promise<R> t) -> Promise<void> {
+  (void)[](EventLoop & l, std::shared_ptr<Resolver<R>> res, Promise<R> t)->Promise<void> {
     std::exception_ptr err;
     std::optional<detail::value_or_monostate<R>> value;
     try {
@@ -524,7 +523,8 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
       settle();
     }
     l.end_work();
-  }(loop, std::move(r), std::move(task));
+  }
+  (loop, std::move(r), std::move(task));
   guard.l = nullptr;  // the coroutine ends the work
   return promise;
 }

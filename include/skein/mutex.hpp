@@ -109,7 +109,8 @@ private:
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
       if (s == kUnlocked) {
-        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+          return false;
       } else if (s == kLocked) {
         if (state_.compare_exchange_weak(s, kContended, std::memory_order_relaxed)) break;
       } else {

@@ -51,7 +51,8 @@ public:
       // Watchers are tasks of no context (cancelling the workers' context must
       // not stop them) on the pool (not on the caller's executor, which may
       // be an EventLoop blocked in close()).
-      for (auto& w : workers_) watchers_.push_back(detail::start_task(detail::core_of(default_pool()), nullptr, &Pool::watch, this, w));
+      for (auto& w : workers_)
+        watchers_.push_back(detail::start_task(detail::core_of(default_pool()), nullptr, &Pool::watch, this, w));
     } catch (...) {
       finish_quietly();  // the workers that did start must not outlive this constructor
       throw;

@@ -21,7 +21,8 @@ namespace detail {
 template <class F, class... Args>
 auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   using R = typename task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
-  return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+  return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)),
+                     std::decay_t<Args>(std::forward<Args>(args))...);
 }
 }  // namespace detail
 

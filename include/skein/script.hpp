@@ -320,10 +320,12 @@ public:
 
   /// Starts `fn(args...)` as a task in a fresh environment (with `globals`, if given).
   Promise<Value> start(FunctionRef fn, std::vector<Value> args, std::optional<Dict> globals) {
-    return ctx_.run([this](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
-      auto env = host_.create_environment(*this, g ? &*g : nullptr);
-      return env->call(*f, std::move(a));
-    }, std::move(fn), std::move(args), std::move(globals));
+    return ctx_.run(
+        [this](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
+          auto env = host_.create_environment(*this, g ? &*g : nullptr);
+          return env->call(*f, std::move(a));
+        },
+        std::move(fn), std::move(args), std::move(globals));
   }
 
   /// Live tasks started by this runtime (thread.core.goroutines()).
@@ -593,8 +595,8 @@ inline std::vector<Value> bind_script_arguments(const Call& c, const Function& f
                                                 Kwargs kwargs) {
   auto* params = f.parameters();
   if (params && !f.variadic() && args.size() > params->size())
-    c.fail(f.describe() + " takes " + Call::count(params->size(), "argument") + " (" +
-           std::to_string(args.size()) + " given)");
+    c.fail(f.describe() + " takes " + Call::count(params->size(), "argument") + " (" + std::to_string(args.size()) +
+           " given)");
   if (kwargs.empty()) return args;
   if (!params) c.fail("keyword arguments need a function whose parameter names are known");
   auto names = [&] {
@@ -615,7 +617,6 @@ inline std::vector<Value> bind_script_arguments(const Call& c, const Function& f
   }
   return args;
 }
-
 
 // --- errors ----------------------------------------------------------------------
 
@@ -656,9 +657,9 @@ inline std::optional<Dict> snapshot_if(Call& c, bool clone) {
 }
 }  // namespace impl
 
-#define SKEIN_SCRIPT_OBJECT(Name)                                                       \
-  static constexpr std::string_view kTypeName = #Name;                                  \
-  std::string_view type_name() const noexcept override { return kTypeName; }            \
+#define SKEIN_SCRIPT_OBJECT(Name)                                                      \
+  static constexpr std::string_view kTypeName = #Name;                                 \
+  std::string_view type_name() const noexcept override { return kTypeName; }           \
   std::span<const Method> methods() const noexcept override { return method_table(); } \
   static std::span<const Method> method_table() noexcept
 
@@ -668,27 +669,32 @@ public:
   explicit AtomicObject(std::int64_t v) : value(v) {}
   SKEIN_SCRIPT_OBJECT(Atomic) {
     static const Method m[] = {
-        {"add", [](Object& o, Call& c) -> Value {
+        {"add",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"delta", Value(1)}});
            return self(o).value.add(c.integer(a[0], "delta"));
          }},
         {"get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).value.get(); }},
         {"load", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).value.load(); }},
-        {"set", [](Object& o, Call& c) -> Value {
+        {"set",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"value"}});
            self(o).value.set(c.integer(a[0], "value"));
            return {};
          }},
-        {"store", [](Object& o, Call& c) -> Value {
+        {"store",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"value"}});
            self(o).value.store(c.integer(a[0], "value"));
            return {};
          }},
-        {"cas", [](Object& o, Call& c) -> Value {
+        {"cas",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"expected"}, {"desired"}});
            return self(o).value.cas(c.integer(a[0], "expected"), c.integer(a[1], "desired"));
          }},
-        {"exchange", [](Object& o, Call& c) -> Value {
+        {"exchange",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"value"}});
            return self(o).value.exchange(c.integer(a[0], "value"));
          }},
@@ -708,7 +714,8 @@ public:
   SKEIN_SCRIPT_OBJECT(Shared) {
     static const Method m[] = {
         {"get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).value.get(); }},
-        {"set", [](Object& o, Call& c) -> Value {
+        {"set",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"value"}});
            self(o).value.set(std::move(a[0]));
            return {};
@@ -716,9 +723,11 @@ public:
         // update(func): func receives a copy of the value under the lock; what
         // it returns becomes the new value (and is returned). If func raises,
         // the value is unchanged.
-        {"update", [](Object& o, Call& c) -> Value {
+        {"update",
+         [](Object& o, Call& c) -> Value {
            c.no_kwargs();
-           if (c.args().size() != 1) c.fail("takes 1 argument, a function (" + std::to_string(c.args().size()) + " given)");
+           if (c.args().size() != 1)
+             c.fail("takes 1 argument, a function (" + std::to_string(c.args().size()) + " given)");
            (void)c.function(c.args()[0], "argument 1");
            auto& caller = c.need_caller("update");
            return self(o).value.update([&](Value& v) {
@@ -750,23 +759,27 @@ public:
   explicit QueueObject(std::size_t maxsize) : queue(maxsize) {}
   SKEIN_SCRIPT_OBJECT(Queue) {
     static const Method m[] = {
-        {"put", [](Object& o, Call& c) -> Value {
+        {"put",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
            self(o).queue.put(std::move(a[0]));
            return {};
          }},
         {"get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.get()); }},
-        {"try_put", [](Object& o, Call& c) -> Value {
+        {"try_put",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
            return self(o).queue.try_put(std::move(a[0]));
          }},
         {"try_get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.try_get()); }},
-        {"put_for", [](Object& o, Call& c) -> Value {
+        {"put_for",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}, {"timeout"}});
            auto d = impl::seconds(c, a[1], "timeout (seconds)");
            return self(o).queue.put_for(std::move(a[0]), d);
          }},
-        {"get_for", [](Object& o, Call& c) -> Value {
+        {"get_for",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"timeout"}});
            return opt(self(o).queue.get_for(impl::seconds(c, a[0], "timeout (seconds)")));
          }},
@@ -796,14 +809,16 @@ class WaitGroupObject final : public Object {
 public:
   SKEIN_SCRIPT_OBJECT(WaitGroup) {
     static const Method m[] = {
-        {"add", [](Object& o, Call& c) -> Value {
+        {"add",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"delta", Value(1)}});
            self(o).wg.add(c.integer(a[0], "delta"));
            return {};
          }},
         {"done", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).wg.done(), Value(); }},
         {"wait", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).wg.wait(), Value(); }},
-        {"wait_for", [](Object& o, Call& c) -> Value {
+        {"wait_for",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"timeout"}});
            return self(o).wg.wait_for(impl::seconds(c, a[0], "timeout (seconds)"));
          }},
@@ -824,12 +839,14 @@ public:
   SKEIN_SCRIPT_OBJECT(Promise) {
     static const Method m[] = {
         {"get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).promise.get(); }},
-        {"wait", [](Object& o, Call& c) -> Value {
+        {"wait",
+         [](Object& o, Call& c) -> Value {
            c.bind({});
            self(o).promise.wait();  // rethrows the task's error
            return {};
          }},
-        {"wait_for", [](Object& o, Call& c) -> Value {
+        {"wait_for",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"timeout"}});
            return self(o).promise.wait_for(impl::seconds(c, a[0], "timeout (seconds)"));
          }},
@@ -854,7 +871,8 @@ public:
         pool_(Worker{envs_, std::move(fn)}, check_workers(workers), depth) {}
   SKEIN_SCRIPT_OBJECT(Pool) {
     static const Method m[] = {
-        {"submit", [](Object& o, Call& c) -> Value {
+        {"submit",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
            self(o).pool_.submit(std::move(a[0]));
            return {};
@@ -967,7 +985,8 @@ public:
     static const Method m[] = {
         {"acquire", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).sem.acquire(), Value(); }},
         {"try_acquire", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).sem.try_acquire(); }},
-        {"release", [](Object& o, Call& c) -> Value {
+        {"release",
+         [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"n", Value(1)}});
            self(o).sem.release(static_cast<std::ptrdiff_t>(c.size(a[0], "n")));
            return {};
@@ -1047,7 +1066,8 @@ inline Value make_pool(Call& c, Isolation iso, std::string_view depth_name) {
   auto fn = c.function(a[0], "worker_func");
   auto workers = c.size(a[1], "workers");
   if (workers == 0) c.fail("workers must be at least 1");
-  if (workers > kMaxPoolWorkers) c.fail("workers must be at most " + std::to_string(kMaxPoolWorkers) + ", got " + std::to_string(workers));
+  if (workers > kMaxPoolWorkers)
+    c.fail("workers must be at most " + std::to_string(kMaxPoolWorkers) + ", got " + std::to_string(workers));
   auto depth = a[2].is_none() ? workers * 2 : c.size(a[2], depth_name);
   auto globals = snapshot_if(c, iso == Isolation::clone);
   auto& rt = c.runtime();
@@ -1058,19 +1078,23 @@ inline Module make_threads_module() {
   return Module{
       "threads",
       {
-          {"run", [](Call& c) -> Value {
+          {"run",
+           [](Call& c) -> Value {
              bool clone = c.runtime().options().run_isolation == Isolation::clone;
              return make<PromiseObject>(c, start_script_task(c, 0, clone));
            }},
-          {"Atomic", [](Call& c) -> Value {
+          {"Atomic",
+           [](Call& c) -> Value {
              auto a = c.bind({{"initial", Value(0)}});
              return make<AtomicObject>(c, c.integer(a[0], "initial"));
            }},
-          {"Shared", [](Call& c) -> Value {
+          {"Shared",
+           [](Call& c) -> Value {
              auto a = c.bind({{"initial_value", Value()}});
              return make<SharedObject>(c, std::move(a[0]));
            }},
-          {"Queue", [](Call& c) -> Value {
+          {"Queue",
+           [](Call& c) -> Value {
              auto a = c.bind({{"maxsize", Value(0)}});
              return make<QueueObject>(c, c.size(a[0], "maxsize"));
            }},
@@ -1082,133 +1106,140 @@ inline Module make_threads_module() {
 
 inline Module make_thread_module() {
   using M = Module;
-  return M{
-      "thread",
-      {},
-      {
-          M{"core",
-            {
-                {"spawn", [](Call& c) -> Value {
-                   (void)start_script_task(c, 0, true);  // a failure goes to the unhandled-error handler
-                   return {};
-                 }},
-                {"sleep", [](Call& c) -> Value {
-                   auto& a = c.exactly(1);
-                   skein::sleep_for(c.duration<std::chrono::milliseconds>(a[0], "milliseconds"));
-                   return {};
-                 }},
-                {"cpus", [](Call& c) -> Value { return c.exactly(0), static_cast<std::int64_t>(skein::cpus()); }},
-                {"goroutines", [](Call& c) -> Value { return c.exactly(0), c.runtime().tasks(); }},
-            },
-            {}},
-          M{"async",
-            {
-                {"run", [](Call& c) -> Value {
-                   return make<PromiseObject>(c, start_script_task(c, 0, true));
-                 }},
-                {"await", [](Call& c) -> Value {
-                   auto& a = c.exactly(1);
-                   return c.handle<PromiseObject>(a[0], "argument 1")->promise.get();
-                 }},
-            },
-            {}},
-          M{"channel",
-            {
-                {"new", [](Call& c) -> Value {
-                   auto& a = c.exactly(0, 1);
-                   return make<QueueObject>(c, a[0].is_none() ? 0 : c.size(a[0], "capacity"));
-                 }},
-                {"send", [](Call& c) -> Value { return call_on<QueueObject>(c, "put"); }},
-                {"recv", [](Call& c) -> Value { return call_on<QueueObject>(c, "get"); }},
-                {"recvTimeout", [](Call& c) -> Value {
-                   auto& a = c.exactly(2);
-                   auto q = c.handle<QueueObject>(a[0], "argument 1");
-                   auto v = q->queue.get_for(c.duration<std::chrono::milliseconds>(a[1], "milliseconds"));
-                   return v ? std::move(*v) : Value();
-                 }},
-                {"close", [](Call& c) -> Value { return call_on<QueueObject>(c, "close"); }},
-                {"closed", [](Call& c) -> Value { return call_on<QueueObject>(c, "closed"); }},
-                {"len", [](Call& c) -> Value { return call_on<QueueObject>(c, "size"); }},
-                {"cap", [](Call& c) -> Value { return call_on<QueueObject>(c, "capacity"); }},
-            },
-            {}},
-          M{"mutex",
-            {
-                {"new", [](Call& c) -> Value { return c.exactly(0), make<MutexObject>(c); }},
-                {"lock", [](Call& c) -> Value { return call_on<MutexObject>(c, "lock"); }},
-                {"unlock", [](Call& c) -> Value { return call_on<MutexObject>(c, "unlock"); }},
-                {"tryLock", [](Call& c) -> Value { return call_on<MutexObject>(c, "try_lock"); }},
-            },
-            {}},
-          M{"rwlock",
-            {
-                {"new", [](Call& c) -> Value { return c.exactly(0), make<RWLockObject>(c); }},
-                {"lock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "lock"); }},
-                {"unlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "unlock"); }},
-                {"tryLock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "try_lock"); }},
-                {"rlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "rlock"); }},
-                {"runlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "runlock"); }},
-                {"tryRLock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "try_rlock"); }},
-            },
-            {}},
-          M{"semaphore",
-            {
-                {"new", [](Call& c) -> Value {
-                   auto& a = c.exactly(1);
-                   auto n = c.size(a[0], "permits");
-                   if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
-                     c.fail("permits must be below 2^31, got " + std::to_string(n));
-                   return make<SemaphoreObject>(c, static_cast<std::ptrdiff_t>(n));
-                 }},
-                {"acquire", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "acquire"); }},
-                {"release", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "release"); }},
-                {"tryAcquire", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "try_acquire"); }},
-            },
-            {}},
-          M{"atomic",
-            {
-                {"new", [](Call& c) -> Value {
-                   auto& a = c.exactly(0, 1);
-                   return make<AtomicObject>(c, a[0].is_none() ? 0 : c.integer(a[0], "initial value"));
-                 }},
-                {"load", [](Call& c) -> Value { return call_on<AtomicObject>(c, "load"); }},
-                {"store", [](Call& c) -> Value { return call_on<AtomicObject>(c, "store"); }},
-                {"add", [](Call& c) -> Value { return call_on<AtomicObject>(c, "add"); }},
-                {"cas", [](Call& c) -> Value { return call_on<AtomicObject>(c, "cas"); }},
-            },
-            {}},
-          M{"pool",
-            {
-                {"new", [](Call& c) -> Value { return make_pool(c, Isolation::clone, "queueDepth"); }},
-                {"submit", [](Call& c) -> Value { return call_on<PoolObject>(c, "submit"); }},
-                {"wait", [](Call& c) -> Value { return call_on<PoolObject>(c, "wait"); }},
-                {"close", [](Call& c) -> Value { return call_on<PoolObject>(c, "close"); }},
-            },
-            {}},
-          M{"scheduler",
-            {
-                // run(f1, f2, ...): one task runs the functions in order, in one
-                // environment with a copy of the caller's globals; the
-                // future's value is the list of their results. The first
-                // error stops the sequence and settles the future with it.
-                {"run", [](Call& c) -> Value {
-                   c.no_kwargs();
-                   std::vector<FunctionRef> fns;
-                   for (std::size_t i = 0; i < c.args().size(); ++i)
-                     fns.push_back(c.function(c.args()[i], "argument " + std::to_string(i + 1)));
-                   auto globals = snapshot_if(c, true);
-                   auto& rt = c.runtime();
-                   return make<PromiseObject>(c, 
-                       rt.run([&rt](std::vector<FunctionRef> f, std::optional<Dict> g) -> Value {
-                         auto env = rt.host().create_environment(rt, g ? &*g : nullptr);
-                         List results;
-                         for (auto& fn : f) results.push_back(env->call(*fn, {}));
-                         return results;
-                       }, std::move(fns), std::move(globals)));
-                 }},
-            },
-            {}},
-      }};
+  return M{"thread",
+           {},
+           {
+               M{"core",
+                 {
+                     {"spawn",
+                      [](Call& c) -> Value {
+                        (void)start_script_task(c, 0, true);  // a failure goes to the unhandled-error handler
+                        return {};
+                      }},
+                     {"sleep",
+                      [](Call& c) -> Value {
+                        auto& a = c.exactly(1);
+                        skein::sleep_for(c.duration<std::chrono::milliseconds>(a[0], "milliseconds"));
+                        return {};
+                      }},
+                     {"cpus", [](Call& c) -> Value { return c.exactly(0), static_cast<std::int64_t>(skein::cpus()); }},
+                     {"goroutines", [](Call& c) -> Value { return c.exactly(0), c.runtime().tasks(); }},
+                 },
+                 {}},
+               M{"async",
+                 {
+                     {"run", [](Call& c) -> Value { return make<PromiseObject>(c, start_script_task(c, 0, true)); }},
+                     {"await",
+                      [](Call& c) -> Value {
+                        auto& a = c.exactly(1);
+                        return c.handle<PromiseObject>(a[0], "argument 1")->promise.get();
+                      }},
+                 },
+                 {}},
+               M{"channel",
+                 {
+                     {"new",
+                      [](Call& c) -> Value {
+                        auto& a = c.exactly(0, 1);
+                        return make<QueueObject>(c, a[0].is_none() ? 0 : c.size(a[0], "capacity"));
+                      }},
+                     {"send", [](Call& c) -> Value { return call_on<QueueObject>(c, "put"); }},
+                     {"recv", [](Call& c) -> Value { return call_on<QueueObject>(c, "get"); }},
+                     {"recvTimeout",
+                      [](Call& c) -> Value {
+                        auto& a = c.exactly(2);
+                        auto q = c.handle<QueueObject>(a[0], "argument 1");
+                        auto v = q->queue.get_for(c.duration<std::chrono::milliseconds>(a[1], "milliseconds"));
+                        return v ? std::move(*v) : Value();
+                      }},
+                     {"close", [](Call& c) -> Value { return call_on<QueueObject>(c, "close"); }},
+                     {"closed", [](Call& c) -> Value { return call_on<QueueObject>(c, "closed"); }},
+                     {"len", [](Call& c) -> Value { return call_on<QueueObject>(c, "size"); }},
+                     {"cap", [](Call& c) -> Value { return call_on<QueueObject>(c, "capacity"); }},
+                 },
+                 {}},
+               M{"mutex",
+                 {
+                     {"new", [](Call& c) -> Value { return c.exactly(0), make<MutexObject>(c); }},
+                     {"lock", [](Call& c) -> Value { return call_on<MutexObject>(c, "lock"); }},
+                     {"unlock", [](Call& c) -> Value { return call_on<MutexObject>(c, "unlock"); }},
+                     {"tryLock", [](Call& c) -> Value { return call_on<MutexObject>(c, "try_lock"); }},
+                 },
+                 {}},
+               M{"rwlock",
+                 {
+                     {"new", [](Call& c) -> Value { return c.exactly(0), make<RWLockObject>(c); }},
+                     {"lock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "lock"); }},
+                     {"unlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "unlock"); }},
+                     {"tryLock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "try_lock"); }},
+                     {"rlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "rlock"); }},
+                     {"runlock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "runlock"); }},
+                     {"tryRLock", [](Call& c) -> Value { return call_on<RWLockObject>(c, "try_rlock"); }},
+                 },
+                 {}},
+               M{"semaphore",
+                 {
+                     {"new",
+                      [](Call& c) -> Value {
+                        auto& a = c.exactly(1);
+                        auto n = c.size(a[0], "permits");
+                        if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+                          c.fail("permits must be below 2^31, got " + std::to_string(n));
+                        return make<SemaphoreObject>(c, static_cast<std::ptrdiff_t>(n));
+                      }},
+                     {"acquire", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "acquire"); }},
+                     {"release", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "release"); }},
+                     {"tryAcquire", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "try_acquire"); }},
+                 },
+                 {}},
+               M{"atomic",
+                 {
+                     {"new",
+                      [](Call& c) -> Value {
+                        auto& a = c.exactly(0, 1);
+                        return make<AtomicObject>(c, a[0].is_none() ? 0 : c.integer(a[0], "initial value"));
+                      }},
+                     {"load", [](Call& c) -> Value { return call_on<AtomicObject>(c, "load"); }},
+                     {"store", [](Call& c) -> Value { return call_on<AtomicObject>(c, "store"); }},
+                     {"add", [](Call& c) -> Value { return call_on<AtomicObject>(c, "add"); }},
+                     {"cas", [](Call& c) -> Value { return call_on<AtomicObject>(c, "cas"); }},
+                 },
+                 {}},
+               M{"pool",
+                 {
+                     {"new", [](Call& c) -> Value { return make_pool(c, Isolation::clone, "queueDepth"); }},
+                     {"submit", [](Call& c) -> Value { return call_on<PoolObject>(c, "submit"); }},
+                     {"wait", [](Call& c) -> Value { return call_on<PoolObject>(c, "wait"); }},
+                     {"close", [](Call& c) -> Value { return call_on<PoolObject>(c, "close"); }},
+                 },
+                 {}},
+               M{"scheduler",
+                 {
+                     // run(f1, f2, ...): one task runs the functions in order, in one
+                     // environment with a copy of the caller's globals; the
+                     // future's value is the list of their results. The first
+                     // error stops the sequence and settles the future with it.
+                     {"run",
+                      [](Call& c) -> Value {
+                        c.no_kwargs();
+                        std::vector<FunctionRef> fns;
+                        for (std::size_t i = 0; i < c.args().size(); ++i)
+                          fns.push_back(c.function(c.args()[i], "argument " + std::to_string(i + 1)));
+                        auto globals = snapshot_if(c, true);
+                        auto& rt = c.runtime();
+                        return make<PromiseObject>(
+                            c, rt.run(
+                                   [&rt](std::vector<FunctionRef> f, std::optional<Dict> g) -> Value {
+                                     auto env = rt.host().create_environment(rt, g ? &*g : nullptr);
+                                     List results;
+                                     for (auto& fn : f) results.push_back(env->call(*fn, {}));
+                                     return results;
+                                   },
+                                   std::move(fns), std::move(globals)));
+                      }},
+                 },
+                 {}},
+           }};
 }
 
 inline Module make_runtime_module() {
@@ -1216,12 +1247,14 @@ inline Module make_runtime_module() {
                 {},
                 {Module{"core",
                         {
-                            {"share", [](Call& c) -> Value {
+                            {"share",
+                             [](Call& c) -> Value {
                                auto& a = c.exactly(2);
                                c.runtime().share(c.string(a[0], "key"), std::move(a[1]));
                                return {};
                              }},
-                            {"fetch", [](Call& c) -> Value {
+                            {"fetch",
+                             [](Call& c) -> Value {
                                auto& a = c.exactly(1);
                                auto v = c.runtime().fetch(c.string(a[0], "key"));
                                return v ? std::move(*v) : Value();
@@ -1237,7 +1270,8 @@ inline const Module& threads_module() {
   static const Module m = impl::make_threads_module();
   return m;
 }
-/// `thread` (Langoost's `thread` and `runtime` modules): core, async, channel, mutex, rwlock, semaphore, atomic, pool, scheduler.
+/// `thread` (Langoost's `thread` and `runtime` modules): core, async, channel, mutex, rwlock, semaphore, atomic, pool,
+/// scheduler.
 inline const Module& thread_module() {
   static const Module m = impl::make_thread_module();
   return m;

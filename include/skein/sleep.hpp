@@ -18,7 +18,8 @@ namespace skein {
 /// another thread meanwhile.
 inline void sleep_until(std::chrono::steady_clock::time_point deadline) {
   detail::ThreadWaiter w;  // never notified: only the deadline or the stop token end the wait
-  auto s = detail::block_wait(w, []() noexcept { return true; }, &deadline);
+  auto s = detail::block_wait(
+      w, []() noexcept { return true; }, &deadline);
   if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
 }
 

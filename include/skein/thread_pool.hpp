@@ -81,7 +81,8 @@ public:
   template <class F>
   void post(F&& f) {
     static_assert(std::is_invocable_v<std::decay_t<F>&>, "post(f): f must be callable with no arguments");
-    (void)detail::run_task<void>(detail::TaskStart{core_.get(), nullptr}, PostedCall<std::decay_t<F>>{std::forward<F>(f)});
+    (void)detail::run_task<void>(detail::TaskStart{core_.get(), nullptr},
+                                 PostedCall<std::decay_t<F>>{std::forward<F>(f)});
   }
 
   /// `co_await pool.schedule()` continues the coroutine on this pool.

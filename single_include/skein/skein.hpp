@@ -291,9 +291,7 @@ inline std::coroutine_handle<> continue_with(std::coroutine_handle<> h) noexcept
 }
 
 /// True if the current task's scope was cancelled or its executor is draining.
-inline bool current_cancelled() noexcept {
-  return tls.draining || (tls.scope && tls.scope->stop_requested());
-}
+inline bool current_cancelled() noexcept { return tls.draining || (tls.scope && tls.scope->stop_requested()); }
 
 inline std::stop_token current_token() noexcept {
   return tls.scope ? tls.scope->source.get_token() : std::stop_token{};
@@ -334,7 +332,6 @@ private:
   };
   Stripe stripes_[kStripes];
 };
-
 
 }  // namespace skein::detail
 // ---- end skein/detail/runtime.hpp ----
@@ -599,7 +596,8 @@ inline const Settings& settings() noexcept {
   static const Settings s = [] {
     Settings r;
     if (const char* e = std::getenv("SKEIN_FAULT_SEED")) r.seed = std::strtoull(e, nullptr, 0);
-    if (const char* e = std::getenv("SKEIN_FAULT_RATE")) r.rate = static_cast<std::uint32_t>(std::strtoul(e, nullptr, 0));
+    if (const char* e = std::getenv("SKEIN_FAULT_RATE"))
+      r.rate = static_cast<std::uint32_t>(std::strtoul(e, nullptr, 0));
     return r;
   }();
   return s;
@@ -657,11 +655,13 @@ inline void point() noexcept {
 namespace skein::detail {
 
 #if defined(SKEIN_TEST_HOOKS)
-#define SKEIN_DETAIL_TEST_SWITCH(name, member)                     \
-  template <class Sys>                                             \
-  constexpr bool name() noexcept {                                 \
-    if constexpr (requires { Sys::member; }) return Sys::member;   \
-    else return false;                                             \
+#define SKEIN_DETAIL_TEST_SWITCH(name, member) \
+  template <class Sys>                         \
+  constexpr bool name() noexcept {             \
+    if constexpr (requires { Sys::member; })   \
+      return Sys::member;                      \
+    else                                       \
+      return false;                            \
   }
 #else
 #define SKEIN_DETAIL_TEST_SWITCH(name, member) \
@@ -1143,7 +1143,7 @@ struct Waiter {
   void* data = nullptr;  // the primitive's per-wait payload (an item slot, a lock mode, ...)
   void (*notify_fn)(Waiter*) noexcept = nullptr;
   bool linked = false;
-  bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
+  bool is_coro = false;    // a CoroWaiter (a completer may transfer to it directly)
   bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
   void notify() noexcept {
     SKEIN_FAULT_POINT();  // between the primitive's unlock and the wake-up
@@ -1410,7 +1410,7 @@ public:
     } else if (tok.stop_possible()) {
       cb_.emplace(std::move(tok), OnStop{this});
     }
-    SKEIN_FAULT_POINT();  // a notification may fire while this is still arming
+    SKEIN_FAULT_POINT();                        // a notification may fire while this is still arming
     if constexpr (inject_lost_wakeup<Sys>()) {  // broken on purpose (the model checker's test)
       waiter.phase.store(CoroWaiter::kArmed, std::memory_order_release);
       return true;
@@ -1562,7 +1562,7 @@ private:
     void drop() noexcept {
       if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
-    void detach() noexcept {  // from the context's destructor
+    void detach() noexcept {                     // from the context's destructor
       if (timer_service().cancel(this)) drop();  // the timer's reference: it will never fire
       {
         std::lock_guard lk(lock);
@@ -1705,11 +1705,13 @@ concept TaskFunction = std::is_invocable_v<F, Args...> || std::is_invocable_v<F,
 template <class F, class... Args>
 constexpr bool check_task_call() {
   constexpr bool f_ok = std::is_constructible_v<std::decay_t<F>, F>;
-  static_assert(f_ok, "skein::run/spawn: the function object cannot be copied or moved into the task "
-                      "(it is decay-copied, as by std::thread)");
+  static_assert(f_ok,
+                "skein::run/spawn: the function object cannot be copied or moved into the task "
+                "(it is decay-copied, as by std::thread)");
   constexpr bool args_ok = (std::is_constructible_v<std::decay_t<Args>, Args> && ...);
-  static_assert(args_ok, "skein::run/spawn: an argument cannot be copied into the task (arguments are "
-                         "decay-copied, as by std::thread): std::move it, or pass std::ref(x) to share it");
+  static_assert(args_ok,
+                "skein::run/spawn: an argument cannot be copied into the task (arguments are "
+                "decay-copied, as by std::thread): std::move it, or pass std::ref(x) to share it");
   constexpr bool call_ok = TaskFunction<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(!f_ok || !args_ok || call_ok,
                 "skein::run/spawn: f cannot be called with these arguments (after their decay-copy; "
@@ -1727,8 +1729,9 @@ struct unwrap_promise<Promise<T>> : std::type_identity<T> {};
 
 template <class F, class... Args>
 struct task_result {
-  using invoke_type = std::conditional_t<takes_stop_token_v<F, Args...>, std::invoke_result<F, std::stop_token, Args...>,
-                                         std::invoke_result<F, Args...>>;
+  using invoke_type =
+      std::conditional_t<takes_stop_token_v<F, Args...>, std::invoke_result<F, std::stop_token, Args...>,
+                         std::invoke_result<F, Args...>>;
   using raw = typename invoke_type::type;
   // A function returning Promise<U> gives Promise<U>, not Promise<Promise<U>>.
   using type = typename unwrap_promise<raw>::type;
@@ -2160,7 +2163,8 @@ template <class Enqueue, class Withdraw>
 WaitStatus enqueue_and_block(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
                              const Clock::time_point* deadline = nullptr) {
   if (!enqueue(w)) return WaitStatus::ready;
-  return block_wait(w, [&]() noexcept { return withdraw(w); }, deadline);
+  return block_wait(
+      w, [&]() noexcept { return withdraw(w); }, deadline);
 }
 
 /// Throws Cancelled for a cancelled wait; returns whether it completed.
@@ -2545,7 +2549,8 @@ private:
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
     observe_stop = observe_stop && cancellable_wait();
-    auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
+    auto s = detail::block_wait(
+        w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;
   }
@@ -3250,8 +3255,12 @@ private:
     explicit Ring(std::size_t log2) : mask((std::size_t{1} << log2) - 1), slots(new std::atomic<void*>[mask + 1]) {}
     // Slots are atomics (relaxed) because a thief may read a slot the owner is
     // overwriting; the thief's CAS on top_ then fails and the value is dropped.
-    void put(std::int64_t i, void* v) noexcept { slots[static_cast<std::size_t>(i) & mask].store(v, std::memory_order_relaxed); }
-    void* get(std::int64_t i) const noexcept { return slots[static_cast<std::size_t>(i) & mask].load(std::memory_order_relaxed); }
+    void put(std::int64_t i, void* v) noexcept {
+      slots[static_cast<std::size_t>(i) & mask].store(v, std::memory_order_relaxed);
+    }
+    void* get(std::int64_t i) const noexcept {
+      return slots[static_cast<std::size_t>(i) & mask].load(std::memory_order_relaxed);
+    }
     std::size_t mask;
     std::unique_ptr<std::atomic<void*>[]> slots;
   };
@@ -3271,7 +3280,7 @@ private:
   alignas(64) std::atomic<std::int64_t> bottom_{0};
   alignas(64) std::atomic<Ring*> buffer_;
   std::vector<std::unique_ptr<Ring>> retired_;  // owner only
-  std::int64_t top_cache_ = 0;                   // owner only: a past value of top_
+  std::int64_t top_cache_ = 0;                  // owner only: a past value of top_
 };
 
 }  // namespace skein::detail
@@ -3341,7 +3350,6 @@ public:
   /// True if the calling thread is one of this pool's workers holding a slot.
   [[nodiscard]] bool on_worker() const noexcept { return own_slot() != nullptr; }
 
-
 private:
   static constexpr unsigned kLifoBudget = tuning::kLifoBudget;
   static constexpr std::size_t kInjectBatch = tuning::kInjectBatch;
@@ -3364,7 +3372,7 @@ private:
   // part. The same word also wakes a spare thread given a slot.
   struct Worker final : BlockingHook, IdleWorkers::Sleeper {
     PoolCore* pool = nullptr;
-    Slot* slot = nullptr;     // the slot this thread runs, or null (blocked / spare)
+    Slot* slot = nullptr;  // the slot this thread runs, or null (blocked / spare)
     std::thread thread;
 
     void enter_blocking() override { pool->hand_off(this); }
@@ -3728,7 +3736,8 @@ public:
   template <class F>
   void post(F&& f) {
     static_assert(std::is_invocable_v<std::decay_t<F>&>, "post(f): f must be callable with no arguments");
-    (void)detail::run_task<void>(detail::TaskStart{core_.get(), nullptr}, PostedCall<std::decay_t<F>>{std::forward<F>(f)});
+    (void)detail::run_task<void>(detail::TaskStart{core_.get(), nullptr},
+                                 PostedCall<std::decay_t<F>>{std::forward<F>(f)});
   }
 
   /// `co_await pool.schedule()` continues the coroutine on this pool.
@@ -3779,7 +3788,8 @@ namespace detail {
 template <class F, class... Args>
 auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   using R = typename task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
-  return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+  return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)),
+                     std::decay_t<Args>(std::forward<Args>(args))...);
 }
 }  // namespace detail
 
@@ -3971,8 +3981,7 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
     // returning earlier would let them outlive the call.
     (void)ctx.st_->wait_idle(nullptr, false);
     if (ctx.timed_out() && !(parent && parent->cancelled()))
-      throw Cancelled("deadline exceeded: run_with_timeout(" +
-                      detail::format_ms(d) + " ms)");
+      throw Cancelled("deadline exceeded: run_with_timeout(" + detail::format_ms(d) + " ms)");
     throw;
   }
 }
@@ -4090,10 +4099,12 @@ public:
     if constexpr (sizeof...(Ts) == 0) {
       out_.resolve();
     }
-    std::apply([&](auto&... p) {
-      std::size_t i = 0;
-      (this->watch(i++, state_of(p)), ...);
-    }, in_);
+    std::apply(
+        [&](auto&... p) {
+          std::size_t i = 0;
+          (this->watch(i++, state_of(p)), ...);
+        },
+        in_);
     this->finish_start();  // may delete this
     return out;
   }
@@ -4179,10 +4190,12 @@ public:
 
   Promise<Result> start() {
     auto out = out_.promise();
-    std::apply([&](auto&... p) {
-      std::size_t i = 0;
-      (this->watch(i++, state_of(p)), ...);
-    }, in_);
+    std::apply(
+        [&](auto&... p) {
+          std::size_t i = 0;
+          (this->watch(i++, state_of(p)), ...);
+        },
+        in_);
     this->finish_start();
     return out;
   }
@@ -4532,7 +4545,6 @@ public:
   /// True on the thread currently running this loop.
   [[nodiscard]] bool on_loop() const noexcept { return detail::tls.executor == this; }
 
-
 private:
   friend class Notifier;
   template <class F, class... Args>
@@ -4795,7 +4807,7 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
   } guard{&loop};
   auto task = run(std::forward<F>(f), std::forward<Args>(args)...);
   // A tiny coroutine on the pool waits for the task, then hands the outcome to the loop.
-  (void)[](EventLoop& l, std::shared_ptr<Resolver<R>> res, Promise<R> t) -> Promise<void> {
+  (void)[](EventLoop & l, std::shared_ptr<Resolver<R>> res, Promise<R> t)->Promise<void> {
     std::exception_ptr err;
     std::optional<detail::value_or_monostate<R>> value;
     try {
@@ -4815,7 +4827,8 @@ auto work(EventLoop& loop, F&& f, Args&&... args) {
       settle();
     }
     l.end_work();
-  }(loop, std::move(r), std::move(task));
+  }
+  (loop, std::move(r), std::move(task));
   guard.l = nullptr;  // the coroutine ends the work
   return promise;
 }
@@ -4939,7 +4952,8 @@ private:
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     for (;;) {
       if (s == kUnlocked) {
-        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed)) return false;
+        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_relaxed))
+          return false;
       } else if (s == kLocked) {
         if (state_.compare_exchange_weak(s, kContended, std::memory_order_relaxed)) break;
       } else {
@@ -5343,7 +5357,7 @@ private:
 namespace skein::detail {
 
 struct PackedCount {
-  static constexpr std::int64_t kMaxCount = 0x7fffffff;  // 31 bits: the count never reaches the sign bit
+  static constexpr std::int64_t kMaxCount = 0x7fffffff;          // 31 bits: the count never reaches the sign bit
   static constexpr std::uint64_t kOne = std::uint64_t{1} << 32;  // one unit of the count
   static std::int64_t count_of(std::uint64_t s) noexcept { return static_cast<std::int64_t>(s >> 32); }
   static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }
@@ -5490,7 +5504,8 @@ public:
       // Watchers are tasks of no context (cancelling the workers' context must
       // not stop them) on the pool (not on the caller's executor, which may
       // be an EventLoop blocked in close()).
-      for (auto& w : workers_) watchers_.push_back(detail::start_task(detail::core_of(default_pool()), nullptr, &Pool::watch, this, w));
+      for (auto& w : workers_)
+        watchers_.push_back(detail::start_task(detail::core_of(default_pool()), nullptr, &Pool::watch, this, w));
     } catch (...) {
       finish_quietly();  // the workers that did start must not outlive this constructor
       throw;
@@ -6111,7 +6126,8 @@ namespace skein {
 /// another thread meanwhile.
 inline void sleep_until(std::chrono::steady_clock::time_point deadline) {
   detail::ThreadWaiter w;  // never notified: only the deadline or the stop token end the wait
-  auto s = detail::block_wait(w, []() noexcept { return true; }, &deadline);
+  auto s = detail::block_wait(
+      w, []() noexcept { return true; }, &deadline);
   if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
 }
 

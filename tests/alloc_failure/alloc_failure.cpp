@@ -52,7 +52,7 @@ std::atomic<long> g_generation{1};  // a new run disarms every thread armed befo
 std::atomic<long> g_fail_at{0};     // any_thread mode: the failing ordinal, 0 = off
 std::atomic<long> g_count{0};
 std::atomic<bool> g_hit{false};
-std::atomic<long> g_live{0};        // blocks allocated and not freed
+std::atomic<long> g_live{0};  // blocks allocated and not freed
 
 struct ThreadArm {
   long fail_at = 0;  // this_thread mode: the failing ordinal, 0 = off
@@ -238,8 +238,8 @@ private:
       std::this_thread::sleep_for(20ms);
       const long long d = deadline_.load();
       if (d != 0 && now_ms() > d) {
-        std::fprintf(stderr, "alloc_failure WATCHDOG: scenario \"%s\" with N=%ld did not finish: a hang\n", what_.load(),
-                     n_.load());
+        std::fprintf(stderr, "alloc_failure WATCHDOG: scenario \"%s\" with N=%ld did not finish: a hang\n",
+                     what_.load(), n_.load());
         std::fflush(stderr);
         std::abort();
       }
@@ -361,7 +361,9 @@ long explore(const char* scenario, Where where, Run&& run, long limit = 20000) {
 }
 
 /// Waits until no skein task is live (a run's tasks must all finish).
-bool quiesce() { return test::eventually([] { return skein::goroutines() == 0; }, 20000ms); }
+bool quiesce() {
+  return test::eventually([] { return skein::goroutines() == 0; }, 20000ms);
+}
 
 /// Waits until the timer heap is empty (no test leaves a timer behind; a
 /// context's deadline leaves it when the last task frame lets go of it).
@@ -509,7 +511,8 @@ TEST_CASE("Context::with_timeout, child_with_timeout and run_with_timeout") {
         auto child = ctx.child_with_timeout(1h);
         r1 = child.run(plus_one, 2).get();
         child.wait();
-        r2 = skein::run_with_timeout(20s, [](int x) { return skein::run(plus_one, x).get(); }, 5);
+        r2 = skein::run_with_timeout(
+            20s, [](int x) { return skein::run(plus_one, x).get(); }, 5);
       });
       if (!a.bad_alloc && a.unexpected.empty()) {
         CHECK(r1 == 3);
@@ -549,10 +552,11 @@ TEST_CASE("sequence()") {
       std::atomic<int> steps{0};
       Outcome o = Outcome::unsettled;
       auto a = attempt(w, n, [&] {
-        auto p = skein::sequence([&steps] { steps.fetch_add(1); }, [&steps]() -> skein::Promise<void> {
-          (void)co_await skein::run(build_strings, 2);
-          steps.fetch_add(1);
-        });
+        auto p = skein::sequence([&steps] { steps.fetch_add(1); },
+                                 [&steps]() -> skein::Promise<void> {
+                                   (void)co_await skein::run(build_strings, 2);
+                                   steps.fetch_add(1);
+                                 });
         o = outcome_of(p);
         p.wait();
       });
@@ -1006,9 +1010,7 @@ skein::Promise<void> coro_worker(Prims& p) {
     auto g = co_await p.rw.async_lock();
     ++p.counter;
   }
-  {
-    auto g = co_await p.rw.async_lock_shared();
-  }
+  { auto g = co_await p.rw.async_lock_shared(); }
   (void)co_await p.q.async_get();  // blocked until main puts (or closes)
   p.sem.release();
   p.wg.done();
@@ -1295,10 +1297,13 @@ TEST_CASE("EventLoop: post, spawn, work, a notifier, run") {
           }
         }
         try {
-          wp = skein::work(loop, [](int x) {
-            touch_heap(32);
-            return 2 * x;
-          }, 21);
+          wp = skein::work(
+              loop,
+              [](int x) {
+                touch_heap(32);
+                return 2 * x;
+              },
+              21);
         } catch (const std::bad_alloc&) {
         }
         try {
@@ -1605,10 +1610,12 @@ TEST_CASE("regression: Pool keeps or reports a worker's error when keeping it ru
   int rethrown = 0;
   {
     // The worker arms its own thread: the next allocation there — keeping the error — fails.
-    skein::Pool<int> pool([](int i) {
-      fi::arm_this_thread(1);
-      throw Boom{i};
-    }, 1, 2);
+    skein::Pool<int> pool(
+        [](int i) {
+          fi::arm_this_thread(1);
+          throw Boom{i};
+        },
+        1, 2);
     for (int i = 0; i < 2; ++i) {
       pool.submit(i);
       try {
@@ -1772,9 +1779,8 @@ TEST_CASE("regression: ThreadPool construction, and idle workers, when memory ru
   // And the workers' park() and become_spare() (noexcept) grew the idle and
   // spare lists: a bad_alloc there was a terminate on a pool thread. Both
   // are sweeps of pool creation (every allocation fails once).
-  CHECK(explore("ThreadPool(1) construction", Where::this_thread, [](long n) {
-          return attempt(Where::this_thread, n, [] { skein::ThreadPool pool(1); });
-        }) > 0);
+  CHECK(explore("ThreadPool(1) construction", Where::this_thread,
+                [](long n) { return attempt(Where::this_thread, n, [] { skein::ThreadPool pool(1); }); }) > 0);
   CHECK(explore("ThreadPool(2) with a blocking task", Where::any_thread, [](long n) {
           return attempt(Where::any_thread, n, [] {
             skein::ThreadPool pool(2);

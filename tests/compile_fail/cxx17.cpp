@@ -3,4 +3,6 @@
 // Without C++20 the first error is the one that says what to do.
 #include <skein/skein.hpp>
 
-int main() { return skein::run([] { return 0; }).get(); }
+int main() {
+  return skein::run([] { return 0; }).get();
+}

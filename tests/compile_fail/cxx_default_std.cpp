@@ -3,4 +3,6 @@
 // The compiler's default standard (gnu++17 for g++ 12, gnu++14 for clang 14).
 #include <skein/skein.hpp>
 
-int main() { return skein::run([] { return 0; }).get(); }
+int main() {
+  return skein::run([] { return 0; }).get();
+}

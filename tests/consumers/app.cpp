@@ -6,10 +6,12 @@
 
 int main() {
   skein::Queue<int> q;
-  auto sum = skein::run([&q](int x, int y) {
-    q.put(x + y);
-    return x + y;
-  }, 5, 3);
+  auto sum = skein::run(
+      [&q](int x, int y) {
+        q.put(x + y);
+        return x + y;
+      },
+      5, 3);
   std::printf("skein %d.%d.%d: %d %d\n", SKEIN_VERSION_MAJOR, SKEIN_VERSION_MINOR, SKEIN_VERSION_PATCH, sum.get(),
               q.get().value_or(-1));
 }

@@ -60,10 +60,10 @@ struct Scenario {
 
 struct Result {
   long executions = 0;
-  long steps = 0;            // steps over all executions
-  std::size_t max_depth = 0; // longest execution, in steps
+  long steps = 0;             // steps over all executions
+  std::size_t max_depth = 0;  // longest execution, in steps
   bool failed = false;
-  std::string failure;       // what went wrong, then the failing schedule
+  std::string failure;  // what went wrong, then the failing schedule
 };
 
 class Explorer {
@@ -154,9 +154,9 @@ public:
 
 private:
   struct Choice {
-    int index;       // which of the enabled threads ran
-    int options;     // how many were enabled
-    bool preemptive; // the running thread could have continued, and index > 0 means a switch
+    int index;        // which of the enabled threads ran
+    int options;      // how many were enabled
+    bool preemptive;  // the running thread could have continued, and index > 0 means a switch
   };
   struct Thread {
     const void* blocked_on = nullptr;
@@ -297,9 +297,8 @@ private:
     long seen = 0;
     std::unique_lock lk(mu_);
     for (;;) {
-      threads_[i].cv->wait(lk, [&] {
-        return shutdown_ || (execution_ != seen && (running_ == static_cast<int>(i) || aborted_));
-      });
+      threads_[i].cv->wait(
+          lk, [&] { return shutdown_ || (execution_ != seen && (running_ == static_cast<int>(i) || aborted_)); });
       if (shutdown_) return;
       seen = execution_;
       if (aborted_) to_limbo(lk);
@@ -437,7 +436,8 @@ class Mutex {
 public:
   void lock() {
     for (;;) {
-      active_explorer()->park(this, [&] { return locked_; }, false);
+      active_explorer()->park(
+          this, [&] { return locked_; }, false);
       if (!locked_) break;
     }
     locked_ = true;
@@ -474,11 +474,14 @@ class StopCallback {
   };
 
 public:
-  StopCallback(std::stop_token tok, CB cb) : st_(std::make_unique<State>()), cb_(std::move(tok), Guarded{std::move(cb), st_.get()}) {}
+  StopCallback(std::stop_token tok, CB cb)
+      : st_(std::make_unique<State>()), cb_(std::move(tok), Guarded{std::move(cb), st_.get()}) {}
   StopCallback(const StopCallback&) = delete;
   StopCallback& operator=(const StopCallback&) = delete;
   ~StopCallback() {
-    while (st_->running) active_explorer()->park(st_.get(), [&] { return st_->running; }, false);
+    while (st_->running)
+      active_explorer()->park(
+          st_.get(), [&] { return st_->running; }, false);
   }
 
 private:
@@ -496,7 +499,8 @@ struct Parking {
   using StopCallback = model::StopCallback<CB>;
   bool park(Atomic<std::uint32_t>& word, std::uint32_t expected,
             const skein::detail::Clock::time_point* deadline) noexcept {
-    return active_explorer()->park(&word, [&] { return word.peek() == expected; }, deadline != nullptr);
+    return active_explorer()->park(
+        &word, [&] { return word.peek() == expected; }, deadline != nullptr);
   }
   void wake(Atomic<std::uint32_t>& word) noexcept { active_explorer()->wake(&word); }
   static int spin_budget() noexcept { return 1; }  // one look before parking is as good as many here

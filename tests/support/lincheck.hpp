@@ -39,11 +39,11 @@ enum class Kind : std::uint8_t { put, try_put, put_for, async_put, get, try_get,
 enum class Res : std::uint8_t { ok, full, timeout, closed, value, empty };
 
 struct Op {
-  int actor = 0;          // thread or coroutine: for printing only
+  int actor = 0;  // thread or coroutine: for printing only
   Kind kind = Kind::close;
-  int arg = 0;            // the item of a put
+  int arg = 0;  // the item of a put
   Res res = Res::ok;
-  int value = 0;          // the item a get returned (res == value)
+  int value = 0;  // the item a get returned (res == value)
   std::uint64_t invoke = 0, response = 0;
 };
 using History = std::vector<Op>;
@@ -140,16 +140,14 @@ public:
           if (full) return "the queue is full: no room for the item";
           s.items.push_back(op.arg);
           return nullptr;
-        case Res::closed:
-          return s.closed ? nullptr : "the queue is open: a put throws Closed only once it is closed";
+        case Res::closed: return s.closed ? nullptr : "the queue is open: a put throws Closed only once it is closed";
         case Res::full:
         case Res::timeout:
           if ((op.kind == Kind::try_put) != (op.res == Res::full)) return "this form of put cannot return that";
           if (s.closed) return "the queue is closed: it would throw Closed, not fail";
           if (!full) return "there is room: the put would succeed";
           return nullptr;
-        default:
-          return "a put returns ok, false or throws Closed";
+        default: return "a put returns ok, false or throws Closed";
       }
     }
     if (is_get(op.kind)) {
@@ -164,8 +162,7 @@ public:
           if ((op.kind == Kind::get || op.kind == Kind::async_get) && !s.closed)
             return "a blocking get returns empty only once the queue is closed";
           return nullptr;
-        default:
-          return "a get returns an item or empty";
+        default: return "a get returns an item or empty";
       }
     }
     if (op.res != Res::ok) return "close returns nothing and never throws";
@@ -181,11 +178,11 @@ private:
 
 struct Verdict {
   bool linearizable = false;
-  bool exhausted = false;        // gave up after `budget` configurations: no answer
-  std::size_t states = 0;        // distinct configurations (placed set, model state) visited
+  bool exhausted = false;          // gave up after `budget` configurations: no answer
+  std::size_t states = 0;          // distinct configurations (placed set, model state) visited
   std::vector<std::size_t> order;  // linearizable: a witness order (indices into the
                                    // history); else the longest linearizable prefix found
-  std::string explanation;       // for a history that is not linearizable
+  std::string explanation;         // for a history that is not linearizable
 };
 
 namespace detail {
@@ -349,8 +346,8 @@ inline Verdict check(const History& h, std::size_t capacity, std::size_t budget 
   std::uint64_t first_response = ~std::uint64_t{0};
   for (std::size_t i = 0; i < n; ++i)
     if (!in[i]) first_response = std::min(first_response, h[i].response);
-  std::string r = "not linearizable (queue capacity " + std::to_string(capacity) +
-                  (capacity ? "" : " = unbounded") + "), " + std::to_string(n) + " operations:\n" + format(h);
+  std::string r = "not linearizable (queue capacity " + std::to_string(capacity) + (capacity ? "" : " = unbounded") +
+                  "), " + std::to_string(n) + " operations:\n" + format(h);
   r += "longest linearizable prefix (" + std::to_string(best.size()) + " of " + std::to_string(n) + "):";
   for (std::size_t i : best) r += " #" + std::to_string(i);
   r += "\nqueue after it: " + describe(s) + "\nno operation that may come next fits:\n";

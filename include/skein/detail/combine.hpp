@@ -89,10 +89,12 @@ public:
     if constexpr (sizeof...(Ts) == 0) {
       out_.resolve();
     }
-    std::apply([&](auto&... p) {
-      std::size_t i = 0;
-      (this->watch(i++, state_of(p)), ...);
-    }, in_);
+    std::apply(
+        [&](auto&... p) {
+          std::size_t i = 0;
+          (this->watch(i++, state_of(p)), ...);
+        },
+        in_);
     this->finish_start();  // may delete this
     return out;
   }
@@ -178,10 +180,12 @@ public:
 
   Promise<Result> start() {
     auto out = out_.promise();
-    std::apply([&](auto&... p) {
-      std::size_t i = 0;
-      (this->watch(i++, state_of(p)), ...);
-    }, in_);
+    std::apply(
+        [&](auto&... p) {
+          std::size_t i = 0;
+          (this->watch(i++, state_of(p)), ...);
+        },
+        in_);
     this->finish_start();
     return out;
   }

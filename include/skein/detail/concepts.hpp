@@ -51,11 +51,13 @@ concept TaskFunction = std::is_invocable_v<F, Args...> || std::is_invocable_v<F,
 template <class F, class... Args>
 constexpr bool check_task_call() {
   constexpr bool f_ok = std::is_constructible_v<std::decay_t<F>, F>;
-  static_assert(f_ok, "skein::run/spawn: the function object cannot be copied or moved into the task "
-                      "(it is decay-copied, as by std::thread)");
+  static_assert(f_ok,
+                "skein::run/spawn: the function object cannot be copied or moved into the task "
+                "(it is decay-copied, as by std::thread)");
   constexpr bool args_ok = (std::is_constructible_v<std::decay_t<Args>, Args> && ...);
-  static_assert(args_ok, "skein::run/spawn: an argument cannot be copied into the task (arguments are "
-                         "decay-copied, as by std::thread): std::move it, or pass std::ref(x) to share it");
+  static_assert(args_ok,
+                "skein::run/spawn: an argument cannot be copied into the task (arguments are "
+                "decay-copied, as by std::thread): std::move it, or pass std::ref(x) to share it");
   constexpr bool call_ok = TaskFunction<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(!f_ok || !args_ok || call_ok,
                 "skein::run/spawn: f cannot be called with these arguments (after their decay-copy; "
@@ -73,8 +75,9 @@ struct unwrap_promise<Promise<T>> : std::type_identity<T> {};
 
 template <class F, class... Args>
 struct task_result {
-  using invoke_type = std::conditional_t<takes_stop_token_v<F, Args...>, std::invoke_result<F, std::stop_token, Args...>,
-                                         std::invoke_result<F, Args...>>;
+  using invoke_type =
+      std::conditional_t<takes_stop_token_v<F, Args...>, std::invoke_result<F, std::stop_token, Args...>,
+                         std::invoke_result<F, Args...>>;
   using raw = typename invoke_type::type;
   // A function returning Promise<U> gives Promise<U>, not Promise<Promise<U>>.
   using type = typename unwrap_promise<raw>::type;

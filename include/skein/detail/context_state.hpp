@@ -127,7 +127,7 @@ private:
     void drop() noexcept {
       if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
     }
-    void detach() noexcept {  // from the context's destructor
+    void detach() noexcept {                     // from the context's destructor
       if (timer_service().cancel(this)) drop();  // the timer's reference: it will never fire
       {
         std::lock_guard lk(lock);

@@ -28,7 +28,8 @@ inline const Settings& settings() noexcept {
   static const Settings s = [] {
     Settings r;
     if (const char* e = std::getenv("SKEIN_FAULT_SEED")) r.seed = std::strtoull(e, nullptr, 0);
-    if (const char* e = std::getenv("SKEIN_FAULT_RATE")) r.rate = static_cast<std::uint32_t>(std::strtoul(e, nullptr, 0));
+    if (const char* e = std::getenv("SKEIN_FAULT_RATE"))
+      r.rate = static_cast<std::uint32_t>(std::strtoul(e, nullptr, 0));
     return r;
   }();
   return s;

@@ -9,7 +9,7 @@
 namespace skein::detail {
 
 struct PackedCount {
-  static constexpr std::int64_t kMaxCount = 0x7fffffff;  // 31 bits: the count never reaches the sign bit
+  static constexpr std::int64_t kMaxCount = 0x7fffffff;          // 31 bits: the count never reaches the sign bit
   static constexpr std::uint64_t kOne = std::uint64_t{1} << 32;  // one unit of the count
   static std::int64_t count_of(std::uint64_t s) noexcept { return static_cast<std::int64_t>(s >> 32); }
   static std::uint64_t waiters_of(std::uint64_t s) noexcept { return s & 0xffffffffu; }

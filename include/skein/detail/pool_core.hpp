@@ -111,7 +111,6 @@ public:
   /// True if the calling thread is one of this pool's workers holding a slot.
   [[nodiscard]] bool on_worker() const noexcept { return own_slot() != nullptr; }
 
-
 private:
   static constexpr unsigned kLifoBudget = tuning::kLifoBudget;
   static constexpr std::size_t kInjectBatch = tuning::kInjectBatch;
@@ -134,7 +133,7 @@ private:
   // part. The same word also wakes a spare thread given a slot.
   struct Worker final : BlockingHook, IdleWorkers::Sleeper {
     PoolCore* pool = nullptr;
-    Slot* slot = nullptr;     // the slot this thread runs, or null (blocked / spare)
+    Slot* slot = nullptr;  // the slot this thread runs, or null (blocked / spare)
     std::thread thread;
 
     void enter_blocking() override { pool->hand_off(this); }

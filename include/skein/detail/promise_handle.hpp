@@ -131,7 +131,8 @@ private:
     detail::ThreadWaiter w;
     if (!st_->enqueue(&w)) return true;
     observe_stop = observe_stop && cancellable_wait();
-    auto s = detail::block_wait(w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
+    auto s = detail::block_wait(
+        w, [&]() noexcept { return st_->withdraw(&w); }, deadline, observe_stop);
     if (s == detail::WaitStatus::cancelled) detail::throw_cancelled();
     return s == detail::WaitStatus::ready;
   }

@@ -156,9 +156,7 @@ inline std::coroutine_handle<> continue_with(std::coroutine_handle<> h) noexcept
 }
 
 /// True if the current task's scope was cancelled or its executor is draining.
-inline bool current_cancelled() noexcept {
-  return tls.draining || (tls.scope && tls.scope->stop_requested());
-}
+inline bool current_cancelled() noexcept { return tls.draining || (tls.scope && tls.scope->stop_requested()); }
 
 inline std::stop_token current_token() noexcept {
   return tls.scope ? tls.scope->source.get_token() : std::stop_token{};
@@ -199,6 +197,5 @@ private:
   };
   Stripe stripes_[kStripes];
 };
-
 
 }  // namespace skein::detail

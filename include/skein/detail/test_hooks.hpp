@@ -9,11 +9,13 @@
 namespace skein::detail {
 
 #if defined(SKEIN_TEST_HOOKS)
-#define SKEIN_DETAIL_TEST_SWITCH(name, member)                     \
-  template <class Sys>                                             \
-  constexpr bool name() noexcept {                                 \
-    if constexpr (requires { Sys::member; }) return Sys::member;   \
-    else return false;                                             \
+#define SKEIN_DETAIL_TEST_SWITCH(name, member) \
+  template <class Sys>                         \
+  constexpr bool name() noexcept {             \
+    if constexpr (requires { Sys::member; })   \
+      return Sys::member;                      \
+    else                                       \
+      return false;                            \
   }
 #else
 #define SKEIN_DETAIL_TEST_SWITCH(name, member) \

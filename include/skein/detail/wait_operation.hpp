@@ -65,7 +65,8 @@ template <class Enqueue, class Withdraw>
 WaitStatus enqueue_and_block(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
                              const Clock::time_point* deadline = nullptr) {
   if (!enqueue(w)) return WaitStatus::ready;
-  return block_wait(w, [&]() noexcept { return withdraw(w); }, deadline);
+  return block_wait(
+      w, [&]() noexcept { return withdraw(w); }, deadline);
 }
 
 /// Throws Cancelled for a cancelled wait; returns whether it completed.

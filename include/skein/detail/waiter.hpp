@@ -66,7 +66,7 @@ struct Waiter {
   void* data = nullptr;  // the primitive's per-wait payload (an item slot, a lock mode, ...)
   void (*notify_fn)(Waiter*) noexcept = nullptr;
   bool linked = false;
-  bool is_coro = false;  // a CoroWaiter (a completer may transfer to it directly)
+  bool is_coro = false;    // a CoroWaiter (a completer may transfer to it directly)
   bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
   void notify() noexcept {
     SKEIN_FAULT_POINT();  // between the primitive's unlock and the wake-up
@@ -333,7 +333,7 @@ public:
     } else if (tok.stop_possible()) {
       cb_.emplace(std::move(tok), OnStop{this});
     }
-    SKEIN_FAULT_POINT();  // a notification may fire while this is still arming
+    SKEIN_FAULT_POINT();                        // a notification may fire while this is still arming
     if constexpr (inject_lost_wakeup<Sys>()) {  // broken on purpose (the model checker's test)
       waiter.phase.store(CoroWaiter::kArmed, std::memory_order_release);
       return true;

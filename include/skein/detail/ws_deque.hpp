@@ -86,8 +86,12 @@ private:
     explicit Ring(std::size_t log2) : mask((std::size_t{1} << log2) - 1), slots(new std::atomic<void*>[mask + 1]) {}
     // Slots are atomics (relaxed) because a thief may read a slot the owner is
     // overwriting; the thief's CAS on top_ then fails and the value is dropped.
-    void put(std::int64_t i, void* v) noexcept { slots[static_cast<std::size_t>(i) & mask].store(v, std::memory_order_relaxed); }
-    void* get(std::int64_t i) const noexcept { return slots[static_cast<std::size_t>(i) & mask].load(std::memory_order_relaxed); }
+    void put(std::int64_t i, void* v) noexcept {
+      slots[static_cast<std::size_t>(i) & mask].store(v, std::memory_order_relaxed);
+    }
+    void* get(std::int64_t i) const noexcept {
+      return slots[static_cast<std::size_t>(i) & mask].load(std::memory_order_relaxed);
+    }
     std::size_t mask;
     std::unique_ptr<std::atomic<void*>[]> slots;
   };
@@ -107,7 +111,7 @@ private:
   alignas(64) std::atomic<std::int64_t> bottom_{0};
   alignas(64) std::atomic<Ring*> buffer_;
   std::vector<std::unique_ptr<Ring>> retired_;  // owner only
-  std::int64_t top_cache_ = 0;                   // owner only: a past value of top_
+  std::int64_t top_cache_ = 0;                  // owner only: a past value of top_
 };
 
 }  // namespace skein::detail
