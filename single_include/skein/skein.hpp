@@ -3556,6 +3556,9 @@ private:
   }
 
   void run_slot(Worker* w) noexcept {
+    // The slot's root scope, once: a task's resumption sets the task's own
+    // scope (set_task_scope) and resume() restores this one after it.
+    if (w->slot) ThreadBinding::rebind_root(&w->slot->scope);
     while (w->slot && !stop_.load(std::memory_order_acquire)) {
       Slot* s = w->slot;
       void* h = find_local(s);
@@ -3583,7 +3586,6 @@ private:
         }
       }
       idle_.stop_searching(w);
-      ThreadBinding::rebind_root(&s->scope);
       resume(std::coroutine_handle<>::from_address(h));
       // After a hand-off the thread finishes without a slot, in the pool's scope.
       if (!w->slot) ThreadBinding::rebind_root(&scope_);
