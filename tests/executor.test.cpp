@@ -4,7 +4,9 @@
 // context or its executor, resumed on its executor after every co_await.
 #include "support/common.hpp"
 
+#include <atomic>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <mutex>
 #include <thread>
@@ -162,4 +164,30 @@ TEST_CASE("destroying an EventLoop cancels the contexts of the tasks it still ru
   CHECK(p->ready());
   CHECK_THROWS_AS(p->get(), skein::Cancelled);
   CHECK(ctx.cancelled());
+}
+
+TEST_CASE("~EventLoop waits for a task it spawned that hopped onto a pool (its end is counted by the loop)") {
+  Watchdog wd(30s);
+  Event hopped, release;
+  std::atomic<bool> destroyed{false}, finished_first{false};
+  std::optional<Promise<void>> p;
+  auto loop = std::make_unique<skein::EventLoop>();
+  p = loop->spawn([&]() -> Promise<void> {
+    co_await skein::default_pool().schedule();  // off the loop, for good
+    hopped.set();
+    release.wait();  // a plain blocking wait on the pool thread
+    finished_first = !destroyed.load();
+  });
+  loop->poll();
+  hopped.wait();
+  std::thread destroyer([&] {
+    loop.reset();
+    destroyed = true;
+  });
+  std::this_thread::sleep_for(20ms);
+  CHECK_FALSE(destroyed.load());  // still waiting for the task
+  release.set();
+  destroyer.join();
+  CHECK(finished_first.load());
+  p->get();
 }

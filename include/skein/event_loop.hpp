@@ -5,6 +5,7 @@
 #include "detail/config.hpp"  // first: the C++20 check
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -411,16 +412,22 @@ private:
     } catch (...) {            // no memory for the list: they are resumed in draining mode all the same
     }
     Bind bind(this, true);
-    for (;;) {
+    for (long idle_rounds = 0;;) {
       while (auto* n = static_cast<detail::LoopItem*>(q_.pop())) n->fn(n, n->fn == &ResumeItem::run_fn);
       if (q_.busy()) {
         std::this_thread::yield();
         continue;
       }
+      // Tasks spawned here that now run elsewhere (they hopped onto a pool)
+      // still hold this loop: their end is counted here. Wait for them as a
+      // ThreadPool's destructor waits for its tasks.
       if (outstanding_.load(std::memory_order_seq_cst) == 0 && works_.load(std::memory_order_seq_cst) == 0 &&
-          enqueuing_.load(std::memory_order_acquire) == 0 && !q_.busy())
+          enqueuing_.load(std::memory_order_acquire) == 0 && !q_.busy() && live_.load() == 0)
         break;
-      std::this_thread::yield();
+      if (++idle_rounds < 1000)
+        std::this_thread::yield();
+      else
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
   bool idle() const noexcept {

@@ -7,6 +7,7 @@
 #include <concepts>
 #include <coroutine>
 
+#include "detail/assert.hpp"
 #include "detail/runtime.hpp"
 #include "detail/task_host.hpp"
 
@@ -43,7 +44,10 @@ public:
 
 protected:
   ExecutorBase() = default;
-  ~ExecutorBase() { shutdown(); }
+  ~ExecutorBase() {
+    shutdown();
+    SKEIN_ASSERT(live_.load() == 0, "an ExecutorBase is destroyed only after its tasks have ended");
+  }
 
   /// Runs `h` (a handle given to schedule) on the calling thread as work of
   /// this executor, until it suspends or ends.

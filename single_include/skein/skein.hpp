@@ -2911,7 +2911,10 @@ public:
 
 protected:
   ExecutorBase() = default;
-  ~ExecutorBase() { shutdown(); }
+  ~ExecutorBase() {
+    shutdown();
+    SKEIN_ASSERT(live_.load() == 0, "an ExecutorBase is destroyed only after its tasks have ended");
+  }
 
   /// Runs `h` (a handle given to schedule) on the calling thread as work of
   /// this executor, until it suspends or ends.
@@ -3997,6 +4000,7 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
 
 
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -4717,16 +4721,22 @@ private:
     } catch (...) {            // no memory for the list: they are resumed in draining mode all the same
     }
     Bind bind(this, true);
-    for (;;) {
+    for (long idle_rounds = 0;;) {
       while (auto* n = static_cast<detail::LoopItem*>(q_.pop())) n->fn(n, n->fn == &ResumeItem::run_fn);
       if (q_.busy()) {
         std::this_thread::yield();
         continue;
       }
+      // Tasks spawned here that now run elsewhere (they hopped onto a pool)
+      // still hold this loop: their end is counted here. Wait for them as a
+      // ThreadPool's destructor waits for its tasks.
       if (outstanding_.load(std::memory_order_seq_cst) == 0 && works_.load(std::memory_order_seq_cst) == 0 &&
-          enqueuing_.load(std::memory_order_acquire) == 0 && !q_.busy())
+          enqueuing_.load(std::memory_order_acquire) == 0 && !q_.busy() && live_.load() == 0)
         break;
-      std::this_thread::yield();
+      if (++idle_rounds < 1000)
+        std::this_thread::yield();
+      else
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
   }
   bool idle() const noexcept {
