@@ -73,10 +73,7 @@ public:
   }
   template <TaskExecutor E, class F, class... Args>
   auto run(E& ex, F&& f, Args&&... args) const {
-    if constexpr (detail::check_task_call<F, Args...>())
-      return detail::start_task(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
-    else
-      return Promise<void>();  // never reached at run time: the static_assert above has failed
+    return detail::start_checked(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
     requires(!TaskExecutor<std::remove_cvref_t<F>>)

@@ -139,12 +139,8 @@ public:
   /// affinity, resumes there. Throws Closed after stop().
   template <class F, class... Args>
   auto spawn(F&& f, Args&&... args) {
-    if constexpr (detail::check_task_call<F, Args...>()) {
-      if (stopped()) throw Closed("spawn on a stopped EventLoop");
-      return detail::start_task(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
-    } else {
-      return Promise<void>();  // never reached at run time: the static_assert above has failed
-    }
+    if (stopped()) throw Closed("spawn on a stopped EventLoop");
+    return detail::start_checked(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Runs until stop(), or until there is nothing left to do (see the class comment).

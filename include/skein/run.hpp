@@ -24,6 +24,17 @@ auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)),
                      std::decay_t<Args>(std::forward<Args>(args))...);
 }
+
+/// start_task behind the compile-time checks of a user's call (run, spawn,
+/// Context::run, EventLoop::spawn): a call that cannot work fails with a
+/// static_assert saying why, and nothing else.
+template <class F, class... Args>
+auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  if constexpr (check_task_call<F, Args...>())
+    return start_task(host, ctx, std::forward<F>(f), std::forward<Args>(args)...);
+  else
+    return Promise<void>();  // never reached at run time: the static_assert has failed
+}
 }  // namespace detail
 
 /// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
@@ -37,11 +48,8 @@ auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
 /// that cannot be copied) fails to compile with a static_assert saying so.
 template <TaskExecutor E, class F, class... Args>
 auto run(E& ex, F&& f, Args&&... args) {
-  if constexpr (detail::check_task_call<F, Args...>())
-    return detail::start_task(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
-                              std::forward<Args>(args)...);
-  else
-    return Promise<void>();  // never reached at run time: the static_assert above has failed
+  return detail::start_checked(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                               std::forward<Args>(args)...);
 }
 
 /// run() on default_pool().

@@ -19,7 +19,7 @@
 
 namespace skein {
 
-class Semaphore {
+class Semaphore : detail::PackedCount {  // the word: available permits << 32 | waiters
 public:
   /// `permits` available at first; also the bound that release() may not exceed.
   explicit Semaphore(std::ptrdiff_t permits) : max_(permits), state_(pack(permits, 0)) {
@@ -109,14 +109,6 @@ public:
   [[nodiscard]] std::ptrdiff_t max() const noexcept { return max_; }
 
 private:
-  static constexpr std::ptrdiff_t kMaxCount = detail::PackedCount::kMaxCount;
-  static constexpr std::uint64_t kOne = detail::PackedCount::kOne;
-  static std::ptrdiff_t count_of(std::uint64_t s) noexcept {
-    return static_cast<std::ptrdiff_t>(detail::PackedCount::count_of(s));
-  }
-  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return detail::PackedCount::waiters_of(s); }
-  static std::uint64_t pack(std::ptrdiff_t c, std::uint64_t w) noexcept { return detail::PackedCount::pack(c, w); }
-
   void check_bound(std::ptrdiff_t n, std::uint64_t s) const {
     std::ptrdiff_t held = max_ - count_of(s);
     if (n > held)

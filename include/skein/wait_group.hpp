@@ -17,7 +17,7 @@
 
 namespace skein {
 
-class WaitGroup {
+class WaitGroup : detail::PackedCount {  // the word: counter << 32 | waiters
 public:
   WaitGroup() = default;
   WaitGroup(const WaitGroup&) = delete;
@@ -36,7 +36,7 @@ public:
     std::int64_t c;
     std::uint64_t next;
     do {
-      const std::int64_t cur = counter_of(s);  // 0 <= cur <= kMaxCount: neither test below overflows
+      const std::int64_t cur = count_of(s);  // 0 <= cur <= kMaxCount: neither test below overflows
       if (delta < 0 && delta < -cur) throw UsageError("negative WaitGroup counter");
       if (delta > 0 && delta > kMaxCount - cur) throw UsageError("WaitGroup counter overflow");
       c = cur + delta;
@@ -60,7 +60,7 @@ public:
   }
   void done() { add(-1); }
 
-  [[nodiscard]] std::int64_t count() const noexcept { return counter_of(state_.load(std::memory_order_acquire)); }
+  [[nodiscard]] std::int64_t count() const noexcept { return count_of(state_.load(std::memory_order_acquire)); }
 
   /// Blocks until the counter is zero.
   void wait() {
@@ -87,17 +87,12 @@ public:
   WaitOperation async_wait() noexcept { return WaitOperation(*this); }
 
 private:
-  static constexpr std::int64_t kMaxCount = detail::PackedCount::kMaxCount;
-  static std::int64_t counter_of(std::uint64_t s) noexcept { return detail::PackedCount::count_of(s); }
-  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return detail::PackedCount::waiters_of(s); }
-  static std::uint64_t pack(std::int64_t c, std::uint64_t w) noexcept { return detail::PackedCount::pack(c, w); }
-
   friend struct detail::OwnerAccess;
   bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_acquire);
     do {
-      if (counter_of(s) == 0) return false;
+      if (count_of(s) == 0) return false;
     } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire));
     waiters_.push_back(&w);
     return true;
@@ -108,7 +103,7 @@ private:
     std::uint64_t s = state_.load(std::memory_order_acquire);
     do {
       // Zero already: the add that got there counted us and will wake us.
-      if (counter_of(s) == 0) return false;
+      if (count_of(s) == 0) return false;
     } while (!state_.compare_exchange_weak(s, s - 1, std::memory_order_acq_rel, std::memory_order_acquire));
     waiters_.remove(&w);
     return true;
