@@ -403,10 +403,7 @@ private:
     // Cancelled) until none is left. work() in flight is waited for: it
     // posts its result here. Posts that never ran are dropped.
     scope_.source.request_stop();
-    try {
-      cancel_context_tasks();  // tasks started here in a context observe its token
-    } catch (...) {            // no memory for the list: they are resumed in draining mode all the same
-    }
+    cancel_context_tasks();  // tasks started here in a context observe its token
     Bind bind(this, true);
     for (long idle_rounds = 0;;) {
       while (auto* n = static_cast<detail::LoopItem*>(q_.pop())) n->fn(n, n->fn == &ResumeItem::run_fn);

@@ -61,10 +61,7 @@ protected:
   /// Cancelled (their contexts are cancelled too). Idempotent.
   void shutdown() noexcept {
     scope_.source.request_stop();
-    try {
-      cancel_context_tasks();
-    } catch (...) {  // no memory for the list: the root scope is stopped all the same
-    }
+    cancel_context_tasks();
   }
 };
 

@@ -2651,7 +2651,7 @@ private:
 
 #include <algorithm>
 #include <mutex>
-#include <vector>
+#include <vector>  // the registry
 
 
 namespace skein::detail {
@@ -2732,16 +2732,22 @@ protected:
 
   /// Cancels the contexts of the context-bound tasks this host still runs
   /// (their waits observe the context's token, not the host's root scope).
-  void cancel_context_tasks() {
-    std::vector<Scope*> ctxs;
-    {
-      std::lock_guard lk(ctx_mu_);
-      for (auto* l = ctx_tasks_; l; l = l->next) {
-        l->ctx->retain();  // the task holds a reference, and cannot unlink while we hold ctx_mu_
-        ctxs.push_back(l->ctx);
+  /// Allocates nothing, so it cannot fail: one context at a time is picked
+  /// under the lock and cancelled outside it (a stop callback may start a
+  /// task, which links itself under the same lock). Each pass cancels one
+  /// context that was not cancelled yet, so the passes end.
+  void cancel_context_tasks() noexcept {
+    for (;;) {
+      Scope* c = nullptr;
+      {
+        std::lock_guard lk(ctx_mu_);
+        for (auto* l = ctx_tasks_; l && !c; l = l->next)
+          if (!l->ctx->stop_requested()) {
+            c = l->ctx;
+            c->retain();  // the task holds a reference, and cannot unlink while we hold ctx_mu_
+          }
       }
-    }
-    for (auto* c : ctxs) {
+      if (!c) return;
       c->source.request_stop();
       c->release();
     }
@@ -2928,10 +2934,7 @@ protected:
   /// Cancelled (their contexts are cancelled too). Idempotent.
   void shutdown() noexcept {
     scope_.source.request_stop();
-    try {
-      cancel_context_tasks();
-    } catch (...) {  // no memory for the list: the root scope is stopped all the same
-    }
+    cancel_context_tasks();
   }
 };
 
@@ -3602,10 +3605,7 @@ private:
     //    and a queued task that has not started never starts.
     scope_.source.request_stop();
     for (auto& s : slots_) s->scope.source.request_stop();
-    try {
-      cancel_context_tasks();
-    } catch (...) {
-    }
+    cancel_context_tasks();
     // 2. Let the workers finish or cancel every task.
     for (int spin = 0; live_.load() != 0; ++spin) {
       if (spin < 100) {
@@ -3613,10 +3613,7 @@ private:
       } else {
         // A second cancellation pass catches contexts whose first task was
         // started on this pool after step 1.
-        try {
-          cancel_context_tasks();
-        } catch (...) {
-        }
+        cancel_context_tasks();
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }
@@ -3796,6 +3793,17 @@ auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)),
                      std::decay_t<Args>(std::forward<Args>(args))...);
 }
+
+/// start_task behind the compile-time checks of a user's call (run, spawn,
+/// Context::run, EventLoop::spawn): a call that cannot work fails with a
+/// static_assert saying why, and nothing else.
+template <class F, class... Args>
+auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  if constexpr (check_task_call<F, Args...>())
+    return start_task(host, ctx, std::forward<F>(f), std::forward<Args>(args)...);
+  else
+    return Promise<void>();  // never reached at run time: the static_assert has failed
+}
 }  // namespace detail
 
 /// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
@@ -3809,11 +3817,8 @@ auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
 /// that cannot be copied) fails to compile with a static_assert saying so.
 template <TaskExecutor E, class F, class... Args>
 auto run(E& ex, F&& f, Args&&... args) {
-  if constexpr (detail::check_task_call<F, Args...>())
-    return detail::start_task(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
-                              std::forward<Args>(args)...);
-  else
-    return Promise<void>();  // never reached at run time: the static_assert above has failed
+  return detail::start_checked(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                               std::forward<Args>(args)...);
 }
 
 /// run() on default_pool().
@@ -3908,10 +3913,7 @@ public:
   }
   template <TaskExecutor E, class F, class... Args>
   auto run(E& ex, F&& f, Args&&... args) const {
-    if constexpr (detail::check_task_call<F, Args...>())
-      return detail::start_task(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
-    else
-      return Promise<void>();  // never reached at run time: the static_assert above has failed
+    return detail::start_checked(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <class F, class... Args>
     requires(!TaskExecutor<std::remove_cvref_t<F>>)
@@ -4448,12 +4450,8 @@ public:
   /// affinity, resumes there. Throws Closed after stop().
   template <class F, class... Args>
   auto spawn(F&& f, Args&&... args) {
-    if constexpr (detail::check_task_call<F, Args...>()) {
-      if (stopped()) throw Closed("spawn on a stopped EventLoop");
-      return detail::start_task(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
-    } else {
-      return Promise<void>();  // never reached at run time: the static_assert above has failed
-    }
+    if (stopped()) throw Closed("spawn on a stopped EventLoop");
+    return detail::start_checked(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Runs until stop(), or until there is nothing left to do (see the class comment).
@@ -4716,10 +4714,7 @@ private:
     // Cancelled) until none is left. work() in flight is waited for: it
     // posts its result here. Posts that never ran are dropped.
     scope_.source.request_stop();
-    try {
-      cancel_context_tasks();  // tasks started here in a context observe its token
-    } catch (...) {            // no memory for the list: they are resumed in draining mode all the same
-    }
+    cancel_context_tasks();  // tasks started here in a context observe its token
     Bind bind(this, true);
     for (long idle_rounds = 0;;) {
       while (auto* n = static_cast<detail::LoopItem*>(q_.pop())) n->fn(n, n->fn == &ResumeItem::run_fn);
@@ -5383,7 +5378,7 @@ struct PackedCount {
 
 namespace skein {
 
-class WaitGroup {
+class WaitGroup : detail::PackedCount {  // the word: counter << 32 | waiters
 public:
   WaitGroup() = default;
   WaitGroup(const WaitGroup&) = delete;
@@ -5402,7 +5397,7 @@ public:
     std::int64_t c;
     std::uint64_t next;
     do {
-      const std::int64_t cur = counter_of(s);  // 0 <= cur <= kMaxCount: neither test below overflows
+      const std::int64_t cur = count_of(s);  // 0 <= cur <= kMaxCount: neither test below overflows
       if (delta < 0 && delta < -cur) throw UsageError("negative WaitGroup counter");
       if (delta > 0 && delta > kMaxCount - cur) throw UsageError("WaitGroup counter overflow");
       c = cur + delta;
@@ -5426,7 +5421,7 @@ public:
   }
   void done() { add(-1); }
 
-  [[nodiscard]] std::int64_t count() const noexcept { return counter_of(state_.load(std::memory_order_acquire)); }
+  [[nodiscard]] std::int64_t count() const noexcept { return count_of(state_.load(std::memory_order_acquire)); }
 
   /// Blocks until the counter is zero.
   void wait() {
@@ -5453,17 +5448,12 @@ public:
   WaitOperation async_wait() noexcept { return WaitOperation(*this); }
 
 private:
-  static constexpr std::int64_t kMaxCount = detail::PackedCount::kMaxCount;
-  static std::int64_t counter_of(std::uint64_t s) noexcept { return detail::PackedCount::count_of(s); }
-  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return detail::PackedCount::waiters_of(s); }
-  static std::uint64_t pack(std::int64_t c, std::uint64_t w) noexcept { return detail::PackedCount::pack(c, w); }
-
   friend struct detail::OwnerAccess;
   bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_acquire);
     do {
-      if (counter_of(s) == 0) return false;
+      if (count_of(s) == 0) return false;
     } while (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire));
     waiters_.push_back(&w);
     return true;
@@ -5474,7 +5464,7 @@ private:
     std::uint64_t s = state_.load(std::memory_order_acquire);
     do {
       // Zero already: the add that got there counted us and will wake us.
-      if (counter_of(s) == 0) return false;
+      if (count_of(s) == 0) return false;
     } while (!state_.compare_exchange_weak(s, s - 1, std::memory_order_acq_rel, std::memory_order_acquire));
     waiters_.remove(&w);
     return true;
@@ -5890,7 +5880,7 @@ private:
 
 namespace skein {
 
-class Semaphore {
+class Semaphore : detail::PackedCount {  // the word: available permits << 32 | waiters
 public:
   /// `permits` available at first; also the bound that release() may not exceed.
   explicit Semaphore(std::ptrdiff_t permits) : max_(permits), state_(pack(permits, 0)) {
@@ -5980,14 +5970,6 @@ public:
   [[nodiscard]] std::ptrdiff_t max() const noexcept { return max_; }
 
 private:
-  static constexpr std::ptrdiff_t kMaxCount = detail::PackedCount::kMaxCount;
-  static constexpr std::uint64_t kOne = detail::PackedCount::kOne;
-  static std::ptrdiff_t count_of(std::uint64_t s) noexcept {
-    return static_cast<std::ptrdiff_t>(detail::PackedCount::count_of(s));
-  }
-  static std::uint64_t waiters_of(std::uint64_t s) noexcept { return detail::PackedCount::waiters_of(s); }
-  static std::uint64_t pack(std::ptrdiff_t c, std::uint64_t w) noexcept { return detail::PackedCount::pack(c, w); }
-
   void check_bound(std::ptrdiff_t n, std::uint64_t s) const {
     std::ptrdiff_t held = max_ - count_of(s);
     if (n > held)

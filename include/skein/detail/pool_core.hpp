@@ -360,10 +360,7 @@ private:
     //    and a queued task that has not started never starts.
     scope_.source.request_stop();
     for (auto& s : slots_) s->scope.source.request_stop();
-    try {
-      cancel_context_tasks();
-    } catch (...) {
-    }
+    cancel_context_tasks();
     // 2. Let the workers finish or cancel every task.
     for (int spin = 0; live_.load() != 0; ++spin) {
       if (spin < 100) {
@@ -371,10 +368,7 @@ private:
       } else {
         // A second cancellation pass catches contexts whose first task was
         // started on this pool after step 1.
-        try {
-          cancel_context_tasks();
-        } catch (...) {
-        }
+        cancel_context_tasks();
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }
     }

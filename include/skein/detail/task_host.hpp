@@ -9,7 +9,7 @@
 
 #include <algorithm>
 #include <mutex>
-#include <vector>
+#include <vector>  // the registry
 
 #include "runtime.hpp"
 
@@ -91,16 +91,22 @@ protected:
 
   /// Cancels the contexts of the context-bound tasks this host still runs
   /// (their waits observe the context's token, not the host's root scope).
-  void cancel_context_tasks() {
-    std::vector<Scope*> ctxs;
-    {
-      std::lock_guard lk(ctx_mu_);
-      for (auto* l = ctx_tasks_; l; l = l->next) {
-        l->ctx->retain();  // the task holds a reference, and cannot unlink while we hold ctx_mu_
-        ctxs.push_back(l->ctx);
+  /// Allocates nothing, so it cannot fail: one context at a time is picked
+  /// under the lock and cancelled outside it (a stop callback may start a
+  /// task, which links itself under the same lock). Each pass cancels one
+  /// context that was not cancelled yet, so the passes end.
+  void cancel_context_tasks() noexcept {
+    for (;;) {
+      Scope* c = nullptr;
+      {
+        std::lock_guard lk(ctx_mu_);
+        for (auto* l = ctx_tasks_; l && !c; l = l->next)
+          if (!l->ctx->stop_requested()) {
+            c = l->ctx;
+            c->retain();  // the task holds a reference, and cannot unlink while we hold ctx_mu_
+          }
       }
-    }
-    for (auto* c : ctxs) {
+      if (!c) return;
       c->source.request_stop();
       c->release();
     }
