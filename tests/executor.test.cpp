@@ -63,6 +63,7 @@ static_assert(!skein::TaskExecutor<int>);
 TEST_CASE("a user's executor runs skein tasks: on its own thread, counted, with affinity after co_await") {
   Watchdog wd(30s);
   ManualExecutor ex;
+  (void)eventually([] { return skein::goroutines() == 0; });  // earlier tests' tasks may still be ending
   const auto before = skein::goroutines();
   const auto here = std::this_thread::get_id();
   auto plain = skein::run(
@@ -117,6 +118,7 @@ TEST_CASE("tasks on a user's executor are bound to their context: cancel, wait, 
 TEST_CASE("EventLoop::spawn starts the same tasks: counted by goroutines(), bound to the current context") {
   Watchdog wd(30s);
   skein::EventLoop loop;
+  (void)eventually([] { return skein::goroutines() == 0; });  // earlier tests' tasks may still be ending
   const auto before = skein::goroutines();
   auto p = loop.spawn([] { return 1; });
   CHECK(skein::goroutines() == before + 1);  // counted from the start, as run()'s are
