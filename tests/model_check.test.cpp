@@ -504,7 +504,7 @@ model::Scenario coro_cancel() {
   model::Scenario sc;
   sc.threads.push_back([st] { st->suspend(); });
   sc.threads.push_back([st] { st->notify(); });
-  sc.threads.push_back([st] { st->scope.source.request_stop(); });  // the canceller
+  sc.threads.push_back([st] { st->scope.request_stop(); });  // the canceller
   sc.check = [st]() -> std::string {
     st->wait->disarm();  // await_resume's first step (every thread is done)
     const bool cancelled = st->wait->waiter.cancelled;

@@ -402,7 +402,7 @@ private:
     // the queue and are resumed in draining mode (their waits throw
     // Cancelled) until none is left. work() in flight is waited for: it
     // posts its result here. Posts that never ran are dropped.
-    scope_.source.request_stop();
+    scope_.request_stop();
     cancel_context_tasks();  // tasks started here in a context observe its token
     Bind bind(this, true);
     for (long idle_rounds = 0;;) {

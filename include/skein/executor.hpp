@@ -60,7 +60,7 @@ protected:
   /// Cancelled when resumed, and every skein wait inside the others throws
   /// Cancelled (their contexts are cancelled too). Idempotent.
   void shutdown() noexcept {
-    scope_.source.request_stop();
+    scope_.request_stop();
     cancel_context_tasks();
   }
 };

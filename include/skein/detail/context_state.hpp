@@ -43,7 +43,7 @@ public:
   void cancel(CancelReason why) noexcept {
     int none = 0;
     reason_.compare_exchange_strong(none, static_cast<int>(why), std::memory_order_acq_rel);
-    source.request_stop();
+    request_stop();
   }
   [[nodiscard]] CancelReason reason() const noexcept {
     return static_cast<CancelReason>(reason_.load(std::memory_order_acquire));

@@ -60,7 +60,14 @@ struct FinalAwaiterBase {
     std::coroutine_handle<> next{};
     while (w) {
       Waiter* n = w->next;
-      if (!next && w->is_coro) {
+      if (!next && w->direct) {
+        auto* dw = static_cast<DirectCoroWaiter*>(w);
+        if (dw->executor == nullptr || dw->executor == tls.executor) {
+          next = dw->handle;  // unlinked by us, so ours to resume
+          w = n;
+          continue;
+        }
+      } else if (!next && w->is_coro) {
         auto* cw = static_cast<CoroWaiter*>(w);
         if (cw->executor == nullptr || cw->executor == tls.executor) {
           // A failed claim means the waiter was still arming: claim() fired
@@ -101,6 +108,7 @@ template <class T, class Derived>
 class CoroPromiseBase : public ReturnOps<T> {
 public:
   CoroPromiseBase() noexcept {
+    this->count_first_handle();  // get_return_object's
     this->destroy_ = [](PromiseStateBase* s) noexcept {
       std::coroutine_handle<Derived>::from_promise(*static_cast<Derived*>(s)).destroy();
     };
@@ -173,16 +181,51 @@ public:
 /// `co_await promise`: suspends without blocking a thread; cancellable unless
 /// the promise is a child of the awaiting task's context (see
 /// PromiseStateBase::set_child_of: it must not be left behind).
+///
+/// The hot wait of every fork-join program, so it is armed before it is
+/// linked (DirectCoroWaiter): its Canceller is registered first, and the
+/// scope's stop is checked under the state's lock as the waiter is linked.
+/// The settler then resumes it (often by symmetric transfer) with no claim.
+/// Locked instructions: the registration, the link, the removal.
 template <class T, bool Move>
-class PromiseAwaiter : public WaitOperation<PromiseAwaiter<T, Move>> {
+class PromiseAwaiter : Canceller {
 public:
-  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept
-      : WaitOperation<PromiseAwaiter<T, Move>>(cancellable), st_(st) {}
+  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept : st_(st), cancellable_(cancellable) {
+    fn = [](Canceller* c) noexcept { static_cast<PromiseAwaiter*>(c)->on_stop(); };
+  }
+  PromiseAwaiter(const PromiseAwaiter&) = delete;
+  PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 
-  bool try_now() const noexcept { return st_->ready(); }
-  bool enqueue(Waiter& w) noexcept { return st_->enqueue(&w); }
-  bool withdraw(Waiter& w) noexcept { return st_->withdraw(&w); }
-  decltype(auto) result() {
+  bool await_ready() const noexcept { return st_->ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    waiter_.handle = h;
+    waiter_.executor = tls.executor;
+    if (cancellable_ && tls.draining) {
+      waiter_.cancelled = true;
+      return false;
+    }
+    const Scope* s = wait_scope(cancellable_);
+    if (s && !s->add_canceller(this)) {
+      waiter_.cancelled = true;  // stopped already
+      return false;
+    }
+    scope_ = s;
+    count_.enter(waiter_.executor);
+    switch (st_->enqueue_unless_stopped(&waiter_, s)) {
+      case PromiseStateBase::Link::linked:
+        return true;  // from here on the coroutine may be running elsewhere: touch nothing
+      case PromiseStateBase::Link::stopped:
+        waiter_.cancelled = true;
+        break;
+      case PromiseStateBase::Link::ready:
+        break;
+    }
+    disarm();
+    return false;
+  }
+  decltype(auto) await_resume() {
+    disarm();
+    if (waiter_.cancelled) throw_cancelled();
     if constexpr (std::is_void_v<T>)
       st_->value();
     else if constexpr (Move)
@@ -192,7 +235,25 @@ public:
   }
 
 private:
+  void disarm() noexcept {
+    if (scope_) {
+      scope_->remove_canceller(this);  // waits out on_stop running elsewhere
+      scope_ = nullptr;
+    }
+    count_.leave();
+  }
+  void on_stop() noexcept {
+    if (st_->withdraw(&waiter_)) {  // unlinked by us: ours to resume
+      waiter_.cancelled = true;
+      wake(waiter_.handle, waiter_.executor);
+    }
+  }
+
   PromiseState<T>* st_;
+  const Scope* scope_ = nullptr;
+  DirectCoroWaiter waiter_;
+  SuspensionCount count_;
+  bool cancellable_;
 };
 
 /// run_task awaiting its own coroutine function: not cancellable (the
@@ -209,8 +270,7 @@ public:
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     waiter_.handle = h;
     waiter_.executor = tls.executor;
-    if (!st_->enqueue(&waiter_)) return false;
-    return waiter_.arm();  // no stop callback: this wait is not cancellable
+    return st_->enqueue(&waiter_);  // linked fully armed: not cancellable, nothing else to arm
   }
   decltype(auto) await_resume() {
     if constexpr (std::is_void_v<T>)
@@ -221,7 +281,7 @@ public:
 
 private:
   PromiseState<T>* st_;
-  CoroWaiter waiter_;
+  DirectCoroWaiter waiter_;
 };
 
 }  // namespace skein::detail

@@ -134,6 +134,7 @@ private:
   struct Worker final : BlockingHook, IdleWorkers::Sleeper {
     PoolCore* pool = nullptr;
     Slot* slot = nullptr;  // the slot this thread runs, or null (blocked / spare)
+    TaskCount::Owned* counts = nullptr;  // this thread's count of the pool's tasks
     std::thread thread;
 
     void enter_blocking() override { pool->hand_off(this); }
@@ -241,6 +242,7 @@ private:
     auto w = std::make_unique<Worker>();
     w->pool = this;
     w->slot = s;
+    w->counts = live_.add_owner();
     Worker* raw = w.get();
     spares_.reserve(threads_.size() + 1);  // any thread may become a spare: become_spare() never allocates
     threads_.push_back(std::move(w));
@@ -295,6 +297,7 @@ private:
 
   void thread_main(Worker* w) noexcept {
     tl_worker = w;
+    live_.bind_thread(w->counts);
     {
       ThreadBinding bound(this, &scope_, w);
       while (!stop_.load(std::memory_order_acquire)) {
@@ -358,8 +361,8 @@ private:
   void shutdown() noexcept {
     // 1. Cancel: every skein wait of a task of this pool throws Cancelled,
     //    and a queued task that has not started never starts.
-    scope_.source.request_stop();
-    for (auto& s : slots_) s->scope.source.request_stop();
+    scope_.request_stop();
+    for (auto& s : slots_) s->scope.request_stop();
     cancel_context_tasks();
     // 2. Let the workers finish or cancel every task.
     for (int spin = 0; live_.load() != 0; ++spin) {

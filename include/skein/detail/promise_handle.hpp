@@ -110,6 +110,9 @@ private:
   friend void detail::wait_settled_ignoring_stop(const Promise<U>&) noexcept;
 
   explicit Promise(detail::PromiseState<T>* st) noexcept : st_(st) { st_->retain(); }
+  struct Adopt {};
+  static constexpr Adopt adopt{};
+  Promise(detail::PromiseState<T>* st, Adopt) noexcept : st_(st) {}
 
   void check() const {
     if (!st_) throw UsageError("use of an empty Promise");
@@ -164,7 +167,8 @@ void wait_settled_ignoring_stop(const Promise<T>& p) noexcept {
 
 template <class T, class Derived>
 Promise<T> CoroPromiseBase<T, Derived>::get_return_object() noexcept {
-  return Promise<T>(static_cast<PromiseState<T>*>(this));
+  // Adopts the reference the constructor counted (count_first_handle).
+  return Promise<T>(static_cast<PromiseState<T>*>(this), Promise<T>::adopt);
 }
 
 }  // namespace detail

@@ -15,6 +15,7 @@
 #include "assert.hpp"
 #include "error_types.hpp"
 #include "fault.hpp"
+#include "runtime.hpp"
 #include "spin.hpp"
 #include "waiter.hpp"
 
@@ -51,9 +52,10 @@ public:
   }
 
   /// Drops the running coroutine's own reference (after report_if_orphaned,
-  /// which set kFinished; clearing it says the producer is gone).
+  /// which set kFinished if the task failed; clearing it says the producer is gone).
   void release_producer() noexcept {
-    if ((refs_.fetch_sub(kFinished + 1, std::memory_order_acq_rel) & ~kFinished) == 1) destroy_last();
+    const std::uint32_t mine = error_ ? kFinished + 1 : 1;
+    if ((refs_.fetch_sub(mine, std::memory_order_acq_rel) & ~kFinished) == 1) destroy_last();
   }
 
 private:
@@ -95,33 +97,68 @@ public:
   /// delivered. Otherwise the last handle to go reports it (release()), on
   /// its own thread: a handle dropped before Context::wait (spawn's) has
   /// reported by the time the wait returns, however the two threads race.
+  ///
+  /// Only a failed task has anything to report: a task that succeeded skips
+  /// this (and kFinished) entirely, which saves a locked instruction per task.
   void report_if_orphaned() noexcept {
+    if (!error_) return;
     const auto old = refs_.fetch_or(kFinished, std::memory_order_acq_rel);
     if ((old & ~kFinished) == 1) report_unobserved();
   }
 
   [[nodiscard]] bool ready() const noexcept {
     // acquire: pairs with settle()'s release, so the result is visible.
-    return ready_.load(std::memory_order_acquire);
+    return (state_.load(std::memory_order_acquire) & kReady) != 0;
   }
 
   /// Links `w` unless already settled; returns false if settled.
   bool enqueue(Waiter* w) noexcept {
-    std::lock_guard lk(lock_);
-    if (ready_.load(std::memory_order_relaxed)) return false;
+    if (!lock_unless_ready()) return false;
     waiters_.push_back(w);
+    unlock();
     return true;
   }
-  bool withdraw(Waiter* w) noexcept {
-    std::lock_guard lk(lock_);
-    return waiters_.remove(w);
+
+  enum class Link { linked, ready, stopped };
+  /// Links `w` unless the state is settled or `scope` (if any) is stopped,
+  /// checked under the lock: a canceller that stops the scope and then
+  /// withdraws `w` (under the same lock) either finds it linked or was seen
+  /// here. So a DirectCoroWaiter linked here is fully armed.
+  Link enqueue_unless_stopped(Waiter* w, const Scope* scope) noexcept {
+    if (!lock_unless_ready()) return Link::ready;
+    if (scope && scope->stop_requested()) {
+      unlock();
+      return Link::stopped;
+    }
+    waiters_.push_back(w);
+    unlock();
+    return Link::linked;
   }
 
-  /// Marks the state settled and returns the waiters to notify.
+  /// Unlinks `w`; false if it was not linked (settled: its notification is
+  /// on its way, and the settler owns the list).
+  bool withdraw(Waiter* w) noexcept {
+    if (!lock_unless_ready()) return false;
+    const bool was = waiters_.remove(w);
+    unlock();
+    return was;
+  }
+
+  /// Marks the state settled and returns the waiters to notify. One locked
+  /// instruction: the list is the settler's from then on (enqueue and
+  /// withdraw see kReady and leave it alone).
   Waiter* settle() noexcept {
-    std::lock_guard lk(lock_);
-    SKEIN_ASSERT(!ready_.load(std::memory_order_relaxed), "a promise state is settled once");
-    ready_.store(true, std::memory_order_release);
+    auto s = state_.load(std::memory_order_relaxed);
+    for (unsigned i = 0;;) {
+      SKEIN_ASSERT(!(s & kReady), "a promise state is settled once");
+      if (s & kLocked) {
+        spin_wait_step(i);
+        s = state_.load(std::memory_order_relaxed);
+        continue;
+      }
+      // acq_rel: publishes the result; sees the last unlock's list.
+      if (state_.compare_exchange_weak(s, kReady, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
+    }
     return waiters_.take_all();
   }
 
@@ -175,19 +212,42 @@ public:
 
 protected:
   ~PromiseStateBase() = default;
+  /// For a coroutine's promise, before anyone else can see it: counts the
+  /// handle that get_return_object makes (which adopts it rather than adding
+  /// one with a locked instruction).
+  void count_first_handle() noexcept { refs_.store(2, std::memory_order_relaxed); }
   void (*destroy_)(PromiseStateBase*) noexcept = nullptr;
 
 private:
-  // Handles plus one for the producer; kFinished while a task that has
+  /// The waiter list's lock, taken only while the state is unsettled; false
+  /// (and not taken) once it is settled.
+  bool lock_unless_ready() noexcept {
+    auto s = state_.load(std::memory_order_acquire);
+    for (unsigned i = 0;;) {
+      if (s & kReady) return false;
+      if (!(s & kLocked)) {
+        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_acquire))
+          return true;
+        continue;
+      }
+      spin_wait_step(i);
+      s = state_.load(std::memory_order_acquire);
+    }
+  }
+  // A plain store: only settle() sets kReady, and it waits for the lock.
+  void unlock() noexcept { state_.store(0, std::memory_order_release); }
+
+  // Handles plus one for the producer; kFinished while a failed task that has
   // settled and checked for an orphaned error (report_if_orphaned) still
   // holds its own reference.
   static constexpr std::uint32_t kFinished = 1u << 31;
   std::atomic<std::uint32_t> refs_{1};
-  std::atomic<bool> ready_{false};
+  // kLocked while the waiter list is being changed; kReady once settled.
+  static constexpr std::uint8_t kLocked = 1, kReady = 2;
+  std::atomic<std::uint8_t> state_{0};
   mutable std::atomic<bool> observed_{false};
-  SpinLock lock_;
   static constexpr std::uint8_t kNoLink = 0, kChildOf = 1, kSettledOn = 2;
-  std::uint8_t link_kind_ = kNoLink;  // what link_ is, while alive (in SpinLock's tail padding)
+  std::uint8_t link_kind_ = kNoLink;  // what link_ is, while alive
   WaiterList waiters_;
   std::exception_ptr error_;
   union {

@@ -47,7 +47,7 @@ public:
       s.ctx->task_started();
       host_->link_context_task(link_);
     }
-    host_->live_tasks().add(1);
+    host_->live_tasks().started();
   }
 
   void on_finish() noexcept {
@@ -59,7 +59,7 @@ public:
     }
     // Last touch of the host: a pool's destructor waits for this. goroutines() sums
     // these counts, so Context::wait() may return a moment before it drops.
-    host_->live_tasks().add(-1);
+    host_->live_tasks().finished();
   }
 
   /// The first suspension: hop onto the host. A task whose context (or host)

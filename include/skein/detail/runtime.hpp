@@ -6,15 +6,39 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <mutex>
 #include <stop_token>
 
 #include "assert.hpp"
+#include "spin.hpp"
 
 namespace skein::detail {
+
+/// A registration with a scope's cancellation (Scope::add_canceller): `fn`
+/// runs once, on the thread that stops the scope, unless it was removed
+/// first. The coroutine waits' own, cheaper than a std::stop_callback (one
+/// locked instruction to add, one to remove, no stop_token reference counts):
+/// every cancellable co_await registers one.
+struct Canceller {
+  void (*fn)(Canceller*) noexcept = nullptr;
+  Canceller* prev = nullptr;
+  Canceller* next = nullptr;
+  // Under the scope's lock: linked, or popped by a stopping thread (`gone`
+  // then points to that thread's flag, `done` is set once fn has returned).
+  bool linked = false;
+  bool* gone = nullptr;
+  const void* runner = nullptr;  // the thread running fn (its tls address)
+  std::atomic<bool> done{false};
+};
 
 /// A cancellation scope: a pool's root scope (owned by the pool, never
 /// released) or a Context's state (intrusively reference-counted: held by the
 /// Context handles and by every task and coroutine bound to it).
+///
+/// Stopping a scope (request_stop, the only way skein stops one) stops its
+/// std::stop_source, which runs the std::stop_callbacks registered on its
+/// tokens (a blocked thread's wait, a child context's link, a user's own), and
+/// then runs its Cancellers (the suspended coroutines' waits).
 struct Scope {
   Scope() = default;
   Scope(const Scope&) = delete;
@@ -26,6 +50,64 @@ struct Scope {
   std::atomic<long> refs{1};
 
   [[nodiscard]] bool stop_requested() const noexcept { return source.stop_requested(); }
+
+  /// Stops the scope: the stop source first, then every registered Canceller,
+  /// one at a time, outside the lock (a canceller may resume its coroutine
+  /// inline, which removes its own registration or registers others).
+  void request_stop() noexcept {
+    source.request_stop();
+    for (;;) {
+      Canceller* c;
+      bool gone = false;
+      {
+        std::lock_guard lk(cancel_lock_);
+        c = cancel_head_;
+        if (!c) return;
+        unlink(c);
+        c->gone = &gone;
+        c->runner = &tls_marker();
+      }
+      c->fn(c);
+      // Its owner may be gone already if fn resumed it on this thread (it
+      // then set `gone`), or be waiting for `done` on another.
+      if (!gone) c->done.store(true, std::memory_order_release);
+    }
+  }
+
+  /// Registers `c` unless the scope is stopped already (then returns false and
+  /// registers nothing: the caller acts as cancelled).
+  bool add_canceller(Canceller* c) const noexcept {
+    std::lock_guard lk(cancel_lock_);
+    // Under the lock: request_stop stops the source before it takes the lock,
+    // so a registration either sees the stop or is seen by request_stop.
+    if (source.stop_requested()) return false;
+    c->linked = true;
+    c->runner = nullptr;
+    c->done.store(false, std::memory_order_relaxed);
+    c->prev = nullptr;
+    c->next = cancel_head_;
+    if (cancel_head_) cancel_head_->prev = c;
+    cancel_head_ = c;
+    return true;
+  }
+
+  /// Removes `c`. If a stopping thread has popped it, waits until its fn has
+  /// returned (at once if fn is running on this very thread, up the stack).
+  void remove_canceller(Canceller* c) const noexcept {
+    {
+      std::lock_guard lk(cancel_lock_);
+      if (c->linked) {
+        unlink(c);
+        return;
+      }
+      if (c->runner == &tls_marker()) {
+        *c->gone = true;
+        return;
+      }
+    }
+    for (unsigned i = 0; !c->done.load(std::memory_order_acquire);) spin_wait_step(i);
+  }
+
   void retain() noexcept {
     [[maybe_unused]] const long old = refs.fetch_add(1, std::memory_order_relaxed);
     SKEIN_ASSERT(old > 0, "a scope is retained only while referenced (try_retain otherwise)");
@@ -46,6 +128,24 @@ struct Scope {
   /// Task accounting for Context::wait (no-ops for a pool's scope).
   virtual void task_started() noexcept {}
   virtual void task_finished() noexcept {}
+
+private:
+  static const char& tls_marker() noexcept {
+    static thread_local const char marker = 0;
+    return marker;
+  }
+  void unlink(Canceller* c) const noexcept {
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      cancel_head_ = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = nullptr;
+    c->linked = false;
+  }
+
+  mutable SpinLock cancel_lock_;
+  mutable Canceller* cancel_head_ = nullptr;
 };
 
 /// Something that can run a coroutine later (a ThreadPool, an EventLoop).
@@ -178,10 +278,10 @@ inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
 /// sharing a cache line; reads sum the stripes (used for goroutines()).
 class StripedCounter {
 public:
-  void add(long d) noexcept { stripes_[index()].v.fetch_add(d, std::memory_order_relaxed); }
+  void add(long d) noexcept { stripes_[index()].v.fetch_add(d, std::memory_order_release); }
   [[nodiscard]] long load() const noexcept {
     long s = 0;
-    for (auto& x : stripes_) s += x.v.load(std::memory_order_relaxed);
+    for (auto& x : stripes_) s += x.v.load(std::memory_order_acquire);
     return s;
   }
 

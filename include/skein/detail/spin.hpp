@@ -12,10 +12,10 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include "assert.hpp"
 #include "tuning.hpp"
-#endif
 
 namespace skein::detail {
 
@@ -48,6 +48,17 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
+/// One step of a short wait for another thread: a pause at first, then (on a
+/// 2-core VM the other thread may be descheduled) yielding the CPU to it.
+inline void spin_wait_step(unsigned& i) noexcept {
+  if (i < static_cast<unsigned>(tuning::kSpinLockPauses)) {
+    ++i;
+    cpu_relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
+
 /// Guards waiter lists. Holders never block or call user code, so contention is
 /// brief; after a short spin the waiter yields its CPU (on a 2-core VM the
 /// holder may be descheduled, and spinning against it only burns its slice).
@@ -57,12 +68,7 @@ public:
     for (;;) {
       // acquire: pairs with unlock's release, publishing the protected state.
       if (!flag_.exchange(true, std::memory_order_acquire)) return;
-      for (int i = 0; flag_.load(std::memory_order_relaxed); ++i) {
-        if (i < tuning::kSpinLockPauses)
-          cpu_relax();
-        else
-          std::this_thread::yield();
-      }
+      for (unsigned i = 0; flag_.load(std::memory_order_relaxed);) spin_wait_step(i);
     }
   }
   bool try_lock() noexcept {

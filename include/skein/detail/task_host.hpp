@@ -8,6 +8,8 @@
 // of its live context-bound tasks (whose contexts a dying host cancels).
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <vector>  // the registry
 
@@ -21,6 +23,69 @@ struct ContextTaskLink {
   ContextTaskLink* prev = nullptr;
   ContextTaskLink* next = nullptr;
   Scope* ctx = nullptr;
+};
+
+/// Counts a host's live tasks as two monotonic counts, started and finished.
+/// A thread that owns a pair (a pool's worker, for its pool) bumps it with a
+/// plain load and store on its own cache line — no locked instruction on a
+/// task's start or end; other threads share striped atomic counters. A read
+/// sums every finished count first and every started count after it, so
+/// `started - finished` never undercounts, and reading zero means that every
+/// task started by the first read had ended by then.
+class TaskCount {
+public:
+  struct alignas(64) Owned {
+    std::atomic<long> started{0};
+    std::atomic<long> finished{0};
+  };
+
+  void started() noexcept {
+    if (Owned* o = owned()) {
+      o->started.store(o->started.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    } else {
+      started_.add(1);
+    }
+  }
+  void finished() noexcept {
+    // release: a reader that sees this end also sees the task's start.
+    if (Owned* o = owned()) {
+      o->finished.store(o->finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    } else {
+      finished_.add(1);
+    }
+  }
+  [[nodiscard]] long load() const {
+    std::lock_guard lk(mu_);
+    long f = finished_.load();
+    for (const auto& o : owned_) f += o->finished.load(std::memory_order_acquire);
+    long s = started_.load();
+    for (const auto& o : owned_) s += o->started.load(std::memory_order_acquire);
+    return s - f;
+  }
+
+  /// A new pair for one thread (bind it on that thread with bind_thread); it
+  /// lives as long as this count. Throws std::bad_alloc.
+  Owned* add_owner() {
+    auto o = std::make_unique<Owned>();
+    std::lock_guard lk(mu_);
+    owned_.push_back(std::move(o));
+    return owned_.back().get();
+  }
+  /// From now on the calling thread counts this host's tasks in `o`.
+  void bind_thread(Owned* o) noexcept {
+    tl_owner = this;
+    tl_owned = o;
+  }
+
+private:
+  Owned* owned() const noexcept { return tl_owner == this ? tl_owned : nullptr; }
+  static inline thread_local const TaskCount* tl_owner = nullptr;
+  static inline thread_local Owned* tl_owned = nullptr;
+
+  StripedCounter started_;
+  StripedCounter finished_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Owned>> owned_;
 };
 
 class TaskHost;
@@ -53,7 +118,7 @@ public:
 
   /// The root scope: tasks outside any context observe it; shutdown stops it.
   [[nodiscard]] Scope& scope() noexcept { return scope_; }
-  StripedCounter& live_tasks() noexcept { return live_; }
+  TaskCount& live_tasks() noexcept { return live_; }
 
   /// True for a host that runs everything on one thread (an EventLoop): the
   /// promises of its tasks are settled only there, so blocking on one from
@@ -107,13 +172,13 @@ protected:
           }
       }
       if (!c) return;
-      c->source.request_stop();
+      c->request_stop();
       c->release();
     }
   }
 
   Scope scope_;
-  StripedCounter live_;
+  TaskCount live_;
 
 private:
   std::mutex ctx_mu_;

@@ -66,7 +66,8 @@ struct Waiter {
   void* data = nullptr;  // the primitive's per-wait payload (an item slot, a lock mode, ...)
   void (*notify_fn)(Waiter*) noexcept = nullptr;
   bool linked = false;
-  bool is_coro = false;    // a CoroWaiter (a completer may transfer to it directly)
+  bool is_coro = false;    // a CoroWaiter or DirectCoroWaiter (a completer may transfer to it directly)
+  bool direct = false;     // a DirectCoroWaiter: fully armed before it was linked
   bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
   void notify() noexcept {
     SKEIN_FAULT_POINT();  // between the primitive's unlock and the wake-up
@@ -299,39 +300,81 @@ struct BasicCoroWaiter : Waiter {
 };
 using CoroWaiter = BasicCoroWaiter<>;
 
-/// Stop-token plumbing for a coroutine awaiter built on CoroWaiter.
-/// Usage in await_suspend: enqueue the waiter (under the primitive's lock),
-/// then `return arm(h, withdraw)`; in await_resume: `disarm()` then check
-/// `waiter.cancelled`.
+/// A coroutine waiter that is linked only once its wait is fully armed (its
+/// cancellation registered and checked under the primitive's lock): whoever
+/// unlinks it, a notifier or its canceller, owns its resumption outright — no
+/// arming race, so no phase word and no claim. After linking, the awaiter
+/// touches nothing of itself: the coroutine may already be running elsewhere.
+struct DirectCoroWaiter : Waiter {
+  std::coroutine_handle<> handle{};
+  Executor* executor = nullptr;
+  DirectCoroWaiter() noexcept {
+    is_coro = true;
+    direct = true;
+    notify_fn = [](Waiter* w) noexcept {
+      auto* d = static_cast<DirectCoroWaiter*>(w);
+      wake(d->handle, d->executor);
+    };
+  }
+};
+
+/// An executor that stops when idle (an EventLoop) must wait for a coroutine
+/// suspended on it to come back: counted from await_suspend to await_resume.
+class SuspensionCount {
+public:
+  void enter(Executor* ex) noexcept {
+    if (ex && ex->outstanding) {
+      counted_ = ex->outstanding;
+      counted_->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  void leave() noexcept {
+    if (counted_) {
+      counted_->fetch_sub(1, std::memory_order_relaxed);
+      counted_ = nullptr;
+    }
+  }
+
+private:
+  std::atomic<long>* counted_ = nullptr;
+};
+
+/// The scope whose stop cancels a wait that observes stop: the current task's.
+inline const Scope* wait_scope(bool observe_stop) noexcept { return observe_stop ? tls.scope : nullptr; }
+
+/// Stop plumbing for a coroutine awaiter built on CoroWaiter.
+/// Usage in await_suspend: prepare, enqueue the waiter (under the primitive's
+/// lock), then `return arm()`; in await_resume: `disarm()` then check
+/// `waiter.cancelled`. The stop is observed through a Canceller registered
+/// on the task's scope.
 template <class Withdraw, class Sys = OsParking>
-class CancellableCoroWait {
+class CancellableCoroWait : Canceller {
   using CoroWaiter = BasicCoroWaiter<Sys>;
 
 public:
   explicit CancellableCoroWait(Withdraw withdraw, bool observe_stop = true)
-      : withdraw_(std::move(withdraw)), observe_stop_(observe_stop) {}
+      : withdraw_(std::move(withdraw)), observe_stop_(observe_stop) {
+    fn = [](Canceller* c) noexcept { static_cast<CancellableCoroWait*>(c)->on_stop(); };
+  }
 
   void prepare(std::coroutine_handle<> h) noexcept {
     waiter.handle = h;
     waiter.executor = tls.executor;
-    // An executor that stops when idle must wait for this coroutine to come back.
-    if (waiter.executor && waiter.executor->outstanding) {
-      counted_ = waiter.executor->outstanding;
-      counted_->fetch_add(1, std::memory_order_relaxed);
-    }
+    count_.enter(waiter.executor);
   }
 
   /// Call after enqueueing. Returns the value for await_suspend: false means
   /// "already fired, resume now".
   bool arm() noexcept {
-    std::stop_token tok = observe_stop_ ? current_token() : std::stop_token{};
-    if (tok.stop_requested() || (observe_stop_ && tls.draining)) {
+    const Scope* s = wait_scope(observe_stop_);
+    const bool stopped = (observe_stop_ && tls.draining) || (s && !s->add_canceller(this));
+    if (stopped) {
       if (withdraw_()) {
         waiter.cancelled = true;
         return false;
       }
-    } else if (tok.stop_possible()) {
-      cb_.emplace(std::move(tok), OnStop{this});
+    } else {
+      scope_ = s;
     }
     SKEIN_FAULT_POINT();                        // a notification may fire while this is still arming
     if constexpr (inject_lost_wakeup<Sys>()) {  // broken on purpose (the model checker's test)
@@ -343,29 +386,26 @@ public:
 
   /// Call first in await_resume: waits out a stop callback running elsewhere.
   void disarm() noexcept {
-    cb_.reset();
-    if (counted_) {  // back on the executor (or never left it)
-      counted_->fetch_sub(1, std::memory_order_relaxed);
-      counted_ = nullptr;
+    if (scope_) {
+      scope_->remove_canceller(this);
+      scope_ = nullptr;
     }
+    count_.leave();  // back on the executor (or never left it)
   }
 
   CoroWaiter waiter;
 
 private:
-  struct OnStop {
-    CancellableCoroWait* self;
-    void operator()() const noexcept {
-      if (self->withdraw_()) {
-        self->waiter.cancelled = true;
-        self->waiter.fire();
-      }
+  void on_stop() noexcept {
+    if (withdraw_()) {
+      waiter.cancelled = true;
+      waiter.fire();
     }
-  };
+  }
   Withdraw withdraw_;
   bool observe_stop_;
-  std::atomic<long>* counted_ = nullptr;
-  StopCallbackSlot<OnStop> cb_;
+  const Scope* scope_ = nullptr;
+  SuspensionCount count_;
 };
 
 [[noreturn]] inline void throw_cancelled() { throw Cancelled("operation cancelled: the task's stop token fired"); }
