@@ -6,6 +6,7 @@
 #include "support/common.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <atomic>
 #include <thread>
@@ -191,4 +192,79 @@ TEST_CASE("SKEIN_ASSERT is on in the test suite, and a violated invariant aborts
   CHECK(WIFSIGNALED(status));
   CHECK(err.find("skein: internal invariant violated: a waiter is in one list at a time") != std::string::npos);
 #endif
+}
+
+// --- Scope cancellers: the registration every cancellable co_await makes ---
+
+namespace {
+struct CountingCanceller : skein::detail::Canceller {
+  std::atomic<int> runs{0};
+  std::function<void()> body;
+  CountingCanceller() {
+    fn = [](skein::detail::Canceller* c) noexcept {
+      auto* self = static_cast<CountingCanceller*>(c);
+      self->runs.fetch_add(1);
+      if (self->body) self->body();  // last: it may delete the canceller
+    };
+  }
+};
+}  // namespace
+
+TEST_CASE("Scope cancellers: each runs once on request_stop; a removed one never runs; none is added after") {
+  skein::detail::Scope scope;
+  CountingCanceller a, b, c;
+  REQUIRE(scope.add_canceller(&a));
+  REQUIRE(scope.add_canceller(&b));
+  REQUIRE(scope.add_canceller(&c));
+  scope.remove_canceller(&b);
+  scope.request_stop();
+  CHECK(a.runs == 1);
+  CHECK(b.runs == 0);
+  CHECK(c.runs == 1);
+  scope.request_stop();  // idempotent: nothing is left to run
+  CHECK(a.runs == 1);
+  scope.remove_canceller(&a);  // after its run, on the thread that ran it: returns at once
+  scope.remove_canceller(&c);
+  CountingCanceller late;
+  CHECK_FALSE(scope.add_canceller(&late));
+  CHECK(late.runs == 0);
+}
+
+TEST_CASE("Scope cancellers: removing from inside the canceller's own run (a coroutine resumed inline) returns at once") {
+  skein::detail::Scope scope;
+  int ran = 0;
+  auto* c = new CountingCanceller;
+  c->body = [&] {
+    ran = c->runs.load();
+    scope.remove_canceller(c);  // the resumed coroutine's await_resume, up this stack ...
+    delete c;                   // ... and its frame goes: request_stop must not touch it again (ASan)
+  };
+  REQUIRE(scope.add_canceller(c));
+  scope.request_stop();
+  CHECK(ran == 1);
+}
+
+TEST_CASE("Scope cancellers: a removal on another thread waits until the running canceller has returned") {
+  skein::detail::Scope scope;
+  CountingCanceller c;
+  std::atomic<bool> entered{false}, release{false}, returned{false};
+  c.body = [&] {
+    entered = true;
+    while (!release.load()) std::this_thread::yield();
+  };
+  REQUIRE(scope.add_canceller(&c));
+  std::thread stopper([&] { scope.request_stop(); });
+  while (!entered.load()) std::this_thread::yield();
+  std::thread remover([&] {
+    scope.remove_canceller(&c);
+    returned = true;
+  });
+  // The remover cannot return while the canceller runs: give it time to try.
+  for (int i = 0; i < 1000; ++i) std::this_thread::yield();
+  CHECK_FALSE(returned.load());
+  release = true;
+  remover.join();
+  stopper.join();
+  CHECK(returned.load());
+  CHECK(c.runs == 1);
 }

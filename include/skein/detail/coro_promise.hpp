@@ -40,6 +40,7 @@ public:
   bool await_ready() noexcept(noexcept(std::declval<Inner&>().await_ready())) { return inner_.await_ready(); }
   template <class H>
   decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<Inner&>().await_suspend(h))) {
+    h.promise().note_suspended();  // first: once suspended, it may be resumed (and end) elsewhere
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
@@ -125,6 +126,13 @@ public:
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Derived> h) noexcept {
       Derived& p = h.promise();
+      if (!p.suspended_) {
+        // Never suspended (a leaf called directly): nobody can be waiting, nor
+        // hold a handle but the caller, who has not received it yet.
+        p.finish_unshared();
+        p.on_finish();
+        return std::noop_coroutine();
+      }
       // Settle first (an observer that sees the task finished sees its
       // result), report an error nobody can observe, then the task
       // accounting, and only then wake the waiters: a waiter resumed inline
@@ -156,12 +164,16 @@ public:
   }
 
   void on_finish() noexcept {}
+  void note_suspended() noexcept { suspended_ = true; }
 
 protected:
   ~CoroPromiseBase() {
     if (scope_) scope_->release();
   }
   Scope* scope_ = nullptr;  // retained context, or null
+  // Whether the coroutine has suspended (or was started elsewhere, as a task
+  // is): until then its state is private to the calling thread.
+  bool suspended_ = false;
 };
 
 /// promise_type of a skein coroutine: starts eagerly on the calling thread.

@@ -37,6 +37,12 @@ public:
     SKEIN_FAULT_POINT();
     auto cur = refs_.load(std::memory_order_acquire);
     SKEIN_ASSERT((cur & ~kFinished) > 0, "a promise state is released only while referenced");
+    if (cur == 1) {
+      // Ours is the only reference left (the producer is gone): nobody else
+      // can make another, so no locked instruction is needed to drop it.
+      destroy_last();
+      return;
+    }
     for (;;) {
       if (cur == (kFinished | 2)) {
         // The finished producer and this handle are all that is left, and
@@ -55,7 +61,21 @@ public:
   /// which set kFinished if the task failed; clearing it says the producer is gone).
   void release_producer() noexcept {
     const std::uint32_t mine = error_ ? kFinished + 1 : 1;
-    if ((refs_.fetch_sub(mine, std::memory_order_acq_rel) & ~kFinished) == 1) destroy_last();
+    // No handle left (a spawn): nobody can make one, so no locked instruction.
+    if (refs_.load(std::memory_order_acquire) == (mine | 1) ||
+        (refs_.fetch_sub(mine, std::memory_order_acq_rel) & ~kFinished) == 1)
+      destroy_last();
+  }
+
+  /// A coroutine that ends before it ever suspended: the handle that
+  /// get_return_object made is still on its way to the caller, so no other
+  /// thread can see this state. Settles it and drops the producer's
+  /// reference with plain stores.
+  void finish_unshared() noexcept {
+    SKEIN_ASSERT(waiters_.empty() && refs_.load(std::memory_order_relaxed) == 2,
+                 "a coroutine that never suspended has only its return object's handle");
+    state_.store(kReady, std::memory_order_relaxed);
+    refs_.store(1, std::memory_order_relaxed);
   }
 
 private:

@@ -35,6 +35,7 @@ class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
 public:
   template <class... Rest>
   explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
+    this->suspended_ = true;  // run() hands the handle out while the task runs elsewhere
     if (host_->single_threaded) this->set_settled_on(static_cast<Executor*>(host_));
     if (s.ctx) {
       // Only context tasks pay for the link (a separate allocation keeps

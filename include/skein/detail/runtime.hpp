@@ -100,6 +100,9 @@ struct Scope {
         unlink(c);
         return;
       }
+      if (c->done.load(std::memory_order_acquire)) return;
+      // Not done, yet popped by this thread: fn is running up this stack
+      // (it resumed our coroutine inline). It must not touch `c` afterwards.
       if (c->runner == &tls_marker()) {
         *c->gone = true;
         return;
