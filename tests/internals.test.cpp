@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <iterator>
 #include <string>
 #include <atomic>
 #include <thread>
@@ -268,3 +269,38 @@ TEST_CASE("Scope cancellers: a removal on another thread waits until the running
   CHECK(returned.load());
   CHECK(c.runs == 1);
 }
+
+#if SKEIN_FRAME_CACHE
+TEST_CASE("FrameCache: frames freed on one thread reach, in batches, a thread that allocates") {
+  // A task started on one worker and ended on another: without the depot,
+  // every such frame would be a malloc on one side and a free on the other.
+  using skein::detail::FrameCache;
+  constexpr std::size_t kSize = 1000;  // the largest class: no task frame of the suite uses it
+  constexpr int kN = 2000;
+  std::vector<void*> first(kN), second(kN);
+  std::thread producer([&] {
+    for (auto& p : first) p = FrameCache::allocate(kSize);
+  });
+  producer.join();
+  std::thread consumer([&] {
+    for (void* p : first) FrameCache::deallocate(p, kSize);  // more than one thread's cache holds
+  });
+  consumer.join();
+  std::thread again([&] {
+    for (auto& p : second) p = FrameCache::allocate(kSize);
+  });
+  again.join();
+  std::vector<void*> a = first, b = second;
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  CHECK(std::adjacent_find(b.begin(), b.end()) == b.end());  // no block handed out twice
+  std::vector<void*> common;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(common));
+  // The consumer kept kFramesPerClass; the rest went to the depot in full
+  // batches, and the new thread took them all before calling operator new.
+  const std::size_t via_depot =
+      (kN - FrameCache::kMaxPerClass) / FrameCache::kBatch * FrameCache::kBatch;
+  CHECK(common.size() >= via_depot);
+  for (void* p : second) FrameCache::deallocate(p, kSize);
+}
+#endif

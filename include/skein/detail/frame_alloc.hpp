@@ -4,10 +4,13 @@
 // thread than the one that allocated; glibc's tcache keeps only 7 blocks per
 // size, so bursts fall through to the slower arena paths. Here each thread
 // keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
-// go to that thread's cache (they migrate, as in tcache), and beyond the cap or
-// the largest class they go back to operator delete.
+// go to that thread's cache (they migrate, as in tcache). Beyond the cap they
+// move in batches through a process-wide depot to the threads that allocate
+// (tcmalloc's transfer cache); beyond the largest class, and beyond the
+// depot's cap, they go back to operator delete.
 
 #include <cstddef>
+#include <mutex>
 #include <new>
 
 #include "tuning.hpp"
@@ -34,12 +37,15 @@ public:
   static constexpr std::size_t kGranule = tuning::kFrameGranule;
   static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
   static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
+  static constexpr unsigned kBatch = tuning::kFrameBatch;
+  static constexpr unsigned kDepotBatches = tuning::kFrameDepotBatches;
 
   static void* allocate(std::size_t n) {
     if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
     std::size_t c = class_of(n);
     if (c < kClasses) {
       State& s = state();
+      if (!s.heads[c]) refill(s, c);
       if (Node* b = s.heads[c]) {
         s.heads[c] = b->next;
         --s.counts[c];
@@ -55,11 +61,23 @@ public:
     std::size_t c = class_of(n);
     if (c < kClasses) {
       State& s = state();
-      if (s.alive && s.counts[c] < kMaxPerClass) {
+      if (s.alive) {
         auto* b = static_cast<Node*>(p);
-        b->next = s.heads[c];
-        s.heads[c] = b;
-        ++s.counts[c];
+        if (s.counts[c] < kMaxPerClass) {
+          b->next = s.heads[c];
+          s.heads[c] = b;
+          ++s.counts[c];
+          return;
+        }
+        // Full: gather a batch for the depot, where a thread that allocates
+        // more than it frees (a producer of tasks) finds it.
+        b->next = s.spill[c];
+        s.spill[c] = b;
+        if (++s.spill_counts[c] == kBatch) {
+          depot().put(c, s.spill[c]);
+          s.spill[c] = nullptr;
+          s.spill_counts[c] = 0;
+        }
         return;
       }
       ::operator delete(p);
@@ -71,13 +89,63 @@ public:
 private:
   struct Node {
     Node* next;
+    Node* next_batch;  // a batch's first block, in the depot
   };
+  static_assert(kGranule >= sizeof(Node));
+
+  // Frames freed on one thread and allocated on another (a task started by
+  // one worker and ended by another) would otherwise go through operator
+  // delete and new, and contend on malloc's arena lock: full batches of
+  // kBatch frames move between threads here, one lock round trip per batch.
+  // Beyond kDepotBatches batches per class they go back to operator delete.
+  class Depot {
+  public:
+    void put(std::size_t c, Node* batch) noexcept {
+      {
+        std::lock_guard lk(mu_);
+        if (counts_[c] < kDepotBatches) {
+          batch->next_batch = batches_[c];
+          batches_[c] = batch;
+          ++counts_[c];
+          return;
+        }
+      }
+      while (batch) {
+        Node* n = batch->next;
+        ::operator delete(batch);
+        batch = n;
+      }
+    }
+    Node* take(std::size_t c) noexcept {
+      std::lock_guard lk(mu_);
+      Node* b = batches_[c];
+      if (b) {
+        batches_[c] = b->next_batch;
+        --counts_[c];
+      }
+      return b;
+    }
+
+  private:
+    std::mutex mu_;
+    Node* batches_[kClasses] = {};
+    unsigned counts_[kClasses] = {};
+  };
+  static Depot& depot() noexcept {
+    // Never destroyed: frames may be freed by static destructors that run
+    // after it would have been.
+    static Depot* d = new Depot;
+    return *d;
+  }
+
   // Trivially destructible, so it stays usable after the thread's cleanup ran
   // (frames may still be freed by later thread_local or static destructors):
   // `alive` then routes them straight to operator delete.
   struct State {
     Node* heads[kClasses];
     unsigned counts[kClasses];
+    Node* spill[kClasses];
+    unsigned spill_counts[kClasses];
     bool alive;
   };
   struct Cleanup {
@@ -85,14 +153,28 @@ private:
       State& s = raw();
       s.alive = false;
       for (std::size_t c = 0; c < kClasses; ++c) {
-        while (Node* b = s.heads[c]) {
-          s.heads[c] = b->next;
-          ::operator delete(b);
+        for (Node** list : {&s.heads[c], &s.spill[c]}) {
+          while (Node* b = *list) {
+            *list = b->next;
+            ::operator delete(b);
+          }
         }
-        s.counts[c] = 0;
+        s.counts[c] = s.spill_counts[c] = 0;
       }
     }
   };
+  static void refill(State& s, std::size_t c) noexcept {
+    if (s.spill[c]) {  // our own spill first
+      s.heads[c] = s.spill[c];
+      s.counts[c] = s.spill_counts[c];
+      s.spill[c] = nullptr;
+      s.spill_counts[c] = 0;
+    } else if (Node* b = depot().take(c)) {
+      s.heads[c] = b;
+      s.counts[c] = kBatch;
+    }
+  }
+
   static std::size_t class_of(std::size_t n) noexcept { return (n + kGranule - 1) / kGranule - 1; }
   static State& raw() noexcept {
     static thread_local State s{};

@@ -22,6 +22,8 @@ namespace detail {
 template <class T>
 Promise<T> make_promise(PromiseState<T>* st) noexcept;
 template <class T>
+Promise<T> adopt_promise(PromiseState<T>* st) noexcept;
+template <class T>
 PromiseState<T>* state_of(const Promise<T>& p) noexcept;
 template <class T>
 void wait_settled_ignoring_stop(const Promise<T>& p) noexcept;
@@ -105,6 +107,8 @@ private:
   template <class U>
   friend Promise<U> detail::make_promise(detail::PromiseState<U>*) noexcept;
   template <class U>
+  friend Promise<U> detail::adopt_promise(detail::PromiseState<U>*) noexcept;
+  template <class U>
   friend detail::PromiseState<U>* detail::state_of(const Promise<U>&) noexcept;
   template <class U>
   friend void detail::wait_settled_ignoring_stop(const Promise<U>&) noexcept;
@@ -149,6 +153,11 @@ template <class T>
 Promise<T> make_promise(PromiseState<T>* st) noexcept {
   return Promise<T>(st);
 }
+/// A handle that takes over a reference already counted for it.
+template <class T>
+Promise<T> adopt_promise(PromiseState<T>* st) noexcept {
+  return Promise<T>(st, Promise<T>::adopt);
+}
 template <class T>
 PromiseState<T>* state_of(const Promise<T>& p) noexcept {
   return p.st_;
@@ -168,7 +177,7 @@ void wait_settled_ignoring_stop(const Promise<T>& p) noexcept {
 template <class T, class Derived>
 Promise<T> CoroPromiseBase<T, Derived>::get_return_object() noexcept {
   // Adopts the reference the constructor counted (count_first_handle).
-  return Promise<T>(static_cast<PromiseState<T>*>(this), Promise<T>::adopt);
+  return adopt_promise<T>(static_cast<PromiseState<T>*>(this));
 }
 
 }  // namespace detail

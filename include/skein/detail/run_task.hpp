@@ -5,7 +5,9 @@
 // through std::coroutine_traits by the leading TaskStart parameter.
 
 #include <coroutine>
+#include <cstddef>
 #include <functional>
+#include <memory>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "promise_handle.hpp"
 #include "concepts.hpp"
 #include "coro_promise.hpp"
+#include "frame_alloc.hpp"
 #include "task_host.hpp"
 #include "runtime.hpp"
 
@@ -30,43 +33,107 @@ inline Scope* inherited_context() noexcept {
   return (tls.scope && tls.scope->is_context) ? const_cast<Scope*>(tls.scope) : nullptr;
 }
 
+/// The shared state of a run() task, on its own small allocation: the task's
+/// frame (its function, arguments and locals) is freed as soon as the task
+/// ends, and only this (the result and the waiters) stays for the handles.
 template <class T>
-class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
+class TaskState final : public PromiseState<T> {
+public:
+  TaskState() noexcept {
+    this->count_first_handle();  // get_return_object's
+    this->destroy_ = [](PromiseStateBase* s) noexcept { delete static_cast<TaskState*>(s); };
+  }
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
+};
+
+template <class T>
+class RunPromise;
+
+template <class T>
+class RunReturn {
+public:
+  template <class U = T>
+  void return_value(U&& v) {
+    static_cast<RunPromise<T>*>(this)->state()->set_value(std::forward<U>(v));
+  }
+};
+template <>
+class RunReturn<void> {
+public:
+  void return_void() noexcept {}
+};
+
+/// promise_type of run_task (chosen by its leading TaskStart parameter).
+template <class T>
+class RunPromise final : public RunReturn<T> {
 public:
   template <class... Rest>
   explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
-    this->suspended_ = true;  // run() hands the handle out while the task runs elsewhere
-    if (host_->single_threaded) this->set_settled_on(static_cast<Executor*>(host_));
+    // The context link first: if either allocation throws, run() throws and
+    // nothing was counted or retained.
+    std::unique_ptr<ContextTaskLink> link(s.ctx ? new ContextTaskLink : nullptr);
+    st_ = new TaskState<T>;
+    if (host_->single_threaded) st_->set_settled_on(static_cast<Executor*>(host_));
     if (s.ctx) {
       // Only context tasks pay for the link (a separate allocation keeps
-      // every other task's frame smaller). Allocated first: if it throws,
-      // run() throws and nothing was counted.
-      link_ = new ContextTaskLink;
+      // every other task's frame smaller).
+      link_ = link.release();
       link_->ctx = s.ctx;
-      this->scope_ = s.ctx;
+      scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
       host_->link_context_task(link_);
     }
     host_->live_tasks().started();
   }
+  RunPromise(const RunPromise&) = delete;
+  RunPromise& operator=(const RunPromise&) = delete;
+  ~RunPromise() {
+    if (scope_) scope_->release();
+  }
 
-  void on_finish() noexcept {
-    if (this->scope_) {
-      host_->unlink_context_task(link_);
-      delete link_;
-      link_ = nullptr;
-      this->scope_->task_finished();
+  // Frames come from a per-thread cache (frame_alloc.hpp).
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
+
+  Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
+  std::suspend_never initial_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { st_->set_error(std::current_exception()); }
+  [[nodiscard]] PromiseState<T>* state() const noexcept { return st_; }
+  void note_suspended() noexcept {}
+
+  /// Settles the state, reports an error nobody can observe, does the task's
+  /// accounting and frees the frame; then wakes the waiters (one coroutine
+  /// that may run on this thread by symmetric transfer) and drops the
+  /// producer's reference to the state.
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
+      PromiseState<T>* st = h.promise().st_;
+      Waiter* waiters = st->settle();
+      SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
+      st->report_if_orphaned();
+      h.promise().on_finish();
+      h.destroy();  // the function, its arguments and the context reference go now
+      std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
+      st->release_producer();  // may destroy the state: nothing touches it after this
+      return next ? continue_with(next) : std::noop_coroutine();
     }
-    // Last touch of the host: a pool's destructor waits for this. goroutines() sums
-    // these counts, so Context::wait() may return a moment before it drops.
-    host_->live_tasks().finished();
+    void await_resume() const noexcept {}
+  };
+  FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  template <class A>
+  auto await_transform(A&& a) {
+    using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
+                                     std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
+    return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
   }
 
   /// The first suspension: hop onto the host. A task whose context (or host)
   /// was cancelled before it started never runs and fails with Cancelled.
-  /// (Not wrapped by await_transform: it sets the task's scope itself, and
-  /// the frame stays smaller.)
+  /// (Not wrapped by await_transform: it sets the task's scope itself.)
   struct Start {
     RunPromise* p;
     bool await_ready() const noexcept { return false; }
@@ -77,12 +144,24 @@ public:
         throw Cancelled("task cancelled before it started");
     }
   };
-  [[nodiscard]] Start start() noexcept { return Start{this}; }
-  using CoroPromiseBase<T, RunPromise<T>>::await_transform;
   Start await_transform(Start) noexcept { return Start{this}; }
 
 private:
+  void on_finish() noexcept {
+    if (scope_) {
+      host_->unlink_context_task(link_);
+      delete link_;
+      link_ = nullptr;
+      scope_->task_finished();
+    }
+    // Last touch of the host: a pool's destructor waits for this. goroutines() sums
+    // these counts, so Context::wait() may return a moment before it drops.
+    host_->live_tasks().finished();
+  }
+
   TaskHost* host_;
+  TaskState<T>* st_ = nullptr;
+  Scope* scope_ = nullptr;  // the retained context, or null
   ContextTaskLink* link_ = nullptr;
 };
 

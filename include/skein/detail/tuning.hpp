@@ -62,4 +62,13 @@ inline constexpr std::size_t kFrameGranule = 32;
 inline constexpr std::size_t kFrameClasses = 32;
 inline constexpr unsigned kFramesPerClass = 256;
 
+/// Past kFramesPerClass, freed frames are gathered in batches of
+/// kFrameBatch and handed to a process-wide depot (one lock round trip per
+/// batch), from which a thread that allocates more frames than it frees
+/// refills: a task started on one worker and ended on another costs no
+/// malloc and no free. The depot keeps up to kFrameDepotBatches batches per
+/// class (16K frames) and frees the rest.
+inline constexpr unsigned kFrameBatch = 64;
+inline constexpr unsigned kFrameDepotBatches = 256;
+
 }  // namespace skein::detail::tuning
