@@ -142,14 +142,199 @@ namespace skein::detail {
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <mutex>
 #include <stop_token>
 
 
+// ---- begin skein/detail/spin.hpp ----
+// Short-wait helpers: a CPU pause and a tiny test-and-test-and-set lock for
+// critical sections of a few instructions (waiter lists).
+
+#include <atomic>
+#include <cstddef>
+#include <thread>
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
+
+// ---- begin skein/detail/tuning.hpp ----
+// Every tuning constant of the runtime, in one place, each with its reason.
+// They were chosen by measurement on 2-CPU x86-64 VMs (docs/design.md, bench/);
+// change one only with a benchmark run that shows why.
+
+#include <cstddef>
+
+namespace skein::detail::tuning {
+
+// --- waiting -----------------------------------------------------------------
+
+/// Pauses a blocked thread spins before it parks (Parker), when the process
+/// may use more than one CPU: a few microseconds, far cheaper than a park and
+/// a cross-CPU wake-up (30-70 us on these VMs). On one CPU it does not spin:
+/// the notifier cannot run meanwhile.
+inline constexpr int kParkSpins = 256;
+
+/// Pauses SpinLock spends before it starts yielding its CPU: its critical
+/// sections are a few instructions, so a longer wait means the holder was
+/// preempted, and yielding lets it run.
+inline constexpr int kSpinLockPauses = 64;
+
+/// Tries of Mutex's uncontended path before it queues: critical sections are
+/// usually short, and a brief spin beats a park and a wake-up.
+inline constexpr int kMutexSpins = 64;
+
+/// Pauses an EventLoop spins before it sleeps: a cross-thread post usually
+/// arrives within microseconds.
+inline constexpr int kLoopSpins = 128;
+
+// --- the pool's scheduler ----------------------------------------------------
+
+/// Rounds an idle worker keeps looking for work before it parks: the first
+/// kWorkerPauseRounds with kPausesPerRound pauses each, the rest yielding its
+/// CPU to whoever is producing the work.
+inline constexpr int kWorkerSpinRounds = 24;
+inline constexpr int kWorkerPauseRounds = 4;
+inline constexpr int kPausesPerRound = 32;
+
+/// A worker looks at the injection queue every this many tasks, even while
+/// its own deque has work, so that tasks injected from outside (and woken
+/// coroutines past the LIFO budget) are not starved by a busy worker. A prime,
+/// so that it does not beat in step with a program's own periods.
+inline constexpr unsigned kInjectionPollInterval = 61;
+
+/// Tasks a worker may run in a row from its LIFO slot (the task the running
+/// one just woke): two tasks waking each other would otherwise starve the
+/// rest. Past it, the woken task goes to the back of the line.
+inline constexpr unsigned kLifoBudget = 32;
+
+/// Tasks moved at once from the injection queue to a worker's deque: one lock
+/// round trip for many tasks.
+inline constexpr std::size_t kInjectBatch = 32;
+
+// --- coroutine frames --------------------------------------------------------
+
+/// Frame sizes are rounded up to a multiple of kFrameGranule bytes; each of the
+/// kFrameClasses classes (frames up to 1 KiB) keeps up to kFramesPerClass freed
+/// frames per thread for reuse, so that a task's frame costs no malloc in the
+/// steady state and an idle thread does not hold much memory.
+inline constexpr std::size_t kFrameGranule = 32;
+inline constexpr std::size_t kFrameClasses = 32;
+inline constexpr unsigned kFramesPerClass = 256;
+
+/// Past kFramesPerClass, freed frames are gathered in batches of
+/// kFrameBatch and handed to a process-wide depot (one lock round trip per
+/// batch), from which a thread that allocates more frames than it frees
+/// refills: a task started on one worker and ended on another costs no
+/// malloc and no free. The depot keeps up to kFrameDepotBatches batches per
+/// class (16K frames) and frees the rest.
+inline constexpr unsigned kFrameBatch = 64;
+inline constexpr unsigned kFrameDepotBatches = 256;
+
+}  // namespace skein::detail::tuning
+// ---- end skein/detail/tuning.hpp ----
+
 namespace skein::detail {
+
+/// Number of hardware threads this process may run on (honours taskset / cpusets).
+inline std::size_t affinity_cpus() noexcept {
+#if defined(__linux__)
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<std::size_t>(n);
+  }
+#endif
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
+
+/// Spinning for a notifier only helps when the notifier can run meanwhile:
+/// not on a single CPU (read once, at the first wait).
+inline bool spinning_helps() noexcept {
+  static const bool multi = affinity_cpus() > 1;
+  return multi;
+}
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+/// One step of a short wait for another thread: a pause at first, then (on a
+/// 2-core VM the other thread may be descheduled) yielding the CPU to it.
+inline void spin_wait_step(unsigned& i) noexcept {
+  if (i < static_cast<unsigned>(tuning::kSpinLockPauses)) {
+    ++i;
+    cpu_relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
+
+/// Guards waiter lists. Holders never block or call user code, so contention is
+/// brief; after a short spin the waiter yields its CPU (on a 2-core VM the
+/// holder may be descheduled, and spinning against it only burns its slice).
+class SpinLock {
+public:
+  void lock() noexcept {
+    for (;;) {
+      // acquire: pairs with unlock's release, publishing the protected state.
+      if (!flag_.exchange(true, std::memory_order_acquire)) return;
+      for (unsigned i = 0; flag_.load(std::memory_order_relaxed);) spin_wait_step(i);
+    }
+  }
+  bool try_lock() noexcept {
+    return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept {
+    SKEIN_ASSERT(flag_.load(std::memory_order_relaxed), "a SpinLock is unlocked only while locked");
+    flag_.store(false, std::memory_order_release);
+  }
+
+private:
+  std::atomic<bool> flag_{false};
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/spin.hpp ----
+
+namespace skein::detail {
+
+/// A registration with a scope's cancellation (Scope::add_canceller): `fn`
+/// runs once, on the thread that stops the scope, unless it was removed
+/// first. The coroutine waits' own, cheaper than a std::stop_callback (one
+/// locked instruction to add, one to remove, no stop_token reference counts):
+/// every cancellable co_await registers one.
+struct Canceller {
+  void (*fn)(Canceller*) noexcept = nullptr;
+  Canceller* prev = nullptr;
+  Canceller* next = nullptr;
+  // Under the scope's lock: linked, or popped by a stopping thread (`gone`
+  // then points to that thread's flag, `done` is set once fn has returned).
+  bool linked = false;
+  bool* gone = nullptr;
+  const void* runner = nullptr;  // the thread running fn (its tls address)
+  std::atomic<bool> done{false};
+};
 
 /// A cancellation scope: a pool's root scope (owned by the pool, never
 /// released) or a Context's state (intrusively reference-counted: held by the
 /// Context handles and by every task and coroutine bound to it).
+///
+/// Stopping a scope (request_stop, the only way skein stops one) stops its
+/// std::stop_source, which runs the std::stop_callbacks registered on its
+/// tokens (a blocked thread's wait, a child context's link, a user's own), and
+/// then runs its Cancellers (the suspended coroutines' waits).
 struct Scope {
   Scope() = default;
   Scope(const Scope&) = delete;
@@ -161,6 +346,67 @@ struct Scope {
   std::atomic<long> refs{1};
 
   [[nodiscard]] bool stop_requested() const noexcept { return source.stop_requested(); }
+
+  /// Stops the scope: the stop source first, then every registered Canceller,
+  /// one at a time, outside the lock (a canceller may resume its coroutine
+  /// inline, which removes its own registration or registers others).
+  void request_stop() noexcept {
+    source.request_stop();
+    for (;;) {
+      Canceller* c;
+      bool gone = false;
+      {
+        std::lock_guard lk(cancel_lock_);
+        c = cancel_head_;
+        if (!c) return;
+        unlink(c);
+        c->gone = &gone;
+        c->runner = &tls_marker();
+      }
+      c->fn(c);
+      // Its owner may be gone already if fn resumed it on this thread (it
+      // then set `gone`), or be waiting for `done` on another.
+      if (!gone) c->done.store(true, std::memory_order_release);
+    }
+  }
+
+  /// Registers `c` unless the scope is stopped already (then returns false and
+  /// registers nothing: the caller acts as cancelled).
+  bool add_canceller(Canceller* c) const noexcept {
+    std::lock_guard lk(cancel_lock_);
+    // Under the lock: request_stop stops the source before it takes the lock,
+    // so a registration either sees the stop or is seen by request_stop.
+    if (source.stop_requested()) return false;
+    c->linked = true;
+    c->runner = nullptr;
+    c->done.store(false, std::memory_order_relaxed);
+    c->prev = nullptr;
+    c->next = cancel_head_;
+    if (cancel_head_) cancel_head_->prev = c;
+    cancel_head_ = c;
+    return true;
+  }
+
+  /// Removes `c`. If a stopping thread has popped it, waits until its fn has
+  /// returned (at once if fn is running on this very thread, up the stack).
+  void remove_canceller(Canceller* c) const noexcept {
+    {
+      std::lock_guard lk(cancel_lock_);
+      if (c->linked) {
+        unlink(c);
+        return;
+      }
+      if (c->done.load(std::memory_order_acquire)) return;
+      // Not done, yet popped by this thread: fn is running up this stack
+      // (it resumed our coroutine inline). It must not touch `c` afterwards.
+      if (c->runner == &tls_marker()) {
+        *c->gone = true;
+        return;
+      }
+    }
+    for (unsigned i = 0; !c->done.load(std::memory_order_acquire);) spin_wait_step(i);
+  }
+
   void retain() noexcept {
     [[maybe_unused]] const long old = refs.fetch_add(1, std::memory_order_relaxed);
     SKEIN_ASSERT(old > 0, "a scope is retained only while referenced (try_retain otherwise)");
@@ -181,6 +427,24 @@ struct Scope {
   /// Task accounting for Context::wait (no-ops for a pool's scope).
   virtual void task_started() noexcept {}
   virtual void task_finished() noexcept {}
+
+private:
+  static const char& tls_marker() noexcept {
+    static thread_local const char marker = 0;
+    return marker;
+  }
+  void unlink(Canceller* c) const noexcept {
+    if (c->prev)
+      c->prev->next = c->next;
+    else
+      cancel_head_ = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = c->next = nullptr;
+    c->linked = false;
+  }
+
+  mutable SpinLock cancel_lock_;
+  mutable Canceller* cancel_head_ = nullptr;
 };
 
 /// Something that can run a coroutine later (a ThreadPool, an EventLoop).
@@ -313,10 +577,10 @@ inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
 /// sharing a cache line; reads sum the stripes (used for goroutines()).
 class StripedCounter {
 public:
-  void add(long d) noexcept { stripes_[index()].v.fetch_add(d, std::memory_order_relaxed); }
+  void add(long d) noexcept { stripes_[index()].v.fetch_add(d, std::memory_order_release); }
   [[nodiscard]] long load() const noexcept {
     long s = 0;
-    for (auto& x : stripes_) s += x.v.load(std::memory_order_relaxed);
+    for (auto& x : stripes_) s += x.v.load(std::memory_order_acquire);
     return s;
   }
 
@@ -335,153 +599,6 @@ private:
 
 }  // namespace skein::detail
 // ---- end skein/detail/runtime.hpp ----
-
-// ---- begin skein/detail/spin.hpp ----
-// Short-wait helpers: a CPU pause and a tiny test-and-test-and-set lock for
-// critical sections of a few instructions (waiter lists).
-
-#include <atomic>
-#include <cstddef>
-#include <thread>
-
-#if defined(__linux__)
-#include <sched.h>
-#endif
-
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-
-
-// ---- begin skein/detail/tuning.hpp ----
-// Every tuning constant of the runtime, in one place, each with its reason.
-// They were chosen by measurement on 2-CPU x86-64 VMs (docs/design.md, bench/);
-// change one only with a benchmark run that shows why.
-
-#include <cstddef>
-
-namespace skein::detail::tuning {
-
-// --- waiting -----------------------------------------------------------------
-
-/// Pauses a blocked thread spins before it parks (Parker), when the process
-/// may use more than one CPU: a few microseconds, far cheaper than a park and
-/// a cross-CPU wake-up (30-70 us on these VMs). On one CPU it does not spin:
-/// the notifier cannot run meanwhile.
-inline constexpr int kParkSpins = 256;
-
-/// Pauses SpinLock spends before it starts yielding its CPU: its critical
-/// sections are a few instructions, so a longer wait means the holder was
-/// preempted, and yielding lets it run.
-inline constexpr int kSpinLockPauses = 64;
-
-/// Tries of Mutex's uncontended path before it queues: critical sections are
-/// usually short, and a brief spin beats a park and a wake-up.
-inline constexpr int kMutexSpins = 64;
-
-/// Pauses an EventLoop spins before it sleeps: a cross-thread post usually
-/// arrives within microseconds.
-inline constexpr int kLoopSpins = 128;
-
-// --- the pool's scheduler ----------------------------------------------------
-
-/// Rounds an idle worker keeps looking for work before it parks: the first
-/// kWorkerPauseRounds with kPausesPerRound pauses each, the rest yielding its
-/// CPU to whoever is producing the work.
-inline constexpr int kWorkerSpinRounds = 24;
-inline constexpr int kWorkerPauseRounds = 4;
-inline constexpr int kPausesPerRound = 32;
-
-/// A worker looks at the injection queue every this many tasks, even while
-/// its own deque has work, so that tasks injected from outside (and woken
-/// coroutines past the LIFO budget) are not starved by a busy worker. A prime,
-/// so that it does not beat in step with a program's own periods.
-inline constexpr unsigned kInjectionPollInterval = 61;
-
-/// Tasks a worker may run in a row from its LIFO slot (the task the running
-/// one just woke): two tasks waking each other would otherwise starve the
-/// rest. Past it, the woken task goes to the back of the line.
-inline constexpr unsigned kLifoBudget = 32;
-
-/// Tasks moved at once from the injection queue to a worker's deque: one lock
-/// round trip for many tasks.
-inline constexpr std::size_t kInjectBatch = 32;
-
-// --- coroutine frames --------------------------------------------------------
-
-/// Frame sizes are rounded up to a multiple of kFrameGranule bytes; each of the
-/// kFrameClasses classes (frames up to 1 KiB) keeps up to kFramesPerClass freed
-/// frames per thread for reuse, so that a task's frame costs no malloc in the
-/// steady state and an idle thread does not hold much memory.
-inline constexpr std::size_t kFrameGranule = 32;
-inline constexpr std::size_t kFrameClasses = 32;
-inline constexpr unsigned kFramesPerClass = 256;
-
-}  // namespace skein::detail::tuning
-// ---- end skein/detail/tuning.hpp ----
-#endif
-
-namespace skein::detail {
-
-/// Number of hardware threads this process may run on (honours taskset / cpusets).
-inline std::size_t affinity_cpus() noexcept {
-#if defined(__linux__)
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return static_cast<std::size_t>(n);
-  }
-#endif
-  unsigned n = std::thread::hardware_concurrency();
-  return n ? n : 1;
-}
-
-/// Spinning for a notifier only helps when the notifier can run meanwhile:
-/// not on a single CPU (read once, at the first wait).
-inline bool spinning_helps() noexcept {
-  static const bool multi = affinity_cpus() > 1;
-  return multi;
-}
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield");
-#endif
-}
-
-/// Guards waiter lists. Holders never block or call user code, so contention is
-/// brief; after a short spin the waiter yields its CPU (on a 2-core VM the
-/// holder may be descheduled, and spinning against it only burns its slice).
-class SpinLock {
-public:
-  void lock() noexcept {
-    for (;;) {
-      // acquire: pairs with unlock's release, publishing the protected state.
-      if (!flag_.exchange(true, std::memory_order_acquire)) return;
-      for (int i = 0; flag_.load(std::memory_order_relaxed); ++i) {
-        if (i < tuning::kSpinLockPauses)
-          cpu_relax();
-        else
-          std::this_thread::yield();
-      }
-    }
-  }
-  bool try_lock() noexcept {
-    return !flag_.load(std::memory_order_relaxed) && !flag_.exchange(true, std::memory_order_acquire);
-  }
-  void unlock() noexcept {
-    SKEIN_ASSERT(flag_.load(std::memory_order_relaxed), "a SpinLock is unlocked only while locked");
-    flag_.store(false, std::memory_order_release);
-  }
-
-private:
-  std::atomic<bool> flag_{false};
-};
-
-}  // namespace skein::detail
-// ---- end skein/detail/spin.hpp ----
 
 // ---- begin skein/detail/timer_service.hpp ----
 // One process-wide timer thread with an indexed binary min-heap of deadlines.
@@ -1143,7 +1260,8 @@ struct Waiter {
   void* data = nullptr;  // the primitive's per-wait payload (an item slot, a lock mode, ...)
   void (*notify_fn)(Waiter*) noexcept = nullptr;
   bool linked = false;
-  bool is_coro = false;    // a CoroWaiter (a completer may transfer to it directly)
+  bool is_coro = false;    // a CoroWaiter or DirectCoroWaiter (a completer may transfer to it directly)
+  bool direct = false;     // a DirectCoroWaiter: fully armed before it was linked
   bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
   void notify() noexcept {
     SKEIN_FAULT_POINT();  // between the primitive's unlock and the wake-up
@@ -1376,39 +1494,81 @@ struct BasicCoroWaiter : Waiter {
 };
 using CoroWaiter = BasicCoroWaiter<>;
 
-/// Stop-token plumbing for a coroutine awaiter built on CoroWaiter.
-/// Usage in await_suspend: enqueue the waiter (under the primitive's lock),
-/// then `return arm(h, withdraw)`; in await_resume: `disarm()` then check
-/// `waiter.cancelled`.
+/// A coroutine waiter that is linked only once its wait is fully armed (its
+/// cancellation registered and checked under the primitive's lock): whoever
+/// unlinks it, a notifier or its canceller, owns its resumption outright — no
+/// arming race, so no phase word and no claim. After linking, the awaiter
+/// touches nothing of itself: the coroutine may already be running elsewhere.
+struct DirectCoroWaiter : Waiter {
+  std::coroutine_handle<> handle{};
+  Executor* executor = nullptr;
+  DirectCoroWaiter() noexcept {
+    is_coro = true;
+    direct = true;
+    notify_fn = [](Waiter* w) noexcept {
+      auto* d = static_cast<DirectCoroWaiter*>(w);
+      wake(d->handle, d->executor);
+    };
+  }
+};
+
+/// An executor that stops when idle (an EventLoop) must wait for a coroutine
+/// suspended on it to come back: counted from await_suspend to await_resume.
+class SuspensionCount {
+public:
+  void enter(Executor* ex) noexcept {
+    if (ex && ex->outstanding) {
+      counted_ = ex->outstanding;
+      counted_->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  void leave() noexcept {
+    if (counted_) {
+      counted_->fetch_sub(1, std::memory_order_relaxed);
+      counted_ = nullptr;
+    }
+  }
+
+private:
+  std::atomic<long>* counted_ = nullptr;
+};
+
+/// The scope whose stop cancels a wait that observes stop: the current task's.
+inline const Scope* wait_scope(bool observe_stop) noexcept { return observe_stop ? tls.scope : nullptr; }
+
+/// Stop plumbing for a coroutine awaiter built on CoroWaiter.
+/// Usage in await_suspend: prepare, enqueue the waiter (under the primitive's
+/// lock), then `return arm()`; in await_resume: `disarm()` then check
+/// `waiter.cancelled`. The stop is observed through a Canceller registered
+/// on the task's scope.
 template <class Withdraw, class Sys = OsParking>
-class CancellableCoroWait {
+class CancellableCoroWait : Canceller {
   using CoroWaiter = BasicCoroWaiter<Sys>;
 
 public:
   explicit CancellableCoroWait(Withdraw withdraw, bool observe_stop = true)
-      : withdraw_(std::move(withdraw)), observe_stop_(observe_stop) {}
+      : withdraw_(std::move(withdraw)), observe_stop_(observe_stop) {
+    fn = [](Canceller* c) noexcept { static_cast<CancellableCoroWait*>(c)->on_stop(); };
+  }
 
   void prepare(std::coroutine_handle<> h) noexcept {
     waiter.handle = h;
     waiter.executor = tls.executor;
-    // An executor that stops when idle must wait for this coroutine to come back.
-    if (waiter.executor && waiter.executor->outstanding) {
-      counted_ = waiter.executor->outstanding;
-      counted_->fetch_add(1, std::memory_order_relaxed);
-    }
+    count_.enter(waiter.executor);
   }
 
   /// Call after enqueueing. Returns the value for await_suspend: false means
   /// "already fired, resume now".
   bool arm() noexcept {
-    std::stop_token tok = observe_stop_ ? current_token() : std::stop_token{};
-    if (tok.stop_requested() || (observe_stop_ && tls.draining)) {
+    const Scope* s = wait_scope(observe_stop_);
+    const bool stopped = (observe_stop_ && tls.draining) || (s && !s->add_canceller(this));
+    if (stopped) {
       if (withdraw_()) {
         waiter.cancelled = true;
         return false;
       }
-    } else if (tok.stop_possible()) {
-      cb_.emplace(std::move(tok), OnStop{this});
+    } else {
+      scope_ = s;
     }
     SKEIN_FAULT_POINT();                        // a notification may fire while this is still arming
     if constexpr (inject_lost_wakeup<Sys>()) {  // broken on purpose (the model checker's test)
@@ -1420,29 +1580,26 @@ public:
 
   /// Call first in await_resume: waits out a stop callback running elsewhere.
   void disarm() noexcept {
-    cb_.reset();
-    if (counted_) {  // back on the executor (or never left it)
-      counted_->fetch_sub(1, std::memory_order_relaxed);
-      counted_ = nullptr;
+    if (scope_) {
+      scope_->remove_canceller(this);
+      scope_ = nullptr;
     }
+    count_.leave();  // back on the executor (or never left it)
   }
 
   CoroWaiter waiter;
 
 private:
-  struct OnStop {
-    CancellableCoroWait* self;
-    void operator()() const noexcept {
-      if (self->withdraw_()) {
-        self->waiter.cancelled = true;
-        self->waiter.fire();
-      }
+  void on_stop() noexcept {
+    if (withdraw_()) {
+      waiter.cancelled = true;
+      waiter.fire();
     }
-  };
+  }
   Withdraw withdraw_;
   bool observe_stop_;
-  std::atomic<long>* counted_ = nullptr;
-  StopCallbackSlot<OnStop> cb_;
+  const Scope* scope_ = nullptr;
+  SuspensionCount count_;
 };
 
 [[noreturn]] inline void throw_cancelled() { throw Cancelled("operation cancelled: the task's stop token fired"); }
@@ -1478,7 +1635,7 @@ public:
   void cancel(CancelReason why) noexcept {
     int none = 0;
     reason_.compare_exchange_strong(none, static_cast<int>(why), std::memory_order_acq_rel);
-    source.request_stop();
+    request_stop();
   }
   [[nodiscard]] CancelReason reason() const noexcept {
     return static_cast<CancelReason>(reason_.load(std::memory_order_acquire));
@@ -1613,7 +1770,9 @@ private:
 // through std::coroutine_traits by the leading TaskStart parameter.
 
 #include <coroutine>
+#include <cstddef>
 #include <functional>
+#include <memory>
 #include <stop_token>
 #include <type_traits>
 #include <utility>
@@ -1746,10 +1905,13 @@ struct task_result {
 // thread than the one that allocated; glibc's tcache keeps only 7 blocks per
 // size, so bursts fall through to the slower arena paths. Here each thread
 // keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
-// go to that thread's cache (they migrate, as in tcache), and beyond the cap or
-// the largest class they go back to operator delete.
+// go to that thread's cache (they migrate, as in tcache). Beyond the cap they
+// move in batches through a process-wide depot to the threads that allocate
+// (tcmalloc's transfer cache); beyond the largest class, and beyond the
+// depot's cap, they go back to operator delete.
 
 #include <cstddef>
+#include <mutex>
 #include <new>
 
 
@@ -1775,12 +1937,15 @@ public:
   static constexpr std::size_t kGranule = tuning::kFrameGranule;
   static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
   static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
+  static constexpr unsigned kBatch = tuning::kFrameBatch;
+  static constexpr unsigned kDepotBatches = tuning::kFrameDepotBatches;
 
   static void* allocate(std::size_t n) {
     if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
     std::size_t c = class_of(n);
     if (c < kClasses) {
       State& s = state();
+      if (!s.heads[c]) refill(s, c);
       if (Node* b = s.heads[c]) {
         s.heads[c] = b->next;
         --s.counts[c];
@@ -1796,11 +1961,23 @@ public:
     std::size_t c = class_of(n);
     if (c < kClasses) {
       State& s = state();
-      if (s.alive && s.counts[c] < kMaxPerClass) {
+      if (s.alive) {
         auto* b = static_cast<Node*>(p);
-        b->next = s.heads[c];
-        s.heads[c] = b;
-        ++s.counts[c];
+        if (s.counts[c] < kMaxPerClass) {
+          b->next = s.heads[c];
+          s.heads[c] = b;
+          ++s.counts[c];
+          return;
+        }
+        // Full: gather a batch for the depot, where a thread that allocates
+        // more than it frees (a producer of tasks) finds it.
+        b->next = s.spill[c];
+        s.spill[c] = b;
+        if (++s.spill_counts[c] == kBatch) {
+          depot().put(c, s.spill[c]);
+          s.spill[c] = nullptr;
+          s.spill_counts[c] = 0;
+        }
         return;
       }
       ::operator delete(p);
@@ -1812,13 +1989,63 @@ public:
 private:
   struct Node {
     Node* next;
+    Node* next_batch;  // a batch's first block, in the depot
   };
+  static_assert(kGranule >= sizeof(Node));
+
+  // Frames freed on one thread and allocated on another (a task started by
+  // one worker and ended by another) would otherwise go through operator
+  // delete and new, and contend on malloc's arena lock: full batches of
+  // kBatch frames move between threads here, one lock round trip per batch.
+  // Beyond kDepotBatches batches per class they go back to operator delete.
+  class Depot {
+  public:
+    void put(std::size_t c, Node* batch) noexcept {
+      {
+        std::lock_guard lk(mu_);
+        if (counts_[c] < kDepotBatches) {
+          batch->next_batch = batches_[c];
+          batches_[c] = batch;
+          ++counts_[c];
+          return;
+        }
+      }
+      while (batch) {
+        Node* n = batch->next;
+        ::operator delete(batch);
+        batch = n;
+      }
+    }
+    Node* take(std::size_t c) noexcept {
+      std::lock_guard lk(mu_);
+      Node* b = batches_[c];
+      if (b) {
+        batches_[c] = b->next_batch;
+        --counts_[c];
+      }
+      return b;
+    }
+
+  private:
+    std::mutex mu_;
+    Node* batches_[kClasses] = {};
+    unsigned counts_[kClasses] = {};
+  };
+  static Depot& depot() noexcept {
+    // Never destroyed: frames may be freed by static destructors that run
+    // after it would have been.
+    static Depot* d = new Depot;
+    return *d;
+  }
+
   // Trivially destructible, so it stays usable after the thread's cleanup ran
   // (frames may still be freed by later thread_local or static destructors):
   // `alive` then routes them straight to operator delete.
   struct State {
     Node* heads[kClasses];
     unsigned counts[kClasses];
+    Node* spill[kClasses];
+    unsigned spill_counts[kClasses];
     bool alive;
   };
   struct Cleanup {
@@ -1826,14 +2053,28 @@ private:
       State& s = raw();
       s.alive = false;
       for (std::size_t c = 0; c < kClasses; ++c) {
-        while (Node* b = s.heads[c]) {
-          s.heads[c] = b->next;
-          ::operator delete(b);
+        for (Node** list : {&s.heads[c], &s.spill[c]}) {
+          while (Node* b = *list) {
+            *list = b->next;
+            ::operator delete(b);
+          }
         }
-        s.counts[c] = 0;
+        s.counts[c] = s.spill_counts[c] = 0;
       }
     }
   };
+  static void refill(State& s, std::size_t c) noexcept {
+    if (s.spill[c]) {  // our own spill first
+      s.heads[c] = s.spill[c];
+      s.counts[c] = s.spill_counts[c];
+      s.spill[c] = nullptr;
+      s.spill_counts[c] = 0;
+    } else if (Node* b = depot().take(c)) {
+      s.heads[c] = b;
+      s.counts[c] = kBatch;
+    }
+  }
+
   static std::size_t class_of(std::size_t n) noexcept { return (n + kGranule - 1) / kGranule - 1; }
   static State& raw() noexcept {
     static thread_local State s{};
@@ -1891,6 +2132,12 @@ public:
     SKEIN_FAULT_POINT();
     auto cur = refs_.load(std::memory_order_acquire);
     SKEIN_ASSERT((cur & ~kFinished) > 0, "a promise state is released only while referenced");
+    if (cur == 1) {
+      // Ours is the only reference left (the producer is gone): nobody else
+      // can make another, so no locked instruction is needed to drop it.
+      destroy_last();
+      return;
+    }
     for (;;) {
       if (cur == (kFinished | 2)) {
         // The finished producer and this handle are all that is left, and
@@ -1906,9 +2153,24 @@ public:
   }
 
   /// Drops the running coroutine's own reference (after report_if_orphaned,
-  /// which set kFinished; clearing it says the producer is gone).
+  /// which set kFinished if the task failed; clearing it says the producer is gone).
   void release_producer() noexcept {
-    if ((refs_.fetch_sub(kFinished + 1, std::memory_order_acq_rel) & ~kFinished) == 1) destroy_last();
+    const std::uint32_t mine = error_ ? kFinished + 1 : 1;
+    // No handle left (a spawn): nobody can make one, so no locked instruction.
+    if (refs_.load(std::memory_order_acquire) == (mine | 1) ||
+        (refs_.fetch_sub(mine, std::memory_order_acq_rel) & ~kFinished) == 1)
+      destroy_last();
+  }
+
+  /// A coroutine that ends before it ever suspended: the handle that
+  /// get_return_object made is still on its way to the caller, so no other
+  /// thread can see this state. Settles it and drops the producer's
+  /// reference with plain stores.
+  void finish_unshared() noexcept {
+    SKEIN_ASSERT(waiters_.empty() && refs_.load(std::memory_order_relaxed) == 2,
+                 "a coroutine that never suspended has only its return object's handle");
+    state_.store(kReady, std::memory_order_relaxed);
+    refs_.store(1, std::memory_order_relaxed);
   }
 
 private:
@@ -1950,33 +2212,68 @@ public:
   /// delivered. Otherwise the last handle to go reports it (release()), on
   /// its own thread: a handle dropped before Context::wait (spawn's) has
   /// reported by the time the wait returns, however the two threads race.
+  ///
+  /// Only a failed task has anything to report: a task that succeeded skips
+  /// this (and kFinished) entirely, which saves a locked instruction per task.
   void report_if_orphaned() noexcept {
+    if (!error_) return;
     const auto old = refs_.fetch_or(kFinished, std::memory_order_acq_rel);
     if ((old & ~kFinished) == 1) report_unobserved();
   }
 
   [[nodiscard]] bool ready() const noexcept {
     // acquire: pairs with settle()'s release, so the result is visible.
-    return ready_.load(std::memory_order_acquire);
+    return (state_.load(std::memory_order_acquire) & kReady) != 0;
   }
 
   /// Links `w` unless already settled; returns false if settled.
   bool enqueue(Waiter* w) noexcept {
-    std::lock_guard lk(lock_);
-    if (ready_.load(std::memory_order_relaxed)) return false;
+    if (!lock_unless_ready()) return false;
     waiters_.push_back(w);
+    unlock();
     return true;
   }
-  bool withdraw(Waiter* w) noexcept {
-    std::lock_guard lk(lock_);
-    return waiters_.remove(w);
+
+  enum class Link { linked, ready, stopped };
+  /// Links `w` unless the state is settled or `scope` (if any) is stopped,
+  /// checked under the lock: a canceller that stops the scope and then
+  /// withdraws `w` (under the same lock) either finds it linked or was seen
+  /// here. So a DirectCoroWaiter linked here is fully armed.
+  Link enqueue_unless_stopped(Waiter* w, const Scope* scope) noexcept {
+    if (!lock_unless_ready()) return Link::ready;
+    if (scope && scope->stop_requested()) {
+      unlock();
+      return Link::stopped;
+    }
+    waiters_.push_back(w);
+    unlock();
+    return Link::linked;
   }
 
-  /// Marks the state settled and returns the waiters to notify.
+  /// Unlinks `w`; false if it was not linked (settled: its notification is
+  /// on its way, and the settler owns the list).
+  bool withdraw(Waiter* w) noexcept {
+    if (!lock_unless_ready()) return false;
+    const bool was = waiters_.remove(w);
+    unlock();
+    return was;
+  }
+
+  /// Marks the state settled and returns the waiters to notify. One locked
+  /// instruction: the list is the settler's from then on (enqueue and
+  /// withdraw see kReady and leave it alone).
   Waiter* settle() noexcept {
-    std::lock_guard lk(lock_);
-    SKEIN_ASSERT(!ready_.load(std::memory_order_relaxed), "a promise state is settled once");
-    ready_.store(true, std::memory_order_release);
+    auto s = state_.load(std::memory_order_relaxed);
+    for (unsigned i = 0;;) {
+      SKEIN_ASSERT(!(s & kReady), "a promise state is settled once");
+      if (s & kLocked) {
+        spin_wait_step(i);
+        s = state_.load(std::memory_order_relaxed);
+        continue;
+      }
+      // acq_rel: publishes the result; sees the last unlock's list.
+      if (state_.compare_exchange_weak(s, kReady, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
+    }
     return waiters_.take_all();
   }
 
@@ -2030,19 +2327,42 @@ public:
 
 protected:
   ~PromiseStateBase() = default;
+  /// For a coroutine's promise, before anyone else can see it: counts the
+  /// handle that get_return_object makes (which adopts it rather than adding
+  /// one with a locked instruction).
+  void count_first_handle() noexcept { refs_.store(2, std::memory_order_relaxed); }
   void (*destroy_)(PromiseStateBase*) noexcept = nullptr;
 
 private:
-  // Handles plus one for the producer; kFinished while a task that has
+  /// The waiter list's lock, taken only while the state is unsettled; false
+  /// (and not taken) once it is settled.
+  bool lock_unless_ready() noexcept {
+    auto s = state_.load(std::memory_order_acquire);
+    for (unsigned i = 0;;) {
+      if (s & kReady) return false;
+      if (!(s & kLocked)) {
+        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_acquire))
+          return true;
+        continue;
+      }
+      spin_wait_step(i);
+      s = state_.load(std::memory_order_acquire);
+    }
+  }
+  // A plain store: only settle() sets kReady, and it waits for the lock.
+  void unlock() noexcept { state_.store(0, std::memory_order_release); }
+
+  // Handles plus one for the producer; kFinished while a failed task that has
   // settled and checked for an orphaned error (report_if_orphaned) still
   // holds its own reference.
   static constexpr std::uint32_t kFinished = 1u << 31;
   std::atomic<std::uint32_t> refs_{1};
-  std::atomic<bool> ready_{false};
+  // kLocked while the waiter list is being changed; kReady once settled.
+  static constexpr std::uint8_t kLocked = 1, kReady = 2;
+  std::atomic<std::uint8_t> state_{0};
   mutable std::atomic<bool> observed_{false};
-  SpinLock lock_;
   static constexpr std::uint8_t kNoLink = 0, kChildOf = 1, kSettledOn = 2;
-  std::uint8_t link_kind_ = kNoLink;  // what link_ is, while alive (in SpinLock's tail padding)
+  std::uint8_t link_kind_ = kNoLink;  // what link_ is, while alive
   WaiterList waiters_;
   std::exception_ptr error_;
   union {
@@ -2247,6 +2567,7 @@ public:
   bool await_ready() noexcept(noexcept(std::declval<Inner&>().await_ready())) { return inner_.await_ready(); }
   template <class H>
   decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<Inner&>().await_suspend(h))) {
+    h.promise().note_suspended();  // first: once suspended, it may be resumed (and end) elsewhere
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
@@ -2267,7 +2588,14 @@ struct FinalAwaiterBase {
     std::coroutine_handle<> next{};
     while (w) {
       Waiter* n = w->next;
-      if (!next && w->is_coro) {
+      if (!next && w->direct) {
+        auto* dw = static_cast<DirectCoroWaiter*>(w);
+        if (dw->executor == nullptr || dw->executor == tls.executor) {
+          next = dw->handle;  // unlinked by us, so ours to resume
+          w = n;
+          continue;
+        }
+      } else if (!next && w->is_coro) {
         auto* cw = static_cast<CoroWaiter*>(w);
         if (cw->executor == nullptr || cw->executor == tls.executor) {
           // A failed claim means the waiter was still arming: claim() fired
@@ -2308,6 +2636,7 @@ template <class T, class Derived>
 class CoroPromiseBase : public ReturnOps<T> {
 public:
   CoroPromiseBase() noexcept {
+    this->count_first_handle();  // get_return_object's
     this->destroy_ = [](PromiseStateBase* s) noexcept {
       std::coroutine_handle<Derived>::from_promise(*static_cast<Derived*>(s)).destroy();
     };
@@ -2324,6 +2653,13 @@ public:
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<Derived> h) noexcept {
       Derived& p = h.promise();
+      if (!p.suspended_) {
+        // Never suspended (a leaf called directly): nobody can be waiting, nor
+        // hold a handle but the caller, who has not received it yet.
+        p.finish_unshared();
+        p.on_finish();
+        return std::noop_coroutine();
+      }
       // Settle first (an observer that sees the task finished sees its
       // result), report an error nobody can observe, then the task
       // accounting, and only then wake the waiters: a waiter resumed inline
@@ -2355,12 +2691,16 @@ public:
   }
 
   void on_finish() noexcept {}
+  void note_suspended() noexcept { suspended_ = true; }
 
 protected:
   ~CoroPromiseBase() {
     if (scope_) scope_->release();
   }
   Scope* scope_ = nullptr;  // retained context, or null
+  // Whether the coroutine has suspended (or was started elsewhere, as a task
+  // is): until then its state is private to the calling thread.
+  bool suspended_ = false;
 };
 
 /// promise_type of a skein coroutine: starts eagerly on the calling thread.
@@ -2380,16 +2720,51 @@ public:
 /// `co_await promise`: suspends without blocking a thread; cancellable unless
 /// the promise is a child of the awaiting task's context (see
 /// PromiseStateBase::set_child_of: it must not be left behind).
+///
+/// The hot wait of every fork-join program, so it is armed before it is
+/// linked (DirectCoroWaiter): its Canceller is registered first, and the
+/// scope's stop is checked under the state's lock as the waiter is linked.
+/// The settler then resumes it (often by symmetric transfer) with no claim.
+/// Locked instructions: the registration, the link, the removal.
 template <class T, bool Move>
-class PromiseAwaiter : public WaitOperation<PromiseAwaiter<T, Move>> {
+class PromiseAwaiter : Canceller {
 public:
-  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept
-      : WaitOperation<PromiseAwaiter<T, Move>>(cancellable), st_(st) {}
+  PromiseAwaiter(PromiseState<T>* st, bool cancellable) noexcept : st_(st), cancellable_(cancellable) {
+    fn = [](Canceller* c) noexcept { static_cast<PromiseAwaiter*>(c)->on_stop(); };
+  }
+  PromiseAwaiter(const PromiseAwaiter&) = delete;
+  PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 
-  bool try_now() const noexcept { return st_->ready(); }
-  bool enqueue(Waiter& w) noexcept { return st_->enqueue(&w); }
-  bool withdraw(Waiter& w) noexcept { return st_->withdraw(&w); }
-  decltype(auto) result() {
+  bool await_ready() const noexcept { return st_->ready(); }
+  bool await_suspend(std::coroutine_handle<> h) noexcept {
+    waiter_.handle = h;
+    waiter_.executor = tls.executor;
+    if (cancellable_ && tls.draining) {
+      waiter_.cancelled = true;
+      return false;
+    }
+    const Scope* s = wait_scope(cancellable_);
+    if (s && !s->add_canceller(this)) {
+      waiter_.cancelled = true;  // stopped already
+      return false;
+    }
+    scope_ = s;
+    count_.enter(waiter_.executor);
+    switch (st_->enqueue_unless_stopped(&waiter_, s)) {
+      case PromiseStateBase::Link::linked:
+        return true;  // from here on the coroutine may be running elsewhere: touch nothing
+      case PromiseStateBase::Link::stopped:
+        waiter_.cancelled = true;
+        break;
+      case PromiseStateBase::Link::ready:
+        break;
+    }
+    disarm();
+    return false;
+  }
+  decltype(auto) await_resume() {
+    disarm();
+    if (waiter_.cancelled) throw_cancelled();
     if constexpr (std::is_void_v<T>)
       st_->value();
     else if constexpr (Move)
@@ -2399,7 +2774,25 @@ public:
   }
 
 private:
+  void disarm() noexcept {
+    if (scope_) {
+      scope_->remove_canceller(this);  // waits out on_stop running elsewhere
+      scope_ = nullptr;
+    }
+    count_.leave();
+  }
+  void on_stop() noexcept {
+    if (st_->withdraw(&waiter_)) {  // unlinked by us: ours to resume
+      waiter_.cancelled = true;
+      wake(waiter_.handle, waiter_.executor);
+    }
+  }
+
   PromiseState<T>* st_;
+  const Scope* scope_ = nullptr;
+  DirectCoroWaiter waiter_;
+  SuspensionCount count_;
+  bool cancellable_;
 };
 
 /// run_task awaiting its own coroutine function: not cancellable (the
@@ -2416,8 +2809,7 @@ public:
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     waiter_.handle = h;
     waiter_.executor = tls.executor;
-    if (!st_->enqueue(&waiter_)) return false;
-    return waiter_.arm();  // no stop callback: this wait is not cancellable
+    return st_->enqueue(&waiter_);  // linked fully armed: not cancellable, nothing else to arm
   }
   decltype(auto) await_resume() {
     if constexpr (std::is_void_v<T>)
@@ -2428,7 +2820,7 @@ public:
 
 private:
   PromiseState<T>* st_;
-  CoroWaiter waiter_;
+  DirectCoroWaiter waiter_;
 };
 
 }  // namespace skein::detail
@@ -2439,6 +2831,8 @@ namespace skein {
 namespace detail {
 template <class T>
 Promise<T> make_promise(PromiseState<T>* st) noexcept;
+template <class T>
+Promise<T> adopt_promise(PromiseState<T>* st) noexcept;
 template <class T>
 PromiseState<T>* state_of(const Promise<T>& p) noexcept;
 template <class T>
@@ -2523,11 +2917,16 @@ private:
   template <class U>
   friend Promise<U> detail::make_promise(detail::PromiseState<U>*) noexcept;
   template <class U>
+  friend Promise<U> detail::adopt_promise(detail::PromiseState<U>*) noexcept;
+  template <class U>
   friend detail::PromiseState<U>* detail::state_of(const Promise<U>&) noexcept;
   template <class U>
   friend void detail::wait_settled_ignoring_stop(const Promise<U>&) noexcept;
 
   explicit Promise(detail::PromiseState<T>* st) noexcept : st_(st) { st_->retain(); }
+  struct Adopt {};
+  static constexpr Adopt adopt{};
+  Promise(detail::PromiseState<T>* st, Adopt) noexcept : st_(st) {}
 
   void check() const {
     if (!st_) throw UsageError("use of an empty Promise");
@@ -2564,6 +2963,11 @@ template <class T>
 Promise<T> make_promise(PromiseState<T>* st) noexcept {
   return Promise<T>(st);
 }
+/// A handle that takes over a reference already counted for it.
+template <class T>
+Promise<T> adopt_promise(PromiseState<T>* st) noexcept {
+  return Promise<T>(st, Promise<T>::adopt);
+}
 template <class T>
 PromiseState<T>* state_of(const Promise<T>& p) noexcept {
   return p.st_;
@@ -2582,7 +2986,8 @@ void wait_settled_ignoring_stop(const Promise<T>& p) noexcept {
 
 template <class T, class Derived>
 Promise<T> CoroPromiseBase<T, Derived>::get_return_object() noexcept {
-  return Promise<T>(static_cast<PromiseState<T>*>(this));
+  // Adopts the reference the constructor counted (count_first_handle).
+  return adopt_promise<T>(static_cast<PromiseState<T>*>(this));
 }
 
 }  // namespace detail
@@ -2650,6 +3055,8 @@ private:
 // of its live context-bound tasks (whose contexts a dying host cancels).
 
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <vector>  // the registry
 
@@ -2662,6 +3069,69 @@ struct ContextTaskLink {
   ContextTaskLink* prev = nullptr;
   ContextTaskLink* next = nullptr;
   Scope* ctx = nullptr;
+};
+
+/// Counts a host's live tasks as two monotonic counts, started and finished.
+/// A thread that owns a pair (a pool's worker, for its pool) bumps it with a
+/// plain load and store on its own cache line — no locked instruction on a
+/// task's start or end; other threads share striped atomic counters. A read
+/// sums every finished count first and every started count after it, so
+/// `started - finished` never undercounts, and reading zero means that every
+/// task started by the first read had ended by then.
+class TaskCount {
+public:
+  struct alignas(64) Owned {
+    std::atomic<long> started{0};
+    std::atomic<long> finished{0};
+  };
+
+  void started() noexcept {
+    if (Owned* o = owned()) {
+      o->started.store(o->started.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    } else {
+      started_.add(1);
+    }
+  }
+  void finished() noexcept {
+    // release: a reader that sees this end also sees the task's start.
+    if (Owned* o = owned()) {
+      o->finished.store(o->finished.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    } else {
+      finished_.add(1);
+    }
+  }
+  [[nodiscard]] long load() const {
+    std::lock_guard lk(mu_);
+    long f = finished_.load();
+    for (const auto& o : owned_) f += o->finished.load(std::memory_order_acquire);
+    long s = started_.load();
+    for (const auto& o : owned_) s += o->started.load(std::memory_order_acquire);
+    return s - f;
+  }
+
+  /// A new pair for one thread (bind it on that thread with bind_thread); it
+  /// lives as long as this count. Throws std::bad_alloc.
+  Owned* add_owner() {
+    auto o = std::make_unique<Owned>();
+    std::lock_guard lk(mu_);
+    owned_.push_back(std::move(o));
+    return owned_.back().get();
+  }
+  /// From now on the calling thread counts this host's tasks in `o`.
+  void bind_thread(Owned* o) noexcept {
+    tl_owner = this;
+    tl_owned = o;
+  }
+
+private:
+  Owned* owned() const noexcept { return tl_owner == this ? tl_owned : nullptr; }
+  static inline thread_local const TaskCount* tl_owner = nullptr;
+  static inline thread_local Owned* tl_owned = nullptr;
+
+  StripedCounter started_;
+  StripedCounter finished_;
+  mutable std::mutex mu_;
+  std::vector<std::unique_ptr<Owned>> owned_;
 };
 
 class TaskHost;
@@ -2694,7 +3164,7 @@ public:
 
   /// The root scope: tasks outside any context observe it; shutdown stops it.
   [[nodiscard]] Scope& scope() noexcept { return scope_; }
-  StripedCounter& live_tasks() noexcept { return live_; }
+  TaskCount& live_tasks() noexcept { return live_; }
 
   /// True for a host that runs everything on one thread (an EventLoop): the
   /// promises of its tasks are settled only there, so blocking on one from
@@ -2748,16 +3218,16 @@ protected:
           }
       }
       if (!c) return;
-      c->source.request_stop();
+      c->request_stop();
       c->release();
     }
   }
 
   Scope scope_;
-  StripedCounter live_;
+  TaskCount live_;
 
 private:
-  std::mutex ctx_mu_;
+  SpinLock ctx_mu_;  // held for a few instructions, by task starts and ends
   ContextTaskLink* ctx_tasks_ = nullptr;
 };
 
@@ -2777,42 +3247,107 @@ inline Scope* inherited_context() noexcept {
   return (tls.scope && tls.scope->is_context) ? const_cast<Scope*>(tls.scope) : nullptr;
 }
 
+/// The shared state of a run() task, on its own small allocation: the task's
+/// frame (its function, arguments and locals) is freed as soon as the task
+/// ends, and only this (the result and the waiters) stays for the handles.
 template <class T>
-class RunPromise final : public CoroPromiseBase<T, RunPromise<T>> {
+class TaskState final : public PromiseState<T> {
+public:
+  TaskState() noexcept {
+    this->count_first_handle();  // get_return_object's
+    this->destroy_ = [](PromiseStateBase* s) noexcept { delete static_cast<TaskState*>(s); };
+  }
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
+};
+
+template <class T>
+class RunPromise;
+
+template <class T>
+class RunReturn {
+public:
+  template <class U = T>
+  void return_value(U&& v) {
+    static_cast<RunPromise<T>*>(this)->state()->set_value(std::forward<U>(v));
+  }
+};
+template <>
+class RunReturn<void> {
+public:
+  void return_void() noexcept {}
+};
+
+/// promise_type of run_task (chosen by its leading TaskStart parameter).
+template <class T>
+class RunPromise final : public RunReturn<T> {
 public:
   template <class... Rest>
   explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
-    if (host_->single_threaded) this->set_settled_on(static_cast<Executor*>(host_));
+    // The context link first: if either allocation throws, run() throws and
+    // nothing was counted or retained.
+    std::unique_ptr<ContextTaskLink> link(s.ctx ? new ContextTaskLink : nullptr);
+    st_ = new TaskState<T>;
+    if (host_->single_threaded) st_->set_settled_on(static_cast<Executor*>(host_));
     if (s.ctx) {
       // Only context tasks pay for the link (a separate allocation keeps
-      // every other task's frame smaller). Allocated first: if it throws,
-      // run() throws and nothing was counted.
-      link_ = new ContextTaskLink;
+      // every other task's frame smaller).
+      link_ = link.release();
       link_->ctx = s.ctx;
-      this->scope_ = s.ctx;
+      scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
       host_->link_context_task(link_);
     }
-    host_->live_tasks().add(1);
+    host_->live_tasks().started();
+  }
+  RunPromise(const RunPromise&) = delete;
+  RunPromise& operator=(const RunPromise&) = delete;
+  ~RunPromise() {
+    if (scope_) scope_->release();
   }
 
-  void on_finish() noexcept {
-    if (this->scope_) {
-      host_->unlink_context_task(link_);
-      delete link_;
-      link_ = nullptr;
-      this->scope_->task_finished();
+  // Frames come from a per-thread cache (frame_alloc.hpp).
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
+
+  Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
+  std::suspend_never initial_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { st_->set_error(std::current_exception()); }
+  [[nodiscard]] PromiseState<T>* state() const noexcept { return st_; }
+  void note_suspended() noexcept {}
+
+  /// Settles the state, reports an error nobody can observe, does the task's
+  /// accounting and frees the frame; then wakes the waiters (one coroutine
+  /// that may run on this thread by symmetric transfer) and drops the
+  /// producer's reference to the state.
+  struct FinalAwaiter {
+    bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
+      PromiseState<T>* st = h.promise().st_;
+      Waiter* waiters = st->settle();
+      SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
+      st->report_if_orphaned();
+      h.promise().on_finish();
+      h.destroy();  // the function, its arguments and the context reference go now
+      std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
+      st->release_producer();  // may destroy the state: nothing touches it after this
+      return next ? continue_with(next) : std::noop_coroutine();
     }
-    // Last touch of the host: a pool's destructor waits for this. goroutines() sums
-    // these counts, so Context::wait() may return a moment before it drops.
-    host_->live_tasks().add(-1);
+    void await_resume() const noexcept {}
+  };
+  FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  template <class A>
+  auto await_transform(A&& a) {
+    using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
+                                     std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
+    return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
   }
 
   /// The first suspension: hop onto the host. A task whose context (or host)
   /// was cancelled before it started never runs and fails with Cancelled.
-  /// (Not wrapped by await_transform: it sets the task's scope itself, and
-  /// the frame stays smaller.)
+  /// (Not wrapped by await_transform: it sets the task's scope itself.)
   struct Start {
     RunPromise* p;
     bool await_ready() const noexcept { return false; }
@@ -2823,12 +3358,24 @@ public:
         throw Cancelled("task cancelled before it started");
     }
   };
-  [[nodiscard]] Start start() noexcept { return Start{this}; }
-  using CoroPromiseBase<T, RunPromise<T>>::await_transform;
   Start await_transform(Start) noexcept { return Start{this}; }
 
 private:
+  void on_finish() noexcept {
+    if (scope_) {
+      host_->unlink_context_task(link_);
+      delete link_;
+      link_ = nullptr;
+      scope_->task_finished();
+    }
+    // Last touch of the host: a pool's destructor waits for this. goroutines() sums
+    // these counts, so Context::wait() may return a moment before it drops.
+    host_->live_tasks().finished();
+  }
+
   TaskHost* host_;
+  TaskState<T>* st_ = nullptr;
+  Scope* scope_ = nullptr;  // the retained context, or null
   ContextTaskLink* link_ = nullptr;
 };
 
@@ -2933,7 +3480,7 @@ protected:
   /// Cancelled when resumed, and every skein wait inside the others throws
   /// Cancelled (their contexts are cancelled too). Idempotent.
   void shutdown() noexcept {
-    scope_.source.request_stop();
+    scope_.request_stop();
     cancel_context_tasks();
   }
 };
@@ -3379,6 +3926,7 @@ private:
   struct Worker final : BlockingHook, IdleWorkers::Sleeper {
     PoolCore* pool = nullptr;
     Slot* slot = nullptr;  // the slot this thread runs, or null (blocked / spare)
+    TaskCount::Owned* counts = nullptr;  // this thread's count of the pool's tasks
     std::thread thread;
 
     void enter_blocking() override { pool->hand_off(this); }
@@ -3486,6 +4034,7 @@ private:
     auto w = std::make_unique<Worker>();
     w->pool = this;
     w->slot = s;
+    w->counts = live_.add_owner();
     Worker* raw = w.get();
     spares_.reserve(threads_.size() + 1);  // any thread may become a spare: become_spare() never allocates
     threads_.push_back(std::move(w));
@@ -3540,6 +4089,7 @@ private:
 
   void thread_main(Worker* w) noexcept {
     tl_worker = w;
+    live_.bind_thread(w->counts);
     {
       ThreadBinding bound(this, &scope_, w);
       while (!stop_.load(std::memory_order_acquire)) {
@@ -3603,8 +4153,8 @@ private:
   void shutdown() noexcept {
     // 1. Cancel: every skein wait of a task of this pool throws Cancelled,
     //    and a queued task that has not started never starts.
-    scope_.source.request_stop();
-    for (auto& s : slots_) s->scope.source.request_stop();
+    scope_.request_stop();
+    for (auto& s : slots_) s->scope.request_stop();
     cancel_context_tasks();
     // 2. Let the workers finish or cancel every task.
     for (int spin = 0; live_.load() != 0; ++spin) {
@@ -3665,7 +4215,7 @@ private:
 
   IdleWorkers idle_;
   alignas(64) std::atomic<std::size_t> inj_size_{0};
-  std::mutex inj_mu_;
+  SpinLock inj_mu_;
   std::deque<void*> inj_;
 
   mutable std::mutex threads_mu_;
@@ -4713,7 +5263,7 @@ private:
     // the queue and are resumed in draining mode (their waits throw
     // Cancelled) until none is left. work() in flight is waited for: it
     // posts its result here. Posts that never ran are dropped.
-    scope_.source.request_stop();
+    scope_.request_stop();
     cancel_context_tasks();  // tasks started here in a context observe its token
     Bind bind(this, true);
     for (long idle_rounds = 0;;) {

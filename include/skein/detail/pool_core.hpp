@@ -423,7 +423,7 @@ private:
 
   IdleWorkers idle_;
   alignas(64) std::atomic<std::size_t> inj_size_{0};
-  std::mutex inj_mu_;
+  SpinLock inj_mu_;
   std::deque<void*> inj_;
 
   mutable std::mutex threads_mu_;

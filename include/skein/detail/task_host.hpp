@@ -181,7 +181,7 @@ protected:
   TaskCount live_;
 
 private:
-  std::mutex ctx_mu_;
+  SpinLock ctx_mu_;  // held for a few instructions, by task starts and ends
   ContextTaskLink* ctx_tasks_ = nullptr;
 };
 
