@@ -76,6 +76,26 @@ TEST_CASE("dropping the last handle of a finished, failed task reports its error
   }
 }
 
+TEST_CASE("a handle dropped while its failed task is finishing: reported once, before Context::wait returns") {
+  // The drop races the task's own finish (its orphan check and its letting
+  // go): whichever comes second must deliver the report, and the drop
+  // happens before ctx.wait() on this thread.
+  HandlerGuard h;
+  for (int round = 0; round < scaled(500); ++round) {
+    skein::Context ctx;
+    const std::string msg = "racing drop " + std::to_string(round);
+    std::atomic<bool> throwing{false};
+    auto p = ctx.run([msg, &throwing] {
+      throwing.store(true);
+      throw std::runtime_error(msg);
+    });
+    while (!throwing.load()) std::this_thread::yield();
+    p = {};
+    ctx.wait();
+    REQUIRE(h.count(msg) == 1);
+  }
+}
+
 TEST_CASE("a failed task whose promise is dropped unread is reported once") {
   HandlerGuard h;
   {

@@ -2122,55 +2122,89 @@ public:
   PromiseStateBase(const PromiseStateBase&) = delete;
   PromiseStateBase& operator=(const PromiseStateBase&) = delete;
 
-  void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void retain() noexcept { handles_.fetch_add(1, std::memory_order_relaxed); }
 
-  /// Drops a handle's reference. The last one reports an error nobody
-  /// observed and destroys the state. So does the last handle of a task that
-  /// has finished (its frame's own reference, about to go, cannot observe):
-  /// the report is delivered before this returns.
+  /// Drops a handle. The last one reports an error nobody observed and
+  /// destroys the state, if the producer is gone; otherwise it leaves that to
+  /// the producer (kHandlesGone). The last handle of a task that has finished
+  /// but not yet let go (kFinished) reports before this returns.
   void release() noexcept {
     SKEIN_FAULT_POINT();
-    auto cur = refs_.load(std::memory_order_acquire);
-    SKEIN_ASSERT((cur & ~kFinished) > 0, "a promise state is released only while referenced");
-    if (cur == 1) {
-      // Ours is the only reference left (the producer is gone): nobody else
-      // can make another, so no locked instruction is needed to drop it.
-      destroy_last();
-      return;
+    const auto h = handles_.load(std::memory_order_acquire);
+    SKEIN_ASSERT(h > 0, "a promise state is released only while referenced");
+    if (h == 1) {
+      const auto s = state_.load(std::memory_order_acquire);
+      // Ours is the only handle (nobody can make another) and the producer is
+      // gone: no locked instruction is needed to drop it.
+      if (!(s & kProducer)) return destroy_last();
+      // The finished producer and this handle are all that is left: report
+      // while ours keeps the state alive (the producer may be letting go now).
+      if (s & kFinished) report_unobserved();
     }
-    for (;;) {
-      if (cur == (kFinished | 2)) {
-        // The finished producer and this handle are all that is left, and
-        // nobody can make another handle: report while ours keeps the state
-        // alive (the producer may be letting go of its own right now).
-        report_unobserved();
-        cur = refs_.fetch_sub(1, std::memory_order_acq_rel);
-        break;
+    SKEIN_FAULT_POINT();  // the producer may finish (kFinished) right here
+    if (handles_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    // The last handle: destroy if the producer is gone, else leave it the state.
+    auto s = state_.load(std::memory_order_acquire);
+    for (unsigned i = 0;;) {
+      if (!(s & kProducer)) return destroy_last();
+      if (s & kLocked) {  // not expected (a waiter holds a handle), but never clobber a lock holder
+        spin_wait_step(i);
+        s = state_.load(std::memory_order_acquire);
+        continue;
       }
-      if (refs_.compare_exchange_weak(cur, cur - 1, std::memory_order_acq_rel, std::memory_order_acquire)) break;
+      // A finished producer that saw no kHandlesGone left the report to us:
+      // deliver it before we let go (the producer may destroy right after).
+      if (s & kFinished) report_unobserved();
+      if (state_.compare_exchange_weak(s, s | kHandlesGone, std::memory_order_acq_rel, std::memory_order_acquire))
+        return;
     }
-    if ((cur & ~kFinished) == 1) destroy_last();
   }
 
-  /// Drops the running coroutine's own reference (after report_if_orphaned,
-  /// which set kFinished if the task failed; clearing it says the producer is gone).
+  /// The producer lets go (after settle and report_if_orphaned): destroys the
+  /// state if no handle is left, else leaves that to the last handle.
   void release_producer() noexcept {
-    const std::uint32_t mine = error_ ? kFinished + 1 : 1;
-    // No handle left (a spawn): nobody can make one, so no locked instruction.
-    if (refs_.load(std::memory_order_acquire) == (mine | 1) ||
-        (refs_.fetch_sub(mine, std::memory_order_acq_rel) & ~kFinished) == 1)
-      destroy_last();
+    auto s = state_.load(std::memory_order_acquire);
+    for (;;) {
+      // No handle left (a spawn): none can appear, so no locked instruction.
+      if (s & kHandlesGone) return destroy_last();
+      if (state_.compare_exchange_weak(s, s & ~kProducer, std::memory_order_acq_rel, std::memory_order_acquire))
+        return;
+    }
+  }
+
+  /// A producer's settle and release in one CAS, when no waiter is linked and
+  /// the task did not fail (most tasks of a fork-join program: their parent
+  /// is not waiting yet). False (nothing done) otherwise: then settle(),
+  /// report_if_orphaned() and release_producer() as usual. After true the
+  /// state may be gone: the caller touches it no more.
+  bool try_settle_alone() noexcept {
+    if (error_) return false;
+    auto s = state_.load(std::memory_order_relaxed);
+    for (unsigned i = 0;;) {
+      SKEIN_ASSERT(!(s & kReady), "a promise state is settled once");
+      if (s & kWaiters) return false;
+      if (s & kLocked) {  // a waiter is being linked (kWaiters comes next) or withdrawn
+        spin_wait_step(i);
+        s = state_.load(std::memory_order_relaxed);
+        continue;
+      }
+      // acq_rel: publishes the result; sees the last handle's kHandlesGone.
+      if (state_.compare_exchange_weak(s, (s | kReady) & ~kProducer, std::memory_order_acq_rel,
+                                       std::memory_order_relaxed))
+        break;
+    }
+    if (s & kHandlesGone) destroy_last();  // no handle was left
+    return true;
   }
 
   /// A coroutine that ends before it ever suspended: the handle that
   /// get_return_object made is still on its way to the caller, so no other
-  /// thread can see this state. Settles it and drops the producer's
-  /// reference with plain stores.
+  /// thread can see this state. Settles it and lets go with a plain store.
   void finish_unshared() noexcept {
-    SKEIN_ASSERT(waiters_.empty() && refs_.load(std::memory_order_relaxed) == 2,
+    SKEIN_ASSERT(waiters_.empty() && handles_.load(std::memory_order_relaxed) == 1 &&
+                     state_.load(std::memory_order_relaxed) == kProducer,
                  "a coroutine that never suspended has only its return object's handle");
     state_.store(kReady, std::memory_order_relaxed);
-    refs_.store(1, std::memory_order_relaxed);
   }
 
 private:
@@ -2217,8 +2251,8 @@ public:
   /// this (and kFinished) entirely, which saves a locked instruction per task.
   void report_if_orphaned() noexcept {
     if (!error_) return;
-    const auto old = refs_.fetch_or(kFinished, std::memory_order_acq_rel);
-    if ((old & ~kFinished) == 1) report_unobserved();
+    const auto old = state_.fetch_or(kFinished, std::memory_order_acq_rel);
+    if (old & kHandlesGone) report_unobserved();
   }
 
   [[nodiscard]] bool ready() const noexcept {
@@ -2272,7 +2306,7 @@ public:
         continue;
       }
       // acq_rel: publishes the result; sees the last unlock's list.
-      if (state_.compare_exchange_weak(s, kReady, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
+      if (state_.compare_exchange_weak(s, s | kReady, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
     }
     return waiters_.take_all();
   }
@@ -2330,7 +2364,7 @@ protected:
   /// For a coroutine's promise, before anyone else can see it: counts the
   /// handle that get_return_object makes (which adopts it rather than adding
   /// one with a locked instruction).
-  void count_first_handle() noexcept { refs_.store(2, std::memory_order_relaxed); }
+  void count_first_handle() noexcept { handles_.store(1, std::memory_order_relaxed); }
   void (*destroy_)(PromiseStateBase*) noexcept = nullptr;
 
 private:
@@ -2341,7 +2375,7 @@ private:
     for (unsigned i = 0;;) {
       if (s & kReady) return false;
       if (!(s & kLocked)) {
-        if (state_.compare_exchange_weak(s, kLocked, std::memory_order_acquire, std::memory_order_acquire))
+        if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_acquire))
           return true;
         continue;
       }
@@ -2349,17 +2383,25 @@ private:
       s = state_.load(std::memory_order_acquire);
     }
   }
-  // A plain store: only settle() sets kReady, and it waits for the lock.
-  void unlock() noexcept { state_.store(0, std::memory_order_release); }
+  /// A plain store, saying whether a waiter is linked: while the lock is held
+  /// nobody else changes the word (settling waits for the lock, and whoever
+  /// links or withdraws a waiter holds a handle, so kHandlesGone cannot come).
+  void unlock() noexcept {
+    const auto s = state_.load(std::memory_order_relaxed);
+    state_.store((s & ~(kLocked | kWaiters)) | (waiters_.empty() ? 0 : kWaiters), std::memory_order_release);
+  }
 
-  // Handles plus one for the producer; kFinished while a failed task that has
-  // settled and checked for an orphaned error (report_if_orphaned) still
-  // holds its own reference.
-  static constexpr std::uint32_t kFinished = 1u << 31;
-  std::atomic<std::uint32_t> refs_{1};
-  // kLocked while the waiter list is being changed; kReady once settled.
-  static constexpr std::uint8_t kLocked = 1, kReady = 2;
-  std::atomic<std::uint8_t> state_{0};
+  // The state word: the waiter list's lock, whether a waiter is linked,
+  // settled, kFinished (a failed task has settled and checked for an
+  // orphaned error, report_if_orphaned), whether the producer (the running
+  // coroutine, or a Resolver) still holds the state, and whether every handle
+  // is gone. Whichever of the producer and the last handle goes second
+  // destroys the state; a producer nobody waits for settles and lets go in
+  // one CAS (try_settle_alone).
+  static constexpr std::uint32_t kLocked = 1, kReady = 2, kWaiters = 4, kFinished = 8, kProducer = 16,
+                                 kHandlesGone = 32;
+  std::atomic<std::uint32_t> state_{kProducer};
+  std::atomic<std::uint32_t> handles_{0};  // the Promise handles
   mutable std::atomic<bool> observed_{false};
   static constexpr std::uint8_t kNoLink = 0, kChildOf = 1, kSettledOn = 2;
   std::uint8_t link_kind_ = kNoLink;  // what link_ is, while alive
@@ -2411,6 +2453,7 @@ template <class T>
 class ManualState final : public PromiseState<T> {
 public:
   ManualState() noexcept {
+    this->count_first_handle();  // the Resolver's own: no handle count reaches zero while it can make more
     this->destroy_ = [](PromiseStateBase* s) noexcept { delete static_cast<ManualState*>(s); };
   }
 };
@@ -2657,17 +2700,15 @@ public:
         // Never suspended (a leaf called directly): nobody can be waiting, nor
         // hold a handle but the caller, who has not received it yet.
         p.finish_unshared();
-        p.on_finish();
         return std::noop_coroutine();
       }
-      // Settle first (an observer that sees the task finished sees its
-      // result), report an error nobody can observe, then the task
-      // accounting, and only then wake the waiters: a waiter resumed inline
-      // may wait for the accounting (Context::wait).
+      // Nobody waits (yet): one CAS; the frame may be gone right after it.
+      if (p.try_settle_alone()) return std::noop_coroutine();
+      // Settle first (an observer that sees it finished sees its result),
+      // report an error nobody can observe, then wake the waiters.
       Waiter* waiters = p.settle();
       SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
       p.report_if_orphaned();
-      p.on_finish();
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
       p.release_producer();  // may destroy the frame: nothing touches `p` after this
       return next ? continue_with(next) : std::noop_coroutine();
@@ -2690,7 +2731,6 @@ public:
     return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
   }
 
-  void on_finish() noexcept {}
   void note_suspended() noexcept { suspended_ = true; }
 
 protected:
@@ -3015,7 +3055,8 @@ public:
         st_->set_error(std::move(e));
         st_->settle_and_notify();
       }
-      st_->release();
+      st_->release_producer();  // the producer goes ...
+      st_->release();           // ... and so does the Resolver's own handle
     }
   }
   Promise<T> promise() const noexcept { return detail::make_promise<T>(st_); }
@@ -3325,6 +3366,11 @@ public:
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
       PromiseState<T>* st = h.promise().st_;
+      if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
+        h.promise().on_finish();
+        h.destroy();
+        return std::noop_coroutine();
+      }
       Waiter* waiters = st->settle();
       SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
       st->report_if_orphaned();

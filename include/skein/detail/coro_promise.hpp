@@ -130,17 +130,15 @@ public:
         // Never suspended (a leaf called directly): nobody can be waiting, nor
         // hold a handle but the caller, who has not received it yet.
         p.finish_unshared();
-        p.on_finish();
         return std::noop_coroutine();
       }
-      // Settle first (an observer that sees the task finished sees its
-      // result), report an error nobody can observe, then the task
-      // accounting, and only then wake the waiters: a waiter resumed inline
-      // may wait for the accounting (Context::wait).
+      // Nobody waits (yet): one CAS; the frame may be gone right after it.
+      if (p.try_settle_alone()) return std::noop_coroutine();
+      // Settle first (an observer that sees it finished sees its result),
+      // report an error nobody can observe, then wake the waiters.
       Waiter* waiters = p.settle();
       SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
       p.report_if_orphaned();
-      p.on_finish();
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
       p.release_producer();  // may destroy the frame: nothing touches `p` after this
       return next ? continue_with(next) : std::noop_coroutine();
@@ -163,7 +161,6 @@ public:
     return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
   }
 
-  void on_finish() noexcept {}
   void note_suspended() noexcept { suspended_ = true; }
 
 protected:

@@ -205,7 +205,8 @@ public:
         st_->set_error(std::move(e));
         st_->settle_and_notify();
       }
-      st_->release();
+      st_->release_producer();  // the producer goes ...
+      st_->release();           // ... and so does the Resolver's own handle
     }
   }
   Promise<T> promise() const noexcept { return detail::make_promise<T>(st_); }

@@ -111,6 +111,11 @@ public:
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
       PromiseState<T>* st = h.promise().st_;
+      if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
+        h.promise().on_finish();
+        h.destroy();
+        return std::noop_coroutine();
+      }
       Waiter* waiters = st->settle();
       SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
       st->report_if_orphaned();
