@@ -231,7 +231,8 @@ TEST_CASE("Scope cancellers: each runs once on request_stop; a removed one never
   CHECK(late.runs == 0);
 }
 
-TEST_CASE("Scope cancellers: removing from inside the canceller's own run (a coroutine resumed inline) returns at once") {
+TEST_CASE(
+    "Scope cancellers: removing from inside the canceller's own run (a coroutine resumed inline) returns at once") {
   skein::detail::Scope scope;
   int ran = 0;
   auto* c = new CountingCanceller;
@@ -298,8 +299,7 @@ TEST_CASE("FrameCache: frames freed on one thread reach, in batches, a thread th
   std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(common));
   // The consumer kept kFramesPerClass; the rest went to the depot in full
   // batches, and the new thread took them all before calling operator new.
-  const std::size_t via_depot =
-      (kN - FrameCache::kMaxPerClass) / FrameCache::kBatch * FrameCache::kBatch;
+  const std::size_t via_depot = (kN - FrameCache::kMaxPerClass) / FrameCache::kBatch * FrameCache::kBatch;
   CHECK(common.size() >= via_depot);
   for (void* p : second) FrameCache::deallocate(p, kSize);
 }

@@ -2167,8 +2167,7 @@ public:
     for (;;) {
       // No handle left (a spawn): none can appear, so no locked instruction.
       if (s & kHandlesGone) return destroy_last();
-      if (state_.compare_exchange_weak(s, s & ~kProducer, std::memory_order_acq_rel, std::memory_order_acquire))
-        return;
+      if (state_.compare_exchange_weak(s, s & ~kProducer, std::memory_order_acq_rel, std::memory_order_acquire)) return;
     }
   }
 
@@ -2793,11 +2792,8 @@ public:
     switch (st_->enqueue_unless_stopped(&waiter_, s)) {
       case PromiseStateBase::Link::linked:
         return true;  // from here on the coroutine may be running elsewhere: touch nothing
-      case PromiseStateBase::Link::stopped:
-        waiter_.cancelled = true;
-        break;
-      case PromiseStateBase::Link::ready:
-        break;
+      case PromiseStateBase::Link::stopped: waiter_.cancelled = true; break;
+      case PromiseStateBase::Link::ready: break;
     }
     disarm();
     return false;
@@ -3971,7 +3967,7 @@ private:
   // part. The same word also wakes a spare thread given a slot.
   struct Worker final : BlockingHook, IdleWorkers::Sleeper {
     PoolCore* pool = nullptr;
-    Slot* slot = nullptr;  // the slot this thread runs, or null (blocked / spare)
+    Slot* slot = nullptr;                // the slot this thread runs, or null (blocked / spare)
     TaskCount::Owned* counts = nullptr;  // this thread's count of the pool's tasks
     std::thread thread;
 

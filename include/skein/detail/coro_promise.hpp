@@ -223,11 +223,8 @@ public:
     switch (st_->enqueue_unless_stopped(&waiter_, s)) {
       case PromiseStateBase::Link::linked:
         return true;  // from here on the coroutine may be running elsewhere: touch nothing
-      case PromiseStateBase::Link::stopped:
-        waiter_.cancelled = true;
-        break;
-      case PromiseStateBase::Link::ready:
-        break;
+      case PromiseStateBase::Link::stopped: waiter_.cancelled = true; break;
+      case PromiseStateBase::Link::ready: break;
     }
     disarm();
     return false;

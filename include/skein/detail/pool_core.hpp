@@ -133,7 +133,7 @@ private:
   // part. The same word also wakes a spare thread given a slot.
   struct Worker final : BlockingHook, IdleWorkers::Sleeper {
     PoolCore* pool = nullptr;
-    Slot* slot = nullptr;  // the slot this thread runs, or null (blocked / spare)
+    Slot* slot = nullptr;                // the slot this thread runs, or null (blocked / spare)
     TaskCount::Owned* counts = nullptr;  // this thread's count of the pool's tasks
     std::thread thread;
 

@@ -72,8 +72,7 @@ public:
     for (;;) {
       // No handle left (a spawn): none can appear, so no locked instruction.
       if (s & kHandlesGone) return destroy_last();
-      if (state_.compare_exchange_weak(s, s & ~kProducer, std::memory_order_acq_rel, std::memory_order_acquire))
-        return;
+      if (state_.compare_exchange_weak(s, s & ~kProducer, std::memory_order_acq_rel, std::memory_order_acquire)) return;
     }
   }
 
