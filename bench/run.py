@@ -197,10 +197,17 @@ def go_env():
     return env
 
 
-def build(jobs):
+def build(jobs, targets=None):
+    """Configures and builds bench/out/build (only `targets`, if given) and the Go peer (unless
+    `targets` leaves it out)."""
     run_checked(["cmake", "-S", REPO, "-B", BUILD, "-DCMAKE_BUILD_TYPE=Release",
                  "-DSKEIN_BUILD_TESTS=OFF", "-DSKEIN_BUILD_EXAMPLES=OFF", "-DSKEIN_BUILD_BENCH=ON"])
-    run_checked(["cmake", "--build", BUILD, "--parallel", str(jobs)])
+    cmd = ["cmake", "--build", BUILD, "--parallel", str(jobs)]
+    if targets:
+        cmd += ["--target"] + [t for t in targets if t != "go"]
+    run_checked(cmd)
+    if targets and "go" not in targets:
+        return
     if shutil.which("go"):
         os.makedirs(os.path.dirname(GO_BIN), exist_ok=True)
         run_checked(["go", "build", "-o", GO_BIN, "."], cwd=GO_SRC, env=go_env())
@@ -691,9 +698,23 @@ def main():
                     help="at most SEC seconds in all go to waiting for idle CPUs and to re-measurements "
                          "(default 180); past it, noisy runs are kept and marked *")
     ap.add_argument("--verbose", action="store_true", help="print every run as it finishes")
+    ap.add_argument("--check", metavar="BASELINE",
+                    help="regression check (CI): measure skein and its baseline's peer on the baseline's workloads "
+                         "and exit 1 if a skein/peer ratio exceeds the recorded one by more than its tolerance")
+    ap.add_argument("--write-baseline", metavar="FILE",
+                    help="after the runs, record the skein/TBB ratios of the core workloads measured as a baseline")
     ap.add_argument("--from-json", metavar="FILE",
                     help="run nothing: print (and with --markdown write) the tables of a saved results*.json")
     args = ap.parse_args()
+
+    baseline = None
+    if args.check:
+        with open(args.check) as f:
+            baseline = json.load(f)
+        # The check measures exactly what the baseline recorded.
+        args.suite = "core"
+        args.only = [",".join(baseline["ratios"])]
+        args.peers = "skein," + baseline["peer"]
 
     if args.from_json:
         results, workloads, peers, meta = load_json(args.from_json)
@@ -731,7 +752,7 @@ def main():
     # while the runs go on), kept next to the build for --no-build.
     rev_file = os.path.join(BUILD, "skein-revision.txt")
     if not args.no_build:
-        build(args.jobs)
+        build(args.jobs, ["skein_core", "tbb_core"] if baseline else None)
         revision = skein_revision()
         with open(rev_file, "w") as f:
             f.write(revision + "\n")
@@ -823,7 +844,57 @@ def main():
                                  "-taskset" + args.taskset.replace(",", "_") if args.taskset else "")
     with open(os.path.join(OUT, name), "w") as f:
         json.dump(raw, f, indent=1)
-    return report(results, workloads, peers, meta, args.markdown)
+    status = report(results, workloads, peers, meta, args.markdown)
+    if args.write_baseline:
+        write_baseline(args.write_baseline, results, workloads, meta)
+    if baseline is not None:
+        status = max(status, check_baseline(baseline, results))
+    return status
+
+
+def skein_ratio(results, wl, peer):
+    """skein's median time / the peer's, or None if either is missing."""
+    a, b = results.get((wl, "skein")), results.get((wl, peer))
+    if not a or not b or not a.ok() or not b.ok():
+        return None
+    return a.median("ms") / b.median("ms")
+
+
+def write_baseline(path, results, workloads, meta, peer="tbb", tolerance=0.5):
+    ratios = {wl: round(r, 3) for wl in workloads
+              if SUITE_OF[wl] == "core" and (r := skein_ratio(results, wl, peer)) is not None}
+    if not ratios:
+        sys.exit("--write-baseline: no core workload has both skein and %s measured" % peer)
+    data = {"peer": peer, "tolerance": tolerance, "ratios": ratios,
+            "recorded": "%s, %s" % (meta["revision"], meta["date"]),
+            "machine": machine_line(meta["taskset"], meta["repeat"], meta["revision"], meta.get("date"))}
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    log("wrote %s" % path)
+
+
+def check_baseline(baseline, results):
+    """Prints each ratio against its limit; 1 if one exceeds it (or could not be measured)."""
+    peer, tol = baseline["peer"], float(baseline.get("tolerance", 0.5))
+    title = PEER_TITLE.get(peer, peer)
+    print("\nRegression check against %s (recorded %s): fails above the recorded ratio x %.2f"
+          % (title, baseline.get("recorded", "?"), 1 + tol))
+    print("%-10s  %8s  %8s  %8s  %s" % ("workload", "recorded", "limit", "now", "verdict"))
+    bad = 0
+    for wl, rec in baseline["ratios"].items():
+        limit = rec * (1 + tol)
+        now = skein_ratio(results, wl, peer)
+        if now is None:
+            verdict, bad = "NOT MEASURED", bad + 1
+            now_txt = "-"
+        else:
+            now_txt = "%.2f×" % now
+            verdict = "ok" if now <= limit else "REGRESSION"
+            bad += now > limit
+        print("%-10s  %7.2f×  %7.2f×  %8s  %s" % (wl, rec, limit, now_txt, verdict))
+    print("regression check: %s" % ("passed" if not bad else "FAILED (%d workload(s))" % bad))
+    return 1 if bad else 0
 
 
 def load_json(path):
