@@ -13,6 +13,7 @@
 #include <mutex>
 #include <vector>  // the registry
 
+#include "frame_alloc.hpp"
 #include "runtime.hpp"
 
 namespace skein::detail {
@@ -23,6 +24,10 @@ struct ContextTaskLink {
   ContextTaskLink* prev = nullptr;
   ContextTaskLink* next = nullptr;
   Scope* ctx = nullptr;
+  // Made by the thread that starts the task, freed by the one that ends it:
+  // the frame cache moves such blocks between threads without malloc.
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
 };
 
 /// Counts a host's live tasks as two monotonic counts, started and finished.
