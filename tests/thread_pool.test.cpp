@@ -4,6 +4,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <set>
 #include <vector>
 
@@ -268,4 +269,45 @@ TEST_CASE("a BlockingRegion around a foreign blocking call keeps a 1-thread pool
   releaser.get();
   waiter.get();
   CHECK(pool.thread_count() == 2);
+}
+
+TEST_CASE("tasks started from threads outside the pool, more threads than it keeps deques for: each runs once") {
+  // The first threads get deques of their own in the pool, the rest use the
+  // injection queue.
+  Watchdog wd(60s, "external starts");
+  skein::ThreadPool pool(1);
+  constexpr int kThreads = 12, kEach = 2000;
+  std::vector<std::vector<int>> seen(kThreads);  // written by the one worker only
+  std::vector<std::thread> starters;
+  std::vector<std::vector<Promise<void>>> promises(kThreads);
+  for (int t = 0; t < kThreads; ++t)
+    starters.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) promises[t].push_back(skein::run(pool, [&seen, t, i] { seen[t].push_back(i); }));
+    });
+  for (auto& s : starters) s.join();
+  for (auto& ps : promises)
+    for (auto& p : ps) p.get();
+  for (int t = 0; t < kThreads; ++t) {
+    REQUIRE(seen[t].size() == kEach);
+    std::sort(seen[t].begin(), seen[t].end());
+    for (int i = 0; i < kEach; ++i) REQUIRE(seen[t][i] == i);
+  }
+}
+
+TEST_CASE("a task started from outside is not starved by a worker whose own deque never empties") {
+  Watchdog wd(60s, "external starvation");
+  skein::ThreadPool pool(1);
+  std::atomic<bool> outside_ran{false};
+  std::atomic<long> rounds{0};
+  auto busy = skein::run(pool, [&]() -> Promise<void> {
+    // Every round puts a child on this worker's own deque and waits for it.
+    while (!outside_ran.load()) {
+      co_await skein::run(pool, [] {});
+      rounds.fetch_add(1);
+    }
+  });
+  while (rounds.load() < 100) std::this_thread::yield();  // the worker is busy with its own deque
+  skein::run(pool, [&] { outside_ran = true; }).get();
+  busy.get();
+  CHECK(outside_ran.load());
 }

@@ -217,6 +217,11 @@ inline constexpr unsigned kLifoBudget = 32;
 /// round trip for many tasks.
 inline constexpr std::size_t kInjectBatch = 32;
 
+/// Threads outside a pool that get a deque of their own in it for the tasks
+/// they start there (pushed without a lock, stolen by the workers); further
+/// threads use the injection queue.
+inline constexpr std::size_t kPoolExternalQueues = 8;
+
 // --- coroutine frames --------------------------------------------------------
 
 /// Frame sizes are rounded up to a multiple of kFrameGranule bytes; each of the
@@ -3915,7 +3920,10 @@ public:
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
-  ~PoolCore() { shutdown(); }  // then ~TaskHost unregisters
+  ~PoolCore() {
+    shutdown();
+    for (auto& e : ext_) delete e.load(std::memory_order_relaxed);
+  }  // then ~TaskHost unregisters
 
   [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
   [[nodiscard]] std::size_t max_threads() const noexcept { return max_threads_; }
@@ -3929,6 +3937,8 @@ public:
   void schedule(std::coroutine_handle<> h) noexcept override {
     if (Slot* s = own_slot()) {
       push_local(s, h.address());
+    } else if (External* e = own_external()) {
+      push_external(e, h.address());
     } else {
       inject(h.address());
     }
@@ -4013,6 +4023,73 @@ private:
     idle_.notify(true);
   }
 
+  // --- threads outside the pool -------------------------------------------------
+  //
+  // A thread that is not one of the pool's workers (main(), an event loop, the
+  // timer thread) and starts tasks here gets a Chase-Lev deque of its own, the
+  // first kExternalQueues such threads at least: it pushes without a lock and
+  // the workers steal from it (oldest first: FIFO for each such thread), as
+  // oneTBB lets a thread outside the arena fill its own task pool. A push
+  // notifies strictly (the owner never runs its deque). Beyond the bound, and
+  // when a deque cannot grow, tasks go to the injection queue.
+
+  struct alignas(64) External {
+    WsDeque deque;
+    std::thread::id owner;
+  };
+  static constexpr std::size_t kExternalQueues = tuning::kPoolExternalQueues;
+
+  struct ExternalCache {  // zero-initialized (thread_local): no pool, no queue
+    std::uint64_t pool;   // the pool's id (never reused, unlike its address)
+    External* queue;
+  };
+  static inline thread_local ExternalCache tl_external{};
+
+  static std::uint64_t next_pool_id() noexcept {
+    static std::atomic<std::uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  External* own_external() noexcept {
+    if (tl_external.pool == id_) return tl_external.queue;
+    return register_external();
+  }
+
+  /// Slow path, once per thread and pool (and after switching pools): finds
+  /// or makes this thread's deque. A dead thread's deque is found again by a
+  /// new thread that got its id: the old owner pushes no more, so it is safe.
+  External* register_external() noexcept {
+    External* e = nullptr;
+    {
+      std::lock_guard lk(ext_mu_);
+      const auto me = std::this_thread::get_id();
+      const std::size_t n = ext_n_.load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i < n && !e; ++i)
+        if (ext_[i].load(std::memory_order_relaxed)->owner == me) e = ext_[i].load(std::memory_order_relaxed);
+      if (!e && n < kExternalQueues && !stop_.load(std::memory_order_acquire)) {
+        try {
+          e = new External;
+          e->owner = me;
+          ext_[n].store(e, std::memory_order_release);
+          ext_n_.store(n + 1, std::memory_order_release);
+        } catch (...) {  // no memory: the injection queue still takes the tasks
+          e = nullptr;
+        }
+      }
+    }
+    tl_external = {id_, e};  // null too: past the bound, this thread injects
+    return e;
+  }
+
+  void push_external(External* e, void* h) noexcept {
+    try {
+      e->deque.push(h);
+    } catch (...) {  // growing the deque failed: the injection queue still takes it
+      return inject(h);
+    }
+    idle_.notify(true);
+  }
+
   void* pop_injection(Slot* s) noexcept {
     if (inj_size_.load(std::memory_order_relaxed) == 0) return nullptr;
     std::lock_guard lk(inj_mu_);
@@ -4036,15 +4113,40 @@ private:
   void* steal(Slot* s) noexcept {
     SKEIN_FAULT_POINT();
     const std::size_t n = slots_.size();
-    if (n == 1) return nullptr;
     s->rng ^= s->rng << 13;
     s->rng ^= s->rng >> 7;
     s->rng ^= s->rng << 17;
     std::size_t start = static_cast<std::size_t>(s->rng % n);
-    for (std::size_t i = 0; i < n; ++i) {
+    for (std::size_t i = 0; n > 1 && i < n; ++i) {
       Slot* v = slots_[(start + i) % n].get();
       if (v == s) continue;
       if (void* h = v->deque.steal()) return h;
+    }
+    return steal_external(s, start);
+  }
+
+  /// From the deques of the threads outside the pool that start its tasks.
+  /// Takes a batch into `s`'s own deque, as pop_injection does: the batch
+  /// then runs on this worker in a row, instead of every task being fought
+  /// over by the workers and the thread that keeps starting them.
+  void* steal_external(Slot* s, std::size_t start) noexcept {
+    const std::size_t m = ext_n_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < m; ++i) {
+      WsDeque& d = ext_[(start + i) % m].load(std::memory_order_acquire)->deque;
+      void* h = d.steal();
+      if (!h) continue;
+      const std::size_t more = std::min(kInjectBatch, d.size_approx() / slots_.size());
+      for (std::size_t k = 0; k < more; ++k) {
+        void* x = d.steal();
+        if (!x) break;
+        try {
+          s->deque.push(x);
+        } catch (...) {  // our deque cannot grow: the injection queue takes it
+          inject(x);
+          break;
+        }
+      }
+      return h;
     }
     return nullptr;
   }
@@ -4053,12 +4155,18 @@ private:
     if (inj_size_.load(std::memory_order_seq_cst) != 0) return true;
     for (auto& s : slots_)
       if (!s->deque.empty()) return true;
+    const std::size_t m = ext_n_.load(std::memory_order_acquire);
+    for (std::size_t i = 0; i < m; ++i)
+      if (!ext_[i].load(std::memory_order_acquire)->deque.empty()) return true;
     return false;
   }
 
   void* find_local(Slot* s) noexcept {
-    if (++s->tick % tuning::kInjectionPollInterval == 0)
+    if (++s->tick % tuning::kInjectionPollInterval == 0) {
+      // Work from outside is not starved by a worker whose own deque never empties.
       if (void* h = pop_injection(s)) return h;
+      if (void* h = steal_external(s, s->tick)) return h;
+    }
     if (void* h = s->lifo) {
       s->lifo = nullptr;
       if (++s->lifo_streak <= kLifoBudget) return h;
@@ -4253,6 +4361,11 @@ private:
         any = true;
         resume(std::coroutine_handle<>::from_address(h));
       }
+      for (std::size_t i = 0; i < ext_n_.load(std::memory_order_acquire); ++i)
+        while (void* h = ext_[i].load(std::memory_order_acquire)->deque.steal()) {
+          any = true;
+          resume(std::coroutine_handle<>::from_address(h));
+        }
     }
   }
 
@@ -4263,6 +4376,11 @@ private:
   alignas(64) std::atomic<std::size_t> inj_size_{0};
   SpinLock inj_mu_;
   std::deque<void*> inj_;
+
+  const std::uint64_t id_ = next_pool_id();
+  std::mutex ext_mu_;  // registration only
+  std::atomic<std::size_t> ext_n_{0};
+  std::atomic<External*> ext_[kExternalQueues] = {};
 
   mutable std::mutex threads_mu_;
   std::vector<std::unique_ptr<Worker>> threads_;

@@ -52,6 +52,11 @@ inline constexpr unsigned kLifoBudget = 32;
 /// round trip for many tasks.
 inline constexpr std::size_t kInjectBatch = 32;
 
+/// Threads outside a pool that get a deque of their own in it for the tasks
+/// they start there (pushed without a lock, stolen by the workers); further
+/// threads use the injection queue.
+inline constexpr std::size_t kPoolExternalQueues = 8;
+
 // --- coroutine frames --------------------------------------------------------
 
 /// Frame sizes are rounded up to a multiple of kFrameGranule bytes; each of the
