@@ -1119,9 +1119,11 @@ inline TimerService& timer_service() {
 // function, which unlinks the waiter under the same lock and reports whether
 // it was still linked: if it was, nobody will notify it and it may leave; if
 // not, a notification is on its way and it must wait for it, so an item handed
-// to it is never lost. A cancellation withdraws at once, from the stop
-// callback on the cancelling thread (for threads and coroutines alike); a
-// deadline withdraws from the waiting thread (or the timer thread).
+// to it is never lost. A cancellation withdraws at once, on the cancelling
+// thread (for threads and coroutines alike): from a std::stop_callback for a
+// blocked thread, from a Canceller on the task's scope (Scope::add_canceller)
+// for a suspended coroutine. A deadline withdraws from the waiting thread (or
+// the timer thread).
 
 #include <atomic>
 #include <coroutine>
@@ -1465,9 +1467,10 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
 }
 
 /// A suspended coroutine waiting in a primitive. `phase` closes the window in
-/// which await_suspend is still arming (registering the stop callback) while
-/// a notifier or the stop callback already wants to resume the coroutine:
-/// whoever comes second does the resuming.
+/// which await_suspend is still arming (registering its Canceller) while a
+/// notifier or the Canceller already wants to resume the coroutine: whoever
+/// comes second does the resuming. (DirectCoroWaiter avoids the window by
+/// arming before it links.)
 template <class Sys = OsParking>
 struct BasicCoroWaiter : Waiter {
   static constexpr std::uint32_t kArming = 0, kArmed = 1, kFired = 2;
@@ -1770,9 +1773,11 @@ private:
 
 // ---- begin skein/detail/run_task.hpp ----
 // The coroutine behind run()/spawn(): one frame holds the decay-copied
-// function, its arguments and the result (one allocation per task; a function
-// that is itself a coroutine adds its own frame). Its promise type is picked
-// through std::coroutine_traits by the leading TaskStart parameter.
+// function and its arguments and is freed when the task ends; a TaskState
+// (its own small allocation) holds the result and the waiters for the
+// handles. A function that is itself a coroutine adds its own frame. The
+// promise type is picked through std::coroutine_traits by the leading
+// TaskStart parameter.
 
 #include <coroutine>
 #include <cstddef>
@@ -2838,7 +2843,7 @@ private:
 
 /// run_task awaiting its own coroutine function: not cancellable (the
 /// coroutine observes the same stop token itself, and its captures live in
-/// run_task's frame), so no stop callback — a smaller frame per task.
+/// run_task's frame), so no Canceller — a smaller frame per task.
 template <class T>
 class ForwardAwaiter {
 public:
@@ -3965,9 +3970,10 @@ private:
 
   struct alignas(64) Slot {
     // The root scope of tasks running on this slot. Every pool-scope wait
-    // registers its stop callback here; one stop source per slot keeps those
-    // registrations on a cache line the slot's own thread owns, instead of
-    // every worker contending on one. All of them stop with the pool.
+    // registers its Canceller (a blocked thread: its stop_callback) here; one
+    // scope per slot keeps those registrations on a cache line the slot's own
+    // thread owns, instead of every worker contending on one. All of them
+    // stop with the pool.
     Scope scope;
     WsDeque deque;
     void* lifo = nullptr;  // owner only (handed over with the slot)

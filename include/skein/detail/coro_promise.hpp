@@ -264,7 +264,7 @@ private:
 
 /// run_task awaiting its own coroutine function: not cancellable (the
 /// coroutine observes the same stop token itself, and its captures live in
-/// run_task's frame), so no stop callback — a smaller frame per task.
+/// run_task's frame), so no Canceller — a smaller frame per task.
 template <class T>
 class ForwardAwaiter {
 public:

@@ -122,9 +122,10 @@ private:
 
   struct alignas(64) Slot {
     // The root scope of tasks running on this slot. Every pool-scope wait
-    // registers its stop callback here; one stop source per slot keeps those
-    // registrations on a cache line the slot's own thread owns, instead of
-    // every worker contending on one. All of them stop with the pool.
+    // registers its Canceller (a blocked thread: its stop_callback) here; one
+    // scope per slot keeps those registrations on a cache line the slot's own
+    // thread owns, instead of every worker contending on one. All of them
+    // stop with the pool.
     Scope scope;
     WsDeque deque;
     void* lifo = nullptr;  // owner only (handed over with the slot)

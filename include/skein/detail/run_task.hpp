@@ -1,8 +1,10 @@
 #pragma once
 // The coroutine behind run()/spawn(): one frame holds the decay-copied
-// function, its arguments and the result (one allocation per task; a function
-// that is itself a coroutine adds its own frame). Its promise type is picked
-// through std::coroutine_traits by the leading TaskStart parameter.
+// function and its arguments and is freed when the task ends; a TaskState
+// (its own small allocation) holds the result and the waiters for the
+// handles. A function that is itself a coroutine adds its own frame. The
+// promise type is picked through std::coroutine_traits by the leading
+// TaskStart parameter.
 
 #include <coroutine>
 #include <cstddef>

@@ -9,9 +9,11 @@
 // function, which unlinks the waiter under the same lock and reports whether
 // it was still linked: if it was, nobody will notify it and it may leave; if
 // not, a notification is on its way and it must wait for it, so an item handed
-// to it is never lost. A cancellation withdraws at once, from the stop
-// callback on the cancelling thread (for threads and coroutines alike); a
-// deadline withdraws from the waiting thread (or the timer thread).
+// to it is never lost. A cancellation withdraws at once, on the cancelling
+// thread (for threads and coroutines alike): from a std::stop_callback for a
+// blocked thread, from a Canceller on the task's scope (Scope::add_canceller)
+// for a suspended coroutine. A deadline withdraws from the waiting thread (or
+// the timer thread).
 
 #include <atomic>
 #include <coroutine>
@@ -266,9 +268,10 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
 }
 
 /// A suspended coroutine waiting in a primitive. `phase` closes the window in
-/// which await_suspend is still arming (registering the stop callback) while
-/// a notifier or the stop callback already wants to resume the coroutine:
-/// whoever comes second does the resuming.
+/// which await_suspend is still arming (registering its Canceller) while a
+/// notifier or the Canceller already wants to resume the coroutine: whoever
+/// comes second does the resuming. (DirectCoroWaiter avoids the window by
+/// arming before it links.)
 template <class Sys = OsParking>
 struct BasicCoroWaiter : Waiter {
   static constexpr std::uint32_t kArming = 0, kArmed = 1, kFired = 2;
