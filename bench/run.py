@@ -636,7 +636,7 @@ FOOTNOTES = [
     "(10k tasks; fib(18)); TBB parks with tbb::task::suspend, which keeps a stack per suspended task, "
     "so it parks 10k tasks.",
     "spawn: skein's spawner is a pool task that keeps the 1M Promises and co_awaits each; "
-    "spawn-main: the same from main() (outside the pool, so every start goes through the injection queue), "
+    "spawn-main: the same from main() (a thread outside the pool: its starts go to its own deque in the pool, from which the workers steal), "
     "joined with wait(); spawn-ctx: main() starts the tasks in a skein::Context and calls ctx.wait(), "
     "keeping no per-task handle. TBB (main() runs a task_group, then wait()) and Go (main goroutine, "
     "sync.WaitGroup) run the same program in all three rows.",

@@ -1,8 +1,8 @@
 // skein runtime-core benchmarks. Usage: skein_core WORKLOAD
 //   skynet     1M leaves, fan-out 10, every node a task (run + co_await)
 //   spawn      1M empty tasks started by one spawner task on the pool, then joined
-//   spawn_ext  the same, but the spawner is main() (a plain thread: every start
-//              goes through the pool's injection queue)
+//   spawn_ext  the same, but the spawner is main() (a thread outside the pool:
+//              its starts go to a deque of its own in the pool)
 //   spawn_ctx  the same tasks bound to a skein::Context started by main() and
 //              joined with ctx.wait(): no per-task handle is kept (the shape of
 //              TBB's task_group run/wait)
