@@ -7,7 +7,8 @@
 // skein-lua waits for every task it started (as Python waits for its
 // threads), then exits. Exit status: 0 on success; 1 if the script raised an
 // error or a task failed with nobody to observe it (a `thread.core.spawn`
-// task, a Promise dropped unread); 2 on a usage error; 124 if --timeout
+// task, a Promise dropped unread); 2 on a usage error (0 for --help, which
+// prints the usage on stdout); 124 if --timeout
 // passed: every task, busy or blocked, is cancelled first.
 
 #include <cerrno>
@@ -28,16 +29,18 @@ constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitTimeout = 124;
 
+/// Prints the usage and exits: on stderr with status 2 after a usage error
+/// (`msg`), on stdout with status 0 when asked for (--help).
 [[noreturn]] void usage(const char* msg) {
   if (msg) std::fprintf(stderr, "skein-lua: %s\n", msg);
   std::fprintf(
-      stderr,
+      msg ? stderr : stdout,
       "usage: skein-lua [--timeout SECONDS] [--isolation empty|clone] script.lua [args...]\n"
       "  --timeout SECONDS     cancel every task and exit with status 124 once SECONDS have passed\n"
       "  --isolation empty     threads.run tasks see only the libraries (Scriptling's explicit passing; the default)\n"
       "  --isolation clone     threads.run tasks get a copy of the caller's globals (Scriptling's cloned "
       "environment)\n");
-  std::exit(kExitUsage);
+  std::exit(msg ? kExitUsage : 0);
 }
 
 struct Options {
