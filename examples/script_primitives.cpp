@@ -32,7 +32,7 @@ int main() {
   {
     // [readme:threads.Shared]
     skein::Shared<std::vector<int>> shared_list;
-    // The seed's get()/append/set() loses items when two tasks interleave;
+    // Scriptling's get()/append/set() loses items when two tasks interleave;
     // update() runs the read-modify-write under the lock.
     auto append_item = [](skein::Shared<std::vector<int>>& list, int item) {
       list.update([&](std::vector<int>& v) { v.push_back(item); });
@@ -71,7 +71,7 @@ int main() {
     skein::Queue<int> queue(100);  // maxsize 100 (0 = unbounded)
     auto producer = [&queue] {
       for (int i = 0; i < 10; ++i) queue.put(i);
-      queue.close();  // instead of the seed's None sentinel
+      queue.close();  // instead of Scriptling's None sentinel
     };
     auto consumer = [&queue] {
       while (auto item = queue.get())  // empty once closed and drained
@@ -219,7 +219,7 @@ int main() {
   {
     // [readme:runtime.core]
     // runtime.core.share/fetch: a store that every task can reach. Shared<T>
-    // makes the read-modify-write one step, which the seed's fetch-then-share
+    // makes the read-modify-write one step, which Langoost's fetch-then-share
     // is not (it needs a mutex around both).
     skein::Shared<std::map<std::string, std::string>> store;
     store.update([](auto& m) { m["counter"] = "0"; });

@@ -1,5 +1,5 @@
 -- Langoost's `thread` and `runtime` modules: sharing state across VMs through runtime.core, with the
--- read-modify-write guarded by a thread.mutex (as the seed advises).
+-- read-modify-write guarded by a thread.mutex (as Langoost's documentation advises).
 local runtime = require("runtime")
 local thread = require("thread")
 

@@ -1,5 +1,5 @@
 -- Scriptling's `threads` library, threads.Queue: producer/consumer through a bounded queue,
--- with the seed's sentinel (nil).
+-- with Scriptling's sentinel (nil).
 local threads = require("threads")
 
 local queue = threads.Queue(threads.kwargs{maxsize = 100})
