@@ -2106,6 +2106,13 @@ private:
   }
 };
 
+/// Base of what is made and freed at task rate (coroutine frames, task
+/// states, context links): allocated from the FrameCache.
+struct FrameCached {
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
+};
+
 }  // namespace skein::detail
 // ---- end skein/detail/frame_alloc.hpp ----
 
@@ -2270,12 +2277,7 @@ public:
   }
 
   /// Links `w` unless already settled; returns false if settled.
-  bool enqueue(Waiter* w) noexcept {
-    if (!lock_unless_ready()) return false;
-    waiters_.push_back(w);
-    unlock();
-    return true;
-  }
+  bool enqueue(Waiter* w) noexcept { return enqueue_unless_stopped(w, nullptr) == Link::linked; }
 
   enum class Link { linked, ready, stopped };
   /// Links `w` unless the state is settled or `scope` (if any) is stopped,
@@ -2685,7 +2687,7 @@ protected:
 };
 
 template <class T, class Derived>
-class CoroPromiseBase : public ReturnOps<T> {
+class CoroPromiseBase : public ReturnOps<T>, public FrameCached {  // frames from the frame cache
 public:
   CoroPromiseBase() noexcept {
     this->count_first_handle();  // get_return_object's
@@ -2696,10 +2698,6 @@ public:
 
   Promise<T> get_return_object() noexcept;
   std::suspend_never initial_suspend() const noexcept { return {}; }
-
-  // Frames come from a per-thread cache (frame_alloc.hpp).
-  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
 
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }
@@ -3112,14 +3110,10 @@ namespace skein::detail {
 
 /// Intrusive link of a live context-bound task, so a dying host can cancel the
 /// contexts of the tasks it still runs.
-struct ContextTaskLink {
+struct ContextTaskLink : FrameCached {  // made by the task's starter, freed by its ender
   ContextTaskLink* prev = nullptr;
   ContextTaskLink* next = nullptr;
   Scope* ctx = nullptr;
-  // Made by the thread that starts the task, freed by the one that ends it:
-  // the frame cache moves such blocks between threads without malloc.
-  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
 };
 
 /// Counts a host's live tasks as two monotonic counts, started and finished.
@@ -3302,18 +3296,23 @@ inline Scope* inherited_context() noexcept {
 /// frame (its function, arguments and locals) is freed as soon as the task
 /// ends, and only this (the result and the waiters) stays for the handles.
 template <class T>
-class TaskState final : public PromiseState<T> {
+class TaskState final : public PromiseState<T>, public FrameCached {
 public:
   TaskState() noexcept {
     this->count_first_handle();  // get_return_object's
     this->destroy_ = [](PromiseStateBase* s) noexcept { delete static_cast<TaskState*>(s); };
   }
-  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
 };
 
 template <class T>
 class RunPromise;
+
+/// What run_task awaits when its function returned a Promise: that promise's
+/// state (see ForwardAwaiter).
+template <class T>
+struct ForwardTo {
+  PromiseState<T>* st;
+};
 
 template <class T>
 class RunReturn {
@@ -3331,7 +3330,7 @@ public:
 
 /// promise_type of run_task (chosen by its leading TaskStart parameter).
 template <class T>
-class RunPromise final : public RunReturn<T> {
+class RunPromise final : public RunReturn<T>, public FrameCached {
 public:
   template <class... Rest>
   explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
@@ -3358,15 +3357,10 @@ public:
     if (scope_) scope_->release();
   }
 
-  // Frames come from a per-thread cache (frame_alloc.hpp).
-  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
-
   Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
   std::suspend_never initial_suspend() const noexcept { return {}; }
   void unhandled_exception() noexcept { st_->set_error(std::current_exception()); }
   [[nodiscard]] PromiseState<T>* state() const noexcept { return st_; }
-  void note_suspended() noexcept {}
 
   /// Settles the state, reports an error nobody can observe, does the task's
   /// accounting and frees the frame; then wakes the waiters (one coroutine
@@ -3394,11 +3388,11 @@ public:
   };
   FinalAwaiter final_suspend() const noexcept { return {}; }
 
-  template <class A>
-  auto await_transform(A&& a) {
-    using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
-                                     std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
-    return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
+  // run_task awaits only these two. The inner coroutine's completion resumes
+  // it for its last steps, which need no scope of their own.
+  template <class U>
+  ForwardAwaiter<U> await_transform(ForwardTo<U> t) noexcept {
+    return ForwardAwaiter<U>(t.st);  // made in place (it cannot be copied)
   }
 
   /// The first suspension: hop onto the host. A task whose context (or host)
@@ -3455,7 +3449,7 @@ Promise<R> run_task(const TaskStart&, F f, Args... args) {
     // its lambda captures and arguments live in this frame, so this frame must
     // not finish before it does.
     Raw inner = invoke_task(f, args...);
-    co_return co_await ForwardAwaiter<R>(state_of(inner));
+    co_return co_await ForwardTo<R>{state_of(inner)};
   } else if constexpr (std::is_void_v<Raw>) {
     invoke_task(f, args...);
   } else {

@@ -106,7 +106,7 @@ protected:
 };
 
 template <class T, class Derived>
-class CoroPromiseBase : public ReturnOps<T> {
+class CoroPromiseBase : public ReturnOps<T>, public FrameCached {  // frames from the frame cache
 public:
   CoroPromiseBase() noexcept {
     this->count_first_handle();  // get_return_object's
@@ -117,10 +117,6 @@ public:
 
   Promise<T> get_return_object() noexcept;
   std::suspend_never initial_suspend() const noexcept { return {}; }
-
-  // Frames come from a per-thread cache (frame_alloc.hpp).
-  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
 
   struct FinalAwaiter {
     bool await_ready() const noexcept { return false; }

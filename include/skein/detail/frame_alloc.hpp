@@ -196,4 +196,11 @@ private:
   }
 };
 
+/// Base of what is made and freed at task rate (coroutine frames, task
+/// states, context links): allocated from the FrameCache.
+struct FrameCached {
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
+};
+
 }  // namespace skein::detail

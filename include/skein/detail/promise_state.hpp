@@ -165,12 +165,7 @@ public:
   }
 
   /// Links `w` unless already settled; returns false if settled.
-  bool enqueue(Waiter* w) noexcept {
-    if (!lock_unless_ready()) return false;
-    waiters_.push_back(w);
-    unlock();
-    return true;
-  }
+  bool enqueue(Waiter* w) noexcept { return enqueue_unless_stopped(w, nullptr) == Link::linked; }
 
   enum class Link { linked, ready, stopped };
   /// Links `w` unless the state is settled or `scope` (if any) is stopped,

@@ -20,14 +20,10 @@ namespace skein::detail {
 
 /// Intrusive link of a live context-bound task, so a dying host can cancel the
 /// contexts of the tasks it still runs.
-struct ContextTaskLink {
+struct ContextTaskLink : FrameCached {  // made by the task's starter, freed by its ender
   ContextTaskLink* prev = nullptr;
   ContextTaskLink* next = nullptr;
   Scope* ctx = nullptr;
-  // Made by the thread that starts the task, freed by the one that ends it:
-  // the frame cache moves such blocks between threads without malloc.
-  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
 };
 
 /// Counts a host's live tasks as two monotonic counts, started and finished.
