@@ -15,6 +15,9 @@
 
 #if defined(__unix__)
 #include <sys/wait.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unistd.h>
 #endif
 #if defined(__SANITIZE_THREAD__)
@@ -271,12 +274,37 @@ TEST_CASE("Scope cancellers: a removal on another thread waits until the running
   CHECK(c.runs == 1);
 }
 
+TEST_CASE("FrameCache: a class's blocks fit its frames with less than one granule to spare") {
+  using skein::detail::FrameCache;
+  for (std::size_t n = 1; n <= 1024; ++n) {
+    const std::size_t c = FrameCache::class_of(n);
+    REQUIRE(c < FrameCache::kClasses);
+    const std::size_t size = FrameCache::size_of(c);
+    CHECK(size >= n);
+    CHECK((size - n < FrameCache::kGranule || size == FrameCache::kSmallest));
+  }
+}
+
+#if SKEIN_FRAME_CACHE && defined(__GLIBC__)
+TEST_CASE("FrameCache: a block malloc'd for a class is exactly one of malloc's chunks") {
+  // The classes are malloc's usable sizes: a task state of 56 bytes and a
+  // frame of 104 cost 64 and 112 bytes of heap, not 80 and 144.
+  using skein::detail::FrameCache;
+  for (std::size_t n : {8, 24, 40, 56, 57, 104, 200, 1000}) {
+    const std::size_t c = FrameCache::class_of(n);
+    void* p = ::operator new(FrameCache::size_of(c));  // what a cache miss allocates
+    CHECK(malloc_usable_size(p) == FrameCache::size_of(c));
+    ::operator delete(p);
+  }
+}
+#endif
+
 #if SKEIN_FRAME_CACHE
 TEST_CASE("FrameCache: frames freed on one thread reach, in batches, a thread that allocates") {
   // A task started on one worker and ended on another: without the depot,
   // every such frame would be a malloc on one side and a free on the other.
   using skein::detail::FrameCache;
-  constexpr std::size_t kSize = 1000;  // the largest class: no task frame of the suite uses it
+  constexpr std::size_t kSize = 1000;  // a large class: no task frame of the suite uses it
   constexpr int kN = 2000;
   std::vector<void*> first(kN), second(kN);
   std::thread producer([&] {

@@ -224,12 +224,16 @@ inline constexpr std::size_t kPoolExternalQueues = 8;
 
 // --- coroutine frames --------------------------------------------------------
 
-/// Frame sizes are rounded up to a multiple of kFrameGranule bytes; each of the
-/// kFrameClasses classes (frames up to 1 KiB) keeps up to kFramesPerClass freed
-/// frames per thread for reuse, so that a task's frame costs no malloc in the
-/// steady state and an idle thread does not hold much memory.
-inline constexpr std::size_t kFrameGranule = 32;
-inline constexpr std::size_t kFrameClasses = 32;
+/// Frame sizes are rounded up to the next class: kFrameSmallest bytes, then
+/// steps of kFrameGranule. These are the usable sizes of 64-bit glibc's chunks
+/// (a chunk of 16k bytes holds 16k - 8), so a block malloc'd for a class wastes
+/// nothing beyond malloc's own header. Each of the kFrameClasses classes
+/// (frames up to 1 KiB) keeps up to kFramesPerClass freed frames per thread
+/// for reuse, so that a task's frame costs no malloc in the steady state and
+/// an idle thread does not hold much memory.
+inline constexpr std::size_t kFrameSmallest = 24;
+inline constexpr std::size_t kFrameGranule = 16;
+inline constexpr std::size_t kFrameClasses = 64;
 inline constexpr unsigned kFramesPerClass = 256;
 
 /// Past kFramesPerClass, freed frames are gathered in batches of
@@ -1915,7 +1919,8 @@ struct task_result {
 // thread than the one that allocated; glibc's tcache keeps only 7 blocks per
 // size, so bursts fall through to the slower arena paths. Here each thread
 // keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
-// go to that thread's cache (they migrate, as in tcache). Beyond the cap they
+// go to that thread's cache (they migrate, as in tcache). Classes are spaced
+// as malloc's chunks are, so a frame's block is no larger than malloc's own. Beyond the cap they
 // move in batches through a process-wide depot to the threads that allocate
 // (tcmalloc's transfer cache); beyond the largest class, and beyond the
 // depot's cap, they go back to operator delete.
@@ -1944,8 +1949,10 @@ namespace skein::detail {
 
 class FrameCache {
 public:
+  static constexpr std::size_t kSmallest = tuning::kFrameSmallest;
   static constexpr std::size_t kGranule = tuning::kFrameGranule;
   static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
+  static_assert(tuning::kFrameSmallest + (kClasses - 1) * tuning::kFrameGranule >= 1024);
   static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
   static constexpr unsigned kBatch = tuning::kFrameBatch;
   static constexpr unsigned kDepotBatches = tuning::kFrameDepotBatches;
@@ -1961,7 +1968,7 @@ public:
         --s.counts[c];
         return b;
       }
-      return ::operator new((c + 1) * kGranule);  // rounded, so it can be cached later
+      return ::operator new(size_of(c));  // the class's size, so it can be cached later
     }
     return ::operator new(n);
   }
@@ -1996,12 +2003,18 @@ public:
     ::operator delete(p);
   }
 
+  /// The class of an n-byte frame, and the size of that class's blocks.
+  static constexpr std::size_t class_of(std::size_t n) noexcept {
+    return n <= kSmallest ? 0 : (n - kSmallest + kGranule - 1) / kGranule;
+  }
+  static constexpr std::size_t size_of(std::size_t c) noexcept { return kSmallest + c * kGranule; }
+
 private:
   struct Node {
     Node* next;
     Node* next_batch;  // a batch's first block, in the depot
   };
-  static_assert(kGranule >= sizeof(Node));
+  static_assert(kSmallest >= sizeof(Node));
 
   // Frames freed on one thread and allocated on another (a task started by
   // one worker and ended by another) would otherwise go through operator
@@ -2085,7 +2098,6 @@ private:
     }
   }
 
-  static std::size_t class_of(std::size_t n) noexcept { return (n + kGranule - 1) / kGranule - 1; }
   static State& raw() noexcept {
     static thread_local State s{};
     return s;

@@ -4,7 +4,8 @@
 // thread than the one that allocated; glibc's tcache keeps only 7 blocks per
 // size, so bursts fall through to the slower arena paths. Here each thread
 // keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
-// go to that thread's cache (they migrate, as in tcache). Beyond the cap they
+// go to that thread's cache (they migrate, as in tcache). Classes are spaced
+// as malloc's chunks are, so a frame's block is no larger than malloc's own. Beyond the cap they
 // move in batches through a process-wide depot to the threads that allocate
 // (tcmalloc's transfer cache); beyond the largest class, and beyond the
 // depot's cap, they go back to operator delete.
@@ -34,8 +35,10 @@ namespace skein::detail {
 
 class FrameCache {
 public:
+  static constexpr std::size_t kSmallest = tuning::kFrameSmallest;
   static constexpr std::size_t kGranule = tuning::kFrameGranule;
   static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
+  static_assert(tuning::kFrameSmallest + (kClasses - 1) * tuning::kFrameGranule >= 1024);
   static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
   static constexpr unsigned kBatch = tuning::kFrameBatch;
   static constexpr unsigned kDepotBatches = tuning::kFrameDepotBatches;
@@ -51,7 +54,7 @@ public:
         --s.counts[c];
         return b;
       }
-      return ::operator new((c + 1) * kGranule);  // rounded, so it can be cached later
+      return ::operator new(size_of(c));  // the class's size, so it can be cached later
     }
     return ::operator new(n);
   }
@@ -86,12 +89,18 @@ public:
     ::operator delete(p);
   }
 
+  /// The class of an n-byte frame, and the size of that class's blocks.
+  static constexpr std::size_t class_of(std::size_t n) noexcept {
+    return n <= kSmallest ? 0 : (n - kSmallest + kGranule - 1) / kGranule;
+  }
+  static constexpr std::size_t size_of(std::size_t c) noexcept { return kSmallest + c * kGranule; }
+
 private:
   struct Node {
     Node* next;
     Node* next_batch;  // a batch's first block, in the depot
   };
-  static_assert(kGranule >= sizeof(Node));
+  static_assert(kSmallest >= sizeof(Node));
 
   // Frames freed on one thread and allocated on another (a task started by
   // one worker and ended by another) would otherwise go through operator
@@ -175,7 +184,6 @@ private:
     }
   }
 
-  static std::size_t class_of(std::size_t n) noexcept { return (n + kGranule - 1) / kGranule - 1; }
   static State& raw() noexcept {
     static thread_local State s{};
     return s;

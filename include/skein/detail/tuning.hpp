@@ -59,12 +59,16 @@ inline constexpr std::size_t kPoolExternalQueues = 8;
 
 // --- coroutine frames --------------------------------------------------------
 
-/// Frame sizes are rounded up to a multiple of kFrameGranule bytes; each of the
-/// kFrameClasses classes (frames up to 1 KiB) keeps up to kFramesPerClass freed
-/// frames per thread for reuse, so that a task's frame costs no malloc in the
-/// steady state and an idle thread does not hold much memory.
-inline constexpr std::size_t kFrameGranule = 32;
-inline constexpr std::size_t kFrameClasses = 32;
+/// Frame sizes are rounded up to the next class: kFrameSmallest bytes, then
+/// steps of kFrameGranule. These are the usable sizes of 64-bit glibc's chunks
+/// (a chunk of 16k bytes holds 16k - 8), so a block malloc'd for a class wastes
+/// nothing beyond malloc's own header. Each of the kFrameClasses classes
+/// (frames up to 1 KiB) keeps up to kFramesPerClass freed frames per thread
+/// for reuse, so that a task's frame costs no malloc in the steady state and
+/// an idle thread does not hold much memory.
+inline constexpr std::size_t kFrameSmallest = 24;
+inline constexpr std::size_t kFrameGranule = 16;
+inline constexpr std::size_t kFrameClasses = 64;
 inline constexpr unsigned kFramesPerClass = 256;
 
 /// Past kFramesPerClass, freed frames are gathered in batches of
