@@ -1,7 +1,8 @@
 #pragma once
-/// Queue<T>: Go's channel as a FIFO queue — bounded or unbounded, closable,
-/// for blocking threads and coroutines alike, cancellable, with direct
-/// hand-off from a putter to a waiting getter.
+/// Queue<T>: Go's channel as a FIFO queue — bounded, unbounded or unbuffered
+/// (a rendezvous), closable, for blocking threads and coroutines alike,
+/// cancellable, with direct hand-off from a putter to a waiting getter, and
+/// usable in skein::select.
 
 #include "detail/config.hpp"  // first: the C++20 check
 
@@ -15,12 +16,26 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/select_core.hpp"
 #include "detail/spin.hpp"
 #include "detail/wait_operation.hpp"
 #include "detail/waiter.hpp"
 #include "errors.hpp"
 
 namespace skein {
+
+/// Tag for an unbuffered Queue: `Queue<T> q(skein::unbuffered);`
+struct unbuffered_t {
+  explicit unbuffered_t() = default;
+};
+inline constexpr unbuffered_t unbuffered{};
+
+template <class T>
+class Queue;
+template <class T>
+class GetCase;
+template <class T>
+class PutCase;
 
 /// Semantics (docs/api/queue.md): FIFO; `close()` is idempotent; items queued before
 /// close are still delivered; a put blocked at close, and any later put, throws
@@ -46,6 +61,10 @@ class Queue {
 public:
   /// `maxsize` = 0: unbounded.
   explicit Queue(std::size_t maxsize = 0) : cap_(maxsize) {}
+  /// Unbuffered (Go's `make(chan T)`): a put completes only when a getter
+  /// takes its item; try_put succeeds only if a getter is waiting, try_get
+  /// only if a putter is.
+  explicit Queue(unbuffered_t) : cap_(0), rendezvous_(true) {}
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
 
@@ -104,8 +123,10 @@ public:
     std::lock_guard lk(lk_);
     return buf_.size();
   }
-  /// The bound given at construction (0 = unbounded).
+  /// The bound given at construction (0 = unbounded, or unbuffered).
   [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
+  /// True for a Queue made with skein::unbuffered.
+  [[nodiscard]] bool is_unbuffered() const noexcept { return rendezvous_; }
   [[nodiscard]] bool closed() const {
     std::lock_guard lk(lk_);
     return closed_;
@@ -194,17 +215,29 @@ public:
   iterator end() noexcept { return iterator(); }
 
 private:
+  friend class GetCase<T>;
+  friend class PutCase<T>;
+
   template <class S>
   static S* slot_of(detail::Waiter* w) noexcept {
     return static_cast<S*>(w->data);
   }
 
   // lk_ held. Takes the front item (refilling from a blocked putter) into `out`;
-  // returns a putter to notify.
+  // returns a putter to notify. Unbuffered, takes a blocked putter's item.
+  // A putter that is a select's case is claimed first (pop_front_claimed).
   detail::Waiter* take_locked(std::optional<T>& out) noexcept {
-    if (buf_.empty()) return nullptr;
+    if (buf_.empty()) {
+      if (!rendezvous_) return nullptr;
+      detail::Waiter* p = putters_.pop_front_claimed();
+      if (!p) return nullptr;
+      auto* s = slot_of<PutSlot>(p);
+      out.emplace(std::move(*s->item));
+      s->result = kDone;
+      return p;
+    }
     out.emplace(std::move(buf_.front()));
-    detail::Waiter* p = putters_.pop_front();
+    detail::Waiter* p = putters_.pop_front_claimed();
     if (!p) {
       buf_.pop_front();
       return nullptr;
@@ -242,13 +275,14 @@ private:
   // or into the buffer if there is room. Returns the getter to notify via `woken`.
   bool place_locked(T& v, detail::Waiter*& woken) {
     if (closed_) throw Closed("put on a closed Queue");
-    if (detail::Waiter* g = getters_.pop_front()) {  // a getter waits: the buffer is empty
+    if (detail::Waiter* g = getters_.pop_front_claimed()) {  // a getter waits: the buffer is empty
       auto* s = slot_of<GetSlot>(g);
       s->out->emplace(std::move(v));
       s->result = kDone;
       woken = g;
       return true;
     }
+    if (rendezvous_) return false;  // only a waiting getter takes an item
     if (cap_ == 0 || buf_.size() < cap_) {
       buf_.push_back(std::move(v));
       return true;
@@ -332,10 +366,88 @@ private:
   }
 
   const std::size_t cap_;
+  const bool rendezvous_ = false;
   mutable detail::SpinLock lk_;
   std::deque<T> buf_;
   detail::WaiterList getters_, putters_;
   bool closed_ = false;
+};
+
+/// A select case that gets from a Queue (skein::case_get): fires with the
+/// item, or with an empty optional once the queue is closed and drained.
+template <class T>
+class GetCase final : public detail::SelectCase {
+public:
+  explicit GetCase(Queue<T>& q) noexcept : q_(&q) {}
+  GetCase(GetCase&& o) noexcept : q_(o.q_), out_(std::move(o.out_)) {}
+  GetCase& operator=(GetCase&&) = delete;
+  ~GetCase() = default;
+
+  /// The case's result, once it won.
+  std::optional<T>& result() noexcept { return out_; }
+
+  const void* lock_key() const noexcept override { return &q_->lk_; }
+  void lock() noexcept override { q_->lk_.lock(); }
+  void unlock() noexcept override { q_->lk_.unlock(); }
+  bool poll(detail::Waiter*& woken) override {
+    woken = q_->take_locked(out_);
+    if (out_) return true;
+    if (!q_->closed_) return false;
+    slot_.result = Queue<T>::kClosed;  // closed and drained: fires empty-handed
+    return true;
+  }
+  bool link(detail::ClaimableWaiter& w) override {
+    w.data = &slot_;
+    q_->getters_.push_back(&w);
+    return true;
+  }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override {
+    std::lock_guard lk(q_->lk_);
+    return q_->getters_.remove(&w);
+  }
+
+private:
+  Queue<T>* q_;
+  std::optional<T> out_;
+  typename Queue<T>::GetSlot slot_{&out_, Queue<T>::kPending};
+};
+
+/// A select case that puts into a Queue (skein::case_put): fires once the
+/// item is queued or taken; a queue closed before that makes select throw
+/// Closed (as a send on a closed channel panics in Go). A losing case keeps
+/// its item (result()).
+template <class T>
+class PutCase final : public detail::SelectCase {
+public:
+  PutCase(Queue<T>& q, T v) noexcept : q_(&q), item_(std::move(v)) {}
+  PutCase(PutCase&& o) noexcept : q_(o.q_), item_(std::move(o.item_)) {}
+  PutCase& operator=(PutCase&&) = delete;
+  ~PutCase() = default;
+
+  /// The item: moved from if the case won, intact if it lost.
+  T& item() noexcept { return item_; }
+
+  const void* lock_key() const noexcept override { return &q_->lk_; }
+  void lock() noexcept override { q_->lk_.lock(); }
+  void unlock() noexcept override { q_->lk_.unlock(); }
+  bool poll(detail::Waiter*& woken) override { return q_->place_locked(item_, woken); }  // throws Closed
+  bool link(detail::ClaimableWaiter& w) override {
+    w.data = &slot_;
+    q_->putters_.push_back(&w);
+    return true;
+  }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override {
+    std::lock_guard lk(q_->lk_);
+    return q_->putters_.remove(&w);
+  }
+  void finish() override {
+    if (slot_.result == Queue<T>::kClosed) throw Closed("put on a closed Queue");
+  }
+
+private:
+  Queue<T>* q_;
+  T item_;
+  typename Queue<T>::PutSlot slot_{&item_, Queue<T>::kPending};
 };
 
 }  // namespace skein

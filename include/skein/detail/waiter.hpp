@@ -71,11 +71,30 @@ struct Waiter {
   bool is_coro = false;    // a CoroWaiter or DirectCoroWaiter (a completer may transfer to it directly)
   bool direct = false;     // a DirectCoroWaiter: fully armed before it was linked
   bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
+  bool claimable = false;  // a ClaimableWaiter (one case of a select)
   void notify() noexcept {
     SKEIN_FAULT_POINT();  // between the primitive's unlock and the wake-up
     notify_fn(this);
   }
 };
+
+/// A waiter that may be one of several registered for one wait (a select's
+/// cases, each in its own primitive): a primitive that is about to complete
+/// an operation with it (hand it an item, take its item) must first claim it,
+/// under the primitive's lock. A failed claim means another case already won:
+/// the primitive leaves the waiter linked (its owner withdraws it) and goes on
+/// to the next one, so a losing case never consumes or produces anything.
+struct ClaimableWaiter : Waiter {
+  bool (*claim_fn)(ClaimableWaiter*) noexcept = nullptr;
+  ClaimableWaiter() noexcept { claimable = true; }
+};
+
+/// True if a primitive may complete an operation with `w` (see ClaimableWaiter).
+inline bool claim_waiter(Waiter* w) noexcept {
+  if (!w->claimable) return true;
+  auto* c = static_cast<ClaimableWaiter*>(w);
+  return c->claim_fn(c);
+}
 
 /// Intrusive FIFO of waiters; the owner provides the locking.
 class WaiterList {
@@ -114,6 +133,17 @@ public:
     Waiter* w = head_;
     if (w) remove(w);
     return w;
+  }
+  /// Unlinks and returns the first waiter that could be claimed
+  /// (claim_waiter); those that could not stay linked. For primitives whose
+  /// waiters may be a select's cases.
+  Waiter* pop_front_claimed() noexcept {
+    for (Waiter* w = head_; w; w = w->next)
+      if (claim_waiter(w)) {
+        remove(w);
+        return w;
+      }
+    return nullptr;
   }
   /// Moves every waiter out, as a singly linked chain through `next`; the
   /// caller notifies them after unlocking (read `next` before notify()).
