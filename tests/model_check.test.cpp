@@ -15,6 +15,7 @@
 #include <functional>
 #include <cstdlib>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -517,6 +518,153 @@ model::Scenario coro_cancel() {
   return sc;
 }
 
+
+// --- select (detail/select_core.hpp) --------------------------------------------------
+
+/// Model parking for select scenarios: a fixed poll order (the explorer needs
+/// every execution of one schedule to do the same).
+struct SelectParking : model::Parking {
+  static std::uint32_t select_random() noexcept { return 0; }
+};
+/// The same with the injected bug: a case can be completed without winning.
+struct UnclaimedSelectParking : SelectParking {
+  static constexpr bool kInjectSelectUnclaimed = true;
+};
+
+constexpr int kClosedMark = -2;
+
+/// A channel under a model mutex, with the real WaiterList and claim protocol.
+struct ModelChan {
+  model::Mutex mu;
+  skein::detail::WaiterList getters;
+  std::vector<int> buf;
+  bool closed = false;
+
+  void put(int v) {
+    mu.lock();
+    if (skein::detail::Waiter* w = getters.pop_front_claimed()) {
+      *static_cast<int*>(w->data) = v;
+      mu.unlock();
+      w->notify();
+    } else {
+      buf.push_back(v);
+      mu.unlock();
+    }
+  }
+  void close() {
+    mu.lock();
+    closed = true;
+    skein::detail::Waiter* ws = getters.take_all();
+    for (auto* w = ws; w; w = w->next) *static_cast<int*>(w->data) = kClosedMark;
+    mu.unlock();
+    skein::detail::WaiterList::notify_chain(ws);
+  }
+};
+
+/// A get from a ModelChan, as a select case (Queue's GetCase in miniature).
+struct ModelGetCase final : skein::detail::SelectCase {
+  ModelChan* ch = nullptr;
+  int got = -1;
+  const void* lock_key() const noexcept override { return ch; }
+  void lock() noexcept override { ch->mu.lock(); }
+  void unlock() noexcept override { ch->mu.unlock(); }
+  bool poll(skein::detail::Waiter*&) override {
+    if (!ch->buf.empty()) {
+      got = ch->buf.front();
+      ch->buf.erase(ch->buf.begin());
+      return true;
+    }
+    if (ch->closed) {
+      got = kClosedMark;
+      return true;
+    }
+    return false;
+  }
+  bool link(skein::detail::ClaimableWaiter& w) override {
+    w.data = &got;
+    ch->getters.push_back(&w);
+    return true;
+  }
+  bool unlink(skein::detail::ClaimableWaiter& w) noexcept override {
+    ch->mu.lock();
+    const bool was = ch->getters.remove(&w);
+    ch->mu.unlock();
+    return was;
+  }
+};
+
+/// One thread selects over `n` channels; one thread for each of the first
+/// `puts` channels puts an item (100 + k), or closes it if k is `close_k`; optionally a canceller stops the
+/// selector's scope. Whatever the order: exactly one case wins, every item is
+/// either the winner's or still in its channel (exactly once), and a cancelled
+/// select took nothing.
+struct SelectWorld {
+  std::vector<std::unique_ptr<ModelChan>> chans;
+  std::vector<ModelGetCase> cases;
+  skein::detail::Scope scope;
+  std::uint32_t index = skein::detail::kSelectPending;
+  int got = -1;
+  bool cancelled = false;
+};
+
+template <class Sys>
+model::Scenario select_race(int n, int puts, int close_k, bool cancel) {
+  auto w = std::make_shared<SelectWorld>();
+  for (int k = 0; k < n; ++k) w->chans.push_back(std::make_unique<ModelChan>());
+  w->cases.resize(static_cast<std::size_t>(n));
+  for (int k = 0; k < n; ++k) w->cases[static_cast<std::size_t>(k)].ch = w->chans[static_cast<std::size_t>(k)].get();
+  model::Scenario sc;
+  sc.threads.push_back([w, n] {
+    auto& tls = skein::detail::tls;
+    const auto saved = tls;
+    tls.scope = &w->scope;
+    std::vector<skein::detail::SelectCase*> ptrs;
+    for (auto& c : w->cases) ptrs.push_back(&c);
+    std::vector<skein::detail::BasicSelectCaseWaiter<Sys>> subs(static_cast<std::size_t>(n));
+    std::vector<std::uint32_t> scratch(2 * static_cast<std::size_t>(n));
+    skein::detail::BasicSelector<Sys> sel(ptrs.data(), subs.data(), scratch.data(), static_cast<std::uint32_t>(n));
+    try {
+      w->index = skein::detail::select_blocking<Sys>(sel, ptrs.data());
+      w->got = w->cases[w->index].got;
+    } catch (const skein::Cancelled&) {
+      w->cancelled = true;
+    }
+    tls = saved;
+  });
+  for (int k = 0; k < puts; ++k)
+    sc.threads.push_back([w, k, close_k] {
+      if (k == close_k)
+        w->chans[static_cast<std::size_t>(k)]->close();
+      else
+        w->chans[static_cast<std::size_t>(k)]->put(100 + k);
+    });
+  if (cancel) sc.threads.push_back([w] { w->scope.source.request_stop(); });
+  sc.check = [w, n, puts, close_k]() -> std::string {
+    std::multiset<int> seen;
+    for (auto& c : w->chans)
+      for (int v : c->buf) seen.insert(v);
+    if (w->cancelled) {
+      if (w->index != skein::detail::kSelectPending) return "a cancelled select also reported a winner";
+    } else {
+      if (w->index >= static_cast<std::uint32_t>(n)) return "the select returned no case";
+      if (static_cast<int>(w->index) == close_k) {
+        if (w->got != kClosedMark) return "the closed channel's case won without saying closed";
+      } else if (w->got != 100 + static_cast<int>(w->index)) {
+        return "the winner's item is not its channel's (" + std::to_string(w->got) + ")";
+      } else {
+        seen.insert(w->got);
+      }
+    }
+    for (int k = 0; k < puts; ++k) {
+      if (k == close_k) continue;
+      if (seen.count(100 + k) != 1)
+        return "item " + std::to_string(100 + k) + " was seen " + std::to_string(seen.count(100 + k)) +
+               " times (exactly once expected: taken by the winner or left in its channel)";
+    }
+    return {};
+  };
+  return sc;
+}
 }  // namespace
 
 TEST_CASE("model check: coroutine waiter — arming racing a notification resumes the coroutine exactly once") {
@@ -632,5 +780,39 @@ TEST_CASE("model check: an injected late withdrawal (the stop callback only wake
   auto r = explore([] { return cancel_then_release<model::LateWithdrawParking>(); }, 2);
   REQUIRE(r.failed);
   CHECK(r.failure.find("released after its cancellation") != std::string::npos);
+  MESSAGE("found:\n" << r.failure);
+}
+
+// The select scenarios run at preemption bound 1 in the suite (well under a
+// second each); SKEIN_MODEL_BOUND=2 searches much further (millions of
+// executions: minutes).
+TEST_CASE("model check: select over two channels, both filled at once — exactly one case wins, nothing is lost") {
+  auto r = explore([] { return select_race<SelectParking>(2, 2, -1, false); }, bound_or_env(1));
+  CHECK_MESSAGE(!r.failed, r.failure);
+  CHECK(r.executions > 100);
+}
+
+TEST_CASE("model check: select over three channels, two of them filled at once") {
+  auto r = explore([] { return select_race<SelectParking>(3, 2, -1, false); }, bound_or_env(1));
+  CHECK_MESSAGE(!r.failed, r.failure);
+  CHECK(r.executions > 100);
+}
+
+TEST_CASE("model check: select — a close racing a put on the other channel") {
+  auto r = explore([] { return select_race<SelectParking>(2, 2, 1, false); }, bound_or_env(1));
+  CHECK_MESSAGE(!r.failed, r.failure);
+  CHECK(r.executions > 100);
+}
+
+TEST_CASE("model check: select — a cancel racing two puts") {
+  auto r = explore([] { return select_race<SelectParking>(2, 2, -1, true); }, bound_or_env(1));
+  CHECK_MESSAGE(!r.failed, r.failure);
+  CHECK(r.executions > 100);
+}
+
+TEST_CASE("model check: an injected select case completed without winning (a lost item) is found") {
+  auto r = explore([] { return select_race<UnclaimedSelectParking>(2, 2, -1, false); }, 1);
+  REQUIRE(r.failed);
+  CHECK(r.failure.find("exactly once") != std::string::npos);
   MESSAGE("found:\n" << r.failure);
 }

@@ -34,6 +34,7 @@
 #include "parker.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
+#include "test_hooks.hpp"
 #include "waiter.hpp"
 
 namespace skein::detail {
@@ -105,6 +106,7 @@ struct BasicSelectCaseWaiter : ClaimableWaiter {
   BasicSelectCaseWaiter() noexcept {
     claim_fn = [](ClaimableWaiter* w) noexcept {
       auto* c = static_cast<BasicSelectCaseWaiter*>(w);
+      if constexpr (inject_select_unclaimed<Sys>()) return true;  // broken on purpose (the model checker's test)
       return c->group->try_win(c->index);
     };
     notify_fn = [](Waiter* w) noexcept {
@@ -131,8 +133,11 @@ struct BasicSelectCaseWaiter : ClaimableWaiter {
   }
 };
 
-/// A small per-thread generator for the poll order (xorshift).
-inline std::uint32_t select_random() noexcept {
+/// A small per-thread generator for the poll order (xorshift); a Sys may
+/// give its own (the model checker's must be the same in every execution).
+template <class Sys>
+std::uint32_t select_random() noexcept {
+  if constexpr (requires { Sys::select_random(); }) return Sys::select_random();
   static thread_local std::uint64_t x = 0;
   if (x == 0) x = (reinterpret_cast<std::uintptr_t>(&x) * 0x9E3779B97F4A7C15ull) | 1;
   x ^= x << 13;
@@ -166,7 +171,7 @@ public:
       order_[i] = i;
       if (cases_[i]->is_default()) def = i;
     }
-    for (std::uint32_t i = n_; i > 1; --i) std::swap(order_[i - 1], order_[select_random() % i]);
+    for (std::uint32_t i = n_; i > 1; --i) std::swap(order_[i - 1], order_[select_random<Sys>() % i]);
     sort_locks();
 
     Waiter* woken = nullptr;

@@ -32,6 +32,8 @@ SKEIN_DETAIL_TEST_SWITCH(inject_lost_wakeup, kInjectLostWakeup)
 SKEIN_DETAIL_TEST_SWITCH(inject_skip_idle_recheck, kInjectSkipIdleRecheck)
 /// block_wait's stop callback only wakes the waiter, which withdraws later.
 SKEIN_DETAIL_TEST_SWITCH(inject_late_withdraw, kInjectLateWithdraw)
+/// A select's case lets a primitive complete with it without winning the select.
+SKEIN_DETAIL_TEST_SWITCH(inject_select_unclaimed, kInjectSelectUnclaimed)
 
 #undef SKEIN_DETAIL_TEST_SWITCH
 
