@@ -24,7 +24,7 @@ namespace bench::prim {
 
 inline constexpr const char* kWorkloads =
     "queue_thr queue_coro queue4_thr queue4_coro pingpong_thr pingpong_coro mutex mutex2 atomic atomic2 waitgroup pool "
-    "pool_main";
+    "pool_main pingpong_unbuf select2 timers";
 
 inline constexpr long kQueueItems = 10'000'000;  // ints through the queue, in all
 inline constexpr long kQueueCap = 100;
@@ -35,6 +35,8 @@ inline constexpr long kWaitGroupTasks = 1'000'000;
 inline constexpr long kPoolItems = 1'000'000;
 inline constexpr long kPoolWorkers = 4;  // skein::Pool's default
 inline constexpr long kPoolDepth = 8;    // skein::Pool's default: workers * 2
+inline constexpr long kSelectItems = 2'000'000;  // items received through select, in all
+inline constexpr long kTimers = 1'000'000;       // timers started and stopped
 
 /// Sum of 0..n-1.
 constexpr long sum_below(long n) { return n * (n - 1) / 2; }

@@ -132,6 +132,12 @@ PRIM_WORKLOADS = {
     "pool-main": ("as pool, but skein's submitter is main(), a thread outside the pool (std, moodycamel and Go "
                   "run their pool program again)",
                   dict(_same("pool", "std", "moodycamel", "go"), skein="pool_main"), "ns"),
+    "pingpong-unbuf": ("two coroutines (goroutines) bounce an int over two unbuffered queues (channels), 50k round "
+                       "trips", _same("pingpong_unbuf", "skein", "go"), "lat"),
+    "select-2ch": ("one consumer receives 2M items through a select over two capacity-100 queues (channels), "
+                   "one producer coroutine (goroutine) per queue", _same("select2", "skein", "go"), "ns"),
+    "timer-churn": ("1M timers started and stopped by main() (an hour each, none fires)",
+                    _same("timers", "skein", "go"), "ns"),
 }
 LOOP_WORKLOADS = {
     "post-1p": ("1 producer thread posts 1M callbacks; until the loop has run them all",

@@ -13,6 +13,10 @@
 //   pool           Pool<long>(f, 4 workers, depth 8): a pool task submits 1M items
 //                  (co_await async_submit), then close()
 //   pool_main      the same, but main() submits (blocking submit(); a thread outside the pool)
+//   pingpong_unbuf pingpong_coro over two unbuffered queues (Go's unbuffered channels)
+//   select2        2 producer coroutines, each into its own Queue<long>(100); one consumer
+//                  coroutine receives all 2M items through co_await async_select over both
+//   timers         main() starts and stops 1M Timers (1 hour each: none fires)
 // Coroutines run on skein::default_pool() (sized to the CPUs this process may use).
 
 #include <skein/skein.hpp>
@@ -92,6 +96,15 @@ skein::Promise<long> submitter(P* pool, long n) {
   co_return n;
 }
 
+skein::Promise<long> select_consumer(skein::Queue<long>* a, skein::Queue<long>* b, long n) {
+  long s = 0;
+  for (long i = 0; i < n; ++i) {
+    auto r = co_await skein::async_select(skein::case_get(*a), skein::case_get(*b));
+    s += *(r.index() == 0 ? r.get<0>() : r.get<1>());
+  }
+  co_return s;
+}
+
 skein::Promise<long> fan_in(long n) {
   skein::WaitGroup wg;
   std::atomic<long> ran{0};
@@ -140,6 +153,31 @@ int main(int argc, char** argv) {
     auto e = skein::run(echo, &ping, &pong, r.n);
     r.result = skein::run(pinger, &ping, &pong, r.n, &r.lat_us).get();
     e.get();
+  } else if (is("pingpong_unbuf")) {
+    r.n = r.tasks = r.expected = kPingPongTrips;
+    skein::Queue<long> ping(skein::unbuffered), pong(skein::unbuffered);
+    auto e = skein::run(echo, &ping, &pong, r.n);
+    r.result = skein::run(pinger, &ping, &pong, r.n, &r.lat_us).get();
+    e.get();
+  } else if (is("select2")) {
+    r.n = r.tasks = kSelectItems;
+    skein::Queue<long> a(static_cast<std::size_t>(kQueueCap)), b(static_cast<std::size_t>(kQueueCap));
+    auto c = skein::run(select_consumer, &a, &b, r.n);
+    auto pa = skein::run(producer, &a, 0, r.n / 2);
+    auto pb = skein::run(producer, &b, r.n / 2, r.n / 2);
+    pa.get();
+    pb.get();
+    r.result = c.get();
+    r.expected = sum_below(r.n);
+  } else if (is("timers")) {
+    r.n = r.tasks = r.expected = kTimers;
+    long stopped = 0;
+    for (long i = 0; i < r.n; ++i) {
+      skein::Timer t(std::chrono::hours(1));
+      stopped += t.stop() ? 1 : 0;
+    }
+    r.result = stopped;
+    r.threads = 1;
   } else if (is("mutex") || is("mutex2")) {
     int k = is("mutex") ? 1 : 2;
     r.n = r.tasks = r.expected = kLockOps;

@@ -11,7 +11,7 @@ import (
 )
 
 const (
-	primWorkloads  = "queue_thr queue_coro queue4_thr queue4_coro pingpong_thr pingpong_coro mutex mutex2 atomic atomic2 waitgroup pool"
+	primWorkloads  = "queue_thr queue_coro queue4_thr queue4_coro pingpong_thr pingpong_coro mutex mutex2 atomic atomic2 waitgroup pool pingpong_unbuf select2 timers"
 	queueItems     = 10000000
 	queueCap       = 100
 	pingPongTrips  = 50000
@@ -21,6 +21,8 @@ const (
 	poolItems      = 1000000
 	poolWorkers    = 4
 	poolDepth      = 8
+	selectItems    = 2000000
+	timers         = 1000000
 )
 
 func sumBelow(n int) int { return n * (n - 1) / 2 }
@@ -173,6 +175,44 @@ func workerPool(n int) int {
 	return int(atomic.LoadInt64(&sum))
 }
 
+// selectTwo: two producers, each into its own channel of capacity 100; one
+// consumer receives every item through a select over both.
+func selectTwo(n int) int {
+	a, b := make(chan int, queueCap), make(chan int, queueCap)
+	go func() {
+		for i := 0; i < n/2; i++ {
+			a <- i
+		}
+	}()
+	go func() {
+		for i := n / 2; i < n; i++ {
+			b <- i
+		}
+	}()
+	sum := 0
+	for i := 0; i < n; i++ {
+		select {
+		case v := <-a:
+			sum += v
+		case v := <-b:
+			sum += v
+		}
+	}
+	return sum
+}
+
+// timerChurn: n timers started and stopped (an hour each: none fires).
+func timerChurn(n int) int {
+	stopped := 0
+	for i := 0; i < n; i++ {
+		t := time.NewTimer(time.Hour)
+		if t.Stop() {
+			stopped++
+		}
+	}
+	return stopped
+}
+
 // runPrim runs one primitives workload; ok is false for an unknown name.
 func runPrim(w string) (n, tasks, result, expected int, latUs float64, ok bool) {
 	latUs = -1
@@ -183,7 +223,7 @@ func runPrim(w string) (n, tasks, result, expected int, latUs float64, ok bool) 
 	case "queue4_thr", "queue4_coro":
 		n = queueItems
 		result, expected = mpmc(4, 4, n), sumBelow(n)
-	case "pingpong_thr", "pingpong_coro":
+	case "pingpong_thr", "pingpong_coro", "pingpong_unbuf":
 		n = pingPongTrips
 		result, latUs = pingPong(n)
 		expected = n
@@ -202,6 +242,12 @@ func runPrim(w string) (n, tasks, result, expected int, latUs float64, ok bool) 
 	case "waitgroup":
 		n = waitGroupTasks
 		result, expected = fanIn(n), n
+	case "select2":
+		n = selectItems
+		result, expected = selectTwo(n), sumBelow(n)
+	case "timers":
+		n = timers
+		result, expected = timerChurn(n), n
 	case "pool":
 		n = poolItems
 		result, expected = workerPool(n), sumBelow(n)

@@ -10,7 +10,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -18,6 +17,7 @@
 #include <utility>
 
 #include "detail/deadline.hpp"
+#include "detail/spin.hpp"
 #include "detail/timer_service.hpp"
 #include "errors.hpp"
 #include "queue.hpp"
@@ -52,37 +52,55 @@ public:
   /// stopping). Returns whether it was pending.
   bool start(TimePoint deadline, Clock::duration period = Clock::duration::zero()) {
     const bool was = stop();
-    std::unique_lock lk(mu_);
-    node_.deadline = deadline;
-    period_ = period;
-    armed_ = true;
+    arm(deadline, period);
+    return was;
+  }
+  /// start() for a timer never started before: nothing to stop.
+  void arm(TimePoint deadline, Clock::duration period = Clock::duration::zero()) {
+    {
+      std::lock_guard lk(mu_);
+      node_.deadline = deadline;
+      period_ = period;
+      armed_ = true;
+    }
     retain();  // the heap's reference
-    lk.unlock();
     try {
       timer_service().add(&node_);
     } catch (...) {
-      lk.lock();
-      armed_ = false;
-      lk.unlock();
+      {
+        std::lock_guard lk(mu_);
+        armed_ = false;
+      }
       release();
       throw;
     }
-    return was;
   }
 
   /// Disarms; waits for a fire in progress (unless called from inside it);
   /// empties the channel. Returns whether the timer was pending.
   bool stop() {
-    bool was;
+    bool was, drain;
     {
       std::unique_lock lk(mu_);
       was = armed_;
       armed_ = false;
-      if (firing_thread_ != std::this_thread::get_id()) cv_.wait(lk, [&] { return !firing_; });
+      // A fire delivering now (outside the lock): wait until it is done, so
+      // that the drain below catches its value. Not from inside that fire.
+      if (firing_ && firing_thread_ != std::this_thread::get_id()) {
+        for (unsigned i = 0; firing_; ++i) {
+          lk.unlock();
+          spin_wait_step(i);
+          lk.lock();
+        }
+      }
+      drain = delivered_;
+      delivered_ = false;
     }
     // Not cancelled: it fired meanwhile, found itself disarmed and let go.
     if (was && timer_service().cancel(&node_)) release();  // the heap's reference
-    while (ch_.try_get()) {
+    if (drain) {
+      while (ch_.try_get()) {
+      }
     }
     return was;
   }
@@ -100,6 +118,7 @@ private:
       std::lock_guard lk(c->mu_);
       if (c->armed_ && !aborted) {
         deliver = true;
+        c->delivered_ = true;
         c->firing_ = true;
         c->firing_thread_ = std::this_thread::get_id();
         if (c->period_ > Clock::duration::zero()) {
@@ -136,16 +155,15 @@ private:
       std::lock_guard lk(c->mu_);
       c->firing_ = false;
       c->firing_thread_ = {};
-      c->cv_.notify_all();
     }
     if (!requeued) c->release();  // the heap's reference
   }
 
   std::atomic<long> refs_{1};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool armed_ = false;   // queued (or re-queued) and not stopped
-  bool firing_ = false;  // delivering a value outside the lock
+  SpinLock mu_;
+  bool armed_ = false;      // queued (or re-queued) and not stopped
+  bool firing_ = false;     // delivering a value outside the lock
+  bool delivered_ = false;  // a value may sit in the channel
   std::thread::id firing_thread_{};
   Node node_;
   Clock::duration period_{};  // under mu_; zero: fires once
@@ -226,7 +244,7 @@ public:
 
 private:
   Timer(detail::Clock::duration d, std::function<void()> f) : TimerHandle(std::move(f)) {
-    core().start(detail::deadline_after(d));
+    core().arm(detail::deadline_after(d));
   }
   template <class Rep, class Period, class F>
   friend Timer after_func(std::chrono::duration<Rep, Period> d, F f);
@@ -254,7 +272,7 @@ public:
   template <class Rep, class Period>
   explicit Ticker(std::chrono::duration<Rep, Period> period) : TimerHandle(nullptr) {
     const auto p = positive(period);
-    core().start(detail::Clock::now() + p, p);
+    core().arm(detail::Clock::now() + p, p);
   }
   /// Stops ticking; channel() holds no tick afterwards.
   void stop() { (void)core().stop(); }

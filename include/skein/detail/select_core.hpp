@@ -172,9 +172,35 @@ public:
       if (cases_[i]->is_default()) def = i;
     }
     for (std::uint32_t i = n_; i > 1; --i) std::swap(order_[i - 1], order_[select_random<Sys>() % i]);
-    sort_locks();
 
+    // The fast path: poll each case under its own lock alone. A case found
+    // ready this way was ready at that moment, which is all select promises;
+    // only "none is ready" needs every lock at once (below).
     Waiter* woken = nullptr;
+    for (std::uint32_t k = 0; k < n_; ++k) {
+      const std::uint32_t i = order_[k];
+      if (i == def) continue;
+      SelectCase* c = cases_[i];
+      bool fired;
+      if (c->lock_key()) {
+        c->lock();
+        try {
+          fired = c->poll(woken);
+        } catch (...) {
+          c->unlock();
+          throw;
+        }
+        c->unlock();
+      } else {
+        fired = c->poll(woken);
+      }
+      if (fired) {
+        if (woken) woken->notify();
+        (void)group_.try_win(i);  // nothing is registered: nobody else can win
+        return i;
+      }
+    }
+    sort_locks();
     {
       LockAll held(*this);
       for (std::uint32_t k = 0; k < n_; ++k) {

@@ -59,7 +59,12 @@ public:
         n->seq = seq_++;
         n->index = heap_.size() - 1;
         sift_up(n->index);
-        earliest = heap_.front() == n;
+        // Wake the thread only if it sleeps past this deadline: an awake
+        // thread looks at the heap before it sleeps again, and one that sleeps
+        // until an earlier (or a cancelled) deadline wakes in time anyway.
+        // (A timer started and stopped over and over must not cost a futex
+        // wake each time.)
+        earliest = sleeping_ && n->deadline < sleep_until_;
       }
     }
     if (rejected)
@@ -87,18 +92,14 @@ private:
     std::unique_lock lk(mu_);
     while (!stop_) {
       if (heap_.empty()) {
-        cv_.wait(lk);
+        sleep(lk, kNever);
         continue;
       }
       auto now = Clock::now();
       TimerNode* top = heap_.front();
       if (top->deadline > now) {
         // A copy: while we wait, `top` may be cancelled and its frame freed.
-        const Clock::time_point when = top->deadline;
-        if (when == kNever)  // never fires: wait_until(max) may overflow converting clocks
-          cv_.wait(lk);
-        else
-          cv_.wait_until(lk, when);
+        sleep(lk, top->deadline);
         continue;
       }
       remove_at(0);
@@ -106,6 +107,16 @@ private:
       top->fire(top, false);
       lk.lock();
     }
+  }
+
+  void sleep(std::unique_lock<std::mutex>& lk, Clock::time_point when) {
+    sleeping_ = true;
+    sleep_until_ = when;
+    if (when == kNever)  // never fires: wait_until(max) may overflow converting clocks
+      cv_.wait(lk);
+    else
+      cv_.wait_until(lk, when);
+    sleeping_ = false;
   }
 
   static bool less(const TimerNode* a, const TimerNode* b) noexcept {
@@ -156,6 +167,8 @@ private:
   std::vector<TimerNode*> heap_;
   std::uint64_t seq_ = 0;
   bool stop_ = false;
+  bool sleeping_ = false;                  // the thread waits on cv_ ...
+  Clock::time_point sleep_until_ = kNever;  // ... until then (kNever: until notified)
   std::thread thread_;
 };
 
