@@ -64,11 +64,12 @@ public:
   /// The `default` case: never polled or linked; chosen when nothing is ready.
   [[nodiscard]] virtual bool is_default() const noexcept { return false; }
 
+  virtual ~SelectCase() = default;
+
 protected:
   SelectCase() = default;
   SelectCase(const SelectCase&) = default;
   SelectCase& operator=(const SelectCase&) = default;
-  ~SelectCase() = default;
 };
 
 inline constexpr std::uint32_t kSelectPending = ~std::uint32_t{0};
