@@ -33,8 +33,8 @@ inline constexpr long kLockOps = 10'000'000;    // lock + increment + unlock, in
 inline constexpr long kAtomicOps = 20'000'000;  // fetch-adds, in all
 inline constexpr long kWaitGroupTasks = 1'000'000;
 inline constexpr long kPoolItems = 1'000'000;
-inline constexpr long kPoolWorkers = 4;  // skein::Pool's default
-inline constexpr long kPoolDepth = 8;    // skein::Pool's default: workers * 2
+inline constexpr long kPoolWorkers = 4;          // skein::Pool's default
+inline constexpr long kPoolDepth = 8;            // skein::Pool's default: workers * 2
 inline constexpr long kSelectItems = 2'000'000;  // items received through select, in all
 inline constexpr long kTimers = 1'000'000;       // timers started and stopped
 

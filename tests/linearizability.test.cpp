@@ -720,21 +720,21 @@ private:
   std::atomic<unsigned> calls_{0};
 };
 
-
 /// A second, live queue for select histories: a feeder thread keeps it
 /// supplied; every item it feeds must be taken exactly once (by a select that
 /// picked it, or by the final drain).
 class Decoy {
 public:
-  Decoy() : feeder_([this] {
-      try {
-        for (long i = 1;; ++i) {
-          q.put(static_cast<int>(i % 1000));
-          fed_ += i % 1000;
-        }
-      } catch (const skein::Closed&) {
-      }
-    }) {}
+  Decoy()
+      : feeder_([this] {
+          try {
+            for (long i = 1;; ++i) {
+              q.put(static_cast<int>(i % 1000));
+              fed_ += i % 1000;
+            }
+          } catch (const skein::Closed&) {
+          }
+        }) {}
   ~Decoy() {
     if (feeder_.joinable()) finish();
   }

@@ -518,7 +518,6 @@ model::Scenario coro_cancel() {
   return sc;
 }
 
-
 // --- select (detail/select_core.hpp) --------------------------------------------------
 
 /// Model parking for select scenarios: a fixed poll order (the explorer needs

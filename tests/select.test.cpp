@@ -521,8 +521,8 @@ TEST_CASE("Go by Example: timeouts") {
 // "Non-Blocking Channel Operations": select with a default.
 TEST_CASE("Go by Example: non-blocking channel operations") {
   Queue<std::string> messages(skein::unbuffered), signals(skein::unbuffered);
-  CHECK(skein::select(case_get(messages), case_default()).index() == 1);      // "no message received"
-  CHECK(skein::select(case_put(messages, "hi"), case_default()).index() == 1);  // "no message sent"
+  CHECK(skein::select(case_get(messages), case_default()).index() == 1);                     // "no message received"
+  CHECK(skein::select(case_put(messages, "hi"), case_default()).index() == 1);               // "no message sent"
   CHECK(skein::select(case_get(messages), case_get(signals), case_default()).index() == 2);  // "no activity"
 }
 
@@ -592,7 +592,7 @@ TEST_CASE("Timer: stop and reset leave no stale value; reset re-arms; after_func
   skein::Timer t(1ms);
   REQUIRE(eventually([&] { return t.channel().size() == 1; }));  // it fired: its value waits
   CHECK_FALSE(t.stop());                                         // already fired
-  CHECK(t.channel().try_get() == std::nullopt);  // ... and stop emptied the channel (Go 1.23)
+  CHECK(t.channel().try_get() == std::nullopt);                  // ... and stop emptied the channel (Go 1.23)
 
   skein::Timer t2(1ms);
   REQUIRE(eventually([&] { return t2.channel().size() == 1; }));

@@ -245,6 +245,38 @@ static_assert(noexcept(lv<const S>().available()) && noexcept(lv<const S>().max(
 static_assert(std::is_same_v<decltype(lv<S>().try_acquire_for(1ms)), bool>);
 static_assert(skein::detail::Awaiter<S::AcquireOperation>);
 
+// --- weighted_semaphore.hpp -----------------------------------------------------------
+using WS = skein::WeightedSemaphore;
+static_assert(std::is_constructible_v<WS, std::int64_t> && !std::is_convertible_v<std::int64_t, WS>);
+static_assert(!std::is_copy_constructible_v<WS> && !std::is_move_constructible_v<WS>);
+static_assert(noexcept(lv<WS>().async_acquire(1)) && noexcept(lv<const WS>().size()));
+static_assert(std::is_same_v<decltype(lv<WS>().try_acquire(1)), bool>);
+static_assert(std::is_same_v<decltype(lv<WS>().try_acquire_for(1, 1ms)), bool>);
+static_assert(skein::detail::Awaiter<WS::AcquireOperation>);
+
+// --- select.hpp -----------------------------------------------------------------------
+using QI = skein::Queue<int>;
+static_assert(std::is_constructible_v<QI, skein::unbuffered_t> && !std::is_convertible_v<skein::unbuffered_t, QI>);
+static_assert(noexcept(lv<const QI>().is_unbuffered()));
+static_assert(noexcept(skein::case_get(lv<QI>())) && noexcept(skein::case_default()));
+static_assert(std::is_same_v<decltype(skein::case_put(lv<QI>(), 1)), skein::PutCase<int>>);
+using Sel = decltype(skein::select(skein::case_get(lv<QI>()), skein::case_after(1ms), skein::case_default()));
+static_assert(std::is_same_v<Sel, skein::Selected<skein::GetCase<int>, skein::AfterCase, skein::DefaultCase>>);
+static_assert(std::is_same_v<decltype(lv<Sel>().get<0>()), std::optional<int>&>);
+static_assert(noexcept(lv<const Sel>().index()) && noexcept(lv<const Sel>().timed_out()));
+static_assert(skein::detail::Awaiter<decltype(skein::async_select(skein::case_get(lv<QI>())))>);
+static_assert(!std::is_copy_constructible_v<decltype(skein::async_select(skein::case_get(lv<QI>())))>);
+
+// --- timer.hpp ------------------------------------------------------------------------
+static_assert(std::is_constructible_v<skein::Timer, std::chrono::milliseconds> &&
+              !std::is_convertible_v<std::chrono::milliseconds, skein::Timer>);
+static_assert(!std::is_copy_constructible_v<skein::Timer> && std::is_nothrow_move_constructible_v<skein::Timer>);
+static_assert(!std::is_copy_constructible_v<skein::Ticker> && std::is_nothrow_move_constructible_v<skein::Ticker>);
+static_assert(std::is_same_v<decltype(lv<skein::Timer>().stop()), bool>);
+static_assert(
+    std::is_same_v<decltype(lv<const skein::Timer>().channel()), skein::Queue<std::chrono::steady_clock::time_point>&>);
+static_assert(std::is_same_v<decltype(skein::after_func(1ms, [] {})), skein::Timer>);
+
 // --- pool.hpp -------------------------------------------------------------------------
 using P = skein::Pool<int>;
 using Work = void (*)(int);

@@ -1097,7 +1097,8 @@ inline Value script_select(Call& c, bool seconds) {
     const List* cl = (*cases)[i].get_if<List>();
     const std::string* kind = cl && !cl->empty() ? (*cl)[0].get_if<std::string>() : nullptr;
     if (!kind)
-      c.fail(where + " must be a list starting with its kind (\"get\", \"put\", \"ready\", \"after\", \"default\"), got " +
+      c.fail(where +
+             " must be a list starting with its kind (\"get\", \"put\", \"ready\", \"after\", \"default\"), got " +
              (*cases)[i].repr());
     auto arity = [&](std::size_t n) {
       if (cl->size() != n)

@@ -269,7 +269,9 @@ class [[nodiscard]] SelectOperation {
 
 public:
   explicit SelectOperation(Cases&&... cs) noexcept
-      : r_(std::move(cs)...), ptrs_(r_.pointers()), sel_(ptrs_.data(), st_.subs.data(), st_.scratch.data(), n),
+      : r_(std::move(cs)...),
+        ptrs_(r_.pointers()),
+        sel_(ptrs_.data(), st_.subs.data(), st_.scratch.data(), n),
         await_(sel_, ptrs_.data(), [] { return static_cast<detail::Executor*>(&detail::core_of(default_pool())); }) {}
   SelectOperation(const SelectOperation&) = delete;
   SelectOperation& operator=(const SelectOperation&) = delete;

@@ -125,8 +125,8 @@ private:
           // A ticker re-arms; a slow receiver loses ticks instead of
           // getting a burst (Go's ticker drops them too).
           const TimePoint now = Clock::now();
-          c->node_.deadline += c->period_;
-          if (c->node_.deadline <= now) c->node_.deadline = now + c->period_;
+          c->node_.deadline = deadline_after(c->period_, c->node_.deadline);
+          if (c->node_.deadline <= now) c->node_.deadline = deadline_after(c->period_, now);
           requeued = true;
         } else {
           c->armed_ = false;
@@ -272,7 +272,7 @@ public:
   template <class Rep, class Period>
   explicit Ticker(std::chrono::duration<Rep, Period> period) : TimerHandle(nullptr) {
     const auto p = positive(period);
-    core().arm(detail::Clock::now() + p, p);
+    core().arm(detail::deadline_after(p), p);
   }
   /// Stops ticking; channel() holds no tick afterwards.
   void stop() { (void)core().stop(); }
@@ -280,7 +280,7 @@ public:
   template <class Rep, class Period>
   void reset(std::chrono::duration<Rep, Period> period) {
     const auto p = positive(period);
-    (void)core().start(detail::Clock::now() + p, p);
+    (void)core().start(detail::deadline_after(p), p);
   }
 
 private:

@@ -749,6 +749,7 @@ private:
 class QueueObject final : public Object {
 public:
   explicit QueueObject(std::size_t maxsize) : queue(maxsize) {}
+  explicit QueueObject(skein::unbuffered_t u) : queue(u) {}
   SKEIN_SCRIPT_OBJECT(Queue) {
     static const Method m[] = {
         {"put",
@@ -1066,6 +1067,75 @@ inline Value make_pool(Call& c, Isolation iso, std::string_view depth_name) {
   return in_runtime(c, [&] { return make<PoolObject>(c, rt, fn, workers, depth, std::move(globals)); });
 }
 
+/// `threads.select(cases)` / `thread.channel.select(cases)`: Go's select over
+/// a list of cases, each a list: {"get"|"recv", queue}, {"put"|"send", queue,
+/// item}, {"ready"|"await", promise}, {"after", duration} (seconds for
+/// `threads`, milliseconds for `thread`), {"default"}. Returns the list
+/// {n, value}: n is the winning case's position, counted from 1; value is the
+/// item a get case received (none once its queue is closed and drained),
+/// none for the others.
+inline Value script_select(Call& c, bool seconds) {
+  auto a = c.bind({{"cases"}});
+  const List* cases = a[0].get_if<List>();
+  if (!cases) c.fail("argument 1 must be a list of cases, got " + a[0].type_name());
+  if (cases->empty()) c.fail("select needs at least one case");
+  std::vector<Handle> keep;  // the objects the cases refer to, alive until the select ends
+  std::vector<std::unique_ptr<detail::SelectCase>> owned;
+  std::vector<GetCase<Value>*> gets(cases->size(), nullptr);
+  std::size_t defaults = 0;
+  for (std::size_t i = 0; i < cases->size(); ++i) {
+    const std::string where = "case " + std::to_string(i + 1);
+    const List* cl = (*cases)[i].get_if<List>();
+    const std::string* kind = cl && !cl->empty() ? (*cl)[0].get_if<std::string>() : nullptr;
+    if (!kind)
+      c.fail(where +
+             " must be a list starting with its kind (\"get\", \"put\", \"ready\", \"after\", \"default\"), got " +
+             (*cases)[i].repr());
+    auto arity = [&](std::size_t n) {
+      if (cl->size() != n)
+        c.fail(where + " (" + *kind + ") takes " + Call::count(n - 1, "argument") + ", got " +
+               std::to_string(cl->size() - 1));
+    };
+    if (*kind == "get" || *kind == "recv") {
+      arity(2);
+      auto q = c.handle<QueueObject>((*cl)[1], where + ": the queue");
+      auto g = std::make_unique<GetCase<Value>>(q->queue);
+      gets[i] = g.get();
+      owned.push_back(std::move(g));
+      keep.push_back(std::move(q));
+    } else if (*kind == "put" || *kind == "send") {
+      arity(3);
+      auto q = c.handle<QueueObject>((*cl)[1], where + ": the queue");
+      owned.push_back(std::make_unique<PutCase<Value>>(q->queue, (*cl)[2]));
+      keep.push_back(std::move(q));
+    } else if (*kind == "ready" || *kind == "await") {
+      arity(2);
+      auto p = c.handle<PromiseObject>((*cl)[1], where + ": the promise");
+      owned.push_back(std::make_unique<ReadyCase>(detail::state_of(p->promise)));
+      keep.push_back(std::move(p));
+    } else if (*kind == "after") {
+      arity(2);
+      const auto d = seconds ? impl::seconds(c, (*cl)[1], where + ": the duration (seconds)")
+                             : std::chrono::nanoseconds(c.duration<std::chrono::milliseconds>(
+                                   (*cl)[1], where + ": the duration (milliseconds)"));
+      owned.push_back(std::make_unique<AfterCase>(detail::deadline_after(d)));
+    } else if (*kind == "default") {
+      arity(1);
+      if (++defaults > 1) c.fail("select takes at most one default case");
+      owned.push_back(std::make_unique<DefaultCase>());
+    } else {
+      c.fail(where + " has an unknown kind \"" + *kind + "\" (get, put, ready, after or default)");
+    }
+  }
+  std::vector<detail::SelectCase*> ptrs;
+  ptrs.reserve(owned.size());
+  for (auto& o : owned) ptrs.push_back(o.get());
+  const auto w = static_cast<std::size_t>(skein::select_any(ptrs));
+  Value v;
+  if (gets[w] && gets[w]->result()) v = std::move(*gets[w]->result());
+  return List{Value(w + 1), std::move(v)};
+}
+
 inline Module make_threads_module() {
   return Module{
       "threads",
@@ -1091,6 +1161,7 @@ inline Module make_threads_module() {
              return make<QueueObject>(c, c.size(a[0], "maxsize"));
            }},
           {"WaitGroup", [](Call& c) -> Value { return c.bind({}), make<WaitGroupObject>(c); }},
+          {"select", [](Call& c) -> Value { return script_select(c, true); }},
           {"Pool", [](Call& c) -> Value { return make_pool(c, c.runtime().options().run_isolation, "queue_depth"); }},
       },
       {}};
@@ -1132,9 +1203,13 @@ inline Module make_thread_module() {
                  {
                      {"new",
                       [](Call& c) -> Value {
+                        // As in Go: no capacity, or 0, is an unbuffered channel.
                         auto& a = c.exactly(0, 1);
-                        return make<QueueObject>(c, a[0].is_none() ? 0 : c.size(a[0], "capacity"));
+                        const std::size_t cap = a[0].is_none() ? 0 : c.size(a[0], "capacity");
+                        if (cap == 0) return make<QueueObject>(c, skein::unbuffered);
+                        return make<QueueObject>(c, cap);
                       }},
+                     {"select", [](Call& c) -> Value { return script_select(c, false); }},
                      {"send", [](Call& c) -> Value { return call_on<QueueObject>(c, "put"); }},
                      {"recv", [](Call& c) -> Value { return call_on<QueueObject>(c, "get"); }},
                      {"recvTimeout",

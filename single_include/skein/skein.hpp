@@ -804,6 +804,8 @@ SKEIN_DETAIL_TEST_SWITCH(inject_lost_wakeup, kInjectLostWakeup)
 SKEIN_DETAIL_TEST_SWITCH(inject_skip_idle_recheck, kInjectSkipIdleRecheck)
 /// block_wait's stop callback only wakes the waiter, which withdraws later.
 SKEIN_DETAIL_TEST_SWITCH(inject_late_withdraw, kInjectLateWithdraw)
+/// A select's case lets a primitive complete with it without winning the select.
+SKEIN_DETAIL_TEST_SWITCH(inject_select_unclaimed, kInjectSelectUnclaimed)
 
 #undef SKEIN_DETAIL_TEST_SWITCH
 
@@ -999,7 +1001,12 @@ public:
         n->seq = seq_++;
         n->index = heap_.size() - 1;
         sift_up(n->index);
-        earliest = heap_.front() == n;
+        // Wake the thread only if it sleeps past this deadline: an awake
+        // thread looks at the heap before it sleeps again, and one that sleeps
+        // until an earlier (or a cancelled) deadline wakes in time anyway.
+        // (A timer started and stopped over and over must not cost a futex
+        // wake each time.)
+        earliest = sleeping_ && n->deadline < sleep_until_;
       }
     }
     if (rejected)
@@ -1027,18 +1034,14 @@ private:
     std::unique_lock lk(mu_);
     while (!stop_) {
       if (heap_.empty()) {
-        cv_.wait(lk);
+        sleep(lk, kNever);
         continue;
       }
       auto now = Clock::now();
       TimerNode* top = heap_.front();
       if (top->deadline > now) {
         // A copy: while we wait, `top` may be cancelled and its frame freed.
-        const Clock::time_point when = top->deadline;
-        if (when == kNever)  // never fires: wait_until(max) may overflow converting clocks
-          cv_.wait(lk);
-        else
-          cv_.wait_until(lk, when);
+        sleep(lk, top->deadline);
         continue;
       }
       remove_at(0);
@@ -1046,6 +1049,16 @@ private:
       top->fire(top, false);
       lk.lock();
     }
+  }
+
+  void sleep(std::unique_lock<std::mutex>& lk, Clock::time_point when) {
+    sleeping_ = true;
+    sleep_until_ = when;
+    if (when == kNever)  // never fires: wait_until(max) may overflow converting clocks
+      cv_.wait(lk);
+    else
+      cv_.wait_until(lk, when);
+    sleeping_ = false;
   }
 
   static bool less(const TimerNode* a, const TimerNode* b) noexcept {
@@ -1096,6 +1109,8 @@ private:
   std::vector<TimerNode*> heap_;
   std::uint64_t seq_ = 0;
   bool stop_ = false;
+  bool sleeping_ = false;                   // the thread waits on cv_ ...
+  Clock::time_point sleep_until_ = kNever;  // ... until then (kNever: until notified)
   std::thread thread_;
 };
 
@@ -1274,11 +1289,30 @@ struct Waiter {
   bool is_coro = false;    // a CoroWaiter or DirectCoroWaiter (a completer may transfer to it directly)
   bool direct = false;     // a DirectCoroWaiter: fully armed before it was linked
   bool cancelled = false;  // CoroWaiter: written before fire(), read after resumption
+  bool claimable = false;  // a ClaimableWaiter (one case of a select)
   void notify() noexcept {
     SKEIN_FAULT_POINT();  // between the primitive's unlock and the wake-up
     notify_fn(this);
   }
 };
+
+/// A waiter that may be one of several registered for one wait (a select's
+/// cases, each in its own primitive): a primitive that is about to complete
+/// an operation with it (hand it an item, take its item) must first claim it,
+/// under the primitive's lock. A failed claim means another case already won:
+/// the primitive leaves the waiter linked (its owner withdraws it) and goes on
+/// to the next one, so a losing case never consumes or produces anything.
+struct ClaimableWaiter : Waiter {
+  bool (*claim_fn)(ClaimableWaiter*) noexcept = nullptr;
+  ClaimableWaiter() noexcept { claimable = true; }
+};
+
+/// True if a primitive may complete an operation with `w` (see ClaimableWaiter).
+inline bool claim_waiter(Waiter* w) noexcept {
+  if (!w->claimable) return true;
+  auto* c = static_cast<ClaimableWaiter*>(w);
+  return c->claim_fn(c);
+}
 
 /// Intrusive FIFO of waiters; the owner provides the locking.
 class WaiterList {
@@ -1317,6 +1351,17 @@ public:
     Waiter* w = head_;
     if (w) remove(w);
     return w;
+  }
+  /// Unlinks and returns the first waiter that could be claimed
+  /// (claim_waiter); those that could not stay linked. For primitives whose
+  /// waiters may be a select's cases.
+  Waiter* pop_front_claimed() noexcept {
+    for (Waiter* w = head_; w; w = w->next)
+      if (claim_waiter(w)) {
+        remove(w);
+        return w;
+      }
+    return nullptr;
   }
   /// Moves every waiter out, as a singly linked chain through `next`; the
   /// caller notifies them after unlocking (read `next` before notify()).
@@ -5731,9 +5776,10 @@ private:
 
 
 // ---- begin skein/queue.hpp ----
-/// Queue<T>: Go's channel as a FIFO queue — bounded or unbounded, closable,
-/// for blocking threads and coroutines alike, cancellable, with direct
-/// hand-off from a putter to a waiting getter.
+/// Queue<T>: Go's channel as a FIFO queue — bounded, unbounded or unbuffered
+/// (a rendezvous), closable, for blocking threads and coroutines alike,
+/// cancellable, with direct hand-off from a putter to a waiting getter, and
+/// usable in skein::select.
 
 
 #include <chrono>
@@ -5747,7 +5793,413 @@ private:
 #include <utility>
 
 
+// ---- begin skein/detail/select_core.hpp ----
+// The engine behind skein::select: one wait over several primitives, of which
+// exactly one completes.
+//
+// Protocol (Go's select, on skein's waiter core):
+//  1. Poll. Every case that consumes or produces (a Queue's get or put) names
+//     its primitive's lock; the engine takes all those locks in address order
+//     and polls every case once, in a random order. The first case that can
+//     complete does so and wins; with several ready, each is equally likely.
+//  2. Register (no case was ready and there is no default). Still under those
+//     locks, each such case links one ClaimableWaiter of its own, then the
+//     locks are released; the other cases (a promise, a stop token, a timer)
+//     register after, and may find themselves ready at once.
+//  3. Win. A group word says which case won. A primitive that wants to
+//     complete an operation with a linked case claims it under its own lock
+//     (claim_waiter: a CAS of the group word); a case that only reports
+//     readiness (a promise settling, a close, a timer) tries the same CAS from
+//     its notification. The winner notifies the owner (a blocked thread or a
+//     suspended coroutine); a loser has consumed nothing and produced nothing.
+//     A cancel or a deadline "wins" for the owner itself (kAbandoned), so it
+//     and a case can never both take effect.
+//  4. Withdraw. The owner unlinks every case. One that was no longer linked
+//     has a notification in flight: the owner waits for the case's `settled`
+//     parker, which the notification sets once it no longer touches the
+//     select (and before it wakes the owner, so a coroutine resumed inline
+//     never waits for itself).
+
+#include <cstdint>
+#include <coroutine>
+#include <exception>
+#include <utility>
+
+
+namespace skein::detail {
+
+/// One case of a select, as the engine sees it.
+class SelectCase {
+public:
+  /// A case that consumes or produces (a Queue's get or put) names its
+  /// primitive's lock: the engine holds every such lock while it polls and
+  /// links, so nothing completes between "not ready" and "linked".
+  [[nodiscard]] virtual const void* lock_key() const noexcept { return nullptr; }
+  virtual void lock() noexcept {}
+  virtual void unlock() noexcept {}
+  /// Completes the case now if it can; true = it fired. A waiter it completed
+  /// with (a blocked putter whose item it took) goes to `woken`, notified
+  /// once the locks are released.
+  virtual bool poll(Waiter*& woken) = 0;
+  /// Links `w`, whose notification says the case fired. A case with a lock
+  /// is called under it, right after poll said "not ready", and links. One
+  /// without may find itself ready: false = not linked, ready now.
+  virtual bool link(ClaimableWaiter& w) = 0;
+  /// Unlinks `w` if still linked; true if it was (nobody will notify it).
+  virtual bool unlink(ClaimableWaiter& w) noexcept = 0;
+  /// After this case won: throws what its operation throws (Closed for a put
+  /// whose queue was closed while it waited).
+  virtual void finish() {}
+  /// The `default` case: never polled or linked; chosen when nothing is ready.
+  [[nodiscard]] virtual bool is_default() const noexcept { return false; }
+
+  virtual ~SelectCase() = default;
+
+protected:
+  SelectCase() = default;
+  SelectCase(const SelectCase&) = default;
+  SelectCase& operator=(const SelectCase&) = default;
+};
+
+inline constexpr std::uint32_t kSelectPending = ~std::uint32_t{0};
+
+/// Which case won (or that the owner gave up).
+template <class Sys = OsParking>
+class BasicSelectGroup {
+public:
+  static constexpr std::uint32_t kUndecided = ~std::uint32_t{0}, kAbandoned = kUndecided - 1;
+
+  bool try_win(std::uint32_t i) noexcept {
+    std::uint32_t e = kUndecided;
+    // acq_rel: the winner's writes (an item handed over) reach the owner,
+    // which reads the word with acquire after it wakes.
+    return winner_.compare_exchange_strong(e, i, std::memory_order_acq_rel, std::memory_order_acquire);
+  }
+  [[nodiscard]] std::uint32_t winner() const noexcept { return winner_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool decided() const noexcept { return winner() != kUndecided; }
+
+  Waiter* owner = nullptr;  // notified once, by the winning case
+
+private:
+  typename Sys::template Atomic<std::uint32_t> winner_{kUndecided};
+};
+
+/// The waiter one case links into its primitive.
+template <class Sys = OsParking>
+struct BasicSelectCaseWaiter : ClaimableWaiter {
+  using Group = BasicSelectGroup<Sys>;
+  Group* group = nullptr;
+  std::uint32_t index = 0;
+  bool registered = false;   // linked by the engine (whether or not still linked)
+  BasicParker<Sys> settled;  // notified when this case's notification is done with the select
+
+  BasicSelectCaseWaiter() noexcept {
+    claim_fn = [](ClaimableWaiter* w) noexcept {
+      auto* c = static_cast<BasicSelectCaseWaiter*>(w);
+      if constexpr (inject_select_unclaimed<Sys>()) return true;  // broken on purpose (the model checker's test)
+      return c->group->try_win(c->index);
+    };
+    notify_fn = [](Waiter* w) noexcept {
+      auto* c = static_cast<BasicSelectCaseWaiter*>(w);
+      Group* g = c->group;
+      const std::uint32_t i = c->index;
+      // Claimed under the primitive's lock (the word already says i), or a
+      // notification that completes nothing (a settle, a close, a timer):
+      // then the first to get here wins.
+      const std::uint32_t cur = g->winner();
+      const bool mine = cur == i || (cur == Group::kUndecided && g->try_win(i));
+      Waiter* owner = g->owner;
+      // From here the owner may withdraw this case and leave, unless this case
+      // won: then it waits for the notification below.
+      c->settled.notify();
+      if (mine) owner->notify();
+    };
+  }
+
+  /// After a failed unlink: waits until the notification in flight is done.
+  void wait_settled() noexcept {
+    using P = BasicParker<Sys>;
+    if (settled.spin_while(P::kWaiting, Sys::spin_budget()) == P::kWaiting) settled.wait_while(P::kWaiting);
+  }
+};
+
+/// A small per-thread generator for the poll order (xorshift); a Sys may
+/// give its own (the model checker's must be the same in every execution).
+template <class Sys>
+std::uint32_t select_random() noexcept {
+  if constexpr (requires { Sys::select_random(); }) return Sys::select_random();
+  static thread_local std::uint64_t x = 0;
+  if (x == 0) x = (reinterpret_cast<std::uintptr_t>(&x) * 0x9E3779B97F4A7C15ull) | 1;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return static_cast<std::uint32_t>(x >> 32);
+}
+
+/// One select: the cases, their waiters and the group. Lives on the selecting
+/// thread's stack or in the awaiting coroutine's frame. `scratch` holds 2n
+/// entries (the poll order and the lock order).
+template <class Sys = OsParking>
+class BasicSelector {
+public:
+  using Sub = BasicSelectCaseWaiter<Sys>;
+  using Group = BasicSelectGroup<Sys>;
+
+  BasicSelector(SelectCase* const* cases, Sub* subs, std::uint32_t* scratch, std::uint32_t n) noexcept
+      : cases_(cases), subs_(subs), order_(scratch), locks_(scratch + n), n_(n) {}
+  BasicSelector(const BasicSelector&) = delete;
+  BasicSelector& operator=(const BasicSelector&) = delete;
+
+  /// Polls every case (random order) and, if none is ready and there is no
+  /// default, registers them all with `owner` as the waiter to notify.
+  /// Returns the index of a case that completed at once (or of the default
+  /// case), else kSelectPending: then `owner` is notified once, by the
+  /// winner, unless abandon() succeeds first.
+  std::uint32_t start(Waiter& owner) {
+    std::uint32_t def = kSelectPending;
+    for (std::uint32_t i = 0; i < n_; ++i) {
+      order_[i] = i;
+      if (cases_[i]->is_default()) def = i;
+    }
+    for (std::uint32_t i = n_; i > 1; --i) std::swap(order_[i - 1], order_[select_random<Sys>() % i]);
+
+    // The fast path: poll each case under its own lock alone. A case found
+    // ready this way was ready at that moment, which is all select promises;
+    // only "none is ready" needs every lock at once (below).
+    Waiter* woken = nullptr;
+    for (std::uint32_t k = 0; k < n_; ++k) {
+      const std::uint32_t i = order_[k];
+      if (i == def) continue;
+      SelectCase* c = cases_[i];
+      bool fired;
+      if (c->lock_key()) {
+        c->lock();
+        try {
+          fired = c->poll(woken);
+        } catch (...) {
+          c->unlock();
+          throw;
+        }
+        c->unlock();
+      } else {
+        fired = c->poll(woken);
+      }
+      if (fired) {
+        if (woken) woken->notify();
+        (void)group_.try_win(i);  // nothing is registered: nobody else can win
+        return i;
+      }
+    }
+    sort_locks();
+    {
+      LockAll held(*this);
+      for (std::uint32_t k = 0; k < n_; ++k) {
+        const std::uint32_t i = order_[k];
+        if (i == def) continue;
+        if (cases_[i]->poll(woken)) {
+          held.release();
+          if (woken) woken->notify();
+          (void)group_.try_win(i);  // nothing is registered: nobody else can win
+          return i;
+        }
+      }
+      if (def != kSelectPending) return def;
+      group_.owner = &owner;
+      for (std::uint32_t k = 0; k < locked_; ++k) {
+        const std::uint32_t i = locks_[k];
+        prepare(i);
+        (void)cases_[i]->link(subs_[i]);  // under its lock, just after "not ready": links
+        subs_[i].registered = true;
+      }
+    }
+    for (std::uint32_t k = 0; k < n_; ++k) {
+      const std::uint32_t i = order_[k];
+      if (cases_[i]->lock_key() || i == def) continue;
+      if (group_.decided()) break;  // no need to register the rest
+      prepare(i);
+      bool linked;
+      try {
+        linked = cases_[i]->link(subs_[i]);
+      } catch (...) {
+        // Out of memory registering a case. If no case won yet, the select
+        // fails with the error; if one did, it stands (and this case lost).
+        if (!abandon()) break;
+        withdraw_all();
+        throw;
+      }
+      if (linked) {
+        subs_[i].registered = true;
+      } else if (group_.try_win(i)) {
+        owner.notify();  // ready as it registered: the owner does not wait
+      }
+    }
+    return kSelectPending;
+  }
+
+  /// The owner gives up (a cancel, a deadline): true if no case had won, and
+  /// then none will.
+  bool abandon() noexcept { return group_.try_win(Group::kAbandoned); }
+
+  /// Unlinks every registered case, waiting out notifications in flight.
+  void withdraw_all() noexcept {
+    for (std::uint32_t i = 0; i < n_; ++i) {
+      Sub& s = subs_[i];
+      if (!s.registered) continue;
+      if (!cases_[i]->unlink(s)) s.wait_settled();
+      s.registered = false;
+    }
+  }
+
+  /// The winning case after the owner was notified.
+  [[nodiscard]] std::uint32_t winner() const noexcept { return group_.winner(); }
+
+private:
+  void prepare(std::uint32_t i) noexcept {
+    subs_[i].group = &group_;
+    subs_[i].index = i;
+  }
+  // The cases with a lock, sorted by lock address (insertion sort: n is small).
+  void sort_locks() noexcept {
+    locked_ = 0;
+    for (std::uint32_t i = 0; i < n_; ++i) {
+      if (!cases_[i]->lock_key()) continue;
+      std::uint32_t k = locked_++;
+      while (k > 0 && key(locks_[k - 1]) > key(i)) {
+        locks_[k] = locks_[k - 1];
+        --k;
+      }
+      locks_[k] = i;
+    }
+  }
+  [[nodiscard]] std::uintptr_t key(std::uint32_t i) const noexcept {
+    return reinterpret_cast<std::uintptr_t>(cases_[i]->lock_key());
+  }
+  // Holds every case's lock (each distinct lock once), in address order.
+  class LockAll {
+  public:
+    explicit LockAll(BasicSelector& s) noexcept : s_(s) {
+      for (std::uint32_t k = 0; k < s_.locked_; ++k)
+        if (k == 0 || s_.key(s_.locks_[k]) != s_.key(s_.locks_[k - 1])) s_.cases_[s_.locks_[k]]->lock();
+    }
+    ~LockAll() { release(); }
+    LockAll(const LockAll&) = delete;
+    LockAll& operator=(const LockAll&) = delete;
+    void release() noexcept {
+      if (released_) return;
+      released_ = true;
+      for (std::uint32_t k = s_.locked_; k-- > 0;)
+        if (k == 0 || s_.key(s_.locks_[k]) != s_.key(s_.locks_[k - 1])) s_.cases_[s_.locks_[k]]->unlock();
+    }
+
+  private:
+    BasicSelector& s_;
+    bool released_ = false;
+  };
+
+  SelectCase* const* cases_;
+  Sub* subs_;
+  std::uint32_t* order_;
+  std::uint32_t* locks_;
+  std::uint32_t n_;
+  std::uint32_t locked_ = 0;
+  Group group_;
+};
+
+/// The blocking form: returns the winning case's index (finish() already
+/// called), kSelectPending if the deadline passed first; throws Cancelled if
+/// the current task is cancelled first (then no case took effect).
+template <class Sys = OsParking>
+std::uint32_t select_blocking(BasicSelector<Sys>& sel, SelectCase* const* cases,
+                              const Clock::time_point* deadline = nullptr) {
+  BasicThreadWaiter<Sys> owner;
+  std::uint32_t w = sel.start(owner);
+  if (w == kSelectPending) {
+    const WaitStatus s = block_wait(
+        owner, [&]() noexcept { return sel.abandon(); }, deadline);
+    sel.withdraw_all();
+    if (s == WaitStatus::cancelled) throw_cancelled();
+    if (s == WaitStatus::timeout) return kSelectPending;
+    w = sel.winner();
+  }
+  cases[w]->finish();
+  return w;
+}
+
+/// The coroutine form's core: `co_await` suspends until one case wins;
+/// await_resume returns its index (finish() already called) or throws
+/// Cancelled if the task was cancelled first.
+template <class Sys = OsParking>
+class BasicSelectAwait {
+  struct Withdraw {
+    BasicSelector<Sys>* sel;
+    bool operator()() const noexcept { return sel->abandon(); }
+  };
+
+public:
+  /// `fallback` gives the executor to resume a coroutine that has none on
+  /// (else a timer case would resume it on the timer thread).
+  BasicSelectAwait(BasicSelector<Sys>& sel, SelectCase* const* cases, Executor* (*fallback)() = nullptr) noexcept
+      : sel_(sel), cases_(cases), fallback_(fallback), wait_(Withdraw{&sel}) {}
+  BasicSelectAwait(const BasicSelectAwait&) = delete;
+  BasicSelectAwait& operator=(const BasicSelectAwait&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    wait_.prepare(h);
+    if (!wait_.waiter.executor && fallback_) wait_.waiter.executor = fallback_();
+    std::uint32_t w;
+    try {
+      w = sel_.start(wait_.waiter);
+    } catch (...) {
+      wait_.disarm();
+      throw;
+    }
+    if (w != kSelectPending) {  // decided without registering: do not suspend
+      wait_.disarm();
+      result_ = w;
+      return false;
+    }
+    waited_ = true;
+    return wait_.arm();
+  }
+  std::uint32_t await_resume() {
+    if (waited_) {
+      waited_ = false;
+      wait_.disarm();
+      sel_.withdraw_all();
+      if (wait_.waiter.cancelled) throw_cancelled();
+      result_ = sel_.winner();
+    }
+    cases_[result_]->finish();
+    return result_;
+  }
+
+private:
+  BasicSelector<Sys>& sel_;
+  SelectCase* const* cases_;
+  Executor* (*fallback_)();
+  CancellableCoroWait<Withdraw, Sys> wait_;
+  std::uint32_t result_ = kSelectPending;
+  bool waited_ = false;
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/select_core.hpp ----
+
 namespace skein {
+
+/// Tag for an unbuffered Queue: `Queue<T> q(skein::unbuffered);`
+struct unbuffered_t {
+  explicit unbuffered_t() = default;
+};
+inline constexpr unbuffered_t unbuffered{};
+
+template <class T>
+class Queue;
+template <class T>
+class GetCase;
+template <class T>
+class PutCase;
 
 /// Semantics (docs/api/queue.md): FIFO; `close()` is idempotent; items queued before
 /// close are still delivered; a put blocked at close, and any later put, throws
@@ -5773,6 +6225,10 @@ class Queue {
 public:
   /// `maxsize` = 0: unbounded.
   explicit Queue(std::size_t maxsize = 0) : cap_(maxsize) {}
+  /// Unbuffered (Go's `make(chan T)`): a put completes only when a getter
+  /// takes its item; try_put succeeds only if a getter is waiting, try_get
+  /// only if a putter is.
+  explicit Queue(unbuffered_t) : cap_(0), rendezvous_(true) {}
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
 
@@ -5831,8 +6287,10 @@ public:
     std::lock_guard lk(lk_);
     return buf_.size();
   }
-  /// The bound given at construction (0 = unbounded).
+  /// The bound given at construction (0 = unbounded, or unbuffered).
   [[nodiscard]] std::size_t capacity() const noexcept { return cap_; }
+  /// True for a Queue made with skein::unbuffered.
+  [[nodiscard]] bool is_unbuffered() const noexcept { return rendezvous_; }
   [[nodiscard]] bool closed() const {
     std::lock_guard lk(lk_);
     return closed_;
@@ -5921,17 +6379,29 @@ public:
   iterator end() noexcept { return iterator(); }
 
 private:
+  friend class GetCase<T>;
+  friend class PutCase<T>;
+
   template <class S>
   static S* slot_of(detail::Waiter* w) noexcept {
     return static_cast<S*>(w->data);
   }
 
   // lk_ held. Takes the front item (refilling from a blocked putter) into `out`;
-  // returns a putter to notify.
+  // returns a putter to notify. Unbuffered, takes a blocked putter's item.
+  // A putter that is a select's case is claimed first (pop_front_claimed).
   detail::Waiter* take_locked(std::optional<T>& out) noexcept {
-    if (buf_.empty()) return nullptr;
+    if (buf_.empty()) {
+      if (!rendezvous_) return nullptr;
+      detail::Waiter* p = putters_.pop_front_claimed();
+      if (!p) return nullptr;
+      auto* s = slot_of<PutSlot>(p);
+      out.emplace(std::move(*s->item));
+      s->result = kDone;
+      return p;
+    }
     out.emplace(std::move(buf_.front()));
-    detail::Waiter* p = putters_.pop_front();
+    detail::Waiter* p = putters_.pop_front_claimed();
     if (!p) {
       buf_.pop_front();
       return nullptr;
@@ -5969,13 +6439,14 @@ private:
   // or into the buffer if there is room. Returns the getter to notify via `woken`.
   bool place_locked(T& v, detail::Waiter*& woken) {
     if (closed_) throw Closed("put on a closed Queue");
-    if (detail::Waiter* g = getters_.pop_front()) {  // a getter waits: the buffer is empty
+    if (detail::Waiter* g = getters_.pop_front_claimed()) {  // a getter waits: the buffer is empty
       auto* s = slot_of<GetSlot>(g);
       s->out->emplace(std::move(v));
       s->result = kDone;
       woken = g;
       return true;
     }
+    if (rendezvous_) return false;  // only a waiting getter takes an item
     if (cap_ == 0 || buf_.size() < cap_) {
       buf_.push_back(std::move(v));
       return true;
@@ -6059,10 +6530,88 @@ private:
   }
 
   const std::size_t cap_;
+  const bool rendezvous_ = false;
   mutable detail::SpinLock lk_;
   std::deque<T> buf_;
   detail::WaiterList getters_, putters_;
   bool closed_ = false;
+};
+
+/// A select case that gets from a Queue (skein::case_get): fires with the
+/// item, or with an empty optional once the queue is closed and drained.
+template <class T>
+class GetCase final : public detail::SelectCase {
+public:
+  explicit GetCase(Queue<T>& q) noexcept : q_(&q) {}
+  GetCase(GetCase&& o) noexcept : q_(o.q_), out_(std::move(o.out_)) {}
+  GetCase& operator=(GetCase&&) = delete;
+  ~GetCase() = default;
+
+  /// The case's result, once it won.
+  std::optional<T>& result() noexcept { return out_; }
+
+  const void* lock_key() const noexcept override { return &q_->lk_; }
+  void lock() noexcept override { q_->lk_.lock(); }
+  void unlock() noexcept override { q_->lk_.unlock(); }
+  bool poll(detail::Waiter*& woken) override {
+    woken = q_->take_locked(out_);
+    if (out_) return true;
+    if (!q_->closed_) return false;
+    slot_.result = Queue<T>::kClosed;  // closed and drained: fires empty-handed
+    return true;
+  }
+  bool link(detail::ClaimableWaiter& w) override {
+    w.data = &slot_;
+    q_->getters_.push_back(&w);
+    return true;
+  }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override {
+    std::lock_guard lk(q_->lk_);
+    return q_->getters_.remove(&w);
+  }
+
+private:
+  Queue<T>* q_;
+  std::optional<T> out_;
+  typename Queue<T>::GetSlot slot_{&out_, Queue<T>::kPending};
+};
+
+/// A select case that puts into a Queue (skein::case_put): fires once the
+/// item is queued or taken; a queue closed before that makes select throw
+/// Closed (as a send on a closed channel panics in Go). A losing case keeps
+/// its item (result()).
+template <class T>
+class PutCase final : public detail::SelectCase {
+public:
+  PutCase(Queue<T>& q, T v) noexcept : q_(&q), item_(std::move(v)) {}
+  PutCase(PutCase&& o) noexcept : q_(o.q_), item_(std::move(o.item_)) {}
+  PutCase& operator=(PutCase&&) = delete;
+  ~PutCase() = default;
+
+  /// The item: moved from if the case won, intact if it lost.
+  T& item() noexcept { return item_; }
+
+  const void* lock_key() const noexcept override { return &q_->lk_; }
+  void lock() noexcept override { q_->lk_.lock(); }
+  void unlock() noexcept override { q_->lk_.unlock(); }
+  bool poll(detail::Waiter*& woken) override { return q_->place_locked(item_, woken); }  // throws Closed
+  bool link(detail::ClaimableWaiter& w) override {
+    w.data = &slot_;
+    q_->putters_.push_back(&w);
+    return true;
+  }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override {
+    std::lock_guard lk(q_->lk_);
+    return q_->putters_.remove(&w);
+  }
+  void finish() override {
+    if (slot_.result == Queue<T>::kClosed) throw Closed("put on a closed Queue");
+  }
+
+private:
+  Queue<T>* q_;
+  T item_;
+  typename Queue<T>::PutSlot slot_{&item_, Queue<T>::kPending};
 };
 
 }  // namespace skein
@@ -6591,6 +7140,314 @@ private:
 }  // namespace skein
 // ---- end skein/rwlock.hpp ----
 
+// ---- begin skein/select.hpp ----
+/// skein::select: Go's select statement. Waits on several cases — a Queue get
+/// or put, a Promise becoming ready, a stop token (a Context) being cancelled,
+/// a deadline — and completes exactly one of them: if several are ready, one
+/// chosen uniformly at random; a losing case consumes and produces nothing.
+/// With a case_default(), it never waits.
+///
+///     auto r = skein::select(skein::case_get(jobs), skein::case_after(1s));
+///     switch (r.index()) {
+///       case 0: if (auto& job = r.get<0>()) handle(*job); break;
+///       case 1: timed_out(); break;
+///     }
+///
+/// In a coroutine: `auto r = co_await skein::async_select(...)`.
+
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace skein {
+
+/// `case_get(q)`: fires with the next item of `q` (Selected::get gives
+/// std::optional<T>: empty once `q` is closed and drained).
+template <class T>
+GetCase<T> case_get(Queue<T>& q) noexcept {
+  return GetCase<T>(q);
+}
+
+/// `case_put(q, v)`: fires once `v` is queued (or taken, unbuffered). If `q`
+/// is closed first, select throws Closed.
+template <class T, class U>
+  requires std::is_constructible_v<T, U&&>
+PutCase<T> case_put(Queue<T>& q, U&& v) {
+  return PutCase<T>(q, T(std::forward<U>(v)));
+}
+
+/// A select case that fires once a Promise is settled (with a value or an
+/// error: read it from the promise afterwards).
+class ReadyCase final : public detail::SelectCase {
+public:
+  explicit ReadyCase(detail::PromiseStateBase* st) noexcept : st_(st) {}
+  ReadyCase(ReadyCase&& o) noexcept : st_(o.st_) {}
+  ReadyCase& operator=(ReadyCase&&) = delete;
+  ~ReadyCase() = default;
+
+  bool poll(detail::Waiter*&) override { return st_->ready(); }
+  bool link(detail::ClaimableWaiter& w) override { return st_->enqueue(&w); }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override { return st_->withdraw(&w); }
+
+private:
+  detail::PromiseStateBase* st_;  // kept alive by the caller's Promise
+};
+
+/// `case_ready(p)`: fires once `p` is settled. `p` must outlive the select.
+template <class T>
+ReadyCase case_ready(const Promise<T>& p) {
+  if (!p.valid()) throw UsageError("case_ready on an empty Promise");
+  return ReadyCase(detail::state_of(p));
+}
+
+/// A select case that fires once a stop token is stopped (a Context cancelled).
+class DoneCase final : public detail::SelectCase {
+public:
+  explicit DoneCase(std::stop_token tok) noexcept : tok_(std::move(tok)) {}
+  DoneCase(DoneCase&& o) noexcept : tok_(std::move(o.tok_)) {}
+  DoneCase& operator=(DoneCase&&) = delete;
+  ~DoneCase() = default;
+
+  bool poll(detail::Waiter*&) override { return tok_.stop_requested(); }
+  bool link(detail::ClaimableWaiter& w) override {
+    if (!tok_.stop_possible()) return true;  // never fires; nothing to register
+    fired_.store(false, std::memory_order_relaxed);
+    cb_.emplace(tok_, OnStop{this, &w});  // runs at once (and notifies) if already stopped
+    return true;
+  }
+  bool unlink(detail::ClaimableWaiter&) noexcept override {
+    cb_.reset();  // waits for the callback if it runs on another thread
+    return !fired_.load(std::memory_order_acquire);
+  }
+
+private:
+  struct OnStop {
+    DoneCase* self;
+    detail::Waiter* w;
+    void operator()() const noexcept {
+      self->fired_.store(true, std::memory_order_release);
+      w->notify();
+    }
+  };
+  std::stop_token tok_;
+  std::atomic<bool> fired_{false};
+  detail::StopCallbackSlot<OnStop> cb_;
+};
+
+/// `case_done(ctx)`: fires once `ctx` is cancelled (or its deadline passes).
+inline DoneCase case_done(const Context& ctx) noexcept { return DoneCase(ctx.token()); }
+/// `case_done(token)`: fires once `token`'s source is stopped.
+inline DoneCase case_done(std::stop_token tok) noexcept { return DoneCase(std::move(tok)); }
+
+/// A select case that fires at a deadline (Go's `<-time.After(d)`).
+class AfterCase final : public detail::SelectCase {
+public:
+  explicit AfterCase(detail::Clock::time_point deadline) noexcept { node_.deadline = deadline; }
+  AfterCase(AfterCase&& o) noexcept { node_.deadline = o.node_.deadline; }
+  AfterCase& operator=(AfterCase&&) = delete;
+  ~AfterCase() = default;
+
+  bool poll(detail::Waiter*&) override { return detail::Clock::now() >= node_.deadline; }
+  bool link(detail::ClaimableWaiter& w) override {
+    if (node_.deadline == detail::kNever) return true;  // never fires
+    node_.waiter = &w;
+    node_.fire = [](detail::TimerNode* n, bool) noexcept { static_cast<Node*>(n)->waiter->notify(); };
+    detail::timer_service().add(&node_);  // may throw std::bad_alloc (then not linked)
+    return true;
+  }
+  bool unlink(detail::ClaimableWaiter&) noexcept override {
+    if (node_.deadline == detail::kNever) return true;
+    return detail::timer_service().cancel(&node_);
+  }
+
+private:
+  struct Node : detail::TimerNode {
+    detail::Waiter* waiter = nullptr;
+  };
+  Node node_;
+};
+
+/// `case_after(d)`: fires once `d` has passed (counted from this call, as
+/// Go's `time.After`). A negative `d` is a UsageError; zero is ready at once.
+template <class Rep, class Period>
+AfterCase case_after(std::chrono::duration<Rep, Period> d) {
+  if (d < d.zero()) throw UsageError("case_after of a negative duration");
+  return AfterCase(detail::deadline_after(d));
+}
+/// `case_until(t)`: fires once the steady clock reaches `t`.
+template <class Duration>
+AfterCase case_until(std::chrono::time_point<std::chrono::steady_clock, Duration> t) noexcept {
+  return AfterCase(std::chrono::time_point_cast<detail::Clock::duration>(t));
+}
+
+/// The default case: chosen (at once) when no other case is ready.
+class DefaultCase final : public detail::SelectCase {
+public:
+  DefaultCase() noexcept = default;
+  DefaultCase(DefaultCase&&) noexcept {}
+  DefaultCase& operator=(DefaultCase&&) = delete;
+  ~DefaultCase() = default;
+  bool is_default() const noexcept override { return true; }
+  bool poll(detail::Waiter*&) override { return false; }
+  bool link(detail::ClaimableWaiter&) override { return true; }
+  bool unlink(detail::ClaimableWaiter&) noexcept override { return true; }
+};
+inline DefaultCase case_default() noexcept { return {}; }
+
+namespace detail {
+template <class C>
+struct case_result {
+  using type = void;
+};
+template <class T>
+struct case_result<GetCase<T>> {
+  using type = std::optional<T>;
+};
+template <class C>
+inline constexpr bool is_default_case_v = std::is_same_v<C, DefaultCase>;
+}  // namespace detail
+
+/// What select returns: which case won, and that case's result.
+template <class... Cases>
+class Selected {
+  static_assert(sizeof...(Cases) > 0, "select needs at least one case");
+  static_assert((std::is_base_of_v<detail::SelectCase, Cases> && ...), "select's arguments are select cases");
+  static_assert((static_cast<int>(detail::is_default_case_v<Cases>) + ... + 0) <= 1,
+                "select takes at most one case_default()");
+
+public:
+  explicit Selected(Cases&&... cs) noexcept : cases_(std::move(cs)...) {}
+  Selected(Selected&&) noexcept = default;
+  Selected& operator=(Selected&&) = delete;
+
+  /// The position of the winning case among select's arguments.
+  [[nodiscard]] std::size_t index() const noexcept { return index_; }
+  /// True if the deadline of select_until/select_for passed first (no case won).
+  [[nodiscard]] bool timed_out() const noexcept { return index_ == kNone; }
+
+  /// The winning case's result: for case_get, the std::optional<T> it got
+  /// (empty once the queue is closed and drained). Only for the winner.
+  template <std::size_t I>
+    requires(!std::is_void_v<typename detail::case_result<std::tuple_element_t<I, std::tuple<Cases...>>>::type>)
+  auto& get() {
+    if (index_ != I) throw UsageError("Selected::get<" + std::to_string(I) + "> of a case that did not win");
+    return std::get<I>(cases_).result();
+  }
+
+  /// For skein's select functions.
+  std::array<detail::SelectCase*, sizeof...(Cases)> pointers() noexcept {
+    return std::apply([](auto&... c) { return std::array<detail::SelectCase*, sizeof...(Cases)>{&c...}; }, cases_);
+  }
+  void set_index(std::uint32_t i) noexcept { index_ = i == detail::kSelectPending ? kNone : i; }
+
+private:
+  static constexpr std::size_t kNone = ~std::size_t{0};
+  std::tuple<Cases...> cases_;
+  std::size_t index_ = kNone;
+};
+
+namespace detail {
+template <std::size_t N>
+struct SelectStorage {
+  std::array<BasicSelectCaseWaiter<>, N> subs;
+  std::array<std::uint32_t, 2 * N> scratch;
+};
+
+template <class... Cases>
+Selected<Cases...> run_select(const Clock::time_point* deadline, Cases&&... cases) {
+  constexpr std::size_t n = sizeof...(Cases);
+  Selected<Cases...> r(std::move(cases)...);
+  auto ptrs = r.pointers();
+  SelectStorage<n> st;
+  BasicSelector<> sel(ptrs.data(), st.subs.data(), st.scratch.data(), n);
+  r.set_index(select_blocking(sel, ptrs.data(), deadline));
+  return r;
+}
+}  // namespace detail
+
+/// Blocks until one case fires and returns which (and its result). Throws
+/// Cancelled if the current task is cancelled first (then no case took
+/// effect), Closed if a case_put's queue is closed, and whatever a case throws.
+template <class... Cases>
+Selected<std::decay_t<Cases>...> select(Cases&&... cases) {
+  return detail::run_select<std::decay_t<Cases>...>(nullptr, std::forward<Cases>(cases)...);
+}
+
+/// As select, but gives up at `d` (then `timed_out()` is true and no case took effect).
+template <class Rep, class Period, class... Cases>
+Selected<std::decay_t<Cases>...> select_for(std::chrono::duration<Rep, Period> d, Cases&&... cases) {
+  if (d < d.zero()) throw UsageError("select_for of a negative duration");
+  auto deadline = detail::deadline_after(d);
+  return detail::run_select<std::decay_t<Cases>...>(&deadline, std::forward<Cases>(cases)...);
+}
+
+/// `co_await skein::async_select(cases...)`: suspends (without blocking a
+/// thread) until one case fires; resumes on the coroutine's executor.
+template <class... Cases>
+class [[nodiscard]] SelectOperation {
+  static constexpr std::size_t n = sizeof...(Cases);
+
+public:
+  explicit SelectOperation(Cases&&... cs) noexcept
+      : r_(std::move(cs)...),
+        ptrs_(r_.pointers()),
+        sel_(ptrs_.data(), st_.subs.data(), st_.scratch.data(), n),
+        await_(sel_, ptrs_.data(), [] { return static_cast<detail::Executor*>(&detail::core_of(default_pool())); }) {}
+  SelectOperation(const SelectOperation&) = delete;
+  SelectOperation& operator=(const SelectOperation&) = delete;
+
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) { return await_.await_suspend(h); }
+  Selected<Cases...> await_resume() {
+    r_.set_index(await_.await_resume());
+    return std::move(r_);
+  }
+
+private:
+  Selected<Cases...> r_;
+  std::array<detail::SelectCase*, n> ptrs_;
+  detail::SelectStorage<n> st_;
+  detail::BasicSelector<> sel_;
+  detail::BasicSelectAwait<> await_;
+};
+
+template <class... Cases>
+SelectOperation<std::decay_t<Cases>...> async_select(Cases&&... cases) {
+  return SelectOperation<std::decay_t<Cases>...>(std::forward<Cases>(cases)...);
+}
+
+/// The runtime-sized form (a script binding's select over a list of cases):
+/// returns the index of the winner, or -1 if the deadline passed first.
+/// Throws UsageError for an empty list or more than one default.
+inline std::ptrdiff_t select_any(const std::vector<detail::SelectCase*>& cases,
+                                 const detail::Clock::time_point* deadline = nullptr) {
+  if (cases.empty()) throw UsageError("select needs at least one case");
+  std::size_t defaults = 0;
+  for (auto* c : cases) defaults += c->is_default() ? 1 : 0;
+  if (defaults > 1) throw UsageError("select takes at most one default case");
+  const auto n = static_cast<std::uint32_t>(cases.size());
+  std::unique_ptr<detail::BasicSelectCaseWaiter<>[]> subs(new detail::BasicSelectCaseWaiter<>[n]);
+  std::unique_ptr<std::uint32_t[]> scratch(new std::uint32_t[2 * n]);
+  detail::BasicSelector<> sel(cases.data(), subs.get(), scratch.get(), n);
+  const std::uint32_t w = detail::select_blocking(sel, cases.data(), deadline);
+  return w == detail::kSelectPending ? -1 : static_cast<std::ptrdiff_t>(w);
+}
+
+}  // namespace skein
+// ---- end skein/select.hpp ----
+
 // ---- begin skein/semaphore.hpp ----
 /// Semaphore: bounded concurrency for threads and coroutines, FIFO, with a
 /// checked bound (releasing more permits than were acquired is a UsageError).
@@ -6921,12 +7778,444 @@ inline SleepOperation async_sleep_until(std::chrono::steady_clock::time_point de
 }  // namespace skein
 // ---- end skein/sleep.hpp ----
 
+// ---- begin skein/timer.hpp ----
+/// Timer, Ticker, after and after_func: Go's time.Timer, time.Ticker,
+/// time.After and time.AfterFunc. A timer fires into a Queue of capacity 1
+/// (Go's `t.C`), so it can be read with get()/async_get() or used in
+/// skein::select with case_get(t.channel()). As in Go 1.23, stop() and reset()
+/// leave no stale value behind: after either returns, the channel holds
+/// nothing from before.
+
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+
+
+namespace skein {
+
+namespace detail {
+
+/// What a Timer, a Ticker or an after_func shares with the timer thread.
+/// Reference-counted: the handle holds one reference, the timer heap another
+/// while the entry is queued or firing.
+class TimerCore {
+public:
+  using TimePoint = Clock::time_point;
+
+  explicit TimerCore(std::function<void()> func) : func_(std::move(func)) {
+    node_.core = this;
+    node_.fire = &on_fire;
+  }
+  TimerCore(const TimerCore&) = delete;
+  TimerCore& operator=(const TimerCore&) = delete;
+
+  void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  Queue<TimePoint>& channel() noexcept { return ch_; }
+
+  /// Arms for `deadline`, then every `period` if that is not zero (after
+  /// stopping). Returns whether it was pending.
+  bool start(TimePoint deadline, Clock::duration period = Clock::duration::zero()) {
+    const bool was = stop();
+    arm(deadline, period);
+    return was;
+  }
+  /// start() for a timer never started before: nothing to stop.
+  void arm(TimePoint deadline, Clock::duration period = Clock::duration::zero()) {
+    {
+      std::lock_guard lk(mu_);
+      node_.deadline = deadline;
+      period_ = period;
+      armed_ = true;
+    }
+    retain();  // the heap's reference
+    try {
+      timer_service().add(&node_);
+    } catch (...) {
+      {
+        std::lock_guard lk(mu_);
+        armed_ = false;
+      }
+      release();
+      throw;
+    }
+  }
+
+  /// Disarms; waits for a fire in progress (unless called from inside it);
+  /// empties the channel. Returns whether the timer was pending.
+  bool stop() {
+    bool was, drain;
+    {
+      std::unique_lock lk(mu_);
+      was = armed_;
+      armed_ = false;
+      // A fire delivering now (outside the lock): wait until it is done, so
+      // that the drain below catches its value. Not from inside that fire.
+      if (firing_ && firing_thread_ != std::this_thread::get_id()) {
+        for (unsigned i = 0; firing_; ++i) {
+          lk.unlock();
+          spin_wait_step(i);
+          lk.lock();
+        }
+      }
+      drain = delivered_;
+      delivered_ = false;
+    }
+    // Not cancelled: it fired meanwhile, found itself disarmed and let go.
+    if (was && timer_service().cancel(&node_)) release();  // the heap's reference
+    if (drain) {
+      while (ch_.try_get()) {
+      }
+    }
+    return was;
+  }
+
+private:
+  struct Node : TimerNode {
+    TimerCore* core = nullptr;
+  };
+
+  // On the timer thread, without the heap's lock.
+  static void on_fire(TimerNode* n, bool aborted) noexcept {
+    TimerCore* c = static_cast<Node*>(n)->core;
+    bool deliver = false, requeued = false;
+    {
+      std::lock_guard lk(c->mu_);
+      if (c->armed_ && !aborted) {
+        deliver = true;
+        c->delivered_ = true;
+        c->firing_ = true;
+        c->firing_thread_ = std::this_thread::get_id();
+        if (c->period_ > Clock::duration::zero()) {
+          // A ticker re-arms; a slow receiver loses ticks instead of
+          // getting a burst (Go's ticker drops them too).
+          const TimePoint now = Clock::now();
+          c->node_.deadline = deadline_after(c->period_, c->node_.deadline);
+          if (c->node_.deadline <= now) c->node_.deadline = deadline_after(c->period_, now);
+          requeued = true;
+        } else {
+          c->armed_ = false;
+        }
+      }
+    }
+    if (requeued) {
+      try {
+        timer_service().add(&c->node_);  // keeps the heap's reference
+      } catch (...) {                    // out of memory: the ticker stops
+        std::lock_guard lk(c->mu_);
+        c->armed_ = false;
+        requeued = false;
+      }
+    }
+    if (deliver) {
+      if (c->func_) {
+        try {
+          skein::spawn(c->func_);
+        } catch (...) {  // could not start the task: nobody else can hear of it
+          report_unhandled(std::current_exception());
+        }
+      } else {
+        (void)c->ch_.try_put(Clock::now());  // full (an unread tick): dropped, as in Go
+      }
+      std::lock_guard lk(c->mu_);
+      c->firing_ = false;
+      c->firing_thread_ = {};
+    }
+    if (!requeued) c->release();  // the heap's reference
+  }
+
+  std::atomic<long> refs_{1};
+  SpinLock mu_;
+  bool armed_ = false;      // queued (or re-queued) and not stopped
+  bool firing_ = false;     // delivering a value outside the lock
+  bool delivered_ = false;  // a value may sit in the channel
+  std::thread::id firing_thread_{};
+  Node node_;
+  Clock::duration period_{};  // under mu_; zero: fires once
+  const std::function<void()> func_;
+  Queue<TimePoint> ch_{1};
+};
+
+template <class Rep, class Period>
+Clock::duration checked_duration(std::chrono::duration<Rep, Period> d, const char* what) {
+  if (d < d.zero()) throw UsageError(std::string(what) + " of a negative duration");
+  return std::chrono::duration_cast<Clock::duration>(d);
+}
+
+/// The handle part shared by Timer and Ticker.
+class TimerHandle {
+public:
+  TimerHandle(TimerHandle&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+  TimerHandle& operator=(TimerHandle&& o) noexcept {
+    if (this != &o) {
+      drop();
+      c_ = std::exchange(o.c_, nullptr);
+    }
+    return *this;
+  }
+  TimerHandle(const TimerHandle&) = delete;
+  TimerHandle& operator=(const TimerHandle&) = delete;
+
+  /// The channel the timer fires into (Go's `t.C`): capacity 1.
+  Queue<Clock::time_point>& channel() const {
+    check();
+    return c_->channel();
+  }
+
+protected:
+  explicit TimerHandle(std::function<void()> f) : c_(new TimerCore(std::move(f))) {}
+  ~TimerHandle() { drop(); }
+  TimerCore& core() const {
+    check();
+    return *c_;
+  }
+
+private:
+  void check() const {
+    if (!c_) throw UsageError("use of a moved-from Timer or Ticker");
+  }
+  void drop() noexcept {
+    if (!c_) return;
+    try {
+      c_->stop();
+    } catch (...) {  // stop() throws only on a broken mutex: nothing sensible is left to do
+    }
+    c_->release();
+    c_ = nullptr;
+  }
+  TimerCore* c_;
+};
+
+}  // namespace detail
+
+/// Fires once, `d` after it is made (or reset), into channel(); or, made by
+/// after_func, starts a task on default_pool() instead. Destroying it stops it.
+class Timer : public detail::TimerHandle {
+public:
+  template <class Rep, class Period>
+  explicit Timer(std::chrono::duration<Rep, Period> d) : Timer(detail::checked_duration(d, "Timer"), nullptr) {}
+
+  /// Stops the timer; true if it was pending (it will not fire), false if it
+  /// had fired or was stopped. Afterwards channel() holds no value.
+  bool stop() { return core().stop(); }
+  /// Stops, empties channel() and re-arms for `d` from now. Returns as stop() would have.
+  template <class Rep, class Period>
+  bool reset(std::chrono::duration<Rep, Period> d) {
+    return core().start(detail::deadline_after(detail::checked_duration(d, "Timer::reset")));
+  }
+
+  /// Blocks until the timer fires; returns when it fired. (channel().get().)
+  detail::Clock::time_point wait() { return *channel().get(); }
+
+private:
+  Timer(detail::Clock::duration d, std::function<void()> f) : TimerHandle(std::move(f)) {
+    core().arm(detail::deadline_after(d));
+  }
+  template <class Rep, class Period, class F>
+  friend Timer after_func(std::chrono::duration<Rep, Period> d, F f);
+};
+
+/// Go's time.After: a Timer firing once after `d`. (In a select, case_after(d)
+/// does the same without a channel.)
+template <class Rep, class Period>
+Timer after(std::chrono::duration<Rep, Period> d) {
+  return Timer(d);
+}
+
+/// Go's time.AfterFunc: after `d`, runs `f()` as a task on default_pool()
+/// (never on the timer thread); stop() before then prevents it. An exception
+/// from `f` is reported like any spawned task's.
+template <class Rep, class Period, class F>
+Timer after_func(std::chrono::duration<Rep, Period> d, F f) {
+  return Timer(detail::checked_duration(d, "after_func"), std::function<void()>(std::move(f)));
+}
+
+/// Fires every `period` into channel() (a tick not yet read makes later
+/// ones drop, as in Go) until stopped or destroyed.
+class Ticker : public detail::TimerHandle {
+public:
+  template <class Rep, class Period>
+  explicit Ticker(std::chrono::duration<Rep, Period> period) : TimerHandle(nullptr) {
+    const auto p = positive(period);
+    core().arm(detail::deadline_after(p), p);
+  }
+  /// Stops ticking; channel() holds no tick afterwards.
+  void stop() { (void)core().stop(); }
+  /// Stops and ticks every `period` from now on.
+  template <class Rep, class Period>
+  void reset(std::chrono::duration<Rep, Period> period) {
+    const auto p = positive(period);
+    (void)core().start(detail::deadline_after(p), p);
+  }
+
+private:
+  template <class Rep, class Period>
+  static detail::Clock::duration positive(std::chrono::duration<Rep, Period> d) {
+    if (d <= d.zero()) throw UsageError("a Ticker needs a positive period");
+    return std::chrono::duration_cast<detail::Clock::duration>(d);
+  }
+};
+
+}  // namespace skein
+// ---- end skein/timer.hpp ----
+
 // ---- begin skein/version.hpp ----
 /// skein version macros.
 #define SKEIN_VERSION_MAJOR 0
 #define SKEIN_VERSION_MINOR 1
 #define SKEIN_VERSION_PATCH 0
 // ---- end skein/version.hpp ----
+
+// ---- begin skein/weighted_semaphore.hpp ----
+/// WeightedSemaphore: a semaphore whose acquirers take any number of units
+/// (the x/sync `semaphore.Weighted` of Go). Strictly FIFO: a large request
+/// at the front is not overtaken by smaller ones behind it, so it is never
+/// starved; a waiter that is cancelled or times out takes nothing and, if it
+/// was at the front, lets the ones behind it through.
+
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+
+namespace skein {
+
+class WeightedSemaphore {
+public:
+  /// `size` units, all available at first.
+  explicit WeightedSemaphore(std::int64_t size) : size_(size) {
+    if (size < 0) throw UsageError("a WeightedSemaphore needs a non-negative size");
+  }
+  WeightedSemaphore(const WeightedSemaphore&) = delete;
+  WeightedSemaphore& operator=(const WeightedSemaphore&) = delete;
+
+  /// Takes `n` units, blocking until they are free and every earlier waiter
+  /// has been served. Throws UsageError if `n` is negative or above size()
+  /// (it could never succeed), Cancelled if the task is cancelled first.
+  void acquire(std::int64_t n) {
+    check(n, "acquire");
+    detail::block_on(*this, nullptr, &n);
+  }
+  /// Takes `n` units if they are free and nobody waits; never blocks.
+  [[nodiscard]] bool try_acquire(std::int64_t n) {
+    check(n, "try_acquire");
+    std::lock_guard lk(lk_);
+    return take_locked(n);
+  }
+  /// As acquire, but gives up after `d` (false; nothing taken).
+  template <class Rep, class Period>
+  [[nodiscard]] bool try_acquire_for(std::int64_t n, std::chrono::duration<Rep, Period> d) {
+    check(n, "try_acquire_for");
+    auto deadline = detail::deadline_after(d);
+    return detail::block_on(*this, &deadline, &n);
+  }
+
+  /// Returns `n` units and serves waiters in order while the front one fits.
+  /// Throws UsageError (and changes nothing) if `n` is negative or more than
+  /// are held.
+  void release(std::int64_t n) {
+    if (n < 0) throw UsageError("WeightedSemaphore::release of a negative number of units");
+    detail::WaiterChain chain;
+    {
+      std::lock_guard lk(lk_);
+      if (n > cur_)
+        throw UsageError("WeightedSemaphore::release of " + std::to_string(n) + " unit(s) with " +
+                         std::to_string(cur_) + " held");
+      cur_ -= n;
+      grant_locked(chain);
+    }
+    detail::WaiterList::notify_chain(chain.take());
+  }
+
+  /// `co_await s.async_acquire(n);` as acquire, suspending instead of blocking.
+  class [[nodiscard]] AcquireOperation : public detail::WaitOperation<AcquireOperation> {
+  public:
+    AcquireOperation(WeightedSemaphore& s, std::int64_t n) noexcept : s_(s), n_(n) { this->waiter().data = &n_; }
+    bool try_now() {
+      s_.check(n_, "async_acquire");
+      std::lock_guard lk(s_.lk_);
+      return s_.take_locked(n_);
+    }
+    bool enqueue(detail::Waiter& w) noexcept { return s_.wait_enqueue(w); }
+    bool withdraw(detail::Waiter& w) noexcept { return s_.wait_withdraw(w); }
+    void result() noexcept {}
+
+  private:
+    WeightedSemaphore& s_;
+    std::int64_t n_;
+  };
+  AcquireOperation async_acquire(std::int64_t n) noexcept { return AcquireOperation(*this, n); }
+
+  /// Units not held now (a snapshot).
+  [[nodiscard]] std::int64_t available() const {
+    std::lock_guard lk(lk_);
+    return size_ - cur_;
+  }
+  [[nodiscard]] std::int64_t size() const noexcept { return size_; }
+
+private:
+  friend struct detail::OwnerAccess;
+
+  void check(std::int64_t n, const char* what) const {
+    if (n < 0) throw UsageError(std::string("WeightedSemaphore::") + what + " of a negative number of units");
+    if (n > size_)
+      throw UsageError(std::string("WeightedSemaphore::") + what + " of " + std::to_string(n) +
+                       " unit(s), more than its size " + std::to_string(size_) + " (it could never succeed)");
+  }
+  static std::int64_t need_of(detail::Waiter* w) noexcept { return *static_cast<std::int64_t*>(w->data); }
+
+  // lk_ held. Takes n units if free and nobody is ahead.
+  bool take_locked(std::int64_t n) noexcept {
+    if (!waiters_.empty() || size_ - cur_ < n) return false;
+    cur_ += n;
+    return true;
+  }
+  // lk_ held. Serves waiters from the front while the front one fits.
+  void grant_locked(detail::WaiterChain& chain) noexcept {
+    while (detail::Waiter* w = waiters_.front()) {
+      const std::int64_t need = need_of(w);
+      if (size_ - cur_ < need) break;
+      cur_ += need;
+      waiters_.remove(w);
+      chain.add(w);
+    }
+  }
+
+  bool wait_enqueue(detail::Waiter& w) noexcept {
+    std::lock_guard lk(lk_);
+    if (take_locked(need_of(&w))) return false;
+    waiters_.push_back(&w);
+    return true;
+  }
+  bool wait_withdraw(detail::Waiter& w) noexcept {
+    detail::WaiterChain chain;
+    {
+      std::lock_guard lk(lk_);
+      if (!waiters_.remove(&w)) return false;  // granted: the units are on their way
+      grant_locked(chain);                     // it may have been the one holding the others back
+    }
+    detail::WaiterList::notify_chain(chain.take());
+    return true;
+  }
+
+  const std::int64_t size_;
+  std::int64_t cur_ = 0;  // units held
+  mutable detail::SpinLock lk_;
+  detail::WaiterList waiters_;
+};
+
+}  // namespace skein
+// ---- end skein/weighted_semaphore.hpp ----
 
 // ---- begin skein/when_all.hpp ----
 /// when_all / when_any: combine promises (JavaScript's Promise.all and Promise.race).

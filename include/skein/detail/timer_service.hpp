@@ -167,7 +167,7 @@ private:
   std::vector<TimerNode*> heap_;
   std::uint64_t seq_ = 0;
   bool stop_ = false;
-  bool sleeping_ = false;                  // the thread waits on cv_ ...
+  bool sleeping_ = false;                   // the thread waits on cv_ ...
   Clock::time_point sleep_until_ = kNever;  // ... until then (kNever: until notified)
   std::thread thread_;
 };
