@@ -361,6 +361,46 @@ TEST_CASE("Go port: TestSelectFairness") {
   CHECK(e <= 4.891676 / (2 * std::sqrt(static_cast<double>(trials))));
 }
 
+// test/chan/select.go: a select of two sends (whose values are computed for
+// every case, a nil channel's included, every time) and a default, with a channel "set to nil" (left
+// out of the case list) once it has taken its one value.
+TEST_CASE("Go port: test/chan/select.go") {
+  unsigned counter = 0, shift = 0;
+  auto get_value = [&] {
+    ++counter;
+    return 1u << shift;
+  };
+  auto send = [&](Queue<unsigned>* a, Queue<unsigned>* b) {
+    int i = 0;
+    for (;;) {
+      std::vector<std::unique_ptr<skein::detail::SelectCase>> owned;
+      std::vector<Queue<unsigned>**> which;
+      for (Queue<unsigned>** q : {&a, &b}) {
+        const unsigned v = get_value();  // Go evaluates a nil channel's case too
+        if (*q) {
+          owned.push_back(std::make_unique<skein::PutCase<unsigned>>(case_put(**q, v)));
+          which.push_back(q);
+        }
+      }
+      owned.push_back(std::make_unique<skein::DefaultCase>());
+      std::vector<skein::detail::SelectCase*> ptrs;
+      for (auto& o : owned) ptrs.push_back(o.get());
+      const auto w = static_cast<std::size_t>(skein::select_any(ptrs));
+      if (w == which.size()) break;  // default
+      ++i;
+      *which[w] = nullptr;
+      ++shift;
+    }
+    return i;
+  };
+  Queue<unsigned> a(1), b(1);
+  CHECK(send(&a, &b) == 2);
+  const unsigned av = *a.get(), bv = *b.get();
+  CHECK((av | bv) == 3u);
+  CHECK(send(&a, nullptr) == 1);
+  CHECK(counter == 10u);
+}
+
 // runtime/chan_test.go TestSelectStress: four channels (two unbuffered,
 // capacities 2 and 3); per channel a plain sender and a plain receiver, plus
 // one goroutine sending N on each through one select and one receiving N
