@@ -369,40 +369,43 @@ TEST_CASE("destroying the runtime breaks reference cycles between handles") {
 }
 
 TEST_CASE("select in both scripting APIs: cases as lists, {position, value} back, clear errors") {
+  // One Value holding the list of cases (a braced List alone would be taken
+  // for the argument vector itself by some compilers).
+  auto cases = [](std::initializer_list<Value> l) { return Value(sc::List(l)); };
   Session s;
   auto a = s.call("threads.Queue", {1});
   auto b = s.call("threads.Queue", {1});
   s.method(b, "put", {7});
-  Value r = s.call("threads.select", {sc::List{sc::List{"get", a}, sc::List{"get", b}}});
+  Value r = s.call("threads.select", {cases({sc::List{"get", a}, sc::List{"get", b}})});
   CHECK(r == Value(sc::List{2, 7}));
   // A put case, a default case, an "after" case (seconds) and a promise case.
-  r = s.call("threads.select", {sc::List{sc::List{"put", a, "x"}, sc::List{"default"}}});
+  r = s.call("threads.select", {cases({sc::List{"put", a, "x"}, sc::List{"default"}})});
   CHECK(r == Value(sc::List{1, Value()}));
   CHECK(s.method(a, "get", {}) == Value("x"));
-  r = s.call("threads.select", {sc::List{sc::List{"get", a}, sc::List{"after", 0.01}}});
+  r = s.call("threads.select", {cases({sc::List{"get", a}, sc::List{"after", 0.01}})});
   CHECK(as_int(r.get_if<sc::List>()->front()) == 2);
   auto p = s.call("threads.run", {worker_fn(), 1});
-  r = s.call("threads.select", {sc::List{sc::List{"get", a}, sc::List{"ready", p}}});
+  r = s.call("threads.select", {cases({sc::List{"get", a}, sc::List{"ready", p}})});
   CHECK(as_int(r.get_if<sc::List>()->front()) == 2);
   // thread.channel: no capacity is unbuffered; durations in milliseconds.
   auto ch = s.call("thread.channel.new");
   CHECK(as_int(s.call("thread.channel.cap", {ch})) == 0);
-  r = s.call("thread.channel.select", {sc::List{sc::List{"send", ch, 1}, sc::List{"after", 5}}});
+  r = s.call("thread.channel.select", {cases({sc::List{"send", ch, 1}, sc::List{"after", 5}})});
   CHECK(as_int(r.get_if<sc::List>()->front()) == 2);  // nobody received: the send did not happen
   CHECK(s.call("thread.channel.recvTimeout", {ch, 5}).is_none());
   s.method(a, "close", {});
-  r = s.call("thread.channel.select", {sc::List{sc::List{"recv", a}}});
+  r = s.call("thread.channel.select", {cases({sc::List{"recv", a}})});
   CHECK(r == Value(sc::List{1, Value()}));  // closed and drained: fires with none
-  CHECK_SCRIPT_ERROR(s.call("thread.channel.select", {sc::List{sc::List{"send", a, 1}}}),
+  CHECK_SCRIPT_ERROR(s.call("thread.channel.select", {cases({sc::List{"send", a, 1}})}),
                      "thread.channel.select: put on a closed Queue");
   CHECK_SCRIPT_ERROR(s.call("threads.select", {sc::List{}}), "threads.select: select needs at least one case");
   CHECK_SCRIPT_ERROR(s.call("threads.select", {5}), "threads.select: argument 1 must be a list of cases, got integer");
-  CHECK_SCRIPT_ERROR(s.call("threads.select", {sc::List{sc::List{"get", p}}}),
+  CHECK_SCRIPT_ERROR(s.call("threads.select", {cases({sc::List{"get", p}})}),
                      "threads.select: case 1: the queue must be a Queue, got Promise");
-  CHECK_SCRIPT_ERROR(s.call("threads.select", {sc::List{sc::List{"get"}}}),
+  CHECK_SCRIPT_ERROR(s.call("threads.select", {cases({sc::List{"get"}})}),
                      "threads.select: case 1 (get) takes 1 argument, got 0");
-  CHECK_SCRIPT_ERROR(s.call("threads.select", {sc::List{sc::List{"default"}, sc::List{"default"}}}),
+  CHECK_SCRIPT_ERROR(s.call("threads.select", {cases({sc::List{"default"}, sc::List{"default"}})}),
                      "threads.select: select takes at most one default case");
-  CHECK_SCRIPT_ERROR(s.call("threads.select", {sc::List{sc::List{"after", -1}}}),
+  CHECK_SCRIPT_ERROR(s.call("threads.select", {cases({sc::List{"after", -1}})}),
                      "threads.select: case 1: the duration (seconds) must not be negative, got -1");
 }
