@@ -398,7 +398,7 @@ TEST_CASE("select in both scripting APIs: cases as lists, {position, value} back
   CHECK(r == Value(sc::List{1, Value()}));  // closed and drained: fires with none
   CHECK_SCRIPT_ERROR(s.call("thread.channel.select", {cases({sc::List{"send", a, 1}})}),
                      "thread.channel.select: put on a closed Queue");
-  CHECK_SCRIPT_ERROR(s.call("threads.select", {sc::List{}}), "threads.select: select needs at least one case");
+  CHECK_SCRIPT_ERROR(s.call("threads.select", {cases({})}), "threads.select: select needs at least one case");
   CHECK_SCRIPT_ERROR(s.call("threads.select", {5}), "threads.select: argument 1 must be a list of cases, got integer");
   CHECK_SCRIPT_ERROR(s.call("threads.select", {cases({sc::List{"get", p}})}),
                      "threads.select: case 1: the queue must be a Queue, got Promise");
