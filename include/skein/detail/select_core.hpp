@@ -88,6 +88,8 @@ public:
   }
   [[nodiscard]] std::uint32_t winner() const noexcept { return winner_.load(std::memory_order_acquire); }
   [[nodiscard]] bool decided() const noexcept { return winner() != kUndecided; }
+  /// Records the winner while nothing is registered (nobody else can see the word).
+  void set_unshared(std::uint32_t i) noexcept { winner_.store(i, std::memory_order_relaxed); }
 
   Waiter* owner = nullptr;  // notified once, by the winning case
 
@@ -197,7 +199,7 @@ public:
       }
       if (fired) {
         if (woken) woken->notify();
-        (void)group_.try_win(i);  // nothing is registered: nobody else can win
+        group_.set_unshared(i);  // nothing is registered: no locked instruction needed
         return i;
       }
     }
@@ -210,7 +212,7 @@ public:
         if (cases_[i]->poll(woken)) {
           held.release();
           if (woken) woken->notify();
-          (void)group_.try_win(i);  // nothing is registered: nobody else can win
+          group_.set_unshared(i);
           return i;
         }
       }
