@@ -15,10 +15,16 @@ namespace skein::detail::tuning {
 /// the notifier cannot run meanwhile.
 inline constexpr int kParkSpins = 256;
 
-/// Pauses SpinLock spends before it starts yielding its CPU: its critical
-/// sections are a few instructions, so a longer wait means the holder was
-/// preempted, and yielding lets it run.
+/// Pauses a short wait for another thread (spin_wait_step) spends before it
+/// starts yielding its CPU: the awaited step is a few instructions, so a
+/// longer wait means that thread was preempted, and yielding lets it run.
 inline constexpr int kSpinLockPauses = 64;
+
+/// A contended SpinLock backs off before each new look: kSpinLockBackoffFirst
+/// pauses, doubling while below kSpinLockBackoffMax (about 500 pauses in
+/// all), then yields the CPU between looks (at once on a single CPU).
+inline constexpr unsigned kSpinLockBackoffFirst = 16;
+inline constexpr unsigned kSpinLockBackoffMax = 512;
 
 /// Tries of Mutex's uncontended path before it queues: critical sections are
 /// usually short, and a brief spin beats a park and a wake-up.
