@@ -332,3 +332,35 @@ TEST_CASE("FrameCache: frames freed on one thread reach, in batches, a thread th
   for (void* p : second) FrameCache::deallocate(p, kSize);
 }
 #endif
+
+TEST_CASE("Ring: FIFO through growth, wrap-around and shrinking; every item destroyed once") {
+  static int live = 0;
+  struct Counted {
+    explicit Counted(int x) noexcept : v(x) { ++live; }
+    Counted(Counted&& o) noexcept : v(o.v) { ++live; }
+    ~Counted() { --live; }
+    int v;
+  };
+  {
+    skein::detail::Ring<Counted> r;
+    int next_in = 0, next_out = 0;
+    // Interleave pushes and pops so the head wraps while the ring grows to
+    // 4096 slots, then drain most of it (it shrinks back) and keep going.
+    for (int round = 0; round < 3; ++round) {
+      for (int i = 0; i < 3000; ++i) {
+        r.push_back(Counted(next_in++));
+        if (i % 3 == 0) {
+          CHECK(r.front().v == next_out++);
+          r.pop_front();
+        }
+      }
+      while (r.size() > 10) {
+        CHECK(r.front().v == next_out++);
+        r.pop_front();
+      }
+      CHECK(static_cast<int>(r.size()) == live);
+    }
+    CHECK(next_in - next_out == 10);
+  }
+  CHECK(live == 0);  // the ring's destructor destroyed the rest
+}

@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -16,6 +15,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "detail/ring.hpp"
 #include "detail/select_core.hpp"
 #include "detail/spin.hpp"
 #include "detail/wait_operation.hpp"
@@ -243,19 +243,8 @@ private:
       return nullptr;
     }
     auto* s = slot_of<PutSlot>(p);
-    try {
-      buf_.push_back(std::move(*s->item));  // may need a new block
-      buf_.pop_front();
-    } catch (...) {
-      // Out of memory: shift the items down over the one taken instead, and
-      // the putter's item takes the last place (the same size: no allocation).
-      for (std::size_t i = 1; i < buf_.size(); ++i) {
-        std::destroy_at(&buf_[i - 1]);
-        std::construct_at(&buf_[i - 1], std::move(buf_[i]));
-      }
-      std::destroy_at(&buf_.back());
-      std::construct_at(&buf_.back(), std::move(*s->item));
-    }
+    buf_.pop_front();
+    buf_.push_back(std::move(*s->item));  // into the place just freed: cannot allocate
     s->result = kDone;
     return p;
   }
@@ -368,7 +357,7 @@ private:
   const std::size_t cap_;
   const bool rendezvous_ = false;
   mutable detail::SpinLock lk_;
-  std::deque<T> buf_;
+  detail::Ring<T> buf_;
   detail::WaiterList getters_, putters_;
   bool closed_ = false;
 };

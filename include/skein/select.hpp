@@ -276,7 +276,7 @@ public:
   SelectOperation(const SelectOperation&) = delete;
   SelectOperation& operator=(const SelectOperation&) = delete;
 
-  bool await_ready() const noexcept { return false; }
+  bool await_ready() { return await_.await_ready(); }
   bool await_suspend(std::coroutine_handle<> h) { return await_.await_suspend(h); }
   Selected<Cases...> await_resume() {
     r_.set_index(await_.await_resume());

@@ -5810,7 +5810,6 @@ private:
 
 #include <chrono>
 #include <cstddef>
-#include <deque>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -5818,6 +5817,91 @@ private:
 #include <type_traits>
 #include <utility>
 
+
+// ---- begin skein/detail/ring.hpp ----
+// A FIFO ring buffer for Queue's items: one contiguous block, indices wrapped
+// with a mask. Unlike std::deque it does not allocate and free a block every
+// few dozen items (a producer's malloc freed by a consumer on another CPU),
+// and a push and a pop touch one slot and two indices.
+
+#include <cstddef>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace skein::detail {
+
+template <class T>
+class Ring {
+  static_assert(std::is_nothrow_move_constructible_v<T>);
+
+public:
+  Ring() noexcept = default;
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+  ~Ring() {
+    clear();
+    ::operator delete(data_, std::align_val_t{alignof(T)});
+  }
+
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  T& front() noexcept { return data_[head_]; }
+
+  /// Throws std::bad_alloc (nothing changed) if it must grow and cannot.
+  void push_back(T&& v) {
+    if (size_ == cap_) grow();
+    ::new (static_cast<void*>(data_ + ((head_ + size_) & (cap_ - 1)))) T(std::move(v));
+    ++size_;
+  }
+  void pop_front() noexcept {
+    std::destroy_at(data_ + head_);
+    head_ = (head_ + 1) & (cap_ - 1);
+    --size_;
+    // Give back what a burst left: halve when a quarter full (best effort).
+    if (cap_ > kShrinkAbove && size_ <= cap_ / 4) resize_nothrow(cap_ / 2);
+  }
+  void clear() noexcept {
+    while (size_ > 0) {
+      std::destroy_at(data_ + head_);
+      head_ = (head_ + 1) & (cap_ - 1);
+      --size_;
+    }
+  }
+
+private:
+  static constexpr std::size_t kFirst = 8;          // slots of the first block
+  static constexpr std::size_t kShrinkAbove = 256;  // a ring this small is kept
+
+  void grow() {
+    if (!resize(cap_ ? cap_ * 2 : kFirst)) throw std::bad_alloc();
+  }
+  void resize_nothrow(std::size_t n) noexcept { (void)resize(n); }
+  // Moves the items into a block of n slots (a power of two, >= size_).
+  bool resize(std::size_t n) noexcept {
+    T* d = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{alignof(T)}, std::nothrow));
+    if (!d) return false;
+    for (std::size_t i = 0; i < size_; ++i) {
+      T* from = data_ + ((head_ + i) & (cap_ - 1));
+      ::new (static_cast<void*>(d + i)) T(std::move(*from));
+      std::destroy_at(from);
+    }
+    ::operator delete(data_, std::align_val_t{alignof(T)});
+    data_ = d;
+    cap_ = n;
+    head_ = 0;
+    return true;
+  }
+
+  T* data_ = nullptr;
+  std::size_t cap_ = 0;  // 0 or a power of two
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/ring.hpp ----
 
 // ---- begin skein/detail/select_core.hpp ----
 // The engine behind skein::select: one wait over several primitives, of which
@@ -5978,26 +6062,21 @@ public:
   BasicSelector(const BasicSelector&) = delete;
   BasicSelector& operator=(const BasicSelector&) = delete;
 
-  /// Polls every case (random order) and, if none is ready and there is no
-  /// default, registers them all with `owner` as the waiter to notify.
-  /// Returns the index of a case that completed at once (or of the default
-  /// case), else kSelectPending: then `owner` is notified once, by the
-  /// winner, unless abandon() succeeds first.
-  std::uint32_t start(Waiter& owner) {
-    std::uint32_t def = kSelectPending;
+  /// The fast path: draws the poll order, then polls each case under its own
+  /// lock alone. A case found ready this way was ready at that moment, which
+  /// is all select promises; only "none is ready" needs every lock at once
+  /// (start). Returns the case that completed, or kSelectPending.
+  std::uint32_t poll_each() {
+    def_ = kSelectPending;
     for (std::uint32_t i = 0; i < n_; ++i) {
       order_[i] = i;
-      if (cases_[i]->is_default()) def = i;
+      if (cases_[i]->is_default()) def_ = i;
     }
     for (std::uint32_t i = n_; i > 1; --i) std::swap(order_[i - 1], order_[select_random<Sys>() % i]);
-
-    // The fast path: poll each case under its own lock alone. A case found
-    // ready this way was ready at that moment, which is all select promises;
-    // only "none is ready" needs every lock at once (below).
     Waiter* woken = nullptr;
     for (std::uint32_t k = 0; k < n_; ++k) {
       const std::uint32_t i = order_[k];
-      if (i == def) continue;
+      if (i == def_) continue;
       SelectCase* c = cases_[i];
       bool fired;
       if (c->lock_key()) {
@@ -6018,6 +6097,17 @@ public:
         return i;
       }
     }
+    return kSelectPending;
+  }
+
+  /// After poll_each found nothing: polls every case again under all their
+  /// locks and, if none is ready and there is no default, registers them all
+  /// with `owner` as the waiter to notify. Returns the index of a case that
+  /// completed at once (or of the default case), else kSelectPending: then
+  /// `owner` is notified once, by the winner, unless abandon() succeeds first.
+  std::uint32_t start(Waiter& owner) {
+    const std::uint32_t def = def_;
+    Waiter* woken = nullptr;
     sort_locks();
     {
       LockAll held(*this);
@@ -6130,6 +6220,7 @@ private:
   std::uint32_t* locks_;
   std::uint32_t n_;
   std::uint32_t locked_ = 0;
+  std::uint32_t def_ = kSelectPending;  // the default case, if any (poll_each)
   Group group_;
 };
 
@@ -6140,7 +6231,8 @@ template <class Sys = OsParking>
 std::uint32_t select_blocking(BasicSelector<Sys>& sel, SelectCase* const* cases,
                               const Clock::time_point* deadline = nullptr) {
   BasicThreadWaiter<Sys> owner;
-  std::uint32_t w = sel.start(owner);
+  std::uint32_t w = sel.poll_each();
+  if (w == kSelectPending) w = sel.start(owner);
   if (w == kSelectPending) {
     const WaitStatus s = block_wait(
         owner, [&]() noexcept { return sel.abandon(); }, deadline);
@@ -6171,7 +6263,11 @@ public:
   BasicSelectAwait(const BasicSelectAwait&) = delete;
   BasicSelectAwait& operator=(const BasicSelectAwait&) = delete;
 
-  bool await_ready() const noexcept { return false; }
+  /// The fast path, without suspending: a case ready now completes here.
+  bool await_ready() {
+    result_ = sel_.poll_each();
+    return result_ != kSelectPending;
+  }
   bool await_suspend(std::coroutine_handle<> h) {
     wait_.prepare(h);
     if (!wait_.waiter.executor && fallback_) wait_.waiter.executor = fallback_();
@@ -6435,19 +6531,8 @@ private:
       return nullptr;
     }
     auto* s = slot_of<PutSlot>(p);
-    try {
-      buf_.push_back(std::move(*s->item));  // may need a new block
-      buf_.pop_front();
-    } catch (...) {
-      // Out of memory: shift the items down over the one taken instead, and
-      // the putter's item takes the last place (the same size: no allocation).
-      for (std::size_t i = 1; i < buf_.size(); ++i) {
-        std::destroy_at(&buf_[i - 1]);
-        std::construct_at(&buf_[i - 1], std::move(buf_[i]));
-      }
-      std::destroy_at(&buf_.back());
-      std::construct_at(&buf_.back(), std::move(*s->item));
-    }
+    buf_.pop_front();
+    buf_.push_back(std::move(*s->item));  // into the place just freed: cannot allocate
     s->result = kDone;
     return p;
   }
@@ -6560,7 +6645,7 @@ private:
   const std::size_t cap_;
   const bool rendezvous_ = false;
   mutable detail::SpinLock lk_;
-  std::deque<T> buf_;
+  detail::Ring<T> buf_;
   detail::WaiterList getters_, putters_;
   bool closed_ = false;
 };
@@ -7436,7 +7521,7 @@ public:
   SelectOperation(const SelectOperation&) = delete;
   SelectOperation& operator=(const SelectOperation&) = delete;
 
-  bool await_ready() const noexcept { return false; }
+  bool await_ready() { return await_.await_ready(); }
   bool await_suspend(std::coroutine_handle<> h) { return await_.await_suspend(h); }
   Selected<Cases...> await_resume() {
     r_.set_index(await_.await_resume());

@@ -163,26 +163,21 @@ public:
   BasicSelector(const BasicSelector&) = delete;
   BasicSelector& operator=(const BasicSelector&) = delete;
 
-  /// Polls every case (random order) and, if none is ready and there is no
-  /// default, registers them all with `owner` as the waiter to notify.
-  /// Returns the index of a case that completed at once (or of the default
-  /// case), else kSelectPending: then `owner` is notified once, by the
-  /// winner, unless abandon() succeeds first.
-  std::uint32_t start(Waiter& owner) {
-    std::uint32_t def = kSelectPending;
+  /// The fast path: draws the poll order, then polls each case under its own
+  /// lock alone. A case found ready this way was ready at that moment, which
+  /// is all select promises; only "none is ready" needs every lock at once
+  /// (start). Returns the case that completed, or kSelectPending.
+  std::uint32_t poll_each() {
+    def_ = kSelectPending;
     for (std::uint32_t i = 0; i < n_; ++i) {
       order_[i] = i;
-      if (cases_[i]->is_default()) def = i;
+      if (cases_[i]->is_default()) def_ = i;
     }
     for (std::uint32_t i = n_; i > 1; --i) std::swap(order_[i - 1], order_[select_random<Sys>() % i]);
-
-    // The fast path: poll each case under its own lock alone. A case found
-    // ready this way was ready at that moment, which is all select promises;
-    // only "none is ready" needs every lock at once (below).
     Waiter* woken = nullptr;
     for (std::uint32_t k = 0; k < n_; ++k) {
       const std::uint32_t i = order_[k];
-      if (i == def) continue;
+      if (i == def_) continue;
       SelectCase* c = cases_[i];
       bool fired;
       if (c->lock_key()) {
@@ -203,6 +198,17 @@ public:
         return i;
       }
     }
+    return kSelectPending;
+  }
+
+  /// After poll_each found nothing: polls every case again under all their
+  /// locks and, if none is ready and there is no default, registers them all
+  /// with `owner` as the waiter to notify. Returns the index of a case that
+  /// completed at once (or of the default case), else kSelectPending: then
+  /// `owner` is notified once, by the winner, unless abandon() succeeds first.
+  std::uint32_t start(Waiter& owner) {
+    const std::uint32_t def = def_;
+    Waiter* woken = nullptr;
     sort_locks();
     {
       LockAll held(*this);
@@ -315,6 +321,7 @@ private:
   std::uint32_t* locks_;
   std::uint32_t n_;
   std::uint32_t locked_ = 0;
+  std::uint32_t def_ = kSelectPending;  // the default case, if any (poll_each)
   Group group_;
 };
 
@@ -325,7 +332,8 @@ template <class Sys = OsParking>
 std::uint32_t select_blocking(BasicSelector<Sys>& sel, SelectCase* const* cases,
                               const Clock::time_point* deadline = nullptr) {
   BasicThreadWaiter<Sys> owner;
-  std::uint32_t w = sel.start(owner);
+  std::uint32_t w = sel.poll_each();
+  if (w == kSelectPending) w = sel.start(owner);
   if (w == kSelectPending) {
     const WaitStatus s = block_wait(
         owner, [&]() noexcept { return sel.abandon(); }, deadline);
@@ -356,7 +364,11 @@ public:
   BasicSelectAwait(const BasicSelectAwait&) = delete;
   BasicSelectAwait& operator=(const BasicSelectAwait&) = delete;
 
-  bool await_ready() const noexcept { return false; }
+  /// The fast path, without suspending: a case ready now completes here.
+  bool await_ready() {
+    result_ = sel_.poll_each();
+    return result_ != kSelectPending;
+  }
   bool await_suspend(std::coroutine_handle<> h) {
     wait_.prepare(h);
     if (!wait_.waiter.executor && fallback_) wait_.waiter.executor = fallback_();
