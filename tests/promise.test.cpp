@@ -348,3 +348,18 @@ TEST_CASE("a coroutine suspended in a condition's co_await resumes and finishes"
   r2.resolve(false);
   CHECK(q.get() == 0);
 }
+
+TEST_CASE("Resolver: its owner may destroy it as soon as the promise is ready, while resolve() still returns") {
+  // The pattern of the README's thread.core.spawn example: a task resolves a
+  // Resolver that main() destroys as soon as its promise is ready. settle()
+  // once emptied the waiter list after publishing "ready", so the state could
+  // be freed under it (TSan: a write to freed memory in WaiterList::take_all).
+  for (int i = 0; i < test::scaled(3000); ++i) {
+    skein::Resolver<void> done;
+    skein::spawn([&done] { done.resolve(); });
+    if (i % 2)
+      done.promise().wait();  // a thread waiter in the list, or none (already ready)
+    else
+      while (!done.settled()) std::this_thread::yield();
+  }
+}

@@ -2388,8 +2388,12 @@ public:
   }
 
   /// Marks the state settled and returns the waiters to notify. One locked
-  /// instruction: the list is the settler's from then on (enqueue and
-  /// withdraw see kReady and leave it alone).
+  /// instruction: the settler locks the word, takes the list, and publishes
+  /// kReady with a plain store that also unlocks it. The list is taken before
+  /// kReady is seen: a handle that sees kReady may destroy the state at once
+  /// (a Resolver's owner may destroy it as soon as its promise is ready, while
+  /// resolve() is still returning on another thread: TSan found the settler
+  /// emptying the list of a state already freed).
   Waiter* settle() noexcept {
     auto s = state_.load(std::memory_order_relaxed);
     for (unsigned i = 0;;) {
@@ -2399,10 +2403,15 @@ public:
         s = state_.load(std::memory_order_relaxed);
         continue;
       }
-      // acq_rel: publishes the result; sees the last unlock's list.
-      if (state_.compare_exchange_weak(s, s | kReady, std::memory_order_acq_rel, std::memory_order_relaxed)) break;
+      // acquire: sees the last unlock's list.
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire, std::memory_order_relaxed)) break;
     }
-    return waiters_.take_all();
+    Waiter* w = waiters_.take_all();
+    SKEIN_FAULT_POINT();  // locked, list taken, kReady not yet published
+    // release: publishes the result. Nobody else changes the word while it is
+    // locked (see unlock()).
+    state_.store((s | kReady) & ~kWaiters, std::memory_order_release);
+    return w;
   }
 
   /// Settles and notifies every waiter (for states settled by hand).
