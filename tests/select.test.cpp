@@ -320,6 +320,24 @@ TEST_CASE("unbuffered Queue: timed and cancelled puts leave nothing behind; clos
   CHECK_THROWS_AS(q.put(1), skein::Closed);
 }
 
+TEST_CASE("unbuffered Queue: a cancelled put (thread or coroutine) leaves nothing; a later getter waits") {
+  Queue<int> q(skein::unbuffered);
+  skein::Context ctx;
+  std::atomic<long> tid{0};
+  auto blocked = ctx.run([&] {
+    tid.store(this_thread_tid());
+    q.put(1);
+  });
+  auto suspended = ctx.run([&]() -> skein::Promise<void> { co_await q.async_put(2); });
+  while (tid.load() == 0) std::this_thread::yield();
+  REQUIRE(blocked_in_kernel(tid.load()));
+  ctx.cancel();
+  CHECK_THROWS_AS(blocked.get(), skein::Cancelled);
+  CHECK_THROWS_AS(suspended.get(), skein::Cancelled);
+  CHECK(q.try_get() == std::nullopt);  // neither item is there to take
+  CHECK(q.get_for(5ms) == std::nullopt);
+}
+
 TEST_CASE("unbuffered Queue: ping-pong between two coroutines") {
   Queue<int> ping(skein::unbuffered), pong(skein::unbuffered);
   const int n = scaled(20000);
