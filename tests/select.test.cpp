@@ -164,6 +164,19 @@ TEST_CASE("select: cancelling the selecting task ends it with Cancelled, and a l
   CHECK(a.size() == 1);
 }
 
+TEST_CASE("select: a pool that cannot hand off the blocked thread refuses the select; its cases leave the queues") {
+  // block_wait rethrows the pool's refusal (no spare thread under its bound):
+  // the select's waiters must be unlinked before its frame goes (ASan: a
+  // later put would claim a freed waiter; the timer thread would fire a
+  // freed node).
+  skein::ThreadPool pool(1, 1);
+  Queue<int> q(1);
+  auto p = skein::run(pool, [&] { return skein::select(case_get(q), case_after(1h)).index(); });
+  CHECK_THROWS_WITH_AS(p.get(), doctest::Contains("bound of 1 thread"), skein::UsageError);
+  q.put(5);  // no case of that select may take it
+  CHECK(q.try_get() == std::optional<int>(5));
+}
+
 TEST_CASE("select: co_await async_select in coroutines, cancelled by their context") {
   Queue<int> a(1), b(1);
   auto sum = skein::run([&]() -> skein::Promise<int> {
@@ -684,6 +697,27 @@ TEST_CASE("Timer: churn — many timers started and stopped concurrently, none f
     });
   for (auto& t : ts) t.join();
   MESSAGE(stopped.load() << " of " << 2 * n << " timers stopped before they fired");
+  CHECK(eventually([] { return skein::detail::timer_service().pending() == 0; }));
+}
+
+TEST_CASE("Timer and Ticker: reset racing a fire in flight leaves no stale value and no second heap entry") {
+  // A fire that had already left the heap when reset() ran used to deliver
+  // its stale value after reset() returned (and a ticker's node could be
+  // queued twice). Each reset to an hour must leave the channel empty.
+  Watchdog wd(120s);
+  skein::Timer t(1h);
+  skein::Ticker tk(1h);
+  for (int i = 0; i < scaled(3000); ++i) {
+    t.reset(std::chrono::microseconds(i % 7));  // fires at once, or almost
+    tk.reset(std::chrono::microseconds(1 + i % 5));
+    for (int k = 0; k < i % 50; ++k) std::this_thread::yield();
+    t.reset(1h);
+    tk.reset(1h);
+    CHECK(t.channel().try_get() == std::nullopt);
+    CHECK(tk.channel().try_get() == std::nullopt);
+  }
+  CHECK(t.stop());
+  tk.stop();
   CHECK(eventually([] { return skein::detail::timer_service().pending() == 0; }));
 }
 

@@ -650,74 +650,6 @@ private:
 #include <vector>
 
 
-// ---- begin skein/detail/parker.hpp ----
-// Parker: the state word a blocked thread sleeps on. A notifier moves it to
-// `notified`; a stop callback or the waiter's own deadline may first move it to
-// `interrupted`, after which the waiter decides who won (see block_wait in
-// waiter.hpp). On Linux the word is a futex: one syscall to park, one to wake,
-// no mutex; elsewhere a mutex and a condition variable. A flag in the word
-// says the waiter went to sleep: a notification that comes while it still
-// spins costs no system call (with a full 1P/1C queue that is most of them).
-
-#include <atomic>
-#include <chrono>
-#include <cstdint>
-#include <mutex>
-#include <stop_token>
-
-#if defined(__linux__)
-#include <ctime>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#else
-#include <condition_variable>
-#include <mutex>
-#endif
-
-
-// ---- begin skein/detail/deadline.hpp ----
-// Deadlines made from durations, saturating. `now() + d` overflows for a
-// large `d` (nanoseconds::max(), hours::max(), a huge double): signed
-// overflow, and a deadline in the past, so a wait that should last forever
-// returns at once. Every skein deadline is made here instead: a duration too
-// long to add to now() means "never" (kNever), a zero, negative or NaN one
-// means "already passed". tools/check_sources.py keeps `now() +` out of the
-// rest of include/.
-
-#include <chrono>
-#include <string>
-
-namespace skein::detail {
-
-using Clock = std::chrono::steady_clock;
-
-/// The deadline that never passes. Waits treat it as "no deadline".
-inline constexpr Clock::time_point kNever = Clock::time_point::max();
-
-/// `now + d`, saturating at kNever; `now` if d is zero, negative or NaN.
-template <class Rep, class Period>
-Clock::time_point deadline_after(std::chrono::duration<Rep, Period> d, Clock::time_point now = Clock::now()) noexcept {
-  // Compared in floating-point seconds: converting any count to double cannot
-  // overflow. The margin of a second covers double's rounding near 2^63 ns.
-  const double secs = std::chrono::duration<double>(d).count();
-  if (!(secs > 0)) return now;
-  if (now >= kNever || secs >= std::chrono::duration<double>(kNever - now).count() - 1.0) return kNever;
-  // Now d fits in Clock::duration with room to spare: ceil cannot overflow.
-  return now + std::chrono::ceil<Clock::duration>(d);
-}
-
-/// `d` in whole milliseconds, for messages (no overflow for any duration).
-template <class Rep, class Period>
-std::string format_ms(std::chrono::duration<Rep, Period> d) {
-  const double ms = std::chrono::duration<double, std::milli>(d).count();
-  if (ms > -1e15 && ms < 1e15) return std::to_string(static_cast<long long>(ms));
-  return std::to_string(ms);
-}
-
-}  // namespace skein::detail
-// ---- end skein/detail/deadline.hpp ----
-
 // ---- begin skein/detail/fault.hpp ----
 // Fault injection (the stress mode of the reliability harness): with
 // SKEIN_FAULT_INJECTION defined to 1, every SKEIN_FAULT_POINT() — placed at
@@ -795,6 +727,74 @@ inline void point() noexcept {
 #define SKEIN_FAULT_POINT() ((void)0)
 #endif
 // ---- end skein/detail/fault.hpp ----
+
+// ---- begin skein/detail/parker.hpp ----
+// Parker: the state word a blocked thread sleeps on. A notifier moves it to
+// `notified`; a stop callback or the waiter's own deadline may first move it to
+// `interrupted`, after which the waiter decides who won (see block_wait in
+// waiter.hpp). On Linux the word is a futex: one syscall to park, one to wake,
+// no mutex; elsewhere a mutex and a condition variable. A flag in the word
+// says the waiter went to sleep: a notification that comes while it still
+// spins costs no system call (with a full 1P/1C queue that is most of them).
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <stop_token>
+
+#if defined(__linux__)
+#include <ctime>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#include <condition_variable>
+#include <mutex>
+#endif
+
+
+// ---- begin skein/detail/deadline.hpp ----
+// Deadlines made from durations, saturating. `now() + d` overflows for a
+// large `d` (nanoseconds::max(), hours::max(), a huge double): signed
+// overflow, and a deadline in the past, so a wait that should last forever
+// returns at once. Every skein deadline is made here instead: a duration too
+// long to add to now() means "never" (kNever), a zero, negative or NaN one
+// means "already passed". tools/check_sources.py keeps `now() +` out of the
+// rest of include/.
+
+#include <chrono>
+#include <string>
+
+namespace skein::detail {
+
+using Clock = std::chrono::steady_clock;
+
+/// The deadline that never passes. Waits treat it as "no deadline".
+inline constexpr Clock::time_point kNever = Clock::time_point::max();
+
+/// `now + d`, saturating at kNever; `now` if d is zero, negative or NaN.
+template <class Rep, class Period>
+Clock::time_point deadline_after(std::chrono::duration<Rep, Period> d, Clock::time_point now = Clock::now()) noexcept {
+  // Compared in floating-point seconds: converting any count to double cannot
+  // overflow. The margin of a second covers double's rounding near 2^63 ns.
+  const double secs = std::chrono::duration<double>(d).count();
+  if (!(secs > 0)) return now;
+  if (now >= kNever || secs >= std::chrono::duration<double>(kNever - now).count() - 1.0) return kNever;
+  // Now d fits in Clock::duration with room to spare: ceil cannot overflow.
+  return now + std::chrono::ceil<Clock::duration>(d);
+}
+
+/// `d` in whole milliseconds, for messages (no overflow for any duration).
+template <class Rep, class Period>
+std::string format_ms(std::chrono::duration<Rep, Period> d) {
+  const double ms = std::chrono::duration<double, std::milli>(d).count();
+  if (ms > -1e15 && ms < 1e15) return std::to_string(static_cast<long long>(ms));
+  return std::to_string(ms);
+}
+
+}  // namespace skein::detail
+// ---- end skein/detail/deadline.hpp ----
 
 // ---- begin skein/detail/test_hooks.hpp ----
 // The model checker's deliberately broken variants of the waiter core and the
@@ -1072,6 +1072,7 @@ private:
       }
       remove_at(0);
       lk.unlock();
+      SKEIN_FAULT_POINT();  // out of the heap, not yet fired: a cancel fails, a reset races the fire
       top->fire(top, false);
       lk.lock();
     }
@@ -6243,8 +6244,18 @@ std::uint32_t select_blocking(BasicSelector<Sys>& sel, SelectCase* const* cases,
   std::uint32_t w = sel.poll_each();
   if (w == kSelectPending) w = sel.start(owner);
   if (w == kSelectPending) {
-    const WaitStatus s = block_wait(
-        owner, [&]() noexcept { return sel.abandon(); }, deadline);
+    WaitStatus s;
+    try {
+      s = block_wait(
+          owner, [&]() noexcept { return sel.abandon(); }, deadline);
+    } catch (...) {
+      // The pool refused the blocking wait (at its thread bound, or out of
+      // memory): block_wait rethrows only once abandon() won, so no case
+      // took effect; the cases must still leave their primitives before this
+      // frame goes.
+      sel.withdraw_all();
+      throw;
+    }
     sel.withdraw_all();
     if (s == WaitStatus::cancelled) throw_cancelled();
     if (s == WaitStatus::timeout) return kSelectPending;
@@ -7925,6 +7936,15 @@ namespace detail {
 /// What a Timer, a Ticker or an after_func shares with the timer thread.
 /// Reference-counted: the handle holds one reference, the timer heap another
 /// while the entry is queued or firing.
+///
+/// The one timer node is "busy" from the moment arm() hands it to the timer
+/// heap until the heap gives it back: a cancel that removes it, or the end of
+/// its fire callback (unless that re-queued it: a ticker). Nothing re-arms a
+/// busy node: stop() and arm() first take it back (cancel it, or wait for its
+/// fire to end), so a fire already in flight when reset() runs can neither
+/// deliver its stale value after reset() returns nor race a second copy of
+/// the node into the heap. A reset() made by a coroutine that the fire itself
+/// resumed (on the timer thread, inside the fire) is left to the fire's end.
 class TimerCore {
 public:
   using TimePoint = Clock::time_point;
@@ -7943,56 +7963,61 @@ public:
 
   Queue<TimePoint>& channel() noexcept { return ch_; }
 
-  /// Arms for `deadline`, then every `period` if that is not zero (after
-  /// stopping). Returns whether it was pending.
+  /// Stops, then arms for `deadline` and every `period` after it if that is
+  /// not zero. Returns whether it was pending.
   bool start(TimePoint deadline, Clock::duration period = Clock::duration::zero()) {
     const bool was = stop();
     arm(deadline, period);
     return was;
   }
-  /// start() for a timer never started before: nothing to stop.
+
+  /// Arms for `deadline` (then every `period`, if not zero), taking the node
+  /// back from the heap first if another thread armed it meanwhile.
   void arm(TimePoint deadline, Clock::duration period = Clock::duration::zero()) {
-    {
-      std::lock_guard lk(mu_);
-      node_.deadline = deadline;
-      period_ = period;
-      armed_ = true;
+    std::unique_lock lk(mu_);
+    const int let_go = take_back(lk);
+    node_.deadline = deadline;
+    period_ = period;
+    armed_ = true;
+    if (busy_) {  // inside this timer's own fire: its end queues the node again
+      rearm_ = true;
+      lk.unlock();
+      drop_refs(let_go);
+      return;
     }
+    busy_ = true;
+    lk.unlock();
+    drop_refs(let_go);
     retain();  // the heap's reference
     try {
       timer_service().add(&node_);
     } catch (...) {
       {
-        std::lock_guard lk(mu_);
+        std::lock_guard g(mu_);
         armed_ = false;
+        busy_ = false;
       }
       release();
       throw;
     }
   }
 
-  /// Disarms; waits for a fire in progress (unless called from inside it);
-  /// empties the channel. Returns whether the timer was pending.
+  /// Disarms; takes the node back (waiting for a fire in progress, unless
+  /// called from inside it); empties the channel. Returns whether the timer
+  /// was pending.
   bool stop() {
     bool was, drain;
+    int let_go;
     {
       std::unique_lock lk(mu_);
       was = armed_;
       armed_ = false;
-      // A fire delivering now (outside the lock): wait until it is done, so
-      // that the drain below catches its value. Not from inside that fire.
-      if (firing_ && firing_thread_ != std::this_thread::get_id()) {
-        for (unsigned i = 0; firing_; ++i) {
-          lk.unlock();
-          spin_wait_step(i);
-          lk.lock();
-        }
-      }
-      drain = delivered_;
+      rearm_ = false;
+      let_go = take_back(lk);
+      drain = delivered_;  // a fire that is over: its value, if any, is in the channel
       delivered_ = false;
     }
-    // Not cancelled: it fired meanwhile, found itself disarmed and let go.
-    if (was && timer_service().cancel(&node_)) release();  // the heap's reference
+    drop_refs(let_go);
     if (drain) {
       while (ch_.try_get()) {
       }
@@ -8005,7 +8030,36 @@ private:
     TimerCore* core = nullptr;
   };
 
-  // On the timer thread, without the heap's lock.
+  // mu_ held (released meanwhile). Until the node is not busy and no value
+  // is being delivered: cancels the node if it is queued, else waits for its
+  // fire to end — unless that fire is up this thread's stack. Returns the
+  // heap references to drop (after unlocking).
+  int take_back(std::unique_lock<SpinLock>& lk) {
+    const bool inside = firing_thread_ == std::this_thread::get_id();
+    int let_go = 0;
+    for (unsigned i = 0; busy_ || (delivering_ && !inside);) {
+      if (busy_) {
+        lk.unlock();
+        const bool cancelled = timer_service().cancel(&node_);
+        lk.lock();
+        if (cancelled) {  // out of the heap, and no fire has it: ours again
+          busy_ = false;
+          ++let_go;
+          continue;  // a ticker's delivery may still be running
+        }
+        if (inside) break;
+      }
+      lk.unlock();
+      spin_wait_step(i);  // a fire is running on the timer thread: brief
+      lk.lock();
+    }
+    return let_go;
+  }
+  void drop_refs(int n) noexcept {
+    for (; n > 0; --n) release();  // never the last: the caller's handle holds one
+  }
+
+  // On the timer thread, without the heap's lock. The node is out of the heap.
   static void on_fire(TimerNode* n, bool aborted) noexcept {
     TimerCore* c = static_cast<Node*>(n)->core;
     bool deliver = false, requeued = false;
@@ -8014,7 +8068,7 @@ private:
       if (c->armed_ && !aborted) {
         deliver = true;
         c->delivered_ = true;
-        c->firing_ = true;
+        c->delivering_ = true;
         c->firing_thread_ = std::this_thread::get_id();
         if (c->period_ > Clock::duration::zero()) {
           // A ticker re-arms; a slow receiver loses ticks instead of
@@ -8028,15 +8082,7 @@ private:
         }
       }
     }
-    if (requeued) {
-      try {
-        timer_service().add(&c->node_);  // keeps the heap's reference
-      } catch (...) {                    // out of memory: the ticker stops
-        std::lock_guard lk(c->mu_);
-        c->armed_ = false;
-        requeued = false;
-      }
-    }
+    if (requeued && !c->requeue()) requeued = false;  // keeps the heap's reference, stays busy
     if (deliver) {
       if (c->func_) {
         try {
@@ -8047,18 +8093,50 @@ private:
       } else {
         (void)c->ch_.try_put(Clock::now());  // full (an unread tick): dropped, as in Go
       }
-      std::lock_guard lk(c->mu_);
-      c->firing_ = false;
-      c->firing_thread_ = {};
     }
-    if (!requeued) c->release();  // the heap's reference
+    bool again = false, let_go = false;
+    {
+      std::lock_guard lk(c->mu_);
+      c->firing_thread_ = {};
+      c->delivering_ = false;
+      if (!requeued) {
+        if (c->rearm_) {  // reset from inside this fire: queue the node again
+          c->rearm_ = false;
+          again = true;
+        } else {
+          c->busy_ = false;  // given back: stop() and arm() may have it
+          let_go = true;
+        }
+      }
+    }
+    if (again && !c->requeue()) {
+      std::lock_guard lk(c->mu_);
+      c->busy_ = false;
+      let_go = true;
+    }
+    if (let_go) c->release();  // the heap's reference
+  }
+
+  // Hands the busy node back to the heap; false (disarmed; the caller gives
+  // the node back) if out of memory.
+  bool requeue() noexcept {
+    try {
+      timer_service().add(&node_);
+      return true;
+    } catch (...) {
+      std::lock_guard lk(mu_);
+      armed_ = false;
+      return false;
+    }
   }
 
   std::atomic<long> refs_{1};
   SpinLock mu_;
-  bool armed_ = false;      // queued (or re-queued) and not stopped
-  bool firing_ = false;     // delivering a value outside the lock
-  bool delivered_ = false;  // a value may sit in the channel
+  bool armed_ = false;       // will deliver when its deadline comes
+  bool busy_ = false;        // the node is in the heap or in its fire callback
+  bool rearm_ = false;       // armed from inside the fire: the fire re-queues it
+  bool delivering_ = false;  // a fire is delivering its value (outside the lock)
+  bool delivered_ = false;   // a value may sit in the channel
   std::thread::id firing_thread_{};
   Node node_;
   Clock::duration period_{};  // under mu_; zero: fires once

@@ -335,8 +335,18 @@ std::uint32_t select_blocking(BasicSelector<Sys>& sel, SelectCase* const* cases,
   std::uint32_t w = sel.poll_each();
   if (w == kSelectPending) w = sel.start(owner);
   if (w == kSelectPending) {
-    const WaitStatus s = block_wait(
-        owner, [&]() noexcept { return sel.abandon(); }, deadline);
+    WaitStatus s;
+    try {
+      s = block_wait(
+          owner, [&]() noexcept { return sel.abandon(); }, deadline);
+    } catch (...) {
+      // The pool refused the blocking wait (at its thread bound, or out of
+      // memory): block_wait rethrows only once abandon() won, so no case
+      // took effect; the cases must still leave their primitives before this
+      // frame goes.
+      sel.withdraw_all();
+      throw;
+    }
     sel.withdraw_all();
     if (s == WaitStatus::cancelled) throw_cancelled();
     if (s == WaitStatus::timeout) return kSelectPending;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "assert.hpp"
+#include "fault.hpp"
 #include "parker.hpp"
 
 namespace skein::detail {
@@ -104,6 +105,7 @@ private:
       }
       remove_at(0);
       lk.unlock();
+      SKEIN_FAULT_POINT();  // out of the heap, not yet fired: a cancel fails, a reset races the fire
       top->fire(top, false);
       lk.lock();
     }
