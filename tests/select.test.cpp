@@ -739,12 +739,19 @@ TEST_CASE("WeightedSemaphore: FIFO — a large request at the front is not overt
   while (big_tid.load() == 0) std::this_thread::yield();
   REQUIRE(blocked_in_kernel(big_tid.load()));
   CHECK_FALSE(s.try_acquire(1));  // 2 free, but the big one is ahead
+  std::atomic<long> small_tid{0};
   std::thread small([&] {
-    s.acquire(1);
+    small_tid.store(this_thread_tid());
+    s.acquire(1);  // 2 units are free, but it queues behind the big request
     std::lock_guard lk(mu);
     order.push_back(1);
   });
-  std::this_thread::sleep_for(5ms);
+  while (small_tid.load() == 0) std::this_thread::yield();
+  REQUIRE(blocked_in_kernel(small_tid.load()));
+  {
+    std::lock_guard lk(mu);
+    CHECK(order.empty());  // neither got through: the small one did not overtake
+  }
   s.release(8);  // serves 5, then 1
   big.join();
   small.join();

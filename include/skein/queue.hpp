@@ -36,6 +36,10 @@ template <class T>
 class GetCase;
 template <class T>
 class PutCase;
+namespace detail {
+template <class T>
+class QueueCase;
+}  // namespace detail
 
 /// Semantics (docs/api/queue.md): FIFO; `close()` is idempotent; items queued before
 /// close are still delivered; a put blocked at close, and any later put, throws
@@ -217,6 +221,7 @@ public:
 private:
   friend class GetCase<T>;
   friend class PutCase<T>;
+  friend class detail::QueueCase<T>;
 
   template <class S>
   static S* slot_of(detail::Waiter* w) noexcept {
@@ -362,22 +367,40 @@ private:
   bool closed_ = false;
 };
 
+namespace detail {
+/// What a Queue's two select cases share: the queue, and its lock for the
+/// select engine.
+template <class T>
+class QueueCase : public SelectCase {
+public:
+  const void* lock_key() const noexcept override { return &q_->lk_; }
+  void lock() noexcept override { q_->lk_.lock(); }
+  void unlock() noexcept override { q_->lk_.unlock(); }
+
+protected:
+  explicit QueueCase(Queue<T>* q) noexcept : q_(q) {}
+  QueueCase(const QueueCase&) = default;
+  QueueCase& operator=(const QueueCase&) = delete;
+  ~QueueCase() override = default;
+  Queue<T>* q_;
+};
+}  // namespace detail
+
 /// A select case that gets from a Queue (skein::case_get): fires with the
 /// item, or with an empty optional once the queue is closed and drained.
 template <class T>
-class GetCase final : public detail::SelectCase {
+class GetCase final : public detail::QueueCase<T> {
+  using detail::QueueCase<T>::q_;
+
 public:
-  explicit GetCase(Queue<T>& q) noexcept : q_(&q) {}
-  GetCase(GetCase&& o) noexcept : q_(o.q_), out_(std::move(o.out_)) {}
+  explicit GetCase(Queue<T>& q) noexcept : detail::QueueCase<T>(&q) {}
+  GetCase(GetCase&& o) noexcept : detail::QueueCase<T>(o), out_(std::move(o.out_)) {}
   GetCase& operator=(GetCase&&) = delete;
   ~GetCase() = default;
 
   /// The case's result, once it won.
   std::optional<T>& result() noexcept { return out_; }
 
-  const void* lock_key() const noexcept override { return &q_->lk_; }
-  void lock() noexcept override { q_->lk_.lock(); }
-  void unlock() noexcept override { q_->lk_.unlock(); }
   bool poll(detail::Waiter*& woken) override {
     woken = q_->take_locked(out_);
     if (out_) return true;
@@ -390,13 +413,9 @@ public:
     q_->getters_.push_back(&w);
     return true;
   }
-  bool unlink(detail::ClaimableWaiter& w) noexcept override {
-    std::lock_guard lk(q_->lk_);
-    return q_->getters_.remove(&w);
-  }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override { return q_->withdraw(q_->getters_, w); }
 
 private:
-  Queue<T>* q_;
   std::optional<T> out_;
   typename Queue<T>::GetSlot slot_{&out_, Queue<T>::kPending};
 };
@@ -406,35 +425,30 @@ private:
 /// Closed (as a send on a closed channel panics in Go). A losing case keeps
 /// its item (result()).
 template <class T>
-class PutCase final : public detail::SelectCase {
+class PutCase final : public detail::QueueCase<T> {
+  using detail::QueueCase<T>::q_;
+
 public:
-  PutCase(Queue<T>& q, T v) noexcept : q_(&q), item_(std::move(v)) {}
-  PutCase(PutCase&& o) noexcept : q_(o.q_), item_(std::move(o.item_)) {}
+  PutCase(Queue<T>& q, T v) noexcept : detail::QueueCase<T>(&q), item_(std::move(v)) {}
+  PutCase(PutCase&& o) noexcept : detail::QueueCase<T>(o), item_(std::move(o.item_)) {}
   PutCase& operator=(PutCase&&) = delete;
   ~PutCase() = default;
 
   /// The item: moved from if the case won, intact if it lost.
   T& item() noexcept { return item_; }
 
-  const void* lock_key() const noexcept override { return &q_->lk_; }
-  void lock() noexcept override { q_->lk_.lock(); }
-  void unlock() noexcept override { q_->lk_.unlock(); }
   bool poll(detail::Waiter*& woken) override { return q_->place_locked(item_, woken); }  // throws Closed
   bool link(detail::ClaimableWaiter& w) override {
     w.data = &slot_;
     q_->putters_.push_back(&w);
     return true;
   }
-  bool unlink(detail::ClaimableWaiter& w) noexcept override {
-    std::lock_guard lk(q_->lk_);
-    return q_->putters_.remove(&w);
-  }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override { return q_->withdraw(q_->putters_, w); }
   void finish() override {
     if (slot_.result == Queue<T>::kClosed) throw Closed("put on a closed Queue");
   }
 
 private:
-  Queue<T>* q_;
   T item_;
   typename Queue<T>::PutSlot slot_{&item_, Queue<T>::kPending};
 };

@@ -99,7 +99,7 @@ public:
   /// Disarms; takes the node back (waiting for a fire in progress, unless
   /// called from inside it); empties the channel. Returns whether the timer
   /// was pending.
-  bool stop() {
+  bool stop() noexcept {
     bool was, drain;
     int let_go;
     {
@@ -128,7 +128,7 @@ private:
   // is being delivered: cancels the node if it is queued, else waits for its
   // fire to end — unless that fire is up this thread's stack. Returns the
   // heap references to drop (after unlocking).
-  int take_back(std::unique_lock<SpinLock>& lk) {
+  int take_back(std::unique_lock<SpinLock>& lk) noexcept {
     const bool inside = firing_thread_ == std::this_thread::get_id();
     int let_go = 0;
     for (unsigned i = 0; busy_ || (delivering_ && !inside);) {
@@ -212,12 +212,14 @@ private:
   }
 
   // Hands the busy node back to the heap; false (disarmed; the caller gives
-  // the node back) if out of memory.
+  // the node back) if out of memory, which is reported: the ticker (or the
+  // timer reset from inside its fire) stops, and nobody else would know.
   bool requeue() noexcept {
     try {
       timer_service().add(&node_);
       return true;
     } catch (...) {
+      report_unhandled(std::current_exception());
       std::lock_guard lk(mu_);
       armed_ = false;
       return false;
@@ -278,10 +280,7 @@ private:
   }
   void drop() noexcept {
     if (!c_) return;
-    try {
-      c_->stop();
-    } catch (...) {  // stop() throws only on a broken mutex: nothing sensible is left to do
-    }
+    (void)c_->stop();
     c_->release();
     c_ = nullptr;
   }

@@ -4091,13 +4091,17 @@ private:
 
   // --- queues -------------------------------------------------------------
 
-  void push_local(Slot* s, void* h) noexcept {
+  void push_local(Slot* s, void* h) noexcept { push_to(s->deque, h, false); }
+
+  // Pushes onto a worker's or an outside thread's deque, then wakes an idle
+  // worker (`strict`: the pusher is not a worker that will look again).
+  void push_to(WsDeque& d, void* h, bool strict) noexcept {
     try {
-      s->deque.push(h);
+      d.push(h);
     } catch (...) {  // growing the deque failed: the injection queue still takes it
       return inject(h);
     }
-    idle_.notify(false);
+    idle_.notify(strict);
   }
 
   void inject(void* h) noexcept {
@@ -4174,14 +4178,7 @@ private:
     return e;
   }
 
-  void push_external(External* e, void* h) noexcept {
-    try {
-      e->deque.push(h);
-    } catch (...) {  // growing the deque failed: the injection queue still takes it
-      return inject(h);
-    }
-    idle_.notify(true);
-  }
+  void push_external(External* e, void* h) noexcept { push_to(e->deque, h, true); }
 
   void* pop_injection(Slot* s) noexcept {
     if (inj_size_.load(std::memory_order_relaxed) == 0) return nullptr;
@@ -6344,6 +6341,10 @@ template <class T>
 class GetCase;
 template <class T>
 class PutCase;
+namespace detail {
+template <class T>
+class QueueCase;
+}  // namespace detail
 
 /// Semantics (docs/api/queue.md): FIFO; `close()` is idempotent; items queued before
 /// close are still delivered; a put blocked at close, and any later put, throws
@@ -6525,6 +6526,7 @@ public:
 private:
   friend class GetCase<T>;
   friend class PutCase<T>;
+  friend class detail::QueueCase<T>;
 
   template <class S>
   static S* slot_of(detail::Waiter* w) noexcept {
@@ -6670,22 +6672,40 @@ private:
   bool closed_ = false;
 };
 
+namespace detail {
+/// What a Queue's two select cases share: the queue, and its lock for the
+/// select engine.
+template <class T>
+class QueueCase : public SelectCase {
+public:
+  const void* lock_key() const noexcept override { return &q_->lk_; }
+  void lock() noexcept override { q_->lk_.lock(); }
+  void unlock() noexcept override { q_->lk_.unlock(); }
+
+protected:
+  explicit QueueCase(Queue<T>* q) noexcept : q_(q) {}
+  QueueCase(const QueueCase&) = default;
+  QueueCase& operator=(const QueueCase&) = delete;
+  ~QueueCase() override = default;
+  Queue<T>* q_;
+};
+}  // namespace detail
+
 /// A select case that gets from a Queue (skein::case_get): fires with the
 /// item, or with an empty optional once the queue is closed and drained.
 template <class T>
-class GetCase final : public detail::SelectCase {
+class GetCase final : public detail::QueueCase<T> {
+  using detail::QueueCase<T>::q_;
+
 public:
-  explicit GetCase(Queue<T>& q) noexcept : q_(&q) {}
-  GetCase(GetCase&& o) noexcept : q_(o.q_), out_(std::move(o.out_)) {}
+  explicit GetCase(Queue<T>& q) noexcept : detail::QueueCase<T>(&q) {}
+  GetCase(GetCase&& o) noexcept : detail::QueueCase<T>(o), out_(std::move(o.out_)) {}
   GetCase& operator=(GetCase&&) = delete;
   ~GetCase() = default;
 
   /// The case's result, once it won.
   std::optional<T>& result() noexcept { return out_; }
 
-  const void* lock_key() const noexcept override { return &q_->lk_; }
-  void lock() noexcept override { q_->lk_.lock(); }
-  void unlock() noexcept override { q_->lk_.unlock(); }
   bool poll(detail::Waiter*& woken) override {
     woken = q_->take_locked(out_);
     if (out_) return true;
@@ -6698,13 +6718,9 @@ public:
     q_->getters_.push_back(&w);
     return true;
   }
-  bool unlink(detail::ClaimableWaiter& w) noexcept override {
-    std::lock_guard lk(q_->lk_);
-    return q_->getters_.remove(&w);
-  }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override { return q_->withdraw(q_->getters_, w); }
 
 private:
-  Queue<T>* q_;
   std::optional<T> out_;
   typename Queue<T>::GetSlot slot_{&out_, Queue<T>::kPending};
 };
@@ -6714,35 +6730,30 @@ private:
 /// Closed (as a send on a closed channel panics in Go). A losing case keeps
 /// its item (result()).
 template <class T>
-class PutCase final : public detail::SelectCase {
+class PutCase final : public detail::QueueCase<T> {
+  using detail::QueueCase<T>::q_;
+
 public:
-  PutCase(Queue<T>& q, T v) noexcept : q_(&q), item_(std::move(v)) {}
-  PutCase(PutCase&& o) noexcept : q_(o.q_), item_(std::move(o.item_)) {}
+  PutCase(Queue<T>& q, T v) noexcept : detail::QueueCase<T>(&q), item_(std::move(v)) {}
+  PutCase(PutCase&& o) noexcept : detail::QueueCase<T>(o), item_(std::move(o.item_)) {}
   PutCase& operator=(PutCase&&) = delete;
   ~PutCase() = default;
 
   /// The item: moved from if the case won, intact if it lost.
   T& item() noexcept { return item_; }
 
-  const void* lock_key() const noexcept override { return &q_->lk_; }
-  void lock() noexcept override { q_->lk_.lock(); }
-  void unlock() noexcept override { q_->lk_.unlock(); }
   bool poll(detail::Waiter*& woken) override { return q_->place_locked(item_, woken); }  // throws Closed
   bool link(detail::ClaimableWaiter& w) override {
     w.data = &slot_;
     q_->putters_.push_back(&w);
     return true;
   }
-  bool unlink(detail::ClaimableWaiter& w) noexcept override {
-    std::lock_guard lk(q_->lk_);
-    return q_->putters_.remove(&w);
-  }
+  bool unlink(detail::ClaimableWaiter& w) noexcept override { return q_->withdraw(q_->putters_, w); }
   void finish() override {
     if (slot_.result == Queue<T>::kClosed) throw Closed("put on a closed Queue");
   }
 
 private:
-  Queue<T>* q_;
   T item_;
   typename Queue<T>::PutSlot slot_{&item_, Queue<T>::kPending};
 };
@@ -8005,7 +8016,7 @@ public:
   /// Disarms; takes the node back (waiting for a fire in progress, unless
   /// called from inside it); empties the channel. Returns whether the timer
   /// was pending.
-  bool stop() {
+  bool stop() noexcept {
     bool was, drain;
     int let_go;
     {
@@ -8034,7 +8045,7 @@ private:
   // is being delivered: cancels the node if it is queued, else waits for its
   // fire to end — unless that fire is up this thread's stack. Returns the
   // heap references to drop (after unlocking).
-  int take_back(std::unique_lock<SpinLock>& lk) {
+  int take_back(std::unique_lock<SpinLock>& lk) noexcept {
     const bool inside = firing_thread_ == std::this_thread::get_id();
     int let_go = 0;
     for (unsigned i = 0; busy_ || (delivering_ && !inside);) {
@@ -8118,12 +8129,14 @@ private:
   }
 
   // Hands the busy node back to the heap; false (disarmed; the caller gives
-  // the node back) if out of memory.
+  // the node back) if out of memory, which is reported: the ticker (or the
+  // timer reset from inside its fire) stops, and nobody else would know.
   bool requeue() noexcept {
     try {
       timer_service().add(&node_);
       return true;
     } catch (...) {
+      report_unhandled(std::current_exception());
       std::lock_guard lk(mu_);
       armed_ = false;
       return false;
@@ -8184,10 +8197,7 @@ private:
   }
   void drop() noexcept {
     if (!c_) return;
-    try {
-      c_->stop();
-    } catch (...) {  // stop() throws only on a broken mutex: nothing sensible is left to do
-    }
+    (void)c_->stop();
     c_->release();
     c_ = nullptr;
   }

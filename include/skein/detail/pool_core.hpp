@@ -156,13 +156,17 @@ private:
 
   // --- queues -------------------------------------------------------------
 
-  void push_local(Slot* s, void* h) noexcept {
+  void push_local(Slot* s, void* h) noexcept { push_to(s->deque, h, false); }
+
+  // Pushes onto a worker's or an outside thread's deque, then wakes an idle
+  // worker (`strict`: the pusher is not a worker that will look again).
+  void push_to(WsDeque& d, void* h, bool strict) noexcept {
     try {
-      s->deque.push(h);
+      d.push(h);
     } catch (...) {  // growing the deque failed: the injection queue still takes it
       return inject(h);
     }
-    idle_.notify(false);
+    idle_.notify(strict);
   }
 
   void inject(void* h) noexcept {
@@ -239,14 +243,7 @@ private:
     return e;
   }
 
-  void push_external(External* e, void* h) noexcept {
-    try {
-      e->deque.push(h);
-    } catch (...) {  // growing the deque failed: the injection queue still takes it
-      return inject(h);
-    }
-    idle_.notify(true);
-  }
+  void push_external(External* e, void* h) noexcept { push_to(e->deque, h, true); }
 
   void* pop_injection(Slot* s) noexcept {
     if (inj_size_.load(std::memory_order_relaxed) == 0) return nullptr;
