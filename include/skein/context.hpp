@@ -1,10 +1,14 @@
 #pragma once
 /// Context: a cancellation scope (a stop source, an optional deadline, the
-/// tasks it started) and run_with_timeout.
+/// tasks it started, the values it carries), ContextKey, after_cancel,
+/// this_task::value, and run_with_timeout.
 
 #include "detail/config.hpp"  // first: the C++20 check
 
 #include <chrono>
+#include <concepts>
+#include <exception>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -20,6 +24,26 @@
 #include "thread_pool.hpp"
 
 namespace skein {
+
+class TaskGroup;
+class AfterCancel;
+
+/// A key for a value of type T that a Context carries (Go's context keys,
+/// typed). Keys compare by address — two keys never collide, whatever their
+/// names — so make them objects that live as long as the values are read
+/// (globals, or static members).
+template <class T>
+class ContextKey {
+public:
+  constexpr explicit ContextKey(const char* name = "") noexcept : name_(name) {}
+  ContextKey(const ContextKey&) = delete;
+  ContextKey& operator=(const ContextKey&) = delete;
+  /// The name given, for messages.
+  [[nodiscard]] constexpr const char* name() const noexcept { return name_; }
+
+private:
+  const char* name_;
+};
 
 /// A cancellation scope. Tasks started with ctx.run (and every task those
 /// start) are bound to it: cancel() — or its deadline passing, or its parent
@@ -37,22 +61,45 @@ public:
   }
   ~Context() { st_->release(); }
 
-  /// A root context cancelled once `d` has passed.
+  /// A root context cancelled once `d` has passed (with `cause`, if given:
+  /// Go's WithTimeoutCause).
   template <class Rep, class Period>
-  static Context with_timeout(std::chrono::duration<Rep, Period> d) {
+  static Context with_timeout(std::chrono::duration<Rep, Period> d, std::exception_ptr cause = nullptr) {
     Context c;
-    c.st_->set_deadline(detail::deadline_after(d));
+    c.st_->set_deadline(detail::deadline_after(d), std::move(cause));
     return c;
   }
 
-  /// A context cancelled with this one (and on its own).
+  /// A context cancelled with this one (and on its own). It carries this one's values.
   [[nodiscard]] Context child() const { return Context(new detail::ContextState(st_)); }
-  /// A child that is also cancelled once `d` has passed.
+  /// A child that is also cancelled once `d` has passed (with `cause`, if given).
   template <class Rep, class Period>
-  [[nodiscard]] Context child_with_timeout(std::chrono::duration<Rep, Period> d) const {
+  [[nodiscard]] Context child_with_timeout(std::chrono::duration<Rep, Period> d,
+                                           std::exception_ptr cause = nullptr) const {
     Context c = child();
-    c.st_->set_deadline(detail::deadline_after(d));
+    c.st_->set_deadline(detail::deadline_after(d), std::move(cause));
     return c;
+  }
+  /// A child that carries `value` under `key` (hiding an ancestor's value
+  /// under the same key); tasks started in it, and its own children, see it.
+  template <class T, class U>
+    requires std::constructible_from<T, U&&>
+  [[nodiscard]] Context with_value(const ContextKey<T>& key, U&& value) const {
+    Context c = child();
+    c.st_->push_value(std::make_shared<detail::ContextValue<T>>(&key, c.st_->values(), std::forward<U>(value)));
+    return c;
+  }
+  /// A root context with this one's values and nothing else: never
+  /// cancelled with this one, no deadline, its tasks not counted here (Go's
+  /// WithoutCancel) — for work that must finish even if the request is cancelled.
+  [[nodiscard]] Context without_cancel() const { return Context(new detail::ContextState(nullptr, st_->values())); }
+
+  /// The value under `key` (this context's or the nearest ancestor's), or
+  /// null. The pointer stays valid while this context lives.
+  template <class T>
+  [[nodiscard]] const T* value(const ContextKey<T>& key) const noexcept {
+    const auto* n = st_->find_value(&key);
+    return n ? &static_cast<const detail::ContextValue<T>*>(n)->value : nullptr;
   }
 
   /// The context of the task running on this thread, if it has one.
@@ -85,9 +132,29 @@ public:
     (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
-  /// Cancels this context and its children. Idempotent.
+  /// Cancels this context and its children. Idempotent: the first
+  /// cancellation (this, the deadline, the parent's) is the one that counts.
   void cancel() const noexcept { st_->cancel(detail::CancelReason::cancelled); }
+  /// Cancels with a cause (Go's CancelCauseFunc): the Cancelled errors thrown
+  /// by the waits in this context's tasks carry it (Cancelled::cause()), and
+  /// so does cause(). A null cause is a plain cancel().
+  void cancel(std::exception_ptr cause) const noexcept {
+    st_->cancel(detail::CancelReason::cancelled, std::move(cause));
+  }
   [[nodiscard]] bool cancelled() const noexcept { return st_->stop_requested(); }
+  /// Why it was cancelled (Go's Cause): the cause of the first cancellation
+  /// that reached this context (its own cancel(cause), its timeout's cause, or
+  /// its parent's cause); if that one gave none, a Cancelled saying "context
+  /// cancelled" or "context deadline exceeded". Null while not cancelled.
+  [[nodiscard]] std::exception_ptr cause() const {
+    if (auto c = st_->cancel_cause()) return c;
+    switch (st_->reason()) {
+      case detail::CancelReason::none: return nullptr;
+      case detail::CancelReason::deadline: return std::make_exception_ptr(Cancelled("context deadline exceeded"));
+      case detail::CancelReason::cancelled: break;
+    }
+    return std::make_exception_ptr(Cancelled("context cancelled"));
+  }
   /// True if the context was cancelled because its (or an ancestor's) deadline
   /// passed. Latched when the context is cancelled: a context cancelled by
   /// cancel() stays "not timed out" when an ancestor's deadline passes later.
@@ -96,6 +163,9 @@ public:
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept {
     return st_->deadline();
   }
+  /// True if `other` is this context or one of its descendants (children,
+  /// their children, ...); without_cancel() makes a root, never a descendant.
+  [[nodiscard]] bool encloses(const Context& other) const noexcept { return st_->encloses(other.st_); }
   /// Live tasks bound to this context or its children.
   [[nodiscard]] std::size_t tasks() const noexcept {
     auto n = st_->live_tasks();
@@ -121,6 +191,10 @@ public:
 private:
   template <class Rep, class Period, class F, class... Args>
   friend auto run_with_timeout(std::chrono::duration<Rep, Period>, F&&, Args&&...);
+  friend class TaskGroup;
+  friend class AfterCancel;
+  template <TaskExecutor E, class F>
+  friend AfterCancel after_cancel(const Context&, E&, F&&);
   explicit Context(detail::ContextState* adopted) noexcept : st_(adopted) {}
   void check_not_inside() const {
     if (st_->encloses(detail::tls.scope))
@@ -128,6 +202,87 @@ private:
   }
   detail::ContextState* st_;
 };
+
+/// What after_cancel returns: stop() keeps the function from starting (Go's
+/// AfterFunc's stop). Copies share one registration; dropping every copy
+/// leaves it registered. Keeps the context alive.
+class AfterCancel {
+public:
+  AfterCancel(const AfterCancel& o) noexcept : ctx_(o.ctx_), node_(o.node_) { node_->retain(); }
+  AfterCancel& operator=(const AfterCancel& o) noexcept {
+    AfterCancel tmp(o);
+    std::swap(ctx_, tmp.ctx_);
+    std::swap(node_, tmp.node_);
+    return *this;
+  }
+  ~AfterCancel() { node_->drop(); }
+
+  /// True if this call kept the function from starting; false if it has
+  /// started already (the context was cancelled) or was stopped before.
+  /// Does not wait for a started function to finish. Thread-safe.
+  bool stop() noexcept { return ctx_.st_->stop_after_cancel(node_); }
+
+private:
+  template <TaskExecutor E, class F>
+  friend AfterCancel after_cancel(const Context&, E&, F&&);
+  AfterCancel(Context c, detail::AfterCancelNode* n) noexcept : ctx_(std::move(c)), node_(n) {}
+  Context ctx_;
+  detail::AfterCancelNode* node_;
+};
+
+namespace detail {
+template <class F>
+class AfterCancelTask final : public AfterCancelNode {
+public:
+  AfterCancelTask(TaskHost& host, F f) : host_(&host), fn_(std::move(f)) { act = &AfterCancelTask::run_or_free; }
+
+private:
+  static void run_or_free(AfterCancelNode* n, bool start) noexcept {
+    auto* self = static_cast<AfterCancelTask*>(n);
+    if (!start) {
+      delete self;
+      return;
+    }
+    try {
+      // Its own task, in no context (the one it watches is cancelled); an
+      // error goes to the unhandled-error handler, as for spawn.
+      (void)start_checked(*self->host_, nullptr, std::move(self->fn_));
+    } catch (...) {
+      report_unhandled(std::current_exception());
+    }
+  }
+  TaskHost* host_;
+  F fn_;
+};
+}  // namespace detail
+
+/// Runs `f()` as a task of its own on `ex` (default_pool() without it) once
+/// `ctx` is cancelled — at once if it is cancelled already (Go's AfterFunc).
+/// It never runs on the cancelling thread, and never if stop() comes first.
+template <TaskExecutor E, class F>
+AfterCancel after_cancel(const Context& ctx, E& ex, F&& f) {
+  auto* n = new detail::AfterCancelTask<std::decay_t<F>>(detail::host_of(ex), std::forward<F>(f));
+  AfterCancel handle(ctx, n);
+  ctx.st_->add_after_cancel(n);
+  return handle;
+}
+template <class F>
+  requires(!TaskExecutor<std::remove_cvref_t<F>>)
+AfterCancel after_cancel(const Context& ctx, F&& f) {
+  return after_cancel(ctx, default_pool(), std::forward<F>(f));
+}
+
+namespace this_task {
+/// The value under `key` in the current task's context (or an ancestor),
+/// or null outside a context-bound task. Valid while the task runs.
+template <class T>
+[[nodiscard]] const T* value(const ContextKey<T>& key) noexcept {
+  const auto* s = static_cast<const detail::ContextState*>(detail::inherited_context());
+  if (!s) return nullptr;
+  const auto* n = s->find_value(&key);
+  return n ? &static_cast<const detail::ContextValue<T>*>(n)->value : nullptr;
+}
+}  // namespace this_task
 
 /// Runs `f(args...)` under a fresh context (a child of the current task's
 /// context, if any) that is cancelled after `d`. Returns f's result; if the

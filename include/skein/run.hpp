@@ -19,21 +19,28 @@ namespace skein {
 
 namespace detail {
 template <class F, class... Args>
-auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+auto start_task(const TaskStart& where, F&& f, Args&&... args) {
   using R = typename task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
-  return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)),
-                     std::decay_t<Args>(std::forward<Args>(args))...);
+  return run_task<R>(where, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+}
+template <class F, class... Args>
+auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  return start_task(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// start_task behind the compile-time checks of a user's call (run, spawn,
-/// Context::run, EventLoop::spawn): a call that cannot work fails with a
-/// static_assert saying why, and nothing else.
+/// Context::run, TaskGroup::run, EventLoop::spawn): a call that cannot work
+/// fails with a static_assert saying why, and nothing else.
 template <class F, class... Args>
-auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+auto start_checked(const TaskStart& where, F&& f, Args&&... args) {
   if constexpr (check_task_call<F, Args...>())
-    return start_task(host, ctx, std::forward<F>(f), std::forward<Args>(args)...);
+    return start_task(where, std::forward<F>(f), std::forward<Args>(args)...);
   else
     return Promise<void>();  // never reached at run time: the static_assert has failed
+}
+template <class F, class... Args>
+auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  return start_checked(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 }  // namespace detail
 

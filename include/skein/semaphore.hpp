@@ -1,6 +1,7 @@
 #pragma once
 /// Semaphore: bounded concurrency for threads and coroutines, FIFO, with a
-/// checked bound (releasing more permits than were acquired is a UsageError).
+/// checked bound (releasing more permits than were acquired is a UsageError);
+/// Permit, a held permit released when it goes out of scope.
 
 #include "detail/config.hpp"  // first: the C++20 check
 
@@ -10,6 +11,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "detail/packed_count.hpp"
 #include "detail/spin.hpp"
@@ -18,6 +20,8 @@
 #include "errors.hpp"
 
 namespace skein {
+
+class Permit;
 
 class Semaphore : detail::PackedCount {  // the word: available permits << 32 | waiters
 public:
@@ -104,6 +108,17 @@ public:
   /// `co_await s.async_acquire();` Throws Cancelled if the task is cancelled first.
   AcquireOperation async_acquire() noexcept { return AcquireOperation(*this); }
 
+private:
+  struct PermitPolicy : detail::NoWaitPayload {
+    static bool try_now(Semaphore& s) noexcept { return s.try_acquire(); }
+    static Permit result(Semaphore& s) noexcept;
+  };
+
+public:
+  using PermitOperation = detail::OwnerWait<Semaphore, PermitPolicy>;
+  /// `skein::Permit p = co_await s.async_permit();` — async_acquire, held by a Permit.
+  PermitOperation async_permit() noexcept;
+
   /// Permits available now (a snapshot).
   [[nodiscard]] std::ptrdiff_t available() const noexcept { return count_of(state_.load(std::memory_order_relaxed)); }
   [[nodiscard]] std::ptrdiff_t max() const noexcept { return max_; }
@@ -142,5 +157,56 @@ private:
   detail::SpinLock lk_;
   detail::WaiterList waiters_;
 };
+
+/// One permit of a Semaphore, held until the Permit is destroyed or
+/// release() is called (the permit guard: no release forgotten on an early
+/// return or an exception). Movable, not copyable; an empty Permit holds nothing.
+class Permit {
+public:
+  Permit() noexcept = default;
+  /// Acquires a permit (blocking, cancellably: Cancelled, as acquire()).
+  explicit Permit(Semaphore& s) : s_(&s) { s.acquire(); }
+  /// Tries once; holds nothing if no permit was free (test with held()).
+  Permit(Semaphore& s, std::try_to_lock_t) noexcept : s_(s.try_acquire() ? &s : nullptr) {}
+  /// Waits at most `d` for a permit; holds nothing if none came.
+  template <class Rep, class Period>
+  Permit(Semaphore& s, std::chrono::duration<Rep, Period> d) : s_(s.try_acquire_for(d) ? &s : nullptr) {}
+  /// Takes over a permit the caller acquired.
+  Permit(Semaphore& s, std::adopt_lock_t) noexcept : s_(&s) {}
+  Permit(Permit&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Permit& operator=(Permit&& o) noexcept {
+    if (this != &o) {
+      release();
+      s_ = std::exchange(o.s_, nullptr);
+    }
+    return *this;
+  }
+  Permit(const Permit&) = delete;
+  Permit& operator=(const Permit&) = delete;
+  ~Permit() { release(); }
+
+  [[nodiscard]] bool held() const noexcept { return s_ != nullptr; }
+  explicit operator bool() const noexcept { return held(); }
+  /// The semaphore the permit belongs to, or null.
+  [[nodiscard]] Semaphore* semaphore() const noexcept { return s_; }
+  /// Returns the permit now (nothing if none is held).
+  void release() noexcept {
+    Semaphore* s = std::exchange(s_, nullptr);
+    if (!s) return;
+    try {
+      s->release();
+    } catch (...) {  // only if the permit was also released by hand (above the bound): reported, not lost
+      detail::report_unhandled(std::current_exception());
+    }
+  }
+  /// Gives up ownership without returning the permit; returns the semaphore.
+  Semaphore* detach() noexcept { return std::exchange(s_, nullptr); }
+
+private:
+  Semaphore* s_ = nullptr;
+};
+
+inline Permit Semaphore::PermitPolicy::result(Semaphore& s) noexcept { return Permit(s, std::adopt_lock); }
+inline Semaphore::PermitOperation Semaphore::async_permit() noexcept { return PermitOperation(*this); }
 
 }  // namespace skein

@@ -20,6 +20,7 @@
 #include "sequence.hpp"
 #include "shared.hpp"
 #include "sleep.hpp"
+#include "task_group.hpp"
 #include "thread_pool.hpp"
 #include "timer.hpp"
 #include "version.hpp"

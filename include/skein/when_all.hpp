@@ -1,5 +1,6 @@
 #pragma once
-/// when_all / when_any: combine promises (JavaScript's Promise.all and Promise.race).
+/// when_all / when_all_settled / when_any: combine promises (JavaScript's
+/// Promise.all, Promise.allSettled and Promise.race).
 
 #include "detail/config.hpp"  // first: the C++20 check
 
@@ -29,6 +30,23 @@ auto when_all(std::vector<Promise<T>> ps) {
   for (auto& p : ps)
     if (!p.valid()) throw UsageError("when_all: an empty Promise was passed");
   return (new detail::AllOfRange<T>(std::move(ps)))->start();
+}
+
+/// Settles once every input has settled, with how each ended (a Settled:
+/// its value or its error), in order. Never fails because an input did, and
+/// the inputs' errors count as observed (JavaScript's Promise.allSettled).
+template <class... Ts>
+Promise<std::tuple<Settled<Ts>...>> when_all_settled(Promise<Ts>... ps) {
+  ((ps.valid() ? void() : throw UsageError("when_all_settled: an empty Promise was passed")), ...);
+  return (new detail::AllSettledOf<Ts...>(std::tuple<Promise<Ts>...>(std::move(ps)...)))->start();
+}
+
+/// when_all_settled over a vector: Promise<std::vector<Settled<T>>>.
+template <class T>
+Promise<std::vector<Settled<T>>> when_all_settled(std::vector<Promise<T>> ps) {
+  for (auto& p : ps)
+    if (!p.valid()) throw UsageError("when_all_settled: an empty Promise was passed");
+  return (new detail::AllSettledRange<T>(std::move(ps)))->start();
 }
 
 /// Settles like the first input to settle (its value, at its index in the

@@ -310,14 +310,25 @@ public:
     return ctx_.run(std::forward<F>(f), std::forward<Args>(args)...);
   }
 
-  /// Starts `fn(args...)` as a task in a fresh environment (with `globals`, if given).
+  /// What a script task runs: fn(args...) in a fresh environment (with
+  /// `globals` as its globals, if given).
+  auto task_body() {
+    return [this](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
+      auto env = host_.create_environment(*this, g ? &*g : nullptr);
+      return env->call(*f, std::move(a));
+    };
+  }
+  /// Starts task_body() as a task of the calling task's context if that is
+  /// the runtime's or inside it (a group's), else of the runtime's context.
   Promise<Value> start(FunctionRef fn, std::vector<Value> args, std::optional<Dict> globals) {
-    return ctx_.run(
-        [this](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
-          auto env = host_.create_environment(*this, g ? &*g : nullptr);
-          return env->call(*f, std::move(a));
-        },
-        std::move(fn), std::move(args), std::move(globals));
+    auto cur = Context::current();
+    const Context& where = cur && ctx_.encloses(*cur) ? *cur : ctx_;
+    return where.run(task_body(), std::move(fn), std::move(args), std::move(globals));
+  }
+  /// The context new tasks of a module call belong to (see start).
+  [[nodiscard]] Context current_context() const {
+    auto cur = Context::current();
+    return cur && ctx_.encloses(*cur) ? *cur : ctx_;
   }
 
   /// Live tasks started by this runtime (thread.core.goroutines()).
@@ -994,8 +1005,6 @@ private:
   static SemaphoreObject& self(Object& o) { return static_cast<SemaphoreObject&>(o); }
 };
 
-#undef SKEIN_SCRIPT_OBJECT
-
 // --- modules -------------------------------------------------------------------------
 
 /// A module function: `threads.run`, `thread.channel.send`, ...
@@ -1023,14 +1032,133 @@ std::shared_ptr<O> make(Call& c, A&&... a) {
 }
 
 /// Starts a script task: fn(args..., kwargs by parameter name) in a fresh environment.
-inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) {
+/// The function and arguments of a call that starts a script task:
+/// fn(args..., kwargs by parameter name), fn at position `first`.
+inline std::pair<FunctionRef, std::vector<Value>> script_task_call(Call& c, std::size_t first) {
   auto& args = c.args();
   if (args.size() <= first) c.fail("missing the function to run");
   auto fn = c.function(args[first], first == 0 ? "argument 1" : "argument " + std::to_string(first + 1));
   std::vector<Value> rest(std::make_move_iterator(args.begin() + static_cast<std::ptrdiff_t>(first) + 1),
                           std::make_move_iterator(args.end()));
   rest = bind_script_arguments(c, *fn, std::move(rest), std::move(c.kwargs()));
+  return {std::move(fn), std::move(rest)};
+}
+
+/// Starts a script task: fn(args..., kwargs by parameter name) in a fresh environment.
+inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) {
+  auto [fn, rest] = script_task_call(c, first);
   return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone));
+}
+
+/// The values scripts attach to a group (threads.Group(values=...)): one
+/// dictionary per context, merged with the enclosing one's when made.
+inline const ContextKey<Dict>& script_values_key() {
+  static const ContextKey<Dict> key{"script values"};
+  return key;
+}
+
+/// threads.value / thread.core.value: the value under `key` in the calling task's group, or `fallback`.
+inline Value script_value(const Value& key, Value fallback) {
+  if (const Dict* d = this_task::value(script_values_key()))
+    if (const Value* v = find(*d, key)) return *v;
+  return fallback;
+}
+
+/// threads.Group / thread.group: a TaskGroup whose tasks run script
+/// functions. Each task holds the group, so dropping the script's handle
+/// neither cancels nor waits: the tasks end by themselves, by the group's
+/// first error, by cancel(), or with the runtime.
+class GroupObject final : public Object, public std::enable_shared_from_this<GroupObject> {
+public:
+  explicit GroupObject(const Context& parent) : group(parent) {}
+  SKEIN_SCRIPT_OBJECT(TaskGroup) {
+    static const Method m[] = {
+        {"run", [](Object& o, Call& c) -> Value { return self(o).start(c, false); }},
+        {"try_run", [](Object& o, Call& c) -> Value { return self(o).start(c, true); }},
+        {"wait",
+         [](Object& o, Call& c) -> Value {
+           c.bind({});
+           self(o).group.wait();  // rethrows the first error
+           return {};
+         }},
+        {"cancel", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).group.cancel(), Value(); }},
+        {"cancelled", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).group.cancelled(); }},
+        {"tasks", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).group.tasks(); }},
+        {"errors",
+         [](Object& o, Call& c) -> Value {
+           c.bind({});
+           List out;
+           for (auto& e : self(o).group.errors()) out.emplace_back(detail::describe_error(e));
+           return out;
+         }},
+        {"set_limit",
+         [](Object& o, Call& c) -> Value {
+           auto a = c.bind({{"limit"}});
+           self(o).group.set_limit(a[0].is_none() ? -1 : limit(c, a[0]));
+           return {};
+         }},
+    };
+    return m;
+  }
+  /// A limit from a script: none = no limit, else 0 .. 2^31-1.
+  static std::ptrdiff_t limit(Call& c, const Value& v) {
+    auto n = c.size(v, "limit");
+    if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+      c.fail("limit must be below 2^31, got " + std::to_string(n));
+    return static_cast<std::ptrdiff_t>(n);
+  }
+  TaskGroup group;
+
+  bool clone = false;  // the tasks get a copy of the caller's globals
+
+private:
+  static GroupObject& self(Object& o) { return static_cast<GroupObject&>(o); }
+  Value start(Call& c, bool only_if_free) {
+    auto [fn, rest] = script_task_call(c, 0);
+    auto globals = snapshot_if(c, clone);
+    // The task holds the group: the script's handle may go meanwhile.
+    auto body = [keep = shared_from_this(), inner = c.runtime().task_body()](FunctionRef f, std::vector<Value> a,
+                                                                             std::optional<Dict> g) -> Value {
+      try {
+        return inner(std::move(f), std::move(a), std::move(g));
+      } catch (const TaskError& e) {
+        // The script stopped because the group was cancelled (its waits
+        // raised a script error): a cancellation, which the group absorbs
+        // when it cancelled itself.
+        if (this_task::cancelled()) throw Cancelled(e.what());
+        throw;
+      }
+    };
+    if (!only_if_free)
+      return make<PromiseObject>(c, group.run(std::move(body), std::move(fn), std::move(rest), std::move(globals)));
+    auto p = group.try_run(std::move(body), std::move(fn), std::move(rest), std::move(globals));
+    if (!p) return {};
+    return make<PromiseObject>(c, std::move(*p));
+  }
+};
+
+#undef SKEIN_SCRIPT_OBJECT
+
+/// threads.Group(limit, values) / thread.group.new(limit, values): a group
+/// under the calling task's context (the runtime's outside a task), whose
+/// tasks see `values` (a dict, merged over the enclosing group's) through
+/// threads.value / thread.core.value.
+inline Value make_group(Call& c, const Value& limit, const Value& values, bool clone) {
+  Context parent = c.runtime().current_context();
+  if (!values.is_none()) {
+    const Dict* add = values.get_if<Dict>();
+    const List* empty = values.get_if<List>();  // an empty table may come as a list
+    if (!add && !(empty && empty->empty())) c.fail("values must be a dict, got " + values.type_name());
+    Dict merged;
+    if (const Dict* outer = parent.value(script_values_key())) merged = *outer;
+    if (add)
+      for (const auto& e : *add) set(merged, e.key, e.value);
+    parent = parent.with_value(script_values_key(), std::move(merged));
+  }
+  auto g = make<GroupObject>(c, parent);
+  g->clone = clone;
+  if (!limit.is_none()) g->group.set_limit(GroupObject::limit(c, limit));
+  return g;
 }
 
 /// The thread.* function form of a method: `thread.channel.send(ch, v)` is `ch:put(v)`.
@@ -1161,6 +1289,16 @@ inline Module make_threads_module() {
              return make<QueueObject>(c, c.size(a[0], "maxsize"));
            }},
           {"WaitGroup", [](Call& c) -> Value { return c.bind({}), make<WaitGroupObject>(c); }},
+          {"Group",
+           [](Call& c) -> Value {
+             auto a = c.bind({{"limit", Value()}, {"values", Value()}});
+             return make_group(c, a[0], a[1], c.runtime().options().run_isolation == Isolation::clone);
+           }},
+          {"value",
+           [](Call& c) -> Value {
+             auto a = c.bind({{"key"}, {"default", Value()}});
+             return script_value(a[0], std::move(a[1]));
+           }},
           {"select", [](Call& c) -> Value { return script_select(c, true); }},
           {"Pool", [](Call& c) -> Value { return make_pool(c, c.runtime().options().run_isolation, "queue_depth"); }},
       },
@@ -1187,6 +1325,26 @@ inline Module make_thread_module() {
                       }},
                      {"cpus", [](Call& c) -> Value { return c.exactly(0), static_cast<std::int64_t>(skein::cpus()); }},
                      {"goroutines", [](Call& c) -> Value { return c.exactly(0), c.runtime().tasks(); }},
+                     {"value",
+                      [](Call& c) -> Value {
+                        auto& a = c.exactly(1, 1);
+                        return script_value(a[0], a[1]);
+                      }},
+                 },
+                 {}},
+               M{"group",
+                 {
+                     {"new",
+                      [](Call& c) -> Value {
+                        auto& a = c.exactly(0, 2);
+                        return make_group(c, a[0], a[1], true);
+                      }},
+                     {"run", [](Call& c) -> Value { return call_on<GroupObject>(c, "run"); }},
+                     {"tryRun", [](Call& c) -> Value { return call_on<GroupObject>(c, "try_run"); }},
+                     {"wait", [](Call& c) -> Value { return call_on<GroupObject>(c, "wait"); }},
+                     {"cancel", [](Call& c) -> Value { return call_on<GroupObject>(c, "cancel"); }},
+                     {"errors", [](Call& c) -> Value { return call_on<GroupObject>(c, "errors"); }},
+                     {"setLimit", [](Call& c) -> Value { return call_on<GroupObject>(c, "set_limit"); }},
                  },
                  {}},
                M{"async",
@@ -1332,7 +1490,8 @@ inline Module make_runtime_module() {
 
 }  // namespace impl
 
-/// `threads` (Scriptling's `threads` library): run, Atomic, Shared, Queue, WaitGroup, Pool.
+/// `threads` (Scriptling's `threads` library): run, Atomic, Shared, Queue, WaitGroup, Pool; and skein's
+/// additions select, Group, value.
 inline const Module& threads_module() {
   static const Module m = impl::make_threads_module();
   return m;

@@ -74,10 +74,14 @@ private:
 
 // ---- begin skein/context.hpp ----
 /// Context: a cancellation scope (a stop source, an optional deadline, the
-/// tasks it started) and run_with_timeout.
+/// tasks it started, the values it carries), ContextKey, after_cancel,
+/// this_task::value, and run_with_timeout.
 
 
 #include <chrono>
+#include <concepts>
+#include <exception>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -86,14 +90,19 @@ private:
 
 // ---- begin skein/detail/context_state.hpp ----
 // The state behind a Context: a stop source linked to the parent's, a count of
-// live tasks (its own and its descendants') that Context::wait waits on, and
-// an optional deadline in the timer service.
+// live tasks (its own and its descendants') that Context::wait waits on, an
+// optional deadline in the timer service, the values it carries, the cause it
+// was cancelled with, and the functions registered to run once it is
+// cancelled (after_cancel).
 
 #include <atomic>
 #include <chrono>
+#include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
+#include <utility>
 
 
 // ---- begin skein/detail/assert.hpp ----
@@ -142,6 +151,7 @@ namespace skein::detail {
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <exception>
 #include <mutex>
 #include <stop_token>
 
@@ -462,6 +472,8 @@ struct Scope {
   /// Task accounting for Context::wait (no-ops for a pool's scope).
   virtual void task_started() noexcept {}
   virtual void task_finished() noexcept {}
+  /// The error the scope was cancelled with (a Context's cancel(cause)), or null.
+  [[nodiscard]] virtual std::exception_ptr cancel_cause() const noexcept { return nullptr; }
 
 private:
   static const char& tls_marker() noexcept {
@@ -1154,6 +1166,18 @@ inline TimerService& timer_service() {
 }  // namespace skein::detail
 // ---- end skein/detail/timer_service.hpp ----
 
+// ---- begin skein/detail/wait_operation.hpp ----
+// Shared shapes of a primitive's waits, so each primitive states only its own
+// rules: try_now (the fast path), enqueue (link a waiter, or complete at once
+// under the primitive's lock), withdraw (unlink for a cancel or a timeout) and
+// result. A primitive whose waits need nothing but those (Mutex, Semaphore,
+// RWLock, WaitGroup) gets both forms from its owner: block_on(owner, ...) for
+// threads, OwnerWait<Owner, Policy> for coroutines.
+
+#include <coroutine>
+#include <type_traits>
+
+
 // ---- begin skein/detail/waiter.hpp ----
 // The waiter core shared by every skein wait: an intrusive list node that is
 // either a blocked thread (ThreadWaiter) or a suspended coroutine
@@ -1177,6 +1201,7 @@ inline TimerService& timer_service() {
 #include <cstdint>
 #include <new>
 #include <stop_token>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -1197,10 +1222,17 @@ inline TimerService& timer_service() {
 namespace skein {
 
 /// A wait or a task was aborted because its stop token fired (cancel, timeout, shutdown).
+/// cause() is the error the context was cancelled with (Context::cancel(cause)), if any.
 class Cancelled : public std::runtime_error {
 public:
   Cancelled() : std::runtime_error("operation cancelled") {}
-  explicit Cancelled(const std::string& what) : std::runtime_error(what) {}
+  explicit Cancelled(const std::string& what, std::exception_ptr cause = nullptr)
+      : std::runtime_error(what), cause_(std::move(cause)) {}
+  /// The cause given to Context::cancel(cause) (or with_timeout's), or null.
+  [[nodiscard]] const std::exception_ptr& cause() const noexcept { return cause_; }
+
+private:
+  std::exception_ptr cause_;
 };
 
 /// An operation on a closed object: put on a closed Queue, submit on a closed Pool, post to a stopped EventLoop.
@@ -1230,6 +1262,17 @@ struct UnhandledRegistry {
 inline UnhandledRegistry& unhandled_registry() {
   static UnhandledRegistry r;
   return r;
+}
+
+/// what() of the error in `e` (for messages).
+inline std::string describe_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
 }
 
 inline void default_unhandled(std::exception_ptr e) noexcept {
@@ -1686,10 +1729,129 @@ private:
   SuspensionCount count_;
 };
 
-[[noreturn]] inline void throw_cancelled() { throw Cancelled("operation cancelled: the task's stop token fired"); }
+/// Throws Cancelled for the task running on this thread, carrying its
+/// context's cancellation cause (and naming it in the message) if it has one.
+[[noreturn]] inline void throw_cancelled(std::string what = "operation cancelled: the task's stop token fired") {
+  std::exception_ptr cause = tls.scope ? tls.scope->cancel_cause() : nullptr;
+  if (cause) what += " (cause: " + describe_error(cause) + ")";
+  throw Cancelled(what, std::move(cause));
+}
 
 }  // namespace skein::detail
 // ---- end skein/detail/waiter.hpp ----
+
+namespace skein::detail {
+
+/// Coroutine awaiter skeleton (CRTP). Derived provides:
+///   bool try_now();                 // fast path: done without waiting?
+///   bool enqueue(CoroWaiter& w);    // under the lock: true = linked, false = done now
+///                                   // (if it throws, it linked nothing)
+///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
+///   R result();                     // after a successful wait
+template <class Derived>
+class WaitOperation {
+public:
+  explicit WaitOperation(bool observe_stop = true) noexcept : wait_(Withdraw{this}, observe_stop) {}
+  WaitOperation(const WaitOperation&) = delete;
+  WaitOperation& operator=(const WaitOperation&) = delete;
+
+  bool await_ready() { return self().try_now(); }
+  bool await_suspend(std::coroutine_handle<> h) {
+    wait_.prepare(h);
+    bool linked = false;
+    try {
+      linked = self().enqueue(wait_.waiter);
+    } catch (...) {  // not linked (out of memory): the coroutine does not suspend
+      wait_.disarm();
+      throw;
+    }
+    if (!linked) return false;
+    return wait_.arm();
+  }
+  decltype(auto) await_resume() {
+    wait_.disarm();
+    if (wait_.waiter.cancelled) throw_cancelled();
+    return self().result();
+  }
+
+protected:
+  ~WaitOperation() = default;
+  CoroWaiter& waiter() noexcept { return wait_.waiter; }
+
+private:
+  Derived& self() noexcept { return static_cast<Derived&>(*this); }
+  struct Withdraw {
+    WaitOperation* op;
+    bool operator()() const noexcept { return op->self().withdraw(op->wait_.waiter); }
+  };
+  CancellableCoroWait<Withdraw> wait_;
+};
+
+/// Blocking counterpart: links a ThreadWaiter with `enqueue` (false = done at
+/// once) and waits, cancellably, until notified or the deadline (block_wait).
+template <class Enqueue, class Withdraw>
+WaitStatus enqueue_and_block(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
+                             const Clock::time_point* deadline = nullptr) {
+  if (!enqueue(w)) return WaitStatus::ready;
+  return block_wait(
+      w, [&]() noexcept { return withdraw(w); }, deadline);
+}
+
+/// Throws Cancelled for a cancelled wait; returns whether it completed.
+inline bool completed(WaitStatus s) {
+  if (s == WaitStatus::cancelled) throw_cancelled();
+  return s == WaitStatus::ready;
+}
+
+/// What the owner-driven helpers call on a primitive that befriends this:
+///   bool wait_enqueue(Waiter& w) noexcept;   // under its lock: true = linked, false = done at once
+///   bool wait_withdraw(Waiter& w) noexcept;  // under its lock: true = was linked
+struct OwnerAccess {
+  template <class Owner>
+  static bool enqueue(Owner& o, Waiter& w) noexcept {
+    return o.wait_enqueue(w);
+  }
+  template <class Owner>
+  static bool withdraw(Owner& o, Waiter& w) noexcept {
+    return o.wait_withdraw(w);
+  }
+};
+
+/// The blocking form of an owner's wait: links a ThreadWaiter (with payload
+/// `data`) and waits, cancellably, until notified or the deadline. Returns
+/// whether the wait completed; throws Cancelled for a cancelled wait.
+template <class Owner>
+bool block_on(Owner& owner, const Clock::time_point* deadline, void* data = nullptr) {
+  ThreadWaiter w;
+  w.data = data;
+  return completed(enqueue_and_block(
+      w, [&](Waiter& x) noexcept { return OwnerAccess::enqueue(owner, x); },
+      [&](Waiter& x) noexcept { return OwnerAccess::withdraw(owner, x); }, deadline));
+}
+
+/// The coroutine form of an owner's wait. Policy gives the fast path, the
+/// result and the waiter's payload:
+///   static bool try_now(Owner&);  static R result(Owner&);  static void* data() noexcept;
+template <class Owner, class Policy>
+class [[nodiscard]] OwnerWait : public WaitOperation<OwnerWait<Owner, Policy>> {
+public:
+  explicit OwnerWait(Owner& o) noexcept : o_(o) { this->waiter().data = Policy::data(); }
+  bool try_now() { return Policy::try_now(o_); }
+  bool enqueue(Waiter& w) noexcept { return OwnerAccess::enqueue(o_, w); }
+  bool withdraw(Waiter& w) noexcept { return OwnerAccess::withdraw(o_, w); }
+  decltype(auto) result() { return Policy::result(o_); }
+
+private:
+  Owner& o_;
+};
+
+/// The default Policy parts: no payload.
+struct NoWaitPayload {
+  static void* data() noexcept { return nullptr; }
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/wait_operation.hpp ----
 
 namespace skein::detail {
 
@@ -1698,37 +1860,133 @@ namespace skein::detail {
 /// (latched) reason. Never changes once set (Go's Err()).
 enum class CancelReason : int { none = 0, cancelled = 1, deadline = 2 };
 
+/// One value a context carries: an immutable list, newest first, shared by a
+/// context and its children (a child that adds a value adds a node in front).
+/// `key` is the address of the ContextKey: keys never collide.
+struct ContextValueNode {
+  ContextValueNode(const void* k, std::shared_ptr<const ContextValueNode> n) noexcept : key(k), next(std::move(n)) {}
+  virtual ~ContextValueNode() = default;
+  const void* key;
+  std::shared_ptr<const ContextValueNode> next;
+};
+using ContextValues = std::shared_ptr<const ContextValueNode>;
+
+template <class T>
+struct ContextValue final : ContextValueNode {
+  template <class U>
+  ContextValue(const void* k, ContextValues n, U&& v) : ContextValueNode(k, std::move(n)), value(std::forward<U>(v)) {}
+  T value;
+};
+
+/// A function registered with after_cancel: started (as a task) once the
+/// context is cancelled, unless stop() won first. Owned by the context
+/// (until it dies, or until stop() removes it) and by the handles.
+struct AfterCancelNode : Canceller {
+  static constexpr int kArmed = 0, kFired = 1, kStopped = 2;
+  std::atomic<int> state{kArmed};
+  std::atomic<long> refs{2};  // the context's list, the first handle
+  AfterCancelNode* owned_prev = nullptr;
+  AfterCancelNode* owned_next = nullptr;
+  /// Starts the task (once), or with `start` false frees what it holds.
+  /// Never throws: a failure goes to the unhandled-error handler.
+  void (*act)(AfterCancelNode*, bool start) noexcept = nullptr;
+  void start() noexcept { act(this, true); }
+  void retain() noexcept { refs.fetch_add(1, std::memory_order_relaxed); }
+  void drop() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) act(this, false);
+  }
+};
+
 class ContextState final : public Scope {
 public:
   explicit ContextState(ContextState* parent) : parent_(parent) {
     is_context = true;
     if (parent_) {
+      values_ = parent_->values_;
       parent_->retain();
       parent_link_.emplace(parent_->source.get_token(), FromParent{this});
     }
   }
+  /// A root that carries `values` (without_cancel, with_value on a root).
+  ContextState(std::nullptr_t, ContextValues values) : ContextState(nullptr) { values_ = std::move(values); }
 
   ~ContextState() override {
     if (deadline_) deadline_->detach();
     parent_link_.reset();
+    // Nobody can cancel a dying context: what is still armed never runs.
+    while (AfterCancelNode* n = after_cancel_) {
+      after_cancel_ = n->owned_next;
+      n->drop();
+    }
     if (parent_) parent_->release();
   }
 
-  /// The first reason wins, and is in place before any waiter sees the stop
-  /// (release: a child's stop callback, run by request_stop, reads it).
-  void cancel(CancelReason why) noexcept {
-    int none = 0;
-    reason_.compare_exchange_strong(none, static_cast<int>(why), std::memory_order_acq_rel);
+  /// The first cancellation wins: its reason and cause are latched, and in
+  /// place before any waiter sees the stop (a child's stop callback, run by
+  /// request_stop, reads them; a second canceller's request_stop comes after
+  /// the first one's write, through the lock).
+  void cancel(CancelReason why, std::exception_ptr cause = nullptr) noexcept {
+    {
+      std::lock_guard lk(lock_);
+      if (reason_.load(std::memory_order_relaxed) == 0) {
+        cause_ = std::move(cause);
+        reason_.store(static_cast<int>(why), std::memory_order_release);
+      }
+    }
     request_stop();
   }
   [[nodiscard]] CancelReason reason() const noexcept {
     return static_cast<CancelReason>(reason_.load(std::memory_order_acquire));
   }
+  [[nodiscard]] std::exception_ptr cancel_cause() const noexcept override {
+    std::lock_guard lk(lock_);
+    return cause_;
+  }
   [[nodiscard]] ContextState* parent() const noexcept { return parent_; }
 
-  void set_deadline(Clock::time_point when) {
+  /// The value stored under `key` here or by an ancestor (the nearest), or null.
+  [[nodiscard]] const ContextValueNode* find_value(const void* key) const noexcept {
+    for (const ContextValueNode* n = values_.get(); n; n = n->next.get())
+      if (n->key == key) return n;
+    return nullptr;
+  }
+  [[nodiscard]] const ContextValues& values() const noexcept { return values_; }
+  /// Adds a value in front (only on a context no other thread sees yet).
+  void push_value(ContextValues node) noexcept { values_ = std::move(node); }
+
+  /// Registers `n` (refs 2: this list and the caller's handle); starts it at
+  /// once if the context is cancelled already.
+  void add_after_cancel(AfterCancelNode* n) noexcept {
+    n->fn = &on_after_cancel;
+    {
+      std::lock_guard lk(lock_);
+      n->owned_next = after_cancel_;
+      if (after_cancel_) after_cancel_->owned_prev = n;
+      after_cancel_ = n;
+    }
+    if (!add_canceller(n)) on_after_cancel(n);
+  }
+  /// after_cancel's stop(): true if it kept `n` from starting.
+  bool stop_after_cancel(AfterCancelNode* n) noexcept {
+    int armed = AfterCancelNode::kArmed;
+    if (!n->state.compare_exchange_strong(armed, AfterCancelNode::kStopped, std::memory_order_acq_rel)) return false;
+    remove_canceller(n);  // waits if a cancelling thread popped it (it then does nothing)
+    {
+      std::lock_guard lk(lock_);
+      if (n->owned_prev)
+        n->owned_prev->owned_next = n->owned_next;
+      else
+        after_cancel_ = n->owned_next;
+      if (n->owned_next) n->owned_next->owned_prev = n->owned_prev;
+    }
+    n->drop();  // the list's reference
+    return true;
+  }
+
+  void set_deadline(Clock::time_point when, std::exception_ptr cause = nullptr) {
     auto* d = new Deadline(this);
     d->deadline = when;
+    d->cause = std::move(cause);
     d->fire = &Deadline::on_fire;
     try {
       timer_service().add(d);
@@ -1746,14 +2004,17 @@ public:
   void task_started() noexcept override {
     for (ContextState* c = this; c; c = c->parent_) c->live_.fetch_add(1, std::memory_order_relaxed);
   }
+  /// Root first: once a context (a TaskGroup's) counts zero, so have its
+  /// ancestors for those tasks — `tasks()` of an enclosing context read right
+  /// after a group's wait does not count them.
   void task_finished() noexcept override {
-    for (ContextState* c = this; c; c = c->parent_)
-      // acq_rel: a waiter that sees zero also sees the finished tasks' writes.
-      if (const long old = c->live_.fetch_sub(1, std::memory_order_acq_rel); old == 1) {
-        c->notify_idle();
-      } else {
-        SKEIN_ASSERT(old > 1, "a context finishes only the tasks it started");
-      }
+    if (parent_) parent_->task_finished();
+    // acq_rel: a waiter that sees zero also sees the finished tasks' writes.
+    if (const long old = live_.fetch_sub(1, std::memory_order_acq_rel); old == 1) {
+      notify_idle();
+    } else {
+      SKEIN_ASSERT(old > 1, "a context finishes only the tasks it started");
+    }
   }
   [[nodiscard]] long live_tasks() const noexcept { return live_.load(std::memory_order_acquire); }
 
@@ -1769,28 +2030,37 @@ public:
   WaitStatus wait_idle(const Clock::time_point* deadline, bool observe_stop = true) {
     for (;;) {
       ThreadWaiter w;
-      {
-        std::lock_guard lk(lock_);
-        if (live_.load(std::memory_order_acquire) == 0) return WaitStatus::ready;
-        idle_waiters_.push_back(&w);
-      }
+      if (!idle_enqueue(w)) return WaitStatus::ready;
       auto s = block_wait(
-          w,
-          [&]() noexcept {
-            std::lock_guard lk(lock_);
-            return idle_waiters_.remove(&w);
-          },
-          deadline, observe_stop);
+          w, [&]() noexcept { return idle_withdraw(w); }, deadline, observe_stop);
       if (s != WaitStatus::ready) return s;
     }
+  }
+  /// Under the lock: links `w` to be woken when no task is live (false: none is now).
+  bool idle_enqueue(Waiter& w) noexcept {
+    std::lock_guard lk(lock_);
+    if (live_.load(std::memory_order_acquire) == 0) return false;
+    idle_waiters_.push_back(&w);
+    return true;
+  }
+  bool idle_withdraw(Waiter& w) noexcept {
+    std::lock_guard lk(lock_);
+    return idle_waiters_.remove(&w);
   }
 
 private:
   struct FromParent {
     ContextState* self;
-    // The parent's reason is set before its request_stop runs this callback.
-    void operator()() const noexcept { self->cancel(self->parent_->reason()); }
+    // The parent's reason and cause are set before its request_stop runs this callback.
+    void operator()() const noexcept { self->cancel(self->parent_->reason(), self->parent_->cancel_cause()); }
   };
+
+  static void on_after_cancel(Canceller* c) noexcept {
+    auto* n = static_cast<AfterCancelNode*>(c);
+    int armed = AfterCancelNode::kArmed;
+    // The node stays in the list (request_stop touches it after this returns).
+    if (n->state.compare_exchange_strong(armed, AfterCancelNode::kFired, std::memory_order_acq_rel)) n->start();
+  }
 
   // Owned jointly by the timer service and the context (two references): the
   // timer may fire while the context is being destroyed, so the firing path
@@ -1799,6 +2069,7 @@ private:
     explicit Deadline(ContextState* c) : ctx(c) {}
     SpinLock lock;
     ContextState* ctx;
+    std::exception_ptr cause;
     std::atomic<int> refs{2};
     void drop() noexcept {
       if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
@@ -1819,7 +2090,7 @@ private:
         if (d->ctx && d->ctx->try_retain()) c = d->ctx;
       }
       if (c) {
-        if (!aborted) c->cancel(CancelReason::deadline);
+        if (!aborted) c->cancel(CancelReason::deadline, d->cause);
         c->release();
       }
       d->drop();
@@ -1839,9 +2110,26 @@ private:
   StopCallbackSlot<FromParent> parent_link_;
   std::atomic<int> reason_{0};
   std::atomic<long> live_{0};
-  SpinLock lock_;
+  mutable SpinLock lock_;  // the idle waiters, the cause, the after_cancel list
   WaiterList idle_waiters_;
+  std::exception_ptr cause_;
+  ContextValues values_;
+  AfterCancelNode* after_cancel_ = nullptr;
   Deadline* deadline_ = nullptr;
+};
+
+/// `co_await` until no task bound to the context (or a descendant) is live;
+/// with observe_stop false, the awaiting task's cancellation does not end it.
+class [[nodiscard]] IdleWait final : public WaitOperation<IdleWait> {
+public:
+  IdleWait(ContextState& c, bool observe_stop) noexcept : WaitOperation<IdleWait>(observe_stop), c_(c) {}
+  bool try_now() const noexcept { return c_.live_tasks() == 0; }
+  bool enqueue(Waiter& w) noexcept { return c_.idle_enqueue(w); }
+  bool withdraw(Waiter& w) noexcept { return c_.idle_withdraw(w); }
+  void result() const noexcept {}
+
+private:
+  ContextState& c_;
 };
 
 }  // namespace skein::detail
@@ -2565,131 +2853,6 @@ public:
 }  // namespace skein::detail
 // ---- end skein/detail/promise_state.hpp ----
 
-// ---- begin skein/detail/wait_operation.hpp ----
-// Shared shapes of a primitive's waits, so each primitive states only its own
-// rules: try_now (the fast path), enqueue (link a waiter, or complete at once
-// under the primitive's lock), withdraw (unlink for a cancel or a timeout) and
-// result. A primitive whose waits need nothing but those (Mutex, Semaphore,
-// RWLock, WaitGroup) gets both forms from its owner: block_on(owner, ...) for
-// threads, OwnerWait<Owner, Policy> for coroutines.
-
-#include <coroutine>
-#include <type_traits>
-
-
-namespace skein::detail {
-
-/// Coroutine awaiter skeleton (CRTP). Derived provides:
-///   bool try_now();                 // fast path: done without waiting?
-///   bool enqueue(CoroWaiter& w);    // under the lock: true = linked, false = done now
-///                                   // (if it throws, it linked nothing)
-///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
-///   R result();                     // after a successful wait
-template <class Derived>
-class WaitOperation {
-public:
-  explicit WaitOperation(bool observe_stop = true) noexcept : wait_(Withdraw{this}, observe_stop) {}
-  WaitOperation(const WaitOperation&) = delete;
-  WaitOperation& operator=(const WaitOperation&) = delete;
-
-  bool await_ready() { return self().try_now(); }
-  bool await_suspend(std::coroutine_handle<> h) {
-    wait_.prepare(h);
-    bool linked = false;
-    try {
-      linked = self().enqueue(wait_.waiter);
-    } catch (...) {  // not linked (out of memory): the coroutine does not suspend
-      wait_.disarm();
-      throw;
-    }
-    if (!linked) return false;
-    return wait_.arm();
-  }
-  decltype(auto) await_resume() {
-    wait_.disarm();
-    if (wait_.waiter.cancelled) throw_cancelled();
-    return self().result();
-  }
-
-protected:
-  ~WaitOperation() = default;
-  CoroWaiter& waiter() noexcept { return wait_.waiter; }
-
-private:
-  Derived& self() noexcept { return static_cast<Derived&>(*this); }
-  struct Withdraw {
-    WaitOperation* op;
-    bool operator()() const noexcept { return op->self().withdraw(op->wait_.waiter); }
-  };
-  CancellableCoroWait<Withdraw> wait_;
-};
-
-/// Blocking counterpart: links a ThreadWaiter with `enqueue` (false = done at
-/// once) and waits, cancellably, until notified or the deadline (block_wait).
-template <class Enqueue, class Withdraw>
-WaitStatus enqueue_and_block(ThreadWaiter& w, Enqueue&& enqueue, Withdraw&& withdraw,
-                             const Clock::time_point* deadline = nullptr) {
-  if (!enqueue(w)) return WaitStatus::ready;
-  return block_wait(
-      w, [&]() noexcept { return withdraw(w); }, deadline);
-}
-
-/// Throws Cancelled for a cancelled wait; returns whether it completed.
-inline bool completed(WaitStatus s) {
-  if (s == WaitStatus::cancelled) throw_cancelled();
-  return s == WaitStatus::ready;
-}
-
-/// What the owner-driven helpers call on a primitive that befriends this:
-///   bool wait_enqueue(Waiter& w) noexcept;   // under its lock: true = linked, false = done at once
-///   bool wait_withdraw(Waiter& w) noexcept;  // under its lock: true = was linked
-struct OwnerAccess {
-  template <class Owner>
-  static bool enqueue(Owner& o, Waiter& w) noexcept {
-    return o.wait_enqueue(w);
-  }
-  template <class Owner>
-  static bool withdraw(Owner& o, Waiter& w) noexcept {
-    return o.wait_withdraw(w);
-  }
-};
-
-/// The blocking form of an owner's wait: links a ThreadWaiter (with payload
-/// `data`) and waits, cancellably, until notified or the deadline. Returns
-/// whether the wait completed; throws Cancelled for a cancelled wait.
-template <class Owner>
-bool block_on(Owner& owner, const Clock::time_point* deadline, void* data = nullptr) {
-  ThreadWaiter w;
-  w.data = data;
-  return completed(enqueue_and_block(
-      w, [&](Waiter& x) noexcept { return OwnerAccess::enqueue(owner, x); },
-      [&](Waiter& x) noexcept { return OwnerAccess::withdraw(owner, x); }, deadline));
-}
-
-/// The coroutine form of an owner's wait. Policy gives the fast path, the
-/// result and the waiter's payload:
-///   static bool try_now(Owner&);  static R result(Owner&);  static void* data() noexcept;
-template <class Owner, class Policy>
-class [[nodiscard]] OwnerWait : public WaitOperation<OwnerWait<Owner, Policy>> {
-public:
-  explicit OwnerWait(Owner& o) noexcept : o_(o) { this->waiter().data = Policy::data(); }
-  bool try_now() { return Policy::try_now(o_); }
-  bool enqueue(Waiter& w) noexcept { return OwnerAccess::enqueue(o_, w); }
-  bool withdraw(Waiter& w) noexcept { return OwnerAccess::withdraw(o_, w); }
-  decltype(auto) result() { return Policy::result(o_); }
-
-private:
-  Owner& o_;
-};
-
-/// The default Policy parts: no payload.
-struct NoWaitPayload {
-  static void* data() noexcept { return nullptr; }
-};
-
-}  // namespace skein::detail
-// ---- end skein/detail/wait_operation.hpp ----
-
 namespace skein::detail {
 
 template <class A>
@@ -3194,6 +3357,7 @@ private:
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <vector>  // the registry
@@ -3203,10 +3367,23 @@ namespace skein::detail {
 
 /// Intrusive link of a live context-bound task, so a dying host can cancel the
 /// contexts of the tasks it still runs.
+/// What a TaskGroup learns from each of its own tasks, on the task's thread:
+/// its error (before the task settles) and its end (before the task stops
+/// counting in its context, so that a wait for the context sees both).
+class GroupHook {
+public:
+  virtual void task_failed(const std::exception_ptr& e) noexcept = 0;
+  virtual void task_done() noexcept = 0;
+
+protected:
+  ~GroupHook() = default;
+};
+
 struct ContextTaskLink : FrameCached {  // made by the task's starter, freed by its ender
   ContextTaskLink* prev = nullptr;
   ContextTaskLink* next = nullptr;
   Scope* ctx = nullptr;
+  GroupHook* group = nullptr;  // a TaskGroup's own task
 };
 
 /// Counts a host's live tasks as two monotonic counts, started and finished.
@@ -3377,7 +3554,8 @@ namespace skein::detail {
 /// Where a task runs and which context (if any) it belongs to.
 struct TaskStart {
   TaskHost* host;
-  Scope* ctx;  // not retained here; the task's promise retains it
+  Scope* ctx;                  // not retained here; the task's promise retains it
+  GroupHook* group = nullptr;  // a TaskGroup's task (then ctx is the group's context)
 };
 
 /// The context a task started now inherits: the current task's, if any.
@@ -3437,6 +3615,7 @@ public:
       // every other task's frame smaller).
       link_ = link.release();
       link_->ctx = s.ctx;
+      link_->group = s.group;
       scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
@@ -3452,7 +3631,15 @@ public:
 
   Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
   std::suspend_never initial_suspend() const noexcept { return {}; }
-  void unhandled_exception() noexcept { st_->set_error(std::current_exception()); }
+  void unhandled_exception() noexcept {
+    std::exception_ptr e = std::current_exception();
+    if (link_ && link_->group) {
+      // The group reports it (TaskGroup::wait): a dropped Promise does not.
+      link_->group->task_failed(e);
+      st_->mark_observed();
+    }
+    st_->set_error(std::move(e));
+  }
   [[nodiscard]] PromiseState<T>* state() const noexcept { return st_; }
 
   /// Settles the state, reports an error nobody can observe, does the task's
@@ -3464,15 +3651,17 @@ public:
     std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
       PromiseState<T>* st = h.promise().st_;
       if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
-        h.promise().on_finish();
+        Finish fin = h.promise().take_finish();
         h.destroy();
+        fin.run();
         return std::noop_coroutine();
       }
       Waiter* waiters = st->settle();
       SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
       st->report_if_orphaned();
-      h.promise().on_finish();
-      h.destroy();  // the function, its arguments and the context reference go now
+      Finish fin = h.promise().take_finish();
+      h.destroy();  // the function and its arguments (what it captured) go now ...
+      fin.run();    // ... before the task stops counting: a wait for its context or group sees them gone
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
       st->release_producer();  // may destroy the state: nothing touches it after this
       return next ? continue_with(next) : std::noop_coroutine();
@@ -3498,22 +3687,35 @@ public:
     void await_resume() const {
       set_task_scope(p->scope_);
       if (current_cancelled() || p->host_->scope().stop_requested())
-        throw Cancelled("task cancelled before it started");
+        throw_cancelled("task cancelled before it started");
     }
   };
   Start await_transform(Start) noexcept { return Start{this}; }
 
 private:
-  void on_finish() noexcept {
-    if (scope_) {
-      host_->unlink_context_task(link_);
-      delete link_;
-      link_ = nullptr;
-      scope_->task_finished();
+  /// The task's accounting, done once its frame is gone.
+  struct Finish {
+    TaskHost* host;
+    Scope* scope;  // the retained context, or null
+    ContextTaskLink* link;
+    void run() const noexcept {
+      if (scope) {
+        if (link->group) link->group->task_done();
+        host->unlink_context_task(link);
+        delete link;
+        scope->task_finished();
+        scope->release();
+      }
+      // Last touch of the host: a pool's destructor waits for this. goroutines() sums
+      // these counts, so Context::wait() may return a moment before it drops.
+      host->live_tasks().finished();
     }
-    // Last touch of the host: a pool's destructor waits for this. goroutines() sums
-    // these counts, so Context::wait() may return a moment before it drops.
-    host_->live_tasks().finished();
+  };
+  Finish take_finish() noexcept {
+    Finish f{host_, scope_, link_};
+    scope_ = nullptr;  // the frame's destruction no longer releases it
+    link_ = nullptr;
+    return f;
   }
 
   TaskHost* host_;
@@ -4592,21 +4794,28 @@ namespace skein {
 
 namespace detail {
 template <class F, class... Args>
-auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+auto start_task(const TaskStart& where, F&& f, Args&&... args) {
   using R = typename task_result<std::decay_t<F>, std::decay_t<Args>...>::type;
-  return run_task<R>(TaskStart{&host, ctx}, std::decay_t<F>(std::forward<F>(f)),
-                     std::decay_t<Args>(std::forward<Args>(args))...);
+  return run_task<R>(where, std::decay_t<F>(std::forward<F>(f)), std::decay_t<Args>(std::forward<Args>(args))...);
+}
+template <class F, class... Args>
+auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  return start_task(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// start_task behind the compile-time checks of a user's call (run, spawn,
-/// Context::run, EventLoop::spawn): a call that cannot work fails with a
-/// static_assert saying why, and nothing else.
+/// Context::run, TaskGroup::run, EventLoop::spawn): a call that cannot work
+/// fails with a static_assert saying why, and nothing else.
 template <class F, class... Args>
-auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+auto start_checked(const TaskStart& where, F&& f, Args&&... args) {
   if constexpr (check_task_call<F, Args...>())
-    return start_task(host, ctx, std::forward<F>(f), std::forward<Args>(args)...);
+    return start_task(where, std::forward<F>(f), std::forward<Args>(args)...);
   else
     return Promise<void>();  // never reached at run time: the static_assert has failed
+}
+template <class F, class... Args>
+auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  return start_checked(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 }  // namespace detail
 
@@ -4665,6 +4874,26 @@ inline void check_cancelled() {
 
 namespace skein {
 
+class TaskGroup;
+class AfterCancel;
+
+/// A key for a value of type T that a Context carries (Go's context keys,
+/// typed). Keys compare by address — two keys never collide, whatever their
+/// names — so make them objects that live as long as the values are read
+/// (globals, or static members).
+template <class T>
+class ContextKey {
+public:
+  constexpr explicit ContextKey(const char* name = "") noexcept : name_(name) {}
+  ContextKey(const ContextKey&) = delete;
+  ContextKey& operator=(const ContextKey&) = delete;
+  /// The name given, for messages.
+  [[nodiscard]] constexpr const char* name() const noexcept { return name_; }
+
+private:
+  const char* name_;
+};
+
 /// A cancellation scope. Tasks started with ctx.run (and every task those
 /// start) are bound to it: cancel() — or its deadline passing, or its parent
 /// being cancelled — makes every skein wait in them throw Cancelled, and
@@ -4681,22 +4910,45 @@ public:
   }
   ~Context() { st_->release(); }
 
-  /// A root context cancelled once `d` has passed.
+  /// A root context cancelled once `d` has passed (with `cause`, if given:
+  /// Go's WithTimeoutCause).
   template <class Rep, class Period>
-  static Context with_timeout(std::chrono::duration<Rep, Period> d) {
+  static Context with_timeout(std::chrono::duration<Rep, Period> d, std::exception_ptr cause = nullptr) {
     Context c;
-    c.st_->set_deadline(detail::deadline_after(d));
+    c.st_->set_deadline(detail::deadline_after(d), std::move(cause));
     return c;
   }
 
-  /// A context cancelled with this one (and on its own).
+  /// A context cancelled with this one (and on its own). It carries this one's values.
   [[nodiscard]] Context child() const { return Context(new detail::ContextState(st_)); }
-  /// A child that is also cancelled once `d` has passed.
+  /// A child that is also cancelled once `d` has passed (with `cause`, if given).
   template <class Rep, class Period>
-  [[nodiscard]] Context child_with_timeout(std::chrono::duration<Rep, Period> d) const {
+  [[nodiscard]] Context child_with_timeout(std::chrono::duration<Rep, Period> d,
+                                           std::exception_ptr cause = nullptr) const {
     Context c = child();
-    c.st_->set_deadline(detail::deadline_after(d));
+    c.st_->set_deadline(detail::deadline_after(d), std::move(cause));
     return c;
+  }
+  /// A child that carries `value` under `key` (hiding an ancestor's value
+  /// under the same key); tasks started in it, and its own children, see it.
+  template <class T, class U>
+    requires std::constructible_from<T, U&&>
+  [[nodiscard]] Context with_value(const ContextKey<T>& key, U&& value) const {
+    Context c = child();
+    c.st_->push_value(std::make_shared<detail::ContextValue<T>>(&key, c.st_->values(), std::forward<U>(value)));
+    return c;
+  }
+  /// A root context with this one's values and nothing else: never
+  /// cancelled with this one, no deadline, its tasks not counted here (Go's
+  /// WithoutCancel) — for work that must finish even if the request is cancelled.
+  [[nodiscard]] Context without_cancel() const { return Context(new detail::ContextState(nullptr, st_->values())); }
+
+  /// The value under `key` (this context's or the nearest ancestor's), or
+  /// null. The pointer stays valid while this context lives.
+  template <class T>
+  [[nodiscard]] const T* value(const ContextKey<T>& key) const noexcept {
+    const auto* n = st_->find_value(&key);
+    return n ? &static_cast<const detail::ContextValue<T>*>(n)->value : nullptr;
   }
 
   /// The context of the task running on this thread, if it has one.
@@ -4729,9 +4981,29 @@ public:
     (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
-  /// Cancels this context and its children. Idempotent.
+  /// Cancels this context and its children. Idempotent: the first
+  /// cancellation (this, the deadline, the parent's) is the one that counts.
   void cancel() const noexcept { st_->cancel(detail::CancelReason::cancelled); }
+  /// Cancels with a cause (Go's CancelCauseFunc): the Cancelled errors thrown
+  /// by the waits in this context's tasks carry it (Cancelled::cause()), and
+  /// so does cause(). A null cause is a plain cancel().
+  void cancel(std::exception_ptr cause) const noexcept {
+    st_->cancel(detail::CancelReason::cancelled, std::move(cause));
+  }
   [[nodiscard]] bool cancelled() const noexcept { return st_->stop_requested(); }
+  /// Why it was cancelled (Go's Cause): the cause of the first cancellation
+  /// that reached this context (its own cancel(cause), its timeout's cause, or
+  /// its parent's cause); if that one gave none, a Cancelled saying "context
+  /// cancelled" or "context deadline exceeded". Null while not cancelled.
+  [[nodiscard]] std::exception_ptr cause() const {
+    if (auto c = st_->cancel_cause()) return c;
+    switch (st_->reason()) {
+      case detail::CancelReason::none: return nullptr;
+      case detail::CancelReason::deadline: return std::make_exception_ptr(Cancelled("context deadline exceeded"));
+      case detail::CancelReason::cancelled: break;
+    }
+    return std::make_exception_ptr(Cancelled("context cancelled"));
+  }
   /// True if the context was cancelled because its (or an ancestor's) deadline
   /// passed. Latched when the context is cancelled: a context cancelled by
   /// cancel() stays "not timed out" when an ancestor's deadline passes later.
@@ -4740,6 +5012,9 @@ public:
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept {
     return st_->deadline();
   }
+  /// True if `other` is this context or one of its descendants (children,
+  /// their children, ...); without_cancel() makes a root, never a descendant.
+  [[nodiscard]] bool encloses(const Context& other) const noexcept { return st_->encloses(other.st_); }
   /// Live tasks bound to this context or its children.
   [[nodiscard]] std::size_t tasks() const noexcept {
     auto n = st_->live_tasks();
@@ -4765,6 +5040,10 @@ public:
 private:
   template <class Rep, class Period, class F, class... Args>
   friend auto run_with_timeout(std::chrono::duration<Rep, Period>, F&&, Args&&...);
+  friend class TaskGroup;
+  friend class AfterCancel;
+  template <TaskExecutor E, class F>
+  friend AfterCancel after_cancel(const Context&, E&, F&&);
   explicit Context(detail::ContextState* adopted) noexcept : st_(adopted) {}
   void check_not_inside() const {
     if (st_->encloses(detail::tls.scope))
@@ -4772,6 +5051,87 @@ private:
   }
   detail::ContextState* st_;
 };
+
+/// What after_cancel returns: stop() keeps the function from starting (Go's
+/// AfterFunc's stop). Copies share one registration; dropping every copy
+/// leaves it registered. Keeps the context alive.
+class AfterCancel {
+public:
+  AfterCancel(const AfterCancel& o) noexcept : ctx_(o.ctx_), node_(o.node_) { node_->retain(); }
+  AfterCancel& operator=(const AfterCancel& o) noexcept {
+    AfterCancel tmp(o);
+    std::swap(ctx_, tmp.ctx_);
+    std::swap(node_, tmp.node_);
+    return *this;
+  }
+  ~AfterCancel() { node_->drop(); }
+
+  /// True if this call kept the function from starting; false if it has
+  /// started already (the context was cancelled) or was stopped before.
+  /// Does not wait for a started function to finish. Thread-safe.
+  bool stop() noexcept { return ctx_.st_->stop_after_cancel(node_); }
+
+private:
+  template <TaskExecutor E, class F>
+  friend AfterCancel after_cancel(const Context&, E&, F&&);
+  AfterCancel(Context c, detail::AfterCancelNode* n) noexcept : ctx_(std::move(c)), node_(n) {}
+  Context ctx_;
+  detail::AfterCancelNode* node_;
+};
+
+namespace detail {
+template <class F>
+class AfterCancelTask final : public AfterCancelNode {
+public:
+  AfterCancelTask(TaskHost& host, F f) : host_(&host), fn_(std::move(f)) { act = &AfterCancelTask::run_or_free; }
+
+private:
+  static void run_or_free(AfterCancelNode* n, bool start) noexcept {
+    auto* self = static_cast<AfterCancelTask*>(n);
+    if (!start) {
+      delete self;
+      return;
+    }
+    try {
+      // Its own task, in no context (the one it watches is cancelled); an
+      // error goes to the unhandled-error handler, as for spawn.
+      (void)start_checked(*self->host_, nullptr, std::move(self->fn_));
+    } catch (...) {
+      report_unhandled(std::current_exception());
+    }
+  }
+  TaskHost* host_;
+  F fn_;
+};
+}  // namespace detail
+
+/// Runs `f()` as a task of its own on `ex` (default_pool() without it) once
+/// `ctx` is cancelled — at once if it is cancelled already (Go's AfterFunc).
+/// It never runs on the cancelling thread, and never if stop() comes first.
+template <TaskExecutor E, class F>
+AfterCancel after_cancel(const Context& ctx, E& ex, F&& f) {
+  auto* n = new detail::AfterCancelTask<std::decay_t<F>>(detail::host_of(ex), std::forward<F>(f));
+  AfterCancel handle(ctx, n);
+  ctx.st_->add_after_cancel(n);
+  return handle;
+}
+template <class F>
+  requires(!TaskExecutor<std::remove_cvref_t<F>>)
+AfterCancel after_cancel(const Context& ctx, F&& f) {
+  return after_cancel(ctx, default_pool(), std::forward<F>(f));
+}
+
+namespace this_task {
+/// The value under `key` in the current task's context (or an ancestor),
+/// or null outside a context-bound task. Valid while the task runs.
+template <class T>
+[[nodiscard]] const T* value(const ContextKey<T>& key) noexcept {
+  const auto* s = static_cast<const detail::ContextState*>(detail::inherited_context());
+  if (!s) return nullptr;
+  const auto* n = s->find_value(&key);
+  return n ? &static_cast<const detail::ContextValue<T>*>(n)->value : nullptr;
+}
+}  // namespace this_task
 
 /// Runs `f(args...)` under a fresh context (a child of the current task's
 /// context, if any) that is cancelled after `d`. Returns f's result; if the
@@ -4840,11 +5200,40 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
 #include <vector>
 
 
-namespace skein::detail {
-
+namespace skein {
+namespace detail {
 /// void -> std::monostate, so results fit in tuples and variants.
 template <class T>
 using value_or_monostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+template <class T>
+class AllSettledAccess;
+}  // namespace detail
+
+/// How one input of when_all_settled ended: its value (std::monostate for
+/// void) or its error (JavaScript's {status, value | reason}).
+template <class T>
+class Settled {
+public:
+  using value_type = detail::value_or_monostate<T>;
+  [[nodiscard]] bool fulfilled() const noexcept { return v_.index() == 0; }
+  [[nodiscard]] bool rejected() const noexcept { return v_.index() == 1; }
+  /// The value; rethrows the error if the input failed.
+  value_type& value() & { return check(), std::get<0>(v_); }
+  const value_type& value() const& { return check(), std::get<0>(v_); }
+  value_type&& value() && { return check(), std::get<0>(std::move(v_)); }
+  /// The error, or null if the input has a value.
+  [[nodiscard]] std::exception_ptr error() const noexcept { return rejected() ? std::get<1>(v_) : nullptr; }
+
+private:
+  friend class detail::AllSettledAccess<T>;
+  explicit Settled(std::variant<value_type, std::exception_ptr> v) : v_(std::move(v)) {}
+  void check() const {
+    if (rejected()) std::rethrow_exception(std::get<1>(v_));
+  }
+  std::variant<value_type, std::exception_ptr> v_;
+};
+
+namespace detail {
 
 template <class T>
 value_or_monostate<T> copy_result(PromiseState<T>* st) {
@@ -5077,7 +5466,93 @@ private:
   std::atomic<bool> done_{false};
 };
 
-}  // namespace skein::detail
+template <class T>
+class AllSettledAccess {
+public:
+  /// The outcome of a settled input; its error counts as observed.
+  static Settled<T> of(PromiseState<T>* st) {
+    if (st->failed()) {
+      st->mark_observed();
+      return Settled<T>(std::variant<value_or_monostate<T>, std::exception_ptr>(std::in_place_index<1>, st->error()));
+    }
+    return Settled<T>(std::variant<value_or_monostate<T>, std::exception_ptr>(std::in_place_index<0>, copy_result(st)));
+  }
+};
+
+template <class... Ts>
+class AllSettledOf final : public Combiner<AllSettledOf<Ts...>> {
+public:
+  using Result = std::tuple<Settled<Ts>...>;
+  explicit AllSettledOf(std::tuple<Promise<Ts>...> in)
+      : Combiner<AllSettledOf>(sizeof...(Ts)), in_(std::move(in)), remaining_(sizeof...(Ts)) {}
+
+  Promise<Result> start() {
+    auto out = out_.promise();
+    if constexpr (sizeof...(Ts) == 0) out_.resolve();
+    std::apply(
+        [&](auto&... p) {
+          std::size_t i = 0;
+          (this->watch(i++, state_of(p)), ...);
+        },
+        in_);
+    this->finish_start();  // may delete this
+    return out;
+  }
+
+  void on_ready(std::size_t) noexcept {
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    try {
+      out_.resolve(std::apply(
+          [](auto&... p) {
+            return Result(AllSettledAccess<typename std::remove_cvref_t<decltype(p)>::value_type>::of(state_of(p))...);
+          },
+          in_));
+    } catch (...) {  // a value's copy failed
+      out_.reject(std::current_exception());
+    }
+  }
+
+private:
+  std::tuple<Promise<Ts>...> in_;
+  skein::Resolver<Result> out_;
+  std::atomic<std::size_t> remaining_;
+};
+
+template <class T>
+class AllSettledRange final : public Combiner<AllSettledRange<T>> {
+public:
+  using Result = std::vector<Settled<T>>;
+  explicit AllSettledRange(std::vector<Promise<T>> in)
+      : Combiner<AllSettledRange>(in.size()), in_(std::move(in)), remaining_(in_.size()) {}
+
+  Promise<Result> start() {
+    auto out = out_.promise();
+    if (in_.empty()) out_.resolve(Result{});
+    for (std::size_t i = 0; i < in_.size(); ++i) this->watch(i, state_of(in_[i]));
+    this->finish_start();
+    return out;
+  }
+
+  void on_ready(std::size_t) noexcept {
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    try {
+      Result r;
+      r.reserve(in_.size());
+      for (auto& p : in_) r.push_back(AllSettledAccess<T>::of(state_of(p)));
+      out_.resolve(std::move(r));
+    } catch (...) {
+      out_.reject(std::current_exception());
+    }
+  }
+
+private:
+  std::vector<Promise<T>> in_;
+  skein::Resolver<Result> out_;
+  std::atomic<std::size_t> remaining_;
+};
+
+}  // namespace detail
+}  // namespace skein
 // ---- end skein/detail/combine.hpp ----
 
 // ---- begin skein/detail/mpsc_queue.hpp ----
@@ -7594,7 +8069,8 @@ inline std::ptrdiff_t select_any(const std::vector<detail::SelectCase*>& cases,
 
 // ---- begin skein/semaphore.hpp ----
 /// Semaphore: bounded concurrency for threads and coroutines, FIFO, with a
-/// checked bound (releasing more permits than were acquired is a UsageError).
+/// checked bound (releasing more permits than were acquired is a UsageError);
+/// Permit, a held permit released when it goes out of scope.
 
 
 #include <atomic>
@@ -7603,9 +8079,12 @@ inline std::ptrdiff_t select_any(const std::vector<detail::SelectCase*>& cases,
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <utility>
 
 
 namespace skein {
+
+class Permit;
 
 class Semaphore : detail::PackedCount {  // the word: available permits << 32 | waiters
 public:
@@ -7692,6 +8171,17 @@ public:
   /// `co_await s.async_acquire();` Throws Cancelled if the task is cancelled first.
   AcquireOperation async_acquire() noexcept { return AcquireOperation(*this); }
 
+private:
+  struct PermitPolicy : detail::NoWaitPayload {
+    static bool try_now(Semaphore& s) noexcept { return s.try_acquire(); }
+    static Permit result(Semaphore& s) noexcept;
+  };
+
+public:
+  using PermitOperation = detail::OwnerWait<Semaphore, PermitPolicy>;
+  /// `skein::Permit p = co_await s.async_permit();` — async_acquire, held by a Permit.
+  PermitOperation async_permit() noexcept;
+
   /// Permits available now (a snapshot).
   [[nodiscard]] std::ptrdiff_t available() const noexcept { return count_of(state_.load(std::memory_order_relaxed)); }
   [[nodiscard]] std::ptrdiff_t max() const noexcept { return max_; }
@@ -7730,6 +8220,57 @@ private:
   detail::SpinLock lk_;
   detail::WaiterList waiters_;
 };
+
+/// One permit of a Semaphore, held until the Permit is destroyed or
+/// release() is called (the permit guard: no release forgotten on an early
+/// return or an exception). Movable, not copyable; an empty Permit holds nothing.
+class Permit {
+public:
+  Permit() noexcept = default;
+  /// Acquires a permit (blocking, cancellably: Cancelled, as acquire()).
+  explicit Permit(Semaphore& s) : s_(&s) { s.acquire(); }
+  /// Tries once; holds nothing if no permit was free (test with held()).
+  Permit(Semaphore& s, std::try_to_lock_t) noexcept : s_(s.try_acquire() ? &s : nullptr) {}
+  /// Waits at most `d` for a permit; holds nothing if none came.
+  template <class Rep, class Period>
+  Permit(Semaphore& s, std::chrono::duration<Rep, Period> d) : s_(s.try_acquire_for(d) ? &s : nullptr) {}
+  /// Takes over a permit the caller acquired.
+  Permit(Semaphore& s, std::adopt_lock_t) noexcept : s_(&s) {}
+  Permit(Permit&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Permit& operator=(Permit&& o) noexcept {
+    if (this != &o) {
+      release();
+      s_ = std::exchange(o.s_, nullptr);
+    }
+    return *this;
+  }
+  Permit(const Permit&) = delete;
+  Permit& operator=(const Permit&) = delete;
+  ~Permit() { release(); }
+
+  [[nodiscard]] bool held() const noexcept { return s_ != nullptr; }
+  explicit operator bool() const noexcept { return held(); }
+  /// The semaphore the permit belongs to, or null.
+  [[nodiscard]] Semaphore* semaphore() const noexcept { return s_; }
+  /// Returns the permit now (nothing if none is held).
+  void release() noexcept {
+    Semaphore* s = std::exchange(s_, nullptr);
+    if (!s) return;
+    try {
+      s->release();
+    } catch (...) {  // only if the permit was also released by hand (above the bound): reported, not lost
+      detail::report_unhandled(std::current_exception());
+    }
+  }
+  /// Gives up ownership without returning the permit; returns the semaphore.
+  Semaphore* detach() noexcept { return std::exchange(s_, nullptr); }
+
+private:
+  Semaphore* s_ = nullptr;
+};
+
+inline Permit Semaphore::PermitPolicy::result(Semaphore& s) noexcept { return Permit(s, std::adopt_lock); }
+inline Semaphore::PermitOperation Semaphore::async_permit() noexcept { return PermitOperation(*this); }
 
 }  // namespace skein
 // ---- end skein/semaphore.hpp ----
@@ -7921,6 +8462,270 @@ inline SleepOperation async_sleep_until(std::chrono::steady_clock::time_point de
 
 }  // namespace skein
 // ---- end skein/sleep.hpp ----
+
+// ---- begin skein/task_group.hpp ----
+/// TaskGroup: structured concurrency (Go's errgroup, Trio's nursery, Tokio's
+/// JoinSet). The group's tasks run in its own child Context; the first
+/// failure cancels the rest; wait() waits for all of them and rethrows that
+/// failure; and the tasks never outlive the group — leaving its scope, by any
+/// path, cancels what is left and waits for it.
+
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace skein {
+
+/// A scope for tasks. Not copyable or movable (its tasks refer to it).
+class TaskGroup final : detail::GroupHook {
+public:
+  /// A group under the current task's context (cancelled with it), or a
+  /// root one outside a context-bound task.
+  TaskGroup() : ctx_(initial_context()) {}
+  /// A group under `parent`: cancelled when it is, carrying its values.
+  explicit TaskGroup(const Context& parent) : ctx_(parent.child()) {}
+  TaskGroup(const TaskGroup&) = delete;
+  TaskGroup& operator=(const TaskGroup&) = delete;
+
+  /// Cancels the tasks that are left and waits for them (and for every task
+  /// they started in the group's context), whatever the way out of the
+  /// scope: the tasks may use the enclosing function's locals. Errors that
+  /// neither wait() nor errors() observed go to the unhandled-error handler.
+  ~TaskGroup() {
+    if (st()->live_tasks() > 0) {
+      if (st()->encloses(detail::tls.scope)) {
+        // Destroyed by one of its own tasks: waiting would wait for itself.
+        detail::report_unhandled(std::make_exception_ptr(
+            UsageError("TaskGroup destroyed by one of its own tasks; the others were cancelled, not waited for")));
+        cancel_as_group(nullptr);
+      } else {
+        cancel_as_group(nullptr);
+        wait_quietly();
+      }
+    }
+    std::vector<std::exception_ptr> unseen;
+    {
+      std::lock_guard lk(lock_);
+      unseen.assign(errors_.begin() + static_cast<std::ptrdiff_t>(observed_), errors_.end());
+    }
+    for (auto& e : unseen) detail::report_unhandled(std::move(e));
+  }
+
+  /// The group's context: its tasks run in it; its values are theirs.
+  [[nodiscard]] const Context& context() const noexcept { return ctx_; }
+
+  /// Starts `f(args...)` as a task of the group (on default_pool(), or on
+  /// `ex`), as skein::run does; returns its Promise. With a limit set, waits
+  /// (cancellably) for a free slot first. The task's error, if any, is the
+  /// group's as well: wait() rethrows the first one, and a dropped Promise
+  /// does not report it as unhandled.
+  template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  auto run(F&& f, Args&&... args) {
+    return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  auto run(E& ex, F&& f, Args&&... args) {
+    if (slots_) slots_->acquire();
+    return start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  /// run() without the Promise.
+  template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  void spawn(F&& f, Args&&... args) {
+    (void)run(std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, F&& f, Args&&... args) {
+    (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  /// run() only if a slot is free now (Go's TryGo); std::nullopt otherwise.
+  template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  auto try_run(F&& f, Args&&... args) {
+    return try_run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  auto try_run(E& ex, F&& f, Args&&... args) {
+    using P = decltype(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+    if (slots_ && !slots_->try_acquire()) return std::optional<P>();
+    return std::optional<P>(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+  }
+  /// `co_await g.async_run(f, args...)`: run() for a coroutine, which waits
+  /// for a slot without blocking its thread; gives the task's Promise.
+  template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  auto async_run(F&& f, Args&&... args) {
+    using P = decltype(start_holding_slot(default_pool(), std::forward<F>(f), std::forward<Args>(args)...));
+    return [](TaskGroup* g, std::decay_t<F> fn, std::decay_t<Args>... a) -> Promise<P> {
+      if (g->slots_) co_await g->slots_->async_acquire();
+      co_return g->start_holding_slot(default_pool(), std::move(fn), std::move(a)...);
+    }(this, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  /// At most `n` of the group's tasks run at once (run waits for a slot,
+  /// try_run declines); a negative `n` removes the limit (Go's SetLimit).
+  /// 0 admits no task. UsageError while any task of the group is live.
+  void set_limit(std::ptrdiff_t n) {
+    if (st()->live_tasks() > 0) throw UsageError("TaskGroup::set_limit while tasks of the group are running");
+    slots_.reset();
+    if (n >= 0) slots_.emplace(n);
+  }
+
+  /// Cancels the group's tasks (with `cause`, if given). wait() does not
+  /// report the Cancelled errors this causes: the group asked for them.
+  void cancel(std::exception_ptr cause = nullptr) noexcept { cancel_as_group(std::move(cause)); }
+  [[nodiscard]] bool cancelled() const noexcept { return ctx_.cancelled(); }
+  /// Live tasks in the group's context (the group's and those they started).
+  [[nodiscard]] std::size_t tasks() const noexcept { return ctx_.tasks(); }
+
+  /// Blocks until every task of the group (and every task they started in
+  /// its context) has finished; then rethrows the first error of a task of
+  /// the group, if any, or else Cancelled if the group was cancelled from
+  /// outside (its parent, its deadline) and a task ended with it. If the
+  /// calling task is cancelled meanwhile, cancels the group, still waits for
+  /// every task, and throws Cancelled. UsageError from a task of the group.
+  void wait() {
+    check_not_inside("wait");
+    if (st()->wait_idle(nullptr) == detail::WaitStatus::cancelled) {
+      cancel_as_group(nullptr);
+      wait_quietly();
+      detail::throw_cancelled();
+    }
+    rethrow_outcome();
+  }
+  /// wait() for a coroutine: `co_await g.async_wait();` before the group's
+  /// scope ends. (Left by an exception instead, the destructor still cancels
+  /// and waits, blocking the thread.)
+  Promise<void> async_wait() {
+    check_not_inside("async_wait");
+    return [](TaskGroup* g) -> Promise<void> {
+      bool cancelled = false;
+      try {
+        co_await detail::IdleWait(*g->st(), true);
+      } catch (const Cancelled&) {
+        cancelled = true;
+      }
+      if (cancelled) {
+        g->cancel_as_group(nullptr);
+        co_await detail::IdleWait(*g->st(), false);
+        detail::throw_cancelled();
+      }
+      g->rethrow_outcome();
+    }(this);
+  }
+
+  /// Every error of the group's tasks so far, in the order they happened
+  /// (not the Cancelled errors the group's own cancellation caused).
+  [[nodiscard]] std::vector<std::exception_ptr> errors() const {
+    std::lock_guard lk(lock_);
+    observed_ = errors_.size();
+    return errors_;
+  }
+
+private:
+  static Context initial_context() {
+    auto cur = Context::current();
+    return cur ? cur->child() : Context();
+  }
+  [[nodiscard]] detail::ContextState* st() const noexcept { return ctx_.st_; }
+
+  template <TaskExecutor E, class F, class... Args>
+  auto start_holding_slot(E& ex, F&& f, Args&&... args) {
+    try {
+      return detail::start_checked(detail::TaskStart{&detail::host_of(ex), st(), this}, std::forward<F>(f),
+                                   std::forward<Args>(args)...);
+    } catch (...) {  // not started (out of memory): the slot goes back
+      if (slots_) slots_->release();
+      throw;
+    }
+  }
+
+  void check_not_inside(const char* what) const {
+    if (st()->encloses(detail::tls.scope))
+      throw UsageError(std::string("TaskGroup::") + what + "() called from a task of the group would wait for itself");
+  }
+
+  void cancel_as_group(std::exception_ptr cause) noexcept {
+    {
+      std::lock_guard lk(lock_);
+      if (!ctx_.cancelled()) by_group_ = true;
+    }
+    ctx_.cancel(std::move(cause));
+  }
+
+  /// Waits for every task, ignoring the caller's cancellation (they are
+  /// cancelled and stop promptly). If the thread may not block (its pool is
+  /// at its thread bound), sleeps in short steps instead: never returns early.
+  void wait_quietly() noexcept {
+    try {
+      (void)st()->wait_idle(nullptr, false);
+    } catch (...) {
+      while (st()->live_tasks() > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+
+  void rethrow_outcome() {
+    std::exception_ptr e;
+    {
+      std::lock_guard lk(lock_);
+      observed_ = errors_.size();
+      e = first_ ? first_ : outside_cancel_;
+    }
+    if (e) std::rethrow_exception(e);
+  }
+
+  // GroupHook: on the failing task's thread, before it settles.
+  void task_failed(const std::exception_ptr& e) noexcept override {
+    bool first = false;
+    bool unrecorded = false;
+    {
+      std::lock_guard lk(lock_);
+      if (ctx_.cancelled() && detail::PromiseStateBase::is_cancellation(e)) {
+        // A consequence of the cancellation, not an error of its own; from
+        // outside (not the group's doing), wait() reports the first one.
+        if (!by_group_ && !outside_cancel_) outside_cancel_ = e;
+        return;
+      }
+      first = !first_;
+      if (first) {
+        first_ = e;
+        if (!ctx_.cancelled()) by_group_ = true;
+      }
+      try {
+        errors_.push_back(e);
+      } catch (...) {  // out of memory: not in errors(), so reported below (never lost)
+        unrecorded = true;
+      }
+    }
+    if (unrecorded) detail::report_unhandled(e);
+    // The first failure cancels the rest, with itself as the cause (as errgroup).
+    if (first) ctx_.cancel(e);
+  }
+  void task_done() noexcept override {
+    if (slots_) slots_->release();
+  }
+
+  Context ctx_;
+  std::optional<Semaphore> slots_;
+  mutable detail::SpinLock lock_;
+  std::vector<std::exception_ptr> errors_;
+  mutable std::size_t observed_ = 0;  // errors_[0, observed_) were rethrown or returned
+  std::exception_ptr first_;
+  std::exception_ptr outside_cancel_;
+  bool by_group_ = false;  // the group cancelled itself (first error, cancel(), its end)
+};
+
+}  // namespace skein
+// ---- end skein/task_group.hpp ----
 
 // ---- begin skein/timer.hpp ----
 /// Timer, Ticker, after and after_func: Go's time.Timer, time.Ticker,
@@ -8428,7 +9233,8 @@ private:
 // ---- end skein/weighted_semaphore.hpp ----
 
 // ---- begin skein/when_all.hpp ----
-/// when_all / when_any: combine promises (JavaScript's Promise.all and Promise.race).
+/// when_all / when_all_settled / when_any: combine promises (JavaScript's
+/// Promise.all, Promise.allSettled and Promise.race).
 
 
 #include <cstddef>
@@ -8454,6 +9260,23 @@ auto when_all(std::vector<Promise<T>> ps) {
   for (auto& p : ps)
     if (!p.valid()) throw UsageError("when_all: an empty Promise was passed");
   return (new detail::AllOfRange<T>(std::move(ps)))->start();
+}
+
+/// Settles once every input has settled, with how each ended (a Settled:
+/// its value or its error), in order. Never fails because an input did, and
+/// the inputs' errors count as observed (JavaScript's Promise.allSettled).
+template <class... Ts>
+Promise<std::tuple<Settled<Ts>...>> when_all_settled(Promise<Ts>... ps) {
+  ((ps.valid() ? void() : throw UsageError("when_all_settled: an empty Promise was passed")), ...);
+  return (new detail::AllSettledOf<Ts...>(std::tuple<Promise<Ts>...>(std::move(ps)...)))->start();
+}
+
+/// when_all_settled over a vector: Promise<std::vector<Settled<T>>>.
+template <class T>
+Promise<std::vector<Settled<T>>> when_all_settled(std::vector<Promise<T>> ps) {
+  for (auto& p : ps)
+    if (!p.valid()) throw UsageError("when_all_settled: an empty Promise was passed");
+  return (new detail::AllSettledRange<T>(std::move(ps)))->start();
 }
 
 /// Settles like the first input to settle (its value, at its index in the

@@ -18,11 +18,40 @@
 #include "promise_state.hpp"
 #include "waiter.hpp"
 
-namespace skein::detail {
-
+namespace skein {
+namespace detail {
 /// void -> std::monostate, so results fit in tuples and variants.
 template <class T>
 using value_or_monostate = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
+template <class T>
+class AllSettledAccess;
+}  // namespace detail
+
+/// How one input of when_all_settled ended: its value (std::monostate for
+/// void) or its error (JavaScript's {status, value | reason}).
+template <class T>
+class Settled {
+public:
+  using value_type = detail::value_or_monostate<T>;
+  [[nodiscard]] bool fulfilled() const noexcept { return v_.index() == 0; }
+  [[nodiscard]] bool rejected() const noexcept { return v_.index() == 1; }
+  /// The value; rethrows the error if the input failed.
+  value_type& value() & { return check(), std::get<0>(v_); }
+  const value_type& value() const& { return check(), std::get<0>(v_); }
+  value_type&& value() && { return check(), std::get<0>(std::move(v_)); }
+  /// The error, or null if the input has a value.
+  [[nodiscard]] std::exception_ptr error() const noexcept { return rejected() ? std::get<1>(v_) : nullptr; }
+
+private:
+  friend class detail::AllSettledAccess<T>;
+  explicit Settled(std::variant<value_type, std::exception_ptr> v) : v_(std::move(v)) {}
+  void check() const {
+    if (rejected()) std::rethrow_exception(std::get<1>(v_));
+  }
+  std::variant<value_type, std::exception_ptr> v_;
+};
+
+namespace detail {
 
 template <class T>
 value_or_monostate<T> copy_result(PromiseState<T>* st) {
@@ -255,4 +284,90 @@ private:
   std::atomic<bool> done_{false};
 };
 
-}  // namespace skein::detail
+template <class T>
+class AllSettledAccess {
+public:
+  /// The outcome of a settled input; its error counts as observed.
+  static Settled<T> of(PromiseState<T>* st) {
+    if (st->failed()) {
+      st->mark_observed();
+      return Settled<T>(std::variant<value_or_monostate<T>, std::exception_ptr>(std::in_place_index<1>, st->error()));
+    }
+    return Settled<T>(std::variant<value_or_monostate<T>, std::exception_ptr>(std::in_place_index<0>, copy_result(st)));
+  }
+};
+
+template <class... Ts>
+class AllSettledOf final : public Combiner<AllSettledOf<Ts...>> {
+public:
+  using Result = std::tuple<Settled<Ts>...>;
+  explicit AllSettledOf(std::tuple<Promise<Ts>...> in)
+      : Combiner<AllSettledOf>(sizeof...(Ts)), in_(std::move(in)), remaining_(sizeof...(Ts)) {}
+
+  Promise<Result> start() {
+    auto out = out_.promise();
+    if constexpr (sizeof...(Ts) == 0) out_.resolve();
+    std::apply(
+        [&](auto&... p) {
+          std::size_t i = 0;
+          (this->watch(i++, state_of(p)), ...);
+        },
+        in_);
+    this->finish_start();  // may delete this
+    return out;
+  }
+
+  void on_ready(std::size_t) noexcept {
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    try {
+      out_.resolve(std::apply(
+          [](auto&... p) {
+            return Result(AllSettledAccess<typename std::remove_cvref_t<decltype(p)>::value_type>::of(state_of(p))...);
+          },
+          in_));
+    } catch (...) {  // a value's copy failed
+      out_.reject(std::current_exception());
+    }
+  }
+
+private:
+  std::tuple<Promise<Ts>...> in_;
+  skein::Resolver<Result> out_;
+  std::atomic<std::size_t> remaining_;
+};
+
+template <class T>
+class AllSettledRange final : public Combiner<AllSettledRange<T>> {
+public:
+  using Result = std::vector<Settled<T>>;
+  explicit AllSettledRange(std::vector<Promise<T>> in)
+      : Combiner<AllSettledRange>(in.size()), in_(std::move(in)), remaining_(in_.size()) {}
+
+  Promise<Result> start() {
+    auto out = out_.promise();
+    if (in_.empty()) out_.resolve(Result{});
+    for (std::size_t i = 0; i < in_.size(); ++i) this->watch(i, state_of(in_[i]));
+    this->finish_start();
+    return out;
+  }
+
+  void on_ready(std::size_t) noexcept {
+    if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    try {
+      Result r;
+      r.reserve(in_.size());
+      for (auto& p : in_) r.push_back(AllSettledAccess<T>::of(state_of(p)));
+      out_.resolve(std::move(r));
+    } catch (...) {
+      out_.reject(std::current_exception());
+    }
+  }
+
+private:
+  std::vector<Promise<T>> in_;
+  skein::Resolver<Result> out_;
+  std::atomic<std::size_t> remaining_;
+};
+
+}  // namespace detail
+}  // namespace skein

@@ -14,10 +14,17 @@
 namespace skein {
 
 /// A wait or a task was aborted because its stop token fired (cancel, timeout, shutdown).
+/// cause() is the error the context was cancelled with (Context::cancel(cause)), if any.
 class Cancelled : public std::runtime_error {
 public:
   Cancelled() : std::runtime_error("operation cancelled") {}
-  explicit Cancelled(const std::string& what) : std::runtime_error(what) {}
+  explicit Cancelled(const std::string& what, std::exception_ptr cause = nullptr)
+      : std::runtime_error(what), cause_(std::move(cause)) {}
+  /// The cause given to Context::cancel(cause) (or with_timeout's), or null.
+  [[nodiscard]] const std::exception_ptr& cause() const noexcept { return cause_; }
+
+private:
+  std::exception_ptr cause_;
 };
 
 /// An operation on a closed object: put on a closed Queue, submit on a closed Pool, post to a stopped EventLoop.
@@ -47,6 +54,17 @@ struct UnhandledRegistry {
 inline UnhandledRegistry& unhandled_registry() {
   static UnhandledRegistry r;
   return r;
+}
+
+/// what() of the error in `e` (for messages).
+inline std::string describe_error(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
 }
 
 inline void default_unhandled(std::exception_ptr e) noexcept {

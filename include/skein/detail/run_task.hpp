@@ -27,7 +27,8 @@ namespace skein::detail {
 /// Where a task runs and which context (if any) it belongs to.
 struct TaskStart {
   TaskHost* host;
-  Scope* ctx;  // not retained here; the task's promise retains it
+  Scope* ctx;                  // not retained here; the task's promise retains it
+  GroupHook* group = nullptr;  // a TaskGroup's task (then ctx is the group's context)
 };
 
 /// The context a task started now inherits: the current task's, if any.
@@ -87,6 +88,7 @@ public:
       // every other task's frame smaller).
       link_ = link.release();
       link_->ctx = s.ctx;
+      link_->group = s.group;
       scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
@@ -102,7 +104,15 @@ public:
 
   Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
   std::suspend_never initial_suspend() const noexcept { return {}; }
-  void unhandled_exception() noexcept { st_->set_error(std::current_exception()); }
+  void unhandled_exception() noexcept {
+    std::exception_ptr e = std::current_exception();
+    if (link_ && link_->group) {
+      // The group reports it (TaskGroup::wait): a dropped Promise does not.
+      link_->group->task_failed(e);
+      st_->mark_observed();
+    }
+    st_->set_error(std::move(e));
+  }
   [[nodiscard]] PromiseState<T>* state() const noexcept { return st_; }
 
   /// Settles the state, reports an error nobody can observe, does the task's
@@ -114,15 +124,17 @@ public:
     std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
       PromiseState<T>* st = h.promise().st_;
       if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
-        h.promise().on_finish();
+        Finish fin = h.promise().take_finish();
         h.destroy();
+        fin.run();
         return std::noop_coroutine();
       }
       Waiter* waiters = st->settle();
       SKEIN_FAULT_POINT();  // settled, not yet accounted: observers may look now
       st->report_if_orphaned();
-      h.promise().on_finish();
-      h.destroy();  // the function, its arguments and the context reference go now
+      Finish fin = h.promise().take_finish();
+      h.destroy();  // the function and its arguments (what it captured) go now ...
+      fin.run();    // ... before the task stops counting: a wait for its context or group sees them gone
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
       st->release_producer();  // may destroy the state: nothing touches it after this
       return next ? continue_with(next) : std::noop_coroutine();
@@ -148,22 +160,35 @@ public:
     void await_resume() const {
       set_task_scope(p->scope_);
       if (current_cancelled() || p->host_->scope().stop_requested())
-        throw Cancelled("task cancelled before it started");
+        throw_cancelled("task cancelled before it started");
     }
   };
   Start await_transform(Start) noexcept { return Start{this}; }
 
 private:
-  void on_finish() noexcept {
-    if (scope_) {
-      host_->unlink_context_task(link_);
-      delete link_;
-      link_ = nullptr;
-      scope_->task_finished();
+  /// The task's accounting, done once its frame is gone.
+  struct Finish {
+    TaskHost* host;
+    Scope* scope;  // the retained context, or null
+    ContextTaskLink* link;
+    void run() const noexcept {
+      if (scope) {
+        if (link->group) link->group->task_done();
+        host->unlink_context_task(link);
+        delete link;
+        scope->task_finished();
+        scope->release();
+      }
+      // Last touch of the host: a pool's destructor waits for this. goroutines() sums
+      // these counts, so Context::wait() may return a moment before it drops.
+      host->live_tasks().finished();
     }
-    // Last touch of the host: a pool's destructor waits for this. goroutines() sums
-    // these counts, so Context::wait() may return a moment before it drops.
-    host_->live_tasks().finished();
+  };
+  Finish take_finish() noexcept {
+    Finish f{host_, scope_, link_};
+    scope_ = nullptr;  // the frame's destruction no longer releases it
+    link_ = nullptr;
+    return f;
   }
 
   TaskHost* host_;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <exception>
 #include <mutex>
 #include <stop_token>
 
@@ -131,6 +132,8 @@ struct Scope {
   /// Task accounting for Context::wait (no-ops for a pool's scope).
   virtual void task_started() noexcept {}
   virtual void task_finished() noexcept {}
+  /// The error the scope was cancelled with (a Context's cancel(cause)), or null.
+  [[nodiscard]] virtual std::exception_ptr cancel_cause() const noexcept { return nullptr; }
 
 private:
   static const char& tls_marker() noexcept {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <vector>  // the registry
@@ -20,10 +21,23 @@ namespace skein::detail {
 
 /// Intrusive link of a live context-bound task, so a dying host can cancel the
 /// contexts of the tasks it still runs.
+/// What a TaskGroup learns from each of its own tasks, on the task's thread:
+/// its error (before the task settles) and its end (before the task stops
+/// counting in its context, so that a wait for the context sees both).
+class GroupHook {
+public:
+  virtual void task_failed(const std::exception_ptr& e) noexcept = 0;
+  virtual void task_done() noexcept = 0;
+
+protected:
+  ~GroupHook() = default;
+};
+
 struct ContextTaskLink : FrameCached {  // made by the task's starter, freed by its ender
   ContextTaskLink* prev = nullptr;
   ContextTaskLink* next = nullptr;
   Scope* ctx = nullptr;
+  GroupHook* group = nullptr;  // a TaskGroup's own task
 };
 
 /// Counts a host's live tasks as two monotonic counts, started and finished.

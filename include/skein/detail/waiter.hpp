@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <new>
 #include <stop_token>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -441,6 +442,12 @@ private:
   SuspensionCount count_;
 };
 
-[[noreturn]] inline void throw_cancelled() { throw Cancelled("operation cancelled: the task's stop token fired"); }
+/// Throws Cancelled for the task running on this thread, carrying its
+/// context's cancellation cause (and naming it in the message) if it has one.
+[[noreturn]] inline void throw_cancelled(std::string what = "operation cancelled: the task's stop token fired") {
+  std::exception_ptr cause = tls.scope ? tls.scope->cancel_cause() : nullptr;
+  if (cause) what += " (cause: " + describe_error(cause) + ")";
+  throw Cancelled(what, std::move(cause));
+}
 
 }  // namespace skein::detail

@@ -1,0 +1,273 @@
+#pragma once
+/// TaskGroup: structured concurrency (Go's errgroup, Trio's nursery, Tokio's
+/// JoinSet). The group's tasks run in its own child Context; the first
+/// failure cancels the rest; wait() waits for all of them and rethrows that
+/// failure; and the tasks never outlive the group — leaving its scope, by any
+/// path, cancels what is left and waits for it.
+
+#include "detail/config.hpp"  // first: the C++20 check
+
+#include <chrono>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "context.hpp"
+#include "detail/context_state.hpp"
+#include "detail/run_task.hpp"
+#include "detail/spin.hpp"
+#include "errors.hpp"
+#include "executor.hpp"
+#include "promise.hpp"
+#include "run.hpp"
+#include "semaphore.hpp"
+#include "thread_pool.hpp"
+
+namespace skein {
+
+/// A scope for tasks. Not copyable or movable (its tasks refer to it).
+class TaskGroup final : detail::GroupHook {
+public:
+  /// A group under the current task's context (cancelled with it), or a
+  /// root one outside a context-bound task.
+  TaskGroup() : ctx_(initial_context()) {}
+  /// A group under `parent`: cancelled when it is, carrying its values.
+  explicit TaskGroup(const Context& parent) : ctx_(parent.child()) {}
+  TaskGroup(const TaskGroup&) = delete;
+  TaskGroup& operator=(const TaskGroup&) = delete;
+
+  /// Cancels the tasks that are left and waits for them (and for every task
+  /// they started in the group's context), whatever the way out of the
+  /// scope: the tasks may use the enclosing function's locals. Errors that
+  /// neither wait() nor errors() observed go to the unhandled-error handler.
+  ~TaskGroup() {
+    if (st()->live_tasks() > 0) {
+      if (st()->encloses(detail::tls.scope)) {
+        // Destroyed by one of its own tasks: waiting would wait for itself.
+        detail::report_unhandled(std::make_exception_ptr(
+            UsageError("TaskGroup destroyed by one of its own tasks; the others were cancelled, not waited for")));
+        cancel_as_group(nullptr);
+      } else {
+        cancel_as_group(nullptr);
+        wait_quietly();
+      }
+    }
+    std::vector<std::exception_ptr> unseen;
+    {
+      std::lock_guard lk(lock_);
+      unseen.assign(errors_.begin() + static_cast<std::ptrdiff_t>(observed_), errors_.end());
+    }
+    for (auto& e : unseen) detail::report_unhandled(std::move(e));
+  }
+
+  /// The group's context: its tasks run in it; its values are theirs.
+  [[nodiscard]] const Context& context() const noexcept { return ctx_; }
+
+  /// Starts `f(args...)` as a task of the group (on default_pool(), or on
+  /// `ex`), as skein::run does; returns its Promise. With a limit set, waits
+  /// (cancellably) for a free slot first. The task's error, if any, is the
+  /// group's as well: wait() rethrows the first one, and a dropped Promise
+  /// does not report it as unhandled.
+  template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  auto run(F&& f, Args&&... args) {
+    return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  auto run(E& ex, F&& f, Args&&... args) {
+    if (slots_) slots_->acquire();
+    return start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  /// run() without the Promise.
+  template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  void spawn(F&& f, Args&&... args) {
+    (void)run(std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, F&& f, Args&&... args) {
+    (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  /// run() only if a slot is free now (Go's TryGo); std::nullopt otherwise.
+  template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  auto try_run(F&& f, Args&&... args) {
+    return try_run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  auto try_run(E& ex, F&& f, Args&&... args) {
+    using P = decltype(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+    if (slots_ && !slots_->try_acquire()) return std::optional<P>();
+    return std::optional<P>(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+  }
+  /// `co_await g.async_run(f, args...)`: run() for a coroutine, which waits
+  /// for a slot without blocking its thread; gives the task's Promise.
+  template <class F, class... Args>
+    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  auto async_run(F&& f, Args&&... args) {
+    using P = decltype(start_holding_slot(default_pool(), std::forward<F>(f), std::forward<Args>(args)...));
+    return [](TaskGroup* g, std::decay_t<F> fn, std::decay_t<Args>... a) -> Promise<P> {
+      if (g->slots_) co_await g->slots_->async_acquire();
+      co_return g->start_holding_slot(default_pool(), std::move(fn), std::move(a)...);
+    }(this, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+
+  /// At most `n` of the group's tasks run at once (run waits for a slot,
+  /// try_run declines); a negative `n` removes the limit (Go's SetLimit).
+  /// 0 admits no task. UsageError while any task of the group is live.
+  void set_limit(std::ptrdiff_t n) {
+    if (st()->live_tasks() > 0) throw UsageError("TaskGroup::set_limit while tasks of the group are running");
+    slots_.reset();
+    if (n >= 0) slots_.emplace(n);
+  }
+
+  /// Cancels the group's tasks (with `cause`, if given). wait() does not
+  /// report the Cancelled errors this causes: the group asked for them.
+  void cancel(std::exception_ptr cause = nullptr) noexcept { cancel_as_group(std::move(cause)); }
+  [[nodiscard]] bool cancelled() const noexcept { return ctx_.cancelled(); }
+  /// Live tasks in the group's context (the group's and those they started).
+  [[nodiscard]] std::size_t tasks() const noexcept { return ctx_.tasks(); }
+
+  /// Blocks until every task of the group (and every task they started in
+  /// its context) has finished; then rethrows the first error of a task of
+  /// the group, if any, or else Cancelled if the group was cancelled from
+  /// outside (its parent, its deadline) and a task ended with it. If the
+  /// calling task is cancelled meanwhile, cancels the group, still waits for
+  /// every task, and throws Cancelled. UsageError from a task of the group.
+  void wait() {
+    check_not_inside("wait");
+    if (st()->wait_idle(nullptr) == detail::WaitStatus::cancelled) {
+      cancel_as_group(nullptr);
+      wait_quietly();
+      detail::throw_cancelled();
+    }
+    rethrow_outcome();
+  }
+  /// wait() for a coroutine: `co_await g.async_wait();` before the group's
+  /// scope ends. (Left by an exception instead, the destructor still cancels
+  /// and waits, blocking the thread.)
+  Promise<void> async_wait() {
+    check_not_inside("async_wait");
+    return [](TaskGroup* g) -> Promise<void> {
+      bool cancelled = false;
+      try {
+        co_await detail::IdleWait(*g->st(), true);
+      } catch (const Cancelled&) {
+        cancelled = true;
+      }
+      if (cancelled) {
+        g->cancel_as_group(nullptr);
+        co_await detail::IdleWait(*g->st(), false);
+        detail::throw_cancelled();
+      }
+      g->rethrow_outcome();
+    }(this);
+  }
+
+  /// Every error of the group's tasks so far, in the order they happened
+  /// (not the Cancelled errors the group's own cancellation caused).
+  [[nodiscard]] std::vector<std::exception_ptr> errors() const {
+    std::lock_guard lk(lock_);
+    observed_ = errors_.size();
+    return errors_;
+  }
+
+private:
+  static Context initial_context() {
+    auto cur = Context::current();
+    return cur ? cur->child() : Context();
+  }
+  [[nodiscard]] detail::ContextState* st() const noexcept { return ctx_.st_; }
+
+  template <TaskExecutor E, class F, class... Args>
+  auto start_holding_slot(E& ex, F&& f, Args&&... args) {
+    try {
+      return detail::start_checked(detail::TaskStart{&detail::host_of(ex), st(), this}, std::forward<F>(f),
+                                   std::forward<Args>(args)...);
+    } catch (...) {  // not started (out of memory): the slot goes back
+      if (slots_) slots_->release();
+      throw;
+    }
+  }
+
+  void check_not_inside(const char* what) const {
+    if (st()->encloses(detail::tls.scope))
+      throw UsageError(std::string("TaskGroup::") + what + "() called from a task of the group would wait for itself");
+  }
+
+  void cancel_as_group(std::exception_ptr cause) noexcept {
+    {
+      std::lock_guard lk(lock_);
+      if (!ctx_.cancelled()) by_group_ = true;
+    }
+    ctx_.cancel(std::move(cause));
+  }
+
+  /// Waits for every task, ignoring the caller's cancellation (they are
+  /// cancelled and stop promptly). If the thread may not block (its pool is
+  /// at its thread bound), sleeps in short steps instead: never returns early.
+  void wait_quietly() noexcept {
+    try {
+      (void)st()->wait_idle(nullptr, false);
+    } catch (...) {
+      while (st()->live_tasks() > 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+
+  void rethrow_outcome() {
+    std::exception_ptr e;
+    {
+      std::lock_guard lk(lock_);
+      observed_ = errors_.size();
+      e = first_ ? first_ : outside_cancel_;
+    }
+    if (e) std::rethrow_exception(e);
+  }
+
+  // GroupHook: on the failing task's thread, before it settles.
+  void task_failed(const std::exception_ptr& e) noexcept override {
+    bool first = false;
+    bool unrecorded = false;
+    {
+      std::lock_guard lk(lock_);
+      if (ctx_.cancelled() && detail::PromiseStateBase::is_cancellation(e)) {
+        // A consequence of the cancellation, not an error of its own; from
+        // outside (not the group's doing), wait() reports the first one.
+        if (!by_group_ && !outside_cancel_) outside_cancel_ = e;
+        return;
+      }
+      first = !first_;
+      if (first) {
+        first_ = e;
+        if (!ctx_.cancelled()) by_group_ = true;
+      }
+      try {
+        errors_.push_back(e);
+      } catch (...) {  // out of memory: not in errors(), so reported below (never lost)
+        unrecorded = true;
+      }
+    }
+    if (unrecorded) detail::report_unhandled(e);
+    // The first failure cancels the rest, with itself as the cause (as errgroup).
+    if (first) ctx_.cancel(e);
+  }
+  void task_done() noexcept override {
+    if (slots_) slots_->release();
+  }
+
+  Context ctx_;
+  std::optional<Semaphore> slots_;
+  mutable detail::SpinLock lock_;
+  std::vector<std::exception_ptr> errors_;
+  mutable std::size_t observed_ = 0;  // errors_[0, observed_) were rethrown or returned
+  std::exception_ptr first_;
+  std::exception_ptr outside_cancel_;
+  bool by_group_ = false;  // the group cancelled itself (first error, cancel(), its end)
+};
+
+}  // namespace skein
