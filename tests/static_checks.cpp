@@ -119,6 +119,29 @@ static_assert(std::is_same_v<decltype(Context::current()), std::optional<Context
 static_assert(std::is_same_v<decltype(lv<const Context>().run(add, 1, 2)), PI>);
 static_assert(std::is_same_v<decltype(lv<const Context>().wait_for(1ms)), bool>);
 static_assert(std::is_same_v<decltype(skein::run_with_timeout(1s, add, 1, 2)), int>);
+static_assert(std::is_same_v<decltype(lv<const Context>().without_cancel()), Context>);
+static_assert(noexcept(lv<const Context>().cancel(std::exception_ptr())));
+static_assert(std::is_same_v<decltype(lv<const Context>().cause()), std::exception_ptr>);
+static_assert(noexcept(lv<const Context>().encloses(lv<const Context>())));
+using Key = const skein::ContextKey<std::string>;
+static_assert(!std::is_copy_constructible_v<skein::ContextKey<int>>);  // keys compare by address
+static_assert(std::is_same_v<decltype(lv<const Context>().with_value(lv<Key>(), "v")), Context>);
+static_assert(std::is_same_v<decltype(lv<const Context>().value(lv<Key>())), const std::string*>);
+static_assert(noexcept(lv<const Context>().value(lv<Key>())) && noexcept(skein::this_task::value(lv<Key>())));
+static_assert(std::is_same_v<decltype(skein::after_cancel(lv<const Context>(), [] {})), skein::AfterCancel>);
+static_assert(std::is_nothrow_copy_constructible_v<skein::AfterCancel> && noexcept(lv<skein::AfterCancel>().stop()));
+static_assert(std::is_same_v<decltype(lv<const skein::Cancelled>().cause()), const std::exception_ptr&>);
+
+// --- task_group.hpp -------------------------------------------------------------------
+using TG = skein::TaskGroup;
+static_assert(!std::is_copy_constructible_v<TG> && !std::is_move_constructible_v<TG>);  // its tasks refer to it
+static_assert(std::is_constructible_v<TG, const Context&> && !std::is_convertible_v<const Context&, TG>);
+static_assert(std::is_same_v<decltype(lv<TG>().run(add, 1, 2)), PI>);
+static_assert(std::is_same_v<decltype(lv<TG>().try_run(add, 1, 2)), std::optional<PI>>);
+static_assert(std::is_same_v<decltype(lv<TG>().async_run(add, 1, 2)), skein::Promise<PI>>);
+static_assert(std::is_same_v<decltype(lv<TG>().async_wait()), skein::Promise<void>>);
+static_assert(std::is_same_v<decltype(lv<const TG>().errors()), std::vector<std::exception_ptr>>);
+static_assert(noexcept(lv<TG>().cancel()) && noexcept(lv<const TG>().tasks()) && noexcept(lv<const TG>().context()));
 
 // --- sleep.hpp ------------------------------------------------------------------------
 static_assert(noexcept(skein::async_sleep(lv<std::chrono::milliseconds>())));
@@ -134,6 +157,12 @@ static_assert(std::is_same_v<decltype(skein::when_all(PI(), PV())), skein::Promi
 static_assert(std::is_same_v<decltype(skein::when_any(PI(), PV())), skein::Promise<std::variant<int, std::monostate>>>);
 static_assert(std::is_same_v<decltype(skein::when_all(std::vector<PI>())), skein::Promise<std::vector<int>>>);
 static_assert(std::is_same_v<decltype(skein::when_all(std::vector<PV>())), PV>);
+static_assert(std::is_same_v<decltype(skein::when_all_settled(PI(), PV())),
+                             skein::Promise<std::tuple<skein::Settled<int>, skein::Settled<void>>>>);
+static_assert(std::is_same_v<decltype(skein::when_all_settled(std::vector<PI>())),
+                             skein::Promise<std::vector<skein::Settled<int>>>>);
+static_assert(std::is_same_v<skein::Settled<void>::value_type, std::monostate>);
+static_assert(noexcept(lv<const skein::Settled<int>>().fulfilled()) && noexcept(lv<const skein::Settled<int>>().error()));
 static_assert(
     std::is_same_v<decltype(skein::when_any(std::vector<PI>())), skein::Promise<std::pair<std::size_t, int>>>);
 static_assert(std::is_same_v<decltype(skein::when_any(std::vector<PV>())), skein::Promise<std::size_t>>);
@@ -244,6 +273,15 @@ static_assert(noexcept(lv<S>().try_acquire()) && noexcept(lv<S>().async_acquire(
 static_assert(noexcept(lv<const S>().available()) && noexcept(lv<const S>().max()));
 static_assert(std::is_same_v<decltype(lv<S>().try_acquire_for(1ms)), bool>);
 static_assert(skein::detail::Awaiter<S::AcquireOperation>);
+static_assert(skein::detail::Awaiter<S::PermitOperation> && noexcept(lv<S>().async_permit()));
+static_assert(std::is_same_v<decltype(lv<S>().async_permit().await_resume()), skein::Permit>);
+using skein::Permit;
+static_assert(std::is_nothrow_move_constructible_v<Permit> && std::is_nothrow_move_assignable_v<Permit>);
+static_assert(!std::is_copy_constructible_v<Permit> && std::is_nothrow_default_constructible_v<Permit>);
+static_assert(!std::is_convertible_v<S&, Permit>);  // explicit: acquiring blocks
+static_assert(std::is_nothrow_constructible_v<Permit, S&, std::try_to_lock_t>);
+static_assert(std::is_nothrow_constructible_v<Permit, S&, std::adopt_lock_t>);
+static_assert(noexcept(lv<Permit>().release()) && noexcept(lv<const Permit>().held()));
 
 // --- weighted_semaphore.hpp -----------------------------------------------------------
 using WS = skein::WeightedSemaphore;

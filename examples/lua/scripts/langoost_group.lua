@@ -23,3 +23,9 @@ local failing = thread.group.new()
 thread.group.run(failing, function() error("disk full") end)
 local ok2, err = pcall(thread.group.wait, failing)
 print("wait:", ok2, err)
+
+-- Bad input is an error that names the call.
+print(pcall(thread.group.new, "two"))
+print(pcall(thread.group.new, nil, 5))
+print(pcall(thread.group.run, 5, function() end))
+print(pcall(thread.core.value))
