@@ -147,8 +147,9 @@ public:
   /// its parent's cause); if that one gave none, a Cancelled saying "context
   /// cancelled" or "context deadline exceeded". Null while not cancelled.
   [[nodiscard]] std::exception_ptr cause() const {
-    if (auto c = st_->cancel_cause()) return c;
-    switch (st_->reason()) {
+    auto [reason, cause] = st_->cancellation();
+    if (cause) return cause;
+    switch (reason) {
       case detail::CancelReason::none: return nullptr;
       case detail::CancelReason::deadline: return std::make_exception_ptr(Cancelled("context deadline exceeded"));
       case detail::CancelReason::cancelled: break;

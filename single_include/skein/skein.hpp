@@ -1942,6 +1942,11 @@ public:
     std::lock_guard lk(lock_);
     return cause_;
   }
+  /// The reason and the cause together (one lock: never a reason without its cause).
+  [[nodiscard]] std::pair<CancelReason, std::exception_ptr> cancellation() const noexcept {
+    std::lock_guard lk(lock_);
+    return {static_cast<CancelReason>(reason_.load(std::memory_order_relaxed)), cause_};
+  }
   [[nodiscard]] ContextState* parent() const noexcept { return parent_; }
 
   /// The value stored under `key` here or by an ancestor (the nearest), or null.
@@ -1983,7 +1988,14 @@ public:
     return true;
   }
 
+  /// A deadline already past cancels at once (as Go's WithDeadline does):
+  /// the context is cancelled before anybody sees it.
   void set_deadline(Clock::time_point when, std::exception_ptr cause = nullptr) {
+    if (when <= Clock::now()) {
+      deadline_at_ = when;
+      cancel(CancelReason::deadline, std::move(cause));
+      return;
+    }
     auto* d = new Deadline(this);
     d->deadline = when;
     d->cause = std::move(cause);
@@ -1997,8 +2009,8 @@ public:
     deadline_ = d;
   }
   [[nodiscard]] std::optional<Clock::time_point> deadline() const noexcept {
-    if (!deadline_) return std::nullopt;
-    return deadline_->deadline;
+    if (deadline_) return deadline_->deadline;
+    return deadline_at_;
   }
 
   void task_started() noexcept override {
@@ -2116,6 +2128,7 @@ private:
   ContextValues values_;
   AfterCancelNode* after_cancel_ = nullptr;
   Deadline* deadline_ = nullptr;
+  std::optional<Clock::time_point> deadline_at_;  // a deadline that had passed when it was set
 };
 
 /// `co_await` until no task bound to the context (or a descendant) is live;
@@ -4996,8 +5009,9 @@ public:
   /// its parent's cause); if that one gave none, a Cancelled saying "context
   /// cancelled" or "context deadline exceeded". Null while not cancelled.
   [[nodiscard]] std::exception_ptr cause() const {
-    if (auto c = st_->cancel_cause()) return c;
-    switch (st_->reason()) {
+    auto [reason, cause] = st_->cancellation();
+    if (cause) return cause;
+    switch (reason) {
       case detail::CancelReason::none: return nullptr;
       case detail::CancelReason::deadline: return std::make_exception_ptr(Cancelled("context deadline exceeded"));
       case detail::CancelReason::cancelled: break;

@@ -110,6 +110,11 @@ public:
     std::lock_guard lk(lock_);
     return cause_;
   }
+  /// The reason and the cause together (one lock: never a reason without its cause).
+  [[nodiscard]] std::pair<CancelReason, std::exception_ptr> cancellation() const noexcept {
+    std::lock_guard lk(lock_);
+    return {static_cast<CancelReason>(reason_.load(std::memory_order_relaxed)), cause_};
+  }
   [[nodiscard]] ContextState* parent() const noexcept { return parent_; }
 
   /// The value stored under `key` here or by an ancestor (the nearest), or null.
@@ -151,7 +156,14 @@ public:
     return true;
   }
 
+  /// A deadline already past cancels at once (as Go's WithDeadline does):
+  /// the context is cancelled before anybody sees it.
   void set_deadline(Clock::time_point when, std::exception_ptr cause = nullptr) {
+    if (when <= Clock::now()) {
+      deadline_at_ = when;
+      cancel(CancelReason::deadline, std::move(cause));
+      return;
+    }
     auto* d = new Deadline(this);
     d->deadline = when;
     d->cause = std::move(cause);
@@ -165,8 +177,8 @@ public:
     deadline_ = d;
   }
   [[nodiscard]] std::optional<Clock::time_point> deadline() const noexcept {
-    if (!deadline_) return std::nullopt;
-    return deadline_->deadline;
+    if (deadline_) return deadline_->deadline;
+    return deadline_at_;
   }
 
   void task_started() noexcept override {
@@ -284,6 +296,7 @@ private:
   ContextValues values_;
   AfterCancelNode* after_cancel_ = nullptr;
   Deadline* deadline_ = nullptr;
+  std::optional<Clock::time_point> deadline_at_;  // a deadline that had passed when it was set
 };
 
 /// `co_await` until no task bound to the context (or a descendant) is live;
