@@ -26,6 +26,7 @@
 #include "detail/config.hpp"  // first: the C++20 check
 
 #include <algorithm>
+#include <iterator>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -284,6 +285,12 @@ public:
     } catch (...) {  // called from one of its own tasks: nothing better to do than not wait
     }
     std::vector<std::shared_ptr<Object>> live;
+    std::vector<Kept> kept;
+    {
+      std::lock_guard lk(objects_mu_);
+      kept.swap(kept_);
+    }
+    kept.clear();  // the groups are idle now: their destructors only report errors nobody saw
     {
       std::lock_guard lk(objects_mu_);
       for (auto& w : objects_)
@@ -307,6 +314,25 @@ public:
     }
     objects_.push_back(obj);
     return obj;
+  }
+
+  /// Keeps `obj` alive while `busy(obj)` or somebody else holds it, at
+  /// most until the runtime ends (a group whose tasks run after the script
+  /// dropped its handle). Pruned as `adopt` prunes.
+  void keep_while(std::shared_ptr<Object> obj, bool (*busy)(const Object&) noexcept) {
+    std::vector<Kept> done;
+    {
+      std::lock_guard lk(objects_mu_);
+      if (kept_.size() >= kept_prune_at_) {
+        auto it = std::stable_partition(kept_.begin(), kept_.end(),
+                                        [](const Kept& k) { return k.obj.use_count() > 1 || k.busy(*k.obj); });
+        std::move(it, kept_.end(), std::back_inserter(done));
+        kept_.erase(it, kept_.end());
+        kept_prune_at_ = std::max<std::size_t>(64, 2 * kept_.size());
+      }
+      kept_.push_back(Kept{std::move(obj), busy});
+    }
+    // `done` is destroyed here, outside the lock.
   }
 
   [[nodiscard]] Host& host() const noexcept { return host_; }
@@ -366,9 +392,15 @@ private:
   Context ctx_;
   mutable std::mutex store_mu_;
   std::map<std::string, Value, std::less<>> store_;
+  struct Kept {
+    std::shared_ptr<Object> obj;
+    bool (*busy)(const Object&) noexcept;
+  };
   std::mutex objects_mu_;
   std::vector<std::weak_ptr<Object>> objects_;
   std::size_t prune_at_ = 64;
+  std::vector<Kept> kept_;
+  std::size_t kept_prune_at_ = 64;
 };
 
 /// A parameter of a native function: a name, and a default when optional.
@@ -1075,10 +1107,10 @@ inline Value script_value(const Value& key, Value fallback) {
 }
 
 /// threads.Group / thread.group: a TaskGroup whose tasks run script
-/// functions. Each task holds the group, so dropping the script's handle
-/// neither cancels nor waits: the tasks end by themselves, by the group's
-/// first error, by cancel(), or with the runtime.
-class GroupObject final : public Object, public std::enable_shared_from_this<GroupObject> {
+/// functions. The runtime keeps it while it has tasks (Runtime::keep_while),
+/// so dropping the script's handle neither cancels nor waits: the tasks end
+/// by themselves, by the group's first error, by cancel(), or with the runtime.
+class GroupObject final : public Object {
 public:
   explicit GroupObject(const Context& parent) : group(parent) {}
   SKEIN_SCRIPT_OBJECT(TaskGroup) {
@@ -1126,9 +1158,7 @@ private:
   Value start(Call& c, bool only_if_free) {
     auto [fn, rest] = script_task_call(c, 0);
     auto globals = snapshot_if(c, clone);
-    // The task holds the group: the script's handle may go meanwhile.
-    auto body = [keep = shared_from_this(), inner = c.runtime().task_body()](FunctionRef f, std::vector<Value> a,
-                                                                             std::optional<Dict> g) -> Value {
+    auto body = [inner = c.runtime().task_body()](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
       try {
         return inner(std::move(f), std::move(a), std::move(g));
       } catch (const TaskError& e) {
@@ -1167,6 +1197,8 @@ inline Value make_group(Call& c, const Value& limit, const Value& values, bool c
   }
   auto g = make<GroupObject>(c, parent);
   g->clone = clone;
+  c.runtime().keep_while(g,
+                         [](const Object& o) noexcept { return static_cast<const GroupObject&>(o).group.tasks() > 0; });
   if (!limit.is_none()) g->group.set_limit(GroupObject::limit(c, limit));
   return g;
 }
