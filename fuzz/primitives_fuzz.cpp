@@ -1,6 +1,6 @@
 // libFuzzer driver for the synchronisation primitives — Queue<int>, WaitGroup,
-// Semaphore, Mutex and Pool<int> — checked operation by operation against a
-// sequential model written here from docs/api/*.md and CONTRACT.md.
+// Semaphore, Mutex, Pool<int> and TaskGroup — checked operation by operation
+// against a sequential model written here from docs/api/*.md and CONTRACT.md.
 //
 // Input: 3 header bytes (queue capacity, semaphore permits, number of
 // actors), then operations of 3 bytes each [op, a, b], at most kMaxOps.
@@ -36,14 +36,45 @@
 // first one exactly, with one worker); async_submit may suspend until a
 // worker thread makes room and must then resume on the loop.
 //
+// TaskGroup: one group at a time (made by the first g.* operation, remade by
+// g.reset), with or without a parent context (TaskGroup(parent), or
+// TaskGroup() inside a task of the parent), and a limit. Its tasks — blocking
+// functions on the pool, coroutines on the pool, coroutines on the loop —
+// are started with run / spawn / try_run from the fuzzer thread (the model
+// says whether try_run admits: limit minus the tasks running), or with
+// async_run by an actor (which waits in FIFO order for a slot). Each task
+// waits for a command of its own (a Resolver) — return a value, throw a
+// distinct error (std::runtime_error, a non-std type, Cancelled itself), or
+// call the group's wait/async_wait/set_limit from inside (UsageError) — and
+// says beforehand what it does once cancelled: let the Cancelled out, return
+// a value, or throw. The model predicts every task's end, its Promise's value
+// or error (the very exception object), the Cancelled its wait threw (message
+// and cause: the first error, the cancel cause, the parent's), tasks(),
+// cancelled(), errors() (in order; errors thrown concurrently by tasks
+// reacting to one cancellation, in any order among themselves), and what
+// wait() / async_wait() report: the first error, else after an outside
+// cancellation one of the Cancelled the tasks ended with, else nothing. A
+// blocking wait() runs when the model says it returns at once, or while a
+// helper thread ends the last task or cancels the group or its parent; a
+// blocking run() waits while a helper ends a task; wait() inside a task that
+// is then cancelled cancels the group and throws Cancelled. After each
+// operation the fuzzer waits (polling the loop) until the tasks started have
+// begun to run and tasks() equals the model's count: the tasks' threads are
+// real, so this is what makes each outcome deterministic. Nothing reaches the
+// unhandled-error handler from a task of the group; ~TaskGroup (g.reset, end
+// of input) reports exactly the errors neither wait() nor errors() returned.
+// Not driven: set_limit while async_run waits for a slot, and the group's
+// end while async_run or async_wait waits on it (these suspended coroutines
+// refer to the group's semaphore and to the group itself).
+//
 // At the end every blocked actor is cancelled, the others stop, and the
 // queue's remaining items, the counter and the free permits must equal the
 // model's. A divergence prints the operation trace and traps
 // (PRIMITIVES_FUZZ_TRACE=1 prints the trace of every input).
 //
 // Not modelled: real races between threads on one primitive (the thread-form
-// calls here are completed by exactly one helper), RWLock, and Queue<T> for
-// a T other than int.
+// calls here are completed by exactly one helper), RWLock, Queue<T> for a T
+// other than int, and tasks that a group's task starts in its context.
 //
 //   clang++ -fsanitize=fuzzer,address,undefined (CMake: -DSKEIN_BUILD_FUZZ=ON)
 //   ./primitives_fuzz fuzz/corpus/primitives -runs=3000
@@ -59,6 +90,7 @@
 #include <cstdlib>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -176,6 +208,11 @@ const char* const kSemCtorNegative = "a Semaphore needs a non-negative number of
 const char* const kSemCtorBig = "a Semaphore's permits must fit in 31 bits";
 const char* const kPoolClosed = "submit on a closed Pool";
 const char* const kPoolZero = "a Pool needs at least one worker";
+const char* const kNotStarted = "task cancelled before it started";
+const char* const kGroupSetLimit = "TaskGroup::set_limit while tasks of the group are running";
+const char* const kGroupWaitInside = "TaskGroup::wait() called from a task of the group would wait for itself";
+const char* const kGroupAsyncWaitInside =
+    "TaskGroup::async_wait() called from a task of the group would wait for itself";
 
 std::string sem_bound_msg(std::int64_t n, std::int64_t held, std::int64_t bound) {
   return "Semaphore::release above its bound: releasing " + std::to_string(n) + " permit(s) with " +
@@ -225,6 +262,18 @@ enum Op : std::uint8_t {
   kPState,
   kPReset,
   kCancelThread,
+  kGRun,
+  kGAsyncRun,
+  kGFinish,
+  kGCancel,
+  kGParentCancel,
+  kGWait,
+  kGAsyncWait,
+  kGErrors,
+  kGState,
+  kGSetLimit,
+  kGReset,
+  kGWaitInTask,
   kOpCount,
   kQuit = 0xff,
 };
@@ -270,6 +319,18 @@ const char* const kOpNamesTable[kOpCount] = {
     "pool.state",
     "pool.reset",
     "cancel blocked task",
+    "g.run",
+    "g.async_run",
+    "g: a task finishes",
+    "g.cancel",
+    "g: parent.cancel",
+    "g.wait",
+    "g.async_wait",
+    "g.errors",
+    "g.state",
+    "g.set_limit",
+    "g.reset",
+    "g.wait in a cancelled task",
 };
 const char* op_name(int op) { return op >= 0 && op < kOpCount ? kOpNamesTable[op] : "quit"; }
 
@@ -350,14 +411,130 @@ std::vector<std::exception_ptr> take_reports() {
   return std::exchange(g_reports, {});
 }
 
+// --- TaskGroup probe ----------------------------------------------------------------------
+
+constexpr int kMaxChildren = 6;      // a group's tasks live at once
+constexpr int kMaxChildStarts = 40;  // a group's tasks started per input
+constexpr int kFuzzerWaiter = -100;  // the fuzzer thread blocked in g.run(), among the slot waiters
+
+// A non-std error type for the group's tasks to throw.
+struct ChildFault {
+  int id;
+};
+
+// What a task of the group is told to do once it is running.
+struct ChildCmd {
+  int mode = 0;  // 0 return `value`; 1 throw `err`; 2 check the group's calls refuse it, then return `value`
+  int value = 0;
+  std::exception_ptr err;
+  std::size_t tasks = 0;  // mode 2: g.tasks() the model expects then
+};
+
+// How the model says a task of the group ended.
+enum class End : std::uint8_t { value, error, cancelled, doomed };
+
+// One task of the group: the fuzzer's side (its command, its kept Promise),
+// what the task writes (started, the Cancelled it caught), and the model's.
+struct Child {
+  int serial = 0;
+  int kind = 0;    // 0 a blocking function on the pool, 1 a coroutine on the pool, 2 a coroutine on the loop
+  int policy = 0;  // once cancelled: 0 let the Cancelled out, 1 return cancel_value, 2 throw cancel_err
+  int cancel_value = 0;
+  std::exception_ptr cancel_err;
+  std::optional<skein::Resolver<ChildCmd>> mbox;
+  std::optional<skein::Promise<int>> prom;  // the handle kept (run/try_run/async_run), if any
+  // written by the task
+  std::atomic<bool> started{false};
+  std::exception_ptr caught;  // the Cancelled its wait threw
+  // model
+  enum class M : std::uint8_t { free, reserved, running, ended } m = M::free;
+  bool expect_start = false;
+  End end = End::value;
+  int end_value = 0;
+  std::exception_ptr end_err;
+  bool by_cancel = false;           // its wait threw Cancelled ...
+  std::string cancel_msg;           // ... with this message
+  std::exception_ptr cancel_cause;  // ... and this cause (also a doomed task's)
+};
+
+// One exception that wait() may rethrow: a known one (p), or a task's
+// Cancelled not seen yet (child, resolved once that task has been checked),
+// or a Cancelled nobody kept a handle to (p null: matched by its message).
+struct Cand {
+  std::exception_ptr p;
+  int child = -1;
+  std::string msg;
+};
+// The model's outcome of wait()/async_wait(): a normal return, or one of `cands`.
+struct GOut {
+  bool unit = true;
+  bool cancelled = false;  // the outside cancellation's Cancelled (carrying `cause`)
+  std::vector<Cand> cands;
+  std::exception_ptr cause;
+};
+
+std::string what_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+// A Cancelled's message, with the cause of the cancellation appended (docs/api/context.md).
+std::string cancel_text(const char* base, const std::exception_ptr& cause) {
+  std::string s = base;
+  if (cause) s += " (cause: " + what_of(cause) + ")";
+  return s;
+}
+std::string describe_ep(const std::exception_ptr& e) {
+  if (!e) return "nothing";
+  try {
+    std::rethrow_exception(e);
+  } catch (const ChildFault& f) {
+    return "ChildFault{" + std::to_string(f.id) + "}";
+  } catch (...) {
+    return describe(current_error());
+  }
+}
+// Checks that `e` is a skein::Cancelled saying `msg`, with cause `cause`.
+void expect_cancelled(const std::exception_ptr& e, const std::string& msg, const std::exception_ptr& cause,
+                      const char* what) {
+  EXPECT(e, "%s: expected Cancelled(\"%s\"), got nothing", what, msg.c_str());
+  bool ok = false;
+  std::string got_msg;
+  std::exception_ptr got_cause;
+  try {
+    std::rethrow_exception(e);
+  } catch (const skein::Cancelled& c) {
+    ok = true;
+    got_msg = c.what();
+    got_cause = c.cause();
+  } catch (...) {
+  }
+  EXPECT(ok, "%s: expected Cancelled(\"%s\"), got %s", what, msg.c_str(), describe_ep(e).c_str());
+  EXPECT(got_msg == msg, "%s: expected Cancelled(\"%s\"), got Cancelled(\"%s\")", what, msg.c_str(), got_msg.c_str());
+  EXPECT(got_cause == cause, "%s: Cancelled(\"%s\") carries cause %s, expected %s", what, msg.c_str(),
+         describe_ep(got_cause).c_str(), describe_ep(cause).c_str());
+}
+
+void expect_no_reports(const char* where) {
+  std::lock_guard lk(g_reports_mu);
+  EXPECT(g_reports.empty(), "%s: %zu error(s) reached the unhandled-error handler, the first %s", where,
+         g_reports.size(), describe_ep(g_reports.front()).c_str());
+}
+
 // --- the world ------------------------------------------------------------------------
 
 struct World;
 struct Actor;
 skein::Promise<void> actor_main(World* w, Actor* a);
+int child_sync(World* w, int ci, skein::Promise<ChildCmd> cmd);
+skein::Promise<int> child_coro(World* w, int ci, skein::Promise<ChildCmd> cmd);
 
 enum class St : std::uint8_t { dead, idle, blocked, pending, dying };
-enum class On : std::uint8_t { none, putter, getter, wg, sem, mu };
+enum class On : std::uint8_t { none, putter, getter, wg, sem, mu, gslot, gidle };
 // Mutex owner in the model.
 constexpr int kNoOwner = -1, kRawOwner = -2;
 
@@ -368,6 +545,7 @@ struct Actor {
   std::optional<skein::Resolver<Cmd>> mbox;
   bool idle = false, dead = true, has_result = false;
   Outcome result;
+  std::exception_ptr err;  // the exception behind `result`, if any
   std::unique_lock<skein::Mutex> guard;
   // model side
   St st = St::dead;
@@ -375,6 +553,12 @@ struct Actor {
   Op blocked_op = kQuit;
   Outcome expect;
   bool cancelled = false;
+  // TaskGroup: the outcome of async_wait (checked instead of `expect`), the
+  // task async_run starts, and whether the fuzzer must wait for its wake-up
+  // (it may come from another thread).
+  std::optional<GOut> gexpect;
+  int gchild = -1;
+  bool gwait = false;
 };
 
 struct QueueModel {
@@ -396,6 +580,11 @@ struct World {
   Actor actors[kMaxActors];
   std::vector<skein::Promise<void>> tasks;
   skein::EventLoop loop;
+  // The TaskGroup, after the loop (destroyed first), after its parent
+  // context and the children's records (which outlive it).
+  Child children[kMaxChildren];
+  std::optional<skein::Context> gparent;
+  std::unique_ptr<skein::TaskGroup> group;
 
   int nactors;
   std::vector<std::string> trace;
@@ -422,6 +611,27 @@ struct World {
     std::int64_t sum = 0;
   } pm;
   int pool_ids = 0;
+  struct GroupModel {
+    bool has_parent = false;
+    std::ptrdiff_t limit = -1;
+    bool cancelled = false, by_group = false;  // by_group: cancelled by the group itself (not its parent)
+    std::exception_ptr cause;                  // the cause of that cancellation
+    // errors(): batches in order; within a batch (errors thrown concurrently
+    // by tasks reacting to one cancellation) in any order.
+    std::vector<std::vector<std::exception_ptr>> batches;
+    std::size_t observed = 0;  // batches returned by wait()/async_wait()/errors()
+    bool outside_set = false;  // the Cancelled wait() reports after an outside cancellation: one of these
+    std::vector<Cand> outside;
+    std::vector<Cand> event_cands;  // tasks that ended with Cancelled in the current event
+    std::deque<int> slot_waiters;   // actors in async_run waiting for a slot (or kFuzzerWaiter)
+    std::vector<int> idle_waiters;  // actors in async_wait
+    std::size_t live = 0;           // tasks of the group not finished
+  } gm;
+  int child_starts = 0;
+  int child_serial = 0;
+  int cross_run_child = -1;          // the task a blocked g.run() on the fuzzer thread starts
+  std::optional<GOut> gout_pending;  // a fuzzer-thread wait()'s expected outcome, resolved by settle()
+  bool group_dirty = false;          // an actor's cancellation changed the group: settle even if told not to
 
   World(std::size_t cap, std::ptrdiff_t permits, int n)
       : q(cap), sem(permits), nactors(n), sem_avail(permits), sem_max(permits) {
@@ -452,6 +662,9 @@ struct World {
     a.st = St::idle;
     a.on = On::none;
     a.cancelled = false;
+    a.gexpect.reset();
+    a.gwait = false;
+    a.gchild = -1;
     note("  (actor " + std::to_string(a.id) + " started)");
   }
 
@@ -484,6 +697,7 @@ struct World {
 
   void settle() {
     loop.poll();
+    if (group) g_quiesce();
     check_actors();
   }
 
@@ -505,11 +719,17 @@ struct World {
         case St::pending:
           EXPECT(a.has_result, "actor %d should have been woken in %s with %s, but was not", i, op_name(a.blocked_op),
                  describe(a.expect).c_str());
-          EXPECT(a.result == a.expect, "actor %d, %s: expected %s, got %s", i, op_name(a.blocked_op),
-                 describe(a.expect).c_str(), describe(a.result).c_str());
+          if (a.gexpect) {
+            check_gout(*a.gexpect, a.err, ("actor " + std::to_string(i) + ", " + op_name(a.blocked_op)).c_str());
+            a.gexpect.reset();
+          } else {
+            EXPECT(a.result == a.expect, "actor %d, %s: expected %s, got %s", i, op_name(a.blocked_op),
+                   describe(a.expect).c_str(), describe(a.result).c_str());
+          }
           note("  (actor " + std::to_string(i) + " resumed from " + op_name(a.blocked_op) + ": " + describe(a.result) +
                ")");
           a.has_result = false;
+          a.gwait = false;
           if (a.cancelled) {
             EXPECT(a.dead && !a.idle, "actor %d: its context is cancelled, it should have stopped", i);
             a.st = St::dead;
@@ -568,6 +788,29 @@ struct World {
           case On::wg: drop(wg_waiters); break;
           case On::sem: drop(sem_waiters); break;
           case On::mu: drop(mu_waiters); break;
+          case On::gslot: {
+            // async_run gives up its place in the slot queue; nothing is started.
+            auto it = std::find(gm.slot_waiters.begin(), gm.slot_waiters.end(), a.id);
+            EXPECT(it != gm.slot_waiters.end(), "model: actor %d not among the slot waiters", a.id);
+            gm.slot_waiters.erase(it);
+            g_unreserve(a.gchild);
+            a.gchild = -1;
+            a.gwait = true;
+            group_dirty = true;
+            break;
+          }
+          case On::gidle: {
+            // async_wait cancels the group, waits for every task, then throws Cancelled.
+            auto it = std::find(gm.idle_waiters.begin(), gm.idle_waiters.end(), a.id);
+            EXPECT(it != gm.idle_waiters.end(), "model: actor %d not among the async_wait waiters", a.id);
+            gm.idle_waiters.erase(it);
+            g_cancel_event(nullptr, true);
+            g_after();
+            EXPECT(gm.live == 0, "model: the group's tasks did not all end on its cancellation");
+            a.gwait = true;
+            group_dirty = true;
+            break;
+          }
           case On::none: fail("model: blocked actor %d waits on nothing", a.id);
         }
         wake(a.id, Outcome::error(Err::cancelled, kCancelled));
@@ -923,6 +1166,725 @@ struct World {
     probe.reset();
   }
 
+  // --- TaskGroup ----------------------------------------------------------------------------
+
+  std::string child_name(int ci) const { return "task " + std::to_string(children[ci].serial); }
+
+  void group_create(std::uint8_t x) {
+    static const std::ptrdiff_t kLimits[] = {-1, 1, 2, 3, 0, 2, -1, 1};
+    gm = GroupModel{};
+    gm.limit = kLimits[x & 7];
+    gm.has_parent = (x & 0x18) != 0x18;
+    if (gm.has_parent) {
+      gparent.emplace();
+      if (x & 0x40) {
+        // TaskGroup() inside a task of `parent`: a child of the task's context.
+        gparent->run([this] { group = std::make_unique<skein::TaskGroup>(); }).get();
+      } else {
+        group = std::make_unique<skein::TaskGroup>(*gparent);
+      }
+      EXPECT(gparent->encloses(group->context()), "a group's context is not a child of its parent");
+    } else {
+      group = std::make_unique<skein::TaskGroup>();  // outside a task: a root
+    }
+    EXPECT(!group->cancelled() && group->tasks() == 0, "a new group: cancelled() %d, tasks() %zu", group->cancelled(),
+           group->tasks());
+    if (gm.limit >= 0 || (x & 0x20)) group->set_limit(gm.limit);
+    note("  (TaskGroup" +
+         std::string(!gm.has_parent ? "()"
+                     : (x & 0x40)   ? "() in a task of parent"
+                                    : "(parent)") +
+         ", limit " + std::to_string(gm.limit) + ")");
+  }
+
+  int g_free_child() const {
+    for (int i = 0; i < kMaxChildren; ++i)
+      if (children[i].m == Child::M::free) return i;
+    return -1;
+  }
+
+  // Prepares child slot `ci` for a task of `kind`; `b` picks what it does once cancelled.
+  void g_reserve(int ci, int kind, std::uint8_t b) {
+    Child& ch = children[ci];
+    ch.serial = ++child_serial;
+    ch.kind = kind;
+    ch.policy = b % 3;
+    ch.cancel_value = 1000 + ch.serial;
+    ch.cancel_err = (b & 0x10) ? std::make_exception_ptr(ChildFault{1000 + ch.serial})
+                               : std::make_exception_ptr(std::runtime_error(child_name(ci) + ": error once cancelled"));
+    ch.mbox.emplace();
+    ch.prom.reset();
+    ch.started.store(false);
+    ch.caught = nullptr;
+    ch.m = Child::M::reserved;
+    ch.expect_start = false;
+    ch.end = End::value;
+    ch.end_value = 0;
+    ch.end_err = nullptr;
+    ch.by_cancel = false;
+    ch.cancel_msg.clear();
+    ch.cancel_cause = nullptr;
+    ++child_starts;
+    static const char* const kKinds[] = {"blocking function on the pool", "coroutine on the pool",
+                                         "coroutine on the loop"};
+    static const char* const kPolicies[] = {"lets Cancelled out", "returns a value", "throws"};
+    note("  (" + child_name(ci) + ": " + kKinds[kind] + ", once cancelled " + kPolicies[ch.policy] + ")");
+  }
+  void g_unreserve(int ci) {
+    Child& ch = children[ci];
+    EXPECT(ch.m == Child::M::reserved, "model: unreserving %s", child_name(ci).c_str());
+    ch.mbox.reset();
+    ch.m = Child::M::free;
+  }
+
+  // The model: task `ci` was started (counted in tasks()). In a cancelled
+  // group it fails at once with Cancelled and never runs.
+  void g_started(int ci) {
+    Child& ch = children[ci];
+    ch.m = Child::M::running;
+    ++gm.live;
+    if (gm.cancelled) {
+      ch.cancel_cause = gm.cause;
+      g_end(ci, End::doomed);
+    } else {
+      ch.expect_start = true;
+    }
+  }
+
+  void g_end(int ci, End e, int v = 0, std::exception_ptr err = nullptr) {
+    Child& ch = children[ci];
+    EXPECT(ch.m == Child::M::running && gm.live > 0, "model: ending %s, not running", child_name(ci).c_str());
+    ch.m = Child::M::ended;
+    ch.end = e;
+    ch.end_value = v;
+    ch.end_err = std::move(err);
+    --gm.live;
+    if (e == End::cancelled) gm.event_cands.push_back(Cand{nullptr, ci, ch.cancel_msg});
+    if (e == End::doomed) gm.event_cands.push_back(Cand{nullptr, ci, cancel_text(kNotStarted, ch.cancel_cause)});
+  }
+
+  // The group's context is cancelled (by the group itself, or from outside):
+  // every running task's wait throws Cancelled and it does what it was told.
+  void g_cancel_event(std::exception_ptr cause, bool by_group) {
+    if (gm.cancelled) return;  // the first cancellation counts
+    gm.cancelled = true;
+    gm.by_group = by_group;
+    gm.cause = cause;
+    std::vector<std::exception_ptr> batch;
+    for (int i = 0; i < kMaxChildren; ++i) {
+      Child& ch = children[i];
+      if (ch.m != Child::M::running) continue;
+      ch.by_cancel = true;
+      ch.cancel_msg = cancel_text(kCancelled, cause);
+      ch.cancel_cause = cause;
+      switch (ch.policy) {
+        case 0: g_end(i, End::cancelled); break;
+        case 1: g_end(i, End::value, ch.cancel_value); break;
+        default:
+          batch.push_back(ch.cancel_err);
+          g_end(i, End::error, 0, ch.cancel_err);
+          break;
+      }
+    }
+    if (!batch.empty()) gm.batches.push_back(std::move(batch));
+  }
+
+  // Task `ci` does `c` (the model's side).
+  void g_command_model(int ci, const ChildCmd& c) {
+    if (c.mode == 1) {
+      // Its error is the group's; the first one cancels the group with itself as the cause.
+      g_end(ci, End::error, 0, c.err);
+      const bool first = gm.batches.empty();
+      gm.batches.push_back({c.err});
+      if (first) g_cancel_event(c.err, true);
+    } else {
+      g_end(ci, End::value, c.value);
+    }
+    g_after();
+  }
+
+  // After an event: freed slots go to the waiters in order (a task started in
+  // a cancelled group ends at once, freeing its slot again); the outside
+  // cancellation's Cancelled is fixed; an idle group wakes async_wait.
+  void g_after() {
+    while (!gm.slot_waiters.empty() && gm.limit >= 0 && gm.live < static_cast<std::size_t>(gm.limit)) {
+      int k = gm.slot_waiters.front();
+      gm.slot_waiters.pop_front();
+      int ci;
+      if (k == kFuzzerWaiter) {
+        ci = cross_run_child;
+      } else {
+        Actor& a = actors[k];
+        ci = a.gchild;
+        a.gchild = -1;
+        wake(k, Outcome::unit());
+        a.gwait = true;
+      }
+      g_started(ci);
+    }
+    if (gm.cancelled && !gm.by_group && !gm.outside_set && !gm.event_cands.empty()) {
+      gm.outside_set = true;
+      gm.outside = gm.event_cands;
+    }
+    gm.event_cands.clear();
+    if (gm.live == 0 && !gm.idle_waiters.empty()) {
+      GOut o = g_outcome();
+      for (int k : gm.idle_waiters) {
+        wake(k, Outcome::unit());
+        actors[k].gexpect = o;
+        actors[k].gwait = true;
+      }
+      gm.idle_waiters.clear();
+    }
+  }
+
+  // What wait()/async_wait() report now (and the errors it marks observed).
+  GOut g_outcome() {
+    GOut o;
+    if (!gm.batches.empty()) {
+      o.unit = false;
+      for (auto& e : gm.batches.front()) o.cands.push_back(Cand{e, -1, {}});
+    } else if (gm.outside_set) {
+      o.unit = false;
+      o.cancelled = true;
+      o.cands = gm.outside;
+      o.cause = gm.cause;
+    }
+    gm.observed = gm.batches.size();
+    return o;
+  }
+
+  std::string describe_gout(const GOut& o) const {
+    if (o.unit) return "a normal return";
+    std::string s = "one of:";
+    for (auto& c : o.cands) s += " [" + (c.p ? describe_ep(c.p) : "Cancelled(\"" + c.msg + "\")") + "]";
+    return s;
+  }
+
+  void check_gout(const GOut& o, const std::exception_ptr& e, const char* what) {
+    note(std::string("  -> ") + (e ? describe_ep(e) : "ok") + " (" + what + ")");
+    if (o.unit) {
+      EXPECT(!e, "%s: expected a normal return, got %s", what, describe_ep(e).c_str());
+      return;
+    }
+    EXPECT(e, "%s: expected %s, got a normal return", what, describe_gout(o).c_str());
+    bool ok = false;
+    for (auto& c : o.cands) {
+      EXPECT(c.child < 0, "model: unresolved candidate (task slot %d)", c.child);
+      if (c.p) {
+        ok = ok || c.p == e;
+      } else {
+        try {
+          std::rethrow_exception(e);
+        } catch (const skein::Cancelled& x) {
+          ok = ok || c.msg == x.what();
+        } catch (...) {
+        }
+      }
+    }
+    EXPECT(ok, "%s: got %s, expected %s", what, describe_ep(e).c_str(), describe_gout(o).c_str());
+    if (o.cancelled) {
+      std::exception_ptr cause;
+      try {
+        std::rethrow_exception(e);
+      } catch (const skein::Cancelled& x) {
+        cause = x.cause();
+      } catch (...) {
+      }
+      EXPECT(cause == o.cause, "%s: the Cancelled carries cause %s, expected %s", what, describe_ep(cause).c_str(),
+             describe_ep(o.cause).c_str());
+    }
+  }
+
+  void resolve_cands(std::vector<Cand>& v, int ci, const std::exception_ptr& real) {
+    for (auto& c : v)
+      if (c.child == ci) {
+        c.child = -1;
+        c.p = real;
+      }
+  }
+
+  // A task the model says has ended, checked once it really has: whether it
+  // ran, the Cancelled its wait threw, its Promise's value or error.
+  void g_check_child(int ci) {
+    Child& ch = children[ci];
+    const std::string who = child_name(ci);
+    EXPECT(ch.started.load() == ch.expect_start, "%s: %s", who.c_str(),
+           ch.expect_start ? "never ran" : "ran although the group was cancelled before it started");
+    if (ch.by_cancel)
+      expect_cancelled(ch.caught, ch.cancel_msg, ch.cancel_cause, (who + ", its wait once cancelled").c_str());
+    else
+      EXPECT(!ch.caught, "%s: its wait threw %s unexpectedly", who.c_str(), describe_ep(ch.caught).c_str());
+    std::exception_ptr real = ch.end == End::cancelled ? ch.caught : nullptr;
+    if (ch.prom) {
+      EXPECT(ch.prom->ready(), "%s: ended, but its Promise is not settled", who.c_str());
+      int v = 0;
+      std::exception_ptr pe;
+      try {
+        v = ch.prom->get();
+      } catch (...) {
+        pe = std::current_exception();
+      }
+      const std::string what = who + "'s Promise";
+      note("  (" + what + ": " + (pe ? describe_ep(pe) : "value " + std::to_string(v)) + ")");
+      switch (ch.end) {
+        case End::value:
+          EXPECT(!pe && v == ch.end_value, "%s: expected value %d, got %s", what.c_str(), ch.end_value,
+                 pe ? describe_ep(pe).c_str() : std::to_string(v).c_str());
+          break;
+        case End::error:
+          EXPECT(pe == ch.end_err, "%s: expected %s (that very exception), got %s", what.c_str(),
+                 describe_ep(ch.end_err).c_str(), pe ? describe_ep(pe).c_str() : std::to_string(v).c_str());
+          break;
+        case End::cancelled:
+          EXPECT(pe && pe == ch.caught, "%s: expected the Cancelled its wait threw (%s), got %s", what.c_str(),
+                 describe_ep(ch.caught).c_str(), pe ? describe_ep(pe).c_str() : std::to_string(v).c_str());
+          break;
+        case End::doomed:
+          expect_cancelled(pe, cancel_text(kNotStarted, ch.cancel_cause), ch.cancel_cause, what.c_str());
+          real = pe;
+          break;
+      }
+    }
+    resolve_cands(gm.outside, ci, real);
+    for (auto& a : actors)
+      if (a.gexpect) resolve_cands(a.gexpect->cands, ci, real);
+    if (gout_pending) resolve_cands(gout_pending->cands, ci, real);
+    ch.prom.reset();
+    ch.mbox.reset();  // if never resolved, its promise is abandoned: nobody holds it any more
+    ch.m = Child::M::free;
+  }
+
+  // Waits until the group is in the state the model says (tasks started have
+  // begun to run, the model's tasks() count, the woken actors have their
+  // results), polling the loop (some tasks are coroutines on it), then checks
+  // the tasks that ended.
+  void g_quiesce() {
+    auto until = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+      bool ok = true;
+      for (auto& ch : children)
+        if (ch.m == Child::M::running && ch.expect_start && !ch.started.load()) ok = false;
+      for (int i = 0; i < nactors; ++i)
+        if (actors[i].st == St::pending && actors[i].gwait && !actors[i].has_result) ok = false;
+      // Every start is counted by now (above): tasks() only goes down.
+      if (ok && group->tasks() == gm.live) break;
+      if (std::chrono::steady_clock::now() > until) {
+        std::string s;
+        for (int i = 0; i < kMaxChildren; ++i)
+          if (children[i].m == Child::M::running)
+            s += " " + child_name(i) + (children[i].started.load() ? "(running)" : "(not started)");
+        fail("TaskGroup never reached the model's state: tasks() = %zu, expected %zu; running:%s", group->tasks(),
+             gm.live, s.c_str());
+      }
+      std::this_thread::yield();
+      loop.poll();
+    }
+    for (int i = 0; i < kMaxChildren; ++i)
+      if (children[i].m == Child::M::ended) g_check_child(i);
+  }
+
+  // Starts task `ci` for real with run (api 0), spawn (1) or try_run (2);
+  // false if try_run declined.
+  bool g_start_real(int api, int ci, bool keep, bool explicit_ex) {
+    Child& ch = children[ci];
+    skein::Promise<ChildCmd> cmd = ch.mbox->promise();
+    auto go = [&](auto&& start_run, auto&& start_try) -> bool {
+      if (api == 2) {
+        auto o = start_try();
+        if (!o) return false;
+        if (keep) ch.prom = std::move(*o);
+        return true;
+      }
+      auto p = start_run();
+      if (keep && api == 0) ch.prom = std::move(p);
+      return true;
+    };
+    skein::TaskGroup& g = *group;
+    if (ch.kind == 2)
+      return go([&] { return g.run(loop, &child_coro, this, ci, cmd); },
+                [&] { return g.try_run(loop, &child_coro, this, ci, cmd); });
+    if (explicit_ex) {
+      auto& pool = skein::default_pool();
+      if (ch.kind == 0)
+        return go([&] { return g.run(pool, &child_sync, this, ci, cmd); },
+                  [&] { return g.try_run(pool, &child_sync, this, ci, cmd); });
+      return go([&] { return g.run(pool, &child_coro, this, ci, cmd); },
+                [&] { return g.try_run(pool, &child_coro, this, ci, cmd); });
+    }
+    if (ch.kind == 0) {
+      if (api == 1) {
+        g.spawn(&child_sync, this, ci, cmd);
+        return true;
+      }
+      return go([&] { return g.run(&child_sync, this, ci, cmd); },
+                [&] { return g.try_run(&child_sync, this, ci, cmd); });
+    }
+    if (api == 1) {
+      g.spawn(&child_coro, this, ci, cmd);
+      return true;
+    }
+    return go([&] { return g.run(&child_coro, this, ci, cmd); }, [&] { return g.try_run(&child_coro, this, ci, cmd); });
+  }
+
+  std::vector<int> g_running(bool pool_only) const {
+    std::vector<int> v;
+    for (int i = 0; i < kMaxChildren; ++i)
+      if (children[i].m == Child::M::running && (!pool_only || children[i].kind != 2)) v.push_back(i);
+    return v;
+  }
+  bool g_loop_child_running() const { return g_running(false).size() != g_running(true).size(); }
+  bool g_free_slot() const { return gm.limit < 0 || gm.live < static_cast<std::size_t>(gm.limit); }
+
+  // What a running task is told to do.
+  ChildCmd g_make_cmd(int ci, std::uint8_t a, std::uint8_t b) {
+    ChildCmd c;
+    c.value = a * 7 + b;
+    c.tasks = gm.live;
+    const std::string who = child_name(ci);
+    switch (b % 6) {
+      case 0:
+      case 1: c.mode = 0; break;
+      case 2: c.mode = 1, c.err = std::make_exception_ptr(std::runtime_error(who + " fails")); break;
+      case 3: c.mode = 1, c.err = std::make_exception_ptr(ChildFault{children[ci].serial}); break;
+      case 4: c.mode = 1, c.err = std::make_exception_ptr(skein::Cancelled(who + " throws Cancelled itself")); break;
+      default: c.mode = 2; break;
+    }
+    note("  (" + who + (c.mode == 1 ? " throws " + describe_ep(c.err) : " returns " + std::to_string(c.value)) +
+         (c.mode == 2 ? ", after calling the group's wait/async_wait/set_limit from inside" : "") + ")");
+    return c;
+  }
+
+  void group_op(Op op, std::uint8_t a, std::uint8_t b) {
+    if (!group) group_create(a ^ b);
+    switch (op) {
+      case kGRun: g_run(a, b); break;
+      case kGAsyncRun: g_async_run(a, b); break;
+      case kGFinish: {
+        auto running = g_running(false);
+        if (running.empty()) break;
+        int ci = running[a % running.size()];
+        ChildCmd c = g_make_cmd(ci, a, b);
+        g_command_model(ci, c);
+        children[ci].mbox->resolve(c);
+        break;
+      }
+      case kGCancel: {
+        std::exception_ptr cause;
+        if (a & 1) cause = std::make_exception_ptr(std::runtime_error("group cause " + std::to_string(a)));
+        note("  (g.cancel(" + std::string(cause ? describe_ep(cause) : "") + "))");
+        g_cancel_event(cause, true);
+        g_after();
+        group->cancel(cause);
+        if (a & 2) group->cancel(std::make_exception_ptr(std::runtime_error("ignored cause")));  // idempotent
+        break;
+      }
+      case kGParentCancel: {
+        if (!gm.has_parent) break;
+        std::exception_ptr cause;
+        if (a & 1) cause = std::make_exception_ptr(std::runtime_error("parent cause " + std::to_string(a)));
+        note("  (parent.cancel(" + std::string(cause ? describe_ep(cause) : "") + "))");
+        g_cancel_event(cause, false);
+        g_after();
+        gparent->cancel(cause);
+        break;
+      }
+      case kGWait: g_wait(a, b); break;
+      case kGAsyncWait: {
+        if (!gm.slot_waiters.empty()) break;  // (its outcome would race the tasks those start)
+        int k = pick(a);
+        if (k < 0) {
+          cancel(actors[a % nactors]);
+          break;
+        }
+        Actor& act = actors[k];
+        note("  by actor " + std::to_string(k));
+        Cmd c;
+        c.op = kGAsyncWait;
+        if (gm.live == 0) {
+          act.gexpect = g_outcome();
+          act.gwait = true;
+          issue(act, c, Outcome::unit(), On::none);
+        } else {
+          gm.idle_waiters.push_back(k);
+          issue(act, c, std::nullopt, On::gidle);
+        }
+        break;
+      }
+      case kGErrors: {
+        auto got = group->errors();
+        std::size_t total = 0;
+        for (auto& bt : gm.batches) total += bt.size();
+        note("  -> " + std::to_string(got.size()) + " error(s)");
+        EXPECT(got.size() == total, "g.errors(): %zu errors, expected %zu", got.size(), total);
+        std::size_t pos = 0;
+        for (auto& bt : gm.batches) {
+          std::vector<std::exception_ptr> part(got.begin() + static_cast<std::ptrdiff_t>(pos),
+                                               got.begin() + static_cast<std::ptrdiff_t>(pos + bt.size()));
+          for (auto& e : bt) {
+            auto it = std::find(part.begin(), part.end(), e);
+            EXPECT(it != part.end(), "g.errors(): %s missing at positions %zu..%zu (or out of order)",
+                   describe_ep(e).c_str(), pos, pos + bt.size() - 1);
+            part.erase(it);
+          }
+          pos += bt.size();
+        }
+        gm.observed = gm.batches.size();
+        break;
+      }
+      case kGState: {
+        EXPECT(group->tasks() == gm.live, "g.tasks() = %zu, expected %zu", group->tasks(), gm.live);
+        EXPECT(group->cancelled() == gm.cancelled, "g.cancelled() = %d, expected %d", group->cancelled(), gm.cancelled);
+        EXPECT(group->context().cancelled() == gm.cancelled, "g.context().cancelled() = %d, expected %d",
+               group->context().cancelled(), gm.cancelled);
+        std::exception_ptr cause = group->context().cause();
+        if (!gm.cancelled)
+          EXPECT(!cause, "g.context().cause() is %s before any cancellation", describe_ep(cause).c_str());
+        else if (gm.cause)
+          EXPECT(cause == gm.cause, "g.context().cause() is %s, expected %s", describe_ep(cause).c_str(),
+                 describe_ep(gm.cause).c_str());
+        else
+          expect_cancelled(cause, "context cancelled", nullptr, "g.context().cause()");
+        break;
+      }
+      case kGSetLimit: {
+        static const std::ptrdiff_t kSet[] = {-1, 0, 1, 2, 3, 1, 2, -7};
+        const std::ptrdiff_t n = kSet[a & 7];
+        // Not while async_run waits for a slot: that one waits on the limit's semaphore.
+        if (!gm.slot_waiters.empty()) break;
+        Outcome want = gm.live > 0 ? Outcome::error(Err::usage, kGroupSetLimit) : Outcome::unit();
+        Outcome got = capture([&] {
+          group->set_limit(n);
+          return Outcome::unit();
+        });
+        expect_eq(want, got, ("g.set_limit(" + std::to_string(n) + ")").c_str());
+        if (gm.live == 0) gm.limit = n;
+        break;
+      }
+      case kGReset:
+        group_teardown("~TaskGroup");
+        group_create(a);
+        break;
+      case kGWaitInTask: g_wait_in_task(); break;
+      default: fail("group_op: unexpected op %d", op);
+    }
+    settle();
+    group_dirty = false;
+    expect_no_reports(op_name(op));
+  }
+
+  void g_run(std::uint8_t a, std::uint8_t b) {
+    int api = a % 3;  // run, spawn, try_run
+    const int kind = (a / 3) % 3;
+    const bool keep = (b & 4) != 0, explicit_ex = (b & 8) != 0;
+    if (child_starts >= kMaxChildStarts) return;
+    int ci = g_free_child();
+    if (ci < 0) return;
+    const bool free_slot = g_free_slot();
+    if (!free_slot && api != 2) {
+      // run() would block: while a helper thread ends a task on the pool
+      // (nobody else waiting for a slot, and no async_wait, which may see the
+      // group idle for a moment before our task starts), or else try_run.
+      auto pool_running = g_running(true);
+      if (api == 0 && (b & 0x80) && cross_left > 0 && gm.slot_waiters.empty() && gm.idle_waiters.empty() &&
+          !pool_running.empty()) {
+        cross_run(ci, kind, keep, explicit_ex, pool_running[a % pool_running.size()], a, b);
+        return;
+      }
+      api = 2;
+    }
+    g_reserve(ci, kind, b);
+    static const char* const kApi[] = {"g.run", "g.spawn", "g.try_run"};
+    note(std::string("  (") + kApi[api] + (keep ? ", Promise kept" : "") + ")");
+    bool admitted = g_start_real(api, ci, keep, explicit_ex);
+    EXPECT(admitted == free_slot, "g.try_run: %s, but %zu task(s) run with limit %td",
+           admitted ? "started a task" : "declined", gm.live, gm.limit);
+    if (!admitted) {
+      note("  -> declined");
+      g_unreserve(ci);
+      return;
+    }
+    g_started(ci);
+    g_after();
+  }
+
+  void cross_run(int ci, int kind, bool keep, bool explicit_ex, int ending, std::uint8_t a, std::uint8_t b) {
+    g_reserve(ci, kind, b);
+    note("  (cross-thread: g.run blocked for a slot, helper ends " + child_name(ending) + ")");
+    ChildCmd c = g_make_cmd(ending, a, static_cast<std::uint8_t>(b % 4 == 3 ? 2 : b % 3));  // a value, or an error
+    cross_run_child = ci;
+    gm.slot_waiters.push_back(kFuzzerWaiter);
+    g_command_model(ending, c);  // its slot comes to us
+    EXPECT(gm.slot_waiters.empty(), "model: the blocked g.run did not get the slot");
+    Outcome got = cross(
+        [&] {
+          (void)g_start_real(0, ci, keep, explicit_ex);
+          return Outcome::unit();
+        },
+        [&] { children[ending].mbox->resolve(c); });
+    expect_eq(Outcome::unit(), got, "blocked g.run");
+    cross_run_child = -1;
+  }
+
+  void g_async_run(std::uint8_t a, std::uint8_t b) {
+    if (child_starts >= kMaxChildStarts) return;
+    int ci = g_free_child();
+    if (ci < 0) return;
+    const bool free_slot = g_free_slot();
+    if (!free_slot && !gm.idle_waiters.empty()) return;  // (async_wait's outcome would race the starts)
+    int k = pick(a);
+    if (k < 0) {
+      cancel(actors[a % nactors]);
+      return;
+    }
+    Actor& act = actors[k];
+    const bool keep = (b & 4) != 0;
+    g_reserve(ci, (a / 3) % 2, b);
+    note("  by actor " + std::to_string(k) + (keep ? ", Promise kept" : ""));
+    Cmd c;
+    c.op = kGAsyncRun;
+    c.item = ci;
+    c.lvalue = keep;
+    if (free_slot) {
+      g_started(ci);
+      g_after();
+      act.gwait = true;
+      issue(act, c, Outcome::unit(), On::none);
+    } else {
+      act.gchild = ci;
+      gm.slot_waiters.push_back(k);
+      issue(act, c, std::nullopt, On::gslot);
+    }
+  }
+
+  void g_wait(std::uint8_t a, std::uint8_t b) {
+    std::exception_ptr e;
+    auto do_wait = [&] {
+      try {
+        group->wait();
+      } catch (...) {
+        e = std::current_exception();
+      }
+      return Outcome::unit();
+    };
+    if (gm.live == 0) {
+      GOut o = g_outcome();
+      (void)do_wait();
+      check_gout(o, e, "g.wait");
+      return;
+    }
+    // Tasks are running: the wait blocks while a helper thread ends them, if
+    // none needs the loop (this thread drives it) and no async_run waits.
+    auto running = g_running(true);
+    if (cross_left <= 0 || g_loop_child_running() || !gm.slot_waiters.empty()) return;
+    std::function<void()> helper;
+    if (running.size() == 1 && !(b & 1)) {
+      int ci = running[0];
+      ChildCmd c = g_make_cmd(ci, a, static_cast<std::uint8_t>(b >> 1));
+      note("  (cross-thread: g.wait blocked, helper ends " + child_name(ci) + ")");
+      g_command_model(ci, c);
+      helper = [this, ci, c] { children[ci].mbox->resolve(c); };
+    } else {
+      std::exception_ptr cause;
+      if (b & 4) cause = std::make_exception_ptr(std::runtime_error("cause " + std::to_string(a)));
+      const bool parent = (b & 2) && gm.has_parent;
+      note(std::string("  (cross-thread: g.wait blocked, helper cancels ") + (parent ? "the parent" : "the group") +
+           ")");
+      g_cancel_event(cause, !parent);
+      g_after();
+      if (parent)
+        helper = [this, cause] { gparent->cancel(cause); };
+      else
+        helper = [this, cause] { group->cancel(cause); };
+    }
+    gout_pending = g_outcome();
+    (void)cross(do_wait, helper);
+    settle();  // the tasks are checked (and the candidates resolved)
+    check_gout(*gout_pending, e, "blocked g.wait");
+    gout_pending.reset();
+  }
+
+  // wait() inside a task that gets cancelled: the group is cancelled, every
+  // task waited for, then Cancelled (the errors stay unobserved).
+  void g_wait_in_task() {
+    if (gm.live == 0 || cross_left <= 0) return;
+    --cross_left;
+    note("  (g.wait() in a task of another context, which is then cancelled)");
+    g_cancel_event(nullptr, true);
+    g_after();
+    skein::Context tctx;
+    std::atomic<bool> started{false};
+    auto task = tctx.run([this, &started] {
+      started.store(true);
+      group->wait();
+    });
+    auto until = std::chrono::steady_clock::now() + 20s;
+    while (!started.load()) {
+      EXPECT(std::chrono::steady_clock::now() < until, "the waiting task never started");
+      std::this_thread::yield();
+    }
+    std::this_thread::sleep_for(100us);  // time to block
+    tctx.cancel();
+    while (!task.ready()) {  // the loop's tasks need this thread to end
+      loop.poll();
+      EXPECT(std::chrono::steady_clock::now() < until, "g.wait() in a cancelled task never returned");
+      std::this_thread::yield();
+    }
+    Outcome got = capture([&] {
+      task.get();
+      return Outcome::unit();
+    });
+    expect_eq(Outcome::error(Err::cancelled, kCancelled), got, "g.wait() in a cancelled task");
+  }
+
+  // ~TaskGroup: nothing may wait on it (async_run, async_wait), no task may
+  // need the loop (the destructor blocks this thread); the tasks left are
+  // cancelled and waited for, and the errors nobody observed are reported.
+  void group_teardown(const char* where) {
+    if (!group) return;
+    for (int i = 0; i < nactors; ++i)
+      if (actors[i].st == St::blocked && (actors[i].on == On::gslot || actors[i].on == On::gidle)) cancel(actors[i]);
+    settle();
+    if (g_loop_child_running()) {
+      note("  (g.cancel() first: tasks on the loop need this thread)");
+      g_cancel_event(nullptr, true);
+      g_after();
+      group->cancel();
+      settle();
+    }
+    EXPECT(gm.slot_waiters.empty() && gm.idle_waiters.empty(), "model: waiters left on the group");
+    if (gm.live > 0) g_cancel_event(nullptr, true);
+    g_after();
+    EXPECT(gm.live == 0, "model: tasks left after the group's cancellation");
+    std::vector<std::exception_ptr> want;
+    for (std::size_t i = gm.observed; i < gm.batches.size(); ++i)
+      want.insert(want.end(), gm.batches[i].begin(), gm.batches[i].end());
+    note(std::string("  (") + where + ": " + std::to_string(want.size()) + " unobserved error(s) to report)");
+    group.reset();
+    for (int i = 0; i < kMaxChildren; ++i) {
+      EXPECT(children[i].m == Child::M::free || children[i].m == Child::M::ended, "model: %s left %s",
+             child_name(i).c_str(), children[i].m == Child::M::running ? "running" : "reserved");
+      if (children[i].m == Child::M::ended) g_check_child(i);
+    }
+    auto got = take_reports();
+    std::string g, w;
+    for (auto& x : got) g += " [" + describe_ep(x) + "]";
+    for (auto& x : want) w += " [" + describe_ep(x) + "]";
+    bool same = got.size() == want.size();
+    for (auto& x : want) {
+      auto it = std::find(got.begin(), got.end(), x);
+      if (it == got.end()) {
+        same = false;
+        break;
+      }
+      got.erase(it);
+    }
+    EXPECT(same, "%s: reported%s; expected (the errors neither wait() nor errors() returned)%s", where, g.c_str(),
+           w.c_str());
+    gparent.reset();
+    gm = GroupModel{};
+  }
+
   // --- one operation --------------------------------------------------------------------------
 
   void step(std::uint8_t opb, std::uint8_t a, std::uint8_t b) {
@@ -958,9 +1920,26 @@ struct World {
       case kPClose:
       case kPState:
       case kPReset: pool_op(op, a, b); break;
+      case kGRun:
+      case kGAsyncRun:
+      case kGFinish:
+      case kGCancel:
+      case kGParentCancel:
+      case kGWait:
+      case kGAsyncWait:
+      case kGErrors:
+      case kGState:
+      case kGSetLimit:
+      case kGReset:
+      case kGWaitInTask:
+        settle();
+        group_op(op, a, b);  // settles: the group reaches the model's state before the next operation
+        return;
       default: sync_op(c, a, b, in_actor); break;
     }
-    if (!skip_poll) settle();
+    // An actor's cancellation that reached the group (async_run, async_wait) is always settled.
+    if (!skip_poll || group_dirty) settle();
+    group_dirty = false;
   }
 
   void async_op(Cmd& c, std::uint8_t a, std::uint8_t b) {
@@ -1480,6 +2459,7 @@ struct World {
     for (int i = 0; i < nactors; ++i)
       if (actors[i].st == St::blocked) cancel(actors[i]);
     settle();
+    group_teardown("~TaskGroup at the end");
     // Release the mutex: through its guard, else plainly.
     if (mu_locked) {
       Outcome got = capture([&] {
@@ -1553,6 +2533,7 @@ skein::Promise<void> actor_main(World* w, Actor* a) {
       co_return;
     }
     Outcome o;
+    a->err = nullptr;
     try {
       switch (c.op) {
         case kQAsyncPut: co_await w->q.async_put(c.item); break;
@@ -1567,16 +2548,103 @@ skein::Promise<void> actor_main(World* w, Actor* a) {
         }
         case kMGuardUnlock: a->guard.unlock(); break;
         case kPAsyncSubmit: co_await w->pool->async_submit(c.item); break;
+        case kGAsyncRun: {
+          Child& ch = w->children[c.item];
+          skein::Promise<ChildCmd> cmd = ch.mbox->promise();
+          auto started = ch.kind == 0 ? w->group->async_run(&child_sync, w, c.item, cmd)
+                                      : w->group->async_run(&child_coro, w, c.item, cmd);
+          skein::Promise<int> p = co_await std::move(started);
+          EXPECT(p.valid(), "async_run gave an empty Promise");
+          if (c.lvalue) ch.prom = std::move(p);
+          break;
+        }
+        case kGAsyncWait: co_await w->group->async_wait(); break;
         default: o = w->exec_sync(c); break;
       }
     } catch (...) {
       o = current_error();
+      a->err = std::current_exception();
     }
     // Executor affinity: whoever woke us, we resumed on the loop's thread.
     EXPECT(w->loop.on_loop(), "actor %d resumed from %s outside the loop's thread", a->id, op_name(c.op));
     a->result = std::move(o);
     a->has_result = true;
   }
+}
+
+// --- the group's tasks ------------------------------------------------------------------------
+
+// Command mode 2: from inside, the group's waits and set_limit refuse.
+int child_poke(World* w, int ci, const ChildCmd& c) {
+  skein::TaskGroup& g = *w->group;
+  const int s = w->children[ci].serial;
+  Outcome o = capture([&] {
+    g.wait();
+    return Outcome::unit();
+  });
+  EXPECT(o == Outcome::error(Err::usage, kGroupWaitInside), "task %d: g.wait() inside the group gave %s", s,
+         describe(o).c_str());
+  o = capture([&] {
+    (void)g.async_wait();
+    return Outcome::unit();
+  });
+  EXPECT(o == Outcome::error(Err::usage, kGroupAsyncWaitInside), "task %d: g.async_wait() inside the group gave %s", s,
+         describe(o).c_str());
+  o = capture([&] {
+    g.set_limit(2);
+    return Outcome::unit();
+  });
+  EXPECT(o == Outcome::error(Err::usage, kGroupSetLimit), "task %d: g.set_limit() inside the group gave %s", s,
+         describe(o).c_str());
+  EXPECT(g.tasks() == c.tasks, "task %d: g.tasks() = %zu from inside, expected %zu", s, g.tasks(), c.tasks);
+  EXPECT(!g.cancelled(), "task %d: the group is cancelled while it runs", s);
+  auto cur = skein::Context::current();
+  EXPECT(cur && g.context().encloses(*cur), "task %d: does not run in the group's context", s);
+  return c.value;
+}
+
+int child_act(World* w, int ci, const ChildCmd& c) {
+  if (c.mode == 1) std::rethrow_exception(c.err);
+  if (c.mode == 2) return child_poke(w, ci, c);
+  return c.value;
+}
+
+int child_sync(World* w, int ci, skein::Promise<ChildCmd> cmd) {
+  Child& ch = w->children[ci];
+  ch.started.store(true);
+  ChildCmd c;
+  try {
+    c = cmd.get();
+  } catch (const skein::Cancelled&) {
+    ch.caught = std::current_exception();
+    if (ch.policy == 0) throw;
+    if (ch.policy == 1) return ch.cancel_value;
+    std::rethrow_exception(ch.cancel_err);
+  }
+  return child_act(w, ci, c);
+}
+
+skein::Promise<int> child_coro(World* w, int ci, skein::Promise<ChildCmd> cmd) {
+  Child& ch = w->children[ci];
+  ch.started.store(true);
+  const bool on_loop = ch.kind == 2;
+  EXPECT(w->loop.on_loop() == on_loop, "task %d started %s the loop's thread", ch.serial, on_loop ? "outside" : "on");
+  ChildCmd c;
+  bool cancelled = false;
+  try {
+    c = co_await cmd;
+  } catch (const skein::Cancelled&) {
+    ch.caught = std::current_exception();
+    if (ch.policy == 0) throw;
+    cancelled = true;
+  }
+  // Executor affinity: it resumed where it was running.
+  EXPECT(w->loop.on_loop() == on_loop, "task %d resumed %s the loop's thread", ch.serial, on_loop ? "outside" : "on");
+  if (cancelled) {
+    if (ch.policy == 1) co_return ch.cancel_value;
+    std::rethrow_exception(ch.cancel_err);
+  }
+  co_return child_act(w, ci, c);
 }
 
 }  // namespace

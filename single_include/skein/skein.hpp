@@ -8485,6 +8485,7 @@ inline SleepOperation async_sleep_until(std::chrono::steady_clock::time_point de
 /// path, cancels what is left and waits for it.
 
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <exception>
@@ -8548,7 +8549,10 @@ public:
   }
   template <TaskExecutor E, class F, class... Args>
   auto run(E& ex, F&& f, Args&&... args) {
-    if (slots_) slots_->acquire();
+    if (slots_) {
+      SlotWait w(waiting_);
+      slots_->acquire();
+    }
     return start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...);
   }
   /// run() without the Promise.
@@ -8580,7 +8584,10 @@ public:
   auto async_run(F&& f, Args&&... args) {
     using P = decltype(start_holding_slot(default_pool(), std::forward<F>(f), std::forward<Args>(args)...));
     return [](TaskGroup* g, std::decay_t<F> fn, std::decay_t<Args>... a) -> Promise<P> {
-      if (g->slots_) co_await g->slots_->async_acquire();
+      if (g->slots_) {
+        SlotWait w(g->waiting_);
+        co_await g->slots_->async_acquire();
+      }
       co_return g->start_holding_slot(default_pool(), std::move(fn), std::move(a)...);
     }(this, std::forward<F>(f), std::forward<Args>(args)...);
   }
@@ -8590,6 +8597,8 @@ public:
   /// 0 admits no task. UsageError while any task of the group is live.
   void set_limit(std::ptrdiff_t n) {
     if (st()->live_tasks() > 0) throw UsageError("TaskGroup::set_limit while tasks of the group are running");
+    if (waiting_.load(std::memory_order_acquire) > 0)
+      throw UsageError("TaskGroup::set_limit while a run or async_run waits for a slot");
     slots_.reset();
     if (n >= 0) slots_.emplace(n);
   }
@@ -8646,6 +8655,15 @@ public:
   }
 
 private:
+  // Counts the callers waiting for a slot (set_limit must not swap the semaphore under them).
+  struct SlotWait {
+    explicit SlotWait(std::atomic<long>& n) noexcept : n_(n) { n_.fetch_add(1, std::memory_order_relaxed); }
+    ~SlotWait() { n_.fetch_sub(1, std::memory_order_release); }
+    SlotWait(const SlotWait&) = delete;
+    SlotWait& operator=(const SlotWait&) = delete;
+    std::atomic<long>& n_;
+  };
+
   static Context initial_context() {
     auto cur = Context::current();
     return cur ? cur->child() : Context();
@@ -8730,6 +8748,7 @@ private:
 
   Context ctx_;
   std::optional<Semaphore> slots_;
+  std::atomic<long> waiting_{0};  // callers in run/async_run waiting for a slot
   mutable detail::SpinLock lock_;
   std::vector<std::exception_ptr> errors_;
   mutable std::size_t observed_ = 0;  // errors_[0, observed_) were rethrown or returned
