@@ -3,6 +3,10 @@
 #include "support/common.hpp"
 
 #include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 using namespace test;
@@ -330,4 +334,310 @@ TEST_CASE("a Semaphore may be destroyed by whoever acquires the permit released 
     s.reset();
     t.join();
   }
+}
+
+// --- Permit ----------------------------------------------------------------------
+
+namespace {
+
+/// Counts the unhandled-error reports whose message contains `part` (restored on destruction).
+class UnhandledCount {
+public:
+  explicit UnhandledCount(std::string part) : seen_(std::make_shared<Seen>()) {
+    seen_->part = std::move(part);
+    skein::set_unhandled_error_handler([s = seen_](std::exception_ptr e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        if (std::string(ex.what()).find(s->part) != std::string::npos) ++s->n;
+      } catch (...) {
+      }
+    });
+  }
+  ~UnhandledCount() { skein::set_unhandled_error_handler(nullptr); }
+  UnhandledCount(const UnhandledCount&) = delete;
+  UnhandledCount& operator=(const UnhandledCount&) = delete;
+  int count() const { return seen_->n.load(); }
+
+private:
+  struct Seen {
+    std::string part;
+    std::atomic<int> n{0};
+  };
+  std::shared_ptr<Seen> seen_;
+};
+
+}  // namespace
+
+TEST_CASE("Permit: the type's rules") {
+  static_assert(!std::is_copy_constructible_v<skein::Permit>);
+  static_assert(!std::is_copy_assignable_v<skein::Permit>);
+  static_assert(std::is_nothrow_move_constructible_v<skein::Permit>);
+  static_assert(std::is_nothrow_move_assignable_v<skein::Permit>);
+  static_assert(!std::is_convertible_v<skein::Permit, bool>);  // explicit operator bool
+  static_assert(std::is_constructible_v<bool, skein::Permit>);
+  skein::Permit empty;
+  CHECK_FALSE(empty.held());
+  CHECK_FALSE(empty);
+  CHECK(empty.semaphore() == nullptr);
+  empty.release();  // nothing to release
+  CHECK(empty.detach() == nullptr);
+}
+
+TEST_CASE("Permit holds one permit for its scope, and returns it however the scope is left") {
+  skein::Semaphore s(2);
+  {
+    skein::Permit p(s);
+    CHECK(p.held());
+    CHECK(static_cast<bool>(p));
+    CHECK(p.semaphore() == &s);
+    CHECK(s.available() == 1);
+    {
+      skein::Permit q(s);
+      CHECK(s.available() == 0);
+    }
+    CHECK(s.available() == 1);
+  }
+  CHECK(s.available() == 2);
+  auto leave_by_throw = [&s] {
+    skein::Permit p(s);
+    throw std::runtime_error("early exit");
+  };
+  CHECK_THROWS_AS(leave_by_throw(), std::runtime_error);
+  CHECK(s.available() == 2);
+  auto leave_early = [&s](bool early) {
+    skein::Permit p(s);
+    if (early) return s.available();
+    return std::ptrdiff_t{-1};
+  };
+  CHECK(leave_early(true) == 1);
+  CHECK(s.available() == 2);
+}
+
+TEST_CASE("Permit moves: the permit goes along, is released once, and a move-assignment releases the old one") {
+  skein::Semaphore s(2), t(1);
+  skein::Permit a(s);
+  skein::Permit b(std::move(a));
+  CHECK_FALSE(a.held());  // NOLINT(bugprone-use-after-move): moved-from is empty by contract
+  CHECK(a.semaphore() == nullptr);
+  CHECK(b.held());
+  CHECK(b.semaphore() == &s);
+  CHECK(s.available() == 1);
+  skein::Permit c(t);
+  CHECK(t.available() == 0);
+  c = std::move(b);  // c gives t's permit back, takes s's
+  CHECK(t.available() == 1);
+  CHECK(s.available() == 1);
+  CHECK(c.semaphore() == &s);
+  CHECK_FALSE(b.held());  // NOLINT(bugprone-use-after-move)
+  c = skein::Permit();
+  CHECK(s.available() == 2);
+  CHECK_FALSE(c.held());
+  std::vector<skein::Permit> held;
+  for (int i = 0; i < 2; ++i) held.emplace_back(s);
+  CHECK(s.available() == 0);
+  held.erase(held.begin());
+  CHECK(s.available() == 1);
+  held.clear();
+  CHECK(s.available() == 2);
+}
+
+TEST_CASE("Permit with try_to_lock holds nothing when no permit is free") {
+  skein::Semaphore s(1);
+  skein::Permit a(s, std::try_to_lock);
+  CHECK(a.held());
+  CHECK(s.available() == 0);
+  skein::Permit b(s, std::try_to_lock);
+  CHECK_FALSE(b.held());
+  CHECK_FALSE(b);
+  CHECK(b.semaphore() == nullptr);
+  CHECK(s.available() == 0);
+  a.release();
+  skein::Permit c(s, std::try_to_lock);
+  CHECK(c.held());
+  skein::Semaphore none(0);
+  CHECK_FALSE(skein::Permit(none, std::try_to_lock).held());
+}
+
+TEST_CASE("Permit with a duration waits at most that long") {
+  Watchdog wd(30s);
+  skein::Semaphore s(1);
+  skein::Permit a(s, 0ms);  // free: taken at once
+  CHECK(a.held());
+  skein::Permit b(s, 10ms);
+  CHECK_FALSE(b.held());
+  CHECK(s.available() == 0);
+  // A permit released while it waits.
+  Event trying;
+  std::thread t([&] {
+    trying.set();
+    skein::Permit c(s, 30s);
+    CHECK(c.held());
+  });
+  trying.wait();
+  a.release();
+  t.join();
+  CHECK(s.available() == 1);
+}
+
+TEST_CASE("Permit with adopt_lock takes over a permit acquired by hand; release() and detach()") {
+  skein::Semaphore s(2);
+  s.acquire();
+  {
+    skein::Permit p(s, std::adopt_lock);
+    CHECK(p.held());
+    CHECK(s.available() == 1);
+  }
+  CHECK(s.available() == 2);
+
+  skein::Permit early(s);
+  early.release();  // returned now
+  CHECK_FALSE(early.held());
+  CHECK(s.available() == 2);
+  early.release();  // nothing more
+  CHECK(s.available() == 2);
+
+  skein::Permit kept(s);
+  skein::Semaphore* from = kept.detach();  // ownership given up, permit kept
+  CHECK(from == &s);
+  CHECK_FALSE(kept.held());
+  CHECK(s.available() == 1);
+  { skein::Permit back(*from, std::adopt_lock); }
+  CHECK(s.available() == 2);
+}
+
+TEST_CASE("a Permit whose permit was also released by hand reports the UsageError instead of throwing") {
+  UnhandledCount h("above its bound");
+  skein::Semaphore s(1);
+  {
+    skein::Permit p(s);
+    s.release();  // wrong: the Permit still holds it
+    // The destructor's release is above the bound: reported, not thrown.
+  }
+  CHECK(h.count() == 1);
+  CHECK(s.available() == 1);
+}
+
+TEST_CASE("co_await sem.async_permit() gives a Permit, suspending until a permit is free") {
+  Watchdog wd(30s);
+  skein::Semaphore s(1);
+  auto fast = [](skein::Semaphore& sem) -> Promise<std::ptrdiff_t> {
+    skein::Permit p = co_await sem.async_permit();
+    co_return p.held() ? sem.available() : -1;
+  }(s);
+  CHECK(fast.ready());  // a free permit: no suspension
+  CHECK(fast.get() == 0);
+  CHECK(s.available() == 1);  // released when the coroutine ended
+
+  skein::Permit mine(s);
+  std::vector<int> order;
+  auto waiter = [](skein::Semaphore& sem, std::vector<int>& ord, int id) -> Promise<void> {
+    skein::Permit p = co_await sem.async_permit();
+    ord.push_back(id);
+    co_await skein::async_sleep(1ms);  // holding it across a suspension
+  };
+  auto w1 = waiter(s, order, 1);
+  auto w2 = waiter(s, order, 2);
+  CHECK_FALSE(w1.ready());
+  CHECK(order.empty());
+  mine.release();
+  w1.get();
+  w2.get();
+  CHECK(order == std::vector<int>{1, 2});  // FIFO
+  CHECK(s.available() == 1);
+
+  // In a pool task, the Permit moved out of the coroutine.
+  auto task = skein::run([&s]() -> Promise<int> {
+    skein::Permit p = co_await s.async_permit();
+    skein::Permit q = std::move(p);
+    co_return q.held() && !p.held() ? 1 : 0;  // NOLINT(bugprone-use-after-move)
+  });
+  CHECK(task.get() == 1);
+  CHECK(s.available() == 1);
+}
+
+TEST_CASE("cancelled while waiting for a Permit: Cancelled, and nothing held") {
+  Watchdog wd(30s);
+  skein::Semaphore s(1);
+  skein::Permit mine(s);
+  skein::Context ctx;
+  Event started;
+  std::atomic<int> constructed{0};
+  auto blocking = ctx.run([&] {
+    started.set();
+    skein::Permit p(s);
+    ++constructed;
+  });
+  auto coro = ctx.run([&]() -> Promise<void> {
+    skein::Permit p = co_await s.async_permit();
+    ++constructed;
+  });
+  auto timed = ctx.run([&] {
+    skein::Permit p(s, 60s);
+    ++constructed;
+  });
+  started.wait();
+  std::this_thread::sleep_for(10ms);  // let them block (cancelled before that, they throw too)
+  const auto cause = std::make_exception_ptr(std::runtime_error("no longer needed"));
+  ctx.cancel(cause);
+  for (auto* p : {&blocking, &coro, &timed}) {
+    try {
+      p->get();
+      FAIL("a cancelled Permit wait returned");
+    } catch (const skein::Cancelled& e) {
+      // (a task the cancel beat never started: its Cancelled names the cause too)
+      CHECK(e.cause() == cause);
+    }
+  }
+  CHECK(constructed.load() == 0);
+  CHECK(s.available() == 0);  // still ours only
+  mine.release();
+  CHECK(s.available() == 1);  // nobody else took it
+  skein::Permit again(s, std::try_to_lock);
+  CHECK(again.held());
+}
+
+TEST_CASE("stress: never more than N Permit holders, threads and coroutines, with early releases") {
+  Watchdog wd(120s);
+  const int n = scaled(5000);
+  constexpr int kPermits = 2;
+  skein::Semaphore s(kPermits);
+  std::atomic<int> holders{0}, over{0};
+  std::atomic<long> total{0};
+  auto section = [&] {
+    if (++holders > kPermits) ++over;
+    ++total;
+    --holders;
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < n; ++i) {
+        if ((i + t) % 3 == 0) {
+          skein::Permit p(s, std::try_to_lock);
+          if (!p) {
+            p = skein::Permit(s);
+          }
+          section();
+        } else {
+          skein::Permit p(s);
+          section();
+          if (i % 2) p.release();  // early
+        }
+      }
+    });
+  std::vector<Promise<void>> ps;
+  for (int t = 0; t < 2; ++t)
+    ps.push_back(skein::run([&]() -> Promise<void> {
+      for (int i = 0; i < n; ++i) {
+        skein::Permit p = co_await s.async_permit();
+        section();
+        if (i % 100 == 0) co_await skein::async_sleep(std::chrono::microseconds(20));
+      }
+    }));
+  for (auto& t : threads) t.join();
+  for (auto& p : ps) p.get();
+  CHECK(over.load() == 0);
+  CHECK(total.load() == 4L * n);
+  CHECK(s.available() == kPermits);
 }

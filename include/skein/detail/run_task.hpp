@@ -89,6 +89,7 @@ public:
       link_ = link.release();
       link_->ctx = s.ctx;
       link_->group = s.group;
+      if (s.group) s.group->retain();
       scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
@@ -173,10 +174,19 @@ private:
     ContextTaskLink* link;
     void run() const noexcept {
       if (scope) {
-        if (link->group) link->group->task_done();
+        if (GroupHook* group = link->group) {
+          // Returning the slot may resume a waiting coroutine right here,
+          // which may even destroy the group (see ~TaskGroup).
+          const void* outer = tls.finishing_group;
+          tls.finishing_group = group;
+          group->task_done();
+          tls.finishing_group = outer;
+        }
+        GroupHook* group = link->group;
         host->unlink_context_task(link);
         delete link;
         scope->task_finished();
+        if (group) group->release();  // after the count: the group's memory outlives every use
         scope->release();
       }
       // Last touch of the host: a pool's destructor waits for this. goroutines() sums

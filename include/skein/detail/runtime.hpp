@@ -184,13 +184,14 @@ protected:
 };
 
 struct ThreadState {
-  const Scope* scope = nullptr;       // scope of the task running now
-  const Scope* base_scope = nullptr;  // the executor's root scope (pool workers)
-  Executor* executor = nullptr;       // executor that drives this thread
-  BlockingHook* hook = nullptr;       // set on pool workers holding a slot
-  bool draining = false;              // resumed by an executor that is shutting down
-  bool trampolining = false;          // inside resume(): continuations are queued, not nested
-  std::coroutine_handle<> next{};     // the trampoline's pending continuation
+  const Scope* scope = nullptr;           // scope of the task running now
+  const Scope* base_scope = nullptr;      // the executor's root scope (pool workers)
+  Executor* executor = nullptr;           // executor that drives this thread
+  BlockingHook* hook = nullptr;           // set on pool workers holding a slot
+  bool draining = false;                  // resumed by an executor that is shutting down
+  bool trampolining = false;              // inside resume(): continuations are queued, not nested
+  const void* finishing_group = nullptr;  // inside the end of a task of this TaskGroup (its GroupHook)
+  std::coroutine_handle<> next{};         // the trampoline's pending continuation
 };
 
 inline thread_local ThreadState tls{};

@@ -28,6 +28,9 @@ class GroupHook {
 public:
   virtual void task_failed(const std::exception_ptr& e) noexcept = 0;
   virtual void task_done() noexcept = 0;
+  /// Each task of the group holds a reference from its start to its end.
+  virtual void retain() noexcept = 0;
+  virtual void release() noexcept = 0;
 
 protected:
   ~GroupHook() = default;
