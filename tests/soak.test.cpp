@@ -12,9 +12,13 @@
 // coroutine workers, submit and async_submit), an EventLoop (posts, failing
 // posts, a notifier, loop coroutines, work(), hops onto the loop and back),
 // sleep_for/sleep_until/async_sleep, when_all/when_any/sequence/
-// run_with_timeout, and deliberately orphaned task errors. Jobs run under
-// nested Contexts that are cancelled at random moments or carry short
-// deadlines, so waits of every kind are cancelled or time out mid-flight.
+// run_with_timeout, TaskGroups (run/spawn/try_run/async_run, limits,
+// wait/async_wait or none, errors(), their own cancel(), cancelled parents,
+// context values, after_cancel, when_all_settled, Permits; their tasks use
+// the enclosing function's locals), and deliberately orphaned task errors.
+// Jobs run under nested Contexts that are cancelled at random moments or
+// carry short deadlines, so waits of every kind are cancelled or time out
+// mid-flight.
 //
 // When the time is up no new work starts, the queues are closed, everything
 // drains, and the totals must be exact: every item put successfully was
@@ -22,8 +26,10 @@
 // item whose put failed ever appears), every guarded counter equals the
 // operations recorded, every permit is back, the locks are free, every
 // WaitGroup is at zero, no task is left, and the unhandled-error handler got
-// exactly the errors the workload orphaned on purpose. Timing only drives
-// the mix: no assertion depends on the clock.
+// exactly the errors the workload orphaned on purpose (a TaskGroup's errors
+// only when nobody observed them: no wait(), or a wait() that was cancelled
+// itself, and no errors()). Timing only drives the mix: no assertion depends
+// on the clock.
 //
 //   SKEIN_SOAK_SEED=N      replay the mix of a seed (printed by every case)
 //   SKEIN_SOAK_SECONDS=S   run each case for S seconds (default 2; 1 when
@@ -31,6 +37,7 @@
 #include "support/common.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cinttypes>
 #include <cstdint>
@@ -144,11 +151,12 @@ enum Op : int {
   kAwait,
   kCtxWait,
   kCombine,
+  kTaskGroup,
   kOpCount
 };
-constexpr const char* kOpNames[kOpCount] = {"put",    "get",     "sem",    "mutex",     "read",   "write",
-                                            "shared", "atomic",  "submit", "pool.wait", "post",   "loop-task",
-                                            "sleep",  "wg.wait", "await",  "ctx.wait",  "combine"};
+constexpr const char* kOpNames[kOpCount] = {"put",    "get",     "sem",    "mutex",     "read",    "write",
+                                            "shared", "atomic",  "submit", "pool.wait", "post",    "loop-task",
+                                            "sleep",  "wg.wait", "await",  "ctx.wait",  "combine", "task-group"};
 
 /// Outcomes of one kind of operation.
 struct Outcomes {
@@ -165,6 +173,30 @@ struct LoopBoom : std::runtime_error {
 struct OrphanBoom : std::runtime_error {
   OrphanBoom() : std::runtime_error("soak: a deliberate error of a task nobody observes") {}
 };
+/// Thrown by a task of a TaskGroup: `group` tags the group, `child` the task.
+struct GroupBoom : std::runtime_error {
+  GroupBoom(std::uint64_t g, int c)
+      : std::runtime_error("soak: a deliberate error of a TaskGroup's task"), group(g), child(c) {}
+  std::uint64_t group;
+  int child;
+};
+/// The cause a group's owner cancels it with (TaskGroup::cancel(cause)).
+struct GroupStop : std::runtime_error {
+  explicit GroupStop(std::uint64_t g) : std::runtime_error("soak: a TaskGroup cancelled by its owner"), group(g) {}
+  std::uint64_t group;
+};
+/// The cause a group's explicit parent context is cancelled with (Context::cancel(cause)).
+struct ParentStop : std::runtime_error {
+  explicit ParentStop(std::uint64_t g) : std::runtime_error("soak: a TaskGroup's parent context cancelled"), group(g) {}
+  std::uint64_t group;
+};
+/// Thrown by a task outside any group whose Promise goes to when_all_settled (which observes it).
+struct SettledBoom : std::runtime_error {
+  SettledBoom() : std::runtime_error("soak: a deliberate error of a when_all_settled input") {}
+};
+
+/// The value a TaskGroup's parent context carries for its tasks (this_task::value): the group's tag.
+const skein::ContextKey<std::uint64_t> kGroupKey{"soak.task_group"};
 
 constexpr const char* kPoolCancelledPrefix = "Pool workers cancelled; ";
 
@@ -366,7 +398,20 @@ struct World {
 
   // Errors orphaned on purpose, and what the unhandled-error handler got.
   std::atomic<long> orphans_thrown{0};
-  std::atomic<long> h_orphan{0}, h_loop{0}, h_pool{0}, h_cancelled{0}, h_other{0};
+  std::atomic<long> h_orphan{0}, h_loop{0}, h_pool{0}, h_cancelled{0}, h_other{0}, h_group{0}, h_settled{0};
+
+  // TaskGroups: how their wait() ended (returned; rethrew the first GroupBoom;
+  // threw Cancelled because the parent context was cancelled, or because the
+  // waiting task was; skipped, the destructor cancelling and waiting; left by
+  // an exception before it), what their tasks did, and the GroupBooms that
+  // neither wait() nor errors() observed: the destructor reports exactly those.
+  std::atomic<std::uint64_t> tg_next_tag{0};
+  std::atomic<long> tg_made{0}, tg_coro{0}, tg_ok{0}, tg_boom{0}, tg_cancelled{0}, tg_caller_cancelled{0},
+      tg_skipped{0}, tg_escaped{0}, tg_user_cancels{0}, tg_parent_cancels{0}, tg_limited{0};
+  std::atomic<long> tg_started{0}, tg_declined{0}, tg_completed{0}, tg_booms{0}, tg_child_cancelled{0},
+      tg_never_started{0}, tg_unobserved{0}, tg_unobserved_wait{0}, tg_settled{0}, tg_values{0}, tg_usage{0},
+      tg_on_loop{0}, tg_reused{0};
+  std::atomic<long> tg_after_fired{0}, tg_after_ran{0};
 
   // Jobs and contexts.
   std::atomic<long> jobs{0}, jobs_ok{0}, jobs_cancelled{0}, jobs_deadline{0}, ctx_cancels{0}, episodes{0},
@@ -392,6 +437,11 @@ struct World {
       bump(h_loop);
     } catch (const PoolBoom&) {
       bump(h_pool);
+    } catch (const GroupBoom&) {
+      bump(h_group);
+    } catch (const SettledBoom&) {
+      bump(h_settled);
+      fail("a when_all_settled input's error reached the unhandled-error handler (when_all_settled observes it)");
     } catch (const skein::Cancelled& c) {
       bump(h_cancelled);
       if (long n = pool_dropped(c.what()); n >= 0) bump(ep_dropped_reported, n);
@@ -1042,6 +1092,644 @@ void orphan_one(World& w, Rng& r) {
   }
 }
 
+// --- TaskGroup ----------------------------------------------------------------------------------
+// A group's tasks use the enclosing function's locals (GroupLocals): the
+// group's end — wait(), or its destructor after an exception, a cancellation
+// or a skipped wait() — must leave none of them running.
+
+/// Counts a held permit of w.sem that a Permit gives back (SemHold releases by hand).
+class PermitCount {
+public:
+  explicit PermitCount(World& w) : w_(w) {
+    const int n = w_.holders.fetch_add(1) + 1;
+    if (n > World::kPermits)
+      w_.fail("Semaphore (Permit): " + std::to_string(n) + " holders of " + std::to_string(World::kPermits) +
+              " permits");
+    int m = w_.max_holders.load();
+    while (n > m && !w_.max_holders.compare_exchange_weak(m, n)) {
+    }
+  }
+  ~PermitCount() { w_.holders.fetch_sub(1); }
+  PermitCount(const PermitCount&) = delete;
+  PermitCount& operator=(const PermitCount&) = delete;
+
+private:
+  World& w_;
+};
+
+/// A Permit of w.sem, blocking, tried or timed; now and then given back early.
+void permit_one(World& w, Rng& r) {
+  skein::Permit p;
+  try {
+    switch (r.below(3)) {
+      case 0: p = skein::Permit(w.sem); break;
+      case 1: p = skein::Permit(w.sem, std::try_to_lock); break;
+      default: p = skein::Permit(w.sem, r.timeout(0, 1500)); break;
+    }
+  } catch (const skein::Cancelled&) {
+    bump(w.op(kSem).cancelled);
+    throw;
+  }
+  if (!p) return bump(w.op(kSem).timeout);
+  if (p.semaphore() != &w.sem) w.fail("Permit::semaphore() is not the semaphore it holds a permit of");
+  {
+    PermitCount held(w);
+    bump(w.op(kSem).ok);
+    if (r.chance(40)) skein::sleep_for(r.micros(0, 300));  // a Cancelled here gives the permit back
+  }
+  if (r.chance(30)) {
+    skein::Permit moved = std::move(p);
+    if (p.held() || !moved.held()) w.fail("a moved Permit did not move its permit");
+    if (r.chance(50)) moved.release();
+  }
+}
+
+constexpr int kMaxGroupChildren = 6;
+constexpr int kGroupRounds = 2;  // a group may be used again after a wait()
+constexpr int kLocalPermits = 2;
+
+/// Task indices: round r's tasks are r * kRoundSpan + i (i < kMaxGroupChildren,
+/// started by the owner) and r * kRoundSpan + kMaxGroupChildren + i (started by task i).
+constexpr int kRoundSpan = 2 * kMaxGroupChildren;
+constexpr bool owners_task(int k) noexcept { return k % kRoundSpan < kMaxGroupChildren; }
+
+/// A TaskGroup's function-local state, shared with its tasks by reference.
+struct GroupLocals {
+  GroupLocals(World& world, std::uint64_t t) : w(world), tag(t) {}
+  World& w;
+  const std::uint64_t tag;
+  std::atomic<std::ptrdiff_t> limit{-1};  // set_limit, or -1 (changed only between rounds)
+  int base = 0;                           // the first task index of this round
+  bool valued = false;                    // the group's context carries kGroupKey = tag
+  std::optional<skein::Context> gctx;     // the group's context (set before any task starts)
+  skein::TaskGroup* group = nullptr;      // its tasks start more tasks in it
+  std::size_t seen = 0;                   // errors the group counts as observed (wait()/errors())
+  bool wait_cancelled = false;            // wait() threw Cancelled because the waiting task was cancelled
+  std::atomic<int> in_flight{0}, max_in_flight{0}, local_holders{0};
+  std::atomic<long> started{0};  // by the owner, and by tasks of the group
+  std::atomic<long> entered{0}, completed{0}, booms{0}, cancelled{0};
+  std::array<std::atomic<int>, kGroupRounds * kRoundSpan> hits{};  // per task index: ran to its end
+  skein::Semaphore local_sem{kLocalPermits};
+};
+
+/// A Cancelled in a group's task (or from its wait()) carries no cause, or one of this group's.
+void check_group_cause(GroupLocals& L, const std::exception_ptr& cause, const char* where) {
+  if (!cause) return;
+  try {
+    std::rethrow_exception(cause);
+  } catch (const GroupBoom& b) {
+    if (b.group != L.tag) L.w.fail(std::string(where) + ": cancelled with another group's GroupBoom as the cause");
+  } catch (const GroupStop& s) {
+    if (s.group != L.tag) L.w.fail(std::string(where) + ": cancelled with another group's GroupStop as the cause");
+  } catch (const ParentStop& s) {
+    if (s.group != L.tag) L.w.fail(std::string(where) + ": cancelled with another group's ParentStop as the cause");
+  } catch (const std::exception& x) {
+    L.w.fail(std::string(where) + ": a Cancelled with an unexpected cause: " + x.what());
+  }
+}
+
+/// A task of the group, for as long as its body runs: counted, within the
+/// limit, in the group's context, seeing the group's value.
+class ChildIn {
+public:
+  explicit ChildIn(GroupLocals& l) : L_(l) {
+    bump(L_.entered);
+    const int n = L_.in_flight.fetch_add(1) + 1;
+    int m = L_.max_in_flight.load();
+    while (n > m && !L_.max_in_flight.compare_exchange_weak(m, n)) {
+    }
+    if (const auto lim = L_.limit.load(); lim >= 0 && n > lim)
+      L_.w.fail("TaskGroup: " + std::to_string(n) + " tasks ran at once with a limit of " + std::to_string(lim));
+    const auto cur = skein::Context::current();
+    if (!cur || !L_.gctx->encloses(*cur)) L_.w.fail("a TaskGroup's task does not run in the group's context");
+    const std::uint64_t* v = skein::this_task::value(kGroupKey);
+    if (L_.valued ? (!v || *v != L_.tag) : v != nullptr)
+      L_.w.fail("this_task::value in a TaskGroup's task is not the value of the group's context");
+    bump(L_.w.tg_values);
+  }
+  ~ChildIn() { L_.in_flight.fetch_sub(1); }
+  ChildIn(const ChildIn&) = delete;
+  ChildIn& operator=(const ChildIn&) = delete;
+
+private:
+  GroupLocals& L_;
+};
+
+/// One holder of the group's local semaphore (at most kLocalPermits at once).
+class LocalHold {
+public:
+  explicit LocalHold(GroupLocals& l) : L_(l) {
+    if (L_.local_holders.fetch_add(1) + 1 > kLocalPermits) L_.w.fail("Permit: a local semaphore over its permits");
+  }
+  ~LocalHold() { L_.local_holders.fetch_sub(1); }
+  LocalHold(const LocalHold&) = delete;
+  LocalHold& operator=(const LocalHold&) = delete;
+
+private:
+  GroupLocals& L_;
+};
+
+[[noreturn]] void group_boom(GroupLocals& L, int i) {
+  bump(L.booms);
+  throw GroupBoom(L.tag, i);
+}
+
+void tg_child_done(GroupLocals& L, int i) {
+  if (L.hits[static_cast<std::size_t>(i)].fetch_add(1) != 0)
+    L.w.fail("a TaskGroup's task #" + std::to_string(i) + " ran twice");
+  bump(L.completed);
+}
+
+void tg_start_from_task(GroupLocals& L, Rng& r, int i);
+void tg_wait_inside(GroupLocals& L);
+
+/// A task of a group (a plain function): small cancellable steps, a Permit,
+/// now and then one more task of the group, now and then a GroupBoom.
+int tg_child(GroupLocals& L, std::uint64_t seed, int i, bool boom) {
+  ChildIn in(L);
+  World& w = L.w;
+  Rng r(seed);
+  try {
+    if (boom && r.chance(30)) group_boom(L, i);
+    for (int k = 0, n = 1 + static_cast<int>(r.below(3)); k < n; ++k) {
+      switch (r.below(3)) {
+        case 0: small_step(w, r); break;
+        case 1: permit_one(w, r); break;
+        default: {
+          skein::Permit p(L.local_sem);
+          LocalHold h(L);
+          if (r.chance(50)) skein::sleep_for(r.micros(0, 200));
+          break;
+        }
+      }
+    }
+    if (owners_task(i) && r.chance(15)) tg_start_from_task(L, r, i);
+    if (r.chance(3)) tg_wait_inside(L);
+    if (boom) group_boom(L, i);
+  } catch (const skein::Cancelled& c) {
+    check_group_cause(L, c.cause(), "a TaskGroup's task");
+    bump(L.cancelled);
+    throw;
+  }
+  tg_child_done(L, i);
+  return i * 7;
+}
+
+Promise<int> tg_child_coro(GroupLocals* L, std::uint64_t seed, int i, bool boom);
+
+/// From task `i` of the group: one more task of the group (as errgroup's Go
+/// from a goroutine), with try_run (spawn only without a limit: a task
+/// waiting for a slot it holds itself would wait for ever).
+void tg_start_from_task(GroupLocals& L, Rng& r, int i) {
+  const int k = kMaxGroupChildren + i;
+  const std::uint64_t seed = r.next();
+  const bool boom = r.chance(12);
+  const bool coro = r.chance(40);
+  bool started = true;
+  if (L.limit.load() < 0 && r.chance(50)) {
+    if (coro)
+      L.group->spawn(tg_child_coro, &L, seed, k, boom);
+    else
+      L.group->spawn([&L, seed, k, boom] { return tg_child(L, seed, k, boom); });
+  } else {
+    std::optional<Promise<int>> pr;
+    if (coro)
+      pr = L.group->try_run(L.w.jobs_pool, tg_child_coro, &L, seed, k, boom);
+    else
+      pr = L.group->try_run([&L, seed, k, boom] { return tg_child(L, seed, k, boom); });
+    started = pr.has_value();  // its Promise is dropped: its error is the group's, not unhandled
+  }
+  if (started)
+    bump(L.started);
+  else
+    bump(L.w.tg_declined);
+}
+
+/// wait() from a task of the group would wait for itself: UsageError.
+void tg_wait_inside(GroupLocals& L) {
+  try {
+    L.group->wait();
+    L.w.fail("TaskGroup::wait from a task of the group returned");
+  } catch (const skein::UsageError&) {
+    bump(L.w.tg_usage);
+  } catch (const std::exception& x) {
+    L.w.fail(std::string("TaskGroup::wait from a task of the group: not a UsageError but ") + x.what());
+  }
+}
+
+/// A task outside the group whose Promise joins the group's in a when_all_settled.
+int settled_child(World* w, std::uint64_t seed) {
+  Rng r(seed);
+  small_step(*w, r);
+  if (r.chance(40)) throw SettledBoom();
+  return 4242;
+}
+
+/// Checks when_all_settled's outcomes; `child[k]` is the group task of input k, or -1.
+void check_settled(GroupLocals& L, std::vector<skein::Settled<int>>& res, const std::vector<int>& child) {
+  World& w = L.w;
+  bump(w.tg_settled);
+  if (res.size() != child.size()) return w.fail("when_all_settled: wrong number of outcomes");
+  for (std::size_t k = 0; k < res.size(); ++k) {
+    auto& s = res[k];
+    if (s.fulfilled() == s.rejected()) w.fail("when_all_settled: an outcome neither (or both) fulfilled and rejected");
+    if (s.fulfilled()) {
+      if (s.error()) w.fail("when_all_settled: a fulfilled outcome with an error");
+      const int want = child[k] < 0 ? 4242 : child[k] * 7;
+      if (s.value() != want) w.fail("when_all_settled: a value out of place");
+      continue;
+    }
+    if (!s.error()) {
+      w.fail("when_all_settled: a rejected outcome without an error");
+      continue;
+    }
+    try {
+      std::rethrow_exception(s.error());
+    } catch (const GroupBoom& b) {
+      if (child[k] < 0 || b.group != L.tag || b.child != child[k])
+        w.fail("when_all_settled: a GroupBoom at the wrong input");
+    } catch (const SettledBoom&) {
+      if (child[k] >= 0) w.fail("when_all_settled: a SettledBoom at a group task's input");
+    } catch (const skein::Cancelled&) {
+    } catch (const std::exception& x) {
+      w.fail(std::string("when_all_settled: an unexpected error: ") + x.what());
+    }
+    try {  // value() rethrows the input's error
+      (void)s.value();
+      w.fail("when_all_settled: value() of a rejected outcome did not throw");
+    } catch (...) {
+    }
+  }
+}
+
+/// What a group op decides up front.
+struct GroupPlan {
+  std::optional<skein::Context> enclosing;  // the current task's context (the default parent), if any
+  std::optional<skein::Context> parent;     // an explicit parent, or none: TaskGroup()
+  bool valued = false, detached = false;    // parent carries kGroupKey; parent is a without_cancel() root
+  bool pre_cancel = false, mid_cancel = false, user_cancel = false, skip_wait = false;
+  bool settle = false, permit = false, after = false, errors_early = false;
+  std::exception_ptr parent_cause, user_cause;
+  std::ptrdiff_t limit = -1;
+  int n = 1;       // tasks the owner starts per round
+  int rounds = 1;  // another round after a wait() that returned, the group not cancelled
+};
+
+GroupPlan plan_group(World& w, Rng& r, std::uint64_t tag) {
+  GroupPlan p;
+  p.enclosing = skein::Context::current();
+  const skein::Context& base = p.enclosing ? *p.enclosing : w.root;
+  switch (r.below(6)) {
+    case 0:
+    case 1: break;  // TaskGroup(): under the current task's context (a root one on a plain thread)
+    case 2: p.parent = sub_context(w, r); break;
+    case 3:
+      p.parent = sub_context(w, r).with_value(kGroupKey, tag);
+      p.valued = true;
+      break;
+    case 4:
+      p.parent = base.with_value(kGroupKey, tag);
+      p.valued = true;
+      break;
+    default:  // never cancelled from outside: only the caller's cancellation reaches it (through wait())
+      p.parent = base.with_value(kGroupKey, tag).without_cancel();
+      p.valued = p.detached = true;
+      break;
+  }
+  const bool cancellable_parent = p.parent && !p.detached;
+  p.pre_cancel = cancellable_parent && r.chance(8);
+  p.mid_cancel = cancellable_parent && !p.pre_cancel && r.chance(30);
+  if (r.chance(50)) p.parent_cause = std::make_exception_ptr(ParentStop(tag));
+  p.user_cancel = r.chance(15);
+  if (r.chance(50)) p.user_cause = std::make_exception_ptr(GroupStop(tag));
+  p.skip_wait = r.chance(10);
+  p.settle = r.chance(30);
+  p.permit = r.chance(20);
+  p.after = r.chance(25);
+  p.errors_early = r.chance(15);
+  if (r.chance(35)) p.limit = r.chance(5) ? 0 : 1 + static_cast<std::ptrdiff_t>(r.below(3));
+  p.n = 1 + static_cast<int>(r.below(kMaxGroupChildren));
+  p.rounds = r.chance(20) ? kGroupRounds : 1;
+  return p;
+}
+
+/// errors() now: every error so far is one of this group's GroupBooms; they count as observed.
+void group_errors(GroupLocals& L, const skein::TaskGroup& g) {
+  const auto errs = g.errors();
+  if (errs.size() < L.seen) L.w.fail("TaskGroup::errors() shrank");
+  L.seen = errs.size();
+  for (const auto& e : errs) {
+    if (!e) {
+      L.w.fail("TaskGroup::errors() holds a null error");
+      continue;
+    }
+    try {
+      std::rethrow_exception(e);
+    } catch (const GroupBoom& b) {
+      if (b.group != L.tag) L.w.fail("TaskGroup::errors() holds another group's error");
+    } catch (const std::exception& x) {
+      L.w.fail(std::string("TaskGroup::errors() holds an error that is not a GroupBoom: ") + x.what());
+    }
+  }
+}
+
+/// Checks what wait() or async_wait() gave: null (it returned) or its error.
+/// True if it threw Cancelled because the waiting task was cancelled (the caller rethrows it).
+bool judge_group_wait(GroupLocals& L, const GroupPlan& p, skein::TaskGroup& g, const std::exception_ptr& e, Rng& r) {
+  World& w = L.w;
+  const bool caller_cancelled = skein::this_task::cancelled();
+  const bool parent_cancelled = p.parent ? p.parent->cancelled() : (p.enclosing && p.enclosing->cancelled());
+  const long booms = val(L.booms);
+  const auto all = static_cast<std::size_t>(booms);
+  if (g.tasks() != 0) w.fail("TaskGroup::wait ended with tasks of the group still live");
+  if (L.in_flight.load() != 0) w.fail("TaskGroup::wait ended with a task of the group still running");
+  if (!e) {
+    L.seen = all;
+    if (booms != 0) w.fail("TaskGroup::wait returned normally though a task of the group threw GroupBoom");
+    if (!p.user_cancel && val(L.completed) != val(L.started))
+      w.fail("TaskGroup::wait returned normally, the group not cancelled, but " + std::to_string(val(L.completed)) +
+             " of its " + std::to_string(val(L.started)) + " tasks completed");
+    if (p.pre_cancel && val(L.started) > 0)
+      w.fail("TaskGroup::wait returned normally though its parent was cancelled before any task started");
+    if (p.user_cancel && !parent_cancelled && !caller_cancelled) {  // only g.cancel() cancelled it: its cause
+      try {
+        const auto cause = g.context().cause();
+        if (!cause) throw std::logic_error("no cause");  // not cancelled: reported below
+        std::rethrow_exception(cause);
+      } catch (const GroupStop& s) {
+        if (!p.user_cause || s.group != L.tag) w.fail("TaskGroup::cancel(cause): a wrong cause()");
+      } catch (const skein::Cancelled&) {
+        if (p.user_cause) w.fail("TaskGroup::cancel(cause): cause() is not the cause given");
+      } catch (...) {
+        w.fail("TaskGroup::cancel(): an unexpected cause()");
+      }
+    }
+    bump(w.tg_ok);
+    bump(w.op(kTaskGroup).ok);
+    return false;
+  }
+  try {
+    std::rethrow_exception(e);
+  } catch (const GroupBoom& b) {
+    L.seen = all;
+    if (b.group != L.tag) w.fail("TaskGroup::wait rethrew another group's GroupBoom");
+    if (booms == 0) w.fail("TaskGroup::wait threw a GroupBoom no task of the group threw");
+    if (!g.cancelled()) w.fail("a TaskGroup's first error did not cancel the group");
+    if (r.chance(50)) {  // else the group's end must not report them: wait() observed them
+      const auto errs = g.errors();
+      if (errs.size() != all)
+        w.fail("TaskGroup::errors() has " + std::to_string(errs.size()) + " errors, the tasks threw " +
+               std::to_string(booms));
+      group_errors(L, g);
+      if (!errs.empty() && errs.front()) {
+        try {
+          std::rethrow_exception(errs.front());
+        } catch (const GroupBoom& first) {
+          if (first.child != b.child) w.fail("TaskGroup::wait did not rethrow the first error (errors().front())");
+        } catch (...) {
+        }
+      }
+    }
+    try {  // cancelled by its first error, unless someone else was first
+      const auto cause = g.context().cause();
+      if (!cause) throw std::logic_error("no cause");  // not cancelled: reported above
+      std::rethrow_exception(cause);
+    } catch (const GroupBoom& c) {
+      if (c.group != L.tag || c.child != b.child) w.fail("TaskGroup: the context's cause() is not the first error");
+    } catch (...) {
+      if (!parent_cancelled && !caller_cancelled && !p.user_cancel)
+        w.fail("TaskGroup: cancelled by its first error only, but the context's cause() is not that error");
+    }
+    bump(w.tg_boom);
+    bump(w.op(kTaskGroup).ok);
+    return false;
+  } catch (const skein::Cancelled& c) {
+    check_group_cause(L, c.cause(), "TaskGroup::wait's Cancelled");
+    if (!caller_cancelled && !parent_cancelled)
+      w.fail("TaskGroup::wait threw Cancelled though neither its parent nor the waiting task was cancelled");
+    if (booms > 0) {
+      // Only the waiting task's own cancellation hides the first error: then
+      // wait() observed none of the errors (the destructor reports them).
+      if (!caller_cancelled) w.fail("TaskGroup::wait threw Cancelled instead of the first GroupBoom");
+      L.wait_cancelled = true;
+      if (r.chance(50)) {
+        group_errors(L, g);
+        if (L.seen != all) w.fail("TaskGroup::errors() after the end misses errors");
+      }
+    } else {
+      L.seen = 0;
+    }
+    if (!caller_cancelled && val(L.cancelled) + (val(L.started) - val(L.entered)) == 0)
+      w.fail("TaskGroup::wait threw Cancelled (from outside) though no task of the group ended with it");
+    bump(caller_cancelled ? w.tg_caller_cancelled : w.tg_cancelled);
+    bump(caller_cancelled ? w.op(kTaskGroup).cancelled : w.op(kTaskGroup).ok);
+    return caller_cancelled;
+  } catch (const std::exception& x) {
+    w.fail(std::string("TaskGroup::wait threw an unexpected error: ") + x.what());
+  }
+  return false;
+}
+
+/// After the group's end (wait() and the destructor, or the destructor alone).
+/// `escaped`: what left the group's scope before wait() ended (a Cancelled of the waiting task).
+void group_after(GroupLocals& L, const GroupPlan& p, std::optional<skein::AfterCancel>& ac,
+                 const std::exception_ptr& escaped) {
+  World& w = L.w;
+  const long entered = val(L.entered), completed = val(L.completed), booms = val(L.booms), cancelled = val(L.cancelled),
+             started = val(L.started);
+  if (L.in_flight.load() != 0) w.fail("a TaskGroup's task was still running after the group's end");
+  if (L.gctx->tasks() != 0) w.fail("a TaskGroup's context still has tasks after the group's end");
+  if (entered != completed + booms + cancelled)
+    w.fail("TaskGroup: a task ended neither completed, nor with GroupBoom, nor with Cancelled");
+  if (entered > started) w.fail("TaskGroup: more tasks ran than were started");
+  if (p.pre_cancel && entered != 0) w.fail("a task of a TaskGroup whose parent was cancelled first started");
+  long hits = 0;
+  for (auto& h : L.hits) hits += h.load();
+  if (hits != completed) w.fail("TaskGroup: the tasks' local counters do not add up to those completed");
+  if (L.limit.load() >= 0 && L.max_in_flight.load() > L.limit.load()) w.fail("TaskGroup: the limit was exceeded");
+  if (L.local_sem.available() != kLocalPermits || L.local_holders.load() != 0)
+    w.fail("Permit: a local semaphore's permit was not given back");
+  if (L.seen > static_cast<std::size_t>(booms)) w.fail("TaskGroup: more errors observed than thrown");
+  bump(w.tg_unobserved, booms - static_cast<long>(L.seen));
+  if (L.wait_cancelled) bump(w.tg_unobserved_wait, booms - static_cast<long>(L.seen));
+  bump(w.tg_started, started);
+  bump(w.tg_completed, completed);
+  bump(w.tg_booms, booms);
+  bump(w.tg_child_cancelled, cancelled);
+  bump(w.tg_never_started, started - entered);
+  if (ac && !ac->stop()) {  // it started (or will): only once the group's context was cancelled
+    bump(w.tg_after_fired);
+    if (!L.gctx->cancelled()) w.fail("after_cancel's function started though the context was not cancelled");
+  }
+  if (escaped) {
+    bump(w.tg_escaped);
+    try {
+      std::rethrow_exception(escaped);
+    } catch (const skein::Cancelled&) {
+      bump(w.op(kTaskGroup).cancelled);
+      if (!skein::this_task::cancelled())
+        w.fail("a Cancelled left a TaskGroup's scope though the waiting task was not cancelled");
+    } catch (const std::exception& x) {
+      w.fail(std::string("an unexpected error left a TaskGroup's scope: ") + x.what());
+    }
+  }
+}
+
+/// Starts `p.n` tasks with run, spawn or try_run (a plain function or a
+/// coroutine, on the jobs' pool or default_pool()); the Promises, for when_all_settled.
+void start_group_children(GroupLocals& L, const GroupPlan& p, skein::TaskGroup& g, Rng& r,
+                          std::vector<Promise<int>>& ps, std::vector<int>& child) {
+  World& w = L.w;
+  const bool closed = L.limit.load() == 0;  // limit 0: try_run declines, run would wait for ever
+  for (int i = L.base; i < L.base + p.n; ++i) {
+    const std::uint64_t seed = r.next();
+    const bool boom = r.chance(12);
+    const bool on_jobs = r.chance(50);
+    const int form = closed ? 2 : static_cast<int>(r.below(3));
+    bool started = false;
+    auto launch = [&](auto&&... fa) -> std::optional<Promise<int>> {
+      switch (form) {
+        case 0: {
+          auto pr = on_jobs ? g.run(w.jobs_pool, fa...) : g.run(fa...);
+          started = true;
+          return pr;
+        }
+        case 1:
+          on_jobs ? g.spawn(w.jobs_pool, fa...) : g.spawn(fa...);
+          started = true;
+          return std::nullopt;
+        default: {
+          auto pr = on_jobs ? g.try_run(w.jobs_pool, fa...) : g.try_run(fa...);
+          started = pr.has_value();
+          return pr;
+        }
+      }
+    };
+    const bool idle = g.tasks() == 0;  // then every slot is free
+    std::optional<Promise<int>> pr;
+    if (r.chance(5) && form != 1) {  // on the EventLoop (a coroutine task: it never blocks the loop)
+      if (form == 0)
+        pr = g.run(w.loop, tg_child_coro, &L, seed, i, boom);
+      else
+        pr = g.try_run(w.loop, tg_child_coro, &L, seed, i, boom);
+      started = pr.has_value();
+      bump(w.tg_on_loop, started ? 1 : 0);
+    } else if (r.chance(35))
+      pr = launch(tg_child_coro, &L, seed, i, boom);
+    else
+      pr = launch([&L, seed, i, boom] { return tg_child(L, seed, i, boom); });
+    if (!started) {
+      bump(w.tg_declined);
+      if (!closed && idle) w.fail("TaskGroup::try_run declined though no task of the group was live");
+      continue;
+    }
+    bump(L.started);
+    if (pr) {
+      ps.push_back(std::move(*pr));
+      child.push_back(i);
+    }
+  }
+}
+
+/// After a wait() that returned: the group is used again (with a new limit, or
+/// none: no task is live and nobody waits for a slot, so set_limit must work).
+bool next_round(GroupLocals& L, const GroupPlan& p, skein::TaskGroup& g, Rng& r, int round) {
+  if (round + 1 >= p.rounds || p.user_cancel || g.cancelled()) return false;
+  if (r.chance(50)) {
+    const std::ptrdiff_t n = r.chance(30) ? -1 : 1 + static_cast<std::ptrdiff_t>(r.below(3));
+    try {
+      g.set_limit(n);
+      L.limit = n;
+    } catch (const std::exception& x) {
+      L.w.fail(std::string("TaskGroup::set_limit between rounds (no task live) threw: ") + x.what());
+    }
+  }
+  L.max_in_flight = 0;
+  L.base += kRoundSpan;
+  bump(L.w.tg_reused);
+  return true;
+}
+
+/// A TaskGroup from blocking code: run/spawn/try_run, a limit, wait() (or not), cancellation from every side.
+void task_group_one(World& w, Rng& r) {
+  bump(w.tg_made);
+  const std::uint64_t tag = w.tg_next_tag.fetch_add(1) + 1;
+  GroupPlan p = plan_group(w, r, tag);
+  GroupLocals L(w, tag);  // before the group: its tasks use it until the group ends
+  L.valued = p.valued;
+  std::optional<skein::AfterCancel> ac;
+  std::exception_ptr escaped, rethrow;
+  {
+    std::optional<skein::TaskGroup> g;
+    if (p.parent)
+      g.emplace(*p.parent);
+    else
+      g.emplace();
+    L.gctx = g->context();
+    L.group = &*g;
+    try {
+      if (p.limit >= 0) {
+        if (r.chance(30)) g->set_limit(-1);
+        g->set_limit(p.limit);
+        L.limit = p.limit;
+        bump(w.tg_limited);
+      }
+      if (p.after) ac = skein::after_cancel(g->context(), w.jobs_pool, [pw = &w] { bump(pw->tg_after_ran); });
+      if (p.pre_cancel) {
+        p.parent->cancel(p.parent_cause);
+        bump(w.tg_parent_cancels);
+      }
+      for (int round = 0;; ++round) {
+        std::vector<Promise<int>> ps;
+        std::vector<int> child;
+        start_group_children(L, p, *g, r, ps, child);
+        if (p.settle) {
+          if (r.chance(50)) {
+            ps.push_back(skein::run(w.jobs_pool, settled_child, &w, r.next()));
+            child.push_back(-1);
+          }
+          auto res = skein::when_all_settled(std::move(ps)).get();
+          check_settled(L, res, child);
+        }
+        if (p.permit) permit_one(w, r);
+        if (p.errors_early) group_errors(L, *g);
+        if (round == 0 && p.mid_cancel) {
+          skein::sleep_for(r.micros(0, 1500));
+          p.parent->cancel(p.parent_cause);
+          bump(w.tg_parent_cancels);
+        }
+        if (round == 0 && p.user_cancel) {
+          if (r.chance(50)) skein::sleep_for(r.micros(0, 800));
+          g->cancel(p.user_cause);
+          bump(w.tg_user_cancels);
+          if (!g->cancelled()) w.fail("TaskGroup::cancel() did not cancel the group");
+        }
+        if (p.skip_wait && round + 1 >= p.rounds) {
+          bump(w.tg_skipped);
+          bump(w.op(kTaskGroup).timeout);
+          break;
+        }
+        std::exception_ptr e;
+        try {
+          g->wait();
+        } catch (...) {
+          e = std::current_exception();
+        }
+        if (judge_group_wait(L, p, *g, e, r)) {
+          rethrow = e;
+          break;
+        }
+        if (e || !next_round(L, p, *g, r, round)) break;
+      }
+    } catch (...) {
+      escaped = std::current_exception();
+    }
+  }  // the group ends: it cancels what is left and waits for it
+  group_after(L, p, ac, escaped);
+  if (escaped && skein::this_task::cancelled()) std::rethrow_exception(escaped);
+  if (rethrow) std::rethrow_exception(rethrow);  // wait() was cancelled: so is the job
+}
+
 // Episode queues: producers and consumers in a sub-context, the owner closes the queue.
 
 void ep_producer(World* w, std::shared_ptr<ItemQueue> q, std::uint64_t seed) {
@@ -1243,6 +1931,7 @@ bool blocking_op(World& w, Rng& r, int depth) {
       1,   // 13 orphaned error
       2,   // 14 queue episode
       2,   // 15 pool episode
+      3,   // 16 TaskGroup
   };
   const bool deep = depth >= 2;
   switch (r.weighted(kWeights)) {
@@ -1265,9 +1954,10 @@ bool blocking_op(World& w, Rng& r, int depth) {
     case 14:
       if (!deep) queue_episode(w, r);
       break;
-    default:
+    case 15:
       if (!deep) pool_episode(w, r);
       break;
+    default: task_group_one(w, r); break;
   }
   return true;
 }
@@ -1428,6 +2118,193 @@ Promise<void> loop_coro(World* w, std::uint64_t seed) {
   ++w->loop_coros_done;  // the loop's thread only
 }
 
+/// A task of a group (a coroutine): async sleeps and async Permits, now and then a GroupBoom.
+Promise<int> tg_child_coro(GroupLocals* L, std::uint64_t seed, int i, bool boom) {
+  CoroLive live(&L->w);
+  ChildIn in(*L);
+  World* w = &L->w;
+  Rng r(seed);
+  try {
+    if (boom && r.chance(30)) group_boom(*L, i);
+    for (int k = 0, n = 1 + static_cast<int>(r.below(3)); k < n; ++k) {
+      switch (r.below(3)) {
+        case 0: co_await skein::async_sleep(r.micros(0, 300)); break;
+        case 1: {
+          skein::Permit p;
+          try {
+            p = co_await w->sem.async_permit();
+          } catch (const skein::Cancelled&) {
+            bump(w->op(kSem).cancelled);
+            throw;
+          }
+          if (!p.held()) w->fail("Semaphore::async_permit gave an empty Permit");
+          PermitCount held(*w);
+          bump(w->op(kSem).ok);
+          if (r.chance(40)) co_await skein::async_sleep(r.micros(0, 300));  // a Cancelled here gives it back
+          break;
+        }
+        default: {
+          skein::Permit p = co_await L->local_sem.async_permit();
+          LocalHold h(*L);
+          if (r.chance(50)) co_await skein::async_sleep(r.micros(0, 200));
+          break;
+        }
+      }
+    }
+    if (owners_task(i) && r.chance(15)) tg_start_from_task(*L, r, i);
+    if (r.chance(3)) tg_wait_inside(*L);
+    if (boom) group_boom(*L, i);
+  } catch (const skein::Cancelled& c) {
+    check_group_cause(*L, c.cause(), "a TaskGroup's coroutine task");
+    bump(L->cancelled);
+    throw;
+  }
+  tg_child_done(*L, i);
+  co_return i * 7;
+}
+
+/// A TaskGroup from a coroutine: async_run (which waits for a slot without
+/// blocking), try_run, spawn, co_await when_all_settled, async_permit, and
+/// co_await async_wait() (now and then a blocking wait(), or none).
+Promise<void> task_group_coro(World* w, std::uint64_t seed) {
+  CoroLive live(w);
+  Rng r(seed);
+  bump(w->tg_made);
+  bump(w->tg_coro);
+  const std::uint64_t tag = w->tg_next_tag.fetch_add(1) + 1;
+  GroupPlan p = plan_group(*w, r, tag);
+  GroupLocals L(*w, tag);  // in the frame, before the group: its tasks use it until the group ends
+  L.valued = p.valued;
+  std::optional<skein::AfterCancel> ac;
+  std::exception_ptr escaped, rethrow;
+  {
+    std::optional<skein::TaskGroup> g;
+    if (p.parent)
+      g.emplace(*p.parent);
+    else
+      g.emplace();
+    L.gctx = g->context();
+    L.group = &*g;
+    try {
+      if (p.limit >= 0) {
+        g->set_limit(p.limit);
+        L.limit = p.limit;
+        bump(w->tg_limited);
+      }
+      if (p.after) ac = skein::after_cancel(g->context(), [w] { bump(w->tg_after_ran); });
+      if (p.pre_cancel) {
+        p.parent->cancel(p.parent_cause);
+        bump(w->tg_parent_cancels);
+      }
+      for (int round = 0;; ++round) {
+        std::vector<Promise<int>> ps;
+        std::vector<int> child;
+        const bool closed = L.limit.load() == 0;  // limit 0: try_run declines, run would wait for ever
+        for (int i = L.base; i < L.base + p.n; ++i) {
+          const std::uint64_t s = r.next();
+          const bool boom = r.chance(12);
+          const bool coro = r.chance(50);
+          const int form = closed ? 1 : static_cast<int>(r.below(4));
+          std::optional<Promise<int>> pr;
+          bool started = true;
+          const bool idle = g->tasks() == 0;
+          switch (form) {
+            case 0:
+            case 3: {  // async_run: waits for a slot without blocking the thread
+              Promise<int> x;
+              if (coro) {
+                x = co_await g->async_run(tg_child_coro, &L, s, i, boom);
+              } else {
+                x = co_await g->async_run([&L, s, i, boom] { return tg_child(L, s, i, boom); });
+              }
+              pr = std::move(x);
+              break;
+            }
+            case 1:
+              if (coro)
+                pr = g->try_run(w->jobs_pool, tg_child_coro, &L, s, i, boom);
+              else
+                pr = g->try_run([&L, s, i, boom] { return tg_child(L, s, i, boom); });
+              started = pr.has_value();
+              break;
+            default:
+              if (coro)
+                g->spawn(tg_child_coro, &L, s, i, boom);
+              else
+                g->spawn(w->jobs_pool, [&L, s, i, boom] { return tg_child(L, s, i, boom); });
+              break;
+          }
+          if (!started) {
+            bump(w->tg_declined);
+            if (!closed && idle) w->fail("TaskGroup::try_run declined though no task of the group was live");
+            continue;
+          }
+          bump(L.started);
+          if (pr) {
+            if (!pr->valid()) w->fail("TaskGroup::async_run gave an empty Promise");
+            ps.push_back(std::move(*pr));
+            child.push_back(i);
+          }
+        }
+        if (p.settle) {
+          if (r.chance(50)) {
+            ps.push_back(skein::run(w->jobs_pool, settled_child, w, r.next()));
+            child.push_back(-1);
+          }
+          auto res = co_await skein::when_all_settled(std::move(ps));
+          check_settled(L, res, child);
+        }
+        if (p.permit) {
+          skein::Permit held;
+          try {
+            held = co_await w->sem.async_permit();
+          } catch (const skein::Cancelled&) {
+            bump(w->op(kSem).cancelled);
+            throw;
+          }
+          PermitCount count(*w);
+          bump(w->op(kSem).ok);
+        }
+        if (p.errors_early) group_errors(L, *g);
+        if (round == 0 && p.mid_cancel) {
+          co_await skein::async_sleep(r.micros(0, 1500));
+          p.parent->cancel(p.parent_cause);
+          bump(w->tg_parent_cancels);
+        }
+        if (round == 0 && p.user_cancel) {
+          if (r.chance(50)) co_await skein::async_sleep(r.micros(0, 800));
+          g->cancel(p.user_cause);
+          bump(w->tg_user_cancels);
+        }
+        if (p.skip_wait && round + 1 >= p.rounds) {
+          bump(w->tg_skipped);
+          bump(w->op(kTaskGroup).timeout);
+          break;
+        }
+        std::exception_ptr e;
+        try {
+          if (r.chance(80))
+            co_await g->async_wait();
+          else
+            g->wait();
+        } catch (...) {
+          e = std::current_exception();
+        }
+        if (judge_group_wait(L, p, *g, e, r)) {
+          rethrow = e;
+          break;
+        }
+        if (e || !next_round(L, p, *g, r, round)) break;
+      }
+    } catch (...) {
+      escaped = std::current_exception();
+    }
+  }  // the group ends: it cancels what is left and waits for it (blocking the thread)
+  group_after(L, p, ac, escaped);
+  if (escaped && skein::this_task::cancelled()) std::rethrow_exception(escaped);
+  if (rethrow) std::rethrow_exception(rethrow);
+}
+
 /// One random coroutine operation. False: the job should end.
 Promise<bool> coro_op(World* w, std::uint64_t seed, int depth) {
   CoroLive live(w);
@@ -1446,6 +2323,7 @@ Promise<bool> coro_op(World* w, std::uint64_t seed, int depth) {
       4,   // 10 sub-jobs awaited, when_all/when_any awaited
       6,   // 11 try forms
       12,  // 12 a blocking operation (a pool task may block)
+      3,   // 13 a TaskGroup (async_run, async_wait)
   };
   switch (r.weighted(kWeights)) {
     case 0: {
@@ -1659,6 +2537,10 @@ Promise<bool> coro_op(World* w, std::uint64_t seed, int depth) {
           }
           break;
       }
+      break;
+    }
+    case 13: {
+      co_await task_group_coro(w, r.next());
       break;
     }
     default: co_return blocking_op(*w, r, depth);
@@ -1943,7 +2825,18 @@ void run_soak(const SoakCase& sc, skein::ThreadPool& jobs_pool) {
       << " with workers cancelled before they started); pool " << val(w.pool_submitted) << " items, "
       << val(w.boom_thrown) << " worker errors (" << val(w.boom_rethrown) << " rethrown, " << val(w.h_pool)
       << " reported); loop posts " << val(w.loop_posted) << ", loop tasks " << val(w.loop_spawned) << ", notifier "
-      << w.notifier_runs << "/" << val(w.triggers) << "; wait groups " << val(w.groups_made) << "; orphans "
+      << w.notifier_runs << "/" << val(w.triggers) << "; wait groups " << val(w.groups_made) << "; task groups "
+      << val(w.tg_made) << " (" << val(w.tg_coro) << " coroutines, " << val(w.tg_limited) << " limited; wait "
+      << val(w.tg_ok) << " returned, " << val(w.tg_boom) << " rethrew GroupBoom, " << val(w.tg_cancelled)
+      << " Cancelled from the parent, " << val(w.tg_caller_cancelled) << " Cancelled with the waiter, "
+      << val(w.tg_skipped) << " skipped, " << val(w.tg_escaped) << " left early; " << val(w.tg_user_cancels)
+      << " cancel(), " << val(w.tg_parent_cancels) << " parents cancelled; tasks " << val(w.tg_started) << " started, "
+      << val(w.tg_declined) << " declined, " << val(w.tg_completed) << " completed, " << val(w.tg_booms) << " threw, "
+      << val(w.tg_child_cancelled) << " cancelled, " << val(w.tg_never_started) << " never started; "
+      << val(w.tg_unobserved) << " errors unobserved (" << val(w.tg_unobserved_wait) << " after a cancelled wait), "
+      << val(w.h_group) << " reported; " << val(w.tg_usage) << " wait() inside: UsageError; " << val(w.tg_on_loop)
+      << " on the loop; " << val(w.tg_reused) << " used again after wait(); " << val(w.tg_settled)
+      << " when_all_settled; after_cancel " << val(w.tg_after_ran) << "/" << val(w.tg_after_fired) << "); orphans "
       << val(w.orphans_thrown) << " |" << kinds.str() << " [ok/timeout/cancelled/closed]";
   MESSAGE(sum.str());
 
@@ -2026,6 +2919,14 @@ void run_soak(const SoakCase& sc, skein::ThreadPool& jobs_pool) {
   CHECK(val(w.h_loop) == val(w.loop_thrown));
   CHECK(val(w.h_cancelled) == 0);
   CHECK(val(w.h_other) == 0);
+  // TaskGroups: the destructor reported exactly the GroupBooms that neither
+  // wait() nor errors() observed; when_all_settled observed its inputs'
+  // errors; every after_cancel function that was not stopped ran once.
+  CHECK(val(w.h_group) == val(w.tg_unobserved));
+  CHECK(val(w.h_settled) == 0);
+  CHECK(val(w.tg_after_ran) == val(w.tg_after_fired));
+  CHECK(val(w.tg_started) ==
+        val(w.tg_completed) + val(w.tg_booms) + val(w.tg_child_cancelled) + val(w.tg_never_started));
 
   // Nothing runs any more: the world can go (reports, if any, go to stderr now).
   skein::set_unhandled_error_handler(nullptr);
