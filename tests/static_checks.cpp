@@ -129,7 +129,7 @@ static_assert(std::is_same_v<decltype(lv<const Context>().with_value(lv<Key>(), 
 static_assert(std::is_same_v<decltype(lv<const Context>().value(lv<Key>())), const std::string*>);
 static_assert(noexcept(lv<const Context>().value(lv<Key>())) && noexcept(skein::this_task::value(lv<Key>())));
 static_assert(std::is_same_v<decltype(skein::after_cancel(lv<const Context>(), [] {})), skein::AfterCancel>);
-static_assert(std::is_nothrow_copy_constructible_v<skein::AfterCancel> && noexcept(lv<skein::AfterCancel>().stop()));
+static_assert(std::is_nothrow_copy_constructible_v<skein::AfterCancel>&& noexcept(lv<skein::AfterCancel>().stop()));
 static_assert(std::is_same_v<decltype(lv<const skein::Cancelled>().cause()), const std::exception_ptr&>);
 
 // --- task_group.hpp -------------------------------------------------------------------
@@ -162,7 +162,8 @@ static_assert(std::is_same_v<decltype(skein::when_all_settled(PI(), PV())),
 static_assert(std::is_same_v<decltype(skein::when_all_settled(std::vector<PI>())),
                              skein::Promise<std::vector<skein::Settled<int>>>>);
 static_assert(std::is_same_v<skein::Settled<void>::value_type, std::monostate>);
-static_assert(noexcept(lv<const skein::Settled<int>>().fulfilled()) && noexcept(lv<const skein::Settled<int>>().error()));
+static_assert(
+    noexcept(lv<const skein::Settled<int>>().fulfilled()) && noexcept(lv<const skein::Settled<int>>().error()));
 static_assert(
     std::is_same_v<decltype(skein::when_any(std::vector<PI>())), skein::Promise<std::pair<std::size_t, int>>>);
 static_assert(std::is_same_v<decltype(skein::when_any(std::vector<PV>())), skein::Promise<std::size_t>>);
@@ -273,7 +274,7 @@ static_assert(noexcept(lv<S>().try_acquire()) && noexcept(lv<S>().async_acquire(
 static_assert(noexcept(lv<const S>().available()) && noexcept(lv<const S>().max()));
 static_assert(std::is_same_v<decltype(lv<S>().try_acquire_for(1ms)), bool>);
 static_assert(skein::detail::Awaiter<S::AcquireOperation>);
-static_assert(skein::detail::Awaiter<S::PermitOperation> && noexcept(lv<S>().async_permit()));
+static_assert(skein::detail::Awaiter<S::PermitOperation>&& noexcept(lv<S>().async_permit()));
 static_assert(std::is_same_v<decltype(lv<S>().async_permit().await_resume()), skein::Permit>);
 using skein::Permit;
 static_assert(std::is_nothrow_move_constructible_v<Permit> && std::is_nothrow_move_assignable_v<Permit>);
