@@ -357,9 +357,7 @@ public:
   /// Starts task_body() as a task of the calling task's context if that is
   /// the runtime's or inside it (a group's), else of the runtime's context.
   Promise<Value> start(FunctionRef fn, std::vector<Value> args, std::optional<Dict> globals) {
-    auto cur = Context::current();
-    const Context& where = cur && ctx_.encloses(*cur) ? *cur : ctx_;
-    return where.run(task_body(), std::move(fn), std::move(args), std::move(globals));
+    return current_context().run(task_body(), std::move(fn), std::move(args), std::move(globals));
   }
   /// The context new tasks of a module call belong to (see start).
   [[nodiscard]] Context current_context() const {
@@ -499,6 +497,13 @@ public:
     auto i = integer(v, what);
     if (i < 0) fail(std::string(what) + " must not be negative, got " + std::to_string(i));
     return static_cast<std::size_t>(i);
+  }
+  /// A count that skein's semaphores hold in 31 bits (permits, a group's limit).
+  [[nodiscard]] std::ptrdiff_t count31(const Value& v, std::string_view what) const {
+    auto n = size(v, what);
+    if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+      fail(std::string(what) + " must be below 2^31, got " + std::to_string(n));
+    return static_cast<std::ptrdiff_t>(n);
   }
   [[nodiscard]] double number(const Value& v, std::string_view what) const {
     if (auto* i = v.get_if<std::int64_t>()) return static_cast<double>(*i);
@@ -1136,18 +1141,11 @@ public:
         {"set_limit",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"limit"}});
-           self(o).group.set_limit(a[0].is_none() ? -1 : limit(c, a[0]));
+           self(o).group.set_limit(a[0].is_none() ? -1 : c.count31(a[0], "limit"));
            return {};
          }},
     };
     return m;
-  }
-  /// A limit from a script: none = no limit, else 0 .. 2^31-1.
-  static std::ptrdiff_t limit(Call& c, const Value& v) {
-    auto n = c.size(v, "limit");
-    if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
-      c.fail("limit must be below 2^31, got " + std::to_string(n));
-    return static_cast<std::ptrdiff_t>(n);
   }
   TaskGroup group;
 
@@ -1199,7 +1197,7 @@ inline Value make_group(Call& c, const Value& limit, const Value& values, bool c
   g->clone = clone;
   c.runtime().keep_while(g,
                          [](const Object& o) noexcept { return static_cast<const GroupObject&>(o).group.tasks() > 0; });
-  if (!limit.is_none()) g->group.set_limit(GroupObject::limit(c, limit));
+  if (!limit.is_none()) g->group.set_limit(c.count31(limit, "limit"));
   return g;
 }
 
@@ -1449,10 +1447,7 @@ inline Module make_thread_module() {
                      {"new",
                       [](Call& c) -> Value {
                         auto& a = c.exactly(1);
-                        auto n = c.size(a[0], "permits");
-                        if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
-                          c.fail("permits must be below 2^31, got " + std::to_string(n));
-                        return make<SemaphoreObject>(c, static_cast<std::ptrdiff_t>(n));
+                        return make<SemaphoreObject>(c, c.count31(a[0], "permits"));
                       }},
                      {"acquire", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "acquire"); }},
                      {"release", [](Call& c) -> Value { return call_on<SemaphoreObject>(c, "release"); }},

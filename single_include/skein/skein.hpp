@@ -4901,6 +4901,15 @@ inline void check_cancelled() {
 
 namespace skein {
 
+namespace detail {
+/// The T stored under `key` in `st` or an ancestor (null `st`: none).
+template <class T>
+const T* find_value(const ContextState* st, const void* key) noexcept {
+  const ContextValueNode* n = st ? st->find_value(key) : nullptr;
+  return n ? &static_cast<const ContextValue<T>*>(n)->value : nullptr;
+}
+}  // namespace detail
+
 class TaskGroup;
 class AfterCancel;
 
@@ -4974,8 +4983,7 @@ public:
   /// null. The pointer stays valid while this context lives.
   template <class T>
   [[nodiscard]] const T* value(const ContextKey<T>& key) const noexcept {
-    const auto* n = st_->find_value(&key);
-    return n ? &static_cast<const detail::ContextValue<T>*>(n)->value : nullptr;
+    return detail::find_value<T>(st_, &key);
   }
 
   /// The context of the task running on this thread, if it has one.
@@ -5154,10 +5162,7 @@ namespace this_task {
 /// or null outside a context-bound task. Valid while the task runs.
 template <class T>
 [[nodiscard]] const T* value(const ContextKey<T>& key) noexcept {
-  const auto* s = static_cast<const detail::ContextState*>(detail::inherited_context());
-  if (!s) return nullptr;
-  const auto* n = s->find_value(&key);
-  return n ? &static_cast<const detail::ContextValue<T>*>(n)->value : nullptr;
+  return detail::find_value<T>(static_cast<const detail::ContextState*>(detail::inherited_context()), &key);
 }
 }  // namespace this_task
 
