@@ -599,10 +599,10 @@ TEST_CASE("Go by Example: non-blocking channel operations") {
 
 // "Timers": a timer fires; a stopped one never does.
 TEST_CASE("Go by Example: timers") {
+  const auto t0 = std::chrono::steady_clock::now();  // before the timer starts counting
   skein::Timer t1(10ms);
-  const auto t0 = std::chrono::steady_clock::now();
   t1.wait();  // "Timer 1 fired"
-  CHECK(std::chrono::steady_clock::now() - t0 >= 9ms);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 10ms);
   skein::Timer t2(50ms);
   auto fired = skein::run([&] { return t2.channel().get_for(150ms).has_value(); });
   CHECK(t2.stop());  // "Timer 2 stopped"
@@ -611,8 +611,10 @@ TEST_CASE("Go by Example: timers") {
 
 // "Tickers": ticks arrive every period until stopped.
 TEST_CASE("Go by Example: tickers") {
-  skein::Ticker ticker(5ms);
+  // t0 before the ticker starts: its ticks are due at start + k * period, so the third is due at
+  // least 15 ms after t0 (taken after the constructor, t0 may be later than the start).
   const auto t0 = std::chrono::steady_clock::now();
+  skein::Ticker ticker(5ms);
   int ticks = 0;
   while (ticks < 3) {
     auto r = skein::select(case_get(ticker.channel()), case_after(10s));
@@ -643,6 +645,7 @@ TEST_CASE("Go by Example: rate limiting") {
 
   Queue<std::chrono::steady_clock::time_point> bursty(3);
   for (int i = 0; i < 3; ++i) bursty.put(std::chrono::steady_clock::now());
+  const auto t0 = std::chrono::steady_clock::now();  // before the ticker starts counting
   skein::Ticker refill(20ms);
   auto feeder = skein::run([&]() -> skein::Promise<void> {
     for (int i = 0; i < 2; ++i) {
@@ -650,10 +653,9 @@ TEST_CASE("Go by Example: rate limiting") {
       co_await bursty.async_put(*t);
     }
   });
-  const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < 3; ++i) CHECK(bursty.try_get().has_value());  // the burst of 3 waits for no tick
   for (int i = 0; i < 2; ++i) (void)bursty.get();
-  CHECK(std::chrono::steady_clock::now() - t0 >= 35ms);  // the next two did (ticks at 20 and 40 ms)
+  CHECK(std::chrono::steady_clock::now() - t0 >= 40ms);  // the next two did (ticks at 20 and 40 ms)
   feeder.get();
 }
 
