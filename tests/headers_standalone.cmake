@@ -1,12 +1,13 @@
-# Every header of include/skein (public and detail) compiles on its own, as
-# the first and only include of a translation unit, and no detail header
-# includes a public one (detail/ is below the public layer). (cmake -P)
+# Every header of include/skein (public, script/ and detail) compiles on its
+# own, as the first and only include of a translation unit, and no detail
+# header includes a public one (detail/ is below the public layer). (cmake -P)
 #   -DCXX=<compiler> -DINCLUDE=<skein include dir> -DWORK=<scratch dir>
 file(MAKE_DIRECTORY ${WORK})
 file(GLOB public RELATIVE ${INCLUDE} ${INCLUDE}/skein/*.hpp)
+file(GLOB script RELATIVE ${INCLUDE} ${INCLUDE}/skein/script/*.hpp)  # the parts of <skein/script.hpp>
 file(GLOB detail RELATIVE ${INCLUDE} ${INCLUDE}/skein/detail/*.hpp)
 set(failed "")
-foreach(h ${public} ${detail})
+foreach(h ${public} ${script} ${detail})
   string(MAKE_C_IDENTIFIER "${h}" id)
   file(WRITE ${WORK}/${id}.cpp "#include <${h}>\n")
   execute_process(COMMAND ${CXX} -std=c++20 -fsyntax-only -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Werror
@@ -23,8 +24,9 @@ foreach(h ${detail})
   endif()
 endforeach()
 list(LENGTH public np)
+list(LENGTH script ns)
 list(LENGTH detail nd)
 if(failed)
   message(FATAL_ERROR "${failed}")
 endif()
-message(STATUS "${np} public and ${nd} detail headers compile on their own; detail/ includes no public header")
+message(STATUS "${np} public, ${ns} script/ and ${nd} detail headers compile on their own; detail/ includes no public header")

@@ -28,6 +28,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -38,14 +39,32 @@ namespace skein_lua {
 namespace sc = skein::script;
 using sc::Value;
 
+/// How one upvalue of a function crosses into another lua_State.
+struct LuaUpvalue {
+  enum class Kind : std::uint8_t {
+    nil,        ///< nil (or not yet assigned)
+    globals,    ///< _ENV holding the globals table: the receiving state's globals
+    value,      ///< a copy (tables deeply, skein objects as handles, functions recursively)
+    enclosing,  ///< a function being copied around this one (recursion): `level` steps out
+    library,    ///< a library value (`string`, `table.insert`, `threads`): the receiver's own, by `path`
+  };
+  std::string name;
+  Kind kind = Kind::nil;
+  Value value;            // Kind::value
+  std::size_t level = 0;  // Kind::enclosing: 0 is the function itself
+  std::string path;       // Kind::library: "string", "table.insert", "print"
+};
+
 /// A Lua function in portable form: its bytecode (with debug information, so
-/// that parameter and upvalue names are known).
+/// that parameter and upvalue names are known) and its upvalues.
 class LuaFunction final : public sc::Function {
 public:
-  LuaFunction(std::string bytecode, std::string where, std::vector<std::string> params, bool vararg)
+  LuaFunction(std::string bytecode, std::string where, std::vector<std::string> params, bool vararg,
+              std::vector<LuaUpvalue> upvalues)
       : bytecode_(std::move(bytecode)),
         where_(std::move(where)),
         params_(std::move(params)),
+        upvalues_(std::move(upvalues)),
         vararg_(vararg),
         id_(next_id()) {}
   std::string describe() const override { return "function <" + where_ + ">"; }
@@ -53,6 +72,7 @@ public:
   bool variadic() const noexcept override { return vararg_; }
   const std::string& bytecode() const noexcept { return bytecode_; }
   const std::string& where() const noexcept { return where_; }
+  const std::vector<LuaUpvalue>& upvalues() const noexcept { return upvalues_; }
   std::uint64_t id() const noexcept { return id_; }
 
 private:
@@ -62,6 +82,7 @@ private:
   }
   std::string bytecode_, where_;
   std::vector<std::string> params_;
+  std::vector<LuaUpvalue> upvalues_;
   bool vararg_;
   std::uint64_t id_;
 };
@@ -153,10 +174,11 @@ private:
         return std::string(s, n);
       }
       case LUA_TTABLE: return table(idx, depth);
-      case LUA_TFUNCTION: return function(idx);
+      case LUA_TFUNCTION: return function(idx, depth);
       case LUA_TUSERDATA:
         if (auto* h = handle_at(L_, idx)) return *h;
         throw sc::ScriptError("cannot copy a userdata (only skein objects cross between tasks)");
+      case LUA_TTHREAD: throw sc::ScriptError("cannot copy a coroutine");
       default: throw sc::ScriptError(std::string("cannot copy a ") + luaL_typename(L_, idx));
     }
   }
@@ -213,27 +235,125 @@ private:
     return dict;
   }
 
-  Value function(int idx) {
+  Value function(int idx, int depth) {
     if (lua_iscfunction(L_, idx))
       throw sc::ScriptError("cannot move a C function into a task (wrap it in a Lua function)");
-    std::string code;
-    lua_pushvalue(L_, idx);
+    if (depth >= kMaxDepth) throw sc::ScriptError("cannot copy functions nested more than 100 levels deep");
+    if (!lua_checkstack(L_, 6)) throw sc::ScriptError("cannot copy a function: Lua stack exhausted");
     lua_Debug ar;
-    lua_pushvalue(L_, -1);
+    lua_pushvalue(L_, idx);
     lua_getinfo(L_, ">Su", &ar);  // pops the copy
+    std::string where = std::string(ar.short_src) + ":" + std::to_string(ar.linedefined);
     std::vector<std::string> params;
+    lua_pushvalue(L_, idx);
     for (int i = 1; i <= ar.nparams; ++i)
       if (const char* name = lua_getlocal(L_, nullptr, i)) params.emplace_back(name);  // function on top
-    std::string where = std::string(ar.short_src) + ":" + std::to_string(ar.linedefined);
-    bool vararg = ar.isvararg != 0;
+    std::string code;
     int rc = lua_dump(L_, dump_writer, &code, 0);
     lua_pop(L_, 1);
     if (rc != 0) throw sc::ScriptError("cannot move function <" + where + "> into a task");
-    return sc::FunctionRef(std::make_shared<LuaFunction>(std::move(code), std::move(where), std::move(params), vararg));
+
+    functions_.push_back(lua_topointer(L_, idx));
+    struct Pop {
+      std::vector<const void*>& p;
+      ~Pop() { p.pop_back(); }
+    } pop{functions_};
+    std::vector<LuaUpvalue> ups;
+    ups.reserve(ar.nups);
+    for (int i = 1; i <= ar.nups; ++i) {
+      const char* name = lua_getupvalue(L_, idx, i);
+      LuaUpvalue u;
+      u.name = name && *name ? name : "?";
+      try {
+        upvalue(u, lua_gettop(L_), depth);
+      } catch (const sc::ScriptError& e) {
+        lua_pop(L_, 1);
+        throw sc::ScriptError("function <" + where + ">: upvalue '" + u.name + "': " + e.what());
+      }
+      lua_pop(L_, 1);
+      ups.push_back(std::move(u));
+    }
+    return sc::FunctionRef(std::make_shared<LuaFunction>(std::move(code), std::move(where), std::move(params),
+                                                         ar.isvararg != 0, std::move(ups)));
+  }
+
+  /// How the upvalue at `idx` crosses (see LuaUpvalue).
+  void upvalue(LuaUpvalue& u, int idx, int depth) {
+    using K = LuaUpvalue::Kind;
+    int t = lua_type(L_, idx);
+    if (t == LUA_TNIL) return;
+    if (t == LUA_TTABLE && u.name == "_ENV") {
+      lua_pushglobaltable(L_);
+      bool g = lua_rawequal(L_, -1, idx);
+      lua_pop(L_, 1);
+      if (g) {
+        u.kind = K::globals;
+        return;
+      }
+    }
+    if (t == LUA_TFUNCTION && !lua_iscfunction(L_, idx)) {
+      auto it = std::find(functions_.begin(), functions_.end(), lua_topointer(L_, idx));
+      if (it != functions_.end()) {  // recursion: a function being copied around this one
+        u.kind = K::enclosing;
+        u.level = static_cast<std::size_t>(functions_.end() - it - 1);
+        return;
+      }
+    }
+    if (t == LUA_TTABLE || t == LUA_TUSERDATA || lua_iscfunction(L_, idx)) {
+      if (auto path = library_path(idx)) {
+        u.kind = K::library;
+        u.path = std::move(*path);
+        return;
+      }
+    }
+    if (t == LUA_TTHREAD) throw sc::ScriptError("cannot copy a coroutine into a task");
+    u.kind = K::value;
+    u.value = convert(idx, depth + 1);
+  }
+
+  /// "string", "table.insert", "print", "threads": where the value at `idx`
+  /// is found among the globals and the loaded modules, if it is a library's.
+  std::optional<std::string> library_path(int idx) {
+    if (lua_type(L_, idx) == LUA_TUSERDATA && handle_at(L_, idx)) return std::nullopt;  // a skein object: a handle
+    std::optional<std::string> found;
+    auto scan = [&](int tbl, const std::string& prefix) {
+      lua_pushnil(L_);
+      while (lua_next(L_, tbl)) {
+        if (lua_type(L_, -2) == LUA_TSTRING && lua_rawequal(L_, -1, idx)) {
+          found = prefix + lua_tostring(L_, -2);
+          lua_pop(L_, 2);
+          return;
+        }
+        lua_pop(L_, 1);
+      }
+    };
+    lua_getfield(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    int loaded = lua_gettop(L_);
+    scan(loaded, "");  // a module: "string", "threads"
+    if (!found && lua_type(L_, idx) != LUA_TTABLE) {
+      lua_pushglobaltable(L_);
+      scan(lua_gettop(L_), "");  // a global function: "print", "pairs"
+      lua_pop(L_, 1);
+      lua_pushnil(L_);
+      while (!found && lua_next(L_, loaded)) {  // a module's function or object: "table.insert", "io.stdout"
+        if (lua_type(L_, -2) == LUA_TSTRING && lua_type(L_, -1) == LUA_TTABLE) {
+          std::string prefix = std::string(lua_tostring(L_, -2)) + ".";
+          scan(lua_gettop(L_), prefix);
+          if (found) {
+            lua_pop(L_, 2);
+            break;
+          }
+        }
+        lua_pop(L_, 1);
+      }
+    }
+    lua_settop(L_, loaded - 1);
+    return found;
   }
 
   lua_State* L_;
-  std::vector<const void*> path_;
+  std::vector<const void*> path_;       // the tables being copied (a cycle is an error)
+  std::vector<const void*> functions_;  // the functions being copied (a cycle is recursion)
 };
 
 /// Names that every environment has already (libraries, modules): not copied by snapshots.
@@ -247,33 +367,89 @@ inline bool builtin_global(const char* k) {
 
 void push_handle(lua_State* L, const sc::Handle& h);
 
-/// Loads `f` into L. Functions cross without their upvalues: _ENV becomes
-/// this state's globals; an upvalue named after a library or module (the
-/// `local threads = require("threads")` idiom) becomes this state's one;
-/// every other upvalue is nil.
-inline void push_function(lua_State* L, const LuaFunction& f) {
+/// The functions being built by push_value, outermost first (stack indices):
+/// an upvalue of Kind::enclosing refers to one of them.
+using Building = std::vector<int>;
+
+void push_value(lua_State* L, const Value& v, int depth, Building& building);
+
+/// Pushes the library value at `path` ("string", "table.insert"): a loaded
+/// module (required if it is not loaded yet), a global, or a field of either.
+inline void push_library(lua_State* L, const std::string& path) {
+  auto dot = path.find('.');
+  std::string head = path.substr(0, dot);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_getfield(L, -1, head.c_str());
+  lua_remove(L, -2);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushglobaltable(L);
+    lua_getfield(L, -1, head.c_str());
+    lua_remove(L, -2);
+  }
+  if (lua_isnil(L, -1)) {  // a module this state has not loaded yet: require it, as the caller did
+    lua_pop(L, 1);
+    lua_getglobal(L, "require");
+    lua_pushstring(L, head.c_str());
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+      std::string msg = error_message(L, -1);
+      lua_pop(L, 1);
+      throw sc::ScriptError("cannot find '" + head + "' here: " + msg);
+    }
+  }
+  if (dot != std::string::npos) {
+    std::string field = path.substr(dot + 1);
+    if (lua_type(L, -1) == LUA_TTABLE)
+      lua_getfield(L, -1, field.c_str());
+    else
+      lua_pushnil(L);
+    lua_remove(L, -2);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      throw sc::ScriptError("'" + path + "' does not exist here");
+    }
+  }
+}
+
+/// Loads `f` into L with its upvalues: _ENV as this state's globals, library
+/// values as this state's own, copies of everything else.
+inline void push_function(lua_State* L, const LuaFunction& f, int depth, Building& building) {
   if (luaL_loadbufferx(L, f.bytecode().data(), f.bytecode().size(), f.where().c_str(), "b") != LUA_OK) {
     std::string msg = error_message(L, -1);
     lua_pop(L, 1);
     throw sc::ScriptError("cannot load " + f.describe() + ": " + msg);
   }
-  for (int i = 1;; ++i) {  // lua_load put the globals in the first upvalue, whatever it is
-    const char* name = lua_getupvalue(L, -1, i);
-    if (!name) break;
-    std::string upname = name;
-    lua_pop(L, 1);
-    if (upname == "_ENV")
-      lua_pushglobaltable(L);
-    else if (upname != "_G" && upname != "arg" && builtin_global(upname.c_str()))
-      lua_getglobal(L, upname.c_str());
-    else
-      lua_pushnil(L);
-    lua_setupvalue(L, -2, i);
+  const int fn = lua_gettop(L);
+  building.push_back(fn);
+  struct Pop {
+    Building& b;
+    ~Pop() { b.pop_back(); }
+  } pop{building};
+  int i = 0;
+  for (auto& u : f.upvalues()) {
+    ++i;
+    using K = LuaUpvalue::Kind;
+    try {
+      switch (u.kind) {
+        case K::nil: lua_pushnil(L); break;
+        case K::globals: lua_pushglobaltable(L); break;
+        case K::value: push_value(L, u.value, depth + 1, building); break;
+        case K::enclosing:
+          if (u.level >= building.size()) throw sc::ScriptError("refers to a function that is not being copied");
+          lua_pushvalue(L, building[building.size() - 1 - u.level]);
+          break;
+        case K::library: push_library(L, u.path); break;
+      }
+    } catch (const sc::ScriptError& e) {
+      lua_settop(L, fn - 1);
+      throw sc::ScriptError(f.describe() + ": upvalue '" + u.name + "': " + e.what());
+    }
+    if (!lua_setupvalue(L, fn, i)) lua_pop(L, 1);
   }
 }
 
 /// Pushes a Lua copy of `v`. Throws ScriptError if a function fails to load.
-inline void push_value(lua_State* L, const Value& v, int depth = 0) {
+inline void push_value(lua_State* L, const Value& v, int depth, Building& building) {
   if (!lua_checkstack(L, 4)) throw sc::ScriptError("cannot build a value: Lua stack exhausted");
   if (depth > kMaxDepth) throw sc::ScriptError("cannot build a value nested more than 100 levels deep");
   switch (v.kind()) {
@@ -291,7 +467,7 @@ inline void push_value(lua_State* L, const Value& v, int depth = 0) {
       lua_createtable(L, static_cast<int>(std::min<std::size_t>(l.size(), 1 << 24)), 0);
       lua_Integer i = 0;
       for (auto& e : l) {
-        push_value(L, e, depth + 1);
+        push_value(L, e, depth + 1, building);
         lua_rawseti(L, -2, ++i);
       }
       return;
@@ -300,8 +476,8 @@ inline void push_value(lua_State* L, const Value& v, int depth = 0) {
       auto& d = *v.get_if<sc::Dict>();
       lua_createtable(L, 0, static_cast<int>(std::min<std::size_t>(d.size(), 1 << 24)));
       for (auto& e : d) {
-        push_value(L, e.key, depth + 1);
-        push_value(L, e.value, depth + 1);
+        push_value(L, e.key, depth + 1, building);
+        push_value(L, e.value, depth + 1, building);
         if (lua_isnil(L, -2)) {
           lua_pop(L, 2);  // a none key cannot exist in Lua (conversions never make one)
           continue;
@@ -314,11 +490,15 @@ inline void push_value(lua_State* L, const Value& v, int depth = 0) {
       auto& f = *v.get_if<sc::FunctionRef>();
       auto* lf = dynamic_cast<const LuaFunction*>(f.get());
       if (!lf) throw sc::ScriptError("cannot load " + f->describe() + " into Lua");
-      push_function(L, *lf);
+      push_function(L, *lf, depth, building);
       return;
     }
     case Value::Kind::handle: push_handle(L, *v.get_if<sc::Handle>()); return;
   }
+}
+inline void push_value(lua_State* L, const Value& v) {
+  Building building;
+  push_value(L, v, 0, building);
 }
 
 /// Arguments `first`..top as Values; a threads.kwargs table in last place becomes keyword arguments.
@@ -453,6 +633,12 @@ public:
     }
   }
 
+  /// Makes this state pristine again for another task (see the header
+  /// comment); false if it should not be reused (it kept too much memory).
+  bool recycle() noexcept override;
+  /// Adds `globals` to this state's globals (a reused state given a clone of the caller's).
+  void add_globals(const sc::Dict& globals) override { set_globals(globals); }
+
   [[nodiscard]] lua_State* state() const noexcept { return L_; }
   [[nodiscard]] sc::Runtime& runtime() const noexcept { return rt_; }
 
@@ -468,20 +654,36 @@ private:
       lua_rawgeti(L_, LUA_REGISTRYINDEX, it->second);
       return;
     }
-    detail::push_function(L_, *lf);
-    if (loaded_.size() >= 64) {
-      for (auto& [id, ref] : loaded_) luaL_unref(L_, LUA_REGISTRYINDEX, ref);
-      loaded_.clear();
-    }
+    detail::Building building;
+    detail::push_function(L_, *lf, 0, building);
+    if (loaded_.size() >= 64) forget_loaded();
     lua_pushvalue(L_, -1);
     loaded_.emplace(lf->id(), luaL_ref(L_, LUA_REGISTRYINDEX));
   }
 
   void install();
+  void snapshot();
+  void set_globals(const sc::Dict& globals) {
+    lua_pushglobaltable(L_);
+    for (auto& e : globals) {
+      detail::push_value(L_, e.key);
+      detail::push_value(L_, e.value);
+      lua_rawset(L_, -3);
+    }
+    lua_pop(L_, 1);
+  }
+  void forget_loaded() noexcept {
+    for (auto& [id, ref] : loaded_) luaL_unref(L_, LUA_REGISTRYINDEX, ref);
+    loaded_.clear();
+  }
 
   sc::Runtime& rt_;
   lua_State* L_ = nullptr;
   std::unordered_map<std::uint64_t, int> loaded_;
+  int pristine_ = LUA_NOREF;  // registry: {table, shallow copy, metatable or false, ...}
+  int string_meta_ = LUA_NOREF;
+  int reseed_ = LUA_NOREF;  // the pristine math.randomseed
+  int base_kb_ = 0;         // memory in use when pristine
 };
 
 class LuaHost final : public sc::Host {
@@ -654,15 +856,8 @@ inline LuaEnvironment::LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals) 
   *static_cast<LuaEnvironment**>(lua_getextraspace(L_)) = this;
   try {
     install();
-    if (globals) {
-      lua_pushglobaltable(L_);
-      for (auto& e : *globals) {
-        detail::push_value(L_, e.key);
-        detail::push_value(L_, e.value);
-        lua_rawset(L_, -3);
-      }
-      lua_pop(L_, 1);
-    }
+    snapshot();
+    if (globals) set_globals(*globals);
   } catch (...) {
     lua_close(L_);
     L_ = nullptr;
@@ -690,6 +885,283 @@ inline void LuaEnvironment::install() {
   lua_pushcfunction(L_, detail::print_function);
   lua_setglobal(L_, "print");
   lua_sethook(L_, detail::cancel_hook, LUA_MASKCOUNT, detail::kHookCount);
+}
+
+// --- reuse ---------------------------------------------------------------------------
+//
+// A task's state goes back to a pool when the task ends and the next task
+// gets it reset to what a fresh state has: every table reachable from the
+// globals and package.loaded (two levels down: _G, string, thread.channel,
+// ...), the string metatable and the registry's named entries get back
+// exactly their original fields and metatables; the other types lose any
+// metatable set with debug.setmetatable; the collector is restarted in its
+// default mode; math.random is reseeded; functions loaded for the task are
+// forgotten. What a task leaves elsewhere (tables it made) is unreachable and
+// collected. Not undone: changes made through the debug library to the
+// internals of library functions (debug.setupvalue on a C function).
+
+namespace detail {
+
+/// Registry-kept record of one table as it was when pristine: {t, copy, order, metatable or false}.
+/// `copy` maps its keys to their values; `order` lists k1, v1, k2, v2, ... in lua_next's
+/// order, so that checking an untouched table is one traversal. `named` (the registry)
+/// considers only string keys, except skein's own metatables (made on first use).
+enum Slot : int { kTable = 1, kCopy, kOrder, kMeta, kNamed };
+
+inline bool tracked_key(lua_State* L, int k, bool named) {
+  return !named || (lua_type(L, k) == LUA_TSTRING && std::strncmp(lua_tostring(L, k), "skein.", 6) != 0);
+}
+
+/// Rebuilds entry `e`'s order list from its table as it is now.
+inline void record_order(lua_State* L, int e) {
+  lua_rawgeti(L, e, kTable);
+  const int t = lua_gettop(L);
+  const bool named = lua_rawgeti(L, e, kNamed) != LUA_TNIL;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  const int order = lua_gettop(L);
+  lua_Integer j = 0;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (tracked_key(L, -2, named)) {
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, order, ++j);
+      lua_rawseti(L, order, ++j);  // pops the value
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_rawseti(L, e, kOrder);
+  lua_settop(L, t - 1);
+}
+
+/// True if entry `e`'s table has exactly its recorded fields, in the recorded order.
+inline bool untouched(lua_State* L, int e) {
+  lua_rawgeti(L, e, kTable);
+  const int t = lua_gettop(L);
+  const bool named = lua_rawgeti(L, e, kNamed) != LUA_TNIL;
+  lua_rawgeti(L, e, kOrder);
+  const int order = t + 2;
+  const auto n = static_cast<lua_Integer>(lua_rawlen(L, order));
+  lua_Integer j = 0;
+  bool same = true;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (!tracked_key(L, -2, named)) {
+      lua_pop(L, 1);
+      continue;
+    }
+    if (j + 2 > n) {
+      same = false;
+      break;
+    }
+    lua_rawgeti(L, order, ++j);
+    lua_rawgeti(L, order, ++j);
+    if (!lua_rawequal(L, -1, -3) || !lua_rawequal(L, -2, -4)) {
+      same = false;
+      break;
+    }
+    lua_pop(L, 3);  // the recorded pair and the value: the key stays for lua_next
+  }
+  same = same && j == n;
+  if (same) {  // and the same metatable
+    lua_rawgeti(L, e, kMeta);
+    if (!lua_getmetatable(L, t)) lua_pushboolean(L, 0);
+    same = lua_rawequal(L, -1, -2);
+  }
+  lua_settop(L, t - 1);
+  return same;
+}
+
+/// Gives entry `e`'s table exactly its recorded fields and metatable again.
+inline void restore(lua_State* L, int e) {
+  lua_rawgeti(L, e, kTable);
+  const int t = lua_gettop(L);
+  const bool named = lua_rawgeti(L, e, kNamed) != LUA_TNIL;
+  lua_rawgeti(L, e, kCopy);
+  const int copy = t + 2;
+  lua_pushnil(L);
+  while (lua_next(L, t)) {  // remove what is new
+    lua_pop(L, 1);
+    if (!tracked_key(L, -1, named)) continue;
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, copy) == LUA_TNIL) {
+      lua_pushvalue(L, -2);
+      lua_pushnil(L);
+      lua_rawset(L, t);  // assigning nil to an existing field is allowed during lua_next
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, copy)) {  // put back every original field
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, t);
+  }
+  if (!named) {
+    lua_rawgeti(L, e, kMeta);
+    if (!lua_toboolean(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+    }
+    lua_setmetatable(L, t);
+  }
+  lua_settop(L, t - 1);
+  record_order(L, e);
+}
+
+/// Appends to `rec` an entry for the table at `t` as it is now.
+inline void track(lua_State* L, int rec, int t, bool named) {
+  t = lua_absindex(L, t);
+  lua_createtable(L, 5, 0);
+  const int e = lua_gettop(L);
+  lua_pushvalue(L, t);
+  lua_rawseti(L, e, kTable);
+  lua_newtable(L);
+  const int copy = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    if (tracked_key(L, -2, named)) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, copy);
+    } else {
+      lua_pop(L, 1);
+    }
+  }
+  lua_rawseti(L, e, kCopy);
+  if (named || !lua_getmetatable(L, t)) lua_pushboolean(L, 0);
+  lua_rawseti(L, e, kMeta);
+  if (named) {
+    lua_pushboolean(L, 1);
+    lua_rawseti(L, e, kNamed);
+  }
+  record_order(L, e);
+  lua_rawseti(L, rec, static_cast<lua_Integer>(lua_rawlen(L, rec)) + 1);
+}
+
+}  // namespace detail
+
+inline void LuaEnvironment::snapshot() {
+  lua_State* L = L_;
+  lua_newtable(L);  // the record: one entry per table
+  const int rec = lua_gettop(L);
+  lua_newtable(L);  // the tables found so far (a set)
+  const int seen = lua_gettop(L);
+  lua_newtable(L);  // breadth-first queue: table, level, table, level, ...
+  const int queue = lua_gettop(L);
+  lua_Integer qn = 0;
+  auto enqueue = [&](int idx, lua_Integer level) {
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE) return;
+    lua_pushvalue(L, idx);
+    const bool known = lua_rawget(L, seen) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (known) return;
+    lua_pushvalue(L, idx);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, seen);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, queue, ++qn);
+    lua_pushinteger(L, level);
+    lua_rawseti(L, queue, ++qn);
+  };
+  lua_pushglobaltable(L);
+  enqueue(-1, 0);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  enqueue(-1, 0);
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushvalue(L, -1);
+  string_meta_ = luaL_ref(L, LUA_REGISTRYINDEX);
+  enqueue(-1, 1);
+  lua_settop(L, queue);
+  for (lua_Integer qi = 1; qi <= qn; qi += 2) {  // two levels below the roots: _G.thread.channel
+    lua_rawgeti(L, queue, qi);
+    const int t = lua_gettop(L);
+    lua_rawgeti(L, queue, qi + 1);
+    const auto level = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    if (level < 2) {
+      lua_pushnil(L);
+      while (lua_next(L, t)) {
+        enqueue(-1, level + 1);
+        lua_pop(L, 1);
+      }
+    }
+    detail::track(L, rec, t, false);
+    lua_settop(L, queue);
+  }
+  lua_pushvalue(L, LUA_REGISTRYINDEX);
+  detail::track(L, rec, -1, true);
+  lua_settop(L, rec);
+  pristine_ = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_getglobal(L, "math");
+  lua_getfield(L, -1, "randomseed");
+  reseed_ = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_settop(L, 0);
+  // The registry entry was recorded before these refs: record it again.
+  lua_rawgeti(L, LUA_REGISTRYINDEX, pristine_);
+  lua_rawgeti(L, -1, static_cast<lua_Integer>(lua_rawlen(L, -1)));
+  detail::record_order(L, lua_gettop(L));
+  lua_settop(L, 0);
+  lua_gc(L, LUA_GCCOLLECT);
+  base_kb_ = lua_gc(L, LUA_GCCOUNT);
+}
+
+inline bool LuaEnvironment::recycle() noexcept {
+  lua_State* L = L_;
+  if (!L || pristine_ == LUA_NOREF) return false;
+  lua_settop(L, 0);
+  if (!lua_checkstack(L, 24)) return false;
+  forget_loaded();
+  lua_rawgeti(L, LUA_REGISTRYINDEX, pristine_);
+  const int rec = lua_gettop(L);
+  const auto n = static_cast<lua_Integer>(lua_rawlen(L, rec));
+  for (lua_Integer i = 1; i <= n; ++i) {
+    lua_rawgeti(L, rec, i);
+    if (!detail::untouched(L, rec + 1)) detail::restore(L, rec + 1);
+    lua_settop(L, rec);
+  }
+  lua_settop(L, 0);
+  // Metatables of the other types: none; the strings' own.
+  auto no_meta = [L] {
+    if (lua_getmetatable(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushnil(L);
+      lua_setmetatable(L, -2);
+    }
+    lua_pop(L, 1);
+  };
+  lua_pushnil(L);
+  no_meta();
+  lua_pushboolean(L, 0);
+  no_meta();
+  lua_pushinteger(L, 0);
+  no_meta();
+  lua_pushcfunction(L, detail::print_function);
+  no_meta();
+  lua_pushlightuserdata(L, this);
+  no_meta();
+  lua_pushthread(L);
+  no_meta();
+  lua_pushliteral(L, "");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, string_meta_);
+  if (!lua_getmetatable(L, -2) || !lua_rawequal(L, -1, -2)) {
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+  }
+  lua_settop(L, 0);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, reseed_);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) return false;
+  lua_gc(L, LUA_GCRESTART);
+  lua_gc(L, LUA_GCINC, 0, 0, 0);
+  if (lua_gc(L, LUA_GCCOUNT) > base_kb_ + 256) {
+    lua_gc(L, LUA_GCCOLLECT);
+    if (lua_gc(L, LUA_GCCOUNT) > base_kb_ + 2048) return false;  // keeps too much: start afresh
+  }
+  lua_sethook(L, detail::cancel_hook, LUA_MASKCOUNT, detail::kHookCount);
+  return true;
 }
 
 }  // namespace skein_lua

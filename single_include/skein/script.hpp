@@ -31,17 +31,15 @@
 /// message is ready to show to the script.
 
 
-#include <algorithm>
-#include <iterator>
-#include <chrono>
-#include <cmath>
+
+// ---- begin skein/script/value.hpp ----
+/// The dynamic script value: the errors, Value (list, dict, function, handle), and the handle's Object.
+
+
+#include <cstddef>
 #include <cstdint>
-#include <initializer_list>
-#include <limits>
-#include <map>
+#include <cstdio>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -50,7 +48,6 @@
 #include <utility>
 #include <variant>
 #include <vector>
-
 
 namespace skein::script {
 
@@ -215,6 +212,89 @@ public:
   }
 };
 
+// --- Value members ----------------------------------------------------------------
+
+inline std::string Value::type_name() const {
+  switch (kind()) {
+    case Kind::none: return "none";
+    case Kind::boolean: return "boolean";
+    case Kind::integer: return "integer";
+    case Kind::number: return "float";
+    case Kind::string: return "string";
+    case Kind::list: return "list";
+    case Kind::dict: return "dict";
+    case Kind::function: return "function";
+    case Kind::handle: return std::string(std::get<Handle>(v_)->type_name());
+  }
+  return "?";
+}
+
+inline std::string Value::repr() const {
+  switch (kind()) {
+    case Kind::none: return "none";
+    case Kind::boolean: return std::get<bool>(v_) ? "true" : "false";
+    case Kind::integer: return std::to_string(std::get<std::int64_t>(v_));
+    case Kind::number: {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.14g", std::get<double>(v_));
+      return buf;
+    }
+    case Kind::string: return "\"" + std::get<std::string>(v_) + "\"";
+    case Kind::list: {
+      std::string s = "[";
+      for (auto& e : std::get<List>(v_)) s += (s.size() > 1 ? ", " : "") + e.repr();
+      return s + "]";
+    }
+    case Kind::dict: {
+      std::string s = "{";
+      for (auto& e : std::get<Dict>(v_)) s += (s.size() > 1 ? ", " : "") + e.key.repr() + ": " + e.value.repr();
+      return s + "}";
+    }
+    case Kind::function: return "<" + std::get<FunctionRef>(v_)->describe() + ">";
+    case Kind::handle: return "<" + std::string(std::get<Handle>(v_)->type_name()) + ">";
+  }
+  return "?";
+}
+
+inline bool operator==(const Value& a, const Value& b) {
+  if (a.kind() != b.kind()) return false;
+  switch (a.kind()) {
+    case Value::Kind::none: return true;
+    case Value::Kind::boolean: return *a.get_if<bool>() == *b.get_if<bool>();
+    case Value::Kind::integer: return *a.get_if<std::int64_t>() == *b.get_if<std::int64_t>();
+    case Value::Kind::number: return *a.get_if<double>() == *b.get_if<double>();
+    case Value::Kind::string: return *a.get_if<std::string>() == *b.get_if<std::string>();
+    case Value::Kind::list: return *a.get_if<List>() == *b.get_if<List>();
+    case Value::Kind::dict: {
+      auto& x = *a.get_if<Dict>();
+      auto& y = *b.get_if<Dict>();
+      if (x.size() != y.size()) return false;
+      for (auto& e : x) {
+        auto* o = find(y, e.key);
+        if (!o || !(*o == e.value)) return false;
+      }
+      return true;
+    }
+    case Value::Kind::function: return *a.get_if<FunctionRef>() == *b.get_if<FunctionRef>();
+    case Value::Kind::handle: return *a.get_if<Handle>() == *b.get_if<Handle>();
+  }
+  return false;
+}
+
+}  // namespace skein::script
+// ---- end skein/script/value.hpp ----
+
+// ---- begin skein/script/host.hpp ----
+/// What an interpreter provides: Environment, Host, Caller, and the Isolation of script tasks.
+
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+
+namespace skein::script {
+
 /// One interpreter instance (a lua_State, a VM). Used by one thread at a time.
 class Environment {
 public:
@@ -223,6 +303,13 @@ public:
   /// with the script's message if the script raises an error (or is
   /// cancelled), ScriptError if an argument or the result cannot be converted.
   virtual Value call(const Function& f, std::vector<Value> args) = 0;
+  /// After a task: makes this environment pristine again (what
+  /// Host::create_environment makes) so that the runtime can give it to
+  /// another task; false if it cannot be reused (the default: it is destroyed).
+  virtual bool recycle() noexcept { return false; }
+  /// Adds `globals` (name → value) to a recycled environment's globals
+  /// (Scriptling's clone isolation). Called only after recycle() returned true.
+  virtual void add_globals(const Dict& globals) { (void)globals; }
 };
 
 /// What an interpreter provides to the modules.
@@ -253,6 +340,28 @@ enum class Isolation {
   clone,  ///< Scriptling's cloned environment: a deep copy of the caller's globals
 };
 
+}  // namespace skein::script
+// ---- end skein/script/host.hpp ----
+
+// ---- begin skein/script/runtime.hpp ----
+/// Runtime: the state one script program shares (host, context, store, the objects the modules made).
+
+
+#include <algorithm>
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+
+namespace skein::script {
+
 /// The state one script program shares: its host, its cancellation context
 /// (every task the modules start is bound to it), the `runtime.core` store,
 /// and the objects the modules made. Destroying it cancels its tasks, waits
@@ -265,7 +374,9 @@ public:
   };
 
   explicit Runtime(Host& host) : Runtime(host, Options{}, Context()) {}
-  Runtime(Host& host, Options opts, Context ctx = Context()) : host_(host), opts_(opts), ctx_(std::move(ctx)) {}
+  Runtime(Host& host, Options opts, Context ctx = Context()) : host_(host), opts_(opts), ctx_(std::move(ctx)) {
+    idle_envs_.reserve(std::max<std::size_t>(4, 2 * skein::cpus()));  // recycled environments kept at most
+  }
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
   ~Runtime() {
@@ -274,6 +385,13 @@ public:
       ctx_.wait();
     } catch (...) {  // called from one of its own tasks: nothing better to do than not wait
     }
+    std::vector<std::unique_ptr<Environment>> idle;
+    {
+      std::lock_guard lk(envs_mu_);
+      ending_ = true;
+      idle.swap(idle_envs_);
+    }
+    idle.clear();  // first: the recycled environments may still hold handles in their garbage
     std::vector<std::shared_ptr<Object>> live;
     std::vector<Kept> kept;
     {
@@ -340,9 +458,38 @@ public:
   /// `globals` as its globals, if given).
   auto task_body() {
     return [this](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
-      auto env = host_.create_environment(*this, g ? &*g : nullptr);
+      auto env = acquire_environment(g ? &*g : nullptr);
+      struct GiveBack {
+        Runtime& rt;
+        std::unique_ptr<Environment>& env;
+        ~GiveBack() { rt.release_environment(std::move(env)); }
+      } back{*this, env};
       return env->call(*f, std::move(a));
     };
+  }
+
+  /// An environment for a task: a recycled one if there is one (see
+  /// Environment::recycle), else the host's new one; with `globals` added.
+  std::unique_ptr<Environment> acquire_environment(const Dict* globals) {
+    std::unique_ptr<Environment> env;
+    {
+      std::lock_guard lk(envs_mu_);
+      if (!idle_envs_.empty()) {
+        env = std::move(idle_envs_.back());
+        idle_envs_.pop_back();
+      }
+    }
+    if (!env) return host_.create_environment(*this, globals);
+    if (globals) env->add_globals(*globals);
+    return env;
+  }
+  /// Recycles `env` for the next task, or destroys it (it cannot be
+  /// recycled, the runtime keeps enough, or the runtime is ending).
+  void release_environment(std::unique_ptr<Environment> env) noexcept {
+    if (!env || !env->recycle()) return;
+    std::unique_lock lk(envs_mu_);
+    if (idle_envs_.size() < idle_envs_.capacity() && !ending_) idle_envs_.push_back(std::move(env));  // no allocation
+    lk.unlock();  // a surplus `env` is destroyed outside the lock
   }
   /// Starts task_body() as a task of the calling task's context if that is
   /// the runtime's or inside it (a group's), else of the runtime's context.
@@ -389,7 +536,36 @@ private:
   std::size_t prune_at_ = 64;
   std::vector<Kept> kept_;
   std::size_t kept_prune_at_ = 64;
+  std::mutex envs_mu_;
+  std::vector<std::unique_ptr<Environment>> idle_envs_;  // recycled, for the next tasks
+  bool ending_ = false;                                  // under envs_mu_
 };
+
+}  // namespace skein::script
+// ---- end skein/script/runtime.hpp ----
+
+// ---- begin skein/script/call.hpp ----
+/// One call of a native function: Call and its argument checks, keyword binding, and invoke's error mapping.
+
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <initializer_list>
+#include <limits>
+#include <memory>
+#include <new>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace skein::script {
 
 /// A parameter of a native function: a name, and a default when optional.
 struct Param {
@@ -558,75 +734,6 @@ private:
   std::size_t shift_ = 0;
 };
 
-// --- Value members ----------------------------------------------------------------
-
-inline std::string Value::type_name() const {
-  switch (kind()) {
-    case Kind::none: return "none";
-    case Kind::boolean: return "boolean";
-    case Kind::integer: return "integer";
-    case Kind::number: return "float";
-    case Kind::string: return "string";
-    case Kind::list: return "list";
-    case Kind::dict: return "dict";
-    case Kind::function: return "function";
-    case Kind::handle: return std::string(std::get<Handle>(v_)->type_name());
-  }
-  return "?";
-}
-
-inline std::string Value::repr() const {
-  switch (kind()) {
-    case Kind::none: return "none";
-    case Kind::boolean: return std::get<bool>(v_) ? "true" : "false";
-    case Kind::integer: return std::to_string(std::get<std::int64_t>(v_));
-    case Kind::number: {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.14g", std::get<double>(v_));
-      return buf;
-    }
-    case Kind::string: return "\"" + std::get<std::string>(v_) + "\"";
-    case Kind::list: {
-      std::string s = "[";
-      for (auto& e : std::get<List>(v_)) s += (s.size() > 1 ? ", " : "") + e.repr();
-      return s + "]";
-    }
-    case Kind::dict: {
-      std::string s = "{";
-      for (auto& e : std::get<Dict>(v_)) s += (s.size() > 1 ? ", " : "") + e.key.repr() + ": " + e.value.repr();
-      return s + "}";
-    }
-    case Kind::function: return "<" + std::get<FunctionRef>(v_)->describe() + ">";
-    case Kind::handle: return "<" + std::string(std::get<Handle>(v_)->type_name()) + ">";
-  }
-  return "?";
-}
-
-inline bool operator==(const Value& a, const Value& b) {
-  if (a.kind() != b.kind()) return false;
-  switch (a.kind()) {
-    case Value::Kind::none: return true;
-    case Value::Kind::boolean: return *a.get_if<bool>() == *b.get_if<bool>();
-    case Value::Kind::integer: return *a.get_if<std::int64_t>() == *b.get_if<std::int64_t>();
-    case Value::Kind::number: return *a.get_if<double>() == *b.get_if<double>();
-    case Value::Kind::string: return *a.get_if<std::string>() == *b.get_if<std::string>();
-    case Value::Kind::list: return *a.get_if<List>() == *b.get_if<List>();
-    case Value::Kind::dict: {
-      auto& x = *a.get_if<Dict>();
-      auto& y = *b.get_if<Dict>();
-      if (x.size() != y.size()) return false;
-      for (auto& e : x) {
-        auto* o = find(y, e.key);
-        if (!o || !(*o == e.value)) return false;
-      }
-      return true;
-    }
-    case Value::Kind::function: return *a.get_if<FunctionRef>() == *b.get_if<FunctionRef>();
-    case Value::Kind::handle: return *a.get_if<Handle>() == *b.get_if<Handle>();
-  }
-  return false;
-}
-
 /// Arguments for calling script function `f`: the positional ones, then each
 /// keyword placed at its parameter's position (missing ones are none). An
 /// unknown or repeated keyword, or more positional arguments than a
@@ -684,6 +791,30 @@ inline Value invoke(Value (*fn)(Call&), Call& c) {
 inline Value invoke(Object& self, const Method& m, Call& c) {
   return invoke(c, [&] { return m.fn(self, c); });
 }
+
+}  // namespace skein::script
+// ---- end skein/script/call.hpp ----
+
+// ---- begin skein/script/objects.hpp ----
+/// The handle types scripts hold (Atomic, Shared, Queue, WaitGroup, Promise, Pool, Mutex, RWLock, Semaphore, Group).
+
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+
+namespace skein::script {
 
 // --- handle types ------------------------------------------------------------------
 
@@ -1042,20 +1173,6 @@ private:
   static SemaphoreObject& self(Object& o) { return static_cast<SemaphoreObject&>(o); }
 };
 
-// --- modules -------------------------------------------------------------------------
-
-/// A module function: `threads.run`, `thread.channel.send`, ...
-struct NativeFunction {
-  std::string_view name;
-  Value (*fn)(Call&);
-};
-/// A module: functions and submodules (`thread.channel` is a submodule of `thread`).
-struct Module {
-  std::string_view name;
-  std::vector<NativeFunction> functions;
-  std::vector<Module> submodules;
-};
-
 namespace impl {
 
 /// A new handle object; those that hold values are registered with the runtime (see ~Runtime).
@@ -1085,20 +1202,6 @@ inline std::pair<FunctionRef, std::vector<Value>> script_task_call(Call& c, std:
 inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) {
   auto [fn, rest] = script_task_call(c, first);
   return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone));
-}
-
-/// The values scripts attach to a group (threads.Group(values=...)): one
-/// dictionary per context, merged with the enclosing one's when made.
-inline const ContextKey<Dict>& script_values_key() {
-  static const ContextKey<Dict> key{"script values"};
-  return key;
-}
-
-/// threads.value / thread.core.value: the value under `key` in the calling task's group, or `fallback`.
-inline Value script_value(const Value& key, Value fallback) {
-  if (const Dict* d = this_task::value(script_values_key()))
-    if (const Value* v = find(*d, key)) return *v;
-  return fallback;
 }
 
 /// threads.Group / thread.group: a TaskGroup whose tasks run script
@@ -1166,6 +1269,58 @@ private:
 };
 
 #undef SKEIN_SCRIPT_OBJECT
+
+}  // namespace impl
+
+}  // namespace skein::script
+// ---- end skein/script/objects.hpp ----
+
+// ---- begin skein/script/modules.hpp ----
+/// The modules: threads, thread and runtime, as NativeFunctions over the handle types.
+
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+
+namespace skein::script {
+
+// --- modules -------------------------------------------------------------------------
+
+/// A module function: `threads.run`, `thread.channel.send`, ...
+struct NativeFunction {
+  std::string_view name;
+  Value (*fn)(Call&);
+};
+/// A module: functions and submodules (`thread.channel` is a submodule of `thread`).
+struct Module {
+  std::string_view name;
+  std::vector<NativeFunction> functions;
+  std::vector<Module> submodules;
+};
+
+namespace impl {
+
+/// The values scripts attach to a group (threads.Group(values=...)): one
+/// dictionary per context, merged with the enclosing one's when made.
+inline const ContextKey<Dict>& script_values_key() {
+  static const ContextKey<Dict> key{"script values"};
+  return key;
+}
+
+/// threads.value / thread.core.value: the value under `key` in the calling task's group, or `fallback`.
+inline Value script_value(const Value& key, Value fallback) {
+  if (const Dict* d = this_task::value(script_values_key()))
+    if (const Value* v = find(*d, key)) return *v;
+  return fallback;
+}
 
 /// threads.Group(limit, values) / thread.group.new(limit, values): a group
 /// under the calling task's context (the runtime's outside a task), whose
@@ -1538,4 +1693,5 @@ inline const Module& runtime_module() {
 inline std::vector<const Module*> modules() { return {&threads_module(), &thread_module(), &runtime_module()}; }
 
 }  // namespace skein::script
+// ---- end skein/script/modules.hpp ----
 // ---- end skein/script.hpp ----
