@@ -1091,3 +1091,31 @@ TEST_CASE("after_cancel: stop() racing cancel(): the function runs exactly when 
   std::this_thread::sleep_for(20ms);  // a stopped function that runs anyway would show by now
   CHECK(ran.load() == not_stopped);
 }
+
+TEST_CASE("Context::enter: a thread that is not a task acts as a task of the context while the guard lives") {
+  static const skein::ContextKey<int> key;
+  skein::Context root;
+  auto ctx = root.with_value(key, 7);
+  skein::Queue<int> q(1);
+  CHECK_FALSE(skein::Context::current().has_value());
+  Promise<int> inner;
+  {
+    auto entered = ctx.enter();
+    REQUIRE(skein::Context::current().has_value());
+    CHECK(skein::Context::current()->encloses(ctx));
+    REQUIRE(skein::this_task::value(key) != nullptr);
+    CHECK(*skein::this_task::value(key) == 7);
+    inner = skein::run([&] { return q.get().value_or(-1); });  // inherits ctx
+    CHECK(ctx.tasks() == 1);
+    CHECK_THROWS_AS(ctx.wait(), skein::UsageError);  // it would wait for itself
+    std::thread canceller([&] { root.cancel(); });
+    CHECK_THROWS_AS((void)q.get(), skein::Cancelled);  // this thread's wait is cancelled with the context
+    canceller.join();
+    CHECK(skein::this_task::cancelled());
+  }
+  CHECK_FALSE(skein::Context::current().has_value());
+  CHECK_FALSE(skein::this_task::cancelled());
+  CHECK(skein::this_task::value(key) == nullptr);
+  ctx.wait();  // allowed again
+  CHECK_THROWS_AS(inner.get(), skein::Cancelled);
+}

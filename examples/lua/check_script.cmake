@@ -6,6 +6,11 @@
 #   -- expect: sorted          compare stdout with expected/<name>.txt line-sorted
 # stdout must equal expected/<name>.txt when that file exists.
 # Usage: cmake -DEXE=skein-lua -DSCRIPT=x.lua -DEXPECTED_DIR=dir -P check_script.cmake
+# With -DSTOCK=ON -DMODULE_DIR=dir, EXE is the stock interpreter (lua5.4) and
+# the script loads skein's C module from MODULE_DIR (threads.lua & co. from
+# LMODULE_DIR, if given): stderr needles are
+# matched without their "skein-lua: " prefix, and a script that needs
+# skein-lua's options (`-- expect: args`) is skipped.
 cmake_minimum_required(VERSION 3.21)
 get_filename_component(name ${SCRIPT} NAME_WE)
 get_filename_component(dir ${SCRIPT} DIRECTORY)
@@ -29,6 +34,23 @@ foreach(d ${directives})
   endif()
 endforeach()
 
+if(STOCK)
+  if(args)
+    message(STATUS "${name}.lua needs skein-lua's options (${args}): not run in the stock interpreter")
+    return()
+  endif()
+  set(stripped "")
+  foreach(needle ${stderr_needles})
+    string(REGEX REPLACE "^skein-lua: " "" needle "${needle}")
+    list(APPEND stripped "${needle}")
+  endforeach()
+  set(stderr_needles ${stripped})
+  if(NOT LMODULE_DIR)  # where threads.lua & co. are, if not beside skein.so
+    set(LMODULE_DIR ${MODULE_DIR})
+  endif()
+  set(ENV{LUA_CPATH} "${MODULE_DIR}/?.so;;")
+  set(ENV{LUA_PATH} "${LMODULE_DIR}/?.lua;;")
+endif()
 execute_process(COMMAND ${EXE} ${args} ${name}.lua
   WORKING_DIRECTORY ${dir}
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 300)

@@ -96,8 +96,19 @@ inline constexpr const char* kKwargsMeta = "skein.kwargs";
 inline constexpr int kMaxDepth = 100;
 inline constexpr int kHookCount = 1000;  // instructions between cancellation checks
 
-/// The LuaEnvironment owning `L` (kept in the state's extra space; coroutines inherit it).
-inline LuaEnvironment& env_of(lua_State* L) { return **static_cast<LuaEnvironment**>(lua_getextraspace(L)); }
+/// The registry key of the LuaEnvironment bound to a state (a light userdata).
+inline const char kEnvKey = 0;
+/// The LuaEnvironment bound to `L` (or to the state whose coroutine `L` is).
+inline LuaEnvironment& env_of(lua_State* L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &kEnvKey);
+  auto* env = static_cast<LuaEnvironment*>(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  return *env;
+}
+/// "error in a task: ..." if the runtime of `L` failed fast (Runtime::fail)
+/// and is cancelled because of it, else empty: what every error raised in
+/// that state says from then on.
+inline std::string failure_of(lua_State* L);
 
 /// Runs `f` (which returns the number of results it pushed); a C++ exception
 /// becomes a Lua error "<where>: <message>" raised after `f`'s objects are gone.
@@ -120,7 +131,13 @@ int protect(lua_State* L, F&& f) {
     failed = true;
   }
   if (failed) {
-    lua_concat(L, 2);
+    std::string failure = failure_of(L);
+    if (!failure.empty()) {
+      lua_pop(L, 2);
+      lua_pushstring(L, failure.c_str());
+    } else {
+      lua_concat(L, 2);
+    }
     return lua_error(L);  // no C++ object of this call is alive any more
   }
   return 0;
@@ -573,8 +590,21 @@ private:
 class LuaEnvironment final : public sc::Environment {
 public:
   LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals);
+  /// Binds a state made elsewhere (the stock interpreter's, for the C module):
+  /// adds the modules to package.loaded (not as globals) and, if the state has
+  /// no hook, the cancellation check. Never recycled; not closed.
+  struct Borrow {};
+  LuaEnvironment(sc::Runtime& rt, Borrow, lua_State* borrowed);
   ~LuaEnvironment() override {
-    if (L_) lua_close(L_);
+    if (!L_) return;
+    if (owned_) {
+      lua_close(L_);
+      return;
+    }
+    forget_loaded();
+    lua_pushnil(L_);
+    lua_rawsetp(L_, LUA_REGISTRYINDEX, &detail::kEnvKey);
+    if (lua_gethook(L_) == detail::cancel_hook) lua_sethook(L_, nullptr, 0, 0);
   }
   LuaEnvironment(const LuaEnvironment&) = delete;
   LuaEnvironment& operator=(const LuaEnvironment&) = delete;
@@ -640,6 +670,8 @@ public:
   void add_globals(const sc::Dict& globals) override { set_globals(globals); }
 
   [[nodiscard]] lua_State* state() const noexcept { return L_; }
+  /// True once the runtime's failure (Runtime::fail) was raised as an error in this state.
+  bool failure_raised = false;
   [[nodiscard]] sc::Runtime& runtime() const noexcept { return rt_; }
 
   void push_value(const Value& v) { detail::push_value(L_, v); }
@@ -662,6 +694,7 @@ private:
   }
 
   void install();
+  void install_modules(bool as_globals);
   void snapshot();
   void set_globals(const sc::Dict& globals) {
     lua_pushglobaltable(L_);
@@ -679,6 +712,7 @@ private:
 
   sc::Runtime& rt_;
   lua_State* L_ = nullptr;
+  bool owned_ = true;  // false: a borrowed state (never recycled, not closed)
   std::unordered_map<std::uint64_t, int> loaded_;
   int pristine_ = LUA_NOREF;  // registry: {table, shallow copy, metatable or false, ...}
   int string_meta_ = LUA_NOREF;
@@ -830,6 +864,11 @@ inline void cancel_hook(lua_State* L, lua_Debug*) {
   auto& env = env_of(L);
   if (skein::this_task::cancelled() || env.runtime().context().cancelled()) {
     lua_sethook(L, cancel_hook, LUA_MASKCOUNT, 1);  // keep raising, even past a pcall
+    std::string failure = failure_of(L);
+    if (!failure.empty()) {
+      lua_pushstring(L, failure.c_str());
+      lua_error(L);
+    }
     luaL_error(L, env.runtime().context().timed_out() ? "timed out" : "cancelled");
   }
 }
@@ -850,10 +889,29 @@ inline void install_module(lua_State* L, const sc::Module& m, const std::string&
 
 }  // namespace detail
 
+namespace detail {
+inline std::string failure_of(lua_State* L) {
+  auto& env = env_of(L);
+  auto& rt = env.runtime();
+  if (!rt.context().cancelled()) return {};
+  auto f = rt.failure();
+  if (!f) return {};
+  env.failure_raised = true;
+  try {
+    std::rethrow_exception(f);
+  } catch (const std::exception& e) {
+    return std::string("error in a task: ") + e.what();
+  } catch (...) {
+    return "error in a task";
+  }
+}
+}  // namespace detail
+
 inline LuaEnvironment::LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals) : rt_(rt) {
   L_ = luaL_newstate();
   if (!L_) throw std::bad_alloc();
-  *static_cast<LuaEnvironment**>(lua_getextraspace(L_)) = this;
+  lua_pushlightuserdata(L_, this);
+  lua_rawsetp(L_, LUA_REGISTRYINDEX, &detail::kEnvKey);
   try {
     install();
     snapshot();
@@ -865,12 +923,26 @@ inline LuaEnvironment::LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals) 
   }
 }
 
+inline LuaEnvironment::LuaEnvironment(sc::Runtime& rt, Borrow, lua_State* borrowed)
+    : rt_(rt), L_(borrowed), owned_(false) {
+  lua_pushlightuserdata(L_, this);
+  lua_rawsetp(L_, LUA_REGISTRYINDEX, &detail::kEnvKey);
+  install_modules(false);
+  if (!lua_gethook(L_)) lua_sethook(L_, detail::cancel_hook, LUA_MASKCOUNT, detail::kHookCount);
+}
+
 inline void LuaEnvironment::install() {
   luaL_openlibs(L_);
+  install_modules(true);
+  lua_pushcfunction(L_, detail::print_function);
+  lua_setglobal(L_, "print");
+  lua_sethook(L_, detail::cancel_hook, LUA_MASKCOUNT, detail::kHookCount);
+}
+
+inline void LuaEnvironment::install_modules(bool as_globals) {
   luaL_newmetatable(L_, detail::kKwargsMeta);
   lua_pop(L_, 1);
-  lua_getglobal(L_, "package");
-  lua_getfield(L_, -1, "loaded");
+  luaL_getsubtable(L_, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
   for (auto* m : sc::modules()) {
     detail::install_module(L_, *m, std::string(m->name) + ".");
     if (m == &sc::threads_module()) {
@@ -879,12 +951,12 @@ inline void LuaEnvironment::install() {
     }
     lua_pushvalue(L_, -1);
     lua_setfield(L_, -3, std::string(m->name).c_str());  // package.loaded[name]: require works
-    lua_setglobal(L_, std::string(m->name).c_str());
+    if (as_globals)
+      lua_setglobal(L_, std::string(m->name).c_str());
+    else
+      lua_pop(L_, 1);
   }
-  lua_pop(L_, 2);
-  lua_pushcfunction(L_, detail::print_function);
-  lua_setglobal(L_, "print");
-  lua_sethook(L_, detail::cancel_hook, LUA_MASKCOUNT, detail::kHookCount);
+  lua_pop(L_, 1);
 }
 
 // --- reuse ---------------------------------------------------------------------------
@@ -1111,7 +1183,7 @@ inline void LuaEnvironment::snapshot() {
 
 inline bool LuaEnvironment::recycle() noexcept {
   lua_State* L = L_;
-  if (!L || pristine_ == LUA_NOREF) return false;
+  if (!L || !owned_ || pristine_ == LUA_NOREF) return false;
   lua_settop(L, 0);
   if (!lua_checkstack(L, 24)) return false;
   forget_loaded();

@@ -5,11 +5,13 @@
 //
 // The main chunk runs as a task of the script's runtime; when it returns,
 // skein-lua waits for every task it started (as Python waits for its
-// threads), then exits. Exit status: 0 on success; 1 if the script raised an
-// error or a task failed with nobody to observe it (a `thread.core.spawn`
-// task, a Promise dropped unread); 2 on a usage error (0 for --help, which
-// prints the usage on stdout); 124 if --timeout
-// passed: every task, busy or blocked, is cancelled first.
+// threads), then exits. A `thread.core.spawn` task whose error escapes ends
+// the run at once (a Go panic in a goroutine ends the program): every task
+// and wait is cancelled and the error is shown. Exit status: 0 on success; 1
+// if the script raised an error or a task failed with nobody to observe it (a
+// spawned task, a Promise dropped unread); 2 on a usage error (0 for --help,
+// which prints the usage on stdout); 124 if --timeout passed: every task,
+// busy or blocked, is cancelled first.
 
 #include <cerrno>
 #include <chrono>
@@ -131,6 +133,15 @@ int main(int argc, char** argv) {
       if (error.empty()) error = e.what();
     }
     std::fflush(stdout);
+    if (auto failure = rt.failure()) {  // a spawned task failed: the run failed fast (Runtime::fail)
+      try {
+        std::rethrow_exception(failure);
+      } catch (const std::exception& e) {
+        error = std::string("error in a task: ") + e.what();
+      } catch (...) {
+        error = "error in a task";
+      }
+    }
     if (ctx.timed_out()) {
       std::fprintf(stderr, "skein-lua: %s: timed out after %g s; every task was cancelled\n", opts.script.c_str(),
                    opts.timeout);

@@ -197,6 +197,32 @@ public:
     return s == detail::WaitStatus::ready;
   }
 
+  /// What enter() returns: while it lives, the thread that made it acts as a
+  /// task of the context. Neither copyable nor movable; destroy it on that thread.
+  class Entered {
+  public:
+    explicit Entered(const Context& c) noexcept : st_(c.st_), saved_(detail::tls.scope) {
+      st_->retain();  // the scope stays alive while the thread is in it
+      detail::tls.scope = st_;
+    }
+    ~Entered() {
+      detail::tls.scope = saved_;
+      st_->release();
+    }
+    Entered(const Entered&) = delete;
+    Entered& operator=(const Entered&) = delete;
+
+  private:
+    detail::ContextState* st_;
+    const detail::Scope* saved_;
+  };
+  /// Makes the calling thread act as a task of this context until the guard
+  /// is destroyed — for a thread that is not a task (an interpreter's main
+  /// thread calling into skein): its waits are cancelled with the context,
+  /// the tasks it starts belong to it, this_task::value sees its values, and
+  /// (as inside a task) Context::wait() on it or an ancestor is a UsageError.
+  [[nodiscard]] Entered enter() const noexcept { return Entered(*this); }
+
 private:
   template <class Rep, class Period, class F, class... Args>
   friend auto run_with_timeout(std::chrono::duration<Rep, Period>, F&&, Args&&...);

@@ -502,6 +502,31 @@ public:
     return cur && ctx_.encloses(*cur) ? *cur : ctx_;
   }
 
+  /// A fire-and-forget task (thread.core.spawn) failed and nothing handled
+  /// its error: the program fails fast, as a Go program does on a panic in a
+  /// goroutine. The first such error is kept (failure()) and the runtime is
+  /// cancelled with it as the cause, so every task and every wait stops
+  /// promptly; a later one goes to the unhandled-error handler (none is dropped).
+  void fail(std::exception_ptr e) noexcept {
+    bool first = false;
+    {
+      std::lock_guard lk(store_mu_);
+      if (!failure_) {
+        failure_ = e;
+        first = true;
+      }
+    }
+    if (first)
+      ctx_.cancel(std::move(e));
+    else
+      detail::report_unhandled(std::move(e));
+  }
+  /// The error that made the program fail fast (see fail()), or null.
+  [[nodiscard]] std::exception_ptr failure() const {
+    std::lock_guard lk(store_mu_);
+    return failure_;
+  }
+
   /// Live tasks started by this runtime (thread.core.goroutines()).
   [[nodiscard]] std::size_t tasks() const noexcept { return ctx_.tasks(); }
   /// Waits until every task of this runtime has finished.
@@ -527,6 +552,7 @@ private:
   Context ctx_;
   mutable std::mutex store_mu_;
   std::map<std::string, Value, std::less<>> store_;
+  std::exception_ptr failure_;  // under store_mu_
   struct Kept {
     std::shared_ptr<Object> obj;
     bool (*busy)(const Object&) noexcept;
@@ -1204,6 +1230,25 @@ inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) 
   return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone));
 }
 
+/// thread.core.spawn: a fire-and-forget script task. Its error, unless the
+/// task was cancelled, makes the whole program fail fast (Runtime::fail);
+/// handle errors inside the task (pcall) to keep it running.
+inline void spawn_script_task(Call& c) {
+  auto [fn, rest] = script_task_call(c, 0);
+  Runtime& rt = c.runtime();
+  rt.current_context().spawn(
+      [&rt, body = rt.task_body()](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) {
+        try {
+          (void)body(std::move(f), std::move(a), std::move(g));
+        } catch (...) {
+          // Stopped by a cancellation (the runtime's, a group's, a timeout): not a failure of its own.
+          if (this_task::cancelled()) return;
+          rt.fail(std::current_exception());
+        }
+      },
+      std::move(fn), std::move(rest), snapshot_if(c, true));
+}
+
 /// threads.Group / thread.group: a TaskGroup whose tasks run script
 /// functions. The runtime keeps it while it has tasks (Runtime::keep_while),
 /// so dropping the script's handle neither cancels nor waits: the tasks end
@@ -1499,7 +1544,7 @@ inline Module make_thread_module() {
                  {
                      {"spawn",
                       [](Call& c) -> Value {
-                        (void)start_script_task(c, 0, true);  // a failure goes to the unhandled-error handler
+                        spawn_script_task(c);
                         return {};
                       }},
                      {"sleep",

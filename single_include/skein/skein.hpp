@@ -5073,6 +5073,32 @@ public:
     return s == detail::WaitStatus::ready;
   }
 
+  /// What enter() returns: while it lives, the thread that made it acts as a
+  /// task of the context. Neither copyable nor movable; destroy it on that thread.
+  class Entered {
+  public:
+    explicit Entered(const Context& c) noexcept : st_(c.st_), saved_(detail::tls.scope) {
+      st_->retain();  // the scope stays alive while the thread is in it
+      detail::tls.scope = st_;
+    }
+    ~Entered() {
+      detail::tls.scope = saved_;
+      st_->release();
+    }
+    Entered(const Entered&) = delete;
+    Entered& operator=(const Entered&) = delete;
+
+  private:
+    detail::ContextState* st_;
+    const detail::Scope* saved_;
+  };
+  /// Makes the calling thread act as a task of this context until the guard
+  /// is destroyed — for a thread that is not a task (an interpreter's main
+  /// thread calling into skein): its waits are cancelled with the context,
+  /// the tasks it starts belong to it, this_task::value sees its values, and
+  /// (as inside a task) Context::wait() on it or an ancestor is a UsageError.
+  [[nodiscard]] Entered enter() const noexcept { return Entered(*this); }
+
 private:
   template <class Rep, class Period, class F, class... Args>
   friend auto run_with_timeout(std::chrono::duration<Rep, Period>, F&&, Args&&...);
@@ -6307,6 +6333,8 @@ private:
 #include <coroutine>
 #include <cstddef>
 #include <exception>
+#include <stdexcept>
+#include <typeinfo>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -7448,8 +7476,7 @@ public:
   ~Pool() {
     finish_quietly();
     // Errors nobody rethrew are reported, except cancellations (somebody asked for those).
-    for (auto& e : take_errors())
-      if (!detail::PromiseStateBase::is_cancellation(e)) detail::report_unhandled(e);
+    for (auto& k : take_errors()) report(k, false);
   }
 
   /// Queues `item`, blocking while the queue is full. Throws Closed after close().
@@ -7549,18 +7576,57 @@ private:
     }
   }
 
-  /// Keeps an error of worker_func for wait()/close(); out of memory, reports
-  /// it to the unhandled-error handler instead (never loses it, nor the worker).
+  struct KeptError {
+    std::exception_ptr error;
+    std::string key;          // type and message: errors alike are counted, not kept
+    std::size_t repeats = 0;  // items that failed the same way after the first
+  };
+
+  /// Keeps an error of worker_func for wait()/close(). An error like one
+  /// already kept (same type, same message: a worker failing the same way for
+  /// every item) is counted, not kept again: memory stays bounded and the
+  /// report says how many items failed that way. Out of memory, reports it to
+  /// the unhandled-error handler instead (never loses it, nor the worker).
   void keep_error(std::exception_ptr e) noexcept {
-    {
+    try {
+      std::string key = error_key(e);
       std::lock_guard lk(errors_mu_);
-      try {
-        errors_.push_back(e);
-        return;
-      } catch (...) {
-      }
+      for (auto& k : errors_)
+        if (k.key == key) {
+          ++k.repeats;
+          return;
+        }
+      errors_.push_back(KeptError{e, std::move(key), 0});
+      return;
+    } catch (...) {
     }
     detail::report_unhandled(std::move(e));
+  }
+  static std::string error_key(const std::exception_ptr& e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      return std::string(typeid(x).name()) + '\n' + x.what();
+    } catch (...) {
+      return "(not a std::exception)";
+    }
+  }
+  /// Reports a kept error that nobody rethrew (cancellations excepted: somebody
+  /// asked for those); with its count when it repeated.
+  static void report(const KeptError& k, bool rethrown) noexcept {
+    if (detail::PromiseStateBase::is_cancellation(k.error)) return;
+    if (k.repeats == 0) {
+      if (!rethrown) detail::report_unhandled(k.error);
+      return;
+    }
+    try {
+      std::string what = k.key.substr(k.key.find('\n') + 1);
+      detail::report_unhandled(std::make_exception_ptr(std::runtime_error(
+          rethrown ? "the same error for " + std::to_string(k.repeats) + " more Pool item(s): " + what
+                   : what + " (the same error for " + std::to_string(k.repeats + 1) + " Pool items)")));
+    } catch (...) {
+      detail::report_unhandled(k.error);
+    }
   }
 
   /// The workers' context was cancelled: the Pool can no longer process
@@ -7614,23 +7680,22 @@ private:
     } catch (...) {  // a worker's Cancelled: already recorded in errors_
     }
   }
-  std::vector<std::exception_ptr> take_errors() {
+  std::vector<KeptError> take_errors() {
     std::lock_guard lk(errors_mu_);
     return std::exchange(errors_, {});
   }
   void rethrow_errors() {
     auto errs = take_errors();
     if (errs.empty()) return;
-    // Cancellations are never reported (somebody asked for them), as in ~Pool.
-    for (std::size_t i = 1; i < errs.size(); ++i)
-      if (!detail::PromiseStateBase::is_cancellation(errs[i])) detail::report_unhandled(errs[i]);
-    std::rethrow_exception(errs.front());
+    // The first is rethrown; the others (and the first's repeats) are reported.
+    for (std::size_t i = 0; i < errs.size(); ++i) report(errs[i], i == 0);
+    std::rethrow_exception(errs.front().error);
   }
 
   Queue<T> queue_;
   WaitGroup pending_;
   std::mutex errors_mu_;
-  std::vector<std::exception_ptr> errors_;
+  std::vector<KeptError> errors_;
   std::vector<Promise<void>> workers_;
   std::vector<Promise<void>> watchers_;
 };

@@ -2,10 +2,9 @@
 -- [readme:channel]
 local thread = require("thread")
 
--- A top-level name without `local` is a global: spawned tasks get a copy of
--- the globals, and a channel crosses as the same channel. (Upvalues do not
--- cross: a task sees a captured `local` as nil.)
-ch = thread.channel.new(10)  -- buffered channel, capacity 10
+-- A channel crosses into a task as the same channel, whether the task
+-- captures it (a `local`, as here) or gets it as a global or an argument.
+local ch = thread.channel.new(10)  -- buffered channel, capacity 10
 
 thread.core.spawn(function()
   thread.channel.send(ch, "hello from goroutine")

@@ -1,6 +1,8 @@
 -- skein's thread.group for Langoost's `thread` module: a group of tasks with
 -- a concurrency limit and values (thread.core.value), waited for as one.
 
+local thread = require("thread")
+
 local g = thread.group.new(2, {job = "resize"})
 local results = {}
 for i = 1, 4 do

@@ -1,6 +1,7 @@
 -- skein's threads.Group (Go's errgroup): start tasks in a group, wait for all of
 -- them; the first error cancels the others and wait() raises it. A group can
 -- carry values that its tasks (and the tasks they start) read with threads.value.
+local threads = require("threads")
 
 -- [readme:group]
 function fetch(n)

@@ -234,7 +234,7 @@ inline Module make_thread_module() {
                  {
                      {"spawn",
                       [](Call& c) -> Value {
-                        (void)start_script_task(c, 0, true);  // a failure goes to the unhandled-error handler
+                        spawn_script_task(c);
                         return {};
                       }},
                      {"sleep",

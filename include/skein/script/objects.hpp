@@ -425,6 +425,25 @@ inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) 
   return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone));
 }
 
+/// thread.core.spawn: a fire-and-forget script task. Its error, unless the
+/// task was cancelled, makes the whole program fail fast (Runtime::fail);
+/// handle errors inside the task (pcall) to keep it running.
+inline void spawn_script_task(Call& c) {
+  auto [fn, rest] = script_task_call(c, 0);
+  Runtime& rt = c.runtime();
+  rt.current_context().spawn(
+      [&rt, body = rt.task_body()](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) {
+        try {
+          (void)body(std::move(f), std::move(a), std::move(g));
+        } catch (...) {
+          // Stopped by a cancellation (the runtime's, a group's, a timeout): not a failure of its own.
+          if (this_task::cancelled()) return;
+          rt.fail(std::current_exception());
+        }
+      },
+      std::move(fn), std::move(rest), snapshot_if(c, true));
+}
+
 /// threads.Group / thread.group: a TaskGroup whose tasks run script
 /// functions. The runtime keeps it while it has tasks (Runtime::keep_while),
 /// so dropping the script's handle neither cancels nor waits: the tasks end

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../context.hpp"
+#include "../errors.hpp"
 #include "../promise.hpp"
 #include "../thread_pool.hpp"
 #include "host.hpp"
@@ -163,6 +164,31 @@ public:
     return cur && ctx_.encloses(*cur) ? *cur : ctx_;
   }
 
+  /// A fire-and-forget task (thread.core.spawn) failed and nothing handled
+  /// its error: the program fails fast, as a Go program does on a panic in a
+  /// goroutine. The first such error is kept (failure()) and the runtime is
+  /// cancelled with it as the cause, so every task and every wait stops
+  /// promptly; a later one goes to the unhandled-error handler (none is dropped).
+  void fail(std::exception_ptr e) noexcept {
+    bool first = false;
+    {
+      std::lock_guard lk(store_mu_);
+      if (!failure_) {
+        failure_ = e;
+        first = true;
+      }
+    }
+    if (first)
+      ctx_.cancel(std::move(e));
+    else
+      detail::report_unhandled(std::move(e));
+  }
+  /// The error that made the program fail fast (see fail()), or null.
+  [[nodiscard]] std::exception_ptr failure() const {
+    std::lock_guard lk(store_mu_);
+    return failure_;
+  }
+
   /// Live tasks started by this runtime (thread.core.goroutines()).
   [[nodiscard]] std::size_t tasks() const noexcept { return ctx_.tasks(); }
   /// Waits until every task of this runtime has finished.
@@ -188,6 +214,7 @@ private:
   Context ctx_;
   mutable std::mutex store_mu_;
   std::map<std::string, Value, std::less<>> store_;
+  std::exception_ptr failure_;  // under store_mu_
   struct Kept {
     std::shared_ptr<Object> obj;
     bool (*busy)(const Object&) noexcept;

@@ -1,0 +1,2 @@
+-- require("runtime"): skein's runtime module, from the skein C module.
+return require("skein").runtime

@@ -1,0 +1,2 @@
+-- require("thread"): skein's thread module, from the skein C module.
+return require("skein").thread
