@@ -6333,8 +6333,6 @@ private:
 #include <coroutine>
 #include <cstddef>
 #include <exception>
-#include <stdexcept>
-#include <typeinfo>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -7476,7 +7474,8 @@ public:
   ~Pool() {
     finish_quietly();
     // Errors nobody rethrew are reported, except cancellations (somebody asked for those).
-    for (auto& k : take_errors()) report(k, false);
+    for (auto& e : take_errors())
+      if (!detail::PromiseStateBase::is_cancellation(e)) detail::report_unhandled(e);
   }
 
   /// Queues `item`, blocking while the queue is full. Throws Closed after close().
@@ -7576,57 +7575,18 @@ private:
     }
   }
 
-  struct KeptError {
-    std::exception_ptr error;
-    std::string key;          // type and message: errors alike are counted, not kept
-    std::size_t repeats = 0;  // items that failed the same way after the first
-  };
-
-  /// Keeps an error of worker_func for wait()/close(). An error like one
-  /// already kept (same type, same message: a worker failing the same way for
-  /// every item) is counted, not kept again: memory stays bounded and the
-  /// report says how many items failed that way. Out of memory, reports it to
-  /// the unhandled-error handler instead (never loses it, nor the worker).
+  /// Keeps an error of worker_func for wait()/close(); out of memory, reports
+  /// it to the unhandled-error handler instead (never loses it, nor the worker).
   void keep_error(std::exception_ptr e) noexcept {
-    try {
-      std::string key = error_key(e);
+    {
       std::lock_guard lk(errors_mu_);
-      for (auto& k : errors_)
-        if (k.key == key) {
-          ++k.repeats;
-          return;
-        }
-      errors_.push_back(KeptError{e, std::move(key), 0});
-      return;
-    } catch (...) {
+      try {
+        errors_.push_back(e);
+        return;
+      } catch (...) {
+      }
     }
     detail::report_unhandled(std::move(e));
-  }
-  static std::string error_key(const std::exception_ptr& e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      return std::string(typeid(x).name()) + '\n' + x.what();
-    } catch (...) {
-      return "(not a std::exception)";
-    }
-  }
-  /// Reports a kept error that nobody rethrew (cancellations excepted: somebody
-  /// asked for those); with its count when it repeated.
-  static void report(const KeptError& k, bool rethrown) noexcept {
-    if (detail::PromiseStateBase::is_cancellation(k.error)) return;
-    if (k.repeats == 0) {
-      if (!rethrown) detail::report_unhandled(k.error);
-      return;
-    }
-    try {
-      std::string what = k.key.substr(k.key.find('\n') + 1);
-      detail::report_unhandled(std::make_exception_ptr(std::runtime_error(
-          rethrown ? "the same error for " + std::to_string(k.repeats) + " more Pool item(s): " + what
-                   : what + " (the same error for " + std::to_string(k.repeats + 1) + " Pool items)")));
-    } catch (...) {
-      detail::report_unhandled(k.error);
-    }
   }
 
   /// The workers' context was cancelled: the Pool can no longer process
@@ -7680,22 +7640,23 @@ private:
     } catch (...) {  // a worker's Cancelled: already recorded in errors_
     }
   }
-  std::vector<KeptError> take_errors() {
+  std::vector<std::exception_ptr> take_errors() {
     std::lock_guard lk(errors_mu_);
     return std::exchange(errors_, {});
   }
   void rethrow_errors() {
     auto errs = take_errors();
     if (errs.empty()) return;
-    // The first is rethrown; the others (and the first's repeats) are reported.
-    for (std::size_t i = 0; i < errs.size(); ++i) report(errs[i], i == 0);
-    std::rethrow_exception(errs.front().error);
+    // Cancellations are never reported (somebody asked for them), as in ~Pool.
+    for (std::size_t i = 1; i < errs.size(); ++i)
+      if (!detail::PromiseStateBase::is_cancellation(errs[i])) detail::report_unhandled(errs[i]);
+    std::rethrow_exception(errs.front());
   }
 
   Queue<T> queue_;
   WaitGroup pending_;
   std::mutex errors_mu_;
-  std::vector<KeptError> errors_;
+  std::vector<std::exception_ptr> errors_;
   std::vector<Promise<void>> workers_;
   std::vector<Promise<void>> watchers_;
 };
