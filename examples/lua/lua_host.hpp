@@ -355,7 +355,14 @@ private:
       while (!found && lua_next(L_, loaded)) {  // a module's function or object: "table.insert", "io.stdout"
         if (lua_type(L_, -2) == LUA_TSTRING && lua_type(L_, -1) == LUA_TTABLE) {
           std::string prefix = std::string(lua_tostring(L_, -2)) + ".";
-          scan(lua_gettop(L_), prefix);
+          const int mod = lua_gettop(L_);
+          scan(mod, prefix);
+          // A task state's library is a view: its functions are in the table it reads through to.
+          if (!found && lua_getmetatable(L_, mod)) {
+            lua_pushliteral(L_, "__index");
+            if (lua_rawget(L_, -2) == LUA_TTABLE) scan(lua_gettop(L_), prefix);
+            lua_settop(L_, mod);
+          }
           if (found) {
             lua_pop(L_, 2);
             break;
@@ -589,7 +596,9 @@ private:
 /// One lua_State with the standard libraries and the skein modules, bound to a Runtime.
 class LuaEnvironment final : public sc::Environment {
 public:
-  LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals);
+  /// A fresh state; `for_tasks`: one the runtime may recycle between tasks
+  /// (its libraries are seen through views, see "reuse" below).
+  LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals, bool for_tasks = false);
   /// Binds a state made elsewhere (the stock interpreter's, for the C module):
   /// adds the modules to package.loaded (not as globals) and, if the state has
   /// no hook, the cancellation check. Never recycled; not closed.
@@ -723,7 +732,7 @@ private:
 class LuaHost final : public sc::Host {
 public:
   std::unique_ptr<sc::Environment> create_environment(sc::Runtime& rt, const sc::Dict* globals) override {
-    return std::make_unique<LuaEnvironment>(rt, globals);
+    return std::make_unique<LuaEnvironment>(rt, globals, true);
   }
 };
 
@@ -907,14 +916,14 @@ inline std::string failure_of(lua_State* L) {
 }
 }  // namespace detail
 
-inline LuaEnvironment::LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals) : rt_(rt) {
+inline LuaEnvironment::LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals, bool for_tasks) : rt_(rt) {
   L_ = luaL_newstate();
   if (!L_) throw std::bad_alloc();
   lua_pushlightuserdata(L_, this);
   lua_rawsetp(L_, LUA_REGISTRYINDEX, &detail::kEnvKey);
   try {
     install();
-    snapshot();
+    if (for_tasks) snapshot();
     if (globals) set_globals(*globals);
   } catch (...) {
     lua_close(L_);
@@ -1114,8 +1123,146 @@ inline void track(lua_State* L, int rec, int t, bool named) {
 
 }  // namespace detail
 
+namespace detail {
+
+/// What a view's __pairs returns for it: the view's own fields, then the
+/// library's that the view does not shadow.
+inline constexpr const char* kViewPairs = R"lua(
+local next, rawget = next, rawget
+return function(real)
+  return function(view)
+    local in_view, k = true, nil
+    return function()
+      if in_view then
+        local nk, nv = next(view, k)
+        if nk ~= nil then k = nk return nk, nv end
+        in_view, k = false, nil
+      end
+      while true do
+        local nk, nv = next(real, k)
+        k = nk
+        if nk == nil then return nil end
+        if rawget(view, nk) == nil then return nk, nv end
+      end
+    end, view, nil
+  end
+end
+)lua";
+
+/// A view's __newindex (upvalue 1: the library): a new field goes into the
+/// view; removing a library field (`os.execute = nil`) first turns the view
+/// into a plain copy of the library, so that the field is gone for the task.
+inline int view_newindex(lua_State* L) {
+  if (lua_isnil(L, 3)) {
+    lua_pushvalue(L, 2);
+    const bool in_library = lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (in_library) {
+      lua_pushnil(L);
+      while (lua_next(L, lua_upvalueindex(1))) {
+        lua_pushvalue(L, -2);
+        if (lua_rawget(L, 1) == LUA_TNIL) {
+          lua_pop(L, 1);
+          lua_pushvalue(L, -2);
+          lua_insert(L, -2);
+          lua_rawset(L, 1);
+        } else {
+          lua_pop(L, 2);
+        }
+      }
+      lua_pushnil(L);
+      lua_setmetatable(L, 1);  // the reset puts the view's own metatable back
+    }
+  }
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 0;
+}
+
+/// Pushes a view of the library table at `real`: an empty table that reads
+/// through to it (with views of its tables `level` < 2 deep as fields).
+inline void push_view(lua_State* L, int real, int pairs_factory, int level) {
+  real = lua_absindex(L, real);
+  lua_newtable(L);
+  const int view = lua_gettop(L);
+  if (level < 2) {
+    lua_pushnil(L);
+    while (lua_next(L, real)) {
+      if (lua_type(L, -1) == LUA_TTABLE && lua_type(L, -2) == LUA_TSTRING) {
+        push_view(L, lua_gettop(L), pairs_factory, level + 1);
+        lua_pushvalue(L, -3);
+        lua_insert(L, -2);
+        lua_rawset(L, view);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, real);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, real);
+  lua_pushcclosure(L, view_newindex, 1);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushvalue(L, pairs_factory);
+  lua_pushvalue(L, real);
+  lua_call(L, 1, 1);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushboolean(L, 0);
+  lua_setfield(L, -2, "__metatable");  // the metatable stays out of reach (but for the debug library)
+  lua_setmetatable(L, view);
+}
+
+/// Replaces every library in package.loaded (but _G and package) by a view,
+/// there, in the globals and as the strings' __index.
+inline void install_views(lua_State* L) {
+  const int top = lua_gettop(L);
+  if (luaL_loadbufferx(L, kViewPairs, std::strlen(kViewPairs), "=skein.view", "t") != LUA_OK)
+    throw sc::ScriptError("cannot compile the library views: " + error_message(L, -1));
+  lua_call(L, 0, 1);
+  const int factory = lua_gettop(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  const int loaded = lua_gettop(L);
+  std::vector<std::string> names;
+  lua_pushnil(L);
+  while (lua_next(L, loaded)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+      std::string name = lua_tostring(L, -2);
+      if (name != LUA_GNAME && name != LUA_LOADLIBNAME) names.push_back(std::move(name));
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  const int strmeta = lua_gettop(L);
+  for (auto& name : names) {
+    lua_getfield(L, loaded, name.c_str());
+    const int real = lua_gettop(L);
+    push_view(L, real, factory, 1);
+    const int view = lua_gettop(L);
+    lua_pushvalue(L, view);
+    lua_setfield(L, loaded, name.c_str());
+    lua_pushglobaltable(L);
+    lua_getfield(L, -1, name.c_str());
+    if (lua_rawequal(L, -1, real)) {
+      lua_pushvalue(L, view);
+      lua_setfield(L, -3, name.c_str());
+    }
+    lua_pop(L, 2);
+    lua_getfield(L, strmeta, "__index");
+    if (lua_rawequal(L, -1, real)) {
+      lua_pushvalue(L, view);
+      lua_setfield(L, strmeta, "__index");
+    }
+    lua_settop(L, real - 1);
+  }
+  lua_settop(L, top);
+}
+
+}  // namespace detail
+
 inline void LuaEnvironment::snapshot() {
   lua_State* L = L_;
+  detail::install_views(L);
   lua_newtable(L);  // the record: one entry per table
   const int rec = lua_gettop(L);
   lua_newtable(L);  // the tables found so far (a set)
@@ -1179,6 +1326,10 @@ inline void LuaEnvironment::snapshot() {
   lua_settop(L, 0);
   lua_gc(L, LUA_GCCOLLECT);
   base_kb_ = lua_gc(L, LUA_GCCOUNT);
+  // Generational: the libraries, the modules and this record are old and
+  // stay unvisited by the young collections that clean up after each task
+  // (incremental mode re-marks them every cycle: about 4 µs a task).
+  lua_gc(L, LUA_GCGEN, 0, 0);
 }
 
 inline bool LuaEnvironment::recycle() noexcept {
@@ -1227,7 +1378,7 @@ inline bool LuaEnvironment::recycle() noexcept {
   lua_rawgeti(L, LUA_REGISTRYINDEX, reseed_);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) return false;
   lua_gc(L, LUA_GCRESTART);
-  lua_gc(L, LUA_GCINC, 0, 0, 0);
+  lua_gc(L, LUA_GCGEN, 0, 0);  // (a task may have switched modes)
   if (lua_gc(L, LUA_GCCOUNT) > base_kb_ + 256) {
     lua_gc(L, LUA_GCCOLLECT);
     if (lua_gc(L, LUA_GCCOUNT) > base_kb_ + 2048) return false;  // keeps too much: start afresh

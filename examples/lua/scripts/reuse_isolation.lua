@@ -5,6 +5,10 @@ local threads = require("threads")
 local polluter = function()
   leaked_global = "leak"
   string.upper = nil
+  assert(string.upper == nil, "a removed library function is gone for the task")
+  assert(not pcall(function() return ("x"):upper() end), "also as a string method")
+  os.execute = nil
+  assert(os.execute == nil)
   string.extra = "x"
   table.insert = print
   math.pi = 3
@@ -24,7 +28,11 @@ local checker = function()
   local bad = {}
   local function check(ok, what) if not ok then bad[#bad + 1] = what end end
   check(leaked_global == nil, "global")
-  check(string.upper ~= nil and string.extra == nil, "string library")
+  check(string.upper ~= nil and string.extra == nil and ("x"):upper() == "X", "string library")
+  check(os.execute ~= nil, "os library")
+  local n = 0
+  for _, f in pairs(string) do if type(f) == "function" then n = n + 1 end end
+  check(n >= 17, "pairs over the string library")
   check(table.insert ~= print, "table library")
   check(math.pi > 3.14, "math.pi")
   check(("abc"):len() == 3, "string metatable __index")

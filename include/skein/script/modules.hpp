@@ -273,7 +273,9 @@ inline Module make_thread_module() {
                      {"await",
                       [](Call& c) -> Value {
                         auto& a = c.exactly(1);
-                        return c.handle<PromiseObject>(a[0], "argument 1")->promise.get();
+                        auto& p = c.handle<PromiseObject>(a[0], "argument 1")->promise;
+                        settle_briefly(p);
+                        return p.get();
                       }},
                  },
                  {}},
