@@ -7,8 +7,9 @@
 //  run-get    N x threads.run(f, i):get()        vs  skein::run(f, i).get()
 //  table-1k   N x threads.run(f, t):get(), t a 1,000-integer table
 //             vs  skein::run(f, std::vector<std::int64_t>(1000)).get()
-// Each Lua task gets a fresh lua_State (the contract's isolation), which is
-// most of the cost; the table row adds copying the table in and out of Value.
+// Each Lua task gets a lua_State of its own, reset after the previous task
+// (docs/script.md, "Task states are reused"); the table row adds copying the
+// table in and out of Value.
 
 #include <algorithm>
 #include <chrono>

@@ -1,18 +1,22 @@
 #pragma once
 // skein's script binding for Lua 5.4: the glue between <skein/script.hpp> and
 // the Lua C API. Everything Lua-specific is here; the modules themselves are
-// in script.hpp.
+// in include/skein/script/.
 //
-//  - every task runs in its own lua_State (a LuaEnvironment);
+//  - every task runs in a lua_State of its own (a LuaEnvironment), reset to
+//    pristine and reused after the task (see "reuse" below);
 //  - Lua values become skein::script::Value by copy: tables deeply (a table
-//    that contains itself is an error), functions as bytecode without their
+//    that contains itself is an error), functions as bytecode with their
 //    upvalues (a LuaFunction, which knows its parameter names for keyword
 //    arguments), skein handles as shared handles;
 //  - handles are full userdata with a metatable per type: `q:put(v)`;
 //  - `threads.kwargs{...}` as the last argument passes keyword arguments;
 //  - an instruction-count hook raises "cancelled" (or "timed out") in
-//    script code once the task's stop token fires;
-//  - `print` writes each line with one write, so lines from tasks never mix.
+//    script code once the task's stop token fires, and the runtime's
+//    failure ("error in a task: ...") once a spawned task failed;
+//  - `print` writes each line with one write, so lines from tasks never mix;
+//  - a state made elsewhere (the stock interpreter's, for the C module in
+//    module/) can be bound too (LuaEnvironment::Borrow).
 //
 // Errors: C++ never unwinds through Lua and Lua never longjmps through C++
 // objects: each C function does its C++ work inside `protect`, which turns an
