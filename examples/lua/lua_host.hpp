@@ -157,6 +157,18 @@ inline int dump_writer(lua_State*, const void* p, size_t n, void* ud) {
   return 0;
 }
 
+int view_newindex(lua_State* L);
+
+/// True if the table at `idx` is a task state's view of a library (see "reuse" below).
+inline bool is_library_view(lua_State* L, int idx) {
+  if (!lua_getmetatable(L, idx)) return false;
+  lua_pushliteral(L, "__newindex");
+  lua_rawget(L, -2);
+  const bool view = lua_tocfunction(L, -1) == view_newindex;
+  lua_pop(L, 2);
+  return view;
+}
+
 inline bool is_kwargs(lua_State* L, int idx) {
   if (lua_type(L, idx) != LUA_TTABLE || !lua_getmetatable(L, idx)) return false;
   luaL_getmetatable(L, kKwargsMeta);
@@ -206,6 +218,8 @@ private:
 
   Value table(int idx, int depth) {
     if (is_kwargs(L_, idx)) throw sc::ScriptError("threads.kwargs{...} must be the last argument of a call");
+    if (is_library_view(L_, idx))  // as a library itself would: its functions are C functions
+      throw sc::ScriptError("cannot copy a library table (a task has its own; capture it as an upvalue)");
     if (depth >= kMaxDepth) throw sc::ScriptError("cannot copy a table nested more than 100 levels deep");
     const void* id = lua_topointer(L_, idx);
     if (std::find(path_.begin(), path_.end(), id) != path_.end())

@@ -48,3 +48,12 @@ print(pcall(threads.run, function() return co end))
 local file = io.tmpfile()
 print(pcall(threads.run, function() return file end))
 file:close()
+
+-- A library passed as an argument is refused, in the main script and in a task
+-- (where the libraries are views); captured, it is the task's own.
+print(pcall(threads.run, function(t) return t end, string))
+print(threads.run(function()
+  local ok, err = pcall(threads.run, function(t) return t end, string)
+  local s = string
+  return tostring(ok) .. ", " .. err .. "; captured: " .. threads.run(function() return s.format("%d", 42) end):get()
+end):get())
