@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 using namespace test;
@@ -25,6 +26,7 @@ public:
   CapturedErrors() {
     skein::set_unhandled_error_handler([this](std::exception_ptr e) {
       std::lock_guard lk(mu_);
+      errors_.push_back(e);
       try {
         std::rethrow_exception(e);
       } catch (const std::exception& ex) {
@@ -39,11 +41,45 @@ public:
     std::lock_guard lk(mu_);
     return messages_;
   }
+  std::vector<std::exception_ptr> errors() {
+    std::lock_guard lk(mu_);
+    return errors_;
+  }
 
 private:
   std::mutex mu_;
   std::vector<std::string> messages_;
+  std::vector<std::exception_ptr> errors_;
 };
+
+/// The RepeatedError in `e` (REQUIREd to be one): its what(), count() and first().
+struct Repeated {
+  std::string what;
+  std::size_t count = 0;
+  std::exception_ptr first;
+};
+Repeated repeated_in(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const skein::RepeatedError& r) {
+    return {r.what(), r.count(), r.first()};
+  } catch (...) {
+  }
+  FAIL("not a RepeatedError");
+  return {};
+}
+
+/// Rethrows `e` and returns typeid of what it holds (a std::exception).
+const std::type_info& type_in(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return typeid(x);
+  } catch (...) {
+  }
+  FAIL("not a std::exception");
+  return typeid(void);
+}
 
 }  // namespace
 
@@ -270,6 +306,86 @@ TEST_CASE("many failing items: one error is rethrown, the others reach the unhan
   CHECK(msgs.size() == 10);
   CHECK(std::count(msgs.begin(), msgs.end(), std::string("bad 300")) == 1);
 }
+
+TEST_CASE(
+    "an error repeated by many items is kept and reported once, with its count; the rethrown one keeps its type") {
+  Watchdog wd(30s);
+  CapturedErrors captured;
+  {
+    // One worker: the items fail in the order submitted.
+    skein::Pool<int> pool(
+        [](int x) {
+          if (x < 1000) {
+            if (x % 2 == 0) throw std::out_of_range("even item");
+            throw std::invalid_argument("odd item");
+          }
+          if (x == 1000) throw std::logic_error("even item");  // the message of out_of_range's, another type
+          if (x < 2000) throw std::out_of_range("even item");
+          throw std::invalid_argument("odd item");
+        },
+        1, 0);
+    for (int i = 0; i < 1000; ++i) pool.submit(i);
+    CHECK_THROWS_WITH_AS(pool.wait(), "even item", std::out_of_range);  // the first item's error, as thrown
+    auto errs = captured.errors();
+    REQUIRE(errs.size() == 2);  // not 999: one report per kind of error
+    auto rethrown_repeats = repeated_in(errs[0]);
+    CHECK(rethrown_repeats.what == "even item (the same error for 499 more Pool item(s))");
+    CHECK(rethrown_repeats.count == 499);  // the repeats only: the first was rethrown
+    CHECK(type_in(rethrown_repeats.first) == typeid(std::out_of_range));
+    auto other = repeated_in(errs[1]);
+    CHECK(other.what == "odd item (the same error for 500 Pool items)");
+    CHECK(other.count == 500);
+    CHECK_THROWS_WITH_AS(std::rethrow_exception(other.first), "odd item", std::invalid_argument);
+
+    // Alike means the same type and the same what(): a logic_error("even item")
+    // is a group of its own, rethrown as it is; the out_of_ranges after it are another.
+    for (int i = 1000; i < 1003; ++i) pool.submit(i);
+    try {
+      pool.wait();
+      FAIL("wait did not rethrow");
+    } catch (const std::logic_error& e) {
+      CHECK(typeid(e) == typeid(std::logic_error));
+      CHECK(std::string(e.what()) == "even item");
+    }
+    errs = captured.errors();
+    REQUIRE(errs.size() == 3);  // the logic_error did not repeat: nothing more for it
+    auto later = repeated_in(errs[2]);
+    CHECK(later.what == "even item (the same error for 2 Pool items)");
+    CHECK(later.count == 2);
+    CHECK(type_in(later.first) == typeid(std::out_of_range));
+
+    // ~Pool reports what nobody rethrew the same way: once per kind, with its count.
+    for (int i = 2000; i < 2003; ++i) pool.submit(i);
+    while (pool.pending() != 0) std::this_thread::sleep_for(1ms);
+  }
+  auto errs = captured.errors();
+  REQUIRE(errs.size() == 4);
+  auto at_end = repeated_in(errs[3]);
+  CHECK(at_end.what == "odd item (the same error for 3 Pool items)");
+  CHECK(at_end.count == 3);
+  CHECK(type_in(at_end.first) == typeid(std::invalid_argument));
+}
+
+#if __has_include(<cxxabi.h>)
+TEST_CASE("an error that is not a std::exception repeats by its type") {
+  Watchdog wd(30s);
+  CapturedErrors captured;
+  skein::Pool<int> pool([](int x) { throw x; }, 1, 0);
+  for (int i = 0; i < 5; ++i) pool.submit(i);
+  try {
+    pool.wait();
+    FAIL("wait did not rethrow");
+  } catch (int x) {
+    CHECK(x == 0);  // the first
+  }
+  auto errs = captured.errors();
+  REQUIRE(errs.size() == 1);
+  auto r = repeated_in(errs[0]);
+  CHECK(r.count == 4);
+  CHECK(r.what == "an exception that is not a std::exception (the same error for 4 more Pool item(s))");
+  pool.close();
+}
+#endif
 
 TEST_CASE("submit after close throws Closed; the item is not processed") {
   Watchdog wd(30s);

@@ -398,7 +398,10 @@ struct World {
 
   // Errors orphaned on purpose, and what the unhandled-error handler got.
   std::atomic<long> orphans_thrown{0};
-  std::atomic<long> h_orphan{0}, h_loop{0}, h_pool{0}, h_cancelled{0}, h_other{0}, h_group{0}, h_settled{0};
+  // Counted in errors, not in reports: a skein::RepeatedError (a Pool's error
+  // that repeated) counts as count() of its first(); h_repeated counts those reports.
+  std::atomic<long> h_orphan{0}, h_loop{0}, h_pool{0}, h_cancelled{0}, h_other{0}, h_group{0}, h_settled{0},
+      h_repeated{0};
 
   // TaskGroups: how their wait() ended (returned; rethrew the first GroupBoom;
   // threw Cancelled because the parent context was cancelled, or because the
@@ -428,30 +431,37 @@ struct World {
     if (failures.size() < 20) failures.push_back(what);
   }
 
-  void on_unhandled(std::exception_ptr e) {
+  void on_unhandled(std::exception_ptr e) { count_unhandled(e, 1); }
+  /// Counts `e` as `n` errors of its kind.
+  void count_unhandled(const std::exception_ptr& e, long n) {
     try {
       std::rethrow_exception(e);
+    } catch (const skein::RepeatedError& r) {  // n errors like r.first(), in one report
+      bump(h_repeated);
+      if (r.count() < 1 || !r.first())
+        fail(std::string("a RepeatedError with no count or no first error: ") + r.what());
+      count_unhandled(r.first(), n * static_cast<long>(r.count()));
     } catch (const OrphanBoom&) {
-      bump(h_orphan);
+      bump(h_orphan, n);
     } catch (const LoopBoom&) {
-      bump(h_loop);
+      bump(h_loop, n);
     } catch (const PoolBoom&) {
-      bump(h_pool);
+      bump(h_pool, n);
     } catch (const GroupBoom&) {
-      bump(h_group);
+      bump(h_group, n);
     } catch (const SettledBoom&) {
-      bump(h_settled);
+      bump(h_settled, n);
       fail("a when_all_settled input's error reached the unhandled-error handler (when_all_settled observes it)");
     } catch (const skein::Cancelled& c) {
-      bump(h_cancelled);
-      if (long n = pool_dropped(c.what()); n >= 0) bump(ep_dropped_reported, n);
+      bump(h_cancelled, n);
+      if (long d = pool_dropped(c.what()); d >= 0) bump(ep_dropped_reported, d * n);
       fail(std::string("a cancellation reached the unhandled-error handler (never reported, says the contract): ") +
            c.what());
     } catch (const std::exception& x) {
-      bump(h_other);
+      bump(h_other, n);
       fail(std::string("unexpected error reported to the unhandled-error handler: ") + x.what());
     } catch (...) {
-      bump(h_other);
+      bump(h_other, n);
       fail("a non-std::exception reported to the unhandled-error handler");
     }
   }
@@ -2838,6 +2848,7 @@ void run_soak(const SoakCase& sc, skein::ThreadPool& jobs_pool) {
       << " on the loop; " << val(w.tg_reused) << " used again after wait(); " << val(w.tg_settled)
       << " when_all_settled; after_cancel " << val(w.tg_after_ran) << "/" << val(w.tg_after_fired) << "); orphans "
       << val(w.orphans_thrown) << " |" << kinds.str() << " [ok/timeout/cancelled/closed]";
+  sum << "; Pool errors reported as a RepeatedError: " << val(w.h_repeated) << " report(s)";
   MESSAGE(sum.str());
 
   {

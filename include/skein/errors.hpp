@@ -1,6 +1,6 @@
 #pragma once
 /// Error types and the unhandled-error handler (docs/api/errors.md):
-/// Cancelled, Closed, UsageError, set_unhandled_error_handler.
+/// Cancelled, Closed, UsageError, RepeatedError, set_unhandled_error_handler.
 
 #include "detail/config.hpp"  // first: the C++20 check
 

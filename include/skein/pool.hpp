@@ -11,9 +11,15 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
+#include <typeinfo>
+#include <unordered_map>
 #include <utility>
 #include <vector>
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>  // abi::__cxa_current_exception_type: the type of an error that is not a std::exception
+#endif
 
 #include "detail/concepts.hpp"
 #include "detail/coro_promise.hpp"
@@ -32,7 +38,10 @@ namespace skein {
 /// `queue_depth` items are waiting (0 = unbounded). An exception from
 /// worker_func never kills a worker or loses other items: it is kept, and the
 /// next wait() or close() rethrows the first one kept (further ones go to the
-/// unhandled-error handler, so none is dropped).
+/// unhandled-error handler, so none is dropped). Errors alike (the same type
+/// and what()) are kept once, with a count, and reported once, as a
+/// RepeatedError: a worker failing for every item of a long run keeps and
+/// reports one error, not one per item.
 template <class T>
 class Pool {
 public:
@@ -62,12 +71,12 @@ public:
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
-  /// Closes and waits; errors not yet rethrown go to the unhandled-error handler.
+  /// Closes and waits; errors not yet rethrown go to the unhandled-error handler
+  /// (each kind once: a RepeatedError for one that repeated).
   ~Pool() {
     finish_quietly();
     // Errors nobody rethrew are reported, except cancellations (somebody asked for those).
-    for (auto& e : take_errors())
-      if (!detail::PromiseStateBase::is_cancellation(e)) detail::report_unhandled(e);
+    for (auto& g : take_errors()) report_group(g.first, g.count, false);
   }
 
   /// Queues `item`, blocking while the queue is full. Throws Closed after close().
@@ -167,16 +176,84 @@ private:
     }
   }
 
-  /// Keeps an error of worker_func for wait()/close(); out of memory, reports
-  /// it to the unhandled-error handler instead (never loses it, nor the worker).
+  /// Errors of worker_func alike (the same dynamic type and what()): kept once.
+  struct ErrorGroup {
+    std::exception_ptr first;    // the first of them, as it was thrown
+    const std::type_info* type;  // null: unknown, alike no other error
+    std::string what;            // empty for an error that is not a std::exception
+    std::size_t count;           // items that failed this way
+  };
+
+  /// Keeps an error of worker_func for wait()/close(): a new group, or one more
+  /// of an alike group (no allocation then). Out of memory, reports it to the
+  /// unhandled-error handler instead (never loses it, nor the worker).
   void keep_error(std::exception_ptr e) noexcept {
-    {
-      std::lock_guard lk(errors_mu_);
-      try {
-        errors_.push_back(e);
-        return;
-      } catch (...) {
+    try {
+      keep_in_its_group(e);
+      return;
+    } catch (...) {  // std::bad_alloc: nothing was kept
+    }
+    detail::report_unhandled(std::move(e));
+  }
+  void keep_in_its_group(const std::exception_ptr& e) {
+    // The key is read inside the handler: a rethrown exception may be a copy
+    // (MSVC), whose what() lives only as long as the handler.
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      keep_in_group(e, &typeid(ex), ex.what());
+    } catch (...) {
+      keep_in_group(e, current_exception_type(), {});
+    }
+  }
+  static const std::type_info* current_exception_type() noexcept {
+#if __has_include(<cxxabi.h>)
+    return abi::__cxa_current_exception_type();
+#else
+    return nullptr;
+#endif
+  }
+  void keep_in_group(const std::exception_ptr& e, const std::type_info* type, std::string_view what) {
+    const std::size_t key = type ? type->hash_code() * 31 + std::hash<std::string_view>{}(what) : 0;
+    std::lock_guard lk(errors_mu_);
+    if (type) {
+      for (auto [it, end] = error_index_.equal_range(key); it != end; ++it) {
+        auto& g = errors_[it->second];
+        if (g.type && *g.type == *type && g.what == what) {
+          ++g.count;
+          return;
+        }
       }
+    }
+    errors_.push_back(ErrorGroup{e, type, std::string(what), 1});
+    if (!type) return;
+    try {
+      error_index_.emplace(key, errors_.size() - 1);
+    } catch (...) {
+      errors_.pop_back();
+      throw;
+    }
+  }
+
+  /// Reports `n` items that failed as `first` did, once: `first` itself for
+  /// one, a RepeatedError for more (`more`: `first` itself was rethrown, and
+  /// these are its repeats). Cancellations are never reported.
+  static void report_group(const std::exception_ptr& first, std::size_t n, bool more) noexcept {
+    if (n == 0 || detail::PromiseStateBase::is_cancellation(first)) return;
+    if (n == 1 && !more) {
+      detail::report_unhandled(first);
+      return;
+    }
+    std::exception_ptr e;
+    try {
+      e = std::make_exception_ptr(RepeatedError(detail::describe_error(first) + " (the same error for " +
+                                                    std::to_string(n) + (more ? " more Pool item(s))" : " Pool items)"),
+                                                first, n));
+    } catch (...) {
+      // Out of memory for the RepeatedError: `first` once per item, which
+      // allocates nothing, so that no error goes uncounted.
+      for (; n > 0; --n) detail::report_unhandled(first);
+      return;
     }
     detail::report_unhandled(std::move(e));
   }
@@ -232,23 +309,26 @@ private:
     } catch (...) {  // a worker's Cancelled: already recorded in errors_
     }
   }
-  std::vector<std::exception_ptr> take_errors() {
+  std::vector<ErrorGroup> take_errors() noexcept {
     std::lock_guard lk(errors_mu_);
+    error_index_.clear();
     return std::exchange(errors_, {});
   }
+  /// Rethrows the first error kept as it was thrown; reports its repeats and
+  /// every other group once each (cancellations never, as in ~Pool).
   void rethrow_errors() {
-    auto errs = take_errors();
-    if (errs.empty()) return;
-    // Cancellations are never reported (somebody asked for them), as in ~Pool.
-    for (std::size_t i = 1; i < errs.size(); ++i)
-      if (!detail::PromiseStateBase::is_cancellation(errs[i])) detail::report_unhandled(errs[i]);
-    std::rethrow_exception(errs.front());
+    auto groups = take_errors();
+    if (groups.empty()) return;
+    report_group(groups.front().first, groups.front().count - 1, true);
+    for (std::size_t i = 1; i < groups.size(); ++i) report_group(groups[i].first, groups[i].count, false);
+    std::rethrow_exception(groups.front().first);
   }
 
   Queue<T> queue_;
   WaitGroup pending_;
   std::mutex errors_mu_;
-  std::vector<std::exception_ptr> errors_;
+  std::vector<ErrorGroup> errors_;                                 // in the order of their first error
+  std::unordered_multimap<std::size_t, std::size_t> error_index_;  // hash of (type, what()) -> index in errors_
   std::vector<Promise<void>> workers_;
   std::vector<Promise<void>> watchers_;
 };

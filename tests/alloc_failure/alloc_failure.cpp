@@ -270,21 +270,31 @@ ReportCounts reports_since(const ReportCounts& b) {
   return {n.bad_alloc - b.bad_alloc, n.boom - b.boom, n.other - b.other};
 }
 
+/// Counts `e` as `n` errors of its kind: a skein::RepeatedError (a Pool's
+/// error that repeated) as count() errors like its first().
+void count_report(const std::exception_ptr& e, long n) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const skein::RepeatedError& r) {
+    if (r.count() < 1 || !r.first()) {
+      g_reports.other.fetch_add(1);
+      return;
+    }
+    count_report(r.first(), n * static_cast<long>(r.count()));
+  } catch (const std::bad_alloc&) {
+    g_reports.bad_alloc.fetch_add(n);
+  } catch (const Boom&) {
+    g_reports.boom.fetch_add(n);
+  } catch (...) {
+    g_reports.other.fetch_add(n);
+  }
+}
+
 /// The handler used throughout: it captures a shared_ptr, so the
 /// std::function keeps it on the heap and copying the function allocates.
 void install_counting_handler() {
   auto tag = std::make_shared<int>(0);
-  skein::set_unhandled_error_handler([tag](std::exception_ptr e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::bad_alloc&) {
-      g_reports.bad_alloc.fetch_add(1);
-    } catch (const Boom&) {
-      g_reports.boom.fetch_add(1);
-    } catch (...) {
-      g_reports.other.fetch_add(1);
-    }
-  });
+  skein::set_unhandled_error_handler([tag](std::exception_ptr e) { count_report(e, 1); });
 }
 
 enum class Where { this_thread, any_thread };
@@ -1634,6 +1644,35 @@ TEST_CASE("regression: Pool keeps or reports a worker's error when keeping it ru
   g_watchdog->disarm();
   CHECK(fi::hit());
   CHECK(rethrown + reports_since(before).boom == 2);
+  CHECK(reports_since(before).other == 0);
+}
+
+TEST_CASE("regression: Pool reports every repeated error when there is no memory for a RepeatedError") {
+  // Errors alike are kept once with a count, and reported as one
+  // RepeatedError; building it allocates (its message). Out of memory, the
+  // kept error is reported once per item instead: none goes uncounted.
+  const auto before = reports_now();
+  int rethrown = 0;
+  {
+    skein::Pool<int> pool([](int i) { throw Boom{i}; }, 1, 0);
+    for (int i = 0; i < 4; ++i) pool.submit(i);
+    REQUIRE(test::eventually([&] { return pool.pending() == 0; }));
+    fi::new_run();
+    g_watchdog->arm("regression: Pool RepeatedError out of memory", 1);
+    fi::arm_this_thread(1);
+    try {
+      pool.wait();  // rethrows Boom{0}; its 3 repeats are reported
+    } catch (const Boom& b) {
+      rethrown += 1;
+      CHECK(b.id == 0);
+    }
+    fi::disarm_this_thread();
+    g_watchdog->disarm();
+    CHECK(fi::hit());
+    pool.close();
+  }
+  CHECK(rethrown == 1);
+  CHECK(reports_since(before).boom == 3);
   CHECK(reports_since(before).other == 0);
 }
 

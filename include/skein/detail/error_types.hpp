@@ -2,6 +2,7 @@
 // Error types and the unhandled-error handler (docs/api/errors.md), for
 // <skein/errors.hpp> and the detail headers (which include no public header).
 
+#include <cstddef>
 #include <cstdio>
 #include <exception>
 #include <functional>
@@ -37,6 +38,23 @@ public:
 class UsageError : public std::logic_error {
 public:
   explicit UsageError(const std::string& what) : std::logic_error(what) {}
+};
+
+/// An error that repeated: `count()` items failed alike (the same dynamic type
+/// and what()) and `first()` is the first of them, as it was thrown. Pool
+/// reports its repeated worker errors as one of these rather than one by one.
+class RepeatedError : public std::runtime_error {
+public:
+  RepeatedError(const std::string& what, std::exception_ptr first, std::size_t count)
+      : std::runtime_error(what), first_(std::move(first)), count_(count) {}
+  /// The first of the errors, with its own type (std::rethrow_exception it to inspect it).
+  [[nodiscard]] std::exception_ptr first() const noexcept { return first_; }
+  /// How many items failed that way.
+  [[nodiscard]] std::size_t count() const noexcept { return count_; }
+
+private:
+  std::exception_ptr first_;
+  std::size_t count_;
 };
 
 /// Receives the error of a failed task whose result nobody can observe any more.

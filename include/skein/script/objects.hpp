@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../atomic.hpp"
+#include "../detail/deadline.hpp"
 #include "../detail/spin.hpp"
 #include "../context.hpp"
 #include "../errors.hpp"
@@ -235,7 +236,7 @@ private:
 /// own spin covers, and waking a parked thread costs 10–70 µs on a VM.
 inline void settle_briefly(const Promise<Value>& p) noexcept {
   if (p.ready()) return;
-  const auto until = std::chrono::steady_clock::now() + kScriptTaskSpin;
+  const auto until = detail::deadline_after(kScriptTaskSpin);
   for (int i = 0; !p.ready(); ++i) {
     detail::cpu_relax();
     if ((i & 63) == 63 && std::chrono::steady_clock::now() >= until) return;
