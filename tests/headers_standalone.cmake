@@ -7,6 +7,13 @@ file(GLOB public RELATIVE ${INCLUDE} ${INCLUDE}/skein/*.hpp)
 file(GLOB script RELATIVE ${INCLUDE} ${INCLUDE}/skein/script/*.hpp)  # the parts of <skein/script.hpp>
 file(GLOB detail RELATIVE ${INCLUDE} ${INCLUDE}/skein/detail/*.hpp)
 set(failed "")
+# <skein/asio.hpp> needs Asio (optional): checked where Asio is installed.
+file(WRITE ${WORK}/has_asio.cpp "#include <asio.hpp>\n")
+execute_process(COMMAND ${CXX} -std=c++20 -fsyntax-only ${WORK}/has_asio.cpp RESULT_VARIABLE no_asio OUTPUT_QUIET ERROR_QUIET)
+if(NOT no_asio EQUAL 0)
+  list(REMOVE_ITEM public skein/asio.hpp)
+  message(STATUS "Asio not found: skein/asio.hpp not checked")
+endif()
 foreach(h ${public} ${script} ${detail})
   string(MAKE_C_IDENTIFIER "${h}" id)
   file(WRITE ${WORK}/${id}.cpp "#include <${h}>\n")
