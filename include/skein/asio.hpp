@@ -69,10 +69,22 @@ struct use_promise_t {
 };
 inline constexpr use_promise_t use_promise{};
 
+/// As use_promise, but an operation's error code is part of its value
+/// instead of thrown: `auto [ec, n] = co_await s.async_read_some(buf,
+/// skein::use_tuple);` (std::tuple<std::error_code, T...>). A cancellation
+/// by the task's Context still throws Cancelled. (asio::experimental::as_tuple
+/// around use_promise works too, but hides the I/O object's executor from the
+/// adapter: such an operation is not cancelled by the Context.)
+struct use_tuple_t {
+  constexpr use_tuple_t() noexcept = default;
+};
+inline constexpr use_tuple_t use_tuple{};
+
 /// An io_context run by threads of its own: where skein tasks' I/O waits.
-/// Its destructor lets the threads finish the handlers already queued, stops
-/// the context and joins them; operations still pending then are abandoned
-/// (their promises fail with Cancelled).
+/// Its destructor stops the context and joins the threads: operations still
+/// pending, and completions not yet delivered, are abandoned — their
+/// promises fail with Cancelled ("promise abandoned ..."), none hangs.
+/// Destroy it after the tasks that use it have ended.
 class IoService {
 public:
   /// `threads` I/O threads (at least 1). With more than one, give each I/O
@@ -163,11 +175,13 @@ template <class R, class... Args>
 struct Signature<R(Args...)> {
   using value_type = typename ValueOf<std::decay_t<Args>...>::type;
   static constexpr bool has_error = false;
+  static constexpr bool keeps_code = false;
 };
 template <class R, class... Args>
 struct Signature<R(std::error_code, Args...)> {
   using value_type = typename ValueOf<std::decay_t<Args>...>::type;
   static constexpr bool has_error = true;
+  static constexpr bool keeps_code = false;
 };
 template <class R, class... Args>
 struct Signature<R(const std::error_code&, Args...)> : Signature<R(std::error_code, Args...)> {};
@@ -175,7 +189,20 @@ template <class R, class... Args>
 struct Signature<R(std::exception_ptr, Args...)> {
   using value_type = typename ValueOf<std::decay_t<Args>...>::type;
   static constexpr bool has_error = true;
+  static constexpr bool keeps_code = false;
 };
+
+/// use_tuple: an error code is part of the value.
+template <class Sig>
+struct TupleSignature : Signature<Sig> {};
+template <class R, class... Args>
+struct TupleSignature<R(std::error_code, Args...)> {
+  using value_type = std::tuple<std::error_code, std::decay_t<Args>...>;
+  static constexpr bool has_error = true;
+  static constexpr bool keeps_code = true;
+};
+template <class R, class... Args>
+struct TupleSignature<R(const std::error_code&, Args...)> : TupleSignature<R(std::error_code, Args...)> {};
 
 /// One operation's shared state: the promise's resolver, the cancellation
 /// signal whose slot the operation uses, and the stop callback that emits it.
@@ -206,6 +233,14 @@ public:
       return;
     }
     finish_value(std::forward<A>(a)...);
+  }
+  /// use_tuple: the error code goes into the value, but for the Context's cancellation.
+  template <class... A>
+  void complete_keeping_code(std::error_code ec, A&&... a) noexcept {
+    if (ec == asio::error::operation_aborted && cancel_requested_.load(std::memory_order_acquire))
+      finish_error(cancelled());
+    else
+      finish_value(ec, std::forward<A>(a)...);
   }
   template <class... A>
   void complete(std::exception_ptr e, A&&... a) noexcept {
@@ -239,7 +274,12 @@ private:
       if (!op) return;
       op->cancel_requested_.store(true, std::memory_order_release);
       try {
-        asio::post(ex, [op = std::move(op)] { op->signal_.emit(asio::cancellation_type::terminal); });
+        asio::post(ex, [op = std::move(op)] {
+          // Not once the operation has completed: its cancellation handler
+          // may point into an I/O object the task has destroyed since.
+          std::lock_guard lk(op->mu_);
+          if (!op->done_) op->signal_.emit(asio::cancellation_type::terminal);
+        });
       } catch (...) {  // no memory to post: the operation completes by itself
       }
     }
@@ -292,10 +332,10 @@ private:
 };
 
 /// The completion handler given to Asio: it settles the operation's promise.
-template <class T, class Sig>
+template <class T, class Traits, class Sig>
 class Handler;
-template <class T, class R, class... Args>
-class Handler<T, R(Args...)> {
+template <class T, class Traits, class R, class... Args>
+class Handler<T, Traits, R(Args...)> {
 public:
   explicit Handler(std::shared_ptr<Operation<T>> op) noexcept : op_(std::move(op)) {}
   using cancellation_slot_type = asio::cancellation_slot;
@@ -303,7 +343,9 @@ public:
 
   void operator()(Args... args) {
     auto op = std::move(op_);
-    if constexpr (Signature<R(Args...)>::has_error)
+    if constexpr (Traits::keeps_code)
+      op->complete_keeping_code(std::forward<Args>(args)...);
+    else if constexpr (Traits::has_error)
       op->complete(std::forward<Args>(args)...);
     else
       op->complete_value(std::forward<Args>(args)...);
@@ -316,34 +358,58 @@ private:
 }  // namespace detail::asio_adapter
 }  // namespace skein
 
+namespace skein::detail::asio_adapter {
+
+/// Starts `init` with a handler settling a new operation's promise, armed for
+/// the calling task's cancellation.
+template <class Traits, class Sig, class Initiation, class... InitArgs>
+IoPromise<typename Traits::value_type> start(Initiation&& init, InitArgs&&... args) {
+  using T = typename Traits::value_type;
+  auto op = std::make_shared<Operation<T>>();
+  IoPromise<T> p(op->promise());
+  std::stop_token tok = this_task::stop_token();
+  if (tok.stop_requested()) {  // cancelled already: the operation is not started
+    op->reject_cancelled();
+    return p;
+  }
+  // Where the operation runs, for the cancellation's emission (an initiation
+  // without an executor cannot be cancelled by the context).
+  std::optional<asio::any_io_executor> ex;
+  if constexpr (requires { init.get_executor(); }) ex.emplace(init.get_executor());
+  std::forward<Initiation>(init)(Handler<T, Traits, Sig>(op), std::forward<InitArgs>(args)...);
+  if (ex) op->arm(std::move(tok), std::move(*ex));
+  return p;
+}
+
+}  // namespace skein::detail::asio_adapter
+
 namespace asio {
 
-/// skein::use_promise: the operation returns skein::Promise<value>.
+/// skein::use_promise: the operation returns skein::IoPromise<value>.
 template <class R, class... Args>
 class async_result<skein::use_promise_t, R(Args...)> {
-  using Sig = skein::detail::asio_adapter::Signature<R(Args...)>;
+  using Traits = skein::detail::asio_adapter::Signature<R(Args...)>;
 
 public:
-  using value_type = typename Sig::value_type;
-  using return_type = skein::IoPromise<value_type>;
-
+  using return_type = skein::IoPromise<typename Traits::value_type>;
   template <class Initiation, class RawToken, class... InitArgs>
   static return_type initiate(Initiation&& init, RawToken&&, InitArgs&&... args) {
-    namespace aa = skein::detail::asio_adapter;
-    auto op = std::make_shared<aa::Operation<value_type>>();
-    return_type p(op->promise());
-    std::stop_token tok = skein::this_task::stop_token();
-    if (tok.stop_requested()) {  // cancelled already: the operation is not started
-      op->reject_cancelled();
-      return p;
-    }
-    // Where the operation runs, for the cancellation's emission (an
-    // initiation without an executor cannot be cancelled by the context).
-    std::optional<asio::any_io_executor> ex;
-    if constexpr (requires { init.get_executor(); }) ex.emplace(init.get_executor());
-    std::forward<Initiation>(init)(aa::Handler<value_type, R(Args...)>(op), std::forward<InitArgs>(args)...);
-    if (ex) op->arm(std::move(tok), std::move(*ex));
-    return p;
+    return skein::detail::asio_adapter::start<Traits, R(Args...)>(std::forward<Initiation>(init),
+                                                                  std::forward<InitArgs>(args)...);
+  }
+};
+
+/// skein::use_tuple: as use_promise, the error code in the value.
+template <class R, class... Args>
+class async_result<skein::use_tuple_t, R(Args...)> {
+  using Traits = skein::detail::asio_adapter::TupleSignature<R(Args...)>;
+
+public:
+  using return_type = skein::IoPromise<typename Traits::value_type>;
+  template <class Initiation, class RawToken, class... InitArgs>
+  static return_type initiate(Initiation&& init, RawToken&&, InitArgs&&... args) {
+    return skein::detail::asio_adapter::start<Traits, R(Args...)>(std::forward<Initiation>(init),
+                                                                  std::forward<InitArgs>(args)...);
   }
 };
 
