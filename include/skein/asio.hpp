@@ -133,9 +133,13 @@ public:
 
   /// `co_await` in a skein coroutine: the value, or the error
   /// (std::system_error; skein::Cancelled if the task's context cancelled it).
-  auto operator co_await() && noexcept { return detail::ForwardAwaiter<T>(detail::state_of(p_)); }
+  auto operator co_await() && {
+    check();
+    return detail::ForwardAwaiter<T>(detail::state_of(p_));
+  }
   /// Blocks (a plain task or thread) until the operation has ended; as co_await.
   T get() && {
+    check();
     detail::wait_settled_ignoring_stop(p_);
     if constexpr (std::is_void_v<T>)
       detail::state_of(p_)->value();
@@ -149,6 +153,9 @@ public:
   [[nodiscard]] Promise<T> promise() && noexcept { return std::move(p_); }
 
 private:
+  void check() const {
+    if (!p_.valid()) throw UsageError("use of an IoPromise after promise() took its promise");
+  }
   Promise<T> p_;
 };
 
