@@ -8,6 +8,8 @@
 //
 // Latency workloads (bench/prim_common.hpp) add lat_us=, the median latency of
 // one operation in microseconds; "tasks" is then the number of operations.
+// The echo benchmarks (bench/io_common.hpp) also add p99_us=, the 99th
+// percentile of the same latencies.
 //
 // A program exits 0 only if the result was verified; a wrong result prints
 // ok=0 and exits 1.
@@ -101,6 +103,7 @@ struct Report {
   const char* version = "";  // the peer's version, no spaces
   const char* note = "";     // no spaces
   double lat_us = -1;        // latency workloads: median per-operation latency (µs); < 0: not printed
+  double p99_us = -1;        // the 99th percentile of the same latencies (µs); < 0: not printed
 };
 
 /// Prints the report line; returns the process exit code.
@@ -113,6 +116,7 @@ inline int finish(const Report& r) {
       r.workload, r.peer, r.ms, peak, r.base_mb, r.n, r.tasks, r.result, r.expected, ok ? 1 : 0, r.threads,
       r.version[0] ? r.version : "-");
   if (r.lat_us >= 0) std::printf(" lat_us=%.3f", r.lat_us);
+  if (r.p99_us >= 0) std::printf(" p99_us=%.3f", r.p99_us);
   std::printf("%s%s\n", r.note[0] ? " note=" : "", r.note);
   std::fflush(stdout);
   if (!ok) std::fprintf(stderr, "%s/%s: WRONG RESULT %ld (expected %ld)\n", r.peer, r.workload, r.result, r.expected);

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Runs skein's benchmarks and their peers in the same run.
 
-Three suites (--suite, default all): "core", the runtime core (tasks against
+Four suites (--suite, default all): "core", the runtime core (tasks against
 oneTBB, Go and std::async); "prim", the primitives (Queue, Mutex, Atomic,
 WaitGroup, Pool against a mutex+condvar queue / std::mutex / std::atomic,
 moodycamel::BlockingConcurrentQueue, Boost.Fiber and Go); "loop", the event
-loop (EventLoop::post against a mutex+condvar+deque loop and Boost.Asio).
+loop (EventLoop::post against a mutex+condvar+deque loop and Boost.Asio);
+"io", echo over loopback (<skein/asio.hpp>'s use_promise against Asio's own
+C++20 coroutines and Go's net package).
 
 Builds a Release tree in bench/out/build and the Go peer in bench/out/bin,
 then runs every workload for every peer --repeat times, interleaving the peers
 within each repetition (in a rotating order) so that machine noise hits all of
 them alike. Prints, per suite, a table of medians and ratios (core: times and
-peak RSS; prim and loop: ns per operation, or the median latency in µs), the
+peak RSS; prim and loop: ns per operation, or the median latency in µs; io:
+round trips per second and the p99 round trip), the
 targets met or missed and the machine it ran on; --markdown FILE writes the
 same as Markdown.
 
@@ -69,9 +72,14 @@ SUITE_PEERS = {
         ("std", "std", _bin("std_loop")),
         ("asio", "Asio", _bin("asio_loop")),
     ],
+    "io": [
+        ("skein", "skein", _bin("skein_io")),
+        ("asio", "Asio", _bin("asio_io")),
+        ("go", "Go", GO_BIN),
+    ],
 }
 SUITES = list(SUITE_PEERS)
-SUITE_TITLE = {"core": "Runtime core", "prim": "Primitives", "loop": "Event loop"}
+SUITE_TITLE = {"core": "Runtime core", "prim": "Primitives", "loop": "Event loop", "io": "Echo over loopback"}
 PEER_TITLE = {}
 for _suite_peers in SUITE_PEERS.values():
     for _name, _title, _prog in _suite_peers:
@@ -147,16 +155,28 @@ LOOP_WORKLOADS = {
     "post-latency": ("one post at a time to a sleeping loop (200 µs apart), 2000 times: post() to callback",
                      _same("latency", "skein", "std", "asio"), "lat"),
 }
-SUITE_WORKLOADS = {"core": list(WORKLOADS), "prim": list(PRIM_WORKLOADS), "loop": list(LOOP_WORKLOADS)}
+# Echo over loopback: row -> (description, {peer: argument}). The table shows
+# round trips per second (tasks / ms) and the p99 round trip (p99_us).
+IO_WORKLOADS = {
+    "echo": ("100 connections x 1000 round trips of 64 bytes against an echo server in the same process, "
+             "127.0.0.1; skein: 1 I/O thread (IoService(1)) + the pool",
+             {"skein": "echo1", "asio": "echo", "go": "echo"}),
+    "echo-ion": ("as echo, but skein's IoService has cpus() I/O threads (Asio and Go run their echo program again)",
+                 {"skein": "echon", "asio": "echo", "go": "echo"}),
+}
+SUITE_WORKLOADS = {"core": list(WORKLOADS), "prim": list(PRIM_WORKLOADS), "loop": list(LOOP_WORKLOADS),
+                   "io": list(IO_WORKLOADS)}
 ALL_WORKLOADS = {}
 ALL_WORKLOADS.update(WORKLOADS)
 ALL_WORKLOADS.update({k: v[:2] for k, v in PRIM_WORKLOADS.items()})
 ALL_WORKLOADS.update({k: v[:2] for k, v in LOOP_WORKLOADS.items()})
+ALL_WORKLOADS.update(IO_WORKLOADS)
 METRIC = {k: v[2] for d in (PRIM_WORKLOADS, LOOP_WORKLOADS) for k, v in d.items()}
 SUITE_OF = {wl: suite for suite, wls in SUITE_WORKLOADS.items() for wl in wls}
 
 TARGETS = [
-    # (description, workload, kind, peer, limit): skein's median of `kind` ÷ the peer's <= limit
+    # (description, workload, kind, peer, limit[, ">="]): skein's median of `kind` ÷ the peer's <= limit
+    # (with ">=": at least limit — for throughputs, where higher is better)
     ("skynet time: skein <= 1.0x TBB", "skynet", "ms", "tbb", 1.0),
     ("spawn-and-join time: skein <= 1.0x TBB", "spawn", "ms", "tbb", 1.0),
     ("1M parked peak RSS: skein <= 0.25x Go", "parked", "rss_mb", "go", 0.25),
@@ -172,6 +192,11 @@ TARGETS = [
     # issue 4 (event loop)
     ("post throughput, 4 producers (time for 1M): skein <= 1.0x Asio", "post-4p", "ms", "asio", 1.0),
     ("median wake-up latency: skein <= 1.0x Asio", "post-latency", "lat_us", "asio", 1.0),
+    # echo over loopback (<skein/asio.hpp>)
+    ("echo throughput (1 I/O thread): skein >= 0.9x Asio's coroutines", "echo", "rtps", "asio", 0.9, ">="),
+    ("echo throughput (1 I/O thread): skein >= 1.0x Go", "echo", "rtps", "go", 1.0, ">="),
+    ("echo throughput (cpus() I/O threads): skein >= 0.9x Asio's coroutines", "echo-ion", "rtps", "asio", 0.9, ">="),
+    ("echo throughput (cpus() I/O threads): skein >= 1.0x Go", "echo-ion", "rtps", "go", 1.0, ">="),
 ]
 
 
@@ -295,11 +320,13 @@ def run_one(program, arg, taskset, timeout):
         tail = (r.stderr.strip().splitlines() or [""])[-3:]
         return {"error": what, "detail": "exit %d: %s | %s" % (r.returncode, " ".join(cmd), " / ".join(tail))}
     rep["wall_s"] = wall
-    for k in ("ms", "rss_mb", "base_mb", "lat_us"):
+    for k in ("ms", "rss_mb", "base_mb", "lat_us", "p99_us"):
         if k in rep:
             rep[k] = float(rep[k])
     for k in ("n", "tasks", "threads"):
         rep[k] = int(rep[k])
+    if "p99_us" in rep and rep["ms"] > 0:  # echo over loopback: round trips per second
+        rep["rtps"] = rep["tasks"] * 1000.0 / rep["ms"]
     rep["cpu_s"] = ch1 - ch0
     if st0 and st1:
         busy_s = (st1[0] - st0[0]) / CLK_TCK
@@ -517,6 +544,56 @@ def op_tables(results, workloads, peers):
     return (hdr, rows), (sp_hdr, sp_rows)
 
 
+def fmt_krtps(x):
+    return "—" if x is None else "%.1f" % (x / 1000.0)
+
+
+def io_tables(results, workloads, peers):
+    """io: (throughput table, p99 table, spread table). Throughput in thousands of round trips per second."""
+    ratio_peers = [p for p in peers if p != "skein"] if "skein" in peers else []
+    thr_hdr = (["workload", "round trips"] + ["%s k/s" % PEER_TITLE[p] for p in peers]
+               + ["skein/%s" % PEER_TITLE[p] for p in ratio_peers])
+    lat_hdr = (["workload"] + ["%s p99 µs" % PEER_TITLE[p] for p in peers]
+               + ["%s p50 µs" % PEER_TITLE[p] for p in peers] + ["skein/%s p99" % PEER_TITLE[p] for p in ratio_peers])
+    sp_hdr = ["workload"] + ["%s min–max k/s" % PEER_TITLE[p] for p in peers]
+    thr_rows, lat_rows, sp_rows = [], [], []
+    for wl in workloads:
+        ref = results.get((wl, "skein"))
+        any_cell = next((c for (w, _), c in results.items() if w == wl and c.runs), None)
+        trips = "{:,}".format(any_cell.first("tasks")) if any_cell else "—"
+        thr, p99, p50, sp = [wl, trips], [wl], [], [wl]
+        for p in peers:
+            cell = results.get((wl, p))
+            if p not in ALL_WORKLOADS[wl][1]:
+                thr.append("n/a"), p99.append("n/a"), p50.append("n/a"), sp.append("—")
+            elif cell is None:
+                thr.append("not built"), p99.append("not built"), p50.append("not built"), sp.append("—")
+            elif cell.errors:
+                e = cell.errors[0]["error"]
+                thr.append(e), p99.append(e), p50.append(e), sp.append("—")
+            else:
+                mark = "*" if cell.noisy() else ""
+                thr.append(fmt_krtps(cell.median("rtps")) + mark)
+                p99.append(fmt_val(cell.median("p99_us")) + mark)
+                p50.append(fmt_val(cell.median("lat_us")) + mark)
+                vals = [r["rtps"] for r in cell.used_runs()]
+                sp.append("%s–%s" % (fmt_krtps(min(vals)), fmt_krtps(max(vals))))
+        lrow = p99 + p50
+        for p in ratio_peers:
+            c = comparable(results, wl, p)
+            if c is None or ref is None:
+                thr.append("—")
+                lrow.append("—")
+                continue
+            mark = "*" if c.noisy() or ref.noisy() else ""
+            thr.append(fmt_ratio(ref.median("rtps"), c.median("rtps")) + mark)
+            lrow.append(fmt_ratio(ref.median("p99_us"), c.median("p99_us")) + mark)
+        thr_rows.append(thr)
+        lat_rows.append(lrow)
+        sp_rows.append(sp)
+    return (thr_hdr, thr_rows), (lat_hdr, lat_rows), (sp_hdr, sp_rows)
+
+
 def per_task_line(results, peers):
     """Bytes per parked task: (peak RSS - RSS before the workload) / tasks."""
     parts = []
@@ -532,7 +609,7 @@ def per_task_line(results, peers):
 
 def target_lines(results, workloads):
     out = []
-    for desc, wl, key, peer, limit in TARGETS:
+    for desc, wl, key, peer, limit, *how in TARGETS:
         if wl not in workloads:
             continue
         ref, c = results.get((wl, "skein")), comparable(results, wl, peer)
@@ -540,8 +617,9 @@ def target_lines(results, workloads):
             out.append("%s: not measured" % desc)
             continue
         ratio = ref.median(key) / c.median(key)
+        met = ratio >= limit if how == [">="] else ratio <= limit
         noisy = " (* noisy runs)" if ref.noisy() or c.noisy() else ""
-        out.append("%s: %.2f× — %s%s" % (desc, ratio, "met" if ratio <= limit else "MISSED", noisy))
+        out.append("%s: %.2f× — %s%s" % (desc, ratio, "met" if met else "MISSED", noisy))
     return out
 
 
@@ -679,13 +757,25 @@ LOOP_FOOTNOTES = [
     "io_context::run() with a work guard, boost::asio::post(io, f).",
 ]
 
+IO_FOOTNOTES = [
+    "One process per run: an echo server and 100 clients on 127.0.0.1 (TCP_NODELAY), each client 1000 round "
+    "trips of a 64-byte message (write it, read 64 bytes back, check them). k/s = 100,000 round trips ÷ the time "
+    "from starting the clients (connects included) until the last is done; p99 / p50 = percentiles of every "
+    "round trip, timed by its client (steady_clock, Go time.Now). Medians over the runs.",
+    "skein = server and clients are skein coroutine tasks on default_pool() (cpus() workers), every socket "
+    "operation co_awaited with skein::use_promise on a skein::IoService (echo: 1 I/O thread; echo-ion: cpus() I/O "
+    "threads, no strands); the completion handler runs on an I/O thread, the task resumes on the pool. Asio = "
+    "asio::awaitable coroutines (co_spawn, use_awaitable) on one io_context run by cpus() threads; Go = net "
+    "package, a goroutine per connection and per client, default GOMAXPROCS.",
+]
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=5, help="runs per workload and peer (default 5)")
     ap.add_argument("--suite", default="all", metavar="SUITE",
-                    help="core (runtime core), prim (primitives), loop (event loop), a comma-separated list of "
-                         "them, or all (default)")
+                    help="core (runtime core), prim (primitives), loop (event loop), io (echo over loopback), "
+                         "a comma-separated list of them, or all (default)")
     ap.add_argument("--only", action="append", metavar="WORKLOAD",
                     help="run only this workload (repeatable or comma-separated): %s" % ", ".join(ALL_WORKLOADS))
     ap.add_argument("--peers", help="comma-separated subset of: %s" % ", ".join(ALL_PEER_NAMES))
@@ -835,6 +925,8 @@ def main():
                     cell.runs.append(rep_)
                     if args.verbose:
                         lat = " %8.2f µs" % rep_["lat_us"] if "lat_us" in rep_ else ""
+                        if "p99_us" in rep_:
+                            lat += " (p99 %.0f µs, %.0f round trips/s)" % (rep_["p99_us"], rep_["rtps"])
                         log("  %-10s %-6s %9.1f ms%s %8.1f MB  (others: %.2f CPUs)"
                             % (wl, p, rep_["ms"], lat, rep_["rss_mb"], rep_.get("other_cpus", 0.0)))
     elapsed = time.monotonic() - t_start
@@ -955,6 +1047,22 @@ def suite_section(results, suite, workloads, peers, repeat, heading):
                    render_md(*spread), "", "</details>", ""]
         if per_task:
             md += [per_task, ""]
+    elif suite == "io":
+        thr, lat, spread = io_tables(results, wls, sp)
+        notes = IO_FOOTNOTES
+        text += ["", "Throughput (median, thousands of round trips per second; ratio = skein ÷ peer, above 1 means "
+                 "skein is faster)", render_text([thr])]
+        if repeat > 1:
+            text += ["Throughput spread over the %d runs" % repeat, render_text([spread])]
+        text += ["Round-trip latency (median of the runs' p99 and p50, µs; ratio = skein ÷ peer, below 1 means "
+                 "skein is faster)", render_text([lat])]
+        md += ["**Throughput** (median of %d runs, thousands of round trips per second; ratio = skein ÷ peer, "
+               "above 1 means skein is faster)" % repeat, "", render_md(*thr), "",
+               "**Round-trip latency** (median of the runs' p99 and p50, µs; ratio = skein ÷ peer, below 1 means "
+               "skein is faster)", "", render_md(*lat), ""]
+        if repeat > 1:
+            md += ["<details><summary>Throughput spread (min–max k/s over the %d runs)</summary>" % repeat, "",
+                   render_md(*spread), "", "</details>", ""]
     else:
         table, spread = op_tables(results, wls, sp)
         notes = PRIM_FOOTNOTES if suite == "prim" else LOOP_FOOTNOTES

@@ -15,6 +15,8 @@
 // goroutines: the thread and coroutine rows run the same program), mutex,
 // mutex2, atomic, atomic2, waitgroup, pool.
 //
+// Echo over loopback (bench/skein_io.cpp; io.go): echo.
+//
 // Runs with the default GOMAXPROCS (the CPUs this process may use). Prints the
 // same one-line report as the C++ programs; peak RSS is VmHWM from
 // /proc/self/status. Exits 1 on a wrong result.
@@ -40,7 +42,7 @@ const (
 	parkedTasks  = 1000000
 )
 
-const usage = "usage: go_core WORKLOAD   (one of: skynet spawn fib parked " + primWorkloads + ")"
+const usage = "usage: go_core WORKLOAD   (one of: skynet spawn fib parked " + primWorkloads + " " + ioWorkloads + ")"
 
 func skynet(c chan<- int, num, size, div int) {
 	if size == 1 {
@@ -176,11 +178,14 @@ func main() {
 	default:
 		var ok bool
 		n, tasks, result, expected, latUs, ok = runPrim(w)
+		elapsed = time.Since(t0)
+		if !ok {
+			n, tasks, result, expected, latUs, elapsed, ok = runIO(w)
+		}
 		if !ok {
 			fmt.Fprintln(os.Stderr, usage)
 			os.Exit(2)
 		}
-		elapsed = time.Since(t0)
 	}
 
 	ok := 0
@@ -190,6 +195,9 @@ func main() {
 	lat := ""
 	if latUs >= 0 {
 		lat = fmt.Sprintf(" lat_us=%.3f", latUs)
+	}
+	if p99Us >= 0 {
+		lat += fmt.Sprintf(" p99_us=%.3f", p99Us)
 	}
 	fmt.Printf("workload=%s peer=go ms=%.3f rss_mb=%.1f base_mb=%.1f n=%d tasks=%d result=%d expected=%d ok=%d threads=%d version=%s%s\n",
 		w, float64(elapsed.Nanoseconds())/1e6, statusMB("VmHWM"), base, n, tasks, result, expected, ok,
