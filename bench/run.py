@@ -163,11 +163,6 @@ IO_WORKLOADS = {
              {"skein": "echo1", "asio": "echo", "go": "echo"}),
     "echo-ion": ("as echo, but skein's IoService has cpus() I/O threads (Asio and Go run their echo program again)",
                  {"skein": "echon", "asio": "echo", "go": "echo"}),
-    "echo-inline": ("as echo, with skein::use_promise_inline: a task is resumed on the I/O thread that completes "
-                    "its operation (Asio and Go run their echo program again)",
-                    {"skein": "echo1i", "asio": "echo", "go": "echo"}),
-    "echo-ion-inline": ("as echo-ion (cpus() I/O threads), with skein::use_promise_inline",
-                        {"skein": "echoni", "asio": "echo", "go": "echo"}),
 }
 SUITE_WORKLOADS = {"core": list(WORKLOADS), "prim": list(PRIM_WORKLOADS), "loop": list(LOOP_WORKLOADS),
                    "io": list(IO_WORKLOADS)}
@@ -202,12 +197,6 @@ TARGETS = [
     ("echo throughput (1 I/O thread): skein >= 1.0x Go", "echo", "rtps", "go", 1.0, ">="),
     ("echo throughput (cpus() I/O threads): skein >= 0.9x Asio's coroutines", "echo-ion", "rtps", "asio", 0.9, ">="),
     ("echo throughput (cpus() I/O threads): skein >= 1.0x Go", "echo-ion", "rtps", "go", 1.0, ">="),
-    ("echo throughput (use_promise_inline): skein >= 0.9x Asio's coroutines", "echo-inline", "rtps", "asio", 0.9, ">="),
-    ("echo throughput (use_promise_inline): skein >= 1.0x Go", "echo-inline", "rtps", "go", 1.0, ">="),
-    ("echo throughput (use_promise_inline, cpus() I/O threads): skein >= 0.9x Asio's coroutines", "echo-ion-inline",
-     "rtps", "asio", 0.9, ">="),
-    ("echo throughput (use_promise_inline, cpus() I/O threads): skein >= 1.0x Go", "echo-ion-inline", "rtps", "go",
-     1.0, ">="),
 ]
 
 

@@ -13,8 +13,6 @@
 
 #include <asio/connect.hpp>
 #include <asio/experimental/as_tuple.hpp>
-
-#include <future>
 #include <asio/ip/tcp.hpp>
 #include <asio/read.hpp>
 #include <asio/steady_timer.hpp>
@@ -1014,63 +1012,4 @@ TEST_CASE("asio: use_tuple returns the error code with the values; the Context's
   auto [ec, n] = eof.get();
   CHECK(ec == asio::error::eof);
   CHECK(n == 0);
-}
-
-TEST_CASE("asio: use_promise_inline resumes the coroutine on the I/O thread, and its next skein wait on the pool") {
-  Watchdog dog(60s, "asio inline");
-  skein::IoService io;
-  std::promise<std::thread::id> io_id;
-  asio::post(io.context(), [&] { io_id.set_value(std::this_thread::get_id()); });
-  const auto io_thread = io_id.get_future().get();
-  auto p = std::make_unique<Pair>(connected_pair(io.context()));
-  skein::Queue<int> q(1);
-  struct Seen {
-    bool after_read_on_io = false, after_queue_on_io = true, after_write_on_io = false;
-    std::size_t bytes = 0;
-  };
-  auto task = skein::run([&]() -> skein::Promise<Seen> {
-    Seen seen;
-    std::array<char, 8> buf;
-    for (int i = 0; i < 50; ++i) {
-      co_await asio::async_write(p->server, asio::buffer("ping1234", 8), skein::use_promise_inline);
-      seen.after_write_on_io = std::this_thread::get_id() == io_thread;
-      seen.bytes += co_await asio::async_read(p->client, asio::buffer(buf), skein::use_promise_inline);
-      seen.after_read_on_io = std::this_thread::get_id() == io_thread;
-    }
-    q.put(1);                          // from the I/O thread: a skein call that does not block is fine there
-    (void)co_await q.async_get();      // ready: no suspension, still on the I/O thread
-    co_await skein::async_sleep(1ms);  // a real wait: it resumes on the task's executor
-    seen.after_queue_on_io = std::this_thread::get_id() == io_thread;  // back on the pool
-    co_return seen;
-  });
-  auto seen = task.get();
-  CHECK(seen.bytes == 50 * 8);
-  CHECK(seen.after_write_on_io);
-  CHECK(seen.after_read_on_io);
-  CHECK_FALSE(seen.after_queue_on_io);
-
-  // Cancellation works the same.
-  skein::Context ctx;
-  Event reading;
-  auto cancelled = ctx.run([&]() -> skein::Promise<bool> {
-    std::array<char, 8> buf;
-    reading.set();
-    try {
-      (void)co_await p->client.async_read_some(asio::buffer(buf), skein::use_promise_inline);
-    } catch (const skein::Cancelled&) {
-      co_return true;
-    }
-    co_return false;
-  });
-  reading.wait();
-  ctx.cancel();
-  CHECK(cancelled.get());
-
-  // get() in a plain task: as use_promise.
-  auto plain = skein::run([&] {
-    asio::steady_timer t(io.context(), 1ms);
-    t.async_wait(skein::use_promise_inline).get();
-    return std::this_thread::get_id() != io_thread;
-  });
-  CHECK(plain.get());
 }

@@ -20,8 +20,7 @@
 ///   (carrying the context's cause). An operation started in a task already
 ///   cancelled is not started.
 /// - The completion handler runs on the I/O thread and only settles the
-///   promise; the waiting task resumes on its own executor — or, with
-///   `skein::use_promise_inline` (the fast path), right on the I/O thread. A handler never
+///   promise; the waiting task resumes on its own executor. A handler never
 ///   touches the task: the promise's state outlives both. An operation
 ///   abandoned by its io_context (destroyed with it) fails its promise with
 ///   Cancelled("promise abandoned ...").
@@ -56,8 +55,6 @@
 #include "context.hpp"
 #include "errors.hpp"
 #include "detail/coro_promise.hpp"
-#include "detail/runtime.hpp"
-#include "detail/waiter.hpp"
 #include "promise.hpp"
 
 #if ASIO_VERSION < 102200
@@ -82,73 +79,6 @@ struct use_tuple_t {
   constexpr use_tuple_t() noexcept = default;
 };
 inline constexpr use_tuple_t use_tuple{};
-
-/// As use_promise, but a coroutine waiting with co_await is resumed right on
-/// the I/O thread that completes the operation, and runs there until it next
-/// waits (it then resumes on its own executor again) — no hop to the pool,
-/// the fast path for short request/response code. Only for tasks that do not
-/// need their executor's thread, and whose code between two waits is short
-/// and never blocks: it holds up every other operation of that I/O thread.
-/// (A task on an EventLoop, a get(), or a completion that does not come from
-/// an I/O thread is resumed as with use_promise.)
-struct use_promise_inline_t {
-  constexpr use_promise_inline_t() noexcept = default;
-};
-inline constexpr use_promise_inline_t use_promise_inline{};
-
-namespace detail::asio_adapter {
-/// True on an I/O thread while a completion handler of this adapter runs.
-inline thread_local bool tl_in_handler = false;
-
-/// use_promise_inline's waiter: resumes the coroutine where the operation
-/// completes (see use_promise_inline), else as a DirectCoroWaiter does.
-struct InlineWaiter : detail::Waiter {
-  std::coroutine_handle<> handle{};
-  detail::Executor* home = nullptr;
-  InlineWaiter() noexcept {
-    notify_fn = [](detail::Waiter* w) noexcept {
-      auto* d = static_cast<InlineWaiter*>(w);
-      // Inline only from a handler on an I/O thread (no executor of its
-      // own), for a task of a pool (an EventLoop counts its coroutines and
-      // keeps them on its thread).
-      if (!tl_in_handler || detail::tls.executor != nullptr || d->home == nullptr || d->home->outstanding) {
-        detail::wake(d->handle, d->home);
-        return;
-      }
-      // Bound to the task's executor while it runs here: its next waits
-      // record that executor, so they resume on it (co_await sets the scope).
-      detail::ThreadBinding bind(d->home, nullptr);
-      tl_in_handler = false;  // what the task settles from here is not this handler's operation
-      detail::resume(d->handle);
-      tl_in_handler = true;
-    };
-  }
-};
-
-template <class T>
-class InlineAwaiter {
-public:
-  explicit InlineAwaiter(detail::PromiseState<T>* st) noexcept : st_(st) {}
-  InlineAwaiter(const InlineAwaiter&) = delete;
-  InlineAwaiter& operator=(const InlineAwaiter&) = delete;
-  bool await_ready() const noexcept { return st_->ready(); }
-  bool await_suspend(std::coroutine_handle<> h) noexcept {
-    waiter_.handle = h;
-    waiter_.home = detail::tls.executor;
-    return st_->enqueue(&waiter_);  // not cancellable: the operation's cancellation ends it
-  }
-  decltype(auto) await_resume() {
-    if constexpr (std::is_void_v<T>)
-      st_->value();
-    else
-      return st_->take_value();
-  }
-
-private:
-  detail::PromiseState<T>* st_;
-  InlineWaiter waiter_;
-};
-}  // namespace detail::asio_adapter
 
 /// An io_context run by threads of its own: where skein tasks' I/O waits.
 /// Its destructor stops the context and joins the threads: operations still
@@ -196,7 +126,7 @@ private:
 /// task's cancellation does not end the wait early — it cancels the
 /// operation, which then ends promptly — so that the operation never uses a
 /// buffer or a socket after the waiting code moved on.
-template <class T, bool Inline = false>
+template <class T>
 class [[nodiscard]] IoPromise {
 public:
   explicit IoPromise(Promise<T> p) noexcept : p_(std::move(p)) {}
@@ -205,10 +135,7 @@ public:
   /// (std::system_error; skein::Cancelled if the task's context cancelled it).
   auto operator co_await() && {
     check();
-    if constexpr (Inline)
-      return detail::asio_adapter::InlineAwaiter<T>(detail::state_of(p_));
-    else
-      return detail::ForwardAwaiter<T>(detail::state_of(p_));
+    return detail::ForwardAwaiter<T>(detail::state_of(p_));
   }
   /// Blocks (a plain task or thread) until the operation has ended; as co_await.
   T get() && {
@@ -423,10 +350,6 @@ public:
 
   void operator()(Args... args) {
     auto op = std::move(op_);
-    struct InHandler {
-      InHandler() noexcept { tl_in_handler = true; }
-      ~InHandler() { tl_in_handler = false; }
-    } in_handler;
     if constexpr (Traits::keeps_code)
       op->complete_keeping_code(std::forward<Args>(args)...);
     else if constexpr (Traits::has_error)
@@ -446,11 +369,11 @@ namespace skein::detail::asio_adapter {
 
 /// Starts `init` with a handler settling a new operation's promise, armed for
 /// the calling task's cancellation.
-template <class Traits, class Sig, bool Inline, class Initiation, class... InitArgs>
-IoPromise<typename Traits::value_type, Inline> start(Initiation&& init, InitArgs&&... args) {
+template <class Traits, class Sig, class Initiation, class... InitArgs>
+IoPromise<typename Traits::value_type> start(Initiation&& init, InitArgs&&... args) {
   using T = typename Traits::value_type;
   auto op = std::make_shared<Operation<T>>();
-  IoPromise<T, Inline> p(op->promise());
+  IoPromise<T> p(op->promise());
   std::stop_token tok = this_task::stop_token();
   if (tok.stop_requested()) {  // cancelled already: the operation is not started
     op->reject_cancelled();
@@ -478,8 +401,8 @@ public:
   using return_type = skein::IoPromise<typename Traits::value_type>;
   template <class Initiation, class RawToken, class... InitArgs>
   static return_type initiate(Initiation&& init, RawToken&&, InitArgs&&... args) {
-    return skein::detail::asio_adapter::start<Traits, R(Args...), false>(std::forward<Initiation>(init),
-                                                                         std::forward<InitArgs>(args)...);
+    return skein::detail::asio_adapter::start<Traits, R(Args...)>(std::forward<Initiation>(init),
+                                                                  std::forward<InitArgs>(args)...);
   }
 };
 
@@ -492,22 +415,8 @@ public:
   using return_type = skein::IoPromise<typename Traits::value_type>;
   template <class Initiation, class RawToken, class... InitArgs>
   static return_type initiate(Initiation&& init, RawToken&&, InitArgs&&... args) {
-    return skein::detail::asio_adapter::start<Traits, R(Args...), false>(std::forward<Initiation>(init),
-                                                                         std::forward<InitArgs>(args)...);
-  }
-};
-
-/// skein::use_promise_inline: as use_promise, resumed on the I/O thread.
-template <class R, class... Args>
-class async_result<skein::use_promise_inline_t, R(Args...)> {
-  using Traits = skein::detail::asio_adapter::Signature<R(Args...)>;
-
-public:
-  using return_type = skein::IoPromise<typename Traits::value_type, true>;
-  template <class Initiation, class RawToken, class... InitArgs>
-  static return_type initiate(Initiation&& init, RawToken&&, InitArgs&&... args) {
-    return skein::detail::asio_adapter::start<Traits, R(Args...), true>(std::forward<Initiation>(init),
-                                                                        std::forward<InitArgs>(args)...);
+    return skein::detail::asio_adapter::start<Traits, R(Args...)>(std::forward<Initiation>(init),
+                                                                  std::forward<InitArgs>(args)...);
   }
 };
 
