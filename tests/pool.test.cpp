@@ -366,8 +366,7 @@ TEST_CASE(
   CHECK(type_in(at_end.first) == typeid(std::invalid_argument));
 }
 
-#if __has_include(<cxxabi.h>)
-TEST_CASE("an error that is not a std::exception repeats by its type") {
+TEST_CASE("an error that is not a std::exception is kept as it is: each one is reported") {
   Watchdog wd(30s);
   CapturedErrors captured;
   skein::Pool<int> pool([](int x) { throw x; }, 1, 0);
@@ -379,13 +378,16 @@ TEST_CASE("an error that is not a std::exception repeats by its type") {
     CHECK(x == 0);  // the first
   }
   auto errs = captured.errors();
-  REQUIRE(errs.size() == 1);
-  auto r = repeated_in(errs[0]);
-  CHECK(r.count == 4);
-  CHECK(r.what == "an exception that is not a std::exception (the same error for 4 more Pool item(s))");
+  REQUIRE(errs.size() == 4);  // ints carry no message to compare: never grouped
+  for (int i = 0; i < 4; ++i) {
+    try {
+      std::rethrow_exception(errs[static_cast<std::size_t>(i)]);
+    } catch (int x) {
+      CHECK(x == i + 1);
+    }
+  }
   pool.close();
 }
-#endif
 
 TEST_CASE("submit after close throws Closed; the item is not processed") {
   Watchdog wd(30s);

@@ -6361,9 +6361,6 @@ private:
 #include <unordered_map>
 #include <utility>
 #include <vector>
-#if __has_include(<cxxabi.h>)
-#include <cxxabi.h>  // abi::__cxa_current_exception_type: the type of an error that is not a std::exception
-#endif
 
 
 // ---- begin skein/queue.hpp ----
@@ -7628,16 +7625,9 @@ private:
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
       keep_in_group(e, &typeid(ex), ex.what());
-    } catch (...) {
-      keep_in_group(e, current_exception_type(), {});
+    } catch (...) {  // not a std::exception: nothing to compare it by (its payload may differ), kept as it is
+      keep_in_group(e, nullptr, {});
     }
-  }
-  static const std::type_info* current_exception_type() noexcept {
-#if __has_include(<cxxabi.h>)
-    return abi::__cxa_current_exception_type();
-#else
-    return nullptr;
-#endif
   }
   void keep_in_group(const std::exception_ptr& e, const std::type_info* type, std::string_view what) {
     const std::size_t key = type ? type->hash_code() * 31 + std::hash<std::string_view>{}(what) : 0;
