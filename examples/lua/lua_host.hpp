@@ -715,6 +715,12 @@ private:
     }
     detail::Building building;
     detail::push_function(L_, *lf, 0, building);
+    // Kept only once a function comes back: a task's state runs one function
+    // and is reset after it (the cache would be filled and dropped each time).
+    if (lf->id() != last_loaded_) {
+      last_loaded_ = lf->id();
+      return;
+    }
     if (loaded_.size() >= 64) forget_loaded();
     lua_pushvalue(L_, -1);
     loaded_.emplace(lf->id(), luaL_ref(L_, LUA_REGISTRYINDEX));
@@ -735,13 +741,15 @@ private:
   void forget_loaded() noexcept {
     for (auto& [id, ref] : loaded_) luaL_unref(L_, LUA_REGISTRYINDEX, ref);
     loaded_.clear();
+    last_loaded_ = 0;
   }
 
   sc::Runtime& rt_;
   lua_State* L_ = nullptr;
   bool owned_ = true;  // false: a borrowed state (never recycled, not closed)
   std::unordered_map<std::uint64_t, int> loaded_;
-  int pristine_ = LUA_NOREF;  // registry: {table, shallow copy, metatable or false, ...}
+  std::uint64_t last_loaded_ = 0;  // the function loaded last and not cached (ids start at 1)
+  int pristine_ = LUA_NOREF;       // registry: {table, shallow copy, metatable or false, ...}
   int string_meta_ = LUA_NOREF;
   int reseed_ = LUA_NOREF;  // the pristine math.randomseed
   int base_kb_ = 0;         // memory in use when pristine
