@@ -1110,6 +1110,36 @@ TEST_CASE("a coroutine outside any executor that owns its TaskGroup: async_run w
   }
 }
 
+TEST_CASE("async_wait from a coroutine resumed inside the end of a group's task (the slot it returned)") {
+  Watchdog wd(30s);
+  // Deterministic form of the case above: the coroutine waits for the only
+  // slot while the group's task is held; releasing the task resumes the
+  // coroutine inside that task's end, where it calls async_wait at once.
+  const int reps = scaled(50);
+  for (int r = 0; r < reps; ++r) {
+    Event release;
+    std::atomic<std::thread::id> resumed_on{};
+    std::thread::id task_thread{};
+    // Eager: the call returns when the coroutine suspends for the slot.
+    auto p = [](Event& rel, std::atomic<std::thread::id>& on, std::thread::id& task_tid) -> Promise<int> {
+      skein::TaskGroup g;
+      g.set_limit(1);
+      auto first = co_await g.async_run([&rel, &task_tid] {
+        task_tid = std::this_thread::get_id();
+        rel.wait();
+        return 1;
+      });
+      auto second = co_await g.async_run([] { return 2; });  // waits for the slot `first` holds
+      on = std::this_thread::get_id();
+      co_await g.async_wait();
+      co_return co_await first + co_await second;
+    }(release, resumed_on, task_thread);
+    release.set();
+    REQUIRE(p.get() == 3);
+    CHECK(resumed_on.load() == task_thread);  // it did resume inside the task's end
+  }
+}
+
 TEST_CASE("async_wait rethrows the first error, and Cancelled for a group cancelled from outside") {
   Watchdog wd(30s);
   auto first = skein::run([]() -> Promise<std::string> {

@@ -220,7 +220,7 @@ public:
   /// calling task is cancelled meanwhile, cancels the group, still waits for
   /// every task, and throws Cancelled. UsageError from a task of the group.
   void wait() {
-    check_not_inside("wait");
+    check_not_inside("wait", true);
     if (st()->wait_idle(nullptr) == detail::WaitStatus::cancelled) {
       c_->cancel_as_group(nullptr);
       wait_quietly();
@@ -232,7 +232,10 @@ public:
   /// scope ends. (Left by an exception instead, the destructor still cancels
   /// and waits, blocking the thread.)
   Promise<void> async_wait() {
-    check_not_inside("async_wait");
+    // Not the finishing check: a coroutine resumed inside the end of one of
+    // the group's tasks (by the slot that task returned) suspends here, and
+    // that task stops counting right after.
+    check_not_inside("async_wait", false);
     return [](TaskGroup* g) -> Promise<void> {
       bool cancelled = false;
       try {
@@ -284,8 +287,8 @@ private:
     }
   }
 
-  void check_not_inside(const char* what) const {
-    if (st()->encloses(detail::tls.scope) || detail::tls.finishing_group == c_)
+  void check_not_inside(const char* what, bool blocking) const {
+    if (st()->encloses(detail::tls.scope) || (blocking && detail::tls.finishing_group == c_))
       throw UsageError(std::string("TaskGroup::") + what + "() called from a task of the group would wait for itself");
   }
 
