@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -114,12 +115,111 @@ inline LuaEnvironment& env_of(lua_State* L) {
 /// that state says from then on.
 inline std::string failure_of(lua_State* L);
 
+/// The allocator of a state whose program has a memory limit
+/// (Limits::max_memory): charges the Runtime's MemoryBudget in chunks (one
+/// atomic per many allocations) and refuses an allocation past the limit only
+/// while script code runs (`glue` is 0) — never inside the binding's own C++
+/// code, which a Lua memory error would longjmp through — so the script gets
+/// Lua's "not enough memory" error and the glue always completes.
+struct LuaBudget {
+  explicit LuaBudget(sc::MemoryBudget& b) noexcept : budget(b) {}
+  sc::MemoryBudget& budget;
+  std::size_t reserve = 0;  // charged to the budget, not in use
+  int glue = 1;             // > 0: never refuse (the state is made, reset, or in a C function)
+  bool refused = false;     // an allocation was refused since the last call
+  static constexpr std::size_t kChunk = 16 * 1024;
+
+  bool take(std::size_t n) noexcept {
+    if (n <= reserve) {
+      reserve -= n;
+      return true;
+    }
+    const std::size_t need = n - reserve;
+    const bool force = glue > 0;
+    if (budget.charge(std::max(need, kChunk), force)) {
+      reserve += std::max(need, kChunk) - n;
+      return true;
+    }
+    if (need < kChunk && budget.charge(need, false)) {  // the last bytes under the limit
+      reserve = 0;
+      return true;
+    }
+    refused = true;
+    return false;
+  }
+  void give(std::size_t n) noexcept {
+    reserve += n;
+    if (reserve > 2 * kChunk) {
+      budget.release(reserve - kChunk);
+      reserve = kChunk;
+    }
+  }
+};
+inline void* budget_alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize) noexcept {
+  auto* b = static_cast<LuaBudget*>(ud);
+  const std::size_t old = ptr ? osize : 0;  // without ptr, osize is the kind of object
+  if (nsize == 0) {
+    std::free(ptr);
+    b->give(old);
+    return nullptr;
+  }
+  if (nsize > old && !b->take(nsize - old)) return nullptr;
+  void* p = std::realloc(ptr, nsize);
+  if (!p) {
+    if (nsize > old) b->give(nsize - old);
+    return nullptr;
+  }
+  if (nsize < old) b->give(old - nsize);
+  return p;
+}
+/// The budget of `L`'s allocator, or null (no memory limit).
+inline LuaBudget* budget_of(lua_State* L) noexcept {
+  void* ud = nullptr;
+  return lua_getallocf(L, &ud) == budget_alloc ? static_cast<LuaBudget*>(ud) : nullptr;
+}
+/// Marks the binding's own C++ code: allocations are charged, never refused.
+/// (Left by a longjmp, the mark stays until the state's next call: the limit
+/// is then checked less, never more.)
+class Glue {
+public:
+  explicit Glue(lua_State* L) noexcept : b_(budget_of(L)) {
+    if (b_) ++b_->glue;
+  }
+  ~Glue() {
+    if (b_) --b_->glue;
+  }
+  Glue(const Glue&) = delete;
+  Glue& operator=(const Glue&) = delete;
+
+private:
+  LuaBudget* b_;
+};
+/// Runs script code: lua_pcall with allocations refusable past the memory
+/// limit; a refused allocation's error names the limit.
+inline int script_pcall(lua_State* L, int nargs, int nresults) {
+  LuaBudget* b = budget_of(L);
+  if (!b) return lua_pcall(L, nargs, nresults, 0);
+  const int outer = std::exchange(b->glue, 0);
+  b->refused = false;
+  const int status = lua_pcall(L, nargs, nresults, 0);
+  b->glue = outer;
+  if (status == LUA_ERRMEM && b->refused) {
+    lua_pop(L, 1);
+    const std::string msg = "not enough memory: the script's memory limit of " +
+                            sc::MemoryBudget::describe(b->budget.limit()) + " (max_memory) is reached";
+    lua_pushstring(L, msg.c_str());
+    return LUA_ERRMEM;
+  }
+  return status;
+}
+
 /// Runs `f` (which returns the number of results it pushed); a C++ exception
 /// becomes a Lua error "<where>: <message>" raised after `f`'s objects are gone.
 template <class F>
 int protect(lua_State* L, F&& f) {
   bool failed = false;
   try {
+    Glue glue(L);
     return f();
   } catch (const sc::TaskError& e) {  // script code's own error: its message already says where
     lua_pushliteral(L, "");
@@ -135,13 +235,16 @@ int protect(lua_State* L, F&& f) {
     failed = true;
   }
   if (failed) {
-    std::string failure = failure_of(L);
-    if (!failure.empty()) {
-      lua_pop(L, 2);
-      lua_pushstring(L, failure.c_str());
-    } else {
-      lua_concat(L, 2);
+    bool replaced = false;
+    {
+      std::string failure = failure_of(L);
+      if (!failure.empty()) {
+        lua_pop(L, 2);
+        lua_pushstring(L, failure.c_str());
+        replaced = true;
+      }
     }
+    if (!replaced) lua_concat(L, 2);
     return lua_error(L);  // no C++ object of this call is alive any more
   }
   return 0;
@@ -626,6 +729,7 @@ public:
     if (!L_) return;
     if (owned_) {
       lua_close(L_);
+      if (budget_) budget_->budget.release(budget_->reserve);  // every block is free now
       return;
     }
     forget_loaded();
@@ -643,7 +747,7 @@ public:
     lua_sethook(L_, detail::cancel_hook, LUA_MASKCOUNT, detail::kHookCount);
     push_function(f);
     for (auto& a : args) push_value(a);
-    if (lua_pcall(L_, static_cast<int>(args.size()), 1, 0) != LUA_OK) {
+    if (detail::script_pcall(L_, static_cast<int>(args.size()), 1) != LUA_OK) {
       std::string msg = detail::error_message(L_, -1);
       lua_settop(L_, 0);
       throw sc::TaskError(msg);
@@ -674,7 +778,7 @@ public:
       lua_settop(L_, 0);
       throw sc::ScriptError(msg);
     }
-    if (lua_pcall(L_, 0, 0, 0) != LUA_OK) {
+    if (detail::script_pcall(L_, 0, 0) != LUA_OK) {
       std::string msg = detail::error_message(L_, -1);
       lua_settop(L_, 0);
       throw sc::ScriptError(msg);
@@ -683,7 +787,8 @@ public:
 
   /// Runs a chunk of Lua source (for tests and embedding).
   void run_string(const std::string& code, const char* name = "=chunk") {
-    if (luaL_loadbufferx(L_, code.data(), code.size(), name, "t") != LUA_OK || lua_pcall(L_, 0, 0, 0) != LUA_OK) {
+    if (luaL_loadbufferx(L_, code.data(), code.size(), name, "t") != LUA_OK ||
+        detail::script_pcall(L_, 0, 0) != LUA_OK) {
       std::string msg = detail::error_message(L_, -1);
       lua_settop(L_, 0);
       throw sc::ScriptError(msg);
@@ -745,6 +850,7 @@ private:
   }
 
   sc::Runtime& rt_;
+  std::unique_ptr<detail::LuaBudget> budget_;  // the allocator's, with a memory limit; outlives L_
   lua_State* L_ = nullptr;
   bool owned_ = true;  // false: a borrowed state (never recycled, not closed)
   std::unordered_map<std::uint64_t, int> loaded_;
@@ -942,8 +1048,97 @@ inline std::string failure_of(lua_State* L) {
 }
 }  // namespace detail
 
+namespace detail {
+
+/// An error outside any protected call (a bug of the glue): as lauxlib's panic.
+inline int panic(lua_State* L) {
+  const char* msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error object is not a string";
+  std::fprintf(stderr, "PANIC: unprotected error in call to Lua API (%s)\n", msg);
+  std::fflush(stderr);
+  return 0;  // Lua aborts
+}
+
+/// load() of the safe set: text chunks only (a binary chunk can break the VM).
+inline int load_text_only(lua_State* L) {
+  const int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));  // the real load
+  lua_pushvalue(L, 1);
+  if (n >= 2)
+    lua_pushvalue(L, 2);
+  else
+    lua_pushnil(L);
+  lua_pushliteral(L, "t");
+  if (n >= 4) lua_pushvalue(L, 4);  // env, only if given (absent and nil differ)
+  lua_call(L, n >= 4 ? 4 : 3, LUA_MULTRET);
+  return lua_gettop(L) - n;
+}
+
+/// The safe library set (Runtime::Options::safe_libraries): base without
+/// dofile/loadfile and with a text-only load; coroutine, table, string
+/// (without dump), math, utf8; os with clock, time, date and difftime only;
+/// package with require for what is loaded or preloaded only (no searchers of
+/// files or C libraries, no loadlib). No io, no debug.
+inline void open_safe_libraries(lua_State* L) {
+  static const luaL_Reg libs[] = {{LUA_GNAME, luaopen_base},          {LUA_LOADLIBNAME, luaopen_package},
+                                  {LUA_COLIBNAME, luaopen_coroutine}, {LUA_TABLIBNAME, luaopen_table},
+                                  {LUA_STRLIBNAME, luaopen_string},   {LUA_MATHLIBNAME, luaopen_math},
+                                  {LUA_UTF8LIBNAME, luaopen_utf8}};
+  for (const auto& lib : libs) {
+    luaL_requiref(L, lib.name, lib.func, 1);
+    lua_pop(L, 1);
+  }
+  lua_pushglobaltable(L);
+  for (const char* name : {"dofile", "loadfile"}) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, name);
+  }
+  lua_getfield(L, -1, "load");
+  lua_pushcclosure(L, load_text_only, 1);
+  lua_setfield(L, -2, "load");
+  lua_pop(L, 1);
+  lua_getglobal(L, LUA_STRLIBNAME);
+  lua_pushnil(L);
+  lua_setfield(L, -2, "dump");
+  lua_pop(L, 1);
+  // os: the clock and the calendar only. The full library is opened into a
+  // table nobody keeps, and the four functions are copied out.
+  luaopen_os(L);
+  lua_createtable(L, 0, 4);
+  for (const char* name : {"clock", "time", "date", "difftime"}) {
+    lua_getfield(L, -2, name);
+    lua_setfield(L, -2, name);
+  }
+  lua_remove(L, -2);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, LUA_OSLIBNAME);
+  lua_pop(L, 1);
+  lua_setglobal(L, LUA_OSLIBNAME);
+  // package: require finds only package.loaded and package.preload.
+  lua_getglobal(L, LUA_LOADLIBNAME);
+  lua_getfield(L, -1, "searchers");
+  lua_createtable(L, 1, 0);
+  lua_rawgeti(L, -2, 1);  // the preload searcher
+  lua_rawseti(L, -2, 1);
+  lua_setfield(L, -3, "searchers");
+  lua_pop(L, 1);
+  for (const char* name : {"loadlib", "searchpath", "path", "cpath"}) {
+    lua_pushnil(L);
+    lua_setfield(L, -2, name);
+  }
+  lua_pop(L, 1);
+}
+
+}  // namespace detail
+
 inline LuaEnvironment::LuaEnvironment(sc::Runtime& rt, const sc::Dict* globals, bool for_tasks) : rt_(rt) {
-  L_ = luaL_newstate();
+  if (rt.options().limits.max_memory > 0) {
+    budget_ = std::make_unique<detail::LuaBudget>(rt.memory());
+    L_ = lua_newstate(detail::budget_alloc, budget_.get());
+    if (L_) lua_atpanic(L_, detail::panic);  // as luaL_newstate does
+  } else {
+    L_ = luaL_newstate();
+  }
   if (!L_) throw std::bad_alloc();
   lua_pushlightuserdata(L_, this);
   lua_rawsetp(L_, LUA_REGISTRYINDEX, &detail::kEnvKey);
@@ -967,7 +1162,10 @@ inline LuaEnvironment::LuaEnvironment(sc::Runtime& rt, Borrow, lua_State* borrow
 }
 
 inline void LuaEnvironment::install() {
-  luaL_openlibs(L_);
+  if (rt_.options().safe_libraries)
+    detail::open_safe_libraries(L_);
+  else
+    luaL_openlibs(L_);
   install_modules(true);
   lua_pushcfunction(L_, detail::print_function);
   lua_setglobal(L_, "print");

@@ -1,7 +1,13 @@
 // skein-lua: runs a Lua 5.4 script with skein's `threads`, `thread` and
 // `runtime` modules as globals.
 //
-//   skein-lua [--timeout SECONDS] [--isolation empty|clone] script.lua [args...]
+//   skein-lua [--timeout SECONDS] [--isolation empty|clone] [--sandbox]
+//             [--max-tasks N] [--max-threads N] [--max-memory BYTES]
+//             [--max-queue-items N] script.lua [args...]
+//
+// --sandbox runs a script you do not trust: the safe library set (no io, no
+// os beyond the clock, no debug, no C modules) and, unless given, the limits
+// kSandbox* below. A limit that is hit is an error in the task that asked.
 //
 // The main chunk runs as a task of the script's runtime; when it returns,
 // skein-lua waits for every task it started (as Python waits for its
@@ -19,7 +25,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,26 +39,75 @@ constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 constexpr int kExitTimeout = 124;
 
+// --sandbox's limits where no --max-* option says otherwise.
+constexpr std::size_t kSandboxTasks = 1000;
+constexpr std::size_t kSandboxThreads = 64;
+constexpr std::size_t kSandboxMemory = std::size_t{256} << 20;
+constexpr std::size_t kSandboxQueueItems = 100000;
+
 /// Prints the usage and exits: on stderr with status 2 after a usage error
 /// (`msg`), on stdout with status 0 when asked for (--help).
 [[noreturn]] void usage(const char* msg) {
   if (msg) std::fprintf(stderr, "skein-lua: %s\n", msg);
   std::fprintf(
       msg ? stderr : stdout,
-      "usage: skein-lua [--timeout SECONDS] [--isolation empty|clone] script.lua [args...]\n"
+      "usage: skein-lua [options] script.lua [args...]\n"
       "  --timeout SECONDS     cancel every task and exit with status 124 once SECONDS have passed\n"
       "  --isolation empty     threads.run tasks see only the libraries (Scriptling's explicit passing; the default)\n"
       "  --isolation clone     threads.run tasks get a copy of the caller's globals (Scriptling's cloned "
-      "environment)\n");
+      "environment)\n"
+      "  --sandbox             for scripts you do not trust: the safe libraries (no io, no os but clock/time/date/\n"
+      "                        difftime, no debug, no dofile/loadfile, load of text only, require of loaded\n"
+      "                        modules only) and the limits below, where not given\n"
+      "  --max-tasks N         live tasks at most (default: none; %zu with --sandbox)\n"
+      "  --max-threads N       OS threads the script's tasks may hold, running or blocked (default: none;\n"
+      "                        %zu with --sandbox)\n"
+      "  --max-memory BYTES    memory of all the script's Lua states; suffixes K, M, G (default: none;\n"
+      "                        %zuM with --sandbox)\n"
+      "  --max-queue-items N   items a queue may hold: an unbounded queue's bound (default: none;\n"
+      "                        %zu with --sandbox)\n"
+      "  A limit that is hit raises an error naming it in the task that asked.\n",
+      kSandboxTasks, kSandboxThreads, kSandboxMemory >> 20, kSandboxQueueItems);
   std::exit(msg ? kExitUsage : 0);
 }
 
 struct Options {
   double timeout = 0;  // 0: none
   skein::script::Isolation isolation = skein::script::Isolation::empty;
+  bool sandbox = false;
+  std::optional<std::size_t> max_tasks, max_threads, max_memory, max_queue_items;
   std::string script;
   std::vector<std::string> args;
 };
+
+/// A positive count (`what` names the option), with K/M/G suffixes (powers of 1024) if `sizes`.
+std::size_t parse_count(const char* what, const char* text, bool sizes) {
+  const std::string bad =
+      std::string(what) + " needs a positive whole number" + (sizes ? " of bytes (suffixes K, M, G)" : "");
+  if (!text || !*text || *text == '-' || *text == '+') usage(bad.c_str());
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno || end == text) usage(bad.c_str());
+  if (sizes && *end) {
+    int shift = 0;
+    switch (*end) {
+      case 'k':
+      case 'K': shift = 10; break;
+      case 'm':
+      case 'M': shift = 20; break;
+      case 'g':
+      case 'G': shift = 30; break;
+      default: usage(bad.c_str());
+    }
+    ++end;
+    if (v > (~0ULL >> shift)) usage((std::string(what) + ": too large").c_str());
+    v <<= shift;
+  }
+  if (*end || v == 0) usage(bad.c_str());
+  if (v > std::numeric_limits<std::size_t>::max() / 2) usage((std::string(what) + ": too large").c_str());
+  return static_cast<std::size_t>(v);
+}
 
 Options parse(int argc, char** argv) {
   Options o;
@@ -73,6 +130,15 @@ Options parse(int argc, char** argv) {
         o.isolation = skein::script::Isolation::clone;
       else
         usage(("--isolation must be 'empty' or 'clone', not '" + v + "'").c_str());
+    } else if (a == "--sandbox") {
+      o.sandbox = true;
+    } else if (a == "--max-tasks" || a == "--max-threads" || a == "--max-memory" || a == "--max-queue-items") {
+      const char* v = i + 1 < argc ? argv[++i] : nullptr;
+      const std::size_t n = parse_count(a.c_str(), v, a == "--max-memory");
+      (a == "--max-tasks"     ? o.max_tasks
+       : a == "--max-threads" ? o.max_threads
+       : a == "--max-memory"  ? o.max_memory
+                              : o.max_queue_items) = n;
     } else if (a == "-h" || a == "--help") {
       usage(nullptr);
     } else if (a.size() > 1 && a[0] == '-') {
@@ -115,7 +181,17 @@ int main(int argc, char** argv) {
   int status = 0;
   {
     skein_lua::LuaHost host;
-    sc::Runtime rt(host, sc::Runtime::Options{opts.isolation}, ctx);
+    sc::Runtime::Options ro;
+    ro.run_isolation = opts.isolation;
+    ro.safe_libraries = opts.sandbox;
+    const auto pick = [&](const std::optional<std::size_t>& given, std::size_t sandboxed) {
+      return given ? *given : opts.sandbox ? sandboxed : 0;
+    };
+    ro.limits.max_tasks = pick(opts.max_tasks, kSandboxTasks);
+    ro.limits.max_threads = pick(opts.max_threads, kSandboxThreads);
+    ro.limits.max_memory = pick(opts.max_memory, kSandboxMemory);
+    ro.limits.max_queue_items = pick(opts.max_queue_items, kSandboxQueueItems);
+    sc::Runtime rt(host, ro, ctx);
     auto main_task = rt.run([&] {
       skein_lua::LuaEnvironment env(rt, nullptr);
       env.run_file(opts.script, opts.args);

@@ -348,6 +348,8 @@ enum class Isolation {
 
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstddef>
 #include <functional>
 #include <iterator>
@@ -362,6 +364,71 @@ enum class Isolation {
 
 namespace skein::script {
 
+/// What a script program may take. Each 0 means "no bound". A bound that is
+/// hit is a script-level error in the task that asked (its message names the
+/// limit); nothing the program holds is leaked, and the host stays usable.
+struct Limits {
+  /// Live script tasks: threads.run / spawn / a group's tasks, scheduler
+  /// runs, and a Pool's workers (counted while the Pool lives).
+  std::size_t max_tasks = 0;
+  /// OS threads the program's tasks may hold, blocked or running: the
+  /// program gets a pool of its own with this thread bound (its parallelism
+  /// is min(cpus(), max_threads)). A wait that would block past it fails.
+  std::size_t max_threads = 0;
+  /// Bytes across all of the program's interpreter states (the host charges
+  /// its allocator to Runtime::memory(); see MemoryBudget).
+  std::size_t max_memory = 0;
+  /// Items a queue may be asked to hold: an unbounded queue holds at most
+  /// this many (a put past it fails), and a larger capacity is refused.
+  std::size_t max_queue_items = 0;
+};
+
+/// Bytes in use across a program's interpreter states, against a limit (0:
+/// none). Hosts charge in chunks (one atomic per many allocations) and never
+/// refuse an allocation their own glue makes, only the script's.
+class MemoryBudget {
+public:
+  explicit MemoryBudget(std::size_t limit) noexcept : limit_(limit) {}
+  MemoryBudget(const MemoryBudget&) = delete;
+  MemoryBudget& operator=(const MemoryBudget&) = delete;
+
+  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+  [[nodiscard]] std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
+  /// True once the bytes in use reached the limit (never without one).
+  [[nodiscard]] bool exhausted() const noexcept { return limit_ > 0 && used() >= limit_; }
+  /// Charges `n` bytes if they fit under the limit (always without one, or
+  /// when `force`); false, charging nothing, if they do not.
+  bool charge(std::size_t n, bool force = false) noexcept {
+    std::size_t cur = used_.load(std::memory_order_relaxed);
+    do {
+      if (!force && limit_ > 0 && (n > limit_ || cur > limit_ - n)) return false;
+    } while (!used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
+    return true;
+  }
+  void release(std::size_t n) noexcept { used_.fetch_sub(n, std::memory_order_relaxed); }
+
+  /// "64 MiB", "1.5 KiB", "100 bytes": for messages.
+  static std::string describe(std::size_t bytes) {
+    static const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+      v /= 1024;
+      ++u;
+    }
+    char buf[32];
+    if (u == 0)
+      std::snprintf(buf, sizeof buf, "%zu bytes", bytes);
+    else
+      std::snprintf(buf, sizeof buf, "%.4g %s", v, units[u]);
+    return buf;
+  }
+
+private:
+  const std::size_t limit_;
+  std::atomic<std::size_t> used_{0};
+};
+
 /// The state one script program shares: its host, its cancellation context
 /// (every task the modules start is bound to it), the `runtime.core` store,
 /// and the objects the modules made. Destroying it cancels its tasks, waits
@@ -371,10 +438,21 @@ class Runtime {
 public:
   struct Options {
     Isolation run_isolation = Isolation::empty;  ///< for threads.run and threads.Pool
+    /// Bounds on what the program may take; each 0 is "no bound" (see Limits).
+    Limits limits{};
+    /// The host opens only its safe library set in every environment (for
+    /// Lua: no io, no os beyond clock/time/date, no debug, no C modules or
+    /// files for require, load of text only; see docs/script.md).
+    bool safe_libraries = false;
   };
 
   explicit Runtime(Host& host) : Runtime(host, Options{}, Context()) {}
-  Runtime(Host& host, Options opts, Context ctx = Context()) : host_(host), opts_(opts), ctx_(std::move(ctx)) {
+  Runtime(Host& host, Options opts, Context ctx = Context())
+      : host_(host), opts_(opts), ctx_(std::move(ctx)), memory_(opts.limits.max_memory) {
+    if (opts_.limits.max_threads > 0) {
+      const std::size_t n = std::min(skein::cpus(), opts_.limits.max_threads);
+      pool_ = std::make_unique<ThreadPool>(n, opts_.limits.max_threads);
+    }
     idle_envs_.reserve(std::max<std::size_t>(4, 2 * skein::cpus()));  // recycled environments kept at most
   }
   Runtime(const Runtime&) = delete;
@@ -451,8 +529,59 @@ public:
   /// calls made from it are cancelled with the runtime.
   template <class F, class... Args>
   auto run(F&& f, Args&&... args) {
-    return ctx_.run(std::forward<F>(f), std::forward<Args>(args)...);
+    return ctx_.run(executor(), std::forward<F>(f), std::forward<Args>(args)...);
   }
+
+  /// The pool the program's tasks run on: its own, bounded by
+  /// Limits::max_threads, or else default_pool().
+  [[nodiscard]] ThreadPool& executor() const noexcept { return pool_ ? *pool_ : default_pool(); }
+
+  /// Live tasks counted against Limits::max_tasks, held by the task (or the
+  /// Pool) they were admitted for; released when destroyed. Move-only.
+  class TaskSlots {
+  public:
+    TaskSlots() noexcept : rt_(nullptr), n_(0) {}
+    TaskSlots(TaskSlots&& o) noexcept : rt_(std::exchange(o.rt_, nullptr)), n_(o.n_) {}
+    TaskSlots& operator=(TaskSlots&& o) noexcept {
+      if (this != &o) {
+        release();
+        rt_ = std::exchange(o.rt_, nullptr);
+        n_ = o.n_;
+      }
+      return *this;
+    }
+    ~TaskSlots() { release(); }
+
+  private:
+    friend class Runtime;
+    TaskSlots(Runtime* rt, std::size_t n) noexcept : rt_(rt), n_(n) {}
+    void release() noexcept {
+      if (rt_) rt_->admitted_.fetch_sub(n_, std::memory_order_relaxed);
+      rt_ = nullptr;
+    }
+    Runtime* rt_;
+    std::size_t n_;
+  };
+  /// Admits `n` more live tasks under Limits::max_tasks, or throws
+  /// ScriptError("<who>: ...") naming the limit. Free without a limit.
+  [[nodiscard]] TaskSlots admit_tasks(std::size_t n, const std::string& who) {
+    const std::size_t max = opts_.limits.max_tasks;
+    if (max == 0) return {};
+    const std::size_t before = admitted_.fetch_add(n, std::memory_order_relaxed);
+    if (before + n > max) {
+      admitted_.fetch_sub(n, std::memory_order_relaxed);
+      throw ScriptError(
+          who + ": the script's limit of " + std::to_string(max) + " live tasks (max_tasks) is reached" +
+          (n > 1 ? " (" + std::to_string(n) + " more asked for, " + std::to_string(before) + " live)" : std::string()));
+    }
+    return TaskSlots(this, n);
+  }
+  /// Live tasks admitted under Limits::max_tasks (0 without that limit).
+  [[nodiscard]] std::size_t admitted_tasks() const noexcept { return admitted_.load(std::memory_order_relaxed); }
+
+  /// The memory budget shared by every environment of this program (see
+  /// MemoryBudget); the host charges its interpreter's allocations to it.
+  [[nodiscard]] MemoryBudget& memory() noexcept { return memory_; }
 
   /// What a script task runs: fn(args...) in a fresh environment (with
   /// `globals` as its globals, if given).
@@ -479,7 +608,13 @@ public:
         idle_envs_.pop_back();
       }
     }
-    if (!env) return host_.create_environment(*this, globals);
+    if (!env) {
+      // A new environment is the largest allocation a task makes: not past the budget.
+      if (memory_.exhausted())
+        throw ScriptError("not enough memory: the script's memory limit of " + MemoryBudget::describe(memory_.limit()) +
+                          " (max_memory) is reached");
+      return host_.create_environment(*this, globals);
+    }
     if (globals) env->add_globals(*globals);
     return env;
   }
@@ -493,8 +628,14 @@ public:
   }
   /// Starts task_body() as a task of the calling task's context if that is
   /// the runtime's or inside it (a group's), else of the runtime's context.
-  Promise<Value> start(FunctionRef fn, std::vector<Value> args, std::optional<Dict> globals) {
-    return current_context().run(task_body(), std::move(fn), std::move(args), std::move(globals));
+  /// The task holds `slots` (admit_tasks) until it ends.
+  Promise<Value> start(FunctionRef fn, std::vector<Value> args, std::optional<Dict> globals, TaskSlots slots = {}) {
+    return current_context().run(
+        executor(),
+        [body = task_body()](TaskSlots, FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
+          return body(std::move(f), std::move(a), std::move(g));
+        },
+        std::move(slots), std::move(fn), std::move(args), std::move(globals));
   }
   /// The context new tasks of a module call belong to (see start).
   [[nodiscard]] Context current_context() const {
@@ -549,7 +690,10 @@ public:
 private:
   Host& host_;
   Options opts_;
+  std::unique_ptr<ThreadPool> pool_;  // Limits::max_threads: the program's own; destroyed after its tasks ended
   Context ctx_;
+  MemoryBudget memory_;
+  std::atomic<std::size_t> admitted_{0};  // live tasks under Limits::max_tasks
   mutable std::mutex store_mu_;
   std::map<std::string, Value, std::less<>> store_;
   std::exception_ptr failure_;  // under store_mu_
@@ -805,6 +949,13 @@ Value invoke(Call& c, F&& f) {
     throw;
   } catch (const std::bad_alloc&) {
     throw ScriptError(c.name() + ": out of memory");
+  } catch (const UsageError& e) {
+    // A wait refused by the program's own pool at Limits::max_threads: say so in the script's terms.
+    const std::size_t max = c.runtime().options().limits.max_threads;
+    if (max > 0 && c.runtime().executor().thread_count() >= max)
+      throw ScriptError(c.name() + ": would block a thread, but the script's tasks hold its limit of " +
+                        std::to_string(max) + " threads (max_threads)");
+    throw ScriptError(c.name() + ": " + e.what());
   } catch (const std::exception& e) {
     throw ScriptError(c.name() + ": " + e.what());
   } catch (...) {
@@ -963,13 +1114,17 @@ public:
         {"put",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
-           self(o).queue.put(std::move(a[0]));
+           if (self(o).capped)
+             self(o).put_capped(c, std::move(a[0]));
+           else
+             self(o).queue.put(std::move(a[0]));
            return {};
          }},
         {"get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.get()); }},
         {"try_put",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
+           if (self(o).capped) return self(o).put_capped(c, std::move(a[0])), true;
            return self(o).queue.try_put(std::move(a[0]));
          }},
         {"try_get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.try_get()); }},
@@ -977,6 +1132,7 @@ public:
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}, {"timeout"}});
            auto d = impl::seconds(c, a[1], "timeout (seconds)");
+           if (self(o).capped) return self(o).put_capped(c, std::move(a[0])), true;
            return self(o).queue.put_for(std::move(a[0]), d);
          }},
         {"get_for",
@@ -999,8 +1155,16 @@ public:
     }
   }
   skein::Queue<Value> queue;
+  /// Unbounded to the script, bounded by Limits::max_queue_items: a put
+  /// past the limit fails (an unbounded put never waits).
+  bool capped = false;
 
 private:
+  void put_capped(Call& c, Value item) {
+    if (queue.try_put(std::move(item))) return;
+    if (queue.closed()) throw Closed("put on a closed Queue");
+    c.fail("the queue holds the script's limit of " + std::to_string(queue.capacity()) + " items (max_queue_items)");
+  }
   static QueueObject& self(Object& o) { return static_cast<QueueObject&>(o); }
   static Value opt(std::optional<Value> v) { return v ? std::move(*v) : Value(); }
 };
@@ -1085,9 +1249,12 @@ private:
 /// wait()/close(); it never loses the other items.
 class PoolObject final : public Object {
 public:
-  PoolObject(Runtime& rt, FunctionRef fn, std::size_t workers, std::size_t depth, std::optional<Dict> globals)
-      : envs_(std::make_shared<Envs>(rt, std::move(globals))),
-        pool_(Worker{envs_, std::move(fn)}, check_workers(workers), depth) {}
+  /// The workers hold `slots` (Runtime::admit_tasks) while the Pool lives.
+  PoolObject(Runtime& rt, FunctionRef fn, std::size_t workers, std::size_t depth, std::optional<Dict> globals,
+             Runtime::TaskSlots slots = {})
+      : slots_(std::move(slots)),
+        envs_(std::make_shared<Envs>(rt, std::move(globals))),
+        pool_(rt.executor(), Worker{envs_, std::move(fn)}, check_workers(workers), depth) {}
   SKEIN_SCRIPT_OBJECT(Pool) {
     static const Method m[] = {
         {"submit",
@@ -1155,6 +1322,7 @@ private:
   }
   static PoolObject& self(Object& o) { return static_cast<PoolObject&>(o); }
 
+  Runtime::TaskSlots slots_;  // released after the workers ended (members go in reverse order)
   std::shared_ptr<Envs> envs_;
   skein::Pool<Value> pool_;
 };
@@ -1248,7 +1416,8 @@ inline std::pair<FunctionRef, std::vector<Value>> script_task_call(Call& c, std:
 /// Starts a script task: fn(args..., kwargs by parameter name) in a fresh environment.
 inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) {
   auto [fn, rest] = script_task_call(c, first);
-  return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone));
+  auto slots = c.runtime().admit_tasks(1, c.name());
+  return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone), std::move(slots));
 }
 
 /// thread.core.spawn: a fire-and-forget script task. Its error, unless the
@@ -1257,8 +1426,10 @@ inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) 
 inline void spawn_script_task(Call& c) {
   auto [fn, rest] = script_task_call(c, 0);
   Runtime& rt = c.runtime();
+  auto slots = rt.admit_tasks(1, c.name());
   rt.current_context().spawn(
-      [&rt, body = rt.task_body()](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) {
+      rt.executor(),
+      [&rt, body = rt.task_body()](Runtime::TaskSlots, FunctionRef f, std::vector<Value> a, std::optional<Dict> g) {
         try {
           (void)body(std::move(f), std::move(a), std::move(g));
         } catch (...) {
@@ -1267,7 +1438,7 @@ inline void spawn_script_task(Call& c) {
           rt.fail(std::current_exception());
         }
       },
-      std::move(fn), std::move(rest), snapshot_if(c, true));
+      std::move(slots), std::move(fn), std::move(rest), snapshot_if(c, true));
 }
 
 /// threads.Group / thread.group: a TaskGroup whose tasks run script
@@ -1315,7 +1486,8 @@ private:
   Value start(Call& c, bool only_if_free) {
     auto [fn, rest] = script_task_call(c, 0);
     auto globals = snapshot_if(c, clone);
-    auto body = [inner = c.runtime().task_body()](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
+    auto body = [inner = c.runtime().task_body()](Runtime::TaskSlots, FunctionRef f, std::vector<Value> a,
+                                                  std::optional<Dict> g) -> Value {
       try {
         return inner(std::move(f), std::move(a), std::move(g));
       } catch (const TaskError& e) {
@@ -1326,9 +1498,12 @@ private:
         throw;
       }
     };
+    auto& ex = c.runtime().executor();
+    auto slots = c.runtime().admit_tasks(1, c.name());
     if (!only_if_free)
-      return make<PromiseObject>(c, group.run(std::move(body), std::move(fn), std::move(rest), std::move(globals)));
-    auto p = group.try_run(std::move(body), std::move(fn), std::move(rest), std::move(globals));
+      return make<PromiseObject>(
+          c, group.run(ex, std::move(body), std::move(slots), std::move(fn), std::move(rest), std::move(globals)));
+    auto p = group.try_run(ex, std::move(body), std::move(slots), std::move(fn), std::move(rest), std::move(globals));
     if (!p) return {};
     return make<PromiseObject>(c, std::move(*p));
   }
@@ -1430,6 +1605,26 @@ auto in_runtime(Call& c, F make) {
   return c.runtime().run(std::move(make)).get();
 }
 
+/// The capacity a queue of `requested` items (0: unbounded) gets under
+/// Limits::max_queue_items: a larger one is refused; an unbounded one gets
+/// the limit.
+inline std::size_t queue_capacity(Call& c, std::size_t requested, std::string_view what) {
+  const std::size_t max = c.runtime().options().limits.max_queue_items;
+  if (max == 0) return requested;
+  if (requested > max)
+    c.fail(std::string(what) + " " + std::to_string(requested) + " is above the script's limit of " +
+           std::to_string(max) + " queued items (max_queue_items)");
+  return requested == 0 ? max : requested;
+}
+
+/// A Queue of `requested` items (0: unbounded) under Limits::max_queue_items.
+inline Value make_queue(Call& c, std::size_t requested, std::string_view what) {
+  const std::size_t cap = queue_capacity(c, requested, what);
+  auto q = make<QueueObject>(c, cap);
+  q->capped = requested == 0 && cap != 0;  // unbounded to the script: a put past the limit fails, never blocks
+  return q;
+}
+
 /// A script asking for more workers than this has a bug (each is a task with its own environment).
 inline constexpr std::size_t kMaxPoolWorkers = 10000;
 
@@ -1441,9 +1636,12 @@ inline Value make_pool(Call& c, Isolation iso, std::string_view depth_name) {
   if (workers > kMaxPoolWorkers)
     c.fail("workers must be at most " + std::to_string(kMaxPoolWorkers) + ", got " + std::to_string(workers));
   auto depth = a[2].is_none() ? workers * 2 : c.size(a[2], depth_name);
-  auto globals = snapshot_if(c, iso == Isolation::clone);
   auto& rt = c.runtime();
-  return in_runtime(c, [&] { return make<PoolObject>(c, rt, fn, workers, depth, std::move(globals)); });
+  depth = queue_capacity(c, depth, depth_name);  // an unbounded Pool queue holds at most max_queue_items (submit waits)
+  auto globals = snapshot_if(c, iso == Isolation::clone);
+  auto slots = rt.admit_tasks(workers, c.name());
+  return in_runtime(c,
+                    [&] { return make<PoolObject>(c, rt, fn, workers, depth, std::move(globals), std::move(slots)); });
 }
 
 /// `threads.select(cases)` / `thread.channel.select(cases)`: Go's select over
@@ -1537,7 +1735,7 @@ inline Module make_threads_module() {
           {"Queue",
            [](Call& c) -> Value {
              auto a = c.bind({{"maxsize", Value(0)}});
-             return make<QueueObject>(c, c.size(a[0], "maxsize"));
+             return make_queue(c, c.size(a[0], "maxsize"), "maxsize");
            }},
           {"WaitGroup", [](Call& c) -> Value { return c.bind({}), make<WaitGroupObject>(c); }},
           {"Group",
@@ -1618,7 +1816,7 @@ inline Module make_thread_module() {
                         auto& a = c.exactly(0, 1);
                         const std::size_t cap = a[0].is_none() ? 0 : c.size(a[0], "capacity");
                         if (cap == 0) return make<QueueObject>(c, skein::unbuffered);
-                        return make<QueueObject>(c, cap);
+                        return make_queue(c, cap, "capacity");
                       }},
                      {"select", [](Call& c) -> Value { return script_select(c, false); }},
                      {"send", [](Call& c) -> Value { return call_on<QueueObject>(c, "put"); }},
@@ -1702,15 +1900,21 @@ inline Module make_thread_module() {
                           fns.push_back(c.function(c.args()[i], "argument " + std::to_string(i + 1)));
                         auto globals = snapshot_if(c, true);
                         auto& rt = c.runtime();
-                        return make<PromiseObject>(
-                            c, rt.run(
-                                   [&rt](std::vector<FunctionRef> f, std::optional<Dict> g) -> Value {
-                                     auto env = rt.host().create_environment(rt, g ? &*g : nullptr);
-                                     List results;
-                                     for (auto& fn : f) results.push_back(env->call(*fn, {}));
-                                     return results;
-                                   },
-                                   std::move(fns), std::move(globals)));
+                        auto slots = rt.admit_tasks(1, c.name());
+                        return make<PromiseObject>(c, rt.run(
+                                                          [&rt](Runtime::TaskSlots, std::vector<FunctionRef> f,
+                                                                std::optional<Dict> g) -> Value {
+                                                            auto env = rt.acquire_environment(g ? &*g : nullptr);
+                                                            struct GiveBack {
+                                                              Runtime& rt;
+                                                              std::unique_ptr<Environment>& env;
+                                                              ~GiveBack() { rt.release_environment(std::move(env)); }
+                                                            } back{rt, env};
+                                                            List results;
+                                                            for (auto& fn : f) results.push_back(env->call(*fn, {}));
+                                                            return results;
+                                                          },
+                                                          std::move(slots), std::move(fns), std::move(globals)));
                       }},
                  },
                  {}},

@@ -7474,11 +7474,17 @@ public:
 
   template <class F>
     requires std::is_invocable_v<F&, T&&>
-  Pool(F worker_func, std::size_t workers, std::size_t queue_depth) : queue_(queue_depth) {
+  Pool(F worker_func, std::size_t workers, std::size_t queue_depth)
+      : Pool(default_pool(), std::move(worker_func), workers, queue_depth) {}
+
+  /// The workers run on `ex` (a ThreadPool, an EventLoop) instead of default_pool().
+  template <TaskExecutor E, class F>
+    requires std::is_invocable_v<F&, T&&>
+  Pool(E& ex, F worker_func, std::size_t workers, std::size_t queue_depth) : queue_(queue_depth) {
     if (workers == 0) throw UsageError("a Pool needs at least one worker");
     workers_.reserve(workers);
     try {
-      for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(&Pool::work<F>, this, worker_func));
+      for (std::size_t i = 0; i < workers; ++i) workers_.push_back(skein::run(ex, &Pool::work<F>, this, worker_func));
       watchers_.reserve(workers);
       // Watchers are tasks of no context (cancelling the workers' context must
       // not stop them) on the pool (not on the caller's executor, which may

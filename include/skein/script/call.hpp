@@ -237,6 +237,13 @@ Value invoke(Call& c, F&& f) {
     throw;
   } catch (const std::bad_alloc&) {
     throw ScriptError(c.name() + ": out of memory");
+  } catch (const UsageError& e) {
+    // A wait refused by the program's own pool at Limits::max_threads: say so in the script's terms.
+    const std::size_t max = c.runtime().options().limits.max_threads;
+    if (max > 0 && c.runtime().executor().thread_count() >= max)
+      throw ScriptError(c.name() + ": would block a thread, but the script's tasks hold its limit of " +
+                        std::to_string(max) + " threads (max_threads)");
+    throw ScriptError(c.name() + ": " + e.what());
   } catch (const std::exception& e) {
     throw ScriptError(c.name() + ": " + e.what());
   } catch (...) {

@@ -99,6 +99,26 @@ auto in_runtime(Call& c, F make) {
   return c.runtime().run(std::move(make)).get();
 }
 
+/// The capacity a queue of `requested` items (0: unbounded) gets under
+/// Limits::max_queue_items: a larger one is refused; an unbounded one gets
+/// the limit.
+inline std::size_t queue_capacity(Call& c, std::size_t requested, std::string_view what) {
+  const std::size_t max = c.runtime().options().limits.max_queue_items;
+  if (max == 0) return requested;
+  if (requested > max)
+    c.fail(std::string(what) + " " + std::to_string(requested) + " is above the script's limit of " +
+           std::to_string(max) + " queued items (max_queue_items)");
+  return requested == 0 ? max : requested;
+}
+
+/// A Queue of `requested` items (0: unbounded) under Limits::max_queue_items.
+inline Value make_queue(Call& c, std::size_t requested, std::string_view what) {
+  const std::size_t cap = queue_capacity(c, requested, what);
+  auto q = make<QueueObject>(c, cap);
+  q->capped = requested == 0 && cap != 0;  // unbounded to the script: a put past the limit fails, never blocks
+  return q;
+}
+
 /// A script asking for more workers than this has a bug (each is a task with its own environment).
 inline constexpr std::size_t kMaxPoolWorkers = 10000;
 
@@ -110,9 +130,12 @@ inline Value make_pool(Call& c, Isolation iso, std::string_view depth_name) {
   if (workers > kMaxPoolWorkers)
     c.fail("workers must be at most " + std::to_string(kMaxPoolWorkers) + ", got " + std::to_string(workers));
   auto depth = a[2].is_none() ? workers * 2 : c.size(a[2], depth_name);
-  auto globals = snapshot_if(c, iso == Isolation::clone);
   auto& rt = c.runtime();
-  return in_runtime(c, [&] { return make<PoolObject>(c, rt, fn, workers, depth, std::move(globals)); });
+  depth = queue_capacity(c, depth, depth_name);  // an unbounded Pool queue holds at most max_queue_items (submit waits)
+  auto globals = snapshot_if(c, iso == Isolation::clone);
+  auto slots = rt.admit_tasks(workers, c.name());
+  return in_runtime(c,
+                    [&] { return make<PoolObject>(c, rt, fn, workers, depth, std::move(globals), std::move(slots)); });
 }
 
 /// `threads.select(cases)` / `thread.channel.select(cases)`: Go's select over
@@ -206,7 +229,7 @@ inline Module make_threads_module() {
           {"Queue",
            [](Call& c) -> Value {
              auto a = c.bind({{"maxsize", Value(0)}});
-             return make<QueueObject>(c, c.size(a[0], "maxsize"));
+             return make_queue(c, c.size(a[0], "maxsize"), "maxsize");
            }},
           {"WaitGroup", [](Call& c) -> Value { return c.bind({}), make<WaitGroupObject>(c); }},
           {"Group",
@@ -287,7 +310,7 @@ inline Module make_thread_module() {
                         auto& a = c.exactly(0, 1);
                         const std::size_t cap = a[0].is_none() ? 0 : c.size(a[0], "capacity");
                         if (cap == 0) return make<QueueObject>(c, skein::unbuffered);
-                        return make<QueueObject>(c, cap);
+                        return make_queue(c, cap, "capacity");
                       }},
                      {"select", [](Call& c) -> Value { return script_select(c, false); }},
                      {"send", [](Call& c) -> Value { return call_on<QueueObject>(c, "put"); }},
@@ -371,15 +394,21 @@ inline Module make_thread_module() {
                           fns.push_back(c.function(c.args()[i], "argument " + std::to_string(i + 1)));
                         auto globals = snapshot_if(c, true);
                         auto& rt = c.runtime();
-                        return make<PromiseObject>(
-                            c, rt.run(
-                                   [&rt](std::vector<FunctionRef> f, std::optional<Dict> g) -> Value {
-                                     auto env = rt.host().create_environment(rt, g ? &*g : nullptr);
-                                     List results;
-                                     for (auto& fn : f) results.push_back(env->call(*fn, {}));
-                                     return results;
-                                   },
-                                   std::move(fns), std::move(globals)));
+                        auto slots = rt.admit_tasks(1, c.name());
+                        return make<PromiseObject>(c, rt.run(
+                                                          [&rt](Runtime::TaskSlots, std::vector<FunctionRef> f,
+                                                                std::optional<Dict> g) -> Value {
+                                                            auto env = rt.acquire_environment(g ? &*g : nullptr);
+                                                            struct GiveBack {
+                                                              Runtime& rt;
+                                                              std::unique_ptr<Environment>& env;
+                                                              ~GiveBack() { rt.release_environment(std::move(env)); }
+                                                            } back{rt, env};
+                                                            List results;
+                                                            for (auto& fn : f) results.push_back(env->call(*fn, {}));
+                                                            return results;
+                                                          },
+                                                          std::move(slots), std::move(fns), std::move(globals)));
                       }},
                  },
                  {}},

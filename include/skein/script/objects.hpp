@@ -160,13 +160,17 @@ public:
         {"put",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
-           self(o).queue.put(std::move(a[0]));
+           if (self(o).capped)
+             self(o).put_capped(c, std::move(a[0]));
+           else
+             self(o).queue.put(std::move(a[0]));
            return {};
          }},
         {"get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.get()); }},
         {"try_put",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
+           if (self(o).capped) return self(o).put_capped(c, std::move(a[0])), true;
            return self(o).queue.try_put(std::move(a[0]));
          }},
         {"try_get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.try_get()); }},
@@ -174,6 +178,7 @@ public:
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}, {"timeout"}});
            auto d = impl::seconds(c, a[1], "timeout (seconds)");
+           if (self(o).capped) return self(o).put_capped(c, std::move(a[0])), true;
            return self(o).queue.put_for(std::move(a[0]), d);
          }},
         {"get_for",
@@ -196,8 +201,16 @@ public:
     }
   }
   skein::Queue<Value> queue;
+  /// Unbounded to the script, bounded by Limits::max_queue_items: a put
+  /// past the limit fails (an unbounded put never waits).
+  bool capped = false;
 
 private:
+  void put_capped(Call& c, Value item) {
+    if (queue.try_put(std::move(item))) return;
+    if (queue.closed()) throw Closed("put on a closed Queue");
+    c.fail("the queue holds the script's limit of " + std::to_string(queue.capacity()) + " items (max_queue_items)");
+  }
   static QueueObject& self(Object& o) { return static_cast<QueueObject&>(o); }
   static Value opt(std::optional<Value> v) { return v ? std::move(*v) : Value(); }
 };
@@ -282,9 +295,12 @@ private:
 /// wait()/close(); it never loses the other items.
 class PoolObject final : public Object {
 public:
-  PoolObject(Runtime& rt, FunctionRef fn, std::size_t workers, std::size_t depth, std::optional<Dict> globals)
-      : envs_(std::make_shared<Envs>(rt, std::move(globals))),
-        pool_(Worker{envs_, std::move(fn)}, check_workers(workers), depth) {}
+  /// The workers hold `slots` (Runtime::admit_tasks) while the Pool lives.
+  PoolObject(Runtime& rt, FunctionRef fn, std::size_t workers, std::size_t depth, std::optional<Dict> globals,
+             Runtime::TaskSlots slots = {})
+      : slots_(std::move(slots)),
+        envs_(std::make_shared<Envs>(rt, std::move(globals))),
+        pool_(rt.executor(), Worker{envs_, std::move(fn)}, check_workers(workers), depth) {}
   SKEIN_SCRIPT_OBJECT(Pool) {
     static const Method m[] = {
         {"submit",
@@ -352,6 +368,7 @@ private:
   }
   static PoolObject& self(Object& o) { return static_cast<PoolObject&>(o); }
 
+  Runtime::TaskSlots slots_;  // released after the workers ended (members go in reverse order)
   std::shared_ptr<Envs> envs_;
   skein::Pool<Value> pool_;
 };
@@ -445,7 +462,8 @@ inline std::pair<FunctionRef, std::vector<Value>> script_task_call(Call& c, std:
 /// Starts a script task: fn(args..., kwargs by parameter name) in a fresh environment.
 inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) {
   auto [fn, rest] = script_task_call(c, first);
-  return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone));
+  auto slots = c.runtime().admit_tasks(1, c.name());
+  return c.runtime().start(std::move(fn), std::move(rest), snapshot_if(c, clone), std::move(slots));
 }
 
 /// thread.core.spawn: a fire-and-forget script task. Its error, unless the
@@ -454,8 +472,10 @@ inline Promise<Value> start_script_task(Call& c, std::size_t first, bool clone) 
 inline void spawn_script_task(Call& c) {
   auto [fn, rest] = script_task_call(c, 0);
   Runtime& rt = c.runtime();
+  auto slots = rt.admit_tasks(1, c.name());
   rt.current_context().spawn(
-      [&rt, body = rt.task_body()](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) {
+      rt.executor(),
+      [&rt, body = rt.task_body()](Runtime::TaskSlots, FunctionRef f, std::vector<Value> a, std::optional<Dict> g) {
         try {
           (void)body(std::move(f), std::move(a), std::move(g));
         } catch (...) {
@@ -464,7 +484,7 @@ inline void spawn_script_task(Call& c) {
           rt.fail(std::current_exception());
         }
       },
-      std::move(fn), std::move(rest), snapshot_if(c, true));
+      std::move(slots), std::move(fn), std::move(rest), snapshot_if(c, true));
 }
 
 /// threads.Group / thread.group: a TaskGroup whose tasks run script
@@ -512,7 +532,8 @@ private:
   Value start(Call& c, bool only_if_free) {
     auto [fn, rest] = script_task_call(c, 0);
     auto globals = snapshot_if(c, clone);
-    auto body = [inner = c.runtime().task_body()](FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
+    auto body = [inner = c.runtime().task_body()](Runtime::TaskSlots, FunctionRef f, std::vector<Value> a,
+                                                  std::optional<Dict> g) -> Value {
       try {
         return inner(std::move(f), std::move(a), std::move(g));
       } catch (const TaskError& e) {
@@ -523,9 +544,12 @@ private:
         throw;
       }
     };
+    auto& ex = c.runtime().executor();
+    auto slots = c.runtime().admit_tasks(1, c.name());
     if (!only_if_free)
-      return make<PromiseObject>(c, group.run(std::move(body), std::move(fn), std::move(rest), std::move(globals)));
-    auto p = group.try_run(std::move(body), std::move(fn), std::move(rest), std::move(globals));
+      return make<PromiseObject>(
+          c, group.run(ex, std::move(body), std::move(slots), std::move(fn), std::move(rest), std::move(globals)));
+    auto p = group.try_run(ex, std::move(body), std::move(slots), std::move(fn), std::move(rest), std::move(globals));
     if (!p) return {};
     return make<PromiseObject>(c, std::move(*p));
   }

@@ -4,6 +4,8 @@
 #include "../detail/config.hpp"  // first: the C++20 check
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
 #include <cstddef>
 #include <functional>
 #include <iterator>
@@ -24,6 +26,71 @@
 
 namespace skein::script {
 
+/// What a script program may take. Each 0 means "no bound". A bound that is
+/// hit is a script-level error in the task that asked (its message names the
+/// limit); nothing the program holds is leaked, and the host stays usable.
+struct Limits {
+  /// Live script tasks: threads.run / spawn / a group's tasks, scheduler
+  /// runs, and a Pool's workers (counted while the Pool lives).
+  std::size_t max_tasks = 0;
+  /// OS threads the program's tasks may hold, blocked or running: the
+  /// program gets a pool of its own with this thread bound (its parallelism
+  /// is min(cpus(), max_threads)). A wait that would block past it fails.
+  std::size_t max_threads = 0;
+  /// Bytes across all of the program's interpreter states (the host charges
+  /// its allocator to Runtime::memory(); see MemoryBudget).
+  std::size_t max_memory = 0;
+  /// Items a queue may be asked to hold: an unbounded queue holds at most
+  /// this many (a put past it fails), and a larger capacity is refused.
+  std::size_t max_queue_items = 0;
+};
+
+/// Bytes in use across a program's interpreter states, against a limit (0:
+/// none). Hosts charge in chunks (one atomic per many allocations) and never
+/// refuse an allocation their own glue makes, only the script's.
+class MemoryBudget {
+public:
+  explicit MemoryBudget(std::size_t limit) noexcept : limit_(limit) {}
+  MemoryBudget(const MemoryBudget&) = delete;
+  MemoryBudget& operator=(const MemoryBudget&) = delete;
+
+  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+  [[nodiscard]] std::size_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
+  /// True once the bytes in use reached the limit (never without one).
+  [[nodiscard]] bool exhausted() const noexcept { return limit_ > 0 && used() >= limit_; }
+  /// Charges `n` bytes if they fit under the limit (always without one, or
+  /// when `force`); false, charging nothing, if they do not.
+  bool charge(std::size_t n, bool force = false) noexcept {
+    std::size_t cur = used_.load(std::memory_order_relaxed);
+    do {
+      if (!force && limit_ > 0 && (n > limit_ || cur > limit_ - n)) return false;
+    } while (!used_.compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
+    return true;
+  }
+  void release(std::size_t n) noexcept { used_.fetch_sub(n, std::memory_order_relaxed); }
+
+  /// "64 MiB", "1.5 KiB", "100 bytes": for messages.
+  static std::string describe(std::size_t bytes) {
+    static const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+    double v = static_cast<double>(bytes);
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+      v /= 1024;
+      ++u;
+    }
+    char buf[32];
+    if (u == 0)
+      std::snprintf(buf, sizeof buf, "%zu bytes", bytes);
+    else
+      std::snprintf(buf, sizeof buf, "%.4g %s", v, units[u]);
+    return buf;
+  }
+
+private:
+  const std::size_t limit_;
+  std::atomic<std::size_t> used_{0};
+};
+
 /// The state one script program shares: its host, its cancellation context
 /// (every task the modules start is bound to it), the `runtime.core` store,
 /// and the objects the modules made. Destroying it cancels its tasks, waits
@@ -33,10 +100,21 @@ class Runtime {
 public:
   struct Options {
     Isolation run_isolation = Isolation::empty;  ///< for threads.run and threads.Pool
+    /// Bounds on what the program may take; each 0 is "no bound" (see Limits).
+    Limits limits{};
+    /// The host opens only its safe library set in every environment (for
+    /// Lua: no io, no os beyond clock/time/date, no debug, no C modules or
+    /// files for require, load of text only; see docs/script.md).
+    bool safe_libraries = false;
   };
 
   explicit Runtime(Host& host) : Runtime(host, Options{}, Context()) {}
-  Runtime(Host& host, Options opts, Context ctx = Context()) : host_(host), opts_(opts), ctx_(std::move(ctx)) {
+  Runtime(Host& host, Options opts, Context ctx = Context())
+      : host_(host), opts_(opts), ctx_(std::move(ctx)), memory_(opts.limits.max_memory) {
+    if (opts_.limits.max_threads > 0) {
+      const std::size_t n = std::min(skein::cpus(), opts_.limits.max_threads);
+      pool_ = std::make_unique<ThreadPool>(n, opts_.limits.max_threads);
+    }
     idle_envs_.reserve(std::max<std::size_t>(4, 2 * skein::cpus()));  // recycled environments kept at most
   }
   Runtime(const Runtime&) = delete;
@@ -113,8 +191,59 @@ public:
   /// calls made from it are cancelled with the runtime.
   template <class F, class... Args>
   auto run(F&& f, Args&&... args) {
-    return ctx_.run(std::forward<F>(f), std::forward<Args>(args)...);
+    return ctx_.run(executor(), std::forward<F>(f), std::forward<Args>(args)...);
   }
+
+  /// The pool the program's tasks run on: its own, bounded by
+  /// Limits::max_threads, or else default_pool().
+  [[nodiscard]] ThreadPool& executor() const noexcept { return pool_ ? *pool_ : default_pool(); }
+
+  /// Live tasks counted against Limits::max_tasks, held by the task (or the
+  /// Pool) they were admitted for; released when destroyed. Move-only.
+  class TaskSlots {
+  public:
+    TaskSlots() noexcept : rt_(nullptr), n_(0) {}
+    TaskSlots(TaskSlots&& o) noexcept : rt_(std::exchange(o.rt_, nullptr)), n_(o.n_) {}
+    TaskSlots& operator=(TaskSlots&& o) noexcept {
+      if (this != &o) {
+        release();
+        rt_ = std::exchange(o.rt_, nullptr);
+        n_ = o.n_;
+      }
+      return *this;
+    }
+    ~TaskSlots() { release(); }
+
+  private:
+    friend class Runtime;
+    TaskSlots(Runtime* rt, std::size_t n) noexcept : rt_(rt), n_(n) {}
+    void release() noexcept {
+      if (rt_) rt_->admitted_.fetch_sub(n_, std::memory_order_relaxed);
+      rt_ = nullptr;
+    }
+    Runtime* rt_;
+    std::size_t n_;
+  };
+  /// Admits `n` more live tasks under Limits::max_tasks, or throws
+  /// ScriptError("<who>: ...") naming the limit. Free without a limit.
+  [[nodiscard]] TaskSlots admit_tasks(std::size_t n, const std::string& who) {
+    const std::size_t max = opts_.limits.max_tasks;
+    if (max == 0) return {};
+    const std::size_t before = admitted_.fetch_add(n, std::memory_order_relaxed);
+    if (before + n > max) {
+      admitted_.fetch_sub(n, std::memory_order_relaxed);
+      throw ScriptError(
+          who + ": the script's limit of " + std::to_string(max) + " live tasks (max_tasks) is reached" +
+          (n > 1 ? " (" + std::to_string(n) + " more asked for, " + std::to_string(before) + " live)" : std::string()));
+    }
+    return TaskSlots(this, n);
+  }
+  /// Live tasks admitted under Limits::max_tasks (0 without that limit).
+  [[nodiscard]] std::size_t admitted_tasks() const noexcept { return admitted_.load(std::memory_order_relaxed); }
+
+  /// The memory budget shared by every environment of this program (see
+  /// MemoryBudget); the host charges its interpreter's allocations to it.
+  [[nodiscard]] MemoryBudget& memory() noexcept { return memory_; }
 
   /// What a script task runs: fn(args...) in a fresh environment (with
   /// `globals` as its globals, if given).
@@ -141,7 +270,13 @@ public:
         idle_envs_.pop_back();
       }
     }
-    if (!env) return host_.create_environment(*this, globals);
+    if (!env) {
+      // A new environment is the largest allocation a task makes: not past the budget.
+      if (memory_.exhausted())
+        throw ScriptError("not enough memory: the script's memory limit of " + MemoryBudget::describe(memory_.limit()) +
+                          " (max_memory) is reached");
+      return host_.create_environment(*this, globals);
+    }
     if (globals) env->add_globals(*globals);
     return env;
   }
@@ -155,8 +290,14 @@ public:
   }
   /// Starts task_body() as a task of the calling task's context if that is
   /// the runtime's or inside it (a group's), else of the runtime's context.
-  Promise<Value> start(FunctionRef fn, std::vector<Value> args, std::optional<Dict> globals) {
-    return current_context().run(task_body(), std::move(fn), std::move(args), std::move(globals));
+  /// The task holds `slots` (admit_tasks) until it ends.
+  Promise<Value> start(FunctionRef fn, std::vector<Value> args, std::optional<Dict> globals, TaskSlots slots = {}) {
+    return current_context().run(
+        executor(),
+        [body = task_body()](TaskSlots, FunctionRef f, std::vector<Value> a, std::optional<Dict> g) -> Value {
+          return body(std::move(f), std::move(a), std::move(g));
+        },
+        std::move(slots), std::move(fn), std::move(args), std::move(globals));
   }
   /// The context new tasks of a module call belong to (see start).
   [[nodiscard]] Context current_context() const {
@@ -211,7 +352,10 @@ public:
 private:
   Host& host_;
   Options opts_;
+  std::unique_ptr<ThreadPool> pool_;  // Limits::max_threads: the program's own; destroyed after its tasks ended
   Context ctx_;
+  MemoryBudget memory_;
+  std::atomic<std::size_t> admitted_{0};  // live tasks under Limits::max_tasks
   mutable std::mutex store_mu_;
   std::map<std::string, Value, std::less<>> store_;
   std::exception_ptr failure_;  // under store_mu_
