@@ -134,10 +134,29 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
+/// With the sandbox on: small limits, and what they bound is checked after every call.
+constexpr sc::Limits kSandbox{.max_tasks = 6, .max_threads = 3, .max_memory = 0, .max_queue_items = 5};
+
+void check_limits(Session& s, const std::vector<Value>& handles, const std::string& call_name) {
+  if (s.rt.admitted_tasks() > kSandbox.max_tasks)
+    bug(std::to_string(s.rt.admitted_tasks()) + " tasks admitted past max_tasks after " + call_name);
+  if (s.rt.executor().thread_count() > kSandbox.max_threads)
+    bug(std::to_string(s.rt.executor().thread_count()) + " threads past max_threads after " + call_name);
+  for (auto& h : handles) {
+    auto* q = dynamic_cast<sc::QueueObject*>(h.get_if<sc::Handle>()->get());
+    if (q && q->queue.size() > kSandbox.max_queue_items)
+      bug(std::to_string(q->queue.size()) + " items in a queue past max_queue_items after " + call_name);
+  }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   Input in{data, size};
   std::vector<Value> handles;
-  Session s(in.byte() & 1 ? sc::Isolation::clone : sc::Isolation::empty);
+  const std::uint8_t mode = in.byte();
+  sc::Runtime::Options opts;
+  opts.run_isolation = mode & 1 ? sc::Isolation::clone : sc::Isolation::empty;
+  if (mode & 2) opts.limits = kSandbox;  // the sandbox's limits, small enough to be hit
+  Session s(opts);
   sc::set(s.main.globals, "g", 1);
   for (int op = 0; op < 48 && !in.empty(); ++op) {
     bool method = (in.byte() & 1) && !handles.empty();
@@ -172,6 +191,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     } catch (const std::exception& e) {
       bug("unconverted " + std::string(typeid(e).name()) + " '" + e.what() + "' from " + call_name);
     }
+    if (mode & 2) check_limits(s, handles, call_name);
   }
   return 0;  // the Session's runtime cancels and waits for every task it started
 }

@@ -143,7 +143,8 @@ struct TestHost final : sc::Host {
 
 /// The pieces a test needs: a host, a runtime, and a "main script" environment.
 struct Session {
-  explicit Session(sc::Isolation iso = sc::Isolation::empty) : rt(host, sc::Runtime::Options{iso}), main(rt, {}) {}
+  explicit Session(sc::Isolation iso = sc::Isolation::empty) : Session(sc::Runtime::Options{iso}) {}
+  explicit Session(const sc::Runtime::Options& opts) : rt(host, opts), main(rt, {}) {}
   TestHost host;
   sc::Runtime rt;
   TestEnv main;
