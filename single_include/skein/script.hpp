@@ -90,6 +90,9 @@ public:
   [[nodiscard]] virtual const std::vector<std::string>* parameters() const noexcept { return nullptr; }
   /// Whether it accepts any number of extra positional arguments.
   [[nodiscard]] virtual bool variadic() const noexcept { return true; }
+  /// Bytes it holds, roughly (code, captured values): what a program's
+  /// memory limit charges for it while an object keeps it.
+  [[nodiscard]] virtual std::size_t footprint() const noexcept { return 256; }
 };
 using FunctionRef = std::shared_ptr<const Function>;
 using Handle = std::shared_ptr<Object>;
@@ -168,6 +171,23 @@ inline Value::Value(List l) noexcept : v_(std::move(l)) {}
 inline Value::Value(Dict d) noexcept : v_(std::move(d)) {}
 inline Value::Value(FunctionRef f) noexcept : v_(std::move(f)) {
   if (!std::get<FunctionRef>(v_)) v_ = None{};
+}
+
+/// Bytes `v` holds, roughly: what a program's memory limit
+/// (Limits::max_memory) charges while one of its objects keeps the value.
+/// The same for a value and its copies; a handle counts as a reference.
+inline std::size_t footprint(const Value& v) noexcept {
+  std::size_t n = sizeof(Value);
+  if (auto* s = v.get_if<std::string>()) {
+    n += s->size();
+  } else if (auto* l = v.get_if<List>()) {
+    for (auto& e : *l) n += footprint(e);
+  } else if (auto* d = v.get_if<Dict>()) {
+    for (auto& e : *d) n += footprint(e.key) + footprint(e.value);
+  } else if (auto* f = v.get_if<FunctionRef>()) {
+    n += (*f)->footprint();
+  }
+  return n;
 }
 
 /// The entry for `key` in `d`, or nullptr.
@@ -429,6 +449,56 @@ private:
   std::atomic<std::size_t> used_{0};
 };
 
+/// The values one of a program's objects keeps (a queue's items, a shared
+/// variable, the store), charged to the program's MemoryBudget while kept.
+/// Free without a memory limit. Releases at most what it holds (a value
+/// that went in by another way is never released twice).
+class KeptValues {
+public:
+  KeptValues() = default;
+  KeptValues(const KeptValues&) = delete;
+  KeptValues& operator=(const KeptValues&) = delete;
+  ~KeptValues() { detach(); }
+
+  /// From now on, charges `b` (if it has a limit).
+  void bind(MemoryBudget& b) noexcept {
+    if (b.limit() > 0) budget_ = &b;
+  }
+  [[nodiscard]] bool charging() const noexcept { return budget_ != nullptr; }
+  /// Charges `v`; false, charging nothing, if it does not fit under the limit.
+  bool take(const Value& v, std::size_t& bytes) noexcept {
+    bytes = 0;
+    if (!budget_) return true;
+    bytes = footprint(v);
+    if (!budget_->charge(bytes)) return false;
+    held_.fetch_add(bytes, std::memory_order_relaxed);
+    return true;
+  }
+  /// Releases `bytes` (at most what is held).
+  void give(std::size_t bytes) noexcept {
+    if (!budget_ || bytes == 0) return;
+    std::size_t cur = held_.load(std::memory_order_relaxed), n;
+    do {
+      n = bytes < cur ? bytes : cur;
+    } while (!held_.compare_exchange_weak(cur, cur - n, std::memory_order_relaxed));
+    budget_->release(n);
+  }
+  /// Releases what `v` was charged (a value leaving the object).
+  void give(const Value& v) noexcept {
+    if (budget_) give(footprint(v));
+  }
+  /// Releases everything and stops charging (the program ends; see Object::clear).
+  void detach() noexcept {
+    if (!budget_) return;
+    budget_->release(held_.exchange(0, std::memory_order_relaxed));
+    budget_ = nullptr;
+  }
+
+private:
+  MemoryBudget* budget_ = nullptr;
+  std::atomic<std::size_t> held_{0};
+};
+
 /// The state one script program shares: its host, its cancellation context
 /// (every task the modules start is bound to it), the `runtime.core` store,
 /// and the objects the modules made. Destroying it cancels its tasks, waits
@@ -454,6 +524,7 @@ public:
       pool_ = std::make_unique<ThreadPool>(n, opts_.limits.max_threads);
     }
     idle_envs_.reserve(std::max<std::size_t>(4, 2 * skein::cpus()));  // recycled environments kept at most
+    store_kept_.bind(memory_);
   }
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -487,7 +558,10 @@ public:
     {
       std::lock_guard lk(store_mu_);
       store_.clear();
+      store_kept_.detach();
     }
+    // Every state is closed and every object's values released: nothing stays charged.
+    SKEIN_ASSERT(memory_.used() == 0, "a program's memory budget is back to 0 when it ends");
   }
 
   /// Registers an object the modules made (see the destructor); returns it.
@@ -565,6 +639,8 @@ public:
   /// Admits `n` more live tasks under Limits::max_tasks, or throws
   /// ScriptError("<who>: ...") naming the limit. Free without a limit.
   [[nodiscard]] TaskSlots admit_tasks(std::size_t n, const std::string& who) {
+    // A task's first need is a state: none while the memory budget is spent.
+    if (memory_.exhausted()) throw memory_error(who);
     const std::size_t max = opts_.limits.max_tasks;
     if (max == 0) return {};
     const std::size_t before = admitted_.fetch_add(n, std::memory_order_relaxed);
@@ -576,6 +652,12 @@ public:
     }
     return TaskSlots(this, n);
   }
+  /// The error of a call that would pass Limits::max_memory.
+  [[nodiscard]] ScriptError memory_error(const std::string& who) const {
+    return ScriptError(who + ": not enough memory: the script's memory limit of " +
+                       MemoryBudget::describe(memory_.limit()) + " (max_memory) is reached");
+  }
+
   /// Live tasks admitted under Limits::max_tasks (0 without that limit).
   [[nodiscard]] std::size_t admitted_tasks() const noexcept { return admitted_.load(std::memory_order_relaxed); }
 
@@ -676,9 +758,30 @@ public:
   void cancel() const noexcept { ctx_.cancel(); }
 
   /// runtime.core.share / fetch: a process-wide store of copied values.
+  /// Under Limits::max_queue_items the store holds at most that many keys:
+  /// a new key past it is a ScriptError (an existing key may be replaced).
   void share(std::string key, Value v) {
-    std::lock_guard lk(store_mu_);
-    store_[std::move(key)] = std::move(v);
+    std::unique_lock lk(store_mu_);
+    auto it = store_.find(key);
+    const std::size_t max = opts_.limits.max_queue_items;
+    if (max > 0 && store_.size() >= max && it == store_.end())
+      throw ScriptError("runtime.core.share: the store holds the script's limit of " + std::to_string(max) +
+                        " keys (max_queue_items)");
+    std::size_t bytes = 0;
+    if (!store_kept_.take(v, bytes)) throw memory_error("runtime.core.share");
+    Value old;
+    if (it == store_.end()) {
+      try {
+        store_.emplace(std::move(key), std::move(v));
+      } catch (...) {
+        store_kept_.give(bytes);
+        throw;
+      }
+    } else {
+      old = std::exchange(it->second, std::move(v));
+      store_kept_.give(old);
+    }
+    lk.unlock();  // `old` is destroyed outside the lock
   }
   [[nodiscard]] std::optional<Value> fetch(const std::string& key) const {
     std::lock_guard lk(store_mu_);
@@ -696,6 +799,7 @@ private:
   std::atomic<std::size_t> admitted_{0};  // live tasks under Limits::max_tasks
   mutable std::mutex store_mu_;
   std::map<std::string, Value, std::less<>> store_;
+  KeptValues store_kept_;       // the store's values, charged to memory_ (declared after it)
   std::exception_ptr failure_;  // under store_mu_
   struct Kept {
     std::shared_ptr<Object> obj;
@@ -1068,7 +1172,17 @@ public:
         {"set",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"value"}});
-           self(o).value.set(std::move(a[0]));
+           auto& me = self(o);
+           std::size_t bytes = 0;
+           if (!me.kept.take(a[0], bytes)) throw c.runtime().memory_error(c.name());
+           Value old;
+           try {
+             old = me.value.update([&](Value& v) { return std::exchange(v, std::move(a[0])); });
+           } catch (...) {
+             me.kept.give(bytes);
+             throw;
+           }
+           me.kept.give(old);
            return {};
          }},
         // update(func): func receives a copy of the value under the lock; what
@@ -1081,9 +1195,13 @@ public:
              c.fail("takes 1 argument, a function (" + std::to_string(c.args().size()) + " given)");
            (void)c.function(c.args()[0], "argument 1");
            auto& caller = c.need_caller("update");
-           return self(o).value.update([&](Value& v) {
+           auto& me = self(o);
+           return me.value.update([&](Value& v) {
              auto r = caller.invoke_argument(0, {v});
              if (r.empty()) c.fail("the function must return the new value");
+             std::size_t bytes = 0;
+             if (!me.kept.take(r.front(), bytes)) throw c.runtime().memory_error(c.name());
+             me.kept.give(v);
              v = std::move(r.front());
              return v;
            });
@@ -1096,8 +1214,16 @@ public:
       Value old = value.update([](Value& v) { return std::exchange(v, Value()); });
     } catch (...) {  // the lock is a skein::Mutex: a cancelled caller may not take it; the cycle stays
     }
+    kept.detach();
+  }
+  /// Charges the value to the program's memory limit, if any (once, when made).
+  void keep_in(Call& c) {
+    kept.bind(c.runtime().memory());
+    std::size_t bytes = 0;
+    if (!kept.take(value.get(), bytes)) throw c.runtime().memory_error(c.name());
   }
   skein::Shared<Value> value;
+  KeptValues kept;  // the value, charged to Limits::max_memory
 
 private:
   static SharedObject& self(Object& o) { return static_cast<SharedObject&>(o); }
@@ -1114,31 +1240,38 @@ public:
         {"put",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
-           if (self(o).capped)
-             self(o).put_capped(c, std::move(a[0]));
-           else
-             self(o).queue.put(std::move(a[0]));
+           self(o).charged_put(c, a[0], [&](Value& v) {
+             if (self(o).capped)
+               self(o).put_capped(c, std::move(v));
+             else
+               self(o).queue.put(std::move(v));
+             return true;
+           });
            return {};
          }},
-        {"get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.get()); }},
+        {"get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).taken(self(o).queue.get()); }},
         {"try_put",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
-           if (self(o).capped) return self(o).put_capped(c, std::move(a[0])), true;
-           return self(o).queue.try_put(std::move(a[0]));
+           return self(o).charged_put(c, a[0], [&](Value& v) {
+             if (self(o).capped) return self(o).put_capped(c, std::move(v)), true;
+             return self(o).queue.try_put(std::move(v));
+           });
          }},
-        {"try_get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.try_get()); }},
+        {"try_get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).taken(self(o).queue.try_get()); }},
         {"put_for",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}, {"timeout"}});
            auto d = impl::seconds(c, a[1], "timeout (seconds)");
-           if (self(o).capped) return self(o).put_capped(c, std::move(a[0])), true;
-           return self(o).queue.put_for(std::move(a[0]), d);
+           return self(o).charged_put(c, a[0], [&](Value& v) {
+             if (self(o).capped) return self(o).put_capped(c, std::move(v)), true;
+             return self(o).queue.put_for(std::move(v), d);
+           });
          }},
         {"get_for",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"timeout"}});
-           return opt(self(o).queue.get_for(impl::seconds(c, a[0], "timeout (seconds)")));
+           return self(o).taken(self(o).queue.get_for(impl::seconds(c, a[0], "timeout (seconds)")));
          }},
         {"size", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.size(); }},
         {"capacity", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.capacity(); }},
@@ -1153,11 +1286,35 @@ public:
       }
     } catch (...) {  // a throwing Value move cannot happen (nothrow); never escape a noexcept
     }
+    kept.detach();
+  }
+  /// Puts `v` by `put(v)` (false: not queued), charged to the program's
+  /// memory limit while queued: refused past it.
+  template <class Put>
+  bool charged_put(Call& c, Value& v, Put put) {
+    std::size_t bytes = 0;
+    if (!kept.take(v, bytes)) throw c.runtime().memory_error(c.name());
+    bool queued = false;
+    try {
+      queued = put(v);
+    } catch (...) {
+      kept.give(bytes);
+      throw;
+    }
+    if (!queued) kept.give(bytes);
+    return queued;
+  }
+  /// An item taken out (by a get, a select): no longer charged. None for none.
+  Value taken(std::optional<Value> v) noexcept {
+    if (!v) return {};
+    kept.give(*v);
+    return std::move(*v);
   }
   skein::Queue<Value> queue;
   /// Unbounded to the script, bounded by Limits::max_queue_items: a put
   /// past the limit fails (an unbounded put never waits).
   bool capped = false;
+  KeptValues kept;  // the queued items, charged to Limits::max_memory
 
 private:
   void put_capped(Call& c, Value item) {
@@ -1166,7 +1323,6 @@ private:
     c.fail("the queue holds the script's limit of " + std::to_string(queue.capacity()) + " items (max_queue_items)");
   }
   static QueueObject& self(Object& o) { return static_cast<QueueObject&>(o); }
-  static Value opt(std::optional<Value> v) { return v ? std::move(*v) : Value(); }
 };
 
 /// threads.WaitGroup.
@@ -1394,6 +1550,8 @@ namespace impl {
 template <class O, class... A>
 std::shared_ptr<O> make(Call& c, A&&... a) {
   auto obj = std::make_shared<O>(std::forward<A>(a)...);
+  if constexpr (std::is_same_v<O, QueueObject>) obj->kept.bind(c.runtime().memory());
+  if constexpr (std::is_same_v<O, SharedObject>) obj->keep_in(c);
   if constexpr (std::is_same_v<O, SharedObject> || std::is_same_v<O, QueueObject> || std::is_same_v<O, PoolObject> ||
                 std::is_same_v<O, PromiseObject>)
     c.runtime().adopt(obj);
@@ -1635,9 +1793,12 @@ inline Value make_pool(Call& c, Isolation iso, std::string_view depth_name) {
   if (workers == 0) c.fail("workers must be at least 1");
   if (workers > kMaxPoolWorkers)
     c.fail("workers must be at most " + std::to_string(kMaxPoolWorkers) + ", got " + std::to_string(workers));
-  auto depth = a[2].is_none() ? workers * 2 : c.size(a[2], depth_name);
   auto& rt = c.runtime();
-  depth = queue_capacity(c, depth, depth_name);  // an unbounded Pool queue holds at most max_queue_items (submit waits)
+  const std::size_t max_items = rt.options().limits.max_queue_items;
+  // The default depth (workers * 2) stays within max_queue_items; a depth
+  // asked for above it is refused; an unbounded one (0) gets it (submit waits).
+  auto depth = a[2].is_none() ? (max_items ? std::min(workers * 2, max_items) : workers * 2)
+                              : queue_capacity(c, c.size(a[2], depth_name), depth_name);
   auto globals = snapshot_if(c, iso == Isolation::clone);
   auto slots = rt.admit_tasks(workers, c.name());
   return in_runtime(c,
@@ -1659,6 +1820,18 @@ inline Value script_select(Call& c, bool seconds) {
   std::vector<Handle> keep;  // the objects the cases refer to, alive until the select ends
   std::vector<std::unique_ptr<detail::SelectCase>> owned;
   std::vector<GetCase<Value>*> gets(cases->size(), nullptr);
+  std::vector<QueueObject*> queues(cases->size(), nullptr);  // of the get and put cases
+  std::vector<std::size_t> charged(cases->size(), 0);        // what each put case's item was charged
+  // The put cases' items are charged to the memory limit up front; all but the winner's are released.
+  struct Release {
+    std::vector<QueueObject*>& q;
+    std::vector<std::size_t>& bytes;
+    std::size_t won = static_cast<std::size_t>(-1);
+    ~Release() {
+      for (std::size_t i = 0; i < q.size(); ++i)
+        if (q[i] && i != won) q[i]->kept.give(bytes[i]);
+    }
+  } release{queues, charged};
   std::size_t defaults = 0;
   for (std::size_t i = 0; i < cases->size(); ++i) {
     const std::string where = "case " + std::to_string(i + 1);
@@ -1678,11 +1851,14 @@ inline Value script_select(Call& c, bool seconds) {
       auto q = c.handle<QueueObject>((*cl)[1], where + ": the queue");
       auto g = std::make_unique<GetCase<Value>>(q->queue);
       gets[i] = g.get();
+      queues[i] = q.get();
       owned.push_back(std::move(g));
       keep.push_back(std::move(q));
     } else if (*kind == "put" || *kind == "send") {
       arity(3);
       auto q = c.handle<QueueObject>((*cl)[1], where + ": the queue");
+      if (!q->kept.take((*cl)[2], charged[i])) throw c.runtime().memory_error(c.name() + ": " + where);
+      queues[i] = q.get();
       owned.push_back(std::make_unique<PutCase<Value>>(q->queue, (*cl)[2]));
       keep.push_back(std::move(q));
     } else if (*kind == "ready" || *kind == "await") {
@@ -1709,7 +1885,12 @@ inline Value script_select(Call& c, bool seconds) {
   for (auto& o : owned) ptrs.push_back(o.get());
   const auto w = static_cast<std::size_t>(skein::select_any(ptrs));
   Value v;
-  if (gets[w] && gets[w]->result()) v = std::move(*gets[w]->result());
+  if (gets[w]) {
+    release.won = w;  // a get gives back what its item was charged, not what was charged for it
+    if (gets[w]->result()) v = queues[w]->taken(std::move(*gets[w]->result()));
+  } else if (queues[w]) {
+    release.won = w;  // the item is queued now: it stays charged
+  }
   return List{Value(w + 1), std::move(v)};
 }
 
@@ -1825,8 +2006,7 @@ inline Module make_thread_module() {
                       [](Call& c) -> Value {
                         auto& a = c.exactly(2);
                         auto q = c.handle<QueueObject>(a[0], "argument 1");
-                        auto v = q->queue.get_for(c.duration<std::chrono::milliseconds>(a[1], "milliseconds"));
-                        return v ? std::move(*v) : Value();
+                        return q->taken(q->queue.get_for(c.duration<std::chrono::milliseconds>(a[1], "milliseconds")));
                       }},
                      {"close", [](Call& c) -> Value { return call_on<QueueObject>(c, "close"); }},
                      {"closed", [](Call& c) -> Value { return call_on<QueueObject>(c, "closed"); }},

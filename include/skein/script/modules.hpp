@@ -129,9 +129,12 @@ inline Value make_pool(Call& c, Isolation iso, std::string_view depth_name) {
   if (workers == 0) c.fail("workers must be at least 1");
   if (workers > kMaxPoolWorkers)
     c.fail("workers must be at most " + std::to_string(kMaxPoolWorkers) + ", got " + std::to_string(workers));
-  auto depth = a[2].is_none() ? workers * 2 : c.size(a[2], depth_name);
   auto& rt = c.runtime();
-  depth = queue_capacity(c, depth, depth_name);  // an unbounded Pool queue holds at most max_queue_items (submit waits)
+  const std::size_t max_items = rt.options().limits.max_queue_items;
+  // The default depth (workers * 2) stays within max_queue_items; a depth
+  // asked for above it is refused; an unbounded one (0) gets it (submit waits).
+  auto depth = a[2].is_none() ? (max_items ? std::min(workers * 2, max_items) : workers * 2)
+                              : queue_capacity(c, c.size(a[2], depth_name), depth_name);
   auto globals = snapshot_if(c, iso == Isolation::clone);
   auto slots = rt.admit_tasks(workers, c.name());
   return in_runtime(c,
@@ -153,6 +156,18 @@ inline Value script_select(Call& c, bool seconds) {
   std::vector<Handle> keep;  // the objects the cases refer to, alive until the select ends
   std::vector<std::unique_ptr<detail::SelectCase>> owned;
   std::vector<GetCase<Value>*> gets(cases->size(), nullptr);
+  std::vector<QueueObject*> queues(cases->size(), nullptr);  // of the get and put cases
+  std::vector<std::size_t> charged(cases->size(), 0);        // what each put case's item was charged
+  // The put cases' items are charged to the memory limit up front; all but the winner's are released.
+  struct Release {
+    std::vector<QueueObject*>& q;
+    std::vector<std::size_t>& bytes;
+    std::size_t won = static_cast<std::size_t>(-1);
+    ~Release() {
+      for (std::size_t i = 0; i < q.size(); ++i)
+        if (q[i] && i != won) q[i]->kept.give(bytes[i]);
+    }
+  } release{queues, charged};
   std::size_t defaults = 0;
   for (std::size_t i = 0; i < cases->size(); ++i) {
     const std::string where = "case " + std::to_string(i + 1);
@@ -172,11 +187,14 @@ inline Value script_select(Call& c, bool seconds) {
       auto q = c.handle<QueueObject>((*cl)[1], where + ": the queue");
       auto g = std::make_unique<GetCase<Value>>(q->queue);
       gets[i] = g.get();
+      queues[i] = q.get();
       owned.push_back(std::move(g));
       keep.push_back(std::move(q));
     } else if (*kind == "put" || *kind == "send") {
       arity(3);
       auto q = c.handle<QueueObject>((*cl)[1], where + ": the queue");
+      if (!q->kept.take((*cl)[2], charged[i])) throw c.runtime().memory_error(c.name() + ": " + where);
+      queues[i] = q.get();
       owned.push_back(std::make_unique<PutCase<Value>>(q->queue, (*cl)[2]));
       keep.push_back(std::move(q));
     } else if (*kind == "ready" || *kind == "await") {
@@ -203,7 +221,12 @@ inline Value script_select(Call& c, bool seconds) {
   for (auto& o : owned) ptrs.push_back(o.get());
   const auto w = static_cast<std::size_t>(skein::select_any(ptrs));
   Value v;
-  if (gets[w] && gets[w]->result()) v = std::move(*gets[w]->result());
+  if (gets[w]) {
+    release.won = w;  // a get gives back what its item was charged, not what was charged for it
+    if (gets[w]->result()) v = queues[w]->taken(std::move(*gets[w]->result()));
+  } else if (queues[w]) {
+    release.won = w;  // the item is queued now: it stays charged
+  }
   return List{Value(w + 1), std::move(v)};
 }
 
@@ -319,8 +342,7 @@ inline Module make_thread_module() {
                       [](Call& c) -> Value {
                         auto& a = c.exactly(2);
                         auto q = c.handle<QueueObject>(a[0], "argument 1");
-                        auto v = q->queue.get_for(c.duration<std::chrono::milliseconds>(a[1], "milliseconds"));
-                        return v ? std::move(*v) : Value();
+                        return q->taken(q->queue.get_for(c.duration<std::chrono::milliseconds>(a[1], "milliseconds")));
                       }},
                      {"close", [](Call& c) -> Value { return call_on<QueueObject>(c, "close"); }},
                      {"closed", [](Call& c) -> Value { return call_on<QueueObject>(c, "closed"); }},

@@ -114,7 +114,17 @@ public:
         {"set",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"value"}});
-           self(o).value.set(std::move(a[0]));
+           auto& me = self(o);
+           std::size_t bytes = 0;
+           if (!me.kept.take(a[0], bytes)) throw c.runtime().memory_error(c.name());
+           Value old;
+           try {
+             old = me.value.update([&](Value& v) { return std::exchange(v, std::move(a[0])); });
+           } catch (...) {
+             me.kept.give(bytes);
+             throw;
+           }
+           me.kept.give(old);
            return {};
          }},
         // update(func): func receives a copy of the value under the lock; what
@@ -127,9 +137,13 @@ public:
              c.fail("takes 1 argument, a function (" + std::to_string(c.args().size()) + " given)");
            (void)c.function(c.args()[0], "argument 1");
            auto& caller = c.need_caller("update");
-           return self(o).value.update([&](Value& v) {
+           auto& me = self(o);
+           return me.value.update([&](Value& v) {
              auto r = caller.invoke_argument(0, {v});
              if (r.empty()) c.fail("the function must return the new value");
+             std::size_t bytes = 0;
+             if (!me.kept.take(r.front(), bytes)) throw c.runtime().memory_error(c.name());
+             me.kept.give(v);
              v = std::move(r.front());
              return v;
            });
@@ -142,8 +156,16 @@ public:
       Value old = value.update([](Value& v) { return std::exchange(v, Value()); });
     } catch (...) {  // the lock is a skein::Mutex: a cancelled caller may not take it; the cycle stays
     }
+    kept.detach();
+  }
+  /// Charges the value to the program's memory limit, if any (once, when made).
+  void keep_in(Call& c) {
+    kept.bind(c.runtime().memory());
+    std::size_t bytes = 0;
+    if (!kept.take(value.get(), bytes)) throw c.runtime().memory_error(c.name());
   }
   skein::Shared<Value> value;
+  KeptValues kept;  // the value, charged to Limits::max_memory
 
 private:
   static SharedObject& self(Object& o) { return static_cast<SharedObject&>(o); }
@@ -160,31 +182,38 @@ public:
         {"put",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
-           if (self(o).capped)
-             self(o).put_capped(c, std::move(a[0]));
-           else
-             self(o).queue.put(std::move(a[0]));
+           self(o).charged_put(c, a[0], [&](Value& v) {
+             if (self(o).capped)
+               self(o).put_capped(c, std::move(v));
+             else
+               self(o).queue.put(std::move(v));
+             return true;
+           });
            return {};
          }},
-        {"get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.get()); }},
+        {"get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).taken(self(o).queue.get()); }},
         {"try_put",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}});
-           if (self(o).capped) return self(o).put_capped(c, std::move(a[0])), true;
-           return self(o).queue.try_put(std::move(a[0]));
+           return self(o).charged_put(c, a[0], [&](Value& v) {
+             if (self(o).capped) return self(o).put_capped(c, std::move(v)), true;
+             return self(o).queue.try_put(std::move(v));
+           });
          }},
-        {"try_get", [](Object& o, Call& c) -> Value { return c.bind({}), opt(self(o).queue.try_get()); }},
+        {"try_get", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).taken(self(o).queue.try_get()); }},
         {"put_for",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"item"}, {"timeout"}});
            auto d = impl::seconds(c, a[1], "timeout (seconds)");
-           if (self(o).capped) return self(o).put_capped(c, std::move(a[0])), true;
-           return self(o).queue.put_for(std::move(a[0]), d);
+           return self(o).charged_put(c, a[0], [&](Value& v) {
+             if (self(o).capped) return self(o).put_capped(c, std::move(v)), true;
+             return self(o).queue.put_for(std::move(v), d);
+           });
          }},
         {"get_for",
          [](Object& o, Call& c) -> Value {
            auto a = c.bind({{"timeout"}});
-           return opt(self(o).queue.get_for(impl::seconds(c, a[0], "timeout (seconds)")));
+           return self(o).taken(self(o).queue.get_for(impl::seconds(c, a[0], "timeout (seconds)")));
          }},
         {"size", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.size(); }},
         {"capacity", [](Object& o, Call& c) -> Value { return c.bind({}), self(o).queue.capacity(); }},
@@ -199,11 +228,35 @@ public:
       }
     } catch (...) {  // a throwing Value move cannot happen (nothrow); never escape a noexcept
     }
+    kept.detach();
+  }
+  /// Puts `v` by `put(v)` (false: not queued), charged to the program's
+  /// memory limit while queued: refused past it.
+  template <class Put>
+  bool charged_put(Call& c, Value& v, Put put) {
+    std::size_t bytes = 0;
+    if (!kept.take(v, bytes)) throw c.runtime().memory_error(c.name());
+    bool queued = false;
+    try {
+      queued = put(v);
+    } catch (...) {
+      kept.give(bytes);
+      throw;
+    }
+    if (!queued) kept.give(bytes);
+    return queued;
+  }
+  /// An item taken out (by a get, a select): no longer charged. None for none.
+  Value taken(std::optional<Value> v) noexcept {
+    if (!v) return {};
+    kept.give(*v);
+    return std::move(*v);
   }
   skein::Queue<Value> queue;
   /// Unbounded to the script, bounded by Limits::max_queue_items: a put
   /// past the limit fails (an unbounded put never waits).
   bool capped = false;
+  KeptValues kept;  // the queued items, charged to Limits::max_memory
 
 private:
   void put_capped(Call& c, Value item) {
@@ -212,7 +265,6 @@ private:
     c.fail("the queue holds the script's limit of " + std::to_string(queue.capacity()) + " items (max_queue_items)");
   }
   static QueueObject& self(Object& o) { return static_cast<QueueObject&>(o); }
-  static Value opt(std::optional<Value> v) { return v ? std::move(*v) : Value(); }
 };
 
 /// threads.WaitGroup.
@@ -440,6 +492,8 @@ namespace impl {
 template <class O, class... A>
 std::shared_ptr<O> make(Call& c, A&&... a) {
   auto obj = std::make_shared<O>(std::forward<A>(a)...);
+  if constexpr (std::is_same_v<O, QueueObject>) obj->kept.bind(c.runtime().memory());
+  if constexpr (std::is_same_v<O, SharedObject>) obj->keep_in(c);
   if constexpr (std::is_same_v<O, SharedObject> || std::is_same_v<O, QueueObject> || std::is_same_v<O, PoolObject> ||
                 std::is_same_v<O, PromiseObject>)
     c.runtime().adopt(obj);

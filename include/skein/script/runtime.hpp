@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../context.hpp"
+#include "../detail/assert.hpp"
 #include "../errors.hpp"
 #include "../promise.hpp"
 #include "../thread_pool.hpp"
@@ -91,6 +92,56 @@ private:
   std::atomic<std::size_t> used_{0};
 };
 
+/// The values one of a program's objects keeps (a queue's items, a shared
+/// variable, the store), charged to the program's MemoryBudget while kept.
+/// Free without a memory limit. Releases at most what it holds (a value
+/// that went in by another way is never released twice).
+class KeptValues {
+public:
+  KeptValues() = default;
+  KeptValues(const KeptValues&) = delete;
+  KeptValues& operator=(const KeptValues&) = delete;
+  ~KeptValues() { detach(); }
+
+  /// From now on, charges `b` (if it has a limit).
+  void bind(MemoryBudget& b) noexcept {
+    if (b.limit() > 0) budget_ = &b;
+  }
+  [[nodiscard]] bool charging() const noexcept { return budget_ != nullptr; }
+  /// Charges `v`; false, charging nothing, if it does not fit under the limit.
+  bool take(const Value& v, std::size_t& bytes) noexcept {
+    bytes = 0;
+    if (!budget_) return true;
+    bytes = footprint(v);
+    if (!budget_->charge(bytes)) return false;
+    held_.fetch_add(bytes, std::memory_order_relaxed);
+    return true;
+  }
+  /// Releases `bytes` (at most what is held).
+  void give(std::size_t bytes) noexcept {
+    if (!budget_ || bytes == 0) return;
+    std::size_t cur = held_.load(std::memory_order_relaxed), n;
+    do {
+      n = bytes < cur ? bytes : cur;
+    } while (!held_.compare_exchange_weak(cur, cur - n, std::memory_order_relaxed));
+    budget_->release(n);
+  }
+  /// Releases what `v` was charged (a value leaving the object).
+  void give(const Value& v) noexcept {
+    if (budget_) give(footprint(v));
+  }
+  /// Releases everything and stops charging (the program ends; see Object::clear).
+  void detach() noexcept {
+    if (!budget_) return;
+    budget_->release(held_.exchange(0, std::memory_order_relaxed));
+    budget_ = nullptr;
+  }
+
+private:
+  MemoryBudget* budget_ = nullptr;
+  std::atomic<std::size_t> held_{0};
+};
+
 /// The state one script program shares: its host, its cancellation context
 /// (every task the modules start is bound to it), the `runtime.core` store,
 /// and the objects the modules made. Destroying it cancels its tasks, waits
@@ -116,6 +167,7 @@ public:
       pool_ = std::make_unique<ThreadPool>(n, opts_.limits.max_threads);
     }
     idle_envs_.reserve(std::max<std::size_t>(4, 2 * skein::cpus()));  // recycled environments kept at most
+    store_kept_.bind(memory_);
   }
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
@@ -149,7 +201,10 @@ public:
     {
       std::lock_guard lk(store_mu_);
       store_.clear();
+      store_kept_.detach();
     }
+    // Every state is closed and every object's values released: nothing stays charged.
+    SKEIN_ASSERT(memory_.used() == 0, "a program's memory budget is back to 0 when it ends");
   }
 
   /// Registers an object the modules made (see the destructor); returns it.
@@ -227,6 +282,8 @@ public:
   /// Admits `n` more live tasks under Limits::max_tasks, or throws
   /// ScriptError("<who>: ...") naming the limit. Free without a limit.
   [[nodiscard]] TaskSlots admit_tasks(std::size_t n, const std::string& who) {
+    // A task's first need is a state: none while the memory budget is spent.
+    if (memory_.exhausted()) throw memory_error(who);
     const std::size_t max = opts_.limits.max_tasks;
     if (max == 0) return {};
     const std::size_t before = admitted_.fetch_add(n, std::memory_order_relaxed);
@@ -238,6 +295,12 @@ public:
     }
     return TaskSlots(this, n);
   }
+  /// The error of a call that would pass Limits::max_memory.
+  [[nodiscard]] ScriptError memory_error(const std::string& who) const {
+    return ScriptError(who + ": not enough memory: the script's memory limit of " +
+                       MemoryBudget::describe(memory_.limit()) + " (max_memory) is reached");
+  }
+
   /// Live tasks admitted under Limits::max_tasks (0 without that limit).
   [[nodiscard]] std::size_t admitted_tasks() const noexcept { return admitted_.load(std::memory_order_relaxed); }
 
@@ -338,9 +401,30 @@ public:
   void cancel() const noexcept { ctx_.cancel(); }
 
   /// runtime.core.share / fetch: a process-wide store of copied values.
+  /// Under Limits::max_queue_items the store holds at most that many keys:
+  /// a new key past it is a ScriptError (an existing key may be replaced).
   void share(std::string key, Value v) {
-    std::lock_guard lk(store_mu_);
-    store_[std::move(key)] = std::move(v);
+    std::unique_lock lk(store_mu_);
+    auto it = store_.find(key);
+    const std::size_t max = opts_.limits.max_queue_items;
+    if (max > 0 && store_.size() >= max && it == store_.end())
+      throw ScriptError("runtime.core.share: the store holds the script's limit of " + std::to_string(max) +
+                        " keys (max_queue_items)");
+    std::size_t bytes = 0;
+    if (!store_kept_.take(v, bytes)) throw memory_error("runtime.core.share");
+    Value old;
+    if (it == store_.end()) {
+      try {
+        store_.emplace(std::move(key), std::move(v));
+      } catch (...) {
+        store_kept_.give(bytes);
+        throw;
+      }
+    } else {
+      old = std::exchange(it->second, std::move(v));
+      store_kept_.give(old);
+    }
+    lk.unlock();  // `old` is destroyed outside the lock
   }
   [[nodiscard]] std::optional<Value> fetch(const std::string& key) const {
     std::lock_guard lk(store_mu_);
@@ -358,6 +442,7 @@ private:
   std::atomic<std::size_t> admitted_{0};  // live tasks under Limits::max_tasks
   mutable std::mutex store_mu_;
   std::map<std::string, Value, std::less<>> store_;
+  KeptValues store_kept_;       // the store's values, charged to memory_ (declared after it)
   std::exception_ptr failure_;  // under store_mu_
   struct Kept {
     std::shared_ptr<Object> obj;

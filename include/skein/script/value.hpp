@@ -57,6 +57,9 @@ public:
   [[nodiscard]] virtual const std::vector<std::string>* parameters() const noexcept { return nullptr; }
   /// Whether it accepts any number of extra positional arguments.
   [[nodiscard]] virtual bool variadic() const noexcept { return true; }
+  /// Bytes it holds, roughly (code, captured values): what a program's
+  /// memory limit charges for it while an object keeps it.
+  [[nodiscard]] virtual std::size_t footprint() const noexcept { return 256; }
 };
 using FunctionRef = std::shared_ptr<const Function>;
 using Handle = std::shared_ptr<Object>;
@@ -135,6 +138,23 @@ inline Value::Value(List l) noexcept : v_(std::move(l)) {}
 inline Value::Value(Dict d) noexcept : v_(std::move(d)) {}
 inline Value::Value(FunctionRef f) noexcept : v_(std::move(f)) {
   if (!std::get<FunctionRef>(v_)) v_ = None{};
+}
+
+/// Bytes `v` holds, roughly: what a program's memory limit
+/// (Limits::max_memory) charges while one of its objects keeps the value.
+/// The same for a value and its copies; a handle counts as a reference.
+inline std::size_t footprint(const Value& v) noexcept {
+  std::size_t n = sizeof(Value);
+  if (auto* s = v.get_if<std::string>()) {
+    n += s->size();
+  } else if (auto* l = v.get_if<List>()) {
+    for (auto& e : *l) n += footprint(e);
+  } else if (auto* d = v.get_if<Dict>()) {
+    for (auto& e : *d) n += footprint(e.key) + footprint(e.value);
+  } else if (auto* f = v.get_if<FunctionRef>()) {
+    n += (*f)->footprint();
+  }
+  return n;
 }
 
 /// The entry for `key` in `d`, or nullptr.
