@@ -79,6 +79,13 @@ public:
   const std::string& where() const noexcept { return where_; }
   const std::vector<LuaUpvalue>& upvalues() const noexcept { return upvalues_; }
   std::uint64_t id() const noexcept { return id_; }
+  /// Its bytecode, names and the copies of its upvalues (for memory limits).
+  std::size_t footprint() const noexcept override {
+    std::size_t n = sizeof(*this) + bytecode_.size() + where_.size();
+    for (auto& p : params_) n += sizeof(p) + p.size();
+    for (auto& u : upvalues_) n += sizeof(u) + u.name.size() + u.path.size() + sc::footprint(u.value);
+    return n;
+  }
 
 private:
   static std::uint64_t next_id() {

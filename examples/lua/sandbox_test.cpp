@@ -1171,6 +1171,12 @@ TEST_CASE("max_memory also bounds what the program's objects keep (queues, share
     local q2 = threads.Queue()
     held, e = hoard(function(i, v) threads.select({{"put", q2, v}}) end)
     r[#r + 1] = "select " .. tostring(held < 16) .. " " .. e
+    while q2:try_get() do end
+    collectgarbage()
+    -- a function counts what it captured
+    local q3 = threads.Queue()
+    held, e = hoard(function(i, v) q3:put(function() return v end) end)
+    r[#r + 1] = "function " .. tostring(held < 16) .. " " .. e
     runtime.core.share("r", table.concat(r, "\n"))
   )lua");
   CHECK(o.error == "");
@@ -1184,7 +1190,9 @@ TEST_CASE("max_memory also bounds what the program's objects keep (queues, share
         "(max_memory) is reached\n"
         "share one key 48 nil\n"
         "select true hostile:35: threads.select: case 1: not enough memory: the script's memory limit of 16 MiB "
-        "(max_memory) is reached");
+        "(max_memory) is reached\n"
+        "function true hostile:41: Queue.put: not enough memory: the script's memory limit of 16 MiB (max_memory) "
+        "is reached");
   p.finish();
 }
 
