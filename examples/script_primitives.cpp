@@ -8,6 +8,7 @@
 #include <skein/skein.hpp>
 
 #include <algorithm>
+#include <cinttypes>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -24,7 +25,7 @@ int main() {
     std::vector<skein::Promise<void>> promises;
     for (int i = 0; i < 1000; ++i) promises.push_back(skein::run(increment, std::ref(counter)));
     for (auto& p : promises) p.get();
-    std::printf("%ld\n", counter.get());  // 1000
+    std::printf("%" PRId64 "\n", counter.get());  // 1000
     // [/readme:threads.Atomic]
   }
 
@@ -174,7 +175,7 @@ int main() {
     std::vector<skein::Promise<void>> promises;
     for (int i = 0; i < 8; ++i) promises.push_back(skein::run(job));
     for (auto& p : promises) p.get();
-    std::printf("8 jobs, at most %ld at once\n", peak.get());
+    std::printf("8 jobs, at most %" PRId64 " at once\n", peak.get());
     // [/readme:thread.semaphore]
   }
 
@@ -183,12 +184,12 @@ int main() {
     // [readme:thread.atomic]
     skein::Atomic<> a(5);
     a.store(10);
-    std::printf("load %ld\n", a.load());
-    std::printf("add(5) -> %ld\n", a.add(5));
+    std::printf("load %" PRId64 "\n", a.load());
+    std::printf("add(5) -> %" PRId64 "\n", a.add(5));
     bool swapped = a.cas(15, 20);  // 15 -> 20
-    std::printf("cas(15, 20) -> %s, now %ld\n", swapped ? "true" : "false", a.load());
+    std::printf("cas(15, 20) -> %s, now %" PRId64 "\n", swapped ? "true" : "false", a.load());
     swapped = a.cas(15, 30);  // not 15 any more: unchanged
-    std::printf("cas(15, 30) -> %s, now %ld\n", swapped ? "true" : "false", a.load());
+    std::printf("cas(15, 30) -> %s, now %" PRId64 "\n", swapped ? "true" : "false", a.load());
     // [/readme:thread.atomic]
   }
 
@@ -199,10 +200,10 @@ int main() {
     skein::Pool<int> pool([&total](int n) { total.add(n); }, 4);
     for (int i = 1; i <= 100; ++i) pool.submit(i);
     pool.wait();  // every submitted item processed; the pool stays open
-    std::printf("sum 1..100 = %ld\n", total.get());
+    std::printf("sum 1..100 = %" PRId64 "\n", total.get());
     pool.submit(1000);
     pool.close();
-    std::printf("after close: %ld\n", total.get());
+    std::printf("after close: %" PRId64 "\n", total.get());
     // [/readme:thread.pool]
   }
 

@@ -32,6 +32,9 @@
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
+#if defined(_WIN32)
+#include <malloc.h>  // _aligned_malloc
+#endif
 #include <exception>
 #include <functional>
 #include <memory>
@@ -86,11 +89,17 @@ void* allocate(std::size_t n, std::size_t align, bool nothrow) {
     throw std::bad_alloc();
   }
   void* p;
+#if defined(_WIN32)
+  // No aligned_alloc there; _aligned_malloc's blocks need _aligned_free, so
+  // every block is made by it (release() cannot tell them apart).
+  p = _aligned_malloc(n ? n : 1, align > __STDCPP_DEFAULT_NEW_ALIGNMENT__ ? align : __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+#else
   if (align <= __STDCPP_DEFAULT_NEW_ALIGNMENT__) {
     p = std::malloc(n ? n : 1);
   } else {
     p = std::aligned_alloc(align, n ? (n + align - 1) / align * align : align);
   }
+#endif
   if (!p) {
     if (nothrow) return nullptr;
     throw std::bad_alloc();
@@ -102,7 +111,11 @@ void* allocate(std::size_t n, std::size_t align, bool nothrow) {
 void release(void* p) noexcept {
   if (!p) return;
   g_live.fetch_sub(1, std::memory_order_relaxed);
+#if defined(_WIN32)
+  _aligned_free(p);
+#else
   std::free(p);
+#endif
 }
 
 /// Starts a run: clears the hit flag and forgets every earlier arming.

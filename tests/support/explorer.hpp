@@ -94,7 +94,7 @@ public:
   /// Explores `make()`'s scenario (called afresh for every execution).
   Result explore(const std::function<Scenario()>& make) {
     active_explorer() = this;
-    PinGuard pin;
+    [[maybe_unused]] PinGuard pin;  // empty where threads cannot be pinned
     Result r;
     std::vector<Choice> path;  // the choices of the previous execution; replayed up to its last entry
     for (;;) {

@@ -2,25 +2,42 @@
 // Parker: the state word a blocked thread sleeps on. A notifier moves it to
 // `notified`; a stop callback or the waiter's own deadline may first move it to
 // `interrupted`, after which the waiter decides who won (see block_wait in
-// waiter.hpp). On Linux the word is a futex: one syscall to park, one to wake,
-// no mutex; elsewhere a mutex and a condition variable. A flag in the word
+// waiter.hpp). The word is parked on by address: a futex on Linux,
+// WaitOnAddress on Windows, elsewhere a condition variable from a fixed table
+// indexed by the address — never one inside the Parker, which the waiter may
+// destroy the moment it sees the word change, before the notifier's wake-up
+// call returns (a wake-up for a word that is gone is a spurious one for
+// whoever shares its slot, which every waiter tolerates). A flag in the word
 // says the waiter went to sleep: a notification that comes while it still
 // spins costs no system call (with a full 1P/1C queue that is most of them).
+// SKEIN_PORTABLE_PARKING selects the table on every system (to test it).
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <stop_token>
 
-#if defined(__linux__)
+#if defined(__linux__) && !defined(SKEIN_PORTABLE_PARKING)
+#define SKEIN_PARK_FUTEX 1
 #include <ctime>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#elif defined(_WIN32) && !defined(SKEIN_PORTABLE_PARKING)
+#define SKEIN_PARK_WINDOWS 1
+// Declared here rather than by <windows.h>, whose macros (min, max, ...) a
+// header-only library must not bring into its users' code. Link with
+// Synchronization.lib (-lsynchronization; CMake's skein::skein does it).
+extern "C" __declspec(dllimport) int __stdcall WaitOnAddress(volatile void* address, void* compare, std::size_t size,
+                                                             unsigned long milliseconds);
+extern "C" __declspec(dllimport) void __stdcall WakeByAddressSingle(void* address);
+#if defined(_MSC_VER)
+#pragma comment(lib, "Synchronization.lib")
+#endif
 #else
 #include <condition_variable>
-#include <mutex>
 #endif
 
 #include "deadline.hpp"
@@ -49,7 +66,7 @@ public:
   /// Parks while `word == expected`; returns false once `deadline` has passed.
   /// May return early (a change, a spurious wake-up): the caller re-checks.
   bool park(Atomic<std::uint32_t>& word, std::uint32_t expected, const Clock::time_point* deadline) noexcept {
-#if defined(__linux__)
+#if defined(SKEIN_PARK_FUTEX)
     timespec ts{};
     timespec* tsp = nullptr;
     if (deadline && *deadline != kNever) {
@@ -66,24 +83,42 @@ public:
     // a change between the caller's load and the syscall is not lost.
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, tsp, nullptr, 0);
     return true;
+#elif defined(SKEIN_PARK_WINDOWS)
+    unsigned long ms = 0xFFFFFFFFul;  // INFINITE
+    if (deadline && *deadline != kNever) {
+      const auto now = Clock::now();
+      if (*deadline <= now) return false;
+      // Rounded up (a wait never ends before its deadline), below INFINITE;
+      // a longer wait simply parks again.
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - now).count();
+      ms = left >= 0xFFFFFFFEll ? 0xFFFFFFFEul : static_cast<unsigned long>(left);
+    }
+    // As FUTEX_WAIT: returns at once if the word no longer equals `expected`.
+    (void)WaitOnAddress(&word, &expected, sizeof expected, ms);
+    return true;
 #else
-    std::unique_lock lk(mu_);
+    Slot& s = slot_of(&word);
+    std::unique_lock lk(s.mu);
     auto pred = [&] { return word.load(std::memory_order_acquire) != expected; };
     if (!deadline || *deadline == kNever) {  // wait_until(max) overflows converting clocks
-      cv_.wait(lk, pred);
+      s.cv.wait(lk, pred);
       return true;
     }
-    return cv_.wait_until(lk, *deadline, pred);
+    return s.cv.wait_until(lk, *deadline, pred);
 #endif
   }
 
   void wake(Atomic<std::uint32_t>& word) noexcept {
-#if defined(__linux__)
+#if defined(SKEIN_PARK_FUTEX)
     syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+#elif defined(SKEIN_PARK_WINDOWS)
+    WakeByAddressSingle(&word);
 #else
-    (void)word;
-    { std::lock_guard lk(mu_); }
-    cv_.notify_one();
+    Slot& s = slot_of(&word);
+    // The lock orders this after a waiter's check of the word: it either saw
+    // the change or waits on the condition variable already.
+    { std::lock_guard lk(s.mu); }
+    s.cv.notify_all();  // the slot's other waiters re-check and sleep again
 #endif
   }
 
@@ -92,10 +127,18 @@ public:
   /// notifier cannot run while we spin.
   static int spin_budget() noexcept { return spinning_helps() ? tuning::kParkSpins : 0; }
 
-#if !defined(__linux__)
+#if !defined(SKEIN_PARK_FUTEX) && !defined(SKEIN_PARK_WINDOWS)
 private:
-  std::mutex mu_;
-  std::condition_variable cv_;
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  /// The table is never destroyed: threads may park until the process ends.
+  static Slot& slot_of(const void* word) noexcept {
+    static constexpr std::size_t kSlots = 64;
+    static Slot* const table = new Slot[kSlots];
+    return table[(reinterpret_cast<std::uintptr_t>(word) / alignof(std::max_align_t)) % kSlots];
+  }
 #endif
 };
 
