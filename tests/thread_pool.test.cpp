@@ -15,7 +15,10 @@
 #endif
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <string>
 #include <vector>
 
 using namespace test;
@@ -331,3 +334,22 @@ TEST_CASE("a task started from outside is not starved by a worker whose own dequ
   busy.get();
   CHECK(outside_ran.load());
 }
+
+#if defined(__linux__)
+TEST_CASE("pool threads are named skein-worker, the timer thread skein-timer") {
+  auto comm_of = [](long tid) {
+    std::ifstream f("/proc/self/task/" + std::to_string(tid) + "/comm");
+    std::string name;
+    std::getline(f, name);
+    return name;
+  };
+  skein::ThreadPool pool(1);
+  CHECK(skein::run(pool, [&] { return comm_of(this_thread_tid()); }).get() == "skein-worker");
+  // The timer thread runs a sleep's wake-up: find it among the process's threads.
+  skein::run(pool, []() -> skein::Promise<void> { co_await skein::async_sleep(1ms); }).get();
+  bool timer_named = false;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task"))
+    if (comm_of(std::stol(e.path().filename().string())) == "skein-timer") timer_named = true;
+  CHECK(timer_named);
+}
+#endif

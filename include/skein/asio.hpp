@@ -94,7 +94,11 @@ public:
     if (threads == 0) throw UsageError("an IoService needs at least one thread");
     threads_.reserve(threads);
     try {
-      for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { io_.run(); });
+      for (std::size_t i = 0; i < threads; ++i)
+        threads_.emplace_back([this] {
+          detail::name_this_thread("skein-io");
+          io_.run();
+        });
     } catch (...) {
       shutdown();
       throw;

@@ -663,6 +663,41 @@ private:
 #include <vector>
 
 
+// ---- begin skein/detail/thread_name.hpp ----
+// Names skein's own threads (pool workers, the timer thread, I/O threads) so
+// that debuggers, top -H, perf and crash dumps show what they are. Best
+// effort: a system without a way to do it keeps the default name.
+
+#if defined(__linux__) || defined(__APPLE__)
+#include <pthread.h>
+#elif defined(_WIN32)
+// Declared here rather than by <windows.h> (see parker.hpp); in kernel32.
+extern "C" __declspec(dllimport) void* __stdcall GetCurrentThread();
+extern "C" __declspec(dllimport) long __stdcall SetThreadDescription(void* thread, const wchar_t* description);
+#endif
+
+namespace skein::detail {
+
+/// Names the calling thread `name` (ASCII, at most 15 characters: Linux's limit).
+inline void name_this_thread(const char* name) noexcept {
+#if defined(__linux__)
+  (void)pthread_setname_np(pthread_self(), name);
+#elif defined(__APPLE__)
+  (void)pthread_setname_np(name);
+#elif defined(_WIN32)
+  wchar_t wide[16];
+  int i = 0;
+  for (; name[i] && i < 15; ++i) wide[i] = static_cast<wchar_t>(name[i]);
+  wide[i] = L'\0';
+  (void)SetThreadDescription(GetCurrentThread(), wide);
+#else
+  (void)name;
+#endif
+}
+
+}  // namespace skein::detail
+// ---- end skein/detail/thread_name.hpp ----
+
 // ---- begin skein/detail/fault.hpp ----
 // Fault injection (the stress mode of the reliability harness): with
 // SKEIN_FAULT_INJECTION defined to 1, every SKEIN_FAULT_POINT() — placed at
@@ -1078,7 +1113,11 @@ public:
         n->index = TimerNode::kNotQueued;
         rejected = true;
       } else {
-        if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+        if (!thread_.joinable())
+          thread_ = std::thread([this] {
+            name_this_thread("skein-timer");
+            loop();
+          });
         heap_.push_back(n);  // may throw: before n is marked queued
         n->seq = seq_++;
         n->index = heap_.size() - 1;
@@ -4622,6 +4661,7 @@ private:
   }
 
   void thread_main(Worker* w) noexcept {
+    name_this_thread("skein-worker");
     tl_worker = w;
     live_.bind_thread(w->counts);
     {

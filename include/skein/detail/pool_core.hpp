@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "thread_name.hpp"
 #include "error_types.hpp"
 #include "fault.hpp"
 #include "idle_workers.hpp"
@@ -397,6 +398,7 @@ private:
   }
 
   void thread_main(Worker* w) noexcept {
+    name_this_thread("skein-worker");
     tl_worker = w;
     live_.bind_thread(w->counts);
     {

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "thread_name.hpp"
 #include "assert.hpp"
 #include "fault.hpp"
 #include "parker.hpp"
@@ -55,7 +56,11 @@ public:
         n->index = TimerNode::kNotQueued;
         rejected = true;
       } else {
-        if (!thread_.joinable()) thread_ = std::thread([this] { loop(); });
+        if (!thread_.joinable())
+          thread_ = std::thread([this] {
+            name_this_thread("skein-timer");
+            loop();
+          });
         heap_.push_back(n);  // may throw: before n is marked queued
         n->seq = seq_++;
         n->index = heap_.size() - 1;
