@@ -11,7 +11,6 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <stop_token>
 
 #if defined(__linux__)
 #include <ctime>
@@ -26,6 +25,7 @@
 #include "deadline.hpp"
 #include "fault.hpp"
 #include "spin.hpp"
+#include "stop_token.hpp"
 #include "test_hooks.hpp"
 #include "tuning.hpp"
 
@@ -42,9 +42,9 @@ public:
   using Mutex = std::mutex;  // a lock held for a few instructions (the pool's idle list)
   /// What a blocked thread registers on its task's stop token. (The model
   /// checker's waits, in its own scheduling, for a callback running on
-  /// another thread before deregistering, where std::stop_callback blocks.)
+  /// another thread before deregistering, where skein::stop_callback blocks.)
   template <class CB>
-  using StopCallback = std::stop_callback<CB>;
+  using StopCallback = skein::stop_callback<CB>;
 
   /// Parks while `word == expected`; returns false once `deadline` has passed.
   /// May return early (a change, a spurious wake-up): the caller re-checks.
