@@ -367,6 +367,7 @@ private:
 // waiting for it to finish if it is running on another thread, but not if it
 // is running on this one (a callback that destroys itself).
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <mutex>
@@ -423,20 +424,18 @@ public:
     release();
   }
 
-  bool stop_requested() const noexcept {
-    std::lock_guard lk(mu_);
-    return requested_;
-  }
+  /// Lock-free: polled by cancellation checks (this_task::cancelled()).
+  bool stop_requested() const noexcept { return requested_.load(std::memory_order_acquire); }
   bool stop_possible() const noexcept {
     std::lock_guard lk(mu_);
-    return requested_ || sources_ > 0;
+    return requested_.load(std::memory_order_relaxed) || sources_ > 0;
   }
 
   /// Runs the callbacks, each outside the lock; false if stop was requested before.
   bool request_stop() noexcept {
     std::unique_lock lk(mu_);
-    if (requested_) return false;
-    requested_ = true;
+    if (requested_.load(std::memory_order_relaxed)) return false;
+    requested_.store(true, std::memory_order_release);
     stopper_ = std::this_thread::get_id();
     while (CallbackNode* n = head_) {
       unlink(n);
@@ -453,7 +452,7 @@ public:
   /// Registers n, or returns false (without registering) if stop was requested.
   bool add(CallbackNode* n) noexcept {
     std::lock_guard lk(mu_);
-    if (requested_) return false;
+    if (requested_.load(std::memory_order_relaxed)) return false;
     n->prev = nullptr;
     n->next = head_;
     if (head_) head_->prev = n;
@@ -490,10 +489,10 @@ private:
   std::condition_variable done_;  // running_ went back to nullptr
   std::size_t refs_ = 1;          // the sources, tokens and callbacks that hold this state
   std::size_t sources_ = 1;
-  bool requested_ = false;
-  std::thread::id stopper_;          // the thread of request_stop
-  CallbackNode* head_ = nullptr;     // the registered callbacks
-  CallbackNode* running_ = nullptr;  // the one request_stop is running
+  std::atomic<bool> requested_{false};  // written under mu_
+  std::thread::id stopper_;             // the thread of request_stop
+  CallbackNode* head_ = nullptr;        // the registered callbacks
+  CallbackNode* running_ = nullptr;     // the one request_stop is running
 };
 
 class stop_token {
