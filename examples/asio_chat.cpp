@@ -198,7 +198,10 @@ int main() {
     auto said = [](const std::string& l) { return l.find(": ") != std::string::npos; };
     auto first = std::find_if(lines.begin(), lines.end(), said);
     auto last = std::find_if_not(first, lines.end(), said);
-    std::stable_sort(first, last, [&](const std::string& a, const std::string& b) { return sender(a) < sender(b); });
+    std::map<std::string, std::vector<std::string>> by_sender;
+    for (auto it = first; it != last; ++it) by_sender[sender(*it)].push_back(std::move(*it));
+    for (auto& entry : by_sender)
+      for (auto& l : entry.second) *first++ = std::move(l);
     std::printf("[%s]\n", names[i].c_str());
     for (auto& l : lines) std::printf("%s\n", l.c_str());
   }

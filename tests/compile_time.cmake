@@ -2,13 +2,13 @@
 # nothing else) takes to compile at -O0: the median of three runs. It asserts
 # nothing about the time (machines are shared and noisy); it fails only if the
 # file does not compile. (cmake -P)
-#   -DCXX=<compiler> -DINCLUDE=<skein include dir> -DWORK=<scratch dir>
+#   -DCXX=<compiler> -DINCLUDE=<skein include dir> -DWORK=<scratch dir> [-DSTDLIB=-stdlib=libc++]
 file(MAKE_DIRECTORY ${WORK})
 file(WRITE ${WORK}/umbrella.cpp "#include <skein/skein.hpp>\nint main() { return 0; }\n")
 set(times "")
 foreach(i 1 2 3)
   string(TIMESTAMP t0 "%s%f")
-  execute_process(COMMAND ${CXX} -std=c++20 -O0 -I ${INCLUDE} -c ${WORK}/umbrella.cpp -o ${WORK}/umbrella.o
+  execute_process(COMMAND ${CXX} ${STDLIB} -std=c++20 -O0 -I ${INCLUDE} -c ${WORK}/umbrella.cpp -o ${WORK}/umbrella.o
     RESULT_VARIABLE rc ERROR_VARIABLE err)
   string(TIMESTAMP t1 "%s%f")
   if(NOT rc EQUAL 0)
@@ -27,4 +27,4 @@ if(n EQUAL 1)
 elseif(n EQUAL 2)
   set(frac "0${frac}")
 endif()
-message(STATUS "compile time of #include <skein/skein.hpp> at -O0 with ${CXX}: ${s}.${frac} s (median of 3: ${times} ms)")
+message(STATUS "compile time of #include <skein/skein.hpp> at -O0 with ${CXX} ${STDLIB}: ${s}.${frac} s (median of 3: ${times} ms)")

@@ -5,7 +5,6 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -97,7 +96,7 @@ TEST_CASE("with_timeout cancels after the deadline; token() reports it") {
   REQUIRE(ctx.deadline().has_value());
   auto tok = ctx.token();
   CHECK_FALSE(tok.stop_requested());
-  auto p = ctx.run([](std::stop_token t) {
+  auto p = ctx.run([](skein::stop_token t) {
     while (!t.stop_requested()) std::this_thread::sleep_for(1ms);
     return 5;
   });
@@ -342,7 +341,7 @@ const skein::ContextKey<std::string> k3{"k2"};  // the type and the name of k2, 
 /// Blocks until `c` is cancelled (a stop callback, not a poll).
 void wait_cancelled(const skein::Context& c) {
   Event e;
-  std::stop_callback cb(c.token(), [&e] { e.set(); });
+  skein::stop_callback cb(c.token(), [&e] { e.set(); });
   e.wait();
 }
 

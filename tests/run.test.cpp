@@ -52,11 +52,11 @@ TEST_CASE("move-only arguments and results") {
   CHECK(*std::move(p).get() == 2);
 }
 
-TEST_CASE("a function taking a std::stop_token first receives the task's token") {
+TEST_CASE("a function taking a skein::stop_token first receives the task's token") {
   skein::Context ctx;
   skein::Resolver<void> started;
   auto p = ctx.run(
-      [&started](std::stop_token tok, int x) {
+      [&started](skein::stop_token tok, int x) {
         started.resolve();
         while (!tok.stop_requested()) std::this_thread::yield();
         return x;

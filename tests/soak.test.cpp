@@ -228,10 +228,10 @@ struct World {
   World(skein::ThreadPool& jobs, std::size_t id_capacity)
       : jobs_pool(jobs),
         capacity(id_capacity),
-        put_state(id_capacity, 0),
-        recv(id_capacity, 0),
-        pool_state(id_capacity, 0),
-        pool_seen(id_capacity, 0),
+        put_state(id_capacity),
+        recv(id_capacity),
+        pool_state(id_capacity),
+        pool_seen(id_capacity),
         gpool([this](int id) { global_worker(id); }, 2, 3) {}
 
   skein::ThreadPool& jobs_pool;  // where jobs and their sub-tasks run
@@ -241,7 +241,8 @@ struct World {
 
   // Items: per id, the outcome of its put (1 ok, 2 failed) and how often it was received.
   const std::size_t capacity;
-  std::vector<std::uint8_t> put_state, recv;  // accessed through std::atomic_ref
+  // Atomic bytes (std::atomic_ref would do on plain ones, but libc++ has it only from 19).
+  std::vector<std::atomic<std::uint8_t>> put_state, recv;  // zero-initialised
   std::atomic<std::uint32_t> next_id{0};
   std::atomic<long> received{0}, drained{0};
   std::optional<Item> new_item() {
@@ -255,14 +256,13 @@ struct World {
   std::size_t ids() const noexcept { return std::min<std::size_t>(next_id.load(std::memory_order_acquire), capacity); }
   void put_result(std::uint32_t id, bool ok) {
     std::uint8_t none = 0;
-    if (!std::atomic_ref<std::uint8_t>(put_state[id]).compare_exchange_strong(none, ok ? 1 : 2))
+    if (!put_state[id].compare_exchange_strong(none, ok ? 1 : 2))
       fail("item #" + std::to_string(id) + ": its put ended twice");
   }
   void got(const Item& it, bool at_drain = false) {
     if (it.id >= ids()) return fail("received item #" + std::to_string(it.id) + ", which was never made");
     if (it.tag != tag_for(it.id)) fail("item #" + std::to_string(it.id) + " arrived corrupted: \"" + it.tag + "\"");
-    if (std::atomic_ref<std::uint8_t>(recv[it.id]).fetch_add(1) != 0)
-      fail("item #" + std::to_string(it.id) + " received more than once");
+    if (recv[it.id].fetch_add(1) != 0) fail("item #" + std::to_string(it.id) + " received more than once");
     bump(at_drain ? drained : received);
   }
   /// A failed put must leave the caller's item as it was (docs/api/queue.md).
@@ -327,7 +327,7 @@ struct World {
   // kDroppable: submitted to a Pool whose workers' context was cancelled, so
   // it may have been dropped unprocessed) and how often a worker got it.
   static constexpr std::uint8_t kDroppable = 4;
-  std::vector<std::uint8_t> pool_state, pool_seen;
+  std::vector<std::atomic<std::uint8_t>> pool_state, pool_seen;
   std::atomic<std::uint32_t> pool_next_id{0};
   std::optional<int> new_pool_item() {
     const std::uint32_t id = pool_next_id.fetch_add(1, std::memory_order_relaxed);
@@ -342,17 +342,15 @@ struct World {
   }
   void submit_result(int id, bool ok) {
     // fetch_or: the owner may have marked the item droppable (kDroppable) already.
-    const auto before = std::atomic_ref<std::uint8_t>(pool_state[static_cast<std::size_t>(id)]).fetch_or(ok ? 1 : 2);
+    const auto before = pool_state[static_cast<std::size_t>(id)].fetch_or(ok ? 1 : 2);
     if (before & 3) fail("Pool item #" + std::to_string(id) + ": its submit ended twice");
   }
-  void may_drop(int id) {
-    std::atomic_ref<std::uint8_t>(pool_state[static_cast<std::size_t>(id)]).fetch_or(kDroppable);
-  }
+  void may_drop(int id) { pool_state[static_cast<std::size_t>(id)].fetch_or(kDroppable); }
   /// A worker got Pool item `id`.
   void entered(int id) {
     if (id < 0 || static_cast<std::size_t>(id) >= pool_ids())
       return fail("a Pool worker got item #" + std::to_string(id) + ", which was never made");
-    if (std::atomic_ref<std::uint8_t>(pool_seen[static_cast<std::size_t>(id)]).fetch_add(1) != 0)
+    if (pool_seen[static_cast<std::size_t>(id)].fetch_add(1) != 0)
       fail("Pool item #" + std::to_string(id) + " given to a worker more than once");
   }
 
@@ -2771,8 +2769,8 @@ void run_soak(const SoakCase& sc, skein::ThreadPool& jobs_pool) {
   long put_ok = 0;
   const std::size_t n_ids = w.ids();
   for (std::size_t id = 0; id < n_ids; ++id) {
-    const auto st = std::atomic_ref<std::uint8_t>(w.put_state[id]).load();
-    const auto rc = std::atomic_ref<std::uint8_t>(w.recv[id]).load();
+    const auto st = w.put_state[id].load();
+    const auto rc = w.recv[id].load();
     if (st == 1) {
       ++put_ok;
       if (rc == 0) ++lost;
@@ -2796,8 +2794,8 @@ void run_soak(const SoakCase& sc, skein::ThreadPool& jobs_pool) {
   std::size_t pool_lost = 0, pool_doubled = 0, pool_ghost = 0, pool_unsettled = 0;
   long pool_dropped_items = 0;
   for (std::size_t id = 0, n = w.pool_ids(); id < n; ++id) {
-    const auto st = std::atomic_ref<std::uint8_t>(w.pool_state[id]).load();
-    const auto seen = std::atomic_ref<std::uint8_t>(w.pool_seen[id]).load();
+    const auto st = w.pool_state[id].load();
+    const auto seen = w.pool_seen[id].load();
     if (seen > 1) ++pool_doubled;
     if ((st & 3) == 1) {
       if (seen == 0) (st & World::kDroppable) ? void(++pool_dropped_items) : void(++pool_lost);

@@ -14,7 +14,6 @@
 #include <ranges>
 #include <shared_mutex>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -82,8 +81,8 @@ static_assert(std::is_same_v<decltype(skein::run(lv<skein::ThreadPool>(), add, 5
 static_assert(std::is_same_v<decltype(skein::run([] {})), skein::Promise<void>>);
 // A coroutine function gives Promise<U>, not Promise<Promise<U>>.
 static_assert(std::is_same_v<decltype(skein::run(coro, 1)), skein::Promise<long>>);
-// A function taking a std::stop_token first receives the task's token.
-static_assert(std::is_same_v<decltype(skein::run([](std::stop_token, int x) { return x; }, 1)), PI>);
+// A function taking a skein::stop_token first receives the task's token.
+static_assert(std::is_same_v<decltype(skein::run([](skein::stop_token, int x) { return x; }, 1)), PI>);
 // References need std::ref (arguments are decay-copied).
 static_assert(std::is_same_v<decltype(skein::run([](int& x) { return x; }, std::ref(lv<int>()))), PI>);
 // Move-only arguments are moved in.
@@ -92,7 +91,7 @@ static_assert(
 static_assert(std::is_same_v<decltype(skein::spawn(add, 1, 2)), void>);
 static_assert(noexcept(skein::goroutines()) && std::is_same_v<decltype(skein::goroutines()), std::size_t>);
 static_assert(noexcept(skein::this_task::stop_token()) && noexcept(skein::this_task::cancelled()));
-static_assert(std::is_same_v<decltype(skein::this_task::stop_token()), std::stop_token>);
+static_assert(std::is_same_v<decltype(skein::this_task::stop_token()), skein::stop_token>);
 
 // --- thread_pool.hpp ------------------------------------------------------------------
 static_assert(!std::is_copy_constructible_v<skein::ThreadPool> && !std::is_move_constructible_v<skein::ThreadPool>);

@@ -10,7 +10,6 @@
 #include <memory>
 #include <optional>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <vector>
 
@@ -746,12 +745,22 @@ TEST_CASE("g.cancel(): wait() returns normally although the tasks ended with Can
       started.count_down();
       co_await skein::async_sleep(1h);
     });
-    auto token_task = g.run([&](std::stop_token t) {
+    auto token_task = g.run([&](skein::stop_token t) {
       started.count_down();
+      // A thread blocked on its own condition variable, woken by a stop
+      // callback (not condition_variable_any's wait with a std::stop_token:
+      // skein::stop_token is not one where the standard library has none).
       std::mutex m;
-      std::condition_variable_any cv;
+      std::condition_variable cv;
+      bool stop = false;
+      skein::stop_callback wake(t, [&] {
+        std::lock_guard g(m);
+        stop = true;
+        cv.notify_all();
+      });
       std::unique_lock lk(m);
-      return cv.wait(lk, t, [] { return false; });  // false once stop is requested
+      cv.wait(lk, [&] { return stop; });
+      return !stop;  // false: stop was requested
     });
     started.wait();
     CHECK_FALSE(g.cancelled());

@@ -43,7 +43,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -55,6 +54,7 @@
 #include "context.hpp"
 #include "errors.hpp"
 #include "detail/coro_promise.hpp"
+#include "detail/stop_token.hpp"
 #include "promise.hpp"
 
 #if ASIO_VERSION < 102200
@@ -227,7 +227,7 @@ public:
 
   /// After the initiation: the task's stop token now cancels the operation
   /// (emitting on `ex`, where the operation runs).
-  void arm(std::stop_token tok, asio::any_io_executor ex) {
+  void arm(skein::stop_token tok, asio::any_io_executor ex) {
     if (!tok.stop_possible()) return;
     std::lock_guard lk(mu_);
     if (done_) return;
@@ -338,8 +338,8 @@ private:
   std::optional<Context> ctx_;  // for the cancellation's cause
   std::atomic<bool> cancel_requested_{false};
   std::mutex mu_;
-  bool done_ = false;                             // under mu_
-  std::optional<std::stop_callback<Emit>> stop_;  // under mu_
+  bool done_ = false;                               // under mu_
+  std::optional<skein::stop_callback<Emit>> stop_;  // under mu_
 };
 
 /// The completion handler given to Asio: it settles the operation's promise.
@@ -378,7 +378,7 @@ IoPromise<typename Traits::value_type> start(Initiation&& init, InitArgs&&... ar
   using T = typename Traits::value_type;
   auto op = std::make_shared<Operation<T>>();
   IoPromise<T> p(op->promise());
-  std::stop_token tok = this_task::stop_token();
+  skein::stop_token tok = this_task::stop_token();
   if (tok.stop_requested()) {  // cancelled already: the operation is not started
     op->reject_cancelled();
     return p;

@@ -10,13 +10,13 @@
 #include <exception>
 #include <memory>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <utility>
 
 #include "detail/context_state.hpp"
 #include "detail/deadline.hpp"
 #include "detail/run_task.hpp"
+#include "detail/stop_token.hpp"
 #include "errors.hpp"
 #include "executor.hpp"
 #include "promise.hpp"
@@ -168,7 +168,7 @@ public:
   /// passed. Latched when the context is cancelled: a context cancelled by
   /// cancel() stays "not timed out" when an ancestor's deadline passes later.
   [[nodiscard]] bool timed_out() const noexcept { return st_->reason() == detail::CancelReason::deadline; }
-  [[nodiscard]] std::stop_token token() const noexcept { return st_->source.get_token(); }
+  [[nodiscard]] skein::stop_token token() const noexcept { return st_->source.get_token(); }
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept {
     return st_->deadline();
   }

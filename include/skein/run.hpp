@@ -4,13 +4,13 @@
 #include "detail/config.hpp"  // first: the C++20 check
 
 #include <cstddef>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 
 #include "detail/concepts.hpp"
 #include "detail/run_task.hpp"
 #include "detail/runtime.hpp"
+#include "detail/stop_token.hpp"
 #include "executor.hpp"
 #include "promise.hpp"
 #include "thread_pool.hpp"
@@ -46,7 +46,7 @@ auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
 
 /// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
 /// ExecutorBase of yours) and returns its Promise. Arguments are decay-copied
-/// (use std::ref for references); if `f` takes a std::stop_token first it
+/// (use std::ref for references); if `f` takes a skein::stop_token first it
 /// receives the task's token. Inside a context-bound task, the new task is
 /// bound to the same context. A function returning Promise<U> gives
 /// Promise<U>.
@@ -85,7 +85,7 @@ inline std::size_t goroutines() noexcept {
 
 namespace this_task {
 /// The stop token of the task running on this thread (a never-stopping token outside tasks).
-inline std::stop_token stop_token() noexcept { return detail::current_token(); }
+inline skein::stop_token stop_token() noexcept { return detail::current_token(); }
 /// True if the current task has been asked to stop.
 inline bool cancelled() noexcept { return detail::current_cancelled(); }
 /// Throws Cancelled if the current task has been asked to stop (a cancellation point for CPU-bound loops).

@@ -22,7 +22,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -33,6 +32,7 @@
 #include "detail/deadline.hpp"
 #include "detail/promise_handle.hpp"
 #include "detail/select_core.hpp"
+#include "detail/stop_token.hpp"
 #include "detail/timer_service.hpp"
 #include "errors.hpp"
 #include "promise.hpp"
@@ -83,7 +83,7 @@ ReadyCase case_ready(const Promise<T>& p) {
 /// A select case that fires once a stop token is stopped (a Context cancelled).
 class DoneCase final : public detail::SelectCase {
 public:
-  explicit DoneCase(std::stop_token tok) noexcept : tok_(std::move(tok)) {}
+  explicit DoneCase(skein::stop_token tok) noexcept : tok_(std::move(tok)) {}
   DoneCase(DoneCase&& o) noexcept : tok_(std::move(o.tok_)) {}
   DoneCase& operator=(DoneCase&&) = delete;
   ~DoneCase() = default;
@@ -109,7 +109,7 @@ private:
       w->notify();
     }
   };
-  std::stop_token tok_;
+  skein::stop_token tok_;
   std::atomic<bool> fired_{false};
   detail::StopCallbackSlot<OnStop> cb_;
 };
@@ -117,7 +117,7 @@ private:
 /// `case_done(ctx)`: fires once `ctx` is cancelled (or its deadline passes).
 inline DoneCase case_done(const Context& ctx) noexcept { return DoneCase(ctx.token()); }
 /// `case_done(token)`: fires once `token`'s source is stopped.
-inline DoneCase case_done(std::stop_token tok) noexcept { return DoneCase(std::move(tok)); }
+inline DoneCase case_done(skein::stop_token tok) noexcept { return DoneCase(std::move(tok)); }
 
 /// A select case that fires at a deadline (Go's `<-time.After(d)`).
 class AfterCase final : public detail::SelectCase {

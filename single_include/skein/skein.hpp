@@ -83,7 +83,6 @@ private:
 #include <exception>
 #include <memory>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -101,7 +100,6 @@ private:
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stop_token>
 #include <utility>
 
 
@@ -153,7 +151,6 @@ namespace skein::detail {
 #include <cstddef>
 #include <exception>
 #include <mutex>
-#include <stop_token>
 
 
 // ---- begin skein/detail/spin.hpp ----
@@ -353,11 +350,300 @@ private:
 }  // namespace skein::detail
 // ---- end skein/detail/spin.hpp ----
 
+// ---- begin skein/detail/stop_token.hpp ----
+// skein::stop_token, skein::stop_source and skein::stop_callback: the
+// standard library's std::stop_token, std::stop_source and std::stop_callback
+// where it has them (__cpp_lib_jthread: libstdc++ 10 and newer), and skein's
+// own implementation of the same interface where it does not (libc++ 16 has
+// no <stop_token>; later libc++ versions first offered it only under
+// -fexperimental-library, and define __cpp_lib_jthread only then).
+//
+// The own implementation (detail::stop_impl) is always defined, so that the
+// tests check it on every standard library; SKEIN_OWN_STOP_TOKEN=1 makes
+// skein use it where std's exists too. Semantics are the standard's:
+// request_stop() runs the registered callbacks on the requesting thread, each
+// once, outside the state's lock; a callback constructed after the request
+// runs at once, in its constructor; a callback's destructor deregisters it,
+// waiting for it to finish if it is running on another thread, but not if it
+// is running on this one (a callback that destroys itself).
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <version>
+
+#if defined(__cpp_lib_jthread) && !(defined(SKEIN_OWN_STOP_TOKEN) && SKEIN_OWN_STOP_TOKEN)
+#include <stop_token>
+#define SKEIN_STD_STOP_TOKEN 1
+#else
+#define SKEIN_STD_STOP_TOKEN 0
+#endif
+
+namespace skein::detail::stop_impl {
+
+class stop_token;
+class stop_source;
+
+/// A registered callback: a node of its state's list.
+struct CallbackNode {
+  CallbackNode* next = nullptr;
+  CallbackNode* prev = nullptr;
+  void (*invoke)(CallbackNode*) noexcept = nullptr;
+  bool linked = false;
+};
+
+/// The shared state of a stop_source and its tokens and callbacks.
+class StopState {
+public:
+  void add_ref() noexcept {
+    std::lock_guard lk(mu_);
+    ++refs_;
+  }
+  void release() noexcept {
+    bool last;
+    {
+      std::lock_guard lk(mu_);
+      last = --refs_ == 0;
+    }
+    if (last) delete this;
+  }
+  void add_source() noexcept {
+    std::lock_guard lk(mu_);
+    ++refs_;
+    ++sources_;
+  }
+  void release_source() noexcept {
+    {
+      std::lock_guard lk(mu_);
+      --sources_;
+    }
+    release();
+  }
+
+  /// Lock-free: polled by cancellation checks (this_task::cancelled()).
+  bool stop_requested() const noexcept { return requested_.load(std::memory_order_acquire); }
+  bool stop_possible() const noexcept {
+    std::lock_guard lk(mu_);
+    return requested_.load(std::memory_order_relaxed) || sources_ > 0;
+  }
+
+  /// Runs the callbacks, each outside the lock; false if stop was requested before.
+  bool request_stop() noexcept {
+    std::unique_lock lk(mu_);
+    if (requested_.load(std::memory_order_relaxed)) return false;
+    requested_.store(true, std::memory_order_release);
+    stopper_ = std::this_thread::get_id();
+    while (CallbackNode* n = head_) {
+      unlink(n);
+      running_ = n;
+      lk.unlock();
+      n->invoke(n);  // may destroy n (its own destructor, on this thread): n is not touched after
+      lk.lock();
+      running_ = nullptr;
+      done_.notify_all();
+    }
+    return true;
+  }
+
+  /// Registers n, or returns false (without registering) if stop was requested.
+  bool add(CallbackNode* n) noexcept {
+    std::lock_guard lk(mu_);
+    if (requested_.load(std::memory_order_relaxed)) return false;
+    n->prev = nullptr;
+    n->next = head_;
+    if (head_) head_->prev = n;
+    head_ = n;
+    n->linked = true;
+    return true;
+  }
+
+  /// Deregisters n; if request_stop is running it on another thread, waits for it to return.
+  void remove(CallbackNode* n) noexcept {
+    std::unique_lock lk(mu_);
+    if (n->linked) {
+      unlink(n);
+      return;
+    }
+    if (running_ == n && stopper_ != std::this_thread::get_id()) {
+      done_.wait(lk, [&] { return running_ != n; });
+    }
+  }
+
+private:
+  void unlink(CallbackNode* n) noexcept {
+    if (n->prev) {
+      n->prev->next = n->next;
+    } else {
+      head_ = n->next;
+    }
+    if (n->next) n->next->prev = n->prev;
+    n->next = n->prev = nullptr;
+    n->linked = false;
+  }
+
+  mutable std::mutex mu_;
+  std::condition_variable done_;  // running_ went back to nullptr
+  std::size_t refs_ = 1;          // the sources, tokens and callbacks that hold this state
+  std::size_t sources_ = 1;
+  std::atomic<bool> requested_{false};  // written under mu_
+  std::thread::id stopper_;             // the thread of request_stop
+  CallbackNode* head_ = nullptr;        // the registered callbacks
+  CallbackNode* running_ = nullptr;     // the one request_stop is running
+};
+
+class stop_token {
+public:
+  stop_token() noexcept = default;
+  stop_token(const stop_token& o) noexcept : st_(o.st_) {
+    if (st_) st_->add_ref();
+  }
+  stop_token(stop_token&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+  stop_token& operator=(const stop_token& o) noexcept {
+    stop_token(o).swap(*this);
+    return *this;
+  }
+  stop_token& operator=(stop_token&& o) noexcept {
+    stop_token(std::move(o)).swap(*this);
+    return *this;
+  }
+  ~stop_token() {
+    if (st_) st_->release();
+  }
+
+  [[nodiscard]] bool stop_requested() const noexcept { return st_ && st_->stop_requested(); }
+  [[nodiscard]] bool stop_possible() const noexcept { return st_ && st_->stop_possible(); }
+  void swap(stop_token& o) noexcept { std::swap(st_, o.st_); }
+  friend void swap(stop_token& a, stop_token& b) noexcept { a.swap(b); }
+  [[nodiscard]] friend bool operator==(const stop_token& a, const stop_token& b) noexcept { return a.st_ == b.st_; }
+
+private:
+  friend class stop_source;
+  template <class CB>
+  friend class stop_callback;
+  explicit stop_token(StopState* st) noexcept : st_(st) {
+    if (st_) st_->add_ref();
+  }
+  StopState* st_ = nullptr;
+};
+
+struct nostopstate_t {
+  explicit nostopstate_t() = default;
+};
+inline constexpr nostopstate_t nostopstate{};
+
+class stop_source {
+public:
+  stop_source() : st_(new StopState) {}
+  explicit stop_source(nostopstate_t) noexcept {}
+  stop_source(const stop_source& o) noexcept : st_(o.st_) {
+    if (st_) st_->add_source();
+  }
+  stop_source(stop_source&& o) noexcept : st_(std::exchange(o.st_, nullptr)) {}
+  stop_source& operator=(const stop_source& o) noexcept {
+    stop_source(o).swap(*this);
+    return *this;
+  }
+  stop_source& operator=(stop_source&& o) noexcept {
+    stop_source(std::move(o)).swap(*this);
+    return *this;
+  }
+  ~stop_source() {
+    if (st_) st_->release_source();
+  }
+
+  [[nodiscard]] stop_token get_token() const noexcept { return stop_token(st_); }
+  [[nodiscard]] bool stop_possible() const noexcept { return st_ != nullptr; }
+  [[nodiscard]] bool stop_requested() const noexcept { return st_ && st_->stop_requested(); }
+  bool request_stop() noexcept { return st_ && st_->request_stop(); }
+  void swap(stop_source& o) noexcept { std::swap(st_, o.st_); }
+  friend void swap(stop_source& a, stop_source& b) noexcept { a.swap(b); }
+  [[nodiscard]] friend bool operator==(const stop_source& a, const stop_source& b) noexcept { return a.st_ == b.st_; }
+
+private:
+  StopState* st_ = nullptr;
+};
+
+template <class CB>
+class stop_callback : CallbackNode {
+  static_assert(std::is_invocable_v<CB>, "stop_callback: the callback must be invocable without arguments");
+  static_assert(std::is_destructible_v<CB>, "stop_callback: the callback must be destructible");
+
+public:
+  using callback_type = CB;
+
+  template <class C>
+    requires std::is_constructible_v<CB, C>
+  explicit stop_callback(const stop_token& tok, C&& cb) noexcept(std::is_nothrow_constructible_v<CB, C>)
+      : cb_(std::forward<C>(cb)) {
+    attach(tok.st_);
+  }
+  template <class C>
+    requires std::is_constructible_v<CB, C>
+  explicit stop_callback(stop_token&& tok, C&& cb) noexcept(std::is_nothrow_constructible_v<CB, C>)
+      : cb_(std::forward<C>(cb)) {
+    attach(tok.st_);
+  }
+  ~stop_callback() {
+    if (st_) {
+      st_->remove(this);
+      st_->release();
+    }
+  }
+  stop_callback(const stop_callback&) = delete;
+  stop_callback& operator=(const stop_callback&) = delete;
+  stop_callback(stop_callback&&) = delete;
+  stop_callback& operator=(stop_callback&&) = delete;
+
+private:
+  void attach(StopState* st) noexcept {
+    if (!st) return;
+    invoke = [](CallbackNode* n) noexcept { std::forward<CB>(static_cast<stop_callback*>(n)->cb_)(); };
+    st->add_ref();
+    if (st->add(this)) {
+      st_ = st;
+    } else {  // stop was requested: run now, on this thread
+      st->release();
+      std::forward<CB>(cb_)();
+    }
+  }
+
+  CB cb_;
+  StopState* st_ = nullptr;  // while registered or run by request_stop
+};
+
+template <class CB>
+stop_callback(stop_token, CB) -> stop_callback<CB>;
+
+}  // namespace skein::detail::stop_impl
+
+namespace skein {
+
+// The stop token types skein takes and gives (this_task::stop_token(),
+// Context::token(), case_done, a task function's first parameter).
+#if SKEIN_STD_STOP_TOKEN
+using std::nostopstate;
+using std::stop_callback;
+using std::stop_source;
+using std::stop_token;
+#else
+using detail::stop_impl::nostopstate;
+using detail::stop_impl::stop_callback;
+using detail::stop_impl::stop_source;
+using detail::stop_impl::stop_token;
+#endif
+
+}  // namespace skein
+// ---- end skein/detail/stop_token.hpp ----
+
 namespace skein::detail {
 
 /// A registration with a scope's cancellation (Scope::add_canceller): `fn`
 /// runs once, on the thread that stops the scope, unless it was removed
-/// first. The coroutine waits' own, cheaper than a std::stop_callback (one
+/// first. The coroutine waits' own, cheaper than a skein::stop_callback (one
 /// locked instruction to add, one to remove, no stop_token reference counts):
 /// every cancellable co_await registers one.
 struct Canceller {
@@ -377,7 +663,7 @@ struct Canceller {
 /// Context handles and by every task and coroutine bound to it).
 ///
 /// Stopping a scope (request_stop, the only way skein stops one) stops its
-/// std::stop_source, which runs the std::stop_callbacks registered on its
+/// skein::stop_source, which runs the std::stop_callbacks registered on its
 /// tokens (a blocked thread's wait, a child context's link, a user's own), and
 /// then runs its Cancellers (the suspended coroutines' waits).
 struct Scope {
@@ -386,7 +672,7 @@ struct Scope {
   Scope& operator=(const Scope&) = delete;
   virtual ~Scope() = default;
 
-  std::stop_source source;
+  skein::stop_source source;
   bool is_context = false;
   std::atomic<long> refs{1};
 
@@ -605,8 +891,8 @@ inline std::coroutine_handle<> continue_with(std::coroutine_handle<> h) noexcept
 /// True if the current task's scope was cancelled or its executor is draining.
 inline bool current_cancelled() noexcept { return tls.draining || (tls.scope && tls.scope->stop_requested()); }
 
-inline std::stop_token current_token() noexcept {
-  return tls.scope ? tls.scope->source.get_token() : std::stop_token{};
+inline skein::stop_token current_token() noexcept {
+  return tls.scope ? tls.scope->source.get_token() : skein::stop_token{};
 }
 
 /// Wakes a coroutine that was suspended on executor `ex`: inline when we are
@@ -795,7 +1081,6 @@ inline void point() noexcept {
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <stop_token>
 
 #if defined(__linux__) && !defined(SKEIN_PORTABLE_PARKING)
 #define SKEIN_PARK_FUTEX 1
@@ -916,9 +1201,9 @@ public:
   using Mutex = std::mutex;  // a lock held for a few instructions (the pool's idle list)
   /// What a blocked thread registers on its task's stop token. (The model
   /// checker's waits, in its own scheduling, for a callback running on
-  /// another thread before deregistering, where std::stop_callback blocks.)
+  /// another thread before deregistering, where skein::stop_callback blocks.)
   template <class CB>
-  using StopCallback = std::stop_callback<CB>;
+  using StopCallback = skein::stop_callback<CB>;
 
   /// Parks while `word == expected`; returns false once `deadline` has passed.
   /// May return early (a change, a spurious wake-up): the caller re-checks.
@@ -1273,7 +1558,7 @@ inline TimerService& timer_service() {
 // it was still linked: if it was, nobody will notify it and it may leave; if
 // not, a notification is on its way and it must wait for it, so an item handed
 // to it is never lost. A cancellation withdraws at once, on the cancelling
-// thread (for threads and coroutines alike): from a std::stop_callback for a
+// thread (for threads and coroutines alike): from a skein::stop_callback for a
 // blocked thread, from a Canceller on the task's scope (Scope::add_canceller)
 // for a suspended coroutine. A deadline withdraws from the waiting thread (or
 // the timer thread).
@@ -1283,7 +1568,6 @@ inline TimerService& timer_service() {
 #include <exception>
 #include <cstdint>
 #include <new>
-#include <stop_token>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -1421,7 +1705,7 @@ inline void set_unhandled_error_handler(UnhandledErrorHandler handler) {
 
 namespace skein::detail {
 
-/// std::optional<std::stop_callback<CB>> without the optional: GCC 12 reports
+/// std::optional<skein::stop_callback<CB>> without the optional: GCC 12 reports
 /// a false -Wmaybe-uninitialized through optional's destructor.
 template <class CB>
 class StopCallbackSlot {
@@ -1430,8 +1714,8 @@ public:
   ~StopCallbackSlot() { reset(); }
   StopCallbackSlot(const StopCallbackSlot&) = delete;
   StopCallbackSlot& operator=(const StopCallbackSlot&) = delete;
-  void emplace(std::stop_token tok, CB cb) noexcept {
-    ::new (static_cast<void*>(&u_.cb)) std::stop_callback<CB>(std::move(tok), std::move(cb));
+  void emplace(skein::stop_token tok, CB cb) noexcept {
+    ::new (static_cast<void*>(&u_.cb)) skein::stop_callback<CB>(std::move(tok), std::move(cb));
     engaged_ = true;
   }
   /// Deregisters; waits for the callback if it is running on another thread.
@@ -1446,7 +1730,7 @@ private:
   union U {
     U() noexcept {}
     ~U() {}
-    std::stop_callback<CB> cb;
+    skein::stop_callback<CB> cb;
   } u_;
   bool engaged_ = false;
 };
@@ -1644,7 +1928,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     return outcome();
   };
 
-  std::stop_token tok = observe_stop ? current_token() : std::stop_token{};
+  skein::stop_token tok = observe_stop ? current_token() : skein::stop_token{};
   if (tok.stop_requested() || (observe_stop && tls.draining)) return give_up(WaitStatus::cancelled);
 
   struct OnStop {
@@ -2261,7 +2545,6 @@ private:
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 
@@ -2295,7 +2578,6 @@ private:
 
 #include <concepts>
 #include <coroutine>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 
@@ -2342,9 +2624,9 @@ concept HasFreeCoAwait = requires(A&& a) { operator co_await(std::forward<A>(a))
 template <class A>
 concept Awaitable = HasMemberCoAwait<A> || HasFreeCoAwait<A> || Awaiter<std::remove_reference_t<A>>;
 
-/// A task function: callable with the arguments, or with a std::stop_token first.
+/// A task function: callable with the arguments, or with a skein::stop_token first.
 template <class F, class... Args>
-concept TaskFunction = std::is_invocable_v<F, Args...> || std::is_invocable_v<F, std::stop_token, Args...>;
+concept TaskFunction = std::is_invocable_v<F, Args...> || std::is_invocable_v<F, skein::stop_token, Args...>;
 
 /// run()/spawn()'s check of a call, with messages a user can act on (a bare
 /// constraint failure would only say that no overload of run matches). `F`
@@ -2362,12 +2644,12 @@ constexpr bool check_task_call() {
   constexpr bool call_ok = TaskFunction<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(!f_ok || !args_ok || call_ok,
                 "skein::run/spawn: f cannot be called with these arguments (after their decay-copy; "
-                "f may also take a std::stop_token before them)");
+                "f may also take a skein::stop_token before them)");
   return f_ok && args_ok && call_ok;
 }
 
 template <class F, class... Args>
-inline constexpr bool takes_stop_token_v = std::is_invocable_v<F, std::stop_token, Args...>;
+inline constexpr bool takes_stop_token_v = std::is_invocable_v<F, skein::stop_token, Args...>;
 
 template <class T>
 struct unwrap_promise : std::type_identity<T> {};
@@ -2377,7 +2659,7 @@ struct unwrap_promise<Promise<T>> : std::type_identity<T> {};
 template <class F, class... Args>
 struct task_result {
   using invoke_type =
-      std::conditional_t<takes_stop_token_v<F, Args...>, std::invoke_result<F, std::stop_token, Args...>,
+      std::conditional_t<takes_stop_token_v<F, Args...>, std::invoke_result<F, skein::stop_token, Args...>,
                          std::invoke_result<F, Args...>>;
   using raw = typename invoke_type::type;
   // A function returning Promise<U> gives Promise<U>, not Promise<Promise<U>>.
@@ -3973,7 +4255,6 @@ protected:
 
 
 #include <cstddef>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 
@@ -4949,7 +5230,7 @@ auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
 
 /// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
 /// ExecutorBase of yours) and returns its Promise. Arguments are decay-copied
-/// (use std::ref for references); if `f` takes a std::stop_token first it
+/// (use std::ref for references); if `f` takes a skein::stop_token first it
 /// receives the task's token. Inside a context-bound task, the new task is
 /// bound to the same context. A function returning Promise<U> gives
 /// Promise<U>.
@@ -4988,7 +5269,7 @@ inline std::size_t goroutines() noexcept {
 
 namespace this_task {
 /// The stop token of the task running on this thread (a never-stopping token outside tasks).
-inline std::stop_token stop_token() noexcept { return detail::current_token(); }
+inline skein::stop_token stop_token() noexcept { return detail::current_token(); }
 /// True if the current task has been asked to stop.
 inline bool cancelled() noexcept { return detail::current_cancelled(); }
 /// Throws Cancelled if the current task has been asked to stop (a cancellation point for CPU-bound loops).
@@ -5145,7 +5426,7 @@ public:
   /// passed. Latched when the context is cancelled: a context cancelled by
   /// cancel() stays "not timed out" when an ancestor's deadline passes later.
   [[nodiscard]] bool timed_out() const noexcept { return st_->reason() == detail::CancelReason::deadline; }
-  [[nodiscard]] std::stop_token token() const noexcept { return st_->source.get_token(); }
+  [[nodiscard]] skein::stop_token token() const noexcept { return st_->source.get_token(); }
   [[nodiscard]] std::optional<std::chrono::steady_clock::time_point> deadline() const noexcept {
     return st_->deadline();
   }
@@ -8018,7 +8299,6 @@ private:
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -8070,7 +8350,7 @@ ReadyCase case_ready(const Promise<T>& p) {
 /// A select case that fires once a stop token is stopped (a Context cancelled).
 class DoneCase final : public detail::SelectCase {
 public:
-  explicit DoneCase(std::stop_token tok) noexcept : tok_(std::move(tok)) {}
+  explicit DoneCase(skein::stop_token tok) noexcept : tok_(std::move(tok)) {}
   DoneCase(DoneCase&& o) noexcept : tok_(std::move(o.tok_)) {}
   DoneCase& operator=(DoneCase&&) = delete;
   ~DoneCase() = default;
@@ -8096,7 +8376,7 @@ private:
       w->notify();
     }
   };
-  std::stop_token tok_;
+  skein::stop_token tok_;
   std::atomic<bool> fired_{false};
   detail::StopCallbackSlot<OnStop> cb_;
 };
@@ -8104,7 +8384,7 @@ private:
 /// `case_done(ctx)`: fires once `ctx` is cancelled (or its deadline passes).
 inline DoneCase case_done(const Context& ctx) noexcept { return DoneCase(ctx.token()); }
 /// `case_done(token)`: fires once `token`'s source is stopped.
-inline DoneCase case_done(std::stop_token tok) noexcept { return DoneCase(std::move(tok)); }
+inline DoneCase case_done(skein::stop_token tok) noexcept { return DoneCase(std::move(tok)); }
 
 /// A select case that fires at a deadline (Go's `<-time.After(d)`).
 class AfterCase final : public detail::SelectCase {

@@ -1828,7 +1828,7 @@ TEST_CASE("regression: work() finishing while its EventLoop is destroyed (EventL
 }
 
 TEST_CASE("regression: EventLoop construction out of memory (EventLoop() was noexcept)") {
-  // The loop's scope owns a std::stop_source, whose shared state is allocated.
+  // The loop's scope owns a skein::stop_source, whose shared state is allocated.
   fi::new_run();
   auto a = attempt(Where::this_thread, 1, [] { skein::EventLoop loop; });
   CHECK(a.hit);

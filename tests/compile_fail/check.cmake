@@ -4,7 +4,7 @@
 # (or `// expect-first: REGEX`: the first error line must match). An optional
 # second line `// std: FLAG` compiles the rejected version with FLAG instead of
 # -std=c++20 (`// std: default` gives no -std at all: the compiler's default).
-#   -DCXX=<compiler> -DSOURCE=<file> -DINCLUDE=<skein include dir>
+#   -DCXX=<compiler> -DSOURCE=<file> -DINCLUDE=<skein include dir> [-DSTDLIB=-stdlib=libc++]
 file(STRINGS ${SOURCE} head LIMIT_COUNT 2)
 list(GET head 0 first)
 if(NOT first MATCHES "^// expect(-first)?: (.+)$")
@@ -23,7 +23,7 @@ if(n GREATER 1)
     endif()
   endif()
 endif()
-set(flags -fsyntax-only -Wall -Wextra -Wpedantic -I ${INCLUDE} ${SOURCE})
+set(flags ${STDLIB} -fsyntax-only -Wall -Wextra -Wpedantic -I ${INCLUDE} ${SOURCE})
 
 execute_process(COMMAND ${CXX} -std=c++20 ${flags} -DSKEIN_CONTROL RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)

@@ -31,7 +31,6 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
-#include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
@@ -451,12 +450,12 @@ private:
   bool locked_ = false;
 };
 
-/// std::stop_callback under the explorer. The real one's destructor blocks
+/// skein::stop_callback under the explorer. The real one's destructor blocks
 /// (for real, invisibly to the explorer) while its callback runs on another
 /// thread; this one first waits in the model's own scheduling until the
 /// callback is done. The callback's start and end are plain writes: between
-/// std::stop_source starting it and the first write, and between the last
-/// write and std::stop_source finishing with it, there is no scheduling point.
+/// skein::stop_source starting it and the first write, and between the last
+/// write and skein::stop_source finishing with it, there is no scheduling point.
 template <class CB>
 class StopCallback {
   struct State {
@@ -474,7 +473,7 @@ class StopCallback {
   };
 
 public:
-  StopCallback(std::stop_token tok, CB cb)
+  StopCallback(skein::stop_token tok, CB cb)
       : st_(std::make_unique<State>()), cb_(std::move(tok), Guarded{std::move(cb), st_.get()}) {}
   StopCallback(const StopCallback&) = delete;
   StopCallback& operator=(const StopCallback&) = delete;
@@ -486,7 +485,7 @@ public:
 
 private:
   std::unique_ptr<State> st_;  // declared first: outlives cb_
-  std::stop_callback<Guarded> cb_;
+  skein::stop_callback<Guarded> cb_;
 };
 
 /// The parking policy (see skein::detail::OsParking) under the explorer: for

@@ -206,7 +206,11 @@ struct KeyHash {
 inline std::string format(const History& h) {
   std::vector<std::size_t> idx(h.size());
   for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-  std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return h[a].invoke < h[b].invoke; });
+  // Ties in index order. (Not std::stable_sort: with libstdc++ 12, clang 18
+  // and newer report the deprecated std::get_temporary_buffer it calls.)
+  std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {
+    return h[a].invoke != h[b].invoke ? h[a].invoke < h[b].invoke : a < b;
+  });
   std::uint64_t base = h.empty() ? 0 : h[idx.front()].invoke;
   std::string r;
   for (std::size_t i : idx) {
@@ -246,9 +250,10 @@ inline Verdict check(const History& h, std::size_t capacity, std::size_t budget 
   }
   std::vector<std::size_t> order(2 * n);
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i + 1;
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {  // not stable_sort: see format()
     if (nodes[a].t != nodes[b].t) return nodes[a].t < nodes[b].t;
-    return nodes[a].call && !nodes[b].call;
+    if (nodes[a].call != nodes[b].call) return nodes[a].call;
+    return a < b;
   });
   constexpr std::size_t nil = static_cast<std::size_t>(-1);
   std::vector<std::size_t> next(nodes.size(), nil), prev(nodes.size(), nil);

@@ -3,11 +3,11 @@
 
 #include <concepts>
 #include <coroutine>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 
 #include "fwd.hpp"
+#include "stop_token.hpp"
 
 namespace skein::detail {
 
@@ -41,9 +41,9 @@ concept HasFreeCoAwait = requires(A&& a) { operator co_await(std::forward<A>(a))
 template <class A>
 concept Awaitable = HasMemberCoAwait<A> || HasFreeCoAwait<A> || Awaiter<std::remove_reference_t<A>>;
 
-/// A task function: callable with the arguments, or with a std::stop_token first.
+/// A task function: callable with the arguments, or with a skein::stop_token first.
 template <class F, class... Args>
-concept TaskFunction = std::is_invocable_v<F, Args...> || std::is_invocable_v<F, std::stop_token, Args...>;
+concept TaskFunction = std::is_invocable_v<F, Args...> || std::is_invocable_v<F, skein::stop_token, Args...>;
 
 /// run()/spawn()'s check of a call, with messages a user can act on (a bare
 /// constraint failure would only say that no overload of run matches). `F`
@@ -61,12 +61,12 @@ constexpr bool check_task_call() {
   constexpr bool call_ok = TaskFunction<std::decay_t<F>, std::decay_t<Args>...>;
   static_assert(!f_ok || !args_ok || call_ok,
                 "skein::run/spawn: f cannot be called with these arguments (after their decay-copy; "
-                "f may also take a std::stop_token before them)");
+                "f may also take a skein::stop_token before them)");
   return f_ok && args_ok && call_ok;
 }
 
 template <class F, class... Args>
-inline constexpr bool takes_stop_token_v = std::is_invocable_v<F, std::stop_token, Args...>;
+inline constexpr bool takes_stop_token_v = std::is_invocable_v<F, skein::stop_token, Args...>;
 
 template <class T>
 struct unwrap_promise : std::type_identity<T> {};
@@ -76,7 +76,7 @@ struct unwrap_promise<Promise<T>> : std::type_identity<T> {};
 template <class F, class... Args>
 struct task_result {
   using invoke_type =
-      std::conditional_t<takes_stop_token_v<F, Args...>, std::invoke_result<F, std::stop_token, Args...>,
+      std::conditional_t<takes_stop_token_v<F, Args...>, std::invoke_result<F, skein::stop_token, Args...>,
                          std::invoke_result<F, Args...>>;
   using raw = typename invoke_type::type;
   // A function returning Promise<U> gives Promise<U>, not Promise<Promise<U>>.

@@ -11,12 +11,12 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <stop_token>
 #include <utility>
 
 #include "assert.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
+#include "stop_token.hpp"
 #include "timer_service.hpp"
 #include "wait_operation.hpp"
 #include "waiter.hpp"

@@ -17,7 +17,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <stop_token>
 
 #if defined(__linux__) && !defined(SKEIN_PORTABLE_PARKING)
 #define SKEIN_PARK_FUTEX 1
@@ -43,6 +42,7 @@ extern "C" __declspec(dllimport) void __stdcall WakeByAddressSingle(void* addres
 #include "deadline.hpp"
 #include "fault.hpp"
 #include "spin.hpp"
+#include "stop_token.hpp"
 #include "test_hooks.hpp"
 #include "tuning.hpp"
 
@@ -59,9 +59,9 @@ public:
   using Mutex = std::mutex;  // a lock held for a few instructions (the pool's idle list)
   /// What a blocked thread registers on its task's stop token. (The model
   /// checker's waits, in its own scheduling, for a callback running on
-  /// another thread before deregistering, where std::stop_callback blocks.)
+  /// another thread before deregistering, where skein::stop_callback blocks.)
   template <class CB>
-  using StopCallback = std::stop_callback<CB>;
+  using StopCallback = skein::stop_callback<CB>;
 
   /// Parks while `word == expected`; returns false once `deadline` has passed.
   /// May return early (a change, a spurious wake-up): the caller re-checks.

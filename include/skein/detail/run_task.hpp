@@ -10,7 +10,6 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 
@@ -21,6 +20,7 @@
 #include "frame_alloc.hpp"
 #include "task_host.hpp"
 #include "runtime.hpp"
+#include "stop_token.hpp"
 
 namespace skein::detail {
 

@@ -8,16 +8,16 @@
 #include <cstddef>
 #include <exception>
 #include <mutex>
-#include <stop_token>
 
 #include "assert.hpp"
 #include "spin.hpp"
+#include "stop_token.hpp"
 
 namespace skein::detail {
 
 /// A registration with a scope's cancellation (Scope::add_canceller): `fn`
 /// runs once, on the thread that stops the scope, unless it was removed
-/// first. The coroutine waits' own, cheaper than a std::stop_callback (one
+/// first. The coroutine waits' own, cheaper than a skein::stop_callback (one
 /// locked instruction to add, one to remove, no stop_token reference counts):
 /// every cancellable co_await registers one.
 struct Canceller {
@@ -37,7 +37,7 @@ struct Canceller {
 /// Context handles and by every task and coroutine bound to it).
 ///
 /// Stopping a scope (request_stop, the only way skein stops one) stops its
-/// std::stop_source, which runs the std::stop_callbacks registered on its
+/// skein::stop_source, which runs the std::stop_callbacks registered on its
 /// tokens (a blocked thread's wait, a child context's link, a user's own), and
 /// then runs its Cancellers (the suspended coroutines' waits).
 struct Scope {
@@ -46,7 +46,7 @@ struct Scope {
   Scope& operator=(const Scope&) = delete;
   virtual ~Scope() = default;
 
-  std::stop_source source;
+  skein::stop_source source;
   bool is_context = false;
   std::atomic<long> refs{1};
 
@@ -265,8 +265,8 @@ inline std::coroutine_handle<> continue_with(std::coroutine_handle<> h) noexcept
 /// True if the current task's scope was cancelled or its executor is draining.
 inline bool current_cancelled() noexcept { return tls.draining || (tls.scope && tls.scope->stop_requested()); }
 
-inline std::stop_token current_token() noexcept {
-  return tls.scope ? tls.scope->source.get_token() : std::stop_token{};
+inline skein::stop_token current_token() noexcept {
+  return tls.scope ? tls.scope->source.get_token() : skein::stop_token{};
 }
 
 /// Wakes a coroutine that was suspended on executor `ex`: inline when we are

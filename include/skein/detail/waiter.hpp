@@ -10,7 +10,7 @@
 // it was still linked: if it was, nobody will notify it and it may leave; if
 // not, a notification is on its way and it must wait for it, so an item handed
 // to it is never lost. A cancellation withdraws at once, on the cancelling
-// thread (for threads and coroutines alike): from a std::stop_callback for a
+// thread (for threads and coroutines alike): from a skein::stop_callback for a
 // blocked thread, from a Canceller on the task's scope (Scope::add_canceller)
 // for a suspended coroutine. A deadline withdraws from the waiting thread (or
 // the timer thread).
@@ -20,7 +20,6 @@
 #include <exception>
 #include <cstdint>
 #include <new>
-#include <stop_token>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -30,10 +29,11 @@
 #include "fault.hpp"
 #include "parker.hpp"
 #include "runtime.hpp"
+#include "stop_token.hpp"
 
 namespace skein::detail {
 
-/// std::optional<std::stop_callback<CB>> without the optional: GCC 12 reports
+/// std::optional<skein::stop_callback<CB>> without the optional: GCC 12 reports
 /// a false -Wmaybe-uninitialized through optional's destructor.
 template <class CB>
 class StopCallbackSlot {
@@ -42,8 +42,8 @@ public:
   ~StopCallbackSlot() { reset(); }
   StopCallbackSlot(const StopCallbackSlot&) = delete;
   StopCallbackSlot& operator=(const StopCallbackSlot&) = delete;
-  void emplace(std::stop_token tok, CB cb) noexcept {
-    ::new (static_cast<void*>(&u_.cb)) std::stop_callback<CB>(std::move(tok), std::move(cb));
+  void emplace(skein::stop_token tok, CB cb) noexcept {
+    ::new (static_cast<void*>(&u_.cb)) skein::stop_callback<CB>(std::move(tok), std::move(cb));
     engaged_ = true;
   }
   /// Deregisters; waits for the callback if it is running on another thread.
@@ -58,7 +58,7 @@ private:
   union U {
     U() noexcept {}
     ~U() {}
-    std::stop_callback<CB> cb;
+    skein::stop_callback<CB> cb;
   } u_;
   bool engaged_ = false;
 };
@@ -256,7 +256,7 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     return outcome();
   };
 
-  std::stop_token tok = observe_stop ? current_token() : std::stop_token{};
+  skein::stop_token tok = observe_stop ? current_token() : skein::stop_token{};
   if (tok.stop_requested() || (observe_stop && tls.draining)) return give_up(WaitStatus::cancelled);
 
   struct OnStop {

@@ -227,9 +227,20 @@ public:
     {
       std::lock_guard lk(objects_mu_);
       if (kept_.size() >= kept_prune_at_) {
-        auto it = std::stable_partition(kept_.begin(), kept_.end(),
-                                        [](const Kept& k) { return k.obj.use_count() > 1 || k.busy(*k.obj); });
-        std::move(it, kept_.end(), std::back_inserter(done));
+        // A stable partition by hand: std::stable_partition calls
+        // std::get_temporary_buffer, deprecated, which clang 18 and newer
+        // report from libstdc++ 12 (an error under -Werror). The reserve
+        // makes the loop unable to throw half-way.
+        done.reserve(kept_.size());
+        auto it = kept_.begin();
+        for (Kept& k : kept_) {
+          if (k.obj.use_count() > 1 || k.busy(*k.obj)) {
+            if (&*it != &k) *it = std::move(k);
+            ++it;
+          } else {
+            done.push_back(std::move(k));
+          }
+        }
         kept_.erase(it, kept_.end());
         kept_prune_at_ = std::max<std::size_t>(64, 2 * kept_.size());
       }
