@@ -98,8 +98,8 @@ public:
       }
     });
     rt_.emplace(host_, opts, timeout ? skein::Context::with_timeout(*timeout) : skein::Context());
-    sampler_ = std::jthread([this](std::stop_token st) {
-      while (!st.stop_requested()) {
+    sampler_ = std::thread([this] {  // (no std::jthread: libc++ 16 lacks it)
+      while (!stop_sampling_.load()) {
         sample();
         std::this_thread::sleep_for(300us);
       }
@@ -194,7 +194,7 @@ public:
   ///  - after ~Runtime, no environment the host made is alive, and every
   ///    object the test watched (shared by the script) is destroyed.
   void finish() {
-    sampler_.request_stop();
+    stop_sampling_ = true;
     sampler_.join();
     if (opts_.limits.max_memory) {
       // acquire_environment takes the idle (recycled) states first; holding
@@ -241,7 +241,8 @@ private:
   CountingHost host_;
   std::optional<sc::Runtime> rt_;
   std::atomic<std::size_t> peak_memory_{0}, peak_tasks_{0}, peak_threads_{0};
-  std::jthread sampler_;
+  std::atomic<bool> stop_sampling_{false};
+  std::thread sampler_;
   std::mutex mu_;
   std::vector<std::string> unhandled_;
   std::vector<sc::Handle> watched_;
