@@ -68,6 +68,18 @@ private:
   bool set_ = false;
 };
 
+/// `a.wait(old)`, except where libstdc++'s atomic wait can lose a wake-up
+/// (before GCC 13 without a futex, as on MinGW-w64: it reads the value before
+/// locking the mutex it sleeps under): there it polls.
+template <class T>
+void atomic_wait(const std::atomic<T>& a, T old) {
+#if defined(__GLIBCXX__) && defined(_WIN32) && _GLIBCXX_RELEASE < 13
+  while (a.load() == old) std::this_thread::sleep_for(std::chrono::microseconds(100));
+#else
+  a.wait(old);
+#endif
+}
+
 /// Aborts the process with a message if the scope is not left within `limit`:
 /// a hung concurrency test must fail, not stall CI.
 class Watchdog {
