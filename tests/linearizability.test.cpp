@@ -289,7 +289,7 @@ struct Recording {
 
   // The actors wait here until all are started, so they start together rather
   // than one after another as the threads are created.
-  void start() { go.wait(false); }
+  void start() { test::atomic_wait(go, false); }
   void enter_idle() {
     if (idle.fetch_add(1) + 1 == actors) idle.notify_one();
   }
@@ -495,7 +495,7 @@ History record(Crew& crew, Q& q, const std::vector<Plan>& plans, const std::vect
   while (rec.done.load() < actors) {
     const int idle = rec.idle.load();
     if (idle < actors) {
-      rec.idle.wait(idle);
+      test::atomic_wait(rec.idle, idle);
       continue;
     }
     // Everyone still running is in a blocking call: if nothing happens for a

@@ -312,7 +312,7 @@ TEST_CASE("unbuffered Queue: a put completes only when a getter takes the item")
     put_done.store(true);
   });
   while (tid.load() == 0) std::this_thread::yield();
-  CHECK(blocked_in_kernel(tid.load()));
+  CHECK(parked_or_unknowable(tid.load()));
   CHECK_FALSE(put_done.load());
   CHECK(q.size() == 0);
   CHECK(q.try_get() == std::optional<int>(5));  // takes the blocked putter's item
@@ -343,7 +343,7 @@ TEST_CASE("unbuffered Queue: a cancelled put (thread or coroutine) leaves nothin
   });
   auto suspended = ctx.run([&]() -> skein::Promise<void> { co_await q.async_put(2); });
   while (tid.load() == 0) std::this_thread::yield();
-  REQUIRE(blocked_in_kernel(tid.load()));
+  REQUIRE(parked_or_unknowable(tid.load()));
   ctx.cancel();
   CHECK_THROWS_AS(blocked.get(), skein::Cancelled);
   CHECK_THROWS_AS(suspended.get(), skein::Cancelled);
@@ -739,7 +739,7 @@ TEST_CASE("WeightedSemaphore: FIFO — a large request at the front is not overt
     order.push_back(5);
   });
   while (big_tid.load() == 0) std::this_thread::yield();
-  REQUIRE(blocked_in_kernel(big_tid.load()));
+  REQUIRE(parked_or_unknowable(big_tid.load()));
   CHECK_FALSE(s.try_acquire(1));  // 2 free, but the big one is ahead
   std::atomic<long> small_tid{0};
   std::thread small([&] {
@@ -749,7 +749,7 @@ TEST_CASE("WeightedSemaphore: FIFO — a large request at the front is not overt
     order.push_back(1);
   });
   while (small_tid.load() == 0) std::this_thread::yield();
-  REQUIRE(blocked_in_kernel(small_tid.load()));
+  REQUIRE(parked_or_unknowable(small_tid.load()));
   {
     std::lock_guard lk(mu);
     CHECK(order.empty());  // neither got through: the small one did not overtake
@@ -773,7 +773,7 @@ TEST_CASE("WeightedSemaphore: a cancelled waiter at the front takes nothing and 
     s.acquire(4);
   });
   while (tid.load() == 0) std::this_thread::yield();
-  REQUIRE(blocked_in_kernel(tid.load()));
+  REQUIRE(parked_or_unknowable(tid.load()));
   std::atomic<bool> small_done{false};
   std::thread small([&] {
     s.acquire(1);

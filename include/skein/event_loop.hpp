@@ -26,6 +26,7 @@
 #include "detail/concepts.hpp"
 #include "detail/coro_promise.hpp"
 #include "detail/mpsc_queue.hpp"
+#include "detail/parker.hpp"
 #include "detail/runtime.hpp"
 #include "detail/spin.hpp"
 #include "detail/task_host.hpp"
@@ -323,7 +324,7 @@ private:
     // the loop's re-check after announcing sleep sees our item.
     if (state_.load(std::memory_order_seq_cst) == kSleeping) {
       state_.store(kAwake, std::memory_order_seq_cst);
-      state_.notify_one();
+      parking_.wake(state_);
     }
     // The host's hook, once per poll(): either the exchange finds the flag
     // set (the host was told and has not polled yet — it will see our item,
@@ -362,7 +363,12 @@ private:
         state_.store(kAwake, std::memory_order_relaxed);
         continue;
       }
-      state_.wait(kSleeping, std::memory_order_seq_cst);
+      // Parked by address (a futex on Linux, WaitOnAddress on Windows), not
+      // with std::atomic::wait: libstdc++ before GCC 13 without a futex
+      // (MinGW-w64) loads the value before it locks the mutex its wait
+      // sleeps under, so a wake() in between is lost and the loop sleeps
+      // with an item queued. A spurious return only re-runs this loop.
+      parking_.park(state_, kSleeping, nullptr);
       state_.store(kAwake, std::memory_order_relaxed);
     }
   }
@@ -430,6 +436,7 @@ private:
   static constexpr std::uint32_t kAwake = 0, kSleeping = 1;
   detail::MpscQueue q_;
   alignas(64) std::atomic<std::uint32_t> state_{kAwake};
+  [[no_unique_address]] detail::OsParking parking_;
   std::function<void()> wakeup_hook_;
   std::atomic<bool> wakeup_signalled_{false};
   std::atomic<bool> stopped_{false};

@@ -26,6 +26,16 @@
 #elif !defined(__cpp_impl_coroutine)
 #error "skein needs C++20 coroutines (-std=c++20; with g++ 10, also -fcoroutines)"
 #endif
+
+// libstdc++ before GCC 13 without a futex (MinGW-w64) can lose the wake-up of
+// a std::binary_semaphore, on which ~std::stop_callback waits for its
+// callback running on another thread: skein's blocked waits and child
+// contexts can then hang for good. POSIX semaphores do not have the race.
+// skein's CMake target defines this for every TU (it must be the same in all).
+#include <version>
+#if defined(__MINGW32__) && defined(__GLIBCXX__) && _GLIBCXX_RELEASE < 13 && !_GLIBCXX_USE_POSIX_SEMAPHORE
+#warning "skein: define _GLIBCXX_USE_POSIX_SEMAPHORE=1 in every TU with this libstdc++ (see detail/config.hpp)"
+#endif
 // ---- end skein/detail/config.hpp ----
 
 // ---- begin skein/atomic.hpp ----
@@ -6354,7 +6364,7 @@ private:
     // the loop's re-check after announcing sleep sees our item.
     if (state_.load(std::memory_order_seq_cst) == kSleeping) {
       state_.store(kAwake, std::memory_order_seq_cst);
-      state_.notify_one();
+      parking_.wake(state_);
     }
     // The host's hook, once per poll(): either the exchange finds the flag
     // set (the host was told and has not polled yet — it will see our item,
@@ -6393,7 +6403,12 @@ private:
         state_.store(kAwake, std::memory_order_relaxed);
         continue;
       }
-      state_.wait(kSleeping, std::memory_order_seq_cst);
+      // Parked by address (a futex on Linux, WaitOnAddress on Windows), not
+      // with std::atomic::wait: libstdc++ before GCC 13 without a futex
+      // (MinGW-w64) loads the value before it locks the mutex its wait
+      // sleeps under, so a wake() in between is lost and the loop sleeps
+      // with an item queued. A spurious return only re-runs this loop.
+      parking_.park(state_, kSleeping, nullptr);
       state_.store(kAwake, std::memory_order_relaxed);
     }
   }
@@ -6461,6 +6476,7 @@ private:
   static constexpr std::uint32_t kAwake = 0, kSleeping = 1;
   detail::MpscQueue q_;
   alignas(64) std::atomic<std::uint32_t> state_{kAwake};
+  [[no_unique_address]] detail::OsParking parking_;
   std::function<void()> wakeup_hook_;
   std::atomic<bool> wakeup_signalled_{false};
   std::atomic<bool> stopped_{false};
