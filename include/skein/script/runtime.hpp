@@ -107,7 +107,6 @@ public:
   void bind(MemoryBudget& b) noexcept {
     if (b.limit() > 0) budget_ = &b;
   }
-  [[nodiscard]] bool charging() const noexcept { return budget_ != nullptr; }
   /// Charges `v`; false, charging nothing, if it does not fit under the limit.
   bool take(const Value& v, std::size_t& bytes) noexcept {
     bytes = 0;
