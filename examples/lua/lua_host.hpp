@@ -25,6 +25,7 @@
 
 #include <lua.hpp>
 
+#include <skein/deadlock.hpp>
 #include <skein/script.hpp>
 
 #include <algorithm>
@@ -220,6 +221,25 @@ inline int script_pcall(lua_State* L, int nargs, int nresults) {
   return status;
 }
 
+/// Where the script calling into the binding is, for the thread dump and
+/// the deadlock report: "script.lua:12 in function 'worker'". Runs on the
+/// blocking thread while its state is inside a C function, so reading the
+/// state's stack is safe; lua_getinfo allocates nothing for "Sln".
+inline void describe_lua_site(void* ctx, char* buf, std::size_t size) noexcept {
+  auto* L = static_cast<lua_State*>(ctx);
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); ++level) {
+    if (!lua_getinfo(L, "Sln", &ar) || ar.currentline < 0) continue;  // a C function: look further up
+    if (ar.name)
+      std::snprintf(buf, size, "%s:%d in function '%s'", ar.short_src, ar.currentline, ar.name);
+    else if (*ar.what == 'm')
+      std::snprintf(buf, size, "%s:%d in the main chunk", ar.short_src, ar.currentline);
+    else
+      std::snprintf(buf, size, "%s:%d in a function defined at line %d", ar.short_src, ar.currentline, ar.linedefined);
+    return;
+  }
+}
+
 /// Runs `f` (which returns the number of results it pushed); a C++ exception
 /// becomes a Lua error "<where>: <message>" raised after `f`'s objects are gone.
 template <class F>
@@ -227,6 +247,7 @@ int protect(lua_State* L, F&& f) {
   bool failed = false;
   try {
     Glue glue(L);
+    skein::WaitSiteScope site(&describe_lua_site, L);
     return f();
   } catch (const sc::TaskError& e) {  // script code's own error: its message already says where
     lua_pushliteral(L, "");

@@ -1,7 +1,7 @@
 // skein-lua: runs a Lua 5.4 script with skein's `threads`, `thread` and
 // `runtime` modules as globals.
 //
-//   skein-lua [--timeout SECONDS] [--isolation empty|clone] [--sandbox]
+//   skein-lua [--timeout SECONDS] [--isolation empty|clone] [--sandbox] [--dump-on-signal]
 //             [--max-tasks N] [--max-threads N] [--max-memory BYTES]
 //             [--max-queue-items N] script.lua [args...]
 //
@@ -13,13 +13,17 @@
 // skein-lua waits for every task it started (as Python waits for its
 // threads), then exits. A `thread.core.spawn` task whose error escapes ends
 // the run at once (a Go panic in a goroutine ends the program): every task
-// and wait is cancelled and the error is shown. Exit status: 0 on success; 1
-// if the script raised an error or a task failed with nobody to observe it (a
+// and wait is cancelled and the error is shown. A deadlock (every task and
+// the main chunk waiting on each other) is reported by skein's detector with
+// each thread's wait and script line, and ends the run the same way.
+// Exit status: 0 on success; 1
+// if the script raised an error or deadlocked, or a task failed with nobody to observe it (a
 // spawned task, a Promise dropped unread); 2 on a usage error (0 for --help,
 // which prints the usage on stdout); 124 if --timeout passed: every task,
 // busy or blocked, is cancelled first.
 
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -66,7 +70,10 @@ constexpr std::size_t kSandboxQueueItems = 100000;
       "                        %zuM with --sandbox)\n"
       "  --max-queue-items N   items a queue may hold: an unbounded queue's bound (default: none;\n"
       "                        %zu with --sandbox)\n"
-      "  A limit that is hit raises an error naming it in the task that asked.\n",
+      "  A limit that is hit raises an error naming it in the task that asked.\n"
+      "  --dump-on-signal      on SIGQUIT (Ctrl-\\), print every thread: what it waits on, and where in the script\n"
+      "  A script whose tasks all wait on each other (a deadlock) stops with the report of every thread and\n"
+      "  exit status 1 (SKEIN_DEADLOCK=off turns the detection off).\n",
       kSandboxTasks, kSandboxThreads, kSandboxMemory >> 20, kSandboxQueueItems);
   std::exit(msg ? kExitUsage : 0);
 }
@@ -75,6 +82,7 @@ struct Options {
   double timeout = 0;  // 0: none
   skein::script::Isolation isolation = skein::script::Isolation::empty;
   bool sandbox = false;
+  bool dump_on_signal = false;
   std::optional<std::size_t> max_tasks, max_threads, max_memory, max_queue_items;
   std::string script;
   std::vector<std::string> args;
@@ -132,6 +140,8 @@ Options parse(int argc, char** argv) {
         usage(("--isolation must be 'empty' or 'clone', not '" + v + "'").c_str());
     } else if (a == "--sandbox") {
       o.sandbox = true;
+    } else if (a == "--dump-on-signal") {
+      o.dump_on_signal = true;
     } else if (a == "--max-tasks" || a == "--max-threads" || a == "--max-memory" || a == "--max-queue-items") {
       const char* v = i + 1 < argc ? argv[++i] : nullptr;
       const std::size_t n = parse_count(a.c_str(), v, a == "--max-memory");
@@ -158,6 +168,7 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   namespace sc = skein::script;
   Options opts = parse(argc, argv);
+  if (opts.dump_on_signal) skein::dump_on_signal(SIGQUIT);
 
   skein::Context ctx =
       opts.timeout > 0 ? skein::Context::with_timeout(std::chrono::duration<double>(opts.timeout)) : skein::Context();
@@ -197,17 +208,27 @@ int main(int argc, char** argv) {
       env.run_file(opts.script, opts.args);
     });
     std::string error;
-    try {
-      main_task.wait();
-    } catch (const std::exception& e) {
-      error = e.what();
-    }
+    bool deadlocked = false;
+    // A deadlock fails the wait (skein::Deadlock, after the detector printed
+    // its report): the run has failed, and every task is cancelled so that
+    // the waits below end.
+    const auto wait = [&](auto&& w) {
+      try {
+        try {
+          w();
+        } catch (const skein::Deadlock& e) {
+          if (error.empty()) error = e.what();
+          deadlocked = true;
+          ctx.cancel();
+          w();
+        }
+      } catch (const std::exception& e) {
+        if (error.empty()) error = e.what();
+      }
+    };
+    wait([&] { main_task.wait(); });
     // The script has returned (or failed): wait for the tasks it started.
-    try {
-      rt.wait();
-    } catch (const std::exception& e) {
-      if (error.empty()) error = e.what();
-    }
+    wait([&] { rt.wait(); });
     std::fflush(stdout);
     if (auto failure = rt.failure()) {  // a spawned task failed: the run failed fast (Runtime::fail)
       try {
@@ -218,7 +239,7 @@ int main(int argc, char** argv) {
         error = "error in a task";
       }
     }
-    if (ctx.timed_out()) {
+    if (ctx.timed_out() && !deadlocked) {
       std::fprintf(stderr, "skein-lua: %s: timed out after %g s; every task was cancelled\n", opts.script.c_str(),
                    opts.timeout);
       status = kExitTimeout;

@@ -368,7 +368,10 @@ private:
       // (MinGW-w64) loads the value before it locks the mutex its wait
       // sleeps under, so a wake() in between is lost and the loop sleeps
       // with an item queued. A spurious return only re-runs this loop.
+      // Quiet while the word stays kSleeping: wake() stores kAwake first.
+      detail::ThreadRecord* published = detail::park_begin(&state_, kSleeping, detail::ParkKind::idle_loop);
       parking_.park(state_, kSleeping, nullptr);
+      detail::park_end(published);
       state_.store(kAwake, std::memory_order_relaxed);
     }
   }

@@ -92,6 +92,7 @@ public:
 
 private:
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "Mutex::lock";  // for the thread dump
   static constexpr std::uint32_t kUnlocked = 0, kLocked = 1, kContended = 2;
 
   bool spin_lock() noexcept {

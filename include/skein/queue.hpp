@@ -337,6 +337,8 @@ private:
     detail::ThreadWaiter w;
     PutSlot slot{&v, kPending};
     w.data = &slot;
+    w.kind = "Queue::put";
+    w.object = this;
     bool closed_now = false;
     auto s = detail::enqueue_and_block(
         w, [&](detail::Waiter& x) { return enqueue_putter(x, slot, closed_now); },
@@ -352,6 +354,8 @@ private:
     detail::ThreadWaiter w;
     GetSlot slot{&r.value, kPending};
     w.data = &slot;
+    w.kind = "Queue::get";
+    w.object = this;
     auto s = detail::enqueue_and_block(
         w, [&](detail::Waiter& x) { return enqueue_getter(x, slot); },
         [&](detail::Waiter& x) { return withdraw(getters_, x); }, deadline);

@@ -122,6 +122,7 @@ private:
     return chain.take();
   }
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "RWLock::lock";  // for the thread dump
   bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (is_writer(&w) ? try_writer() : try_reader()) return false;

@@ -132,6 +132,7 @@ private:
   }
 
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "Semaphore::acquire";  // for the thread dump
   bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_relaxed);

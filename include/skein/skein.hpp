@@ -6,6 +6,7 @@
 #include "detail/config.hpp"  // first: the C++20 check
 #include "atomic.hpp"
 #include "context.hpp"
+#include "deadlock.hpp"
 #include "errors.hpp"
 #include "event_loop.hpp"
 #include "executor.hpp"

@@ -88,6 +88,7 @@ public:
 
 private:
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "WaitGroup::wait";  // for the thread dump
   bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_acquire);

@@ -95,6 +95,7 @@ public:
 
 private:
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "WeightedSemaphore::acquire";  // for the thread dump
 
   void check(std::int64_t n, const char* what) const {
     if (n < 0) throw UsageError(std::string("WeightedSemaphore::") + what + " of a negative number of units");

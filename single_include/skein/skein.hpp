@@ -1091,6 +1091,7 @@ inline void point() noexcept {
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <type_traits>
 
 #if defined(__linux__) && !defined(SKEIN_PORTABLE_PARKING)
 #define SKEIN_PARK_FUTEX 1
@@ -1155,6 +1156,684 @@ std::string format_ms(std::chrono::duration<Rep, Period> d) {
 
 }  // namespace skein::detail
 // ---- end skein/detail/deadline.hpp ----
+
+// ---- begin skein/detail/park_registry.hpp ----
+// What every thread that parks without a deadline is parked on, for the
+// deadlock detector (deadlock_monitor.hpp) and the thread dump.
+//
+// Each thread that ever parks gets a ThreadRecord, registered process-wide
+// until the thread exits. Before a thread parks without a deadline it
+// publishes, under its record's lock, the word it parks on and the value that
+// word keeps while nobody has woken it (its "quiet" value), and a sequence
+// number; afterwards it withdraws them under the same lock. Every skein
+// wake-up changes the word before it wakes the thread (Parker::notify,
+// EventLoop's wake, the timer service's add), so a reader that finds the word
+// still quiet, twice, with the same sequence number, knows the thread was
+// parked and not woken the whole time in between. Nothing of this runs on a
+// fast path: only a thread that is about to sleep in the kernel pays (two
+// uncontended lock round trips and a clock read), and only while detection is
+// on.
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+namespace skein::detail {
+
+/// Why a thread is parked.
+enum class ParkKind : std::uint8_t {
+  none,         // not parked (or parked with a deadline: it wakes by itself)
+  blocked,      // a blocking wait of a skein primitive (Queue::get, Promise::get, ...)
+  idle_worker,  // a pool thread with nothing to run
+  idle_timer,   // the timer thread with no timer armed
+  idle_loop,    // an EventLoop waiting for posts
+  other,        // an internal hand-over that a running thread completes
+};
+
+/// A blocking wait's description and, for the detector's "fail the wait"
+/// action, how to withdraw it: `interrupt(ctx)` unlinks the waiter and wakes
+/// its thread, returning false if a release got there first.
+struct BlockInfo {
+  const char* kind = nullptr;  // "Queue::get", "Mutex::lock", ...
+  const void* object = nullptr;
+  bool (*interrupt)(void*) noexcept = nullptr;
+  void* ctx = nullptr;
+};
+
+struct ThreadRecord {
+  SpinLock lock;
+  // Under `lock`:
+  const std::atomic<std::uint32_t>* word = nullptr;  // parked on, or null
+  std::uint32_t quiet = 0;                           // its value until someone wakes the thread
+  ParkKind kind = ParkKind::none;
+  std::uint64_t seq = 0;  // one more per park
+  BlockInfo block{};
+  Clock::time_point since{};
+  char site[160] = {};       // a blocked wait's script location (WaitSite), or empty
+  bool pool_thread = false;  // a ThreadPool's worker or spare
+  bool deadlocked = false;   // its wait was failed by the detector: throw Deadlock
+  // Set once at registration:
+  long tid = 0;
+  // Under the registry's lock:
+  ThreadRecord* prev = nullptr;
+  ThreadRecord* next = nullptr;
+};
+
+/// Every live ThreadRecord. Never destroyed: threads park until the process ends.
+struct ThreadRegistry {
+  std::mutex mu;
+  ThreadRecord* head = nullptr;
+  std::size_t count = 0;
+
+  static ThreadRegistry& get() noexcept {
+    static ThreadRegistry* const r = new ThreadRegistry;
+    return *r;
+  }
+};
+
+inline long this_thread_os_id() noexcept {
+#if defined(__linux__)
+  return static_cast<long>(::syscall(SYS_gettid));
+#else
+  return 0;
+#endif
+}
+
+/// Whether threads publish their parks: -1 until the first park reads
+/// SKEIN_DEADLOCK, then 0 (off) or 1.
+inline std::atomic<int> g_park_tracking{-1};
+
+/// Starts the detector's thread once, and reads SKEIN_DEADLOCK
+/// (deadlock_monitor.hpp, included at the end of this file, defines them).
+inline void ensure_deadlock_monitor() noexcept;
+inline bool deadlock_detection_from_env() noexcept;
+
+inline bool park_tracking() noexcept {
+  int v = g_park_tracking.load(std::memory_order_relaxed);
+  if (v < 0) {
+    int want = deadlock_detection_from_env() ? 1 : 0;
+    if (g_park_tracking.compare_exchange_strong(v, want, std::memory_order_relaxed)) v = want;
+  }
+  return v > 0;
+}
+
+class ThreadRecordHolder {
+public:
+  ThreadRecordHolder() noexcept : rec_(new(std::nothrow) ThreadRecord) {
+    if (!rec_) return;
+    rec_->tid = this_thread_os_id();
+    auto& r = ThreadRegistry::get();
+    std::lock_guard lk(r.mu);
+    rec_->next = r.head;
+    if (r.head) r.head->prev = rec_;
+    r.head = rec_;
+    ++r.count;
+  }
+  ~ThreadRecordHolder() {
+    if (!rec_) return;
+    {
+      auto& r = ThreadRegistry::get();
+      std::lock_guard lk(r.mu);
+      if (rec_->prev)
+        rec_->prev->next = rec_->next;
+      else
+        r.head = rec_->next;
+      if (rec_->next) rec_->next->prev = rec_->prev;
+      --r.count;
+    }
+    delete rec_;
+    rec_ = nullptr;
+  }
+  ThreadRecordHolder(const ThreadRecordHolder&) = delete;
+  ThreadRecordHolder& operator=(const ThreadRecordHolder&) = delete;
+  [[nodiscard]] ThreadRecord* get() const noexcept { return rec_; }
+
+private:
+  ThreadRecord* rec_;
+};
+
+/// The calling thread's record (registered on first use); null if it could
+/// not be allocated or the thread is exiting.
+inline ThreadRecord* this_thread_record() noexcept {
+  thread_local ThreadRecordHolder holder;
+  return holder.get();
+}
+
+/// A ThreadPool's threads say so once: the detector never fails their waits
+/// (their tasks' callers see the outcome instead).
+inline void mark_pool_thread() noexcept {
+  if (ThreadRecord* r = this_thread_record()) {
+    std::lock_guard lk(r->lock);
+    r->pool_thread = true;
+  }
+}
+
+/// A script host's description of where its script is on this thread (its
+/// function and line), asked for by a blocking wait that is about to park.
+struct WaitSite {
+  void (*describe)(void* ctx, char* buf, std::size_t size) noexcept = nullptr;
+  void* ctx = nullptr;
+};
+inline thread_local WaitSite tls_wait_site{};
+
+/// Publishes a park on `word` (quiet while it equals `quiet`); returns the
+/// record to pass to park_end, or null when nothing was published.
+inline ThreadRecord* park_begin(const std::atomic<std::uint32_t>* word, std::uint32_t quiet, ParkKind kind,
+                                const BlockInfo* block = nullptr) noexcept {
+  if (!park_tracking()) return nullptr;
+  ThreadRecord* r = this_thread_record();
+  if (!r) return nullptr;
+  ensure_deadlock_monitor();
+  const auto now = Clock::now();
+  char site[sizeof r->site] = {};
+  if (kind == ParkKind::blocked && tls_wait_site.describe) {
+    tls_wait_site.describe(tls_wait_site.ctx, site, sizeof site);
+    site[sizeof site - 1] = '\0';
+  }
+  std::lock_guard lk(r->lock);
+  std::memcpy(r->site, site, sizeof site);
+  r->word = word;
+  r->quiet = quiet;
+  r->kind = kind;
+  ++r->seq;
+  r->block = block ? *block : BlockInfo{};
+  r->since = now;
+  return r;
+}
+
+inline void park_end(ThreadRecord* r) noexcept {
+  if (!r) return;
+  std::lock_guard lk(r->lock);
+  r->word = nullptr;
+  r->kind = ParkKind::none;
+  r->block = BlockInfo{};
+}
+
+/// True (once) if the detector failed this thread's last wait.
+inline bool take_deadlock_verdict() noexcept {
+  if (g_park_tracking.load(std::memory_order_relaxed) <= 0) return false;
+  ThreadRecord* r = this_thread_record();
+  if (!r) return false;
+  std::lock_guard lk(r->lock);
+  const bool d = r->deadlocked;
+  r->deadlocked = false;
+  return d;
+}
+
+/// The description of the blocking wait the calling thread is about to make,
+/// read by the Parker when it publishes its park (set around the wait).
+inline thread_local const BlockInfo* tls_block = nullptr;
+
+}  // namespace skein::detail
+
+
+// ---- begin skein/detail/deadlock_monitor.hpp ----
+// The deadlock detector and the thread dump (docs/api/deadlock.md).
+//
+// A monitor thread, started by the first thread that parks without a
+// deadline, looks every `period` at the ThreadRecords (park_registry.hpp). It
+// declares a deadlock only when, at one instant, every thread of the process
+// is parked in skein without a deadline and nobody has woken it: then nothing
+// can ever run again, because every skein wake-up comes from a running thread
+// (a task, the timer thread firing a timer, an EventLoop's thread, a plain
+// thread calling release or put, an I/O thread). It proves that instant:
+//   1. a pass over the records finds every one quiet (parked on its word,
+//      which still holds its quiet value);
+//   2. the process has exactly that many threads, plus the monitor (and the
+//      threads the application declared foreign): no thread skein does not
+//      know about exists, which could release something;
+//   3. a second pass finds every record quiet with the same sequence number,
+//      so each was parked and unwoken from its first look to its second,
+//      which brackets an instant when all were;
+//   4. the next check, a period later, finds the same sequence numbers (a
+//      thread created and gone between the passes would have woken somebody).
+// A timed wait, a timer armed, a thread in a system call, an I/O thread, a
+// task running or queued, a ThreadPool's thread inside a BlockingRegion:
+// each is a running or unknown thread, so none is ever reported. Linux only
+// (step 2 reads /proc/self/stat); elsewhere it never reports.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+
+#if defined(__linux__)
+#include <fcntl.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <unistd.h>
+#define SKEIN_DEADLOCK_DETECTION 1
+#endif
+
+// ThreadSanitizer runs a background thread of its own, which never touches
+// skein: the count of threads allows for it.
+#if defined(__SANITIZE_THREAD__)
+#define SKEIN_DETAIL_TSAN_THREADS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SKEIN_DETAIL_TSAN_THREADS 1
+#endif
+#endif
+#ifndef SKEIN_DETAIL_TSAN_THREADS
+#define SKEIN_DETAIL_TSAN_THREADS 0
+#endif
+
+namespace skein {
+
+/// One thread in a dump.
+struct ThreadDump {
+  long id = 0;                   ///< the OS thread id (Linux), else 0
+  std::string name;              ///< the thread's name (skein-worker, skein-timer, or the application's)
+  std::string state;             ///< "blocked", "idle" or "running" (see docs/api/deadlock.md)
+  std::string waits_on;          ///< a blocked thread's wait ("Queue::get"), an idle one's role
+  const void* object = nullptr;  ///< the primitive a blocked thread waits on
+  double seconds = 0;            ///< how long it has been parked
+  bool pool_thread = false;      ///< a ThreadPool's thread
+  std::string where;             ///< a blocked thread's script location, from its host (WaitSiteScope)
+};
+
+/// What the detector saw: every thread skein knows about, and the live tasks.
+struct DeadlockReport {
+  std::vector<ThreadDump> threads;
+  std::size_t live_tasks = 0;  ///< goroutines() when the deadlock was found
+  /// The report as Go prints it: the message, then one line per thread.
+  [[nodiscard]] std::string text() const;
+};
+
+/// What happens once a deadlock is reported (after the report is printed).
+enum class DeadlockAction {
+  fail_waits,    ///< every blocked wait of a thread outside the pools throws Deadlock
+  exit_process,  ///< std::_Exit(2), as Go's runtime does
+  ignore,        ///< nothing more (the same deadlock is not reported again)
+};
+
+using DeadlockHandler = std::function<DeadlockAction(const DeadlockReport&)>;
+
+/// The detector's settings (set_deadlock_options).
+struct DeadlockOptions {
+  bool enabled = true;                    ///< look for deadlocks at all
+  std::chrono::milliseconds period{100};  ///< how often; a deadlock is reported after 2-3 periods
+  bool print = true;                      ///< write the report to stderr
+  unsigned foreign_threads = 0;           ///< threads skein may ignore (they never release anything)
+  DeadlockHandler handler;                ///< null: DeadlockAction::fail_waits
+};
+
+namespace detail {
+
+inline std::string describe_ptr(const void* p) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%p", p);
+  return b;
+}
+
+inline std::string thread_os_name(long tid) {
+#if defined(__linux__)
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
+  std::string s;
+  if (FILE* f = std::fopen(path, "r")) {
+    char b[64];
+    if (std::fgets(b, sizeof b, f)) s = b;
+    std::fclose(f);
+  }
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+#else
+  (void)tid;
+  return {};
+#endif
+}
+
+/// Threads in the process, or -1 where unknown.
+inline long process_thread_count() noexcept {
+#if defined(__linux__)
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  // After the command name's closing parenthesis: state is field 3,
+  // num_threads field 20.
+  const char* p = nullptr;
+  for (ssize_t i = n - 1; i >= 0; --i)
+    if (buf[i] == ')') {
+      p = buf + i + 1;
+      break;
+    }
+  if (!p) return -1;
+  int field = 2;
+  while (*p && field < 20) {
+    while (*p == ' ') ++p;
+    ++field;
+    if (field == 20) return std::strtol(p, nullptr, 10);
+    while (*p && *p != ' ') ++p;
+  }
+  return -1;
+#else
+  return -1;
+#endif
+}
+
+/// goroutines(), set by task_host.hpp (which this header cannot include).
+inline std::atomic<long (*)()> g_live_tasks_fn{nullptr};
+
+inline const char* park_kind_role(ParkKind k) noexcept {
+  switch (k) {
+    case ParkKind::idle_worker: return "no task to run";
+    case ParkKind::idle_timer: return "timer thread, no timer armed";
+    case ParkKind::idle_loop: return "EventLoop::run, waiting for posts";
+    case ParkKind::other: return "a hand-over in progress";
+    default: return "";
+  }
+}
+
+/// A consistent look at one record.
+struct RecordLook {
+  ThreadRecord* rec;
+  std::uint64_t seq;
+  bool quiet;
+  ParkKind kind;
+  BlockInfo block;
+  Clock::time_point since;
+  bool pool_thread;
+  long tid;
+  char site[sizeof(ThreadRecord::site)];
+};
+
+inline RecordLook look_at(ThreadRecord* r) noexcept {
+  std::lock_guard lk(r->lock);
+  const bool quiet = r->word && r->word->load(std::memory_order_acquire) == r->quiet;
+  RecordLook l{r, r->seq, quiet, r->kind, r->block, r->since, r->pool_thread, r->tid, {}};
+  std::memcpy(l.site, r->site, sizeof l.site);
+  return l;
+}
+
+/// Looks at every record; call with the registry's lock held.
+inline void look_at_all(std::vector<RecordLook>& out) {
+  out.clear();
+  for (ThreadRecord* r = ThreadRegistry::get().head; r; r = r->next) out.push_back(look_at(r));
+}
+
+inline ThreadDump dump_of(const RecordLook& l, Clock::time_point now) {
+  ThreadDump d;
+  d.id = l.tid;
+  d.name = thread_os_name(l.tid);
+  d.pool_thread = l.pool_thread;
+  if (!l.quiet) {
+    d.state = "running";
+    return d;
+  }
+  d.seconds = std::chrono::duration<double>(now - l.since).count();
+  if (l.kind == ParkKind::blocked) {
+    d.state = "blocked";
+    d.waits_on = l.block.kind ? l.block.kind : "a wait";
+    d.object = l.block.object;
+    d.where = l.site;
+  } else {
+    d.state = "idle";
+    d.waits_on = park_kind_role(l.kind);
+  }
+  return d;
+}
+
+struct DeadlockMonitor {
+  std::mutex mu;
+  std::condition_variable cv;
+  DeadlockOptions options;
+  bool options_from_env = false;
+  bool started = false;
+  std::uint64_t generation = 0;  // bumped by set_deadlock_options: a waiting monitor re-reads
+  std::atomic<bool> dump_requested{false};
+#if defined(SKEIN_DEADLOCK_DETECTION)
+  sem_t signal_sem{};  // posted by the dump signal handler (sem_post is async-signal-safe)
+  std::atomic<bool> sem_ready{false};
+#endif
+
+  static DeadlockMonitor& get() noexcept {
+    static DeadlockMonitor* const m = new DeadlockMonitor;  // never destroyed: its thread outlives main()
+    return *m;
+  }
+};
+
+/// SKEIN_DEADLOCK: "off" or "0" disables detection; "exit" and "report" pick
+/// the default action (exit_process, ignore); anything else keeps fail_waits.
+inline DeadlockAction env_deadlock_action() noexcept {
+  const char* v = std::getenv("SKEIN_DEADLOCK");
+  if (!v) return DeadlockAction::fail_waits;
+  const std::string s = v;
+  if (s == "exit") return DeadlockAction::exit_process;
+  if (s == "report" || s == "ignore") return DeadlockAction::ignore;
+  return DeadlockAction::fail_waits;
+}
+
+inline bool deadlock_detection_from_env() noexcept {
+  const char* v = std::getenv("SKEIN_DEADLOCK");
+  if (!v) return true;
+  const std::string s = v;
+  return !(s == "off" || s == "0" || s == "false" || s == "no");
+}
+
+inline std::string thread_line(const ThreadDump& t) {
+  std::string s = "thread " + std::to_string(t.id);
+  if (!t.name.empty()) s += " \"" + t.name + "\"";
+  if (t.pool_thread) s += " (pool)";
+  s += ": " + t.state;
+  if (!t.waits_on.empty()) s += (t.state == "blocked" ? " in " : " (") + t.waits_on + (t.state == "blocked" ? "" : ")");
+  if (t.object) s += " on " + describe_ptr(t.object);
+  if (t.state != "running") {
+    char b[48];
+    std::snprintf(b, sizeof b, " for %.3f s", t.seconds);
+    s += b;
+  }
+  if (!t.where.empty()) s += ", at " + t.where;
+  return s;
+}
+
+inline std::vector<ThreadDump> dump_all_threads() {
+  std::vector<RecordLook> looks;
+  {
+    auto& reg = ThreadRegistry::get();
+    std::lock_guard lk(reg.mu);
+    look_at_all(looks);
+  }
+  const auto now = Clock::now();
+  std::vector<ThreadDump> out;
+  out.reserve(looks.size());
+  for (auto& l : looks) out.push_back(dump_of(l, now));
+  std::sort(out.begin(), out.end(), [](const ThreadDump& a, const ThreadDump& b) { return a.id < b.id; });
+  return out;
+}
+
+inline std::size_t live_tasks_now() noexcept {
+  auto fn = g_live_tasks_fn.load(std::memory_order_acquire);
+  long n = fn ? fn() : 0;
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+inline void write_stderr(const std::string& s) noexcept {
+  std::fwrite(s.data(), 1, s.size(), stderr);
+  std::fflush(stderr);
+}
+
+/// One detector check. `candidate` carries the sequence numbers of the last
+/// quiet look, `reported` those of the last deadlock reported.
+class DeadlockCheck {
+public:
+  /// Returns true if a deadlock was found (and handled).
+  bool run(const DeadlockOptions& opt) {
+    auto& reg = ThreadRegistry::get();
+    std::unique_lock lk(reg.mu);
+    look_at_all(first_);
+    if (!all_quiet(first_)) return forget();
+    const long threads = process_thread_count();
+    const std::size_t known = first_.size() + 1 /* this thread */ + opt.foreign_threads + SKEIN_DETAIL_TSAN_THREADS;
+    if (threads < 0 || static_cast<std::size_t>(threads) != known) return forget();
+    look_at_all(second_);
+    if (!same(first_, second_)) return forget();
+    std::vector<std::pair<ThreadRecord*, std::uint64_t>> seqs;
+    for (auto& l : second_) seqs.emplace_back(l.rec, l.seq);
+    std::sort(seqs.begin(), seqs.end());
+    if (seqs != candidate_) {
+      candidate_ = std::move(seqs);
+      return false;
+    }
+    if (seqs == reported_) return false;  // this deadlock was reported already
+    reported_ = seqs;
+
+    DeadlockReport report;
+    const auto now = Clock::now();
+    for (auto& l : second_) report.threads.push_back(dump_of(l, now));
+    std::sort(report.threads.begin(), report.threads.end(),
+              [](const ThreadDump& a, const ThreadDump& b) { return a.id < b.id; });
+    report.live_tasks = live_tasks_now();
+    const std::string text = report.text();
+    if (opt.print) write_stderr(text);
+    DeadlockAction action = env_deadlock_action();
+    if (opt.handler) {
+      try {
+        action = opt.handler(report);
+      } catch (...) {
+        write_stderr("skein: the deadlock handler threw; failing the blocked waits\n");
+        action = DeadlockAction::fail_waits;
+      }
+    }
+    if (action == DeadlockAction::exit_process) std::_Exit(2);
+    if (action == DeadlockAction::fail_waits) fail_waits();
+    return true;
+  }
+
+private:
+  static bool all_quiet(const std::vector<RecordLook>& v) noexcept {
+    bool someone_waits = false;
+    for (auto& l : v) {
+      if (!l.quiet) return false;
+      if (l.kind == ParkKind::blocked || l.kind == ParkKind::idle_loop) someone_waits = true;
+    }
+    return someone_waits;
+  }
+  static bool same(const std::vector<RecordLook>& a, const std::vector<RecordLook>& b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].rec != b[i].rec || a[i].seq != b[i].seq || !b[i].quiet) return false;
+    return true;
+  }
+  bool forget() noexcept {
+    candidate_.clear();
+    return false;
+  }
+  /// Withdraws every blocked wait of a thread outside the pools, still in
+  /// the park that was found deadlocked; each throws Deadlock. Under the
+  /// registry's lock: the records stay alive.
+  void fail_waits() noexcept {
+    for (auto& l : second_) {
+      if (l.kind != ParkKind::blocked || l.pool_thread) continue;
+      ThreadRecord* r = l.rec;
+      std::lock_guard lk(r->lock);
+      if (r->seq != l.seq || !r->word || !r->block.interrupt) continue;
+      // Set first: the thread reads it under this lock once it wakes.
+      r->deadlocked = true;
+      if (!r->block.interrupt(r->block.ctx)) r->deadlocked = false;  // released meanwhile
+    }
+  }
+
+  std::vector<RecordLook> first_, second_;
+  std::vector<std::pair<ThreadRecord*, std::uint64_t>> candidate_, reported_;
+};
+
+inline void deadlock_monitor_main() noexcept {
+  name_this_thread("skein-monitor");
+  auto& m = DeadlockMonitor::get();
+  DeadlockCheck check;
+  for (;;) {
+    DeadlockOptions opt;
+    {
+      std::unique_lock lk(m.mu);
+      opt = m.options;
+    }
+    const auto period = std::max(opt.period, std::chrono::milliseconds(1));
+#if defined(SKEIN_DEADLOCK_DETECTION)
+    if (m.sem_ready.load(std::memory_order_acquire)) {
+      // Woken early by a dump request (the signal handler posts).
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME, &ts);
+      auto ns = static_cast<long long>(ts.tv_nsec) + std::chrono::nanoseconds(period).count();
+      ts.tv_sec += static_cast<time_t>(ns / 1000000000);
+      ts.tv_nsec = static_cast<long>(ns % 1000000000);
+      while (sem_timedwait(&m.signal_sem, &ts) != 0 && errno == EINTR) {
+      }
+    } else
+#endif
+    {
+      std::unique_lock lk(m.mu);
+      const auto gen = m.generation;
+      m.cv.wait_for(lk, period, [&] { return m.generation != gen; });
+    }
+    if (m.dump_requested.exchange(false, std::memory_order_acq_rel)) {
+      try {
+        std::string s = "skein: dump of every thread (live tasks: " + std::to_string(live_tasks_now()) + ")\n";
+        for (auto& t : dump_all_threads()) s += "  " + thread_line(t) + "\n";
+        write_stderr(s);
+      } catch (...) {
+      }
+    }
+    if (!opt.enabled) continue;
+    try {
+      check.run(opt);
+    } catch (...) {  // out of memory while looking: look again next period
+    }
+  }
+}
+
+inline void ensure_deadlock_monitor() noexcept {
+  auto& m = DeadlockMonitor::get();
+  static std::atomic<bool> started{false};
+  if (started.load(std::memory_order_acquire)) return;
+  std::lock_guard lk(m.mu);
+  if (m.started) return;
+  m.started = true;
+  try {
+    std::thread(deadlock_monitor_main).detach();
+  } catch (...) {  // no thread: no detection (and no dump on signal)
+  }
+  started.store(true, std::memory_order_release);
+}
+
+}  // namespace detail
+
+inline std::string DeadlockReport::text() const {
+  std::string s = "skein: all goroutines are asleep - deadlock!\n";
+  s += "live tasks: " + std::to_string(live_tasks) + "\n";
+  for (auto& t : threads) s += "  " + detail::thread_line(t) + "\n";
+  return s;
+}
+
+}  // namespace skein
+// ---- end skein/detail/deadlock_monitor.hpp ----
+// ---- end skein/detail/park_registry.hpp ----
 
 // ---- begin skein/detail/test_hooks.hpp ----
 // The model checker's deliberately broken variants of the waiter core and the
@@ -1335,8 +2014,16 @@ public:
     return state();
   }
 
-  /// Blocks while the state is `from`, until `deadline` if given. Returns the state.
-  std::uint32_t wait_while(std::uint32_t from, const Clock::time_point* deadline = nullptr) noexcept {
+  /// Blocks while the state is `from`, until `deadline` if given. Returns the
+  /// state. A wait without a deadline is published for the deadlock detector
+  /// (park_registry.hpp) as `kind`, once the thread is about to sleep.
+  std::uint32_t wait_while(std::uint32_t from, const Clock::time_point* deadline = nullptr,
+                           ParkKind kind = ParkKind::other) noexcept {
+    ThreadRecord* published = nullptr;
+    struct Unpublish {
+      ThreadRecord*& r;
+      ~Unpublish() { park_end(r); }
+    } unpublish{published};
     for (;;) {
       std::uint32_t w = word_.load(std::memory_order_acquire);
       if ((w & ~kSleeping) != from) return w & ~kSleeping;
@@ -1344,6 +2031,12 @@ public:
       // this sees the flag and wakes us; one that changed it before makes the
       // CAS (or the park's own check) fail.
       if (!(w & kSleeping)) {
+        if constexpr (std::is_same_v<Sys, OsParking>) {
+          // Quiet while the word is `from` with the flag: any notify() or
+          // interrupt() changes it. Published before the flag is set.
+          if (!published && (!deadline || *deadline == kNever))
+            published = park_begin(&word_, from | kSleeping, kind, kind == ParkKind::blocked ? tls_block : nullptr);
+        }
         SKEIN_FAULT_POINT();
         if constexpr (inject_lost_wakeup<Sys>()) {
           word_.store(w | kSleeping, std::memory_order_release);  // overwrites a notification
@@ -1392,6 +2085,7 @@ public:
     {
       std::lock_guard lk(mu_);
       stop_ = true;
+      idle_word_.store(0, std::memory_order_release);
       rest.swap(heap_);
       for (auto* n : rest) n->index = TimerNode::kNotQueued;
     }
@@ -1411,6 +2105,7 @@ public:
         if (!thread_.joinable())
           thread_ = std::thread([this] {
             name_this_thread("skein-timer");
+            (void)this_thread_record();  // registered now, not under mu_ (the detector's lock order)
             loop();
           });
         heap_.push_back(n);  // may throw: before n is marked queued
@@ -1423,6 +2118,8 @@ public:
         // (A timer started and stopped over and over must not cost a futex
         // wake each time.)
         earliest = sleeping_ && n->deadline < sleep_until_;
+        // Not idle any more, before the thread even wakes (the detector's view).
+        idle_word_.store(0, std::memory_order_release);
       }
     }
     if (rejected)
@@ -1471,10 +2168,17 @@ private:
   void sleep(std::unique_lock<std::mutex>& lk, Clock::time_point when) {
     sleeping_ = true;
     sleep_until_ = when;
-    if (when == kNever)  // never fires: wait_until(max) may overflow converting clocks
+    if (when == kNever) {  // never fires: wait_until(max) may overflow converting clocks
+      // No timer armed: the deadlock detector may count this thread as
+      // parked until add() or the shutdown clears the word.
+      idle_word_.store(1, std::memory_order_release);
+      ThreadRecord* published = park_begin(&idle_word_, 1, ParkKind::idle_timer);
       cv_.wait(lk);
-    else
+      park_end(published);
+      idle_word_.store(0, std::memory_order_release);
+    } else {
       cv_.wait_until(lk, when);
+    }
     sleeping_ = false;
   }
 
@@ -1523,6 +2227,7 @@ private:
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::atomic<std::uint32_t> idle_word_{0};  // 1 while the thread sleeps with no timer armed
   std::vector<TimerNode*> heap_;
   std::uint64_t seq_ = 0;
   bool stop_ = false;
@@ -1617,6 +2322,14 @@ private:
 class Closed : public std::runtime_error {
 public:
   explicit Closed(const std::string& what) : std::runtime_error(what) {}
+};
+
+/// A blocking wait that the deadlock detector failed: every thread of the
+/// process was parked in skein and nothing could ever release it
+/// (docs/api/deadlock.md). what() names the wait.
+class Deadlock : public std::runtime_error {
+public:
+  explicit Deadlock(const std::string& what) : std::runtime_error(what) {}
 };
 
 /// Misuse of an API: negative WaitGroup counter, unlock of an unlocked Mutex, zero workers, ...
@@ -1896,6 +2609,9 @@ private:
 template <class Sys = OsParking>
 struct BasicThreadWaiter : Waiter {
   BasicParker<Sys> parker;
+  // For the thread dump and the deadlock report: which wait, on what.
+  const char* kind = nullptr;
+  const void* object = nullptr;
   BasicThreadWaiter() noexcept {
     notify_fn = [](Waiter* w) noexcept { static_cast<BasicThreadWaiter*>(w)->parker.notify(); };
   }
@@ -1903,6 +2619,13 @@ struct BasicThreadWaiter : Waiter {
 using ThreadWaiter = BasicThreadWaiter<>;
 
 enum class WaitStatus { ready, timeout, cancelled };
+
+/// Thrown by a blocking wait that the deadlock detector failed.
+[[noreturn]] inline void throw_deadlock(const char* kind) {
+  throw Deadlock(std::string(kind ? kind : "a blocking wait") +
+                 ": all goroutines are asleep - deadlock! (no running thread, armed timer or task could ever "
+                 "release this wait; the report of every thread went to stderr)");
+}
 
 /// Blocks the calling thread until `w` is notified, the deadline passes or the
 /// current task's stop token fires. `w` must already be enqueued. `withdraw()`
@@ -1958,9 +2681,23 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     // With a token that cannot stop, this registers nothing. Its destructor
     // waits for a callback running on another thread.
     typename Sys::template StopCallback<OnStop> cb(std::move(tok), OnStop{&withdraw, &w.parker});
+    // What the deadlock detector may do to fail this wait: what the stop
+    // callback does (withdraw; if it was linked, interrupt).
+    OnStop fail{&withdraw, &w.parker};
+    const BlockInfo info{w.kind, w.object,
+                         [](void* c) noexcept {
+                           auto* f = static_cast<OnStop*>(c);
+                           if (!(*f->withdraw)()) return false;
+                           f->p->interrupt();
+                           return true;
+                         },
+                         &fail};
     try {
       BlockingGuard guard;
-      s = w.parker.wait_while(P::kWaiting, deadline);
+      const BlockInfo* saved = tls_block;
+      tls_block = &info;
+      s = w.parker.wait_while(P::kWaiting, deadline, ParkKind::blocked);
+      tls_block = saved;
     } catch (...) {  // the pool is at its thread bound: do not block, leave cleanly
       refused = std::current_exception();
     }
@@ -1974,7 +2711,10 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   if (s == P::kNotified) return WaitStatus::ready;
   if (s == P::kInterrupted) {
     if constexpr (inject_late_withdraw<Sys>()) return give_up(WaitStatus::cancelled);
-    return WaitStatus::cancelled;  // the stop callback withdrew `w`
+    // Withdrawn by the stop callback, or by the deadlock detector.
+    if constexpr (std::is_same_v<Sys, OsParking>)
+      if (take_deadlock_verdict()) throw_deadlock(w.kind);
+    return WaitStatus::cancelled;
   }
   // The deadline passed (the stop callback may have withdrawn `w` meanwhile).
   return give_up(WaitStatus::timeout);
@@ -2210,6 +2950,10 @@ struct OwnerAccess {
   static bool withdraw(Owner& o, Waiter& w) noexcept {
     return o.wait_withdraw(w);
   }
+  template <class Owner>
+  static constexpr const char* kind() noexcept {
+    return Owner::kWaitKind;
+  }
 };
 
 /// The blocking form of an owner's wait: links a ThreadWaiter (with payload
@@ -2219,6 +2963,8 @@ template <class Owner>
 bool block_on(Owner& owner, const Clock::time_point* deadline, void* data = nullptr) {
   ThreadWaiter w;
   w.data = data;
+  w.kind = OwnerAccess::kind<Owner>();
+  w.object = &owner;
   return completed(enqueue_and_block(
       w, [&](Waiter& x) noexcept { return OwnerAccess::enqueue(owner, x); },
       [&](Waiter& x) noexcept { return OwnerAccess::withdraw(owner, x); }, deadline));
@@ -2437,6 +3183,8 @@ public:
   WaitStatus wait_idle(const Clock::time_point* deadline, bool observe_stop = true) {
     for (;;) {
       ThreadWaiter w;
+      w.kind = "Context::wait";
+      w.object = this;
       if (!idle_enqueue(w)) return WaitStatus::ready;
       auto s = block_wait(
           w, [&]() noexcept { return idle_withdraw(w); }, deadline, observe_stop);
@@ -3652,6 +4400,8 @@ private:
           "Promise::get()/wait() on an EventLoop's own thread, for a result that only this loop delivers "
           "(EventLoop::spawn, work()), would wait forever: co_await it from a coroutine on the loop instead");
     detail::ThreadWaiter w;
+    w.kind = "Promise::get";
+    w.object = st_;
     if (!st_->enqueue(&w)) return true;
     observe_stop = observe_stop && cancellable_wait();
     auto s = detail::block_wait(
@@ -3917,6 +4667,7 @@ protected:
   TaskHost() {
     std::lock_guard lk(host_registry().mu);
     host_registry().hosts.push_back(this);
+    g_live_tasks_fn.store(&TaskHost::live_tasks_everywhere, std::memory_order_release);  // for the deadlock report
   }
   ~TaskHost() {
     std::lock_guard lk(host_registry().mu);
@@ -4371,7 +5122,7 @@ public:
     /// Sleeps until rouse()d (returns at once if it already was).
     void sleep() noexcept {
       if (parker.spin_while(Parker::kWaiting, Sys::spin_budget()) == Parker::kWaiting)
-        parker.wait_while(Parker::kWaiting);
+        parker.wait_while(Parker::kWaiting, nullptr, ParkKind::idle_worker);
     }
     void rouse() noexcept { parker.notify(); }
   };
@@ -4953,6 +5704,7 @@ private:
 
   void thread_main(Worker* w) noexcept {
     name_this_thread("skein-worker");
+    mark_pool_thread();
     tl_worker = w;
     live_.bind_thread(w->counts);
     {
@@ -5610,6 +6362,110 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
 
 }  // namespace skein
 // ---- end skein/context.hpp ----
+
+// ---- begin skein/deadlock.hpp ----
+/// Deadlock detection and thread dumps (docs/api/deadlock.md):
+/// set_deadlock_options, deadlock_options, dump_threads, dump_text,
+/// dump_on_signal, and the Deadlock error a failed wait throws.
+
+
+#include <csignal>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+
+namespace skein {
+
+/// Replaces the detector's settings. Enabling it (the default, unless the
+/// environment variable SKEIN_DEADLOCK is "off") makes every thread publish
+/// its parks and starts the monitor thread with the first park.
+inline void set_deadlock_options(DeadlockOptions o) {
+  auto& m = detail::DeadlockMonitor::get();
+  const bool on = o.enabled;
+  {
+    std::lock_guard lk(m.mu);
+    m.options = std::move(o);
+    ++m.generation;
+  }
+  m.cv.notify_all();
+  if (on) detail::g_park_tracking.store(1, std::memory_order_relaxed);
+}
+
+/// The detector's current settings.
+inline DeadlockOptions deadlock_options() {
+  auto& m = detail::DeadlockMonitor::get();
+  std::lock_guard lk(m.mu);
+  return m.options;
+}
+
+/// Every thread skein knows about (those that have parked at least once), as
+/// the deadlock report lists them. A thread that parks from now on is listed
+/// from its first park.
+inline std::vector<ThreadDump> dump_threads() {
+  detail::g_park_tracking.store(1, std::memory_order_relaxed);
+  return detail::dump_all_threads();
+}
+
+/// dump_threads() as text, one line per thread, with the number of live tasks.
+inline std::string dump_text() {
+  std::string s = "live tasks: " + std::to_string(detail::live_tasks_now()) + "\n";
+  for (auto& t : dump_threads()) s += "  " + detail::thread_line(t) + "\n";
+  return s;
+}
+
+/// For a script host (docs/script.md): while alive, a blocking wait of this
+/// thread that parks asks `describe(ctx, buf, size)` where the script is (its
+/// function and line), and the dump and the deadlock report show it. Called on
+/// the blocking thread, before it parks; it must not block or throw.
+class WaitSiteScope {
+public:
+  WaitSiteScope(void (*describe)(void* ctx, char* buf, std::size_t size) noexcept, void* ctx) noexcept
+      : saved_(detail::tls_wait_site) {
+    detail::tls_wait_site = detail::WaitSite{describe, ctx};
+  }
+  ~WaitSiteScope() { detail::tls_wait_site = saved_; }
+  WaitSiteScope(const WaitSiteScope&) = delete;
+  WaitSiteScope& operator=(const WaitSiteScope&) = delete;
+
+private:
+  detail::WaitSite saved_;
+};
+
+/// Writes dump_text() to stderr whenever the process receives `sig` (e.g.
+/// SIGQUIT, as Go does), from the monitor thread. POSIX only; elsewhere it
+/// throws UsageError. The handler itself only posts a semaphore.
+inline void dump_on_signal(int sig) {
+#if defined(SKEIN_DEADLOCK_DETECTION)
+  auto& m = detail::DeadlockMonitor::get();
+  {
+    std::lock_guard lk(m.mu);
+    if (!m.sem_ready.load(std::memory_order_relaxed)) {
+      if (sem_init(&m.signal_sem, 0, 0) != 0) throw UsageError("dump_on_signal: sem_init failed");
+      m.sem_ready.store(true, std::memory_order_release);
+    }
+  }
+  detail::g_park_tracking.store(1, std::memory_order_relaxed);
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {
+    auto& mon = detail::DeadlockMonitor::get();
+    mon.dump_requested.store(true, std::memory_order_release);
+    sem_post(&mon.signal_sem);
+  };
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  if (sigaction(sig, &sa, nullptr) != 0)
+    throw UsageError("dump_on_signal: cannot handle signal " + std::to_string(sig));
+  detail::ensure_deadlock_monitor();
+  m.cv.notify_all();
+#else
+  (void)sig;
+  throw UsageError("dump_on_signal: not supported on this system (POSIX only)");
+#endif
+}
+
+}  // namespace skein
+// ---- end skein/deadlock.hpp ----
 
 // ---- begin skein/event_loop.hpp ----
 /// EventLoop, Notifier and work(): a single-threaded executor driven by run(),
@@ -6408,7 +7264,10 @@ private:
       // (MinGW-w64) loads the value before it locks the mutex its wait
       // sleeps under, so a wake() in between is lost and the loop sleeps
       // with an item queued. A spurious return only re-runs this loop.
+      // Quiet while the word stays kSleeping: wake() stores kAwake first.
+      detail::ThreadRecord* published = detail::park_begin(&state_, kSleeping, detail::ParkKind::idle_loop);
       parking_.park(state_, kSleeping, nullptr);
+      detail::park_end(published);
       state_.store(kAwake, std::memory_order_relaxed);
     }
   }
@@ -6678,6 +7537,7 @@ public:
 
 private:
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "Mutex::lock";  // for the thread dump
   static constexpr std::uint32_t kUnlocked = 0, kLocked = 1, kContended = 2;
 
   bool spin_lock() noexcept {
@@ -7173,6 +8033,8 @@ template <class Sys = OsParking>
 std::uint32_t select_blocking(BasicSelector<Sys>& sel, SelectCase* const* cases,
                               const Clock::time_point* deadline = nullptr) {
   BasicThreadWaiter<Sys> owner;
+  owner.kind = "select";
+  owner.object = &sel;
   std::uint32_t w = sel.poll_each();
   if (w == kSelectPending) w = sel.start(owner);
   if (w == kSelectPending) {
@@ -7577,6 +8439,8 @@ private:
     detail::ThreadWaiter w;
     PutSlot slot{&v, kPending};
     w.data = &slot;
+    w.kind = "Queue::put";
+    w.object = this;
     bool closed_now = false;
     auto s = detail::enqueue_and_block(
         w, [&](detail::Waiter& x) { return enqueue_putter(x, slot, closed_now); },
@@ -7592,6 +8456,8 @@ private:
     detail::ThreadWaiter w;
     GetSlot slot{&r.value, kPending};
     w.data = &slot;
+    w.kind = "Queue::get";
+    w.object = this;
     auto s = detail::enqueue_and_block(
         w, [&](detail::Waiter& x) { return enqueue_getter(x, slot); },
         [&](detail::Waiter& x) { return withdraw(getters_, x); }, deadline);
@@ -7803,6 +8669,7 @@ public:
 
 private:
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "WaitGroup::wait";  // for the thread dump
   bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_acquire);
@@ -8257,6 +9124,7 @@ private:
     return chain.take();
   }
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "RWLock::lock";  // for the thread dump
   bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     if (is_writer(&w) ? try_writer() : try_reader()) return false;
@@ -8727,6 +9595,7 @@ private:
   }
 
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "Semaphore::acquire";  // for the thread dump
   bool wait_enqueue(detail::Waiter& w) noexcept {
     std::lock_guard lk(lk_);
     std::uint64_t s = state_.load(std::memory_order_relaxed);
@@ -9758,6 +10627,7 @@ public:
 
 private:
   friend struct detail::OwnerAccess;
+  static constexpr const char* kWaitKind = "WeightedSemaphore::acquire";  // for the thread dump
 
   void check(std::int64_t n, const char* what) const {
     if (n < 0) throw UsageError(std::string("WeightedSemaphore::") + what + " of a negative number of units");

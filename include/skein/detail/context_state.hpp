@@ -210,6 +210,8 @@ public:
   WaitStatus wait_idle(const Clock::time_point* deadline, bool observe_stop = true) {
     for (;;) {
       ThreadWaiter w;
+      w.kind = "Context::wait";
+      w.object = this;
       if (!idle_enqueue(w)) return WaitStatus::ready;
       auto s = block_wait(
           w, [&]() noexcept { return idle_withdraw(w); }, deadline, observe_stop);

@@ -34,6 +34,14 @@ public:
   explicit Closed(const std::string& what) : std::runtime_error(what) {}
 };
 
+/// A blocking wait that the deadlock detector failed: every thread of the
+/// process was parked in skein and nothing could ever release it
+/// (docs/api/deadlock.md). what() names the wait.
+class Deadlock : public std::runtime_error {
+public:
+  explicit Deadlock(const std::string& what) : std::runtime_error(what) {}
+};
+
 /// Misuse of an API: negative WaitGroup counter, unlock of an unlocked Mutex, zero workers, ...
 class UsageError : public std::logic_error {
 public:

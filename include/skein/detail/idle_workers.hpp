@@ -47,7 +47,7 @@ public:
     /// Sleeps until rouse()d (returns at once if it already was).
     void sleep() noexcept {
       if (parker.spin_while(Parker::kWaiting, Sys::spin_budget()) == Parker::kWaiting)
-        parker.wait_while(Parker::kWaiting);
+        parker.wait_while(Parker::kWaiting, nullptr, ParkKind::idle_worker);
     }
     void rouse() noexcept { parker.notify(); }
   };

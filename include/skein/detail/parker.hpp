@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <type_traits>
 
 #if defined(__linux__) && !defined(SKEIN_PORTABLE_PARKING)
 #define SKEIN_PARK_FUTEX 1
@@ -41,6 +42,7 @@ extern "C" __declspec(dllimport) void __stdcall WakeByAddressSingle(void* addres
 
 #include "deadline.hpp"
 #include "fault.hpp"
+#include "park_registry.hpp"
 #include "spin.hpp"
 #include "stop_token.hpp"
 #include "test_hooks.hpp"
@@ -183,8 +185,16 @@ public:
     return state();
   }
 
-  /// Blocks while the state is `from`, until `deadline` if given. Returns the state.
-  std::uint32_t wait_while(std::uint32_t from, const Clock::time_point* deadline = nullptr) noexcept {
+  /// Blocks while the state is `from`, until `deadline` if given. Returns the
+  /// state. A wait without a deadline is published for the deadlock detector
+  /// (park_registry.hpp) as `kind`, once the thread is about to sleep.
+  std::uint32_t wait_while(std::uint32_t from, const Clock::time_point* deadline = nullptr,
+                           ParkKind kind = ParkKind::other) noexcept {
+    ThreadRecord* published = nullptr;
+    struct Unpublish {
+      ThreadRecord*& r;
+      ~Unpublish() { park_end(r); }
+    } unpublish{published};
     for (;;) {
       std::uint32_t w = word_.load(std::memory_order_acquire);
       if ((w & ~kSleeping) != from) return w & ~kSleeping;
@@ -192,6 +202,12 @@ public:
       // this sees the flag and wakes us; one that changed it before makes the
       // CAS (or the park's own check) fail.
       if (!(w & kSleeping)) {
+        if constexpr (std::is_same_v<Sys, OsParking>) {
+          // Quiet while the word is `from` with the flag: any notify() or
+          // interrupt() changes it. Published before the flag is set.
+          if (!published && (!deadline || *deadline == kNever))
+            published = park_begin(&word_, from | kSleeping, kind, kind == ParkKind::blocked ? tls_block : nullptr);
+        }
         SKEIN_FAULT_POINT();
         if constexpr (inject_lost_wakeup<Sys>()) {
           word_.store(w | kSleeping, std::memory_order_release);  // overwrites a notification

@@ -399,6 +399,7 @@ private:
 
   void thread_main(Worker* w) noexcept {
     name_this_thread("skein-worker");
+    mark_pool_thread();
     tl_worker = w;
     live_.bind_thread(w->counts);
     {

@@ -136,6 +136,8 @@ private:
           "Promise::get()/wait() on an EventLoop's own thread, for a result that only this loop delivers "
           "(EventLoop::spawn, work()), would wait forever: co_await it from a coroutine on the loop instead");
     detail::ThreadWaiter w;
+    w.kind = "Promise::get";
+    w.object = st_;
     if (!st_->enqueue(&w)) return true;
     observe_stop = observe_stop && cancellable_wait();
     auto s = detail::block_wait(

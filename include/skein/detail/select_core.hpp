@@ -332,6 +332,8 @@ template <class Sys = OsParking>
 std::uint32_t select_blocking(BasicSelector<Sys>& sel, SelectCase* const* cases,
                               const Clock::time_point* deadline = nullptr) {
   BasicThreadWaiter<Sys> owner;
+  owner.kind = "select";
+  owner.object = &sel;
   std::uint32_t w = sel.poll_each();
   if (w == kSelectPending) w = sel.start(owner);
   if (w == kSelectPending) {

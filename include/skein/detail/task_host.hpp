@@ -14,6 +14,7 @@
 #include <mutex>
 #include <vector>  // the registry
 
+#include "deadlock_monitor.hpp"
 #include "frame_alloc.hpp"
 #include "runtime.hpp"
 
@@ -165,6 +166,7 @@ protected:
   TaskHost() {
     std::lock_guard lk(host_registry().mu);
     host_registry().hosts.push_back(this);
+    g_live_tasks_fn.store(&TaskHost::live_tasks_everywhere, std::memory_order_release);  // for the deadlock report
   }
   ~TaskHost() {
     std::lock_guard lk(host_registry().mu);

@@ -40,6 +40,7 @@ public:
     {
       std::lock_guard lk(mu_);
       stop_ = true;
+      idle_word_.store(0, std::memory_order_release);
       rest.swap(heap_);
       for (auto* n : rest) n->index = TimerNode::kNotQueued;
     }
@@ -59,6 +60,7 @@ public:
         if (!thread_.joinable())
           thread_ = std::thread([this] {
             name_this_thread("skein-timer");
+            (void)this_thread_record();  // registered now, not under mu_ (the detector's lock order)
             loop();
           });
         heap_.push_back(n);  // may throw: before n is marked queued
@@ -71,6 +73,8 @@ public:
         // (A timer started and stopped over and over must not cost a futex
         // wake each time.)
         earliest = sleeping_ && n->deadline < sleep_until_;
+        // Not idle any more, before the thread even wakes (the detector's view).
+        idle_word_.store(0, std::memory_order_release);
       }
     }
     if (rejected)
@@ -119,10 +123,17 @@ private:
   void sleep(std::unique_lock<std::mutex>& lk, Clock::time_point when) {
     sleeping_ = true;
     sleep_until_ = when;
-    if (when == kNever)  // never fires: wait_until(max) may overflow converting clocks
+    if (when == kNever) {  // never fires: wait_until(max) may overflow converting clocks
+      // No timer armed: the deadlock detector may count this thread as
+      // parked until add() or the shutdown clears the word.
+      idle_word_.store(1, std::memory_order_release);
+      ThreadRecord* published = park_begin(&idle_word_, 1, ParkKind::idle_timer);
       cv_.wait(lk);
-    else
+      park_end(published);
+      idle_word_.store(0, std::memory_order_release);
+    } else {
       cv_.wait_until(lk, when);
+    }
     sleeping_ = false;
   }
 
@@ -171,6 +182,7 @@ private:
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::atomic<std::uint32_t> idle_word_{0};  // 1 while the thread sleeps with no timer armed
   std::vector<TimerNode*> heap_;
   std::uint64_t seq_ = 0;
   bool stop_ = false;

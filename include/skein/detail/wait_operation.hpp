@@ -87,6 +87,10 @@ struct OwnerAccess {
   static bool withdraw(Owner& o, Waiter& w) noexcept {
     return o.wait_withdraw(w);
   }
+  template <class Owner>
+  static constexpr const char* kind() noexcept {
+    return Owner::kWaitKind;
+  }
 };
 
 /// The blocking form of an owner's wait: links a ThreadWaiter (with payload
@@ -96,6 +100,8 @@ template <class Owner>
 bool block_on(Owner& owner, const Clock::time_point* deadline, void* data = nullptr) {
   ThreadWaiter w;
   w.data = data;
+  w.kind = OwnerAccess::kind<Owner>();
+  w.object = &owner;
   return completed(enqueue_and_block(
       w, [&](Waiter& x) noexcept { return OwnerAccess::enqueue(owner, x); },
       [&](Waiter& x) noexcept { return OwnerAccess::withdraw(owner, x); }, deadline));

@@ -214,6 +214,9 @@ private:
 template <class Sys = OsParking>
 struct BasicThreadWaiter : Waiter {
   BasicParker<Sys> parker;
+  // For the thread dump and the deadlock report: which wait, on what.
+  const char* kind = nullptr;
+  const void* object = nullptr;
   BasicThreadWaiter() noexcept {
     notify_fn = [](Waiter* w) noexcept { static_cast<BasicThreadWaiter*>(w)->parker.notify(); };
   }
@@ -221,6 +224,13 @@ struct BasicThreadWaiter : Waiter {
 using ThreadWaiter = BasicThreadWaiter<>;
 
 enum class WaitStatus { ready, timeout, cancelled };
+
+/// Thrown by a blocking wait that the deadlock detector failed.
+[[noreturn]] inline void throw_deadlock(const char* kind) {
+  throw Deadlock(std::string(kind ? kind : "a blocking wait") +
+                 ": all goroutines are asleep - deadlock! (no running thread, armed timer or task could ever "
+                 "release this wait; the report of every thread went to stderr)");
+}
 
 /// Blocks the calling thread until `w` is notified, the deadline passes or the
 /// current task's stop token fires. `w` must already be enqueued. `withdraw()`
@@ -276,9 +286,23 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
     // With a token that cannot stop, this registers nothing. Its destructor
     // waits for a callback running on another thread.
     typename Sys::template StopCallback<OnStop> cb(std::move(tok), OnStop{&withdraw, &w.parker});
+    // What the deadlock detector may do to fail this wait: what the stop
+    // callback does (withdraw; if it was linked, interrupt).
+    OnStop fail{&withdraw, &w.parker};
+    const BlockInfo info{w.kind, w.object,
+                         [](void* c) noexcept {
+                           auto* f = static_cast<OnStop*>(c);
+                           if (!(*f->withdraw)()) return false;
+                           f->p->interrupt();
+                           return true;
+                         },
+                         &fail};
     try {
       BlockingGuard guard;
-      s = w.parker.wait_while(P::kWaiting, deadline);
+      const BlockInfo* saved = tls_block;
+      tls_block = &info;
+      s = w.parker.wait_while(P::kWaiting, deadline, ParkKind::blocked);
+      tls_block = saved;
     } catch (...) {  // the pool is at its thread bound: do not block, leave cleanly
       refused = std::current_exception();
     }
@@ -292,7 +316,10 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
   if (s == P::kNotified) return WaitStatus::ready;
   if (s == P::kInterrupted) {
     if constexpr (inject_late_withdraw<Sys>()) return give_up(WaitStatus::cancelled);
-    return WaitStatus::cancelled;  // the stop callback withdrew `w`
+    // Withdrawn by the stop callback, or by the deadlock detector.
+    if constexpr (std::is_same_v<Sys, OsParking>)
+      if (take_deadlock_verdict()) throw_deadlock(w.kind);
+    return WaitStatus::cancelled;
   }
   // The deadline passed (the stop callback may have withdrawn `w` meanwhile).
   return give_up(WaitStatus::timeout);

@@ -1,0 +1,106 @@
+#pragma once
+/// Deadlock detection and thread dumps (docs/api/deadlock.md):
+/// set_deadlock_options, deadlock_options, dump_threads, dump_text,
+/// dump_on_signal, and the Deadlock error a failed wait throws.
+
+#include "detail/config.hpp"  // first: the C++20 check
+
+#include <csignal>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "detail/deadlock_monitor.hpp"
+#include "detail/park_registry.hpp"
+#include "errors.hpp"
+
+namespace skein {
+
+/// Replaces the detector's settings. Enabling it (the default, unless the
+/// environment variable SKEIN_DEADLOCK is "off") makes every thread publish
+/// its parks and starts the monitor thread with the first park.
+inline void set_deadlock_options(DeadlockOptions o) {
+  auto& m = detail::DeadlockMonitor::get();
+  const bool on = o.enabled;
+  {
+    std::lock_guard lk(m.mu);
+    m.options = std::move(o);
+    ++m.generation;
+  }
+  m.cv.notify_all();
+  if (on) detail::g_park_tracking.store(1, std::memory_order_relaxed);
+}
+
+/// The detector's current settings.
+inline DeadlockOptions deadlock_options() {
+  auto& m = detail::DeadlockMonitor::get();
+  std::lock_guard lk(m.mu);
+  return m.options;
+}
+
+/// Every thread skein knows about (those that have parked at least once), as
+/// the deadlock report lists them. A thread that parks from now on is listed
+/// from its first park.
+inline std::vector<ThreadDump> dump_threads() {
+  detail::g_park_tracking.store(1, std::memory_order_relaxed);
+  return detail::dump_all_threads();
+}
+
+/// dump_threads() as text, one line per thread, with the number of live tasks.
+inline std::string dump_text() {
+  std::string s = "live tasks: " + std::to_string(detail::live_tasks_now()) + "\n";
+  for (auto& t : dump_threads()) s += "  " + detail::thread_line(t) + "\n";
+  return s;
+}
+
+/// For a script host (docs/script.md): while alive, a blocking wait of this
+/// thread that parks asks `describe(ctx, buf, size)` where the script is (its
+/// function and line), and the dump and the deadlock report show it. Called on
+/// the blocking thread, before it parks; it must not block or throw.
+class WaitSiteScope {
+public:
+  WaitSiteScope(void (*describe)(void* ctx, char* buf, std::size_t size) noexcept, void* ctx) noexcept
+      : saved_(detail::tls_wait_site) {
+    detail::tls_wait_site = detail::WaitSite{describe, ctx};
+  }
+  ~WaitSiteScope() { detail::tls_wait_site = saved_; }
+  WaitSiteScope(const WaitSiteScope&) = delete;
+  WaitSiteScope& operator=(const WaitSiteScope&) = delete;
+
+private:
+  detail::WaitSite saved_;
+};
+
+/// Writes dump_text() to stderr whenever the process receives `sig` (e.g.
+/// SIGQUIT, as Go does), from the monitor thread. POSIX only; elsewhere it
+/// throws UsageError. The handler itself only posts a semaphore.
+inline void dump_on_signal(int sig) {
+#if defined(SKEIN_DEADLOCK_DETECTION)
+  auto& m = detail::DeadlockMonitor::get();
+  {
+    std::lock_guard lk(m.mu);
+    if (!m.sem_ready.load(std::memory_order_relaxed)) {
+      if (sem_init(&m.signal_sem, 0, 0) != 0) throw UsageError("dump_on_signal: sem_init failed");
+      m.sem_ready.store(true, std::memory_order_release);
+    }
+  }
+  detail::g_park_tracking.store(1, std::memory_order_relaxed);
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {
+    auto& mon = detail::DeadlockMonitor::get();
+    mon.dump_requested.store(true, std::memory_order_release);
+    sem_post(&mon.signal_sem);
+  };
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  if (sigaction(sig, &sa, nullptr) != 0)
+    throw UsageError("dump_on_signal: cannot handle signal " + std::to_string(sig));
+  detail::ensure_deadlock_monitor();
+  m.cv.notify_all();
+#else
+  (void)sig;
+  throw UsageError("dump_on_signal: not supported on this system (POSIX only)");
+#endif
+}
+
+}  // namespace skein

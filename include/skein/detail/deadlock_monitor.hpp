@@ -1,0 +1,458 @@
+#pragma once
+// The deadlock detector and the thread dump (docs/api/deadlock.md).
+//
+// A monitor thread, started by the first thread that parks without a
+// deadline, looks every `period` at the ThreadRecords (park_registry.hpp). It
+// declares a deadlock only when, at one instant, every thread of the process
+// is parked in skein without a deadline and nobody has woken it: then nothing
+// can ever run again, because every skein wake-up comes from a running thread
+// (a task, the timer thread firing a timer, an EventLoop's thread, a plain
+// thread calling release or put, an I/O thread). It proves that instant:
+//   1. a pass over the records finds every one quiet (parked on its word,
+//      which still holds its quiet value);
+//   2. the process has exactly that many threads, plus the monitor (and the
+//      threads the application declared foreign): no thread skein does not
+//      know about exists, which could release something;
+//   3. a second pass finds every record quiet with the same sequence number,
+//      so each was parked and unwoken from its first look to its second,
+//      which brackets an instant when all were;
+//   4. the next check, a period later, finds the same sequence numbers (a
+//      thread created and gone between the passes would have woken somebody).
+// A timed wait, a timer armed, a thread in a system call, an I/O thread, a
+// task running or queued, a ThreadPool's thread inside a BlockingRegion:
+// each is a running or unknown thread, so none is ever reported. Linux only
+// (step 2 reads /proc/self/stat); elsewhere it never reports.
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "park_registry.hpp"
+#include "thread_name.hpp"
+
+#if defined(__linux__)
+#include <fcntl.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <unistd.h>
+#define SKEIN_DEADLOCK_DETECTION 1
+#endif
+
+// ThreadSanitizer runs a background thread of its own, which never touches
+// skein: the count of threads allows for it.
+#if defined(__SANITIZE_THREAD__)
+#define SKEIN_DETAIL_TSAN_THREADS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SKEIN_DETAIL_TSAN_THREADS 1
+#endif
+#endif
+#ifndef SKEIN_DETAIL_TSAN_THREADS
+#define SKEIN_DETAIL_TSAN_THREADS 0
+#endif
+
+namespace skein {
+
+/// One thread in a dump.
+struct ThreadDump {
+  long id = 0;                   ///< the OS thread id (Linux), else 0
+  std::string name;              ///< the thread's name (skein-worker, skein-timer, or the application's)
+  std::string state;             ///< "blocked", "idle" or "running" (see docs/api/deadlock.md)
+  std::string waits_on;          ///< a blocked thread's wait ("Queue::get"), an idle one's role
+  const void* object = nullptr;  ///< the primitive a blocked thread waits on
+  double seconds = 0;            ///< how long it has been parked
+  bool pool_thread = false;      ///< a ThreadPool's thread
+  std::string where;             ///< a blocked thread's script location, from its host (WaitSiteScope)
+};
+
+/// What the detector saw: every thread skein knows about, and the live tasks.
+struct DeadlockReport {
+  std::vector<ThreadDump> threads;
+  std::size_t live_tasks = 0;  ///< goroutines() when the deadlock was found
+  /// The report as Go prints it: the message, then one line per thread.
+  [[nodiscard]] std::string text() const;
+};
+
+/// What happens once a deadlock is reported (after the report is printed).
+enum class DeadlockAction {
+  fail_waits,    ///< every blocked wait of a thread outside the pools throws Deadlock
+  exit_process,  ///< std::_Exit(2), as Go's runtime does
+  ignore,        ///< nothing more (the same deadlock is not reported again)
+};
+
+using DeadlockHandler = std::function<DeadlockAction(const DeadlockReport&)>;
+
+/// The detector's settings (set_deadlock_options).
+struct DeadlockOptions {
+  bool enabled = true;                    ///< look for deadlocks at all
+  std::chrono::milliseconds period{100};  ///< how often; a deadlock is reported after 2-3 periods
+  bool print = true;                      ///< write the report to stderr
+  unsigned foreign_threads = 0;           ///< threads skein may ignore (they never release anything)
+  DeadlockHandler handler;                ///< null: DeadlockAction::fail_waits
+};
+
+namespace detail {
+
+inline std::string describe_ptr(const void* p) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%p", p);
+  return b;
+}
+
+inline std::string thread_os_name(long tid) {
+#if defined(__linux__)
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%ld/comm", tid);
+  std::string s;
+  if (FILE* f = std::fopen(path, "r")) {
+    char b[64];
+    if (std::fgets(b, sizeof b, f)) s = b;
+    std::fclose(f);
+  }
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+#else
+  (void)tid;
+  return {};
+#endif
+}
+
+/// Threads in the process, or -1 where unknown.
+inline long process_thread_count() noexcept {
+#if defined(__linux__)
+  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  // After the command name's closing parenthesis: state is field 3,
+  // num_threads field 20.
+  const char* p = nullptr;
+  for (ssize_t i = n - 1; i >= 0; --i)
+    if (buf[i] == ')') {
+      p = buf + i + 1;
+      break;
+    }
+  if (!p) return -1;
+  int field = 2;
+  while (*p && field < 20) {
+    while (*p == ' ') ++p;
+    ++field;
+    if (field == 20) return std::strtol(p, nullptr, 10);
+    while (*p && *p != ' ') ++p;
+  }
+  return -1;
+#else
+  return -1;
+#endif
+}
+
+/// goroutines(), set by task_host.hpp (which this header cannot include).
+inline std::atomic<long (*)()> g_live_tasks_fn{nullptr};
+
+inline const char* park_kind_role(ParkKind k) noexcept {
+  switch (k) {
+    case ParkKind::idle_worker: return "no task to run";
+    case ParkKind::idle_timer: return "timer thread, no timer armed";
+    case ParkKind::idle_loop: return "EventLoop::run, waiting for posts";
+    case ParkKind::other: return "a hand-over in progress";
+    default: return "";
+  }
+}
+
+/// A consistent look at one record.
+struct RecordLook {
+  ThreadRecord* rec;
+  std::uint64_t seq;
+  bool quiet;
+  ParkKind kind;
+  BlockInfo block;
+  Clock::time_point since;
+  bool pool_thread;
+  long tid;
+  char site[sizeof(ThreadRecord::site)];
+};
+
+inline RecordLook look_at(ThreadRecord* r) noexcept {
+  std::lock_guard lk(r->lock);
+  const bool quiet = r->word && r->word->load(std::memory_order_acquire) == r->quiet;
+  RecordLook l{r, r->seq, quiet, r->kind, r->block, r->since, r->pool_thread, r->tid, {}};
+  std::memcpy(l.site, r->site, sizeof l.site);
+  return l;
+}
+
+/// Looks at every record; call with the registry's lock held.
+inline void look_at_all(std::vector<RecordLook>& out) {
+  out.clear();
+  for (ThreadRecord* r = ThreadRegistry::get().head; r; r = r->next) out.push_back(look_at(r));
+}
+
+inline ThreadDump dump_of(const RecordLook& l, Clock::time_point now) {
+  ThreadDump d;
+  d.id = l.tid;
+  d.name = thread_os_name(l.tid);
+  d.pool_thread = l.pool_thread;
+  if (!l.quiet) {
+    d.state = "running";
+    return d;
+  }
+  d.seconds = std::chrono::duration<double>(now - l.since).count();
+  if (l.kind == ParkKind::blocked) {
+    d.state = "blocked";
+    d.waits_on = l.block.kind ? l.block.kind : "a wait";
+    d.object = l.block.object;
+    d.where = l.site;
+  } else {
+    d.state = "idle";
+    d.waits_on = park_kind_role(l.kind);
+  }
+  return d;
+}
+
+struct DeadlockMonitor {
+  std::mutex mu;
+  std::condition_variable cv;
+  DeadlockOptions options;
+  bool options_from_env = false;
+  bool started = false;
+  std::uint64_t generation = 0;  // bumped by set_deadlock_options: a waiting monitor re-reads
+  std::atomic<bool> dump_requested{false};
+#if defined(SKEIN_DEADLOCK_DETECTION)
+  sem_t signal_sem{};  // posted by the dump signal handler (sem_post is async-signal-safe)
+  std::atomic<bool> sem_ready{false};
+#endif
+
+  static DeadlockMonitor& get() noexcept {
+    static DeadlockMonitor* const m = new DeadlockMonitor;  // never destroyed: its thread outlives main()
+    return *m;
+  }
+};
+
+/// SKEIN_DEADLOCK: "off" or "0" disables detection; "exit" and "report" pick
+/// the default action (exit_process, ignore); anything else keeps fail_waits.
+inline DeadlockAction env_deadlock_action() noexcept {
+  const char* v = std::getenv("SKEIN_DEADLOCK");
+  if (!v) return DeadlockAction::fail_waits;
+  const std::string s = v;
+  if (s == "exit") return DeadlockAction::exit_process;
+  if (s == "report" || s == "ignore") return DeadlockAction::ignore;
+  return DeadlockAction::fail_waits;
+}
+
+inline bool deadlock_detection_from_env() noexcept {
+  const char* v = std::getenv("SKEIN_DEADLOCK");
+  if (!v) return true;
+  const std::string s = v;
+  return !(s == "off" || s == "0" || s == "false" || s == "no");
+}
+
+inline std::string thread_line(const ThreadDump& t) {
+  std::string s = "thread " + std::to_string(t.id);
+  if (!t.name.empty()) s += " \"" + t.name + "\"";
+  if (t.pool_thread) s += " (pool)";
+  s += ": " + t.state;
+  if (!t.waits_on.empty()) s += (t.state == "blocked" ? " in " : " (") + t.waits_on + (t.state == "blocked" ? "" : ")");
+  if (t.object) s += " on " + describe_ptr(t.object);
+  if (t.state != "running") {
+    char b[48];
+    std::snprintf(b, sizeof b, " for %.3f s", t.seconds);
+    s += b;
+  }
+  if (!t.where.empty()) s += ", at " + t.where;
+  return s;
+}
+
+inline std::vector<ThreadDump> dump_all_threads() {
+  std::vector<RecordLook> looks;
+  {
+    auto& reg = ThreadRegistry::get();
+    std::lock_guard lk(reg.mu);
+    look_at_all(looks);
+  }
+  const auto now = Clock::now();
+  std::vector<ThreadDump> out;
+  out.reserve(looks.size());
+  for (auto& l : looks) out.push_back(dump_of(l, now));
+  std::sort(out.begin(), out.end(), [](const ThreadDump& a, const ThreadDump& b) { return a.id < b.id; });
+  return out;
+}
+
+inline std::size_t live_tasks_now() noexcept {
+  auto fn = g_live_tasks_fn.load(std::memory_order_acquire);
+  long n = fn ? fn() : 0;
+  return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+inline void write_stderr(const std::string& s) noexcept {
+  std::fwrite(s.data(), 1, s.size(), stderr);
+  std::fflush(stderr);
+}
+
+/// One detector check. `candidate` carries the sequence numbers of the last
+/// quiet look, `reported` those of the last deadlock reported.
+class DeadlockCheck {
+public:
+  /// Returns true if a deadlock was found (and handled).
+  bool run(const DeadlockOptions& opt) {
+    auto& reg = ThreadRegistry::get();
+    std::unique_lock lk(reg.mu);
+    look_at_all(first_);
+    if (!all_quiet(first_)) return forget();
+    const long threads = process_thread_count();
+    const std::size_t known = first_.size() + 1 /* this thread */ + opt.foreign_threads + SKEIN_DETAIL_TSAN_THREADS;
+    if (threads < 0 || static_cast<std::size_t>(threads) != known) return forget();
+    look_at_all(second_);
+    if (!same(first_, second_)) return forget();
+    std::vector<std::pair<ThreadRecord*, std::uint64_t>> seqs;
+    for (auto& l : second_) seqs.emplace_back(l.rec, l.seq);
+    std::sort(seqs.begin(), seqs.end());
+    if (seqs != candidate_) {
+      candidate_ = std::move(seqs);
+      return false;
+    }
+    if (seqs == reported_) return false;  // this deadlock was reported already
+    reported_ = seqs;
+
+    DeadlockReport report;
+    const auto now = Clock::now();
+    for (auto& l : second_) report.threads.push_back(dump_of(l, now));
+    std::sort(report.threads.begin(), report.threads.end(),
+              [](const ThreadDump& a, const ThreadDump& b) { return a.id < b.id; });
+    report.live_tasks = live_tasks_now();
+    const std::string text = report.text();
+    if (opt.print) write_stderr(text);
+    DeadlockAction action = env_deadlock_action();
+    if (opt.handler) {
+      try {
+        action = opt.handler(report);
+      } catch (...) {
+        write_stderr("skein: the deadlock handler threw; failing the blocked waits\n");
+        action = DeadlockAction::fail_waits;
+      }
+    }
+    if (action == DeadlockAction::exit_process) std::_Exit(2);
+    if (action == DeadlockAction::fail_waits) fail_waits();
+    return true;
+  }
+
+private:
+  static bool all_quiet(const std::vector<RecordLook>& v) noexcept {
+    bool someone_waits = false;
+    for (auto& l : v) {
+      if (!l.quiet) return false;
+      if (l.kind == ParkKind::blocked || l.kind == ParkKind::idle_loop) someone_waits = true;
+    }
+    return someone_waits;
+  }
+  static bool same(const std::vector<RecordLook>& a, const std::vector<RecordLook>& b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (a[i].rec != b[i].rec || a[i].seq != b[i].seq || !b[i].quiet) return false;
+    return true;
+  }
+  bool forget() noexcept {
+    candidate_.clear();
+    return false;
+  }
+  /// Withdraws every blocked wait of a thread outside the pools, still in
+  /// the park that was found deadlocked; each throws Deadlock. Under the
+  /// registry's lock: the records stay alive.
+  void fail_waits() noexcept {
+    for (auto& l : second_) {
+      if (l.kind != ParkKind::blocked || l.pool_thread) continue;
+      ThreadRecord* r = l.rec;
+      std::lock_guard lk(r->lock);
+      if (r->seq != l.seq || !r->word || !r->block.interrupt) continue;
+      // Set first: the thread reads it under this lock once it wakes.
+      r->deadlocked = true;
+      if (!r->block.interrupt(r->block.ctx)) r->deadlocked = false;  // released meanwhile
+    }
+  }
+
+  std::vector<RecordLook> first_, second_;
+  std::vector<std::pair<ThreadRecord*, std::uint64_t>> candidate_, reported_;
+};
+
+inline void deadlock_monitor_main() noexcept {
+  name_this_thread("skein-monitor");
+  auto& m = DeadlockMonitor::get();
+  DeadlockCheck check;
+  for (;;) {
+    DeadlockOptions opt;
+    {
+      std::unique_lock lk(m.mu);
+      opt = m.options;
+    }
+    const auto period = std::max(opt.period, std::chrono::milliseconds(1));
+#if defined(SKEIN_DEADLOCK_DETECTION)
+    if (m.sem_ready.load(std::memory_order_acquire)) {
+      // Woken early by a dump request (the signal handler posts).
+      timespec ts{};
+      clock_gettime(CLOCK_REALTIME, &ts);
+      auto ns = static_cast<long long>(ts.tv_nsec) + std::chrono::nanoseconds(period).count();
+      ts.tv_sec += static_cast<time_t>(ns / 1000000000);
+      ts.tv_nsec = static_cast<long>(ns % 1000000000);
+      while (sem_timedwait(&m.signal_sem, &ts) != 0 && errno == EINTR) {
+      }
+    } else
+#endif
+    {
+      std::unique_lock lk(m.mu);
+      const auto gen = m.generation;
+      m.cv.wait_for(lk, period, [&] { return m.generation != gen; });
+    }
+    if (m.dump_requested.exchange(false, std::memory_order_acq_rel)) {
+      try {
+        std::string s = "skein: dump of every thread (live tasks: " + std::to_string(live_tasks_now()) + ")\n";
+        for (auto& t : dump_all_threads()) s += "  " + thread_line(t) + "\n";
+        write_stderr(s);
+      } catch (...) {
+      }
+    }
+    if (!opt.enabled) continue;
+    try {
+      check.run(opt);
+    } catch (...) {  // out of memory while looking: look again next period
+    }
+  }
+}
+
+inline void ensure_deadlock_monitor() noexcept {
+  auto& m = DeadlockMonitor::get();
+  static std::atomic<bool> started{false};
+  if (started.load(std::memory_order_acquire)) return;
+  std::lock_guard lk(m.mu);
+  if (m.started) return;
+  m.started = true;
+  try {
+    std::thread(deadlock_monitor_main).detach();
+  } catch (...) {  // no thread: no detection (and no dump on signal)
+  }
+  started.store(true, std::memory_order_release);
+}
+
+}  // namespace detail
+
+inline std::string DeadlockReport::text() const {
+  std::string s = "skein: all goroutines are asleep - deadlock!\n";
+  s += "live tasks: " + std::to_string(live_tasks) + "\n";
+  for (auto& t : threads) s += "  " + detail::thread_line(t) + "\n";
+  return s;
+}
+
+}  // namespace skein
