@@ -185,13 +185,14 @@ struct RecordLook {
   Clock::time_point since;
   bool pool_thread;
   long tid;
+  std::uint64_t uid;
   char site[sizeof(ThreadRecord::site)];
 };
 
 inline RecordLook look_at(ThreadRecord* r) noexcept {
   std::lock_guard lk(r->lock);
   const bool quiet = r->word && r->word->load(std::memory_order_acquire) == r->quiet;
-  RecordLook l{r, r->seq, quiet, r->kind, r->block, r->since, r->pool_thread, r->tid, {}};
+  RecordLook l{r, r->seq, quiet, r->kind, r->block, r->since, r->pool_thread, r->tid, r->uid, {}};
   std::memcpy(l.site, r->site, sizeof l.site);
   return l;
 }
@@ -318,8 +319,8 @@ public:
     if (threads < 0 || static_cast<std::size_t>(threads) != known) return forget();
     look_at_all(second_);
     if (!same(first_, second_)) return forget();
-    std::vector<std::pair<ThreadRecord*, std::uint64_t>> seqs;
-    for (auto& l : second_) seqs.emplace_back(l.rec, l.seq);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> seqs;
+    for (auto& l : second_) seqs.emplace_back(l.uid, l.seq);
     std::sort(seqs.begin(), seqs.end());
     if (seqs != candidate_) {
       candidate_ = std::move(seqs);
@@ -331,11 +332,13 @@ public:
     DeadlockReport report;
     const auto now = Clock::now();
     for (auto& l : second_) report.threads.push_back(dump_of(l, now));
+    // The handler may look again (dump_threads) or release a wait itself:
+    // the registry is not held while it runs.
+    lk.unlock();
     std::sort(report.threads.begin(), report.threads.end(),
               [](const ThreadDump& a, const ThreadDump& b) { return a.id < b.id; });
     report.live_tasks = live_tasks_now();
-    const std::string text = report.text();
-    if (opt.print) write_stderr(text);
+    if (opt.print) write_stderr(report.text());
     DeadlockAction action = env_deadlock_action();
     if (opt.handler) {
       try {
@@ -369,13 +372,17 @@ private:
     candidate_.clear();
     return false;
   }
-  /// Withdraws every blocked wait of a thread outside the pools, still in
-  /// the park that was found deadlocked; each throws Deadlock. Under the
-  /// registry's lock: the records stay alive.
+  /// Withdraws every blocked wait of a thread outside the pools that is
+  /// still in the park found deadlocked; each throws Deadlock. Under the
+  /// registry's lock, and only for records still in it (alive).
   void fail_waits() noexcept {
+    auto& reg = ThreadRegistry::get();
+    std::lock_guard rl(reg.mu);
     for (auto& l : second_) {
       if (l.kind != ParkKind::blocked || l.pool_thread) continue;
-      ThreadRecord* r = l.rec;
+      ThreadRecord* r = reg.head;
+      while (r && !(r == l.rec && r->uid == l.uid)) r = r->next;
+      if (!r) continue;  // the thread has gone
       std::lock_guard lk(r->lock);
       if (r->seq != l.seq || !r->word || !r->block.interrupt) continue;
       // Set first: the thread reads it under this lock once it wakes.
@@ -385,7 +392,7 @@ private:
   }
 
   std::vector<RecordLook> first_, second_;
-  std::vector<std::pair<ThreadRecord*, std::uint64_t>> candidate_, reported_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> candidate_, reported_;
 };
 
 inline void deadlock_monitor_main() noexcept {

@@ -66,6 +66,7 @@ struct ThreadRecord {
   bool deadlocked = false;   // its wait was failed by the detector: throw Deadlock
   // Set once at registration:
   long tid = 0;
+  std::uint64_t uid = 0;  // unique for the process's life (a new record may reuse a freed one's address)
   // Under the registry's lock:
   ThreadRecord* prev = nullptr;
   ThreadRecord* next = nullptr;
@@ -76,6 +77,7 @@ struct ThreadRegistry {
   std::mutex mu;
   ThreadRecord* head = nullptr;
   std::size_t count = 0;
+  std::uint64_t next_uid = 1;
 
   static ThreadRegistry& get() noexcept {
     static ThreadRegistry* const r = new ThreadRegistry;
@@ -116,6 +118,7 @@ public:
     rec_->tid = this_thread_os_id();
     auto& r = ThreadRegistry::get();
     std::lock_guard lk(r.mu);
+    rec_->uid = r.next_uid++;
     rec_->next = r.head;
     if (r.head) r.head->prev = rec_;
     r.head = rec_;
