@@ -406,3 +406,109 @@ TEST_SUITE("deadlock") {
     CHECK(text.find("skein: dump of every thread") != std::string::npos);
   }
 }
+
+// ---- The watchdog: a task that never reaches a scheduling point ----------
+
+namespace {
+
+/// The watchdog with a short threshold and a recording handler; the defaults
+/// come back afterwards.
+struct HogWatch {
+  explicit HogWatch(bool rescue = true) {
+    skein::WatchdogOptions o;
+    o.threshold = 20ms;
+    o.rescue = rescue;
+    o.print = false;
+    o.handler = [this](const skein::HogReport& r) {
+      {
+        std::lock_guard lk(mu);
+        reports.push_back(r);
+      }
+      count.fetch_add(1);
+    };
+    skein::set_watchdog_options(std::move(o));
+  }
+  ~HogWatch() { skein::set_watchdog_options({}); }
+  HogWatch(const HogWatch&) = delete;
+  HogWatch& operator=(const HogWatch&) = delete;
+  skein::HogReport first() {
+    std::lock_guard lk(mu);
+    REQUIRE_FALSE(reports.empty());
+    return reports.front();
+  }
+  std::mutex mu;
+  std::vector<skein::HogReport> reports;
+  std::atomic<int> count{0};
+};
+
+}  // namespace
+
+TEST_SUITE("watchdog") {
+  TEST_CASE("a task that spins on its pool's only slot is reported, and the task it waits for still runs") {
+    HogWatch wd;
+    skein::ThreadPool pool(1);
+    std::atomic<bool> go{false};
+    // The spinner holds the only slot and waits, without a scheduling point,
+    // for a task queued behind it: without the watchdog's rescuer this never ends.
+    auto spinner = skein::run(pool, [&] {
+      while (!go.load()) std::this_thread::yield();
+    });
+    auto releaser = skein::run(pool, [&] { go.store(true); });
+    releaser.get();
+    spinner.get();
+    REQUIRE(wd.count.load() >= 1);
+    auto r = wd.first();
+    CHECK(r.rescued);
+    CHECK(r.seconds >= 0.02);
+    CHECK(r.text().find("without a scheduling point") != std::string::npos);
+    // The rescuer retires once the spinner has yielded: the pool works as before.
+    std::atomic<int> n{0};
+    std::vector<Promise<void>> ps;
+    for (int i = 0; i < 100; ++i) ps.push_back(skein::run(pool, [&] { n.fetch_add(1); }));
+    for (auto& p : ps) p.get();
+    CHECK(n.load() == 100);
+    CHECK(pool.thread_count() <= 2);
+  }
+
+  TEST_CASE("with rescue off, a hog is reported and nothing else happens") {
+    HogWatch wd(false);
+    skein::ThreadPool pool(1);
+    auto spinner = skein::run(pool, [&] {
+      while (wd.count.load() == 0) std::this_thread::yield();
+    });
+    spinner.get();
+    auto r = wd.first();
+    CHECK_FALSE(r.rescued);
+    CHECK(r.why_not.find("rescue is off") != std::string::npos);
+    CHECK(pool.thread_count() == 1);
+  }
+
+  TEST_CASE("a pool at its thread bound cannot rescue, and says so") {
+    HogWatch wd;
+    skein::ThreadPool pool(1, 1);
+    auto spinner = skein::run(pool, [&] {
+      while (wd.count.load() == 0) std::this_thread::yield();
+    });
+    spinner.get();
+    auto r = wd.first();
+    CHECK_FALSE(r.rescued);
+    CHECK(r.why_not.find("bound of 1 threads") != std::string::npos);
+  }
+
+  TEST_CASE("tasks that yield are never reported") {
+    HogWatch wd;
+    skein::ThreadPool pool(2);
+    std::atomic<long> sum{0};
+    std::vector<Promise<void>> ps;
+    for (int i = 0; i < 200; ++i)
+      ps.push_back(skein::run(pool, [&, i]() -> Promise<void> {
+        for (int k = 0; k < 20; ++k) {
+          sum.fetch_add(i);
+          co_await skein::async_sleep(1ms);  // a scheduling point every millisecond
+        }
+      }));
+    for (auto& p : ps) p.get();
+    CHECK(sum.load() == 20L * 199 * 200 / 2);
+    CHECK(wd.count.load() == 0);
+  }
+}

@@ -1,7 +1,8 @@
 #pragma once
-/// Deadlock detection and thread dumps (docs/api/deadlock.md):
-/// set_deadlock_options, deadlock_options, dump_threads, dump_text,
-/// dump_on_signal, and the Deadlock error a failed wait throws.
+/// Deadlock detection, the hogging-task watchdog and thread dumps
+/// (docs/api/deadlock.md): set_deadlock_options, set_watchdog_options,
+/// dump_threads, dump_text, dump_on_signal, and the Deadlock error a failed
+/// wait throws.
 
 #include "detail/config.hpp"  // first: the C++20 check
 
@@ -36,6 +37,28 @@ inline DeadlockOptions deadlock_options() {
   auto& m = detail::DeadlockMonitor::get();
   std::lock_guard lk(m.mu);
   return m.options;
+}
+
+/// Replaces the watchdog's settings: a task that runs on a pool thread for
+/// longer than `threshold` without reaching a scheduling point is reported,
+/// and (with `rescue`) another thread takes over its pool's other work until
+/// it yields.
+inline void set_watchdog_options(WatchdogOptions o) {
+  auto& m = detail::DeadlockMonitor::get();
+  {
+    std::lock_guard lk(m.mu);
+    m.watchdog = std::move(o);
+    ++m.generation;
+  }
+  m.cv.notify_all();
+  detail::ensure_deadlock_monitor();
+}
+
+/// The watchdog's current settings.
+inline WatchdogOptions watchdog_options() {
+  auto& m = detail::DeadlockMonitor::get();
+  std::lock_guard lk(m.mu);
+  return m.watchdog;
 }
 
 /// Every thread skein knows about (those that have parked at least once), as

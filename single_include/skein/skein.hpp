@@ -1237,7 +1237,9 @@ struct ThreadRegistry {
   std::uint64_t next_uid = 1;
 
   static ThreadRegistry& get() noexcept {
-    static ThreadRegistry* const r = new ThreadRegistry;
+    // Never destroyed, and made without allocating (a noexcept path may be first).
+    alignas(ThreadRegistry) static unsigned char storage[sizeof(ThreadRegistry)];
+    static ThreadRegistry* const r = ::new (static_cast<void*>(storage)) ThreadRegistry;
     return *r;
   }
 };
@@ -1416,7 +1418,9 @@ inline thread_local const BlockInfo* tls_block = nullptr;
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -1483,7 +1487,31 @@ struct DeadlockOptions {
   DeadlockHandler handler;                ///< null: DeadlockAction::fail_waits
 };
 
+/// A task that held a pool thread too long without a scheduling point (the watchdog).
+struct HogReport {
+  long thread_id = 0;       ///< the OS thread id (Linux), else 0
+  std::string thread_name;  ///< the thread's name
+  double seconds = 0;       ///< how long the task has run without a scheduling point
+  bool rescued = false;     ///< another thread took over the pool's other work meanwhile
+  std::string why_not;      ///< if not rescued: why (the pool's thread bound, shutdown)
+  [[nodiscard]] std::string text() const;
+};
+
+/// The watchdog's settings (set_watchdog_options).
+struct WatchdogOptions {
+  bool enabled = true;                            ///< look for hogging tasks at all
+  std::chrono::milliseconds threshold{100};       ///< how long a task may run without a scheduling point
+  bool rescue = true;                             ///< start (or wake) a thread for the pool's other work
+  bool print = false;                             ///< one line to stderr per event (SKEIN_WATCHDOG=print)
+  std::function<void(const HogReport&)> handler;  ///< called on the monitor thread for each event
+};
+
 namespace detail {
+
+/// The pools' part of the watchdog, set by pool_core.hpp: looks at every
+/// pool's threads, reports a task holding one longer than the threshold and
+/// rescues its pool's other work. Called on the monitor thread.
+inline std::atomic<void (*)(const WatchdogOptions&)> g_watchdog_fn{nullptr};
 
 inline std::string describe_ptr(const void* p) {
   char b[32];
@@ -1604,10 +1632,23 @@ inline ThreadDump dump_of(const RecordLook& l, Clock::time_point now) {
   return d;
 }
 
+/// SKEIN_WATCHDOG: "off" (or "0") disables the watchdog, "print" prints each event.
+inline WatchdogOptions watchdog_from_env() noexcept {
+  WatchdogOptions o;
+  if (const char* v = std::getenv("SKEIN_WATCHDOG")) {
+    const std::string_view s = v;
+    if (s == "off" || s == "0" || s == "false" || s == "no") o.enabled = false;
+    if (s == "print") o.print = true;
+  }
+  return o;
+}
+
 struct DeadlockMonitor {
+  DeadlockMonitor() noexcept : watchdog(watchdog_from_env()) {}
   std::mutex mu;
   std::condition_variable cv;
   DeadlockOptions options;
+  WatchdogOptions watchdog;
   bool options_from_env = false;
   bool started = false;
   std::uint64_t generation = 0;  // bumped by set_deadlock_options: a waiting monitor re-reads
@@ -1618,7 +1659,10 @@ struct DeadlockMonitor {
 #endif
 
   static DeadlockMonitor& get() noexcept {
-    static DeadlockMonitor* const m = new DeadlockMonitor;  // never destroyed: its thread outlives main()
+    // Never destroyed (its thread outlives main()), and made without
+    // allocating: the first park may come from a noexcept path.
+    alignas(DeadlockMonitor) static unsigned char storage[sizeof(DeadlockMonitor)];
+    static DeadlockMonitor* const m = ::new (static_cast<void*>(storage)) DeadlockMonitor;
     return *m;
   }
 };
@@ -1778,13 +1822,19 @@ inline void deadlock_monitor_main() noexcept {
   name_this_thread("skein-monitor");
   auto& m = DeadlockMonitor::get();
   DeadlockCheck check;
+  auto next_check = Clock::now();
   for (;;) {
     DeadlockOptions opt;
+    WatchdogOptions wd;
     {
       std::unique_lock lk(m.mu);
       opt = m.options;
+      wd = m.watchdog;
     }
-    const auto period = std::max(opt.period, std::chrono::milliseconds(1));
+    // The deadlock check every `period`; the watchdog looks four times per
+    // threshold, so a hog is seen within 1.25 thresholds.
+    auto period = std::max(opt.period, std::chrono::milliseconds(1));
+    if (wd.enabled) period = std::min(period, std::max(wd.threshold / 4, std::chrono::milliseconds(1)));
 #if defined(SKEIN_DEADLOCK_DETECTION)
     if (m.sem_ready.load(std::memory_order_acquire)) {
       // Woken early by a dump request (the signal handler posts).
@@ -1810,11 +1860,28 @@ inline void deadlock_monitor_main() noexcept {
       } catch (...) {
       }
     }
-    if (!opt.enabled) continue;
+    if (wd.enabled)
+      if (auto fn = g_watchdog_fn.load(std::memory_order_acquire)) {
+        try {
+          fn(wd);
+        } catch (...) {  // out of memory while looking: look again next period
+        }
+      }
+    if (!opt.enabled || Clock::now() < next_check) continue;
+    next_check = deadline_after(std::max(opt.period, std::chrono::milliseconds(1)) - std::chrono::microseconds(500));
     try {
       check.run(opt);
     } catch (...) {  // out of memory while looking: look again next period
     }
+  }
+}
+
+/// Reports a hog as the options say (on the monitor thread).
+inline void report_hog(const WatchdogOptions& wd, const HogReport& r) noexcept {
+  try {
+    if (wd.print) write_stderr(r.text());
+    if (wd.handler) wd.handler(r);
+  } catch (...) {
   }
 }
 
@@ -1833,6 +1900,18 @@ inline void ensure_deadlock_monitor() noexcept {
 }
 
 }  // namespace detail
+
+inline std::string HogReport::text() const {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.3f s", seconds);
+  std::string s = "skein: a task has held pool thread " + std::to_string(thread_id);
+  if (!thread_name.empty()) s += " \"" + thread_name + "\"";
+  s += std::string(" for ") + b +
+       " without a scheduling point (a co_await, or a blocking wait that hands its place over); ";
+  s += rescued ? "another thread runs the pool's other tasks meanwhile\n"
+               : "no other thread can take over: " + why_not + "\n";
+  return s;
+}
 
 inline std::string DeadlockReport::text() const {
   std::string s = "skein: all goroutines are asleep - deadlock!\n";
@@ -5143,6 +5222,13 @@ public:
   BasicIdleWorkers(const BasicIdleWorkers&) = delete;
   BasicIdleWorkers& operator=(const BasicIdleWorkers&) = delete;
 
+  /// Room for `n` sleepers, so that park() never allocates (a pool that adds
+  /// a slot holder calls it first). May throw std::bad_alloc.
+  void reserve(std::size_t n) {
+    std::lock_guard lk(mu_);
+    idle_.reserve(n);
+  }
+
   /// Work was published: wake an idle worker if nobody is searching. `strict`:
   /// the wake-up must not be missed (see the top of this file).
   void notify(bool strict) noexcept {
@@ -5388,12 +5474,14 @@ public:
       shutdown();  // join the threads that did start
       throw;
     }
+    watch_pools(this, true);
   }
 
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
   ~PoolCore() {
+    watch_pools(this, false);  // first: the watchdog looks at no dying pool
     shutdown();
     for (auto& e : ext_) delete e.load(std::memory_order_relaxed);
   }  // then ~TaskHost unregisters
@@ -5458,6 +5546,20 @@ private:
     Slot* slot = nullptr;                // the slot this thread runs, or null (blocked / spare)
     TaskCount::Owned* counts = nullptr;  // this thread's count of the pool's tasks
     std::thread thread;
+    // The watchdog's view: (runs << 1) | 1 while a task runs on the slot,
+    // runs << 1 otherwise. Written by this thread only (plain stores).
+    std::atomic<std::uint64_t> stamp{0};
+    std::uint64_t runs = 0;    // this thread only
+    std::atomic<long> tid{0};  // the OS thread id, once running
+    // A rescuer: runs its own slot (`slot` is a temporary one) until the task
+    // it covers for has yielded. Set under threads_mu_ before it runs.
+    Worker* covers = nullptr;
+    std::uint64_t covers_stamp = 0;
+    Slot* rescue_slot = nullptr;
+    // The monitor's notes (under threads_mu_, monitor thread only).
+    std::uint64_t seen_stamp = 0;
+    Clock::time_point seen_since{};
+    bool handled = false;
 
     void enter_blocking() override { pool->hand_off(this); }
     void leave_blocking() noexcept override {}
@@ -5588,7 +5690,8 @@ private:
     s->rng ^= s->rng >> 7;
     s->rng ^= s->rng << 17;
     std::size_t start = static_cast<std::size_t>(s->rng % n);
-    for (std::size_t i = 0; n > 1 && i < n; ++i) {
+    // (A rescuer's slot is none of slots_: it steals even from a pool of one.)
+    for (std::size_t i = 0; (n > 1 || s->index >= n) && i < n; ++i) {
       Slot* v = slots_[(start + i) % n].get();
       if (v == s) continue;
       if (void* h = v->deque.steal()) return h;
@@ -5654,21 +5757,39 @@ private:
 
   // --- threads ---------------------------------------------------------------
 
-  // threads_mu_ held.
-  void start_thread(Slot* s) {
+  // threads_mu_ held. A rescuer's slot handed over by a blocking wait keeps
+  // its role (see rescue()): `from` passes it on.
+  void start_thread(Slot* s, Worker* from = nullptr, Worker* covers = nullptr, std::uint64_t covers_stamp = 0) {
     auto w = std::make_unique<Worker>();
     w->pool = this;
     w->slot = s;
     w->counts = live_.add_owner();
+    if (covers) {
+      w->covers = covers;
+      w->covers_stamp = covers_stamp;
+      w->rescue_slot = s;
+    }
     Worker* raw = w.get();
     spares_.reserve(threads_.size() + 1);  // any thread may become a spare: become_spare() never allocates
     threads_.push_back(std::move(w));
+    if (from) pass_rescue(from, raw);
     try {
       raw->thread = std::thread([this, raw] { thread_main(raw); });
     } catch (...) {
+      if (from) pass_rescue(raw, from);
       threads_.pop_back();
       throw;
     }
+  }
+
+  // threads_mu_ held: `to` takes `from`'s slot, and with it the rescuer role.
+  static void pass_rescue(Worker* from, Worker* to) noexcept {
+    if (!from->covers) return;
+    to->covers = from->covers;
+    to->covers_stamp = from->covers_stamp;
+    to->rescue_slot = from->rescue_slot;
+    from->covers = nullptr;
+    from->rescue_slot = nullptr;
   }
 
   /// Blocking hook: give this worker's slot to another thread.
@@ -5682,6 +5803,8 @@ private:
       Worker* sp = spares_.back();
       spares_.pop_back();
       sp->slot = s;
+      pass_rescue(w, sp);
+      w->stamp.store(w->runs << 1, std::memory_order_relaxed);  // its task no longer holds a slot
       lk.unlock();
       sp->rouse();
       return;
@@ -5695,7 +5818,8 @@ private:
     // Refused: this thread keeps its slot (before the message, which allocates).
     if (threads_.size() < max_threads_) {
       try {
-        start_thread(s);
+        start_thread(s, w);
+        w->stamp.store(w->runs << 1, std::memory_order_relaxed);
         return;
       } catch (const std::bad_alloc&) {
         w->slot = s;
@@ -5715,6 +5839,7 @@ private:
   void thread_main(Worker* w) noexcept {
     name_this_thread("skein-worker");
     mark_pool_thread();
+    w->tid.store(this_thread_os_id(), std::memory_order_relaxed);
     tl_worker = w;
     live_.bind_thread(w->counts);
     {
@@ -5730,6 +5855,11 @@ private:
   bool become_spare(Worker* w) noexcept {
     {
       std::lock_guard lk(threads_mu_);
+      if (w->covers) {  // a rescuer whose task has yielded: its slot is free again
+        w->covers = nullptr;
+        free_rescue_slots_.push_back(w->rescue_slot);
+        w->rescue_slot = nullptr;
+      }
       if (stop_.load(std::memory_order_acquire)) return false;
       w->arm();
       spares_.push_back(w);
@@ -5744,6 +5874,11 @@ private:
     if (w->slot) ThreadBinding::rebind_root(&w->slot->scope);
     while (w->slot && !stop_.load(std::memory_order_acquire)) {
       Slot* s = w->slot;
+      if (w->covers && rescue_over(w)) {  // see rescue()
+        idle_.stop_searching(w);
+        w->slot = nullptr;
+        break;
+      }
       void* h = find_local(s);
       if (!h) {
         idle_.start_searching(w);
@@ -5764,15 +5899,143 @@ private:
           }
         }
         if (!h) {
+          if (w->covers && rescue_over(w)) continue;  // retires at the top, instead of parking
           idle_.park(w, [this] { return work_visible() || stop_.load(std::memory_order_acquire); });
           continue;
         }
       }
       idle_.stop_searching(w);
+      w->stamp.store((++w->runs << 1) | 1, std::memory_order_relaxed);
       resume(std::coroutine_handle<>::from_address(h));
+      w->stamp.store(w->runs << 1, std::memory_order_relaxed);
       // After a hand-off the thread finishes without a slot, in the pool's scope.
       if (!w->slot) ThreadBinding::rebind_root(&scope_);
     }
+  }
+
+  // --- the watchdog ---------------------------------------------------------------
+  //
+  // The monitor thread (deadlock_monitor.hpp) looks at every worker that holds
+  // a slot: a task that has run on it for longer than the threshold without a
+  // scheduling point (its stamp unchanged and odd) holds the slot's other
+  // work hostage — its deque can only be stolen from, its LIFO slot not at
+  // all, and an idle worker may not even be awake to steal. Its slot cannot
+  // be handed over as a blocking wait hands it (the task still runs and may
+  // push onto its deque as the owner at any moment), so a rescuer comes
+  // instead: a spare (or new) thread with a temporary slot of its own, which
+  // steals the hogged slot's work and everything else, until the task it
+  // covers for has yielded and its own slot is empty (then it becomes a
+  // spare again). Go's sysmon retakes a P from a thread in a system call;
+  // this is the same idea for a task that never yields.
+
+  struct PoolList {
+    std::mutex mu;
+    std::vector<PoolCore*> pools;
+  };
+  static PoolList& pool_list() {
+    // Never destroyed (the monitor thread outlives main()), made without allocating.
+    alignas(PoolList) static unsigned char storage[sizeof(PoolList)];
+    static PoolList* const l = ::new (static_cast<void*>(storage)) PoolList;
+    return *l;
+  }
+  static void watch_pools(PoolCore* p, bool add) noexcept {
+    auto& l = pool_list();
+    std::lock_guard lk(l.mu);
+    if (add) {
+      try {
+        l.pools.push_back(p);
+      } catch (...) {  // out of memory: this pool goes unwatched
+        return;
+      }
+      g_watchdog_fn.store(&PoolCore::watchdog, std::memory_order_release);
+      ensure_deadlock_monitor();
+    } else {
+      auto it = std::find(l.pools.begin(), l.pools.end(), p);
+      if (it != l.pools.end()) l.pools.erase(it);
+    }
+  }
+  /// The monitor's look at every pool (under the list's lock: no pool dies meanwhile).
+  static void watchdog(const WatchdogOptions& wd) {
+    std::vector<HogReport> reports;
+    {
+      auto& l = pool_list();
+      std::lock_guard lk(l.mu);
+      const auto now = Clock::now();
+      for (PoolCore* p : l.pools) p->look_for_hogs(wd, now, reports);
+    }
+    for (auto& r : reports) report_hog(wd, r);
+  }
+
+  void look_for_hogs(const WatchdogOptions& wd, Clock::time_point now, std::vector<HogReport>& out) {
+    std::lock_guard lk(threads_mu_);
+    if (stop_.load(std::memory_order_acquire)) return;
+    for (std::size_t i = 0; i < threads_.size(); ++i) {
+      Worker* w = threads_[i].get();
+      const std::uint64_t st = w->stamp.load(std::memory_order_relaxed);
+      if (st != w->seen_stamp) {
+        w->seen_stamp = st;
+        w->seen_since = now;
+        w->handled = false;
+        continue;
+      }
+      if (!(st & 1) || w->handled || now - w->seen_since < wd.threshold) continue;
+      w->handled = true;  // once per task run
+      HogReport r;
+      r.thread_id = w->tid.load(std::memory_order_relaxed);
+      r.thread_name = thread_os_name(r.thread_id);
+      r.seconds = std::chrono::duration<double>(now - w->seen_since).count();
+      if (wd.rescue)
+        r.rescued = rescue(w, st, r.why_not);
+      else
+        r.why_not = "rescue is off (WatchdogOptions::rescue)";
+      out.push_back(std::move(r));
+    }
+  }
+
+  /// threads_mu_ held. Starts or wakes a rescuer covering for `hog`.
+  bool rescue(Worker* hog, std::uint64_t stamp, std::string& why_not) {
+    Slot* s = nullptr;
+    try {
+      idle_.reserve(threads_.size() + 1);  // one more slot holder may park: park() must not allocate
+      if (free_rescue_slots_.empty()) {
+        rescue_slots_.reserve(rescue_slots_.size() + 1);
+        free_rescue_slots_.reserve(rescue_slots_.size() + 1);  // become_spare() gives it back without allocating
+        auto slot = std::make_unique<Slot>();
+        slot->index = slots_.size() + rescue_slots_.size();
+        slot->rng = 0x9E3779B97F4A7C15ull * (slot->index + 1);
+        if (stop_.load(std::memory_order_relaxed)) slot->scope.request_stop();
+        free_rescue_slots_.push_back(slot.get());
+        rescue_slots_.push_back(std::move(slot));
+      }
+      s = free_rescue_slots_.back();
+      if (!spares_.empty()) {
+        Worker* sp = spares_.back();
+        spares_.pop_back();
+        free_rescue_slots_.pop_back();
+        sp->slot = s;
+        sp->rescue_slot = s;
+        sp->covers = hog;
+        sp->covers_stamp = stamp;
+        sp->rouse();
+        return true;
+      }
+      if (threads_.size() >= max_threads_) {
+        why_not = "the pool is at its bound of " + std::to_string(max_threads_) + " threads";
+        return false;
+      }
+      start_thread(s, nullptr, hog, stamp);
+      free_rescue_slots_.pop_back();
+      return true;
+    } catch (const std::exception& e) {
+      why_not = std::string("a thread could not be started (") + e.what() + ")";
+      return false;
+    }
+  }
+
+  /// The task the rescuer covers for has yielded, and the rescuer's own slot is empty.
+  static bool rescue_over(Worker* w) noexcept {
+    return w->covers->stamp.load(std::memory_order_relaxed) != w->covers_stamp && !w->slot->lifo &&
+           w->slot->deque.size_approx() == 0;
   }
 
   // --- shutdown ---------------------------------------------------------------
@@ -5782,6 +6045,10 @@ private:
     //    and a queued task that has not started never starts.
     scope_.request_stop();
     for (auto& s : slots_) s->scope.request_stop();
+    {
+      std::lock_guard lk(threads_mu_);
+      for (auto& s : rescue_slots_) s->scope.request_stop();
+    }
     cancel_context_tasks();
     // 2. Let the workers finish or cancel every task.
     for (int spin = 0; live_.load() != 0; ++spin) {
@@ -5809,9 +6076,12 @@ private:
     // 4. Coroutines that hopped onto the pool by hand may still be queued:
     //    resume them in draining mode, where every skein wait throws Cancelled.
     ThreadBinding draining(nullptr, &scope_, nullptr, true);
+    // (Every slot, the rescuers' too: no thread is left, so no lock is needed.)
+    const std::size_t n_slots = slots_.size(), n_every = n_slots + rescue_slots_.size();
     for (bool any = true; any;) {
       any = false;
-      for (auto& s : slots_) {
+      for (std::size_t i = 0; i < n_every; ++i) {
+        Slot* s = i < n_slots ? slots_[i].get() : rescue_slots_[i - n_slots].get();
         if (void* h = s->lifo) {
           s->lifo = nullptr;
           any = true;
@@ -5858,6 +6128,8 @@ private:
   mutable std::mutex threads_mu_;
   std::vector<std::unique_ptr<Worker>> threads_;
   std::vector<Worker*> spares_;
+  std::vector<std::unique_ptr<Slot>> rescue_slots_;  // temporary slots of rescuers (under threads_mu_)
+  std::vector<Slot*> free_rescue_slots_;
   std::atomic<bool> stop_{false};
 };
 
@@ -6374,9 +6646,10 @@ auto run_with_timeout(std::chrono::duration<Rep, Period> d, F&& f, Args&&... arg
 // ---- end skein/context.hpp ----
 
 // ---- begin skein/deadlock.hpp ----
-/// Deadlock detection and thread dumps (docs/api/deadlock.md):
-/// set_deadlock_options, deadlock_options, dump_threads, dump_text,
-/// dump_on_signal, and the Deadlock error a failed wait throws.
+/// Deadlock detection, the hogging-task watchdog and thread dumps
+/// (docs/api/deadlock.md): set_deadlock_options, set_watchdog_options,
+/// dump_threads, dump_text, dump_on_signal, and the Deadlock error a failed
+/// wait throws.
 
 
 #include <csignal>
@@ -6407,6 +6680,28 @@ inline DeadlockOptions deadlock_options() {
   auto& m = detail::DeadlockMonitor::get();
   std::lock_guard lk(m.mu);
   return m.options;
+}
+
+/// Replaces the watchdog's settings: a task that runs on a pool thread for
+/// longer than `threshold` without reaching a scheduling point is reported,
+/// and (with `rescue`) another thread takes over its pool's other work until
+/// it yields.
+inline void set_watchdog_options(WatchdogOptions o) {
+  auto& m = detail::DeadlockMonitor::get();
+  {
+    std::lock_guard lk(m.mu);
+    m.watchdog = std::move(o);
+    ++m.generation;
+  }
+  m.cv.notify_all();
+  detail::ensure_deadlock_monitor();
+}
+
+/// The watchdog's current settings.
+inline WatchdogOptions watchdog_options() {
+  auto& m = detail::DeadlockMonitor::get();
+  std::lock_guard lk(m.mu);
+  return m.watchdog;
 }
 
 /// Every thread skein knows about (those that have parked at least once), as

@@ -35,7 +35,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -104,7 +106,31 @@ struct DeadlockOptions {
   DeadlockHandler handler;                ///< null: DeadlockAction::fail_waits
 };
 
+/// A task that held a pool thread too long without a scheduling point (the watchdog).
+struct HogReport {
+  long thread_id = 0;       ///< the OS thread id (Linux), else 0
+  std::string thread_name;  ///< the thread's name
+  double seconds = 0;       ///< how long the task has run without a scheduling point
+  bool rescued = false;     ///< another thread took over the pool's other work meanwhile
+  std::string why_not;      ///< if not rescued: why (the pool's thread bound, shutdown)
+  [[nodiscard]] std::string text() const;
+};
+
+/// The watchdog's settings (set_watchdog_options).
+struct WatchdogOptions {
+  bool enabled = true;                            ///< look for hogging tasks at all
+  std::chrono::milliseconds threshold{100};       ///< how long a task may run without a scheduling point
+  bool rescue = true;                             ///< start (or wake) a thread for the pool's other work
+  bool print = false;                             ///< one line to stderr per event (SKEIN_WATCHDOG=print)
+  std::function<void(const HogReport&)> handler;  ///< called on the monitor thread for each event
+};
+
 namespace detail {
+
+/// The pools' part of the watchdog, set by pool_core.hpp: looks at every
+/// pool's threads, reports a task holding one longer than the threshold and
+/// rescues its pool's other work. Called on the monitor thread.
+inline std::atomic<void (*)(const WatchdogOptions&)> g_watchdog_fn{nullptr};
 
 inline std::string describe_ptr(const void* p) {
   char b[32];
@@ -225,10 +251,23 @@ inline ThreadDump dump_of(const RecordLook& l, Clock::time_point now) {
   return d;
 }
 
+/// SKEIN_WATCHDOG: "off" (or "0") disables the watchdog, "print" prints each event.
+inline WatchdogOptions watchdog_from_env() noexcept {
+  WatchdogOptions o;
+  if (const char* v = std::getenv("SKEIN_WATCHDOG")) {
+    const std::string_view s = v;
+    if (s == "off" || s == "0" || s == "false" || s == "no") o.enabled = false;
+    if (s == "print") o.print = true;
+  }
+  return o;
+}
+
 struct DeadlockMonitor {
+  DeadlockMonitor() noexcept : watchdog(watchdog_from_env()) {}
   std::mutex mu;
   std::condition_variable cv;
   DeadlockOptions options;
+  WatchdogOptions watchdog;
   bool options_from_env = false;
   bool started = false;
   std::uint64_t generation = 0;  // bumped by set_deadlock_options: a waiting monitor re-reads
@@ -239,7 +278,10 @@ struct DeadlockMonitor {
 #endif
 
   static DeadlockMonitor& get() noexcept {
-    static DeadlockMonitor* const m = new DeadlockMonitor;  // never destroyed: its thread outlives main()
+    // Never destroyed (its thread outlives main()), and made without
+    // allocating: the first park may come from a noexcept path.
+    alignas(DeadlockMonitor) static unsigned char storage[sizeof(DeadlockMonitor)];
+    static DeadlockMonitor* const m = ::new (static_cast<void*>(storage)) DeadlockMonitor;
     return *m;
   }
 };
@@ -399,13 +441,19 @@ inline void deadlock_monitor_main() noexcept {
   name_this_thread("skein-monitor");
   auto& m = DeadlockMonitor::get();
   DeadlockCheck check;
+  auto next_check = Clock::now();
   for (;;) {
     DeadlockOptions opt;
+    WatchdogOptions wd;
     {
       std::unique_lock lk(m.mu);
       opt = m.options;
+      wd = m.watchdog;
     }
-    const auto period = std::max(opt.period, std::chrono::milliseconds(1));
+    // The deadlock check every `period`; the watchdog looks four times per
+    // threshold, so a hog is seen within 1.25 thresholds.
+    auto period = std::max(opt.period, std::chrono::milliseconds(1));
+    if (wd.enabled) period = std::min(period, std::max(wd.threshold / 4, std::chrono::milliseconds(1)));
 #if defined(SKEIN_DEADLOCK_DETECTION)
     if (m.sem_ready.load(std::memory_order_acquire)) {
       // Woken early by a dump request (the signal handler posts).
@@ -431,11 +479,28 @@ inline void deadlock_monitor_main() noexcept {
       } catch (...) {
       }
     }
-    if (!opt.enabled) continue;
+    if (wd.enabled)
+      if (auto fn = g_watchdog_fn.load(std::memory_order_acquire)) {
+        try {
+          fn(wd);
+        } catch (...) {  // out of memory while looking: look again next period
+        }
+      }
+    if (!opt.enabled || Clock::now() < next_check) continue;
+    next_check = deadline_after(std::max(opt.period, std::chrono::milliseconds(1)) - std::chrono::microseconds(500));
     try {
       check.run(opt);
     } catch (...) {  // out of memory while looking: look again next period
     }
+  }
+}
+
+/// Reports a hog as the options say (on the monitor thread).
+inline void report_hog(const WatchdogOptions& wd, const HogReport& r) noexcept {
+  try {
+    if (wd.print) write_stderr(r.text());
+    if (wd.handler) wd.handler(r);
+  } catch (...) {
   }
 }
 
@@ -454,6 +519,18 @@ inline void ensure_deadlock_monitor() noexcept {
 }
 
 }  // namespace detail
+
+inline std::string HogReport::text() const {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.3f s", seconds);
+  std::string s = "skein: a task has held pool thread " + std::to_string(thread_id);
+  if (!thread_name.empty()) s += " \"" + thread_name + "\"";
+  s += std::string(" for ") + b +
+       " without a scheduling point (a co_await, or a blocking wait that hands its place over); ";
+  s += rescued ? "another thread runs the pool's other tasks meanwhile\n"
+               : "no other thread can take over: " + why_not + "\n";
+  return s;
+}
 
 inline std::string DeadlockReport::text() const {
   std::string s = "skein: all goroutines are asleep - deadlock!\n";

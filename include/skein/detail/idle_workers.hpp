@@ -58,6 +58,13 @@ public:
   BasicIdleWorkers(const BasicIdleWorkers&) = delete;
   BasicIdleWorkers& operator=(const BasicIdleWorkers&) = delete;
 
+  /// Room for `n` sleepers, so that park() never allocates (a pool that adds
+  /// a slot holder calls it first). May throw std::bad_alloc.
+  void reserve(std::size_t n) {
+    std::lock_guard lk(mu_);
+    idle_.reserve(n);
+  }
+
   /// Work was published: wake an idle worker if nobody is searching. `strict`:
   /// the wake-up must not be missed (see the top of this file).
   void notify(bool strict) noexcept {

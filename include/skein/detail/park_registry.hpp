@@ -80,7 +80,9 @@ struct ThreadRegistry {
   std::uint64_t next_uid = 1;
 
   static ThreadRegistry& get() noexcept {
-    static ThreadRegistry* const r = new ThreadRegistry;
+    // Never destroyed, and made without allocating (a noexcept path may be first).
+    alignas(ThreadRegistry) static unsigned char storage[sizeof(ThreadRegistry)];
+    static ThreadRegistry* const r = ::new (static_cast<void*>(storage)) ThreadRegistry;
     return *r;
   }
 };
