@@ -1221,6 +1221,14 @@ struct ThreadRecord {
   char site[160] = {};       // a blocked wait's script location (WaitSite), or empty
   bool pool_thread = false;  // a ThreadPool's worker or spare
   bool deadlocked = false;   // its wait was failed by the detector: throw Deadlock
+  // A pool thread's idle parks are not published under the lock (they are
+  // frequent: on one CPU a worker parks whenever the other runs): its idle
+  // word is registered once, and the thread bumps `idle_parks` (a plain
+  // store) before each idle park makes the word quiet, so two looks that
+  // see the same count and a quiet word bracket one park.
+  const std::atomic<std::uint32_t>* idle_word = nullptr;  // set once (under `lock`)
+  std::uint32_t idle_quiet = 0;
+  std::atomic<std::uint64_t> idle_parks{0};
   // Set once at registration:
   long tid = 0;
   std::uint64_t uid = 0;  // unique for the process's life (a new record may reuse a freed one's address)
@@ -1313,13 +1321,23 @@ inline ThreadRecord* this_thread_record() noexcept {
   return holder.get();
 }
 
-/// A ThreadPool's threads say so once: the detector never fails their waits
-/// (their tasks' callers see the outcome instead).
-inline void mark_pool_thread() noexcept {
-  if (ThreadRecord* r = this_thread_record()) {
+/// A ThreadPool's threads say so once, with the word their idle parks sleep
+/// on: the detector never fails their waits (their tasks' callers see the
+/// outcome instead). Returns the record, for note_idle_park.
+inline ThreadRecord* mark_pool_thread(const std::atomic<std::uint32_t>* idle_word, std::uint32_t quiet) noexcept {
+  ThreadRecord* r = this_thread_record();
+  if (r) {
     std::lock_guard lk(r->lock);
     r->pool_thread = true;
+    r->idle_word = idle_word;
+    r->idle_quiet = quiet;
   }
+  return r;
+}
+
+/// Before a pool thread's idle park makes its word quiet (see idle_parks).
+inline void note_idle_park(ThreadRecord* r) noexcept {
+  if (r) r->idle_parks.store(r->idle_parks.load(std::memory_order_relaxed) + 1, std::memory_order_release);
 }
 
 /// A script host's description of where its script is on this thread (its
@@ -1598,8 +1616,17 @@ struct RecordLook {
 
 inline RecordLook look_at(ThreadRecord* r) noexcept {
   std::lock_guard lk(r->lock);
-  const bool quiet = r->word && r->word->load(std::memory_order_acquire) == r->quiet;
-  RecordLook l{r, r->seq, quiet, r->kind, r->block, r->since, r->pool_thread, r->tid, r->uid, {}};
+  bool quiet = r->word && r->word->load(std::memory_order_acquire) == r->quiet;
+  ParkKind kind = r->kind;
+  std::uint64_t seq = r->seq;
+  if (!r->word && r->idle_word) {  // an idle pool thread (its parks are not published)
+    const std::uint64_t before = r->idle_parks.load(std::memory_order_acquire);
+    quiet = r->idle_word->load(std::memory_order_acquire) == r->idle_quiet &&
+            r->idle_parks.load(std::memory_order_acquire) == before;
+    kind = ParkKind::idle_worker;
+    seq += before << 32;  // changes with either count
+  }
+  RecordLook l{r, seq, quiet, kind, r->block, r->since, r->pool_thread, r->tid, r->uid, {}};
   std::memcpy(l.site, r->site, sizeof l.site);
   return l;
 }
@@ -1619,7 +1646,7 @@ inline ThreadDump dump_of(const RecordLook& l, Clock::time_point now) {
     d.state = "running";
     return d;
   }
-  d.seconds = std::chrono::duration<double>(now - l.since).count();
+  if (l.kind != ParkKind::idle_worker) d.seconds = std::chrono::duration<double>(now - l.since).count();
   if (l.kind == ParkKind::blocked) {
     d.state = "blocked";
     d.waits_on = l.block.kind ? l.block.kind : "a wait";
@@ -1692,7 +1719,7 @@ inline std::string thread_line(const ThreadDump& t) {
   s += ": " + t.state;
   if (!t.waits_on.empty()) s += (t.state == "blocked" ? " in " : " (") + t.waits_on + (t.state == "blocked" ? "" : ")");
   if (t.object) s += " on " + describe_ptr(t.object);
-  if (t.state != "running") {
+  if (t.state != "running" && t.seconds > 0) {
     char b[48];
     std::snprintf(b, sizeof b, " for %.3f s", t.seconds);
     s += b;
@@ -2092,6 +2119,10 @@ public:
   /// ensures it).
   void reset() noexcept { word_.store(kWaiting, std::memory_order_relaxed); }
   [[nodiscard]] std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire) & ~kSleeping; }
+  /// The word, and its value while the thread sleeps in wait_while(from)
+  /// unwoken (for the deadlock detector's view of idle pool threads).
+  [[nodiscard]] const auto* word() const noexcept { return &word_; }
+  static constexpr std::uint32_t sleeping_value(std::uint32_t from) noexcept { return from | kSleeping; }
 
   /// Spins up to `spins` pauses while the state is `from`; returns the state.
   std::uint32_t spin_while(std::uint32_t from, int spins) const noexcept {
@@ -2123,7 +2154,7 @@ public:
         if constexpr (std::is_same_v<Sys, OsParking>) {
           // Quiet while the word is `from` with the flag: any notify() or
           // interrupt() changes it. Published before the flag is set.
-          if (!published && (!deadline || *deadline == kNever))
+          if (!published && kind != ParkKind::idle_worker && (!deadline || *deadline == kNever))
             published = park_begin(&word_, from | kSleeping, kind, kind == ParkKind::blocked ? tls_block : nullptr);
         }
         SKEIN_FAULT_POINT();
@@ -5204,14 +5235,17 @@ public:
     using Parker = BasicParker<Sys>;
     bool searching = false;  // touched by its own thread only
     Parker parker;
+    ThreadRecord* record = nullptr;  // its thread's (the deadlock detector's view), if registered
 
     /// Re-arms the parker; the caller then publishes the sleeper under a
     /// lock, and nobody rouses a sleeper it did not find published.
     void arm() noexcept { parker.reset(); }
     /// Sleeps until rouse()d (returns at once if it already was).
     void sleep() noexcept {
-      if (parker.spin_while(Parker::kWaiting, Sys::spin_budget()) == Parker::kWaiting)
+      if (parker.spin_while(Parker::kWaiting, Sys::spin_budget()) == Parker::kWaiting) {
+        note_idle_park(record);  // before the word turns quiet in wait_while
         parker.wait_while(Parker::kWaiting, nullptr, ParkKind::idle_worker);
+      }
     }
     void rouse() noexcept { parker.notify(); }
   };
@@ -5838,7 +5872,7 @@ private:
 
   void thread_main(Worker* w) noexcept {
     name_this_thread("skein-worker");
-    mark_pool_thread();
+    w->record = mark_pool_thread(w->parker.word(), Parker::sleeping_value(Parker::kWaiting));
     w->tid.store(this_thread_os_id(), std::memory_order_relaxed);
     tl_worker = w;
     live_.bind_thread(w->counts);

@@ -217,8 +217,17 @@ struct RecordLook {
 
 inline RecordLook look_at(ThreadRecord* r) noexcept {
   std::lock_guard lk(r->lock);
-  const bool quiet = r->word && r->word->load(std::memory_order_acquire) == r->quiet;
-  RecordLook l{r, r->seq, quiet, r->kind, r->block, r->since, r->pool_thread, r->tid, r->uid, {}};
+  bool quiet = r->word && r->word->load(std::memory_order_acquire) == r->quiet;
+  ParkKind kind = r->kind;
+  std::uint64_t seq = r->seq;
+  if (!r->word && r->idle_word) {  // an idle pool thread (its parks are not published)
+    const std::uint64_t before = r->idle_parks.load(std::memory_order_acquire);
+    quiet = r->idle_word->load(std::memory_order_acquire) == r->idle_quiet &&
+            r->idle_parks.load(std::memory_order_acquire) == before;
+    kind = ParkKind::idle_worker;
+    seq += before << 32;  // changes with either count
+  }
+  RecordLook l{r, seq, quiet, kind, r->block, r->since, r->pool_thread, r->tid, r->uid, {}};
   std::memcpy(l.site, r->site, sizeof l.site);
   return l;
 }
@@ -238,7 +247,7 @@ inline ThreadDump dump_of(const RecordLook& l, Clock::time_point now) {
     d.state = "running";
     return d;
   }
-  d.seconds = std::chrono::duration<double>(now - l.since).count();
+  if (l.kind != ParkKind::idle_worker) d.seconds = std::chrono::duration<double>(now - l.since).count();
   if (l.kind == ParkKind::blocked) {
     d.state = "blocked";
     d.waits_on = l.block.kind ? l.block.kind : "a wait";
@@ -311,7 +320,7 @@ inline std::string thread_line(const ThreadDump& t) {
   s += ": " + t.state;
   if (!t.waits_on.empty()) s += (t.state == "blocked" ? " in " : " (") + t.waits_on + (t.state == "blocked" ? "" : ")");
   if (t.object) s += " on " + describe_ptr(t.object);
-  if (t.state != "running") {
+  if (t.state != "running" && t.seconds > 0) {
     char b[48];
     std::snprintf(b, sizeof b, " for %.3f s", t.seconds);
     s += b;

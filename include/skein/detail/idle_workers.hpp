@@ -40,14 +40,17 @@ public:
     using Parker = BasicParker<Sys>;
     bool searching = false;  // touched by its own thread only
     Parker parker;
+    ThreadRecord* record = nullptr;  // its thread's (the deadlock detector's view), if registered
 
     /// Re-arms the parker; the caller then publishes the sleeper under a
     /// lock, and nobody rouses a sleeper it did not find published.
     void arm() noexcept { parker.reset(); }
     /// Sleeps until rouse()d (returns at once if it already was).
     void sleep() noexcept {
-      if (parker.spin_while(Parker::kWaiting, Sys::spin_budget()) == Parker::kWaiting)
+      if (parker.spin_while(Parker::kWaiting, Sys::spin_budget()) == Parker::kWaiting) {
+        note_idle_park(record);  // before the word turns quiet in wait_while
         parker.wait_while(Parker::kWaiting, nullptr, ParkKind::idle_worker);
+      }
     }
     void rouse() noexcept { parker.notify(); }
   };

@@ -64,6 +64,14 @@ struct ThreadRecord {
   char site[160] = {};       // a blocked wait's script location (WaitSite), or empty
   bool pool_thread = false;  // a ThreadPool's worker or spare
   bool deadlocked = false;   // its wait was failed by the detector: throw Deadlock
+  // A pool thread's idle parks are not published under the lock (they are
+  // frequent: on one CPU a worker parks whenever the other runs): its idle
+  // word is registered once, and the thread bumps `idle_parks` (a plain
+  // store) before each idle park makes the word quiet, so two looks that
+  // see the same count and a quiet word bracket one park.
+  const std::atomic<std::uint32_t>* idle_word = nullptr;  // set once (under `lock`)
+  std::uint32_t idle_quiet = 0;
+  std::atomic<std::uint64_t> idle_parks{0};
   // Set once at registration:
   long tid = 0;
   std::uint64_t uid = 0;  // unique for the process's life (a new record may reuse a freed one's address)
@@ -156,13 +164,23 @@ inline ThreadRecord* this_thread_record() noexcept {
   return holder.get();
 }
 
-/// A ThreadPool's threads say so once: the detector never fails their waits
-/// (their tasks' callers see the outcome instead).
-inline void mark_pool_thread() noexcept {
-  if (ThreadRecord* r = this_thread_record()) {
+/// A ThreadPool's threads say so once, with the word their idle parks sleep
+/// on: the detector never fails their waits (their tasks' callers see the
+/// outcome instead). Returns the record, for note_idle_park.
+inline ThreadRecord* mark_pool_thread(const std::atomic<std::uint32_t>* idle_word, std::uint32_t quiet) noexcept {
+  ThreadRecord* r = this_thread_record();
+  if (r) {
     std::lock_guard lk(r->lock);
     r->pool_thread = true;
+    r->idle_word = idle_word;
+    r->idle_quiet = quiet;
   }
+  return r;
+}
+
+/// Before a pool thread's idle park makes its word quiet (see idle_parks).
+inline void note_idle_park(ThreadRecord* r) noexcept {
+  if (r) r->idle_parks.store(r->idle_parks.load(std::memory_order_relaxed) + 1, std::memory_order_release);
 }
 
 /// A script host's description of where its script is on this thread (its

@@ -174,6 +174,10 @@ public:
   /// ensures it).
   void reset() noexcept { word_.store(kWaiting, std::memory_order_relaxed); }
   [[nodiscard]] std::uint32_t state() const noexcept { return word_.load(std::memory_order_acquire) & ~kSleeping; }
+  /// The word, and its value while the thread sleeps in wait_while(from)
+  /// unwoken (for the deadlock detector's view of idle pool threads).
+  [[nodiscard]] const auto* word() const noexcept { return &word_; }
+  static constexpr std::uint32_t sleeping_value(std::uint32_t from) noexcept { return from | kSleeping; }
 
   /// Spins up to `spins` pauses while the state is `from`; returns the state.
   std::uint32_t spin_while(std::uint32_t from, int spins) const noexcept {
@@ -205,7 +209,7 @@ public:
         if constexpr (std::is_same_v<Sys, OsParking>) {
           // Quiet while the word is `from` with the flag: any notify() or
           // interrupt() changes it. Published before the flag is set.
-          if (!published && (!deadline || *deadline == kNever))
+          if (!published && kind != ParkKind::idle_worker && (!deadline || *deadline == kNever))
             published = park_begin(&word_, from | kSleeping, kind, kind == ParkKind::blocked ? tls_block : nullptr);
         }
         SKEIN_FAULT_POINT();

@@ -437,7 +437,7 @@ private:
 
   void thread_main(Worker* w) noexcept {
     name_this_thread("skein-worker");
-    mark_pool_thread();
+    w->record = mark_pool_thread(w->parker.word(), Parker::sleeping_value(Parker::kWaiting));
     w->tid.store(this_thread_os_id(), std::memory_order_relaxed);
     tl_worker = w;
     live_.bind_thread(w->counts);
