@@ -447,12 +447,14 @@ TEST_SUITE("watchdog") {
   TEST_CASE("a task that spins on its pool's only slot is reported, and the task it waits for still runs") {
     HogWatch wd;
     skein::ThreadPool pool(1);
-    std::atomic<bool> go{false};
+    std::atomic<bool> started{false}, go{false};
     // The spinner holds the only slot and waits, without a scheduling point,
     // for a task queued behind it: without the watchdog's rescuer this never ends.
     auto spinner = skein::run(pool, [&] {
+      started.store(true);
       while (!go.load()) std::this_thread::yield();
     });
+    while (!started.load()) std::this_thread::yield();  // queued only once the spinner holds the slot
     auto releaser = skein::run(pool, [&] { go.store(true); });
     releaser.get();
     spinner.get();
