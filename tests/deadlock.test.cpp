@@ -458,7 +458,7 @@ TEST_SUITE("watchdog") {
     auto releaser = skein::run(pool, [&] { go.store(true); });
     releaser.get();
     spinner.get();
-    REQUIRE(wd.count.load() >= 1);
+    REQUIRE(eventually([&] { return wd.count.load() >= 1; }));  // the report comes after the rescue
     auto r = wd.first();
     CHECK(r.rescued);
     CHECK(r.seconds >= 0.02);
@@ -470,6 +470,35 @@ TEST_SUITE("watchdog") {
     for (auto& p : ps) p.get();
     CHECK(n.load() == 100);
     CHECK(pool.thread_count() <= 2);
+  }
+
+  TEST_CASE("a task blocked outside skein on its pool's only slot gets a rescuer for the task it waits for") {
+    HogWatch wd;
+    skein::ThreadPool pool(1);
+    std::mutex m;
+    std::condition_variable cv;
+    bool go = false, started = false;
+    auto waiter = skein::run(pool, [&] {
+      std::unique_lock lk(m);
+      started = true;
+      cv.notify_all();
+      cv.wait(lk, [&] { return go; });  // asleep in the kernel, holding the slot
+    });
+    {
+      std::unique_lock lk(m);
+      cv.wait(lk, [&] { return started; });
+    }
+    auto releaser = skein::run(pool, [&] {
+      {
+        std::lock_guard lk(m);
+        go = true;
+      }
+      cv.notify_all();
+    });
+    releaser.get();
+    waiter.get();
+    REQUIRE(eventually([&] { return wd.count.load() >= 1; }));  // the report comes after the rescue
+    CHECK(wd.first().rescued);
   }
 
   TEST_CASE("with rescue off, a hog is reported and nothing else happens") {

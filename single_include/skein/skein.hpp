@@ -1555,6 +1555,62 @@ inline std::string thread_os_name(long tid) {
 #endif
 }
 
+/// A thread's scheduling state and CPU time, from /proc (Linux): `state` is
+/// 'R' (running or runnable), 'S' or 'D' (asleep in the kernel), ...;
+/// `cpu` its user and system time in clock ticks. False where unknown.
+struct ThreadCpu {
+  char state = '?';
+  long long cpu = 0;
+};
+inline bool read_thread_cpu(long tid, ThreadCpu& out) noexcept {
+#if defined(__linux__)
+  if (tid <= 0) return false;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* p = nullptr;
+  for (ssize_t i = n - 1; i >= 0; --i)
+    if (buf[i] == ')') {
+      p = buf + i + 1;
+      break;
+    }
+  if (!p) return false;
+  // Fields after the name: 3 state, 4..13, 14 utime, 15 stime.
+  long long utime = 0, stime = 0;
+  int field = 2;
+  while (*p && field < 15) {
+    while (*p == ' ') ++p;
+    ++field;
+    if (field == 3) out.state = *p;
+    if (field == 14) utime = std::strtoll(p, nullptr, 10);
+    if (field == 15) stime = std::strtoll(p, nullptr, 10);
+    while (*p && *p != ' ') ++p;
+  }
+  if (field < 15) return false;
+  out.cpu = utime + stime;
+  return true;
+#else
+  (void)tid, (void)out;
+  return false;
+#endif
+}
+
+/// Clock ticks per second of read_thread_cpu's `cpu`.
+inline long cpu_ticks_per_second() noexcept {
+#if defined(__linux__)
+  static const long t = ::sysconf(_SC_CLK_TCK);
+  return t > 0 ? t : 100;
+#else
+  return 100;
+#endif
+}
+
 /// Threads in the process, or -1 where unknown.
 inline long process_thread_count() noexcept {
 #if defined(__linux__)
@@ -5594,6 +5650,9 @@ private:
     std::uint64_t seen_stamp = 0;
     Clock::time_point seen_since{};
     bool handled = false;
+    bool sampled = false;  // cpu0 holds the thread's CPU time halfway through the threshold
+    Clock::time_point sampled_at{};
+    long long cpu0 = 0;
 
     void enter_blocking() override { pool->hand_off(this); }
     void leave_blocking() noexcept override {}
@@ -6009,14 +6068,38 @@ private:
       if (st != w->seen_stamp) {
         w->seen_stamp = st;
         w->seen_since = now;
-        w->handled = false;
+        w->handled = w->sampled = false;
         continue;
       }
-      if (!(st & 1) || w->handled || now - w->seen_since < wd.threshold) continue;
+      if (!(st & 1) || w->handled) continue;
+      const long tid = w->tid.load(std::memory_order_relaxed);
+      // Halfway: note the thread's CPU time. A thread that the system has
+      // merely not scheduled (a loaded machine) is not hogging anything an
+      // extra thread could fix; one that computes, or sleeps in the kernel
+      // outside skein (a std::mutex, a read()), is.
+      if (!w->sampled) {
+        if (now - w->seen_since < wd.threshold / 2) continue;
+        ThreadCpu c;
+        w->sampled = true;
+        w->sampled_at = now;
+        w->cpu0 = read_thread_cpu(tid, c) ? c.cpu : -1;
+        continue;
+      }
+      if (now - w->seen_since < wd.threshold) continue;
+      ThreadCpu c;
+      if (w->cpu0 >= 0 && read_thread_cpu(tid, c) && c.state == 'R') {
+        const double ran = static_cast<double>(c.cpu - w->cpu0) / static_cast<double>(cpu_ticks_per_second());
+        const double window = std::chrono::duration<double>(now - w->sampled_at).count();
+        if (ran < window / 4) {  // runnable but hardly running: preempted, not a hog (yet)
+          w->seen_since = now;
+          w->sampled = false;
+          continue;
+        }
+      }
       w->handled = true;  // once per task run
       HogReport r;
-      r.thread_id = w->tid.load(std::memory_order_relaxed);
-      r.thread_name = thread_os_name(r.thread_id);
+      r.thread_id = tid;
+      r.thread_name = thread_os_name(tid);
       r.seconds = std::chrono::duration<double>(now - w->seen_since).count();
       if (wd.rescue)
         r.rescued = rescue(w, st, r.why_not);

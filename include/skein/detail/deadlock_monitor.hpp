@@ -156,6 +156,62 @@ inline std::string thread_os_name(long tid) {
 #endif
 }
 
+/// A thread's scheduling state and CPU time, from /proc (Linux): `state` is
+/// 'R' (running or runnable), 'S' or 'D' (asleep in the kernel), ...;
+/// `cpu` its user and system time in clock ticks. False where unknown.
+struct ThreadCpu {
+  char state = '?';
+  long long cpu = 0;
+};
+inline bool read_thread_cpu(long tid, ThreadCpu& out) noexcept {
+#if defined(__linux__)
+  if (tid <= 0) return false;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = '\0';
+  const char* p = nullptr;
+  for (ssize_t i = n - 1; i >= 0; --i)
+    if (buf[i] == ')') {
+      p = buf + i + 1;
+      break;
+    }
+  if (!p) return false;
+  // Fields after the name: 3 state, 4..13, 14 utime, 15 stime.
+  long long utime = 0, stime = 0;
+  int field = 2;
+  while (*p && field < 15) {
+    while (*p == ' ') ++p;
+    ++field;
+    if (field == 3) out.state = *p;
+    if (field == 14) utime = std::strtoll(p, nullptr, 10);
+    if (field == 15) stime = std::strtoll(p, nullptr, 10);
+    while (*p && *p != ' ') ++p;
+  }
+  if (field < 15) return false;
+  out.cpu = utime + stime;
+  return true;
+#else
+  (void)tid, (void)out;
+  return false;
+#endif
+}
+
+/// Clock ticks per second of read_thread_cpu's `cpu`.
+inline long cpu_ticks_per_second() noexcept {
+#if defined(__linux__)
+  static const long t = ::sysconf(_SC_CLK_TCK);
+  return t > 0 ? t : 100;
+#else
+  return 100;
+#endif
+}
+
 /// Threads in the process, or -1 where unknown.
 inline long process_thread_count() noexcept {
 #if defined(__linux__)

@@ -159,6 +159,9 @@ private:
     std::uint64_t seen_stamp = 0;
     Clock::time_point seen_since{};
     bool handled = false;
+    bool sampled = false;  // cpu0 holds the thread's CPU time halfway through the threshold
+    Clock::time_point sampled_at{};
+    long long cpu0 = 0;
 
     void enter_blocking() override { pool->hand_off(this); }
     void leave_blocking() noexcept override {}
@@ -574,14 +577,38 @@ private:
       if (st != w->seen_stamp) {
         w->seen_stamp = st;
         w->seen_since = now;
-        w->handled = false;
+        w->handled = w->sampled = false;
         continue;
       }
-      if (!(st & 1) || w->handled || now - w->seen_since < wd.threshold) continue;
+      if (!(st & 1) || w->handled) continue;
+      const long tid = w->tid.load(std::memory_order_relaxed);
+      // Halfway: note the thread's CPU time. A thread that the system has
+      // merely not scheduled (a loaded machine) is not hogging anything an
+      // extra thread could fix; one that computes, or sleeps in the kernel
+      // outside skein (a std::mutex, a read()), is.
+      if (!w->sampled) {
+        if (now - w->seen_since < wd.threshold / 2) continue;
+        ThreadCpu c;
+        w->sampled = true;
+        w->sampled_at = now;
+        w->cpu0 = read_thread_cpu(tid, c) ? c.cpu : -1;
+        continue;
+      }
+      if (now - w->seen_since < wd.threshold) continue;
+      ThreadCpu c;
+      if (w->cpu0 >= 0 && read_thread_cpu(tid, c) && c.state == 'R') {
+        const double ran = static_cast<double>(c.cpu - w->cpu0) / static_cast<double>(cpu_ticks_per_second());
+        const double window = std::chrono::duration<double>(now - w->sampled_at).count();
+        if (ran < window / 4) {  // runnable but hardly running: preempted, not a hog (yet)
+          w->seen_since = now;
+          w->sampled = false;
+          continue;
+        }
+      }
       w->handled = true;  // once per task run
       HogReport r;
-      r.thread_id = w->tid.load(std::memory_order_relaxed);
-      r.thread_name = thread_os_name(r.thread_id);
+      r.thread_id = tid;
+      r.thread_name = thread_os_name(tid);
       r.seconds = std::chrono::duration<double>(now - w->seen_since).count();
       if (wd.rescue)
         r.rescued = rescue(w, st, r.why_not);
