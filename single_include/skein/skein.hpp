@@ -159,6 +159,7 @@ namespace skein::detail {
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 
@@ -649,6 +650,533 @@ using detail::stop_impl::stop_token;
 }  // namespace skein
 // ---- end skein/detail/stop_token.hpp ----
 
+// ---- begin skein/detail/trace_core.hpp ----
+// Task identity and the tracing hooks (the public side is <skein/trace.hpp>).
+//
+// Identity: every task records where it was started (SourceSite: a
+// std::source_location) and may be given a name. Both, and the 64-bit id a
+// task gets only while hooks are installed, take one word of the task's frame
+// (TaskIdent): the site itself, or a small TaskTag that only named or traced
+// tasks allocate. (The frame lost a word to pay for it: a context task's
+// retained scope, which its ContextTaskLink already holds.)
+//
+// Hooks: every event site is `if (trace_hooks()) [[unlikely]] ...`: one
+// relaxed load of a global pointer and a branch predicted not taken; the work
+// is in cold, out-of-line functions. The thread-local id of the task whose
+// run slice is open on this thread (tl_trace_task) is kept only while hooks
+// are installed.
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <version>
+
+#if defined(__cpp_lib_source_location)
+#include <source_location>
+#endif
+
+
+// ---- begin skein/detail/frame_alloc.hpp ----
+// A per-thread cache of coroutine frames by size class. Fork-join workloads
+// allocate and free a frame per task at a high rate, often freeing on another
+// thread than the one that allocated; glibc's tcache keeps only 7 blocks per
+// size, so bursts fall through to the slower arena paths. Here each thread
+// keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
+// go to that thread's cache (they migrate, as in tcache). Classes are spaced
+// as malloc's chunks are, so a frame's block is no larger than malloc's own. Beyond the cap they
+// move in batches through a process-wide depot to the threads that allocate
+// (tcmalloc's transfer cache); beyond the largest class, and beyond the
+// depot's cap, they go back to operator delete.
+
+#include <cstddef>
+#include <mutex>
+#include <new>
+
+
+// SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
+// under AddressSanitizer, so that ASan sees every frame's lifetime.
+#ifndef SKEIN_FRAME_CACHE
+#if defined(__SANITIZE_ADDRESS__)
+#define SKEIN_FRAME_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SKEIN_FRAME_CACHE 0
+#endif
+#endif
+#endif
+#ifndef SKEIN_FRAME_CACHE
+#define SKEIN_FRAME_CACHE 1
+#endif
+
+namespace skein::detail {
+
+class FrameCache {
+public:
+  static constexpr std::size_t kSmallest = tuning::kFrameSmallest;
+  static constexpr std::size_t kGranule = tuning::kFrameGranule;
+  static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
+  static_assert(tuning::kFrameSmallest + (kClasses - 1) * tuning::kFrameGranule >= 1024);
+  static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
+  static constexpr unsigned kBatch = tuning::kFrameBatch;
+  static constexpr unsigned kDepotBatches = tuning::kFrameDepotBatches;
+
+  static void* allocate(std::size_t n) {
+    if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
+    std::size_t c = class_of(n);
+    if (c < kClasses) {
+      State& s = state();
+      if (!s.heads[c]) refill(s, c);
+      if (Node* b = s.heads[c]) {
+        s.heads[c] = b->next;
+        --s.counts[c];
+        return b;
+      }
+      return ::operator new(size_of(c));  // the class's size, so it can be cached later
+    }
+    return ::operator new(n);
+  }
+
+  static void deallocate(void* p, std::size_t n) noexcept {
+    if constexpr (!SKEIN_FRAME_CACHE) return ::operator delete(p);
+    std::size_t c = class_of(n);
+    if (c < kClasses) {
+      State& s = state();
+      if (s.alive) {
+        auto* b = static_cast<Node*>(p);
+        if (s.counts[c] < kMaxPerClass) {
+          b->next = s.heads[c];
+          s.heads[c] = b;
+          ++s.counts[c];
+          return;
+        }
+        // Full: gather a batch for the depot, where a thread that allocates
+        // more than it frees (a producer of tasks) finds it.
+        b->next = s.spill[c];
+        s.spill[c] = b;
+        if (++s.spill_counts[c] == kBatch) {
+          depot().put(c, s.spill[c]);
+          s.spill[c] = nullptr;
+          s.spill_counts[c] = 0;
+        }
+        return;
+      }
+      ::operator delete(p);
+      return;
+    }
+    ::operator delete(p);
+  }
+
+  /// The class of an n-byte frame, and the size of that class's blocks.
+  static constexpr std::size_t class_of(std::size_t n) noexcept {
+    return n <= kSmallest ? 0 : (n - kSmallest + kGranule - 1) / kGranule;
+  }
+  static constexpr std::size_t size_of(std::size_t c) noexcept { return kSmallest + c * kGranule; }
+
+private:
+  struct Node {
+    Node* next;
+    Node* next_batch;  // a batch's first block, in the depot
+  };
+  static_assert(kSmallest >= sizeof(Node));
+
+  // Frames freed on one thread and allocated on another (a task started by
+  // one worker and ended by another) would otherwise go through operator
+  // delete and new, and contend on malloc's arena lock: full batches of
+  // kBatch frames move between threads here, one lock round trip per batch.
+  // Beyond kDepotBatches batches per class they go back to operator delete.
+  class Depot {
+  public:
+    void put(std::size_t c, Node* batch) noexcept {
+      {
+        std::lock_guard lk(mu_);
+        if (counts_[c] < kDepotBatches) {
+          batch->next_batch = batches_[c];
+          batches_[c] = batch;
+          ++counts_[c];
+          return;
+        }
+      }
+      while (batch) {
+        Node* n = batch->next;
+        ::operator delete(batch);
+        batch = n;
+      }
+    }
+    Node* take(std::size_t c) noexcept {
+      std::lock_guard lk(mu_);
+      Node* b = batches_[c];
+      if (b) {
+        batches_[c] = b->next_batch;
+        --counts_[c];
+      }
+      return b;
+    }
+
+  private:
+    std::mutex mu_;
+    Node* batches_[kClasses] = {};
+    unsigned counts_[kClasses] = {};
+  };
+  static Depot& depot() noexcept {
+    // Never destroyed: frames may be freed by static destructors that run
+    // after it would have been.
+    static Depot* d = new Depot;
+    return *d;
+  }
+
+  // Trivially destructible, so it stays usable after the thread's cleanup ran
+  // (frames may still be freed by later thread_local or static destructors):
+  // `alive` then routes them straight to operator delete.
+  struct State {
+    Node* heads[kClasses];
+    unsigned counts[kClasses];
+    Node* spill[kClasses];
+    unsigned spill_counts[kClasses];
+    bool alive;
+  };
+  struct Cleanup {
+    ~Cleanup() {
+      State& s = raw();
+      s.alive = false;
+      for (std::size_t c = 0; c < kClasses; ++c) {
+        for (Node** list : {&s.heads[c], &s.spill[c]}) {
+          while (Node* b = *list) {
+            *list = b->next;
+            ::operator delete(b);
+          }
+        }
+        s.counts[c] = s.spill_counts[c] = 0;
+      }
+    }
+  };
+  static void refill(State& s, std::size_t c) noexcept {
+    if (s.spill[c]) {  // our own spill first
+      s.heads[c] = s.spill[c];
+      s.counts[c] = s.spill_counts[c];
+      s.spill[c] = nullptr;
+      s.spill_counts[c] = 0;
+    } else if (Node* b = depot().take(c)) {
+      s.heads[c] = b;
+      s.counts[c] = kBatch;
+    }
+  }
+
+  static State& raw() noexcept {
+    static thread_local State s{};
+    return s;
+  }
+  static State& state() noexcept {
+    State& s = raw();
+    if (!s.alive) [[unlikely]] {
+      // First use on this thread (or after cleanup): register the cleanup once.
+      static thread_local bool registered = false;
+      if (!registered) {
+        registered = true;
+        static thread_local Cleanup cleanup;
+        (void)cleanup;
+        s.alive = true;
+      }
+    }
+    return s;
+  }
+};
+
+/// Base of what is made and freed at task rate (coroutine frames, task
+/// states, context links): allocated from the FrameCache.
+struct FrameCached {
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/frame_alloc.hpp ----
+
+namespace skein::detail {
+
+/// Where a call is, in one word: std::source_location where the library has
+/// it, else the file and line from the compiler's builtins (clang 14 with
+/// libstdc++). `SourceSite where = SourceSite::current()` as a default
+/// argument records the caller's call, as std::source_location does. (One
+/// word matters: a 16-byte site passed by value measurably slowed a task's
+/// start, and a task's frame keeps it.)
+class SourceSite {
+public:
+  constexpr SourceSite() noexcept = default;
+#if defined(__cpp_lib_source_location)
+  static constexpr SourceSite current(std::source_location l = std::source_location::current()) noexcept {
+    SourceSite s;
+    s.l_ = l;
+    return s;
+  }
+  /// The file's name ("" if unknown).
+  [[nodiscard]] constexpr const char* file_name() const noexcept { return l_.file_name(); }
+  [[nodiscard]] constexpr unsigned line() const noexcept { return static_cast<unsigned>(l_.line()); }
+  /// The calling function's name ("" if unknown).
+  [[nodiscard]] constexpr const char* function_name() const noexcept { return l_.function_name(); }
+
+private:
+  friend class TaskIdent;
+  // libstdc++'s and libc++'s source_location are one pointer to a static
+  // record (aligned, so its low bit is free for TaskIdent).
+  static_assert(sizeof(std::source_location) == sizeof(std::uintptr_t) &&
+                std::is_trivially_copyable_v<std::source_location>);
+  [[nodiscard]] std::uintptr_t bits() const noexcept { return std::bit_cast<std::uintptr_t>(l_); }
+  static SourceSite from_bits(std::uintptr_t b) noexcept {
+    SourceSite s;
+    s.l_ = std::bit_cast<std::source_location>(b);
+    return s;
+  }
+  std::source_location l_{};
+#else
+  // The file's address above bit 17, the line (up to 65535) above bit 1: a
+  // 64-bit user-space address fits in 47 bits (else the file is left
+  // unknown). A 32-bit build keeps no site.
+  static SourceSite current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) noexcept {
+    SourceSite s;
+    const auto p = reinterpret_cast<std::uintptr_t>(file);
+    if constexpr (sizeof(std::uintptr_t) >= 8) {
+      const std::uintptr_t l = line > 0xFFFF ? 0xFFFF : line;
+      s.bits_ = ((p >> 47) == 0 ? p << 17 : 0) | (l << 1);
+    }
+    return s;
+  }
+  [[nodiscard]] const char* file_name() const noexcept {
+    const std::uintptr_t p = bits_ >> 17;
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+  [[nodiscard]] unsigned line() const noexcept { return static_cast<unsigned>((bits_ >> 1) & 0xFFFF); }
+  [[nodiscard]] const char* function_name() const noexcept { return ""; }
+
+private:
+  friend class TaskIdent;
+  [[nodiscard]] std::uintptr_t bits() const noexcept { return bits_; }
+  static SourceSite from_bits(std::uintptr_t b) noexcept {
+    SourceSite s;
+    s.bits_ = b;
+    return s;
+  }
+  std::uintptr_t bits_ = 0;
+#endif
+};
+
+/// Where a task was started and, optionally, its name (a string that outlives
+/// every use of the trace: a literal, typically).
+struct TaskSite {
+  SourceSite where{};
+  const char* name = nullptr;
+};
+
+/// Why a task suspended: the kind of thing it waits on (a type name such as
+/// "skein::Mutex") and its address, when known.
+struct WaitReason {
+  const char* kind = nullptr;
+  const void* object = nullptr;
+};
+
+/// A task as the hooks see it at its spawn and start.
+struct TaskInfo {
+  std::uint64_t id = 0;
+  std::uint64_t parent = 0;  // the task that started it (0: a thread outside any task)
+  const char* name = nullptr;
+  SourceSite where{};
+};
+
+/// Receives the runtime's events (install with skein::trace::set_hooks). Every
+/// member is called on the thread where the event happens, may be called
+/// from many threads at once, must not throw and should be quick; none is
+/// called while a skein lock is held.
+class TraceHooks {
+public:
+  /// A task was created (on the starting thread).
+  virtual void on_spawn(const TaskInfo&) noexcept {}
+  /// A task starts running, on this thread (its first run slice).
+  virtual void on_start(const TaskInfo&) noexcept {}
+  /// The task running on this thread suspends (its slice ends); `coroutine`
+  /// is the frame that will be woken (see on_wake).
+  virtual void on_suspend(std::uint64_t task, const WaitReason& why, const void* coroutine) noexcept {
+    (void)task, (void)why, (void)coroutine;
+  }
+  /// A suspended task runs again, on this thread.
+  virtual void on_resume(std::uint64_t task, const void* coroutine) noexcept { (void)task, (void)coroutine; }
+  /// A task ends (its last slice ends).
+  virtual void on_finish(std::uint64_t task) noexcept { (void)task; }
+  /// Task `notifier` (0: a thread outside any task) made `coroutine` runnable;
+  /// the next on_resume with that coroutine is the woken side.
+  virtual void on_wake(std::uint64_t notifier, const void* coroutine) noexcept { (void)notifier, (void)coroutine; }
+  /// A thread blocks in a wait (trace_block) / wakes from it (trace_unblock).
+  virtual void on_block(std::uint64_t task, const WaitReason& why) noexcept { (void)task, (void)why; }
+  virtual void on_unblock(std::uint64_t task) noexcept { (void)task; }
+
+protected:
+  ~TraceHooks() = default;
+};
+
+inline std::atomic<TraceHooks*> g_trace_hooks{nullptr};
+
+/// The installed hooks, or null: the check at every event site.
+inline bool trace_hooks() noexcept { return g_trace_hooks.load(std::memory_order_relaxed) != nullptr; }
+
+/// The task whose run slice is open on this thread (only kept while tracing).
+inline thread_local std::uint64_t tl_trace_task = 0;
+
+inline std::uint64_t next_task_id() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// A task's site, name and trace id, for a task that has a name or that
+/// hooks see (a small allocation only those make).
+struct TaskTag : FrameCached {
+  SourceSite where;
+  const char* name = nullptr;
+  std::uint64_t id = 0;
+};
+
+/// A task's identity, in one word of its frame: its start site, or (low bit
+/// set) its TaskTag. An untraced, unnamed task allocates nothing for it.
+class TaskIdent {
+public:
+  explicit TaskIdent(const SourceSite& where) noexcept : bits_(where.bits()) {}
+  TaskIdent(const TaskIdent&) = delete;
+  TaskIdent& operator=(const TaskIdent&) = delete;
+  ~TaskIdent() { delete tag(); }
+
+  /// Names the task. Throws std::bad_alloc.
+  void set_name(const char* name) {
+    if (!tag()) attach(new TaskTag);
+    tag()->name = name;
+  }
+  [[nodiscard]] SourceSite where() const noexcept { return tag() ? tag()->where : SourceSite::from_bits(bits_); }
+  [[nodiscard]] const char* name() const noexcept { return tag() ? tag()->name : nullptr; }
+  /// The trace id (0: none given).
+  [[nodiscard]] std::uint64_t id() const noexcept { return tag() ? tag()->id : 0; }
+  /// The trace id, given now if the task has none (0: no memory for it).
+  [[gnu::cold, gnu::noinline]] std::uint64_t trace_id() noexcept {
+    if (!tag()) {
+      try {
+        attach(new TaskTag);
+      } catch (...) {  // no memory: the task goes untraced
+        return 0;
+      }
+    }
+    if (tag()->id == 0) tag()->id = next_task_id();
+    return tag()->id;
+  }
+
+private:
+  [[nodiscard]] TaskTag* tag() const noexcept {
+    return (bits_ & 1) ? reinterpret_cast<TaskTag*>(bits_ & ~std::uintptr_t{1}) : nullptr;
+  }
+  void attach(TaskTag* t) noexcept {
+    t->where = SourceSite::from_bits(bits_);
+    bits_ = reinterpret_cast<std::uintptr_t>(t) | 1;
+  }
+  std::uintptr_t bits_;
+};
+
+/// The name of type T ("skein::Mutex"), for wait reasons: a static string.
+template <class T>
+constexpr std::string_view raw_type_name() noexcept {
+#if defined(__clang__) || defined(__GNUC__)
+  std::string_view s = __PRETTY_FUNCTION__;
+  const std::size_t b = s.find("T = ");
+  if (b == std::string_view::npos) return "?";
+  s.remove_prefix(b + 4);
+  std::size_t e = s.find(';');
+  if (e == std::string_view::npos) e = s.rfind(']');
+  return s.substr(0, e);
+#else
+  return "?";
+#endif
+}
+template <class T>
+struct TypeName {
+  static constexpr std::size_t n = raw_type_name<T>().size();
+  struct Chars {
+    char c[n + 1];
+  };
+  static constexpr Chars make() noexcept {
+    Chars out{};
+    const auto s = raw_type_name<T>();
+    for (std::size_t i = 0; i < n; ++i) out.c[i] = s[i];
+    out.c[n] = '\0';
+    return out;
+  }
+  static constexpr Chars chars = make();
+};
+template <class T>
+constexpr const char* type_name() noexcept {
+  return TypeName<T>::chars.c;
+}
+
+// --- the cold side of the event sites ---------------------------------------------
+
+[[gnu::cold]] inline TraceHooks* trace_target() noexcept { return g_trace_hooks.load(std::memory_order_acquire); }
+
+[[gnu::cold, gnu::noinline]] inline void trace_spawn(TaskIdent& task) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h) return;
+  if (const std::uint64_t id = task.trace_id()) h->on_spawn(TaskInfo{id, tl_trace_task, task.name(), task.where()});
+}
+
+[[gnu::cold, gnu::noinline]] inline void trace_start(TaskIdent& task) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h) return;
+  const std::uint64_t id = task.trace_id();
+  if (!id) return;
+  tl_trace_task = id;
+  h->on_start(TaskInfo{id, 0, task.name(), task.where()});
+}
+
+/// The task `id` (0: untraced) resumes on this thread unless its slice is open here already.
+[[gnu::cold, gnu::noinline]] inline void trace_resume(std::uint64_t id, const void* coroutine) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h || !id || tl_trace_task == id) return;
+  tl_trace_task = id;
+  h->on_resume(id, coroutine);
+}
+
+/// The task `id` suspends, if its slice is open on this thread (a coroutine
+/// awaiting another of the same task that has already suspended does not
+/// suspend the task a second time). A coroutine's `id` is 0 until its first
+/// suspension: then it is the task running on this thread.
+[[gnu::cold, gnu::noinline]] inline void trace_suspend(std::uint64_t& id, const WaitReason& why,
+                                                       const void* coroutine) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h) return;
+  if (!id) id = tl_trace_task;
+  if (!id || tl_trace_task != id) return;
+  tl_trace_task = 0;
+  h->on_suspend(id, why, coroutine);
+}
+
+[[gnu::cold, gnu::noinline]] inline void trace_finish(std::uint64_t id, const void* coroutine) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h || !id) return;
+  if (tl_trace_task != id) h->on_resume(id, coroutine);  // its end came back on another thread
+  tl_trace_task = 0;
+  h->on_finish(id);
+}
+
+[[gnu::cold, gnu::noinline]] inline void trace_wake(const void* coroutine) noexcept {
+  if (TraceHooks* h = trace_target()) h->on_wake(tl_trace_task, coroutine);
+}
+
+/// For blocking waits of a thread (a parker): call trace_block before the
+/// thread sleeps and trace_unblock after it wakes, when trace_hooks() is true.
+[[gnu::cold, gnu::noinline]] inline void trace_block(const char* kind, const void* object) noexcept {
+  if (TraceHooks* h = trace_target()) h->on_block(tl_trace_task, WaitReason{kind, object});
+}
+[[gnu::cold, gnu::noinline]] inline void trace_unblock() noexcept {
+  if (TraceHooks* h = trace_target()) h->on_unblock(tl_trace_task);
+}
+
+}  // namespace skein::detail
+// ---- end skein/detail/trace_core.hpp ----
+
 namespace skein::detail {
 
 /// A registration with a scope's cancellation (Scope::add_canceller): `fn`
@@ -908,6 +1436,8 @@ inline skein::stop_token current_token() noexcept {
 /// Wakes a coroutine that was suspended on executor `ex`: inline when we are
 /// already on that executor (or it had none), otherwise by scheduling it there.
 inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
+  if (trace_hooks()) [[unlikely]]
+    trace_wake(h.address());
   if (ex == nullptr) {
     resume(h);
   } else if (ex == tls.executor) {
@@ -2143,6 +2673,8 @@ namespace skein::detail {
 ///                                   // (if it throws, it linked nothing)
 ///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
 ///   R result();                     // after a successful wait
+/// and may provide, for the tracing hooks (the default names Derived):
+///   WaitReason trace_reason() const noexcept;  // {the primitive's kind, its address}
 template <class Derived>
 class WaitOperation {
 public:
@@ -2168,6 +2700,7 @@ public:
     if (wait_.waiter.cancelled) throw_cancelled();
     return self().result();
   }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {type_name<Derived>(), this}; }
 
 protected:
   ~WaitOperation() = default;
@@ -2235,6 +2768,7 @@ public:
   bool enqueue(Waiter& w) noexcept { return OwnerAccess::enqueue(o_, w); }
   bool withdraw(Waiter& w) noexcept { return OwnerAccess::withdraw(o_, w); }
   decltype(auto) result() { return Policy::result(o_); }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {type_name<Owner>(), &o_}; }
 
 private:
   Owner& o_;
@@ -2535,6 +3069,7 @@ public:
   bool enqueue(Waiter& w) noexcept { return c_.idle_enqueue(w); }
   bool withdraw(Waiter& w) noexcept { return c_.idle_withdraw(w); }
   void result() const noexcept {}
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::Context (idle)", &c_}; }
 
 private:
   ContextState& c_;
@@ -2553,6 +3088,7 @@ private:
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <type_traits>
@@ -2578,6 +3114,7 @@ private:
 // suspends on another Promise.
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -2678,221 +3215,6 @@ struct task_result {
 
 }  // namespace skein::detail
 // ---- end skein/detail/concepts.hpp ----
-
-// ---- begin skein/detail/frame_alloc.hpp ----
-// A per-thread cache of coroutine frames by size class. Fork-join workloads
-// allocate and free a frame per task at a high rate, often freeing on another
-// thread than the one that allocated; glibc's tcache keeps only 7 blocks per
-// size, so bursts fall through to the slower arena paths. Here each thread
-// keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
-// go to that thread's cache (they migrate, as in tcache). Classes are spaced
-// as malloc's chunks are, so a frame's block is no larger than malloc's own. Beyond the cap they
-// move in batches through a process-wide depot to the threads that allocate
-// (tcmalloc's transfer cache); beyond the largest class, and beyond the
-// depot's cap, they go back to operator delete.
-
-#include <cstddef>
-#include <mutex>
-#include <new>
-
-
-// SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
-// under AddressSanitizer, so that ASan sees every frame's lifetime.
-#ifndef SKEIN_FRAME_CACHE
-#if defined(__SANITIZE_ADDRESS__)
-#define SKEIN_FRAME_CACHE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SKEIN_FRAME_CACHE 0
-#endif
-#endif
-#endif
-#ifndef SKEIN_FRAME_CACHE
-#define SKEIN_FRAME_CACHE 1
-#endif
-
-namespace skein::detail {
-
-class FrameCache {
-public:
-  static constexpr std::size_t kSmallest = tuning::kFrameSmallest;
-  static constexpr std::size_t kGranule = tuning::kFrameGranule;
-  static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
-  static_assert(tuning::kFrameSmallest + (kClasses - 1) * tuning::kFrameGranule >= 1024);
-  static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
-  static constexpr unsigned kBatch = tuning::kFrameBatch;
-  static constexpr unsigned kDepotBatches = tuning::kFrameDepotBatches;
-
-  static void* allocate(std::size_t n) {
-    if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
-    std::size_t c = class_of(n);
-    if (c < kClasses) {
-      State& s = state();
-      if (!s.heads[c]) refill(s, c);
-      if (Node* b = s.heads[c]) {
-        s.heads[c] = b->next;
-        --s.counts[c];
-        return b;
-      }
-      return ::operator new(size_of(c));  // the class's size, so it can be cached later
-    }
-    return ::operator new(n);
-  }
-
-  static void deallocate(void* p, std::size_t n) noexcept {
-    if constexpr (!SKEIN_FRAME_CACHE) return ::operator delete(p);
-    std::size_t c = class_of(n);
-    if (c < kClasses) {
-      State& s = state();
-      if (s.alive) {
-        auto* b = static_cast<Node*>(p);
-        if (s.counts[c] < kMaxPerClass) {
-          b->next = s.heads[c];
-          s.heads[c] = b;
-          ++s.counts[c];
-          return;
-        }
-        // Full: gather a batch for the depot, where a thread that allocates
-        // more than it frees (a producer of tasks) finds it.
-        b->next = s.spill[c];
-        s.spill[c] = b;
-        if (++s.spill_counts[c] == kBatch) {
-          depot().put(c, s.spill[c]);
-          s.spill[c] = nullptr;
-          s.spill_counts[c] = 0;
-        }
-        return;
-      }
-      ::operator delete(p);
-      return;
-    }
-    ::operator delete(p);
-  }
-
-  /// The class of an n-byte frame, and the size of that class's blocks.
-  static constexpr std::size_t class_of(std::size_t n) noexcept {
-    return n <= kSmallest ? 0 : (n - kSmallest + kGranule - 1) / kGranule;
-  }
-  static constexpr std::size_t size_of(std::size_t c) noexcept { return kSmallest + c * kGranule; }
-
-private:
-  struct Node {
-    Node* next;
-    Node* next_batch;  // a batch's first block, in the depot
-  };
-  static_assert(kSmallest >= sizeof(Node));
-
-  // Frames freed on one thread and allocated on another (a task started by
-  // one worker and ended by another) would otherwise go through operator
-  // delete and new, and contend on malloc's arena lock: full batches of
-  // kBatch frames move between threads here, one lock round trip per batch.
-  // Beyond kDepotBatches batches per class they go back to operator delete.
-  class Depot {
-  public:
-    void put(std::size_t c, Node* batch) noexcept {
-      {
-        std::lock_guard lk(mu_);
-        if (counts_[c] < kDepotBatches) {
-          batch->next_batch = batches_[c];
-          batches_[c] = batch;
-          ++counts_[c];
-          return;
-        }
-      }
-      while (batch) {
-        Node* n = batch->next;
-        ::operator delete(batch);
-        batch = n;
-      }
-    }
-    Node* take(std::size_t c) noexcept {
-      std::lock_guard lk(mu_);
-      Node* b = batches_[c];
-      if (b) {
-        batches_[c] = b->next_batch;
-        --counts_[c];
-      }
-      return b;
-    }
-
-  private:
-    std::mutex mu_;
-    Node* batches_[kClasses] = {};
-    unsigned counts_[kClasses] = {};
-  };
-  static Depot& depot() noexcept {
-    // Never destroyed: frames may be freed by static destructors that run
-    // after it would have been.
-    static Depot* d = new Depot;
-    return *d;
-  }
-
-  // Trivially destructible, so it stays usable after the thread's cleanup ran
-  // (frames may still be freed by later thread_local or static destructors):
-  // `alive` then routes them straight to operator delete.
-  struct State {
-    Node* heads[kClasses];
-    unsigned counts[kClasses];
-    Node* spill[kClasses];
-    unsigned spill_counts[kClasses];
-    bool alive;
-  };
-  struct Cleanup {
-    ~Cleanup() {
-      State& s = raw();
-      s.alive = false;
-      for (std::size_t c = 0; c < kClasses; ++c) {
-        for (Node** list : {&s.heads[c], &s.spill[c]}) {
-          while (Node* b = *list) {
-            *list = b->next;
-            ::operator delete(b);
-          }
-        }
-        s.counts[c] = s.spill_counts[c] = 0;
-      }
-    }
-  };
-  static void refill(State& s, std::size_t c) noexcept {
-    if (s.spill[c]) {  // our own spill first
-      s.heads[c] = s.spill[c];
-      s.counts[c] = s.spill_counts[c];
-      s.spill[c] = nullptr;
-      s.spill_counts[c] = 0;
-    } else if (Node* b = depot().take(c)) {
-      s.heads[c] = b;
-      s.counts[c] = kBatch;
-    }
-  }
-
-  static State& raw() noexcept {
-    static thread_local State s{};
-    return s;
-  }
-  static State& state() noexcept {
-    State& s = raw();
-    if (!s.alive) [[unlikely]] {
-      // First use on this thread (or after cleanup): register the cleanup once.
-      static thread_local bool registered = false;
-      if (!registered) {
-        registered = true;
-        static thread_local Cleanup cleanup;
-        (void)cleanup;
-        s.alive = true;
-      }
-    }
-    return s;
-  }
-};
-
-/// Base of what is made and freed at task rate (coroutine frames, task
-/// states, context links): allocated from the FrameCache.
-struct FrameCached {
-  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
-};
-
-}  // namespace skein::detail
-// ---- end skein/detail/frame_alloc.hpp ----
 
 // ---- begin skein/detail/promise_state.hpp ----
 // The shared state behind a Promise<T>: the result (stored once), the list of
@@ -3271,29 +3593,45 @@ decltype(auto) get_awaiter(A&& a) {
     return std::forward<A>(a);
 }
 
+/// What a wait tells the tracing hooks about itself: its own trace_reason()
+/// (a skein primitive's kind and address), else the awaiter's type.
+template <class Inner>
+WaitReason wait_reason_of(Inner& a) noexcept {
+  if constexpr (requires { a.trace_reason(); })
+    return a.trace_reason();
+  else
+    return WaitReason{type_name<std::remove_cvref_t<Inner>>(), nullptr};
+}
+
 /// Wraps an awaiter so that, when the coroutine resumes, the thread's current
 /// scope is the coroutine's own (or, for coroutines not bound to a context,
-/// the scope of the executor it now runs on).
-template <class Inner>
+/// the scope of the executor it now runs on). Also the suspend and resume
+/// events of the tracing hooks.
+template <class Inner, class P>
 class ScopedAwaiter {
 public:
   template <class A>
-  ScopedAwaiter(A&& a, Scope* scope) : inner_(get_awaiter(std::forward<A>(a))), scope_(scope) {}
+  ScopedAwaiter(A&& a, P* p) : inner_(get_awaiter(std::forward<A>(a))), p_(p) {}
 
   bool await_ready() noexcept(noexcept(std::declval<Inner&>().await_ready())) { return inner_.await_ready(); }
   template <class H>
   decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<Inner&>().await_suspend(h))) {
     h.promise().note_suspended();  // first: once suspended, it may be resumed (and end) elsewhere
+    // Before the wait is linked: once it is, it may be resumed (traced) elsewhere.
+    if (trace_hooks()) [[unlikely]]
+      trace_suspend(p_->trace_task_, wait_reason_of(inner_), h.address());
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
-    set_task_scope(scope_);
+    set_task_scope(p_->scope_);
+    if (trace_hooks()) [[unlikely]]
+      trace_resume(p_->trace_task_, std::coroutine_handle<P>::from_promise(*p_).address());
     return inner_.await_resume();
   }
 
 private:
   Inner inner_;  // a value for operator co_await results, else a reference to the awaiter
-  Scope* scope_;
+  P* p_;         // the coroutine's promise: its scope and its task
 };
 
 struct FinalAwaiterBase {
@@ -3308,6 +3646,8 @@ struct FinalAwaiterBase {
         auto* dw = static_cast<DirectCoroWaiter*>(w);
         if (dw->executor == nullptr || dw->executor == tls.executor) {
           next = dw->handle;  // unlinked by us, so ours to resume
+          if (trace_hooks()) [[unlikely]]
+            trace_wake(next.address());
           w = n;
           continue;
         }
@@ -3316,7 +3656,11 @@ struct FinalAwaiterBase {
         if (cw->executor == nullptr || cw->executor == tls.executor) {
           // A failed claim means the waiter was still arming: claim() fired
           // it and its await_suspend resumes it. It must not be touched again.
-          if (cw->claim()) next = cw->handle;
+          if (cw->claim()) {
+            next = cw->handle;
+            if (trace_hooks()) [[unlikely]]
+              trace_wake(next.address());
+          }
           w = n;
           continue;
         }
@@ -3397,16 +3741,22 @@ public:
                   "Promise itself (not p.get())");
     using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
                                      std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
-    return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
+    return ScopedAwaiter<Inner, Derived>(std::forward<A>(a), static_cast<Derived*>(this));
   }
 
   void note_suspended() noexcept { suspended_ = true; }
 
 protected:
+  template <class, class>
+  friend class ScopedAwaiter;
   ~CoroPromiseBase() {
     if (scope_) scope_->release();
   }
   Scope* scope_ = nullptr;  // retained context, or null
+  // The trace id of the task that runs the coroutine: taken from the thread
+  // at its first suspension while tracing (until then it runs where it was
+  // called, in that task's slice); 0 if none.
+  std::uint64_t trace_task_ = 0;
   // Whether the coroutine has suspended (or was started elsewhere, as a task
   // is): until then its state is private to the calling thread.
   bool suspended_ = false;
@@ -3445,6 +3795,7 @@ public:
   PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 
   bool await_ready() const noexcept { return st_->ready(); }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::Promise", st_}; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     waiter_.handle = h;
     waiter_.executor = tls.executor;
@@ -3965,6 +4316,7 @@ struct TaskStart {
   TaskHost* host;
   Scope* ctx;                  // not retained here; the task's promise retains it
   GroupHook* group = nullptr;  // a TaskGroup's task (then ctx is the group's context)
+  TaskSite site{};             // where it was started, and its name
 };
 
 /// The context a task started now inherits: the current task's, if any.
@@ -4013,9 +4365,10 @@ template <class T>
 class RunPromise final : public RunReturn<T>, public FrameCached {
 public:
   template <class... Rest>
-  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
-    // The context link first: if either allocation throws, run() throws and
-    // nothing was counted or retained.
+  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host), ident_(s.site.where) {
+    // The allocations first: if one throws, run() throws and nothing was
+    // counted or retained.
+    if (s.site.name) ident_.set_name(s.site.name);
     std::unique_ptr<ContextTaskLink> link(s.ctx ? new ContextTaskLink : nullptr);
     st_ = new TaskState<T>;
     if (host_->single_threaded) st_->set_settled_on(static_cast<Executor*>(host_));
@@ -4026,17 +4379,18 @@ public:
       link_->ctx = s.ctx;
       link_->group = s.group;
       if (s.group) s.group->retain();
-      scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
       host_->link_context_task(link_);
     }
     host_->live_tasks().started();
+    if (trace_hooks()) [[unlikely]]
+      trace_spawn(ident_);
   }
   RunPromise(const RunPromise&) = delete;
   RunPromise& operator=(const RunPromise&) = delete;
   ~RunPromise() {
-    if (scope_) scope_->release();
+    if (link_) link_->ctx->release();
   }
 
   Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
@@ -4060,8 +4414,13 @@ public:
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
       PromiseState<T>* st = h.promise().st_;
+      // The end of the task's last slice comes after it has woken its waiters
+      // (the wake events are the task's), before it transfers to one of them.
+      const std::uint64_t traced = trace_hooks() ? h.promise().trace_id() : 0;
       if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
         Finish fin = h.promise().take_finish();
+        if (traced) [[unlikely]]
+          trace_finish(traced, h.address());
         h.destroy();
         fin.run();
         return std::noop_coroutine();
@@ -4072,13 +4431,20 @@ public:
       Finish fin = h.promise().take_finish();
       h.destroy();  // the function and its arguments (what it captured) go now ...
       fin.run();    // ... before the task stops counting: a wait for its context or group sees them gone
+      if (traced) [[unlikely]]
+        trace_resume(traced, h.address());  // finishing on another thread than its last slice
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
+      if (traced) [[unlikely]]
+        trace_finish(traced, nullptr);
       st->release_producer();  // may destroy the state: nothing touches it after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
     void await_resume() const noexcept {}
   };
   FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  /// The task's trace id (0 if it has none: it started before the hooks).
+  [[nodiscard]] std::uint64_t trace_id() const noexcept { return ident_.id(); }
 
   // run_task awaits only these two. The inner coroutine's completion resumes
   // it for its last steps, which need no scope of their own.
@@ -4095,7 +4461,9 @@ public:
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
     void await_resume() const {
-      set_task_scope(p->scope_);
+      set_task_scope(p->link_ ? p->link_->ctx : nullptr);
+      if (trace_hooks()) [[unlikely]]
+        trace_start(p->ident_);
       if (current_cancelled() || p->host_->scope().stop_requested())
         throw_cancelled("task cancelled before it started");
     }
@@ -4131,16 +4499,15 @@ private:
     }
   };
   Finish take_finish() noexcept {
-    Finish f{host_, scope_, link_};
-    scope_ = nullptr;  // the frame's destruction no longer releases it
-    link_ = nullptr;
+    Finish f{host_, link_ ? link_->ctx : nullptr, link_};
+    link_ = nullptr;  // the frame's destruction no longer releases the context
     return f;
   }
 
   TaskHost* host_;
   TaskState<T>* st_ = nullptr;
-  Scope* scope_ = nullptr;  // the retained context, or null
-  ContextTaskLink* link_ = nullptr;
+  ContextTaskLink* link_ = nullptr;  // a context task's: its retained context is link_->ctx
+  TaskIdent ident_;                  // where it was started; its name and trace id, if it has either
 };
 
 template <class F, class... Args>
@@ -5222,6 +5589,10 @@ auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   return start_task(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
+/// A callable for run(), not an executor or a TaskName (those are the other overloads).
+template <class F>
+concept TaskFn = !TaskExecutor<std::remove_cvref_t<F>> && !std::is_same_v<std::remove_cvref_t<F>, TaskSite>;
+
 /// start_task behind the compile-time checks of a user's call (run, spawn,
 /// Context::run, TaskGroup::run, EventLoop::spawn): a call that cannot work
 /// fails with a static_assert saying why, and nothing else.
@@ -5236,7 +5607,30 @@ template <class F, class... Args>
 auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   return start_checked(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
+/// start_checked for a task with a start site (and maybe a name).
+template <class F, class... Args>
+auto start_at(const TaskSite& site, TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  return start_checked(TaskStart{&host, ctx, nullptr, site}, std::forward<F>(f), std::forward<Args>(args)...);
+}
 }  // namespace detail
+
+/// Where a call is (std::source_location's file, line and function, where the
+/// standard library has it).
+using SourceSite = detail::SourceSite;
+/// A task's name and start site: `skein::run(skein::named("fetch"), f, args...)`.
+using TaskName = detail::TaskSite;
+
+/// Names the task started by the call it is passed to (run, spawn,
+/// TaskGroup::run, Context::run, EventLoop::spawn) and records where that
+/// call is. `name` is not copied: it must outlive the task and any trace
+/// that shows it (a string literal, typically).
+inline TaskName named(const char* name, SourceSite where = SourceSite::current()) noexcept {
+  return TaskName{where, name};
+}
+/// Records where the call it is passed to is, without a name: for the calls
+/// that cannot record it by themselves (those with more than three arguments
+/// for the task's function).
+inline TaskName here(SourceSite where = SourceSite::current()) noexcept { return TaskName{where, nullptr}; }
 
 /// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
 /// ExecutorBase of yours) and returns its Promise. Arguments are decay-copied
@@ -5247,28 +5641,123 @@ auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
 ///
 /// A call that cannot work (f not callable with the arguments, an argument
 /// that cannot be copied) fails to compile with a static_assert saying so.
+///
+/// The task records where it was started (for traces: docs/api/trace.md):
+/// the calls with up to three arguments for `f` do by themselves (a
+/// defaulted std::source_location after them); with more, pass
+/// skein::here() or skein::named("...") first.
+template <TaskExecutor E, detail::TaskFn F>
+auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f));
+}
+template <TaskExecutor E, detail::TaskFn F, class A>
+auto run(E& ex, F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B>
+auto run(E& ex, F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C>
+auto run(E& ex, F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+auto run(E& ex, F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  return detail::start_checked(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f), std::forward<A>(a),
+                               std::forward<B>(b), std::forward<C>(c), std::forward<D>(d), std::forward<Rest>(rest)...);
+}
+/// run() of a named task (or one whose start site is given: skein::here()).
 template <TaskExecutor E, class F, class... Args>
-auto run(E& ex, F&& f, Args&&... args) {
-  return detail::start_checked(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
-                               std::forward<Args>(args)...);
+auto run(E& ex, TaskName name, F&& f, Args&&... args) {
+  return detail::start_at(name, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<Args>(args)...);
 }
 
 /// run() on default_pool().
+template <detail::TaskFn F>
+auto run(F&& f, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f));
+}
+template <detail::TaskFn F, class A>
+auto run(F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a));
+}
+template <detail::TaskFn F, class A, class B>
+auto run(F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b));
+}
+template <detail::TaskFn F, class A, class B, class C>
+auto run(F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+auto run(F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  return run(default_pool(), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c),
+             std::forward<D>(d), std::forward<Rest>(rest)...);
+}
 template <class F, class... Args>
-  requires(!TaskExecutor<std::remove_cvref_t<F>>)
-auto run(F&& f, Args&&... args) {
-  return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+auto run(TaskName name, F&& f, Args&&... args) {
+  return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
-/// Fire-and-forget run(): an exception from the task goes to the unhandled-error handler.
+/// Fire-and-forget run(): an exception from the task goes to the
+/// unhandled-error handler. Records its start site as run() does.
+template <detail::TaskFn F>
+void spawn(F&& f, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f));
+}
+template <detail::TaskFn F, class A>
+void spawn(F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a));
+}
+template <detail::TaskFn F, class A, class B>
+void spawn(F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b));
+}
+template <detail::TaskFn F, class A, class B, class C>
+void spawn(F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+void spawn(F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  (void)run(std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c), std::forward<D>(d),
+            std::forward<Rest>(rest)...);
+}
 template <class F, class... Args>
-  requires(!TaskExecutor<std::remove_cvref_t<F>>)
-void spawn(F&& f, Args&&... args) {
-  (void)run(std::forward<F>(f), std::forward<Args>(args)...);
+void spawn(TaskName name, F&& f, Args&&... args) {
+  (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+}
+template <TaskExecutor E, detail::TaskFn F>
+void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f));
+}
+template <TaskExecutor E, detail::TaskFn F, class A>
+void spawn(E& ex, F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B>
+void spawn(E& ex, F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C>
+void spawn(E& ex, F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+void spawn(E& ex, F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  (void)run(ex, std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c), std::forward<D>(d),
+            std::forward<Rest>(rest)...);
 }
 template <TaskExecutor E, class F, class... Args>
-void spawn(E& ex, F&& f, Args&&... args) {
-  (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+void spawn(E& ex, TaskName name, F&& f, Args&&... args) {
+  (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// Tasks started by run/spawn (and posts) that have not finished, process-wide.
@@ -5389,23 +5878,59 @@ public:
 
   /// Runs `f(args...)` as a task bound to this context, on default_pool()
   /// (or on `ex`: a ThreadPool, an EventLoop, an ExecutorBase of yours).
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  /// The task records where it was started when `f` takes no arguments (or
+  /// pass skein::named("...") or skein::here() first, as to skein::run).
+  template <detail::TaskFn F>
+  auto run(F&& f, SourceSite where = SourceSite::current()) const {
+    return run(default_pool(), here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto run(F&& f, Args&&... args) const {
-    return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+    return run(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto run(TaskName name, F&& f, Args&&... args) const {
+    return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) const {
+    return run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
+  auto run(E& ex, F&& f, Args&&... args) const {
+    return run(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <TaskExecutor E, class F, class... Args>
-  auto run(E& ex, F&& f, Args&&... args) const {
-    return detail::start_checked(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
+  auto run(E& ex, TaskName name, F&& f, Args&&... args) const {
+    return detail::start_at(name, detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  template <detail::TaskFn F>
+  void spawn(F&& f, SourceSite where = SourceSite::current()) const {
+    (void)run(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(F&& f, Args&&... args) const {
     (void)run(std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <TaskExecutor E, class F, class... Args>
+  template <class F, class... Args>
+  void spawn(TaskName name, F&& f, Args&&... args) const {
+    (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) const {
+    (void)run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(E& ex, F&& f, Args&&... args) const {
     (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, TaskName name, F&& f, Args&&... args) const {
+    (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Cancels this context and its children. Idempotent: the first
@@ -6177,11 +6702,21 @@ public:
   /// starts one on a pool: one coroutine frame holding the decay-copied
   /// function and arguments, bound to the calling task's context (if any),
   /// counted by goroutines(). A coroutine function runs there and, by
-  /// affinity, resumes there. Throws Closed after stop().
-  template <class F, class... Args>
+  /// affinity, resumes there. Throws Closed after stop(). Records its start
+  /// site, or takes a name, as skein::run does.
+  template <detail::TaskFn F>
+  auto spawn(F&& f, SourceSite where = SourceSite::current()) {
+    return spawn(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto spawn(F&& f, Args&&... args) {
+    return spawn(TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto spawn(TaskName name, F&& f, Args&&... args) {
     if (stopped()) throw Closed("spawn on a stopped EventLoop");
-    return detail::start_checked(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::start_at(name, *this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Runs until stop(), or until there is nothing left to do (see the class comment).
@@ -7214,6 +7749,7 @@ public:
       : sel_(sel), cases_(cases), fallback_(fallback), wait_(Withdraw{&sel}) {}
   BasicSelectAwait(const BasicSelectAwait&) = delete;
   BasicSelectAwait& operator=(const BasicSelectAwait&) = delete;
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::select", &sel_}; }
 
   /// The fast path, without suspending: a case ready now completes here.
   bool await_ready() {
@@ -7405,6 +7941,7 @@ public:
     void result() {
       if (closed_now_ || slot_.result == kClosed) throw Closed("put on a closed Queue");
     }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {detail::type_name<Queue>(), &q_}; }
 
   private:
     Queue& q_;
@@ -7422,6 +7959,7 @@ public:
     bool enqueue(detail::Waiter& w) noexcept { return q_.enqueue_getter(w, slot_); }
     bool withdraw(detail::Waiter& w) noexcept { return q_.withdraw(q_.getters_, w); }
     std::optional<T> result() noexcept { return std::move(out_); }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {detail::type_name<Queue>(), &q_}; }
 
   private:
     Queue& q_;
@@ -8963,6 +9501,7 @@ public:
     wait_.disarm();
     if (wait_.waiter.cancelled) detail::throw_cancelled();
   }
+  [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {"skein::async_sleep", nullptr}; }
 
 private:
   struct Node : detail::TimerNode {
@@ -9131,28 +9670,66 @@ public:
   /// (cancellably) for a free slot first. The task's error, if any, is the
   /// group's as well: wait() rethrows the first one, and a dropped Promise
   /// does not report it as unhandled.
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  ///
+  /// The task records where it was started when `f` takes no arguments; name
+  /// it, or record the site of a call with arguments, with
+  /// `g.run(skein::named("..."), f, args...)` (or skein::here()).
+  template <detail::TaskFn F>
+  auto run(F&& f, SourceSite where = SourceSite::current()) {
+    return run(default_pool(), here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto run(F&& f, Args&&... args) {
-    return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+    return run(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto run(TaskName name, F&& f, Args&&... args) {
+    return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+    return run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
+  auto run(E& ex, F&& f, Args&&... args) {
+    return run(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <TaskExecutor E, class F, class... Args>
-  auto run(E& ex, F&& f, Args&&... args) {
+  auto run(E& ex, TaskName name, F&& f, Args&&... args) {
     if (c_->slots_) {
       SlotWait w(c_->waiting_);
       c_->slots_->acquire();
     }
-    return start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...);
+    return start_holding_slot(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
   /// run() without the Promise.
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  template <detail::TaskFn F>
+  void spawn(F&& f, SourceSite where = SourceSite::current()) {
+    (void)run(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(F&& f, Args&&... args) {
     (void)run(std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <TaskExecutor E, class F, class... Args>
+  template <class F, class... Args>
+  void spawn(TaskName name, F&& f, Args&&... args) {
+    (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+    (void)run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(E& ex, F&& f, Args&&... args) {
     (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, TaskName name, F&& f, Args&&... args) {
+    (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
   /// run() only if a slot is free now (Go's TryGo); std::nullopt otherwise.
   template <class F, class... Args>
@@ -9162,22 +9739,22 @@ public:
   }
   template <TaskExecutor E, class F, class... Args>
   auto try_run(E& ex, F&& f, Args&&... args) {
-    using P = decltype(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+    using P = decltype(start_holding_slot(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
     if (c_->slots_ && !c_->slots_->try_acquire()) return std::optional<P>();
-    return std::optional<P>(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+    return std::optional<P>(start_holding_slot(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
   }
   /// `co_await g.async_run(f, args...)`: run() for a coroutine, which waits
   /// for a slot without blocking its thread; gives the task's Promise.
   template <class F, class... Args>
     requires(!TaskExecutor<std::remove_cvref_t<F>>)
   auto async_run(F&& f, Args&&... args) {
-    using P = decltype(start_holding_slot(default_pool(), std::forward<F>(f), std::forward<Args>(args)...));
+    using P = decltype(start_holding_slot(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
     return [](TaskGroup* g, std::decay_t<F> fn, std::decay_t<Args>... a) -> Promise<P> {
       if (g->c_->slots_) {
         SlotWait w(g->c_->waiting_);
         co_await g->c_->slots_->async_acquire();
       }
-      co_return g->start_holding_slot(default_pool(), std::move(fn), std::move(a)...);
+      co_return g->start_holding_slot(default_pool(), TaskName{}, std::move(fn), std::move(a)...);
     }(this, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
@@ -9263,9 +9840,9 @@ private:
   [[nodiscard]] detail::ContextState* st() const noexcept { return c_->ctx_.st_; }
 
   template <TaskExecutor E, class F, class... Args>
-  auto start_holding_slot(E& ex, F&& f, Args&&... args) {
+  auto start_holding_slot(E& ex, const TaskName& name, F&& f, Args&&... args) {
     try {
-      return detail::start_checked(detail::TaskStart{&detail::host_of(ex), st(), c_}, std::forward<F>(f),
+      return detail::start_checked(detail::TaskStart{&detail::host_of(ex), st(), c_, name}, std::forward<F>(f),
                                    std::forward<Args>(args)...);
     } catch (...) {  // not started (out of memory): the slot goes back
       if (c_->slots_) c_->slots_->release();
@@ -9741,6 +10318,9 @@ public:
     }
     bool enqueue(detail::Waiter& w) noexcept { return s_.wait_enqueue(w); }
     bool withdraw(detail::Waiter& w) noexcept { return s_.wait_withdraw(w); }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept {
+      return {detail::type_name<WeightedSemaphore>(), &s_};
+    }
     void result() noexcept {}
 
   private:

@@ -8,6 +8,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <type_traits>
@@ -21,6 +22,7 @@
 #include "task_host.hpp"
 #include "runtime.hpp"
 #include "stop_token.hpp"
+#include "trace_core.hpp"
 
 namespace skein::detail {
 
@@ -29,6 +31,7 @@ struct TaskStart {
   TaskHost* host;
   Scope* ctx;                  // not retained here; the task's promise retains it
   GroupHook* group = nullptr;  // a TaskGroup's task (then ctx is the group's context)
+  TaskSite site{};             // where it was started, and its name
 };
 
 /// The context a task started now inherits: the current task's, if any.
@@ -77,9 +80,10 @@ template <class T>
 class RunPromise final : public RunReturn<T>, public FrameCached {
 public:
   template <class... Rest>
-  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
-    // The context link first: if either allocation throws, run() throws and
-    // nothing was counted or retained.
+  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host), ident_(s.site.where) {
+    // The allocations first: if one throws, run() throws and nothing was
+    // counted or retained.
+    if (s.site.name) ident_.set_name(s.site.name);
     std::unique_ptr<ContextTaskLink> link(s.ctx ? new ContextTaskLink : nullptr);
     st_ = new TaskState<T>;
     if (host_->single_threaded) st_->set_settled_on(static_cast<Executor*>(host_));
@@ -90,17 +94,18 @@ public:
       link_->ctx = s.ctx;
       link_->group = s.group;
       if (s.group) s.group->retain();
-      scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
       host_->link_context_task(link_);
     }
     host_->live_tasks().started();
+    if (trace_hooks()) [[unlikely]]
+      trace_spawn(ident_);
   }
   RunPromise(const RunPromise&) = delete;
   RunPromise& operator=(const RunPromise&) = delete;
   ~RunPromise() {
-    if (scope_) scope_->release();
+    if (link_) link_->ctx->release();
   }
 
   Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
@@ -124,8 +129,13 @@ public:
     bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
       PromiseState<T>* st = h.promise().st_;
+      // The end of the task's last slice comes after it has woken its waiters
+      // (the wake events are the task's), before it transfers to one of them.
+      const std::uint64_t traced = trace_hooks() ? h.promise().trace_id() : 0;
       if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
         Finish fin = h.promise().take_finish();
+        if (traced) [[unlikely]]
+          trace_finish(traced, h.address());
         h.destroy();
         fin.run();
         return std::noop_coroutine();
@@ -136,13 +146,20 @@ public:
       Finish fin = h.promise().take_finish();
       h.destroy();  // the function and its arguments (what it captured) go now ...
       fin.run();    // ... before the task stops counting: a wait for its context or group sees them gone
+      if (traced) [[unlikely]]
+        trace_resume(traced, h.address());  // finishing on another thread than its last slice
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
+      if (traced) [[unlikely]]
+        trace_finish(traced, nullptr);
       st->release_producer();  // may destroy the state: nothing touches it after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
     void await_resume() const noexcept {}
   };
   FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  /// The task's trace id (0 if it has none: it started before the hooks).
+  [[nodiscard]] std::uint64_t trace_id() const noexcept { return ident_.id(); }
 
   // run_task awaits only these two. The inner coroutine's completion resumes
   // it for its last steps, which need no scope of their own.
@@ -159,7 +176,9 @@ public:
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
     void await_resume() const {
-      set_task_scope(p->scope_);
+      set_task_scope(p->link_ ? p->link_->ctx : nullptr);
+      if (trace_hooks()) [[unlikely]]
+        trace_start(p->ident_);
       if (current_cancelled() || p->host_->scope().stop_requested())
         throw_cancelled("task cancelled before it started");
     }
@@ -195,16 +214,15 @@ private:
     }
   };
   Finish take_finish() noexcept {
-    Finish f{host_, scope_, link_};
-    scope_ = nullptr;  // the frame's destruction no longer releases it
-    link_ = nullptr;
+    Finish f{host_, link_ ? link_->ctx : nullptr, link_};
+    link_ = nullptr;  // the frame's destruction no longer releases the context
     return f;
   }
 
   TaskHost* host_;
   TaskState<T>* st_ = nullptr;
-  Scope* scope_ = nullptr;  // the retained context, or null
-  ContextTaskLink* link_ = nullptr;
+  ContextTaskLink* link_ = nullptr;  // a context task's: its retained context is link_->ctx
+  TaskIdent ident_;                  // where it was started; its name and trace id, if it has either
 };
 
 template <class F, class... Args>

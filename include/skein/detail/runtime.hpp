@@ -6,12 +6,14 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 
 #include "assert.hpp"
 #include "spin.hpp"
 #include "stop_token.hpp"
+#include "trace_core.hpp"
 
 namespace skein::detail {
 
@@ -272,6 +274,8 @@ inline skein::stop_token current_token() noexcept {
 /// Wakes a coroutine that was suspended on executor `ex`: inline when we are
 /// already on that executor (or it had none), otherwise by scheduling it there.
 inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
+  if (trace_hooks()) [[unlikely]]
+    trace_wake(h.address());
   if (ex == nullptr) {
     resume(h);
   } else if (ex == tls.executor) {
