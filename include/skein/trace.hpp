@@ -341,8 +341,10 @@ private:
       int tid;
       Kind kind;
       std::uint64_t task;
+      std::size_t order;  // ties keep the order they were gathered in (one thread's are in time order)
     };
     std::map<std::uint64_t, std::vector<Point>> by_coroutine;
+    std::size_t gathered = 0;
     // A thread runs one task at a time: a start or resume ends a slice still
     // open there (its task went on elsewhere without suspending here).
     for (ThreadLog* l : logs) {
@@ -357,12 +359,13 @@ private:
               auto s = spawns.find(e.task);
               if (s != spawns.end() && s->second.parent != 0) flow("spawn", s->second.tid, s->second.ns, l->tid, e.ns);
             } else if (e.aux) {
-              by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task});
+              by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
             }
             break;
           case Kind::suspend:
           case Kind::finish: {
-            if (e.kind == Kind::suspend && e.aux) by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task});
+            if (e.kind == Kind::suspend && e.aux)
+              by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
             if (!open || open->task != e.task) break;
             std::string why = "finished";
             if (e.kind == Kind::suspend) {
@@ -375,7 +378,7 @@ private:
             break;
           }
           case Kind::wake:
-            if (e.aux && e.task) by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task});
+            if (e.aux && e.task) by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
             break;
           default: break;
         }
@@ -385,7 +388,8 @@ private:
     // A resumption's waker is the last wake of its coroutine since that
     // coroutine last suspended; a task waking its own coroutine draws no arrow.
     for (auto& [co, points] : by_coroutine) {
-      std::stable_sort(points.begin(), points.end(), [](const Point& a, const Point& b) { return a.ns < b.ns; });
+      std::sort(points.begin(), points.end(),
+                [](const Point& a, const Point& b) { return a.ns != b.ns ? a.ns < b.ns : a.order < b.order; });
       const Point* waker = nullptr;
       for (const Point& p : points) {
         if (p.kind == Kind::suspend) {
