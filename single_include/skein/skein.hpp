@@ -1042,7 +1042,10 @@ public:
   explicit TaskIdent(const SourceSite& where) noexcept : bits_(where.bits()) {}
   TaskIdent(const TaskIdent&) = delete;
   TaskIdent& operator=(const TaskIdent&) = delete;
-  ~TaskIdent() { delete tag(); }
+  ~TaskIdent() {
+    if (bits_ & 1) [[unlikely]]
+      drop_tag();
+  }
 
   /// Names the task. Throws std::bad_alloc.
   void set_name(const char* name) {
@@ -1067,6 +1070,7 @@ public:
   }
 
 private:
+  [[gnu::cold, gnu::noinline]] void drop_tag() noexcept { delete tag(); }
   [[nodiscard]] TaskTag* tag() const noexcept {
     return (bits_ & 1) ? reinterpret_cast<TaskTag*>(bits_ & ~std::uintptr_t{1}) : nullptr;
   }
@@ -1076,6 +1080,15 @@ private:
   }
   std::uintptr_t bits_;
 };
+
+/// Names a task (out of line: a named task is the rare one). Without memory
+/// for the name, the task goes unnamed: a name is for diagnostics only.
+[[gnu::cold, gnu::noinline]] inline void name_task(TaskIdent& task, const char* name) noexcept {
+  try {
+    task.set_name(name);
+  } catch (...) {
+  }
+}
 
 /// The name of type T ("skein::Mutex"), for wait reasons: a static string.
 template <class T>
@@ -1435,9 +1448,7 @@ inline skein::stop_token current_token() noexcept {
 
 /// Wakes a coroutine that was suspended on executor `ex`: inline when we are
 /// already on that executor (or it had none), otherwise by scheduling it there.
-inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
-  if (trace_hooks()) [[unlikely]]
-    trace_wake(h.address());
+inline void wake_untraced(std::coroutine_handle<> h, Executor* ex) noexcept {
   if (ex == nullptr) {
     resume(h);
   } else if (ex == tls.executor) {
@@ -1445,6 +1456,15 @@ inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
   } else {
     ex->schedule(h);
   }
+}
+[[gnu::cold, gnu::noinline]] inline void wake_traced(std::coroutine_handle<> h, Executor* ex) noexcept {
+  trace_wake(h.address());
+  wake_untraced(h, ex);
+}
+inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
+  if (trace_hooks()) [[unlikely]]
+    return wake_traced(h, ex);
+  wake_untraced(h, ex);
 }
 
 /// Striped counter: increments and decrements from many threads without
@@ -3614,22 +3634,36 @@ public:
   ScopedAwaiter(A&& a, P* p) : inner_(get_awaiter(std::forward<A>(a))), p_(p) {}
 
   bool await_ready() noexcept(noexcept(std::declval<Inner&>().await_ready())) { return inner_.await_ready(); }
+  // The traced forms are functions of their own, entered with one test of
+  // the hooks: the untraced path stays what it was.
   template <class H>
   decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<Inner&>().await_suspend(h))) {
     h.promise().note_suspended();  // first: once suspended, it may be resumed (and end) elsewhere
-    // Before the wait is linked: once it is, it may be resumed (traced) elsewhere.
     if (trace_hooks()) [[unlikely]]
-      trace_suspend(p_->trace_task_, wait_reason_of(inner_), h.address());
+      return suspend_traced(h);
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
-    set_task_scope(p_->scope_);
     if (trace_hooks()) [[unlikely]]
-      trace_resume(p_->trace_task_, std::coroutine_handle<P>::from_promise(*p_).address());
+      return resume_traced();
+    set_task_scope(p_->scope_);
     return inner_.await_resume();
   }
 
 private:
+  template <class H>
+  [[gnu::cold, gnu::noinline]] decltype(auto) suspend_traced(H h) noexcept(
+      noexcept(std::declval<Inner&>().await_suspend(h))) {
+    // Before the wait is linked: once it is, it may be resumed (traced) elsewhere.
+    trace_suspend(p_->trace_task_, wait_reason_of(inner_), h.address());
+    return inner_.await_suspend(h);
+  }
+  [[gnu::cold, gnu::noinline]] decltype(auto) resume_traced() {
+    set_task_scope(p_->scope_);
+    trace_resume(p_->trace_task_, std::coroutine_handle<P>::from_promise(*p_).address());
+    return inner_.await_resume();
+  }
+
   Inner inner_;  // a value for operator co_await results, else a reference to the awaiter
   P* p_;         // the coroutine's promise: its scope and its task
 };
@@ -3646,8 +3680,6 @@ struct FinalAwaiterBase {
         auto* dw = static_cast<DirectCoroWaiter*>(w);
         if (dw->executor == nullptr || dw->executor == tls.executor) {
           next = dw->handle;  // unlinked by us, so ours to resume
-          if (trace_hooks()) [[unlikely]]
-            trace_wake(next.address());
           w = n;
           continue;
         }
@@ -3656,11 +3688,7 @@ struct FinalAwaiterBase {
         if (cw->executor == nullptr || cw->executor == tls.executor) {
           // A failed claim means the waiter was still arming: claim() fired
           // it and its await_suspend resumes it. It must not be touched again.
-          if (cw->claim()) {
-            next = cw->handle;
-            if (trace_hooks()) [[unlikely]]
-              trace_wake(next.address());
-          }
+          if (cw->claim()) next = cw->handle;
           w = n;
           continue;
         }
@@ -3668,6 +3696,8 @@ struct FinalAwaiterBase {
       w->notify();
       w = n;
     }
+    if (next && trace_hooks()) [[unlikely]]
+      trace_wake(next.address());  // the one woken by transfer (the others' events come from wake())
     return next;
   }
 };
@@ -4368,7 +4398,8 @@ public:
   explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host), ident_(s.site.where) {
     // The allocations first: if one throws, run() throws and nothing was
     // counted or retained.
-    if (s.site.name) ident_.set_name(s.site.name);
+    if (s.site.name) [[unlikely]]
+      name_task(ident_, s.site.name);
     std::unique_ptr<ContextTaskLink> link(s.ctx ? new ContextTaskLink : nullptr);
     st_ = new TaskState<T>;
     if (host_->single_threaded) st_->set_settled_on(static_cast<Executor*>(host_));
@@ -4384,8 +4415,6 @@ public:
       host_->link_context_task(link_);
     }
     host_->live_tasks().started();
-    if (trace_hooks()) [[unlikely]]
-      trace_spawn(ident_);
   }
   RunPromise(const RunPromise&) = delete;
   RunPromise& operator=(const RunPromise&) = delete;
@@ -4411,16 +4440,25 @@ public:
   /// that may run on this thread by symmetric transfer) and drops the
   /// producer's reference to the state.
   struct FinalAwaiter {
+    using Handle = std::coroutine_handle<RunPromise<T>>;
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
+    std::coroutine_handle<> await_suspend(Handle h) noexcept {
+      if (trace_hooks()) [[unlikely]]
+        return finish_traced(h);
+      return finish<false>(h);
+    }
+    void await_resume() const noexcept {}
+
+  private:
+    // Traced, the end of the task's last slice comes after it has woken its
+    // waiters (the wake events are the task's), before it transfers to one.
+    template <bool Traced>
+    [[gnu::always_inline]] static std::coroutine_handle<> finish(Handle h) noexcept {
       PromiseState<T>* st = h.promise().st_;
-      // The end of the task's last slice comes after it has woken its waiters
-      // (the wake events are the task's), before it transfers to one of them.
-      const std::uint64_t traced = trace_hooks() ? h.promise().trace_id() : 0;
+      [[maybe_unused]] const std::uint64_t id = Traced ? h.promise().trace_id() : 0;
       if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
         Finish fin = h.promise().take_finish();
-        if (traced) [[unlikely]]
-          trace_finish(traced, h.address());
+        if constexpr (Traced) trace_finish(id, h.address());
         h.destroy();
         fin.run();
         return std::noop_coroutine();
@@ -4431,15 +4469,15 @@ public:
       Finish fin = h.promise().take_finish();
       h.destroy();  // the function and its arguments (what it captured) go now ...
       fin.run();    // ... before the task stops counting: a wait for its context or group sees them gone
-      if (traced) [[unlikely]]
-        trace_resume(traced, h.address());  // finishing on another thread than its last slice
+      if constexpr (Traced) trace_resume(id, h.address());  // if it ends on another thread than its last slice
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
-      if (traced) [[unlikely]]
-        trace_finish(traced, nullptr);
+      if constexpr (Traced) trace_finish(id, nullptr);
       st->release_producer();  // may destroy the state: nothing touches it after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
-    void await_resume() const noexcept {}
+    [[gnu::cold, gnu::noinline]] static std::coroutine_handle<> finish_traced(Handle h) noexcept {
+      return finish<true>(h);
+    }
   };
   FinalAwaiter final_suspend() const noexcept { return {}; }
 
@@ -4459,13 +4497,34 @@ public:
   struct Start {
     RunPromise* p;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
-    void await_resume() const {
-      set_task_scope(p->link_ ? p->link_->ctx : nullptr);
+    // Each traced path is a function of its own, entered with one test of
+    // the hooks: the untraced path stays what it was, with nothing to save
+    // around a call.
+    void await_suspend(std::coroutine_handle<> h) const noexcept {
       if (trace_hooks()) [[unlikely]]
-        trace_start(p->ident_);
+        return spawn_traced(h);
+      p->host_->schedule(h);
+    }
+    void await_resume() const {
+      if (trace_hooks()) [[unlikely]]
+        return start_traced();
+      start();
+    }
+
+  private:
+    void start() const {
+      set_task_scope(p->link_ ? p->link_->ctx : nullptr);
       if (current_cancelled() || p->host_->scope().stop_requested())
         throw_cancelled("task cancelled before it started");
+    }
+    // The spawn event, on the starting thread before the task can run.
+    [[gnu::cold, gnu::noinline]] void spawn_traced(std::coroutine_handle<> h) const noexcept {
+      trace_spawn(p->ident_);
+      p->host_->schedule(h);
+    }
+    [[gnu::cold, gnu::noinline]] void start_traced() const {
+      trace_start(p->ident_);
+      start();
     }
   };
   Start await_transform(Start) noexcept { return Start{this}; }

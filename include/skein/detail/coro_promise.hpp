@@ -51,22 +51,36 @@ public:
   ScopedAwaiter(A&& a, P* p) : inner_(get_awaiter(std::forward<A>(a))), p_(p) {}
 
   bool await_ready() noexcept(noexcept(std::declval<Inner&>().await_ready())) { return inner_.await_ready(); }
+  // The traced forms are functions of their own, entered with one test of
+  // the hooks: the untraced path stays what it was.
   template <class H>
   decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<Inner&>().await_suspend(h))) {
     h.promise().note_suspended();  // first: once suspended, it may be resumed (and end) elsewhere
-    // Before the wait is linked: once it is, it may be resumed (traced) elsewhere.
     if (trace_hooks()) [[unlikely]]
-      trace_suspend(p_->trace_task_, wait_reason_of(inner_), h.address());
+      return suspend_traced(h);
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
-    set_task_scope(p_->scope_);
     if (trace_hooks()) [[unlikely]]
-      trace_resume(p_->trace_task_, std::coroutine_handle<P>::from_promise(*p_).address());
+      return resume_traced();
+    set_task_scope(p_->scope_);
     return inner_.await_resume();
   }
 
 private:
+  template <class H>
+  [[gnu::cold, gnu::noinline]] decltype(auto) suspend_traced(H h) noexcept(
+      noexcept(std::declval<Inner&>().await_suspend(h))) {
+    // Before the wait is linked: once it is, it may be resumed (traced) elsewhere.
+    trace_suspend(p_->trace_task_, wait_reason_of(inner_), h.address());
+    return inner_.await_suspend(h);
+  }
+  [[gnu::cold, gnu::noinline]] decltype(auto) resume_traced() {
+    set_task_scope(p_->scope_);
+    trace_resume(p_->trace_task_, std::coroutine_handle<P>::from_promise(*p_).address());
+    return inner_.await_resume();
+  }
+
   Inner inner_;  // a value for operator co_await results, else a reference to the awaiter
   P* p_;         // the coroutine's promise: its scope and its task
 };
@@ -83,8 +97,6 @@ struct FinalAwaiterBase {
         auto* dw = static_cast<DirectCoroWaiter*>(w);
         if (dw->executor == nullptr || dw->executor == tls.executor) {
           next = dw->handle;  // unlinked by us, so ours to resume
-          if (trace_hooks()) [[unlikely]]
-            trace_wake(next.address());
           w = n;
           continue;
         }
@@ -93,11 +105,7 @@ struct FinalAwaiterBase {
         if (cw->executor == nullptr || cw->executor == tls.executor) {
           // A failed claim means the waiter was still arming: claim() fired
           // it and its await_suspend resumes it. It must not be touched again.
-          if (cw->claim()) {
-            next = cw->handle;
-            if (trace_hooks()) [[unlikely]]
-              trace_wake(next.address());
-          }
+          if (cw->claim()) next = cw->handle;
           w = n;
           continue;
         }
@@ -105,6 +113,8 @@ struct FinalAwaiterBase {
       w->notify();
       w = n;
     }
+    if (next && trace_hooks()) [[unlikely]]
+      trace_wake(next.address());  // the one woken by transfer (the others' events come from wake())
     return next;
   }
 };

@@ -83,7 +83,8 @@ public:
   explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host), ident_(s.site.where) {
     // The allocations first: if one throws, run() throws and nothing was
     // counted or retained.
-    if (s.site.name) ident_.set_name(s.site.name);
+    if (s.site.name) [[unlikely]]
+      name_task(ident_, s.site.name);
     std::unique_ptr<ContextTaskLink> link(s.ctx ? new ContextTaskLink : nullptr);
     st_ = new TaskState<T>;
     if (host_->single_threaded) st_->set_settled_on(static_cast<Executor*>(host_));
@@ -99,8 +100,6 @@ public:
       host_->link_context_task(link_);
     }
     host_->live_tasks().started();
-    if (trace_hooks()) [[unlikely]]
-      trace_spawn(ident_);
   }
   RunPromise(const RunPromise&) = delete;
   RunPromise& operator=(const RunPromise&) = delete;
@@ -126,16 +125,25 @@ public:
   /// that may run on this thread by symmetric transfer) and drops the
   /// producer's reference to the state.
   struct FinalAwaiter {
+    using Handle = std::coroutine_handle<RunPromise<T>>;
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
+    std::coroutine_handle<> await_suspend(Handle h) noexcept {
+      if (trace_hooks()) [[unlikely]]
+        return finish_traced(h);
+      return finish<false>(h);
+    }
+    void await_resume() const noexcept {}
+
+  private:
+    // Traced, the end of the task's last slice comes after it has woken its
+    // waiters (the wake events are the task's), before it transfers to one.
+    template <bool Traced>
+    [[gnu::always_inline]] static std::coroutine_handle<> finish(Handle h) noexcept {
       PromiseState<T>* st = h.promise().st_;
-      // The end of the task's last slice comes after it has woken its waiters
-      // (the wake events are the task's), before it transfers to one of them.
-      const std::uint64_t traced = trace_hooks() ? h.promise().trace_id() : 0;
+      [[maybe_unused]] const std::uint64_t id = Traced ? h.promise().trace_id() : 0;
       if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
         Finish fin = h.promise().take_finish();
-        if (traced) [[unlikely]]
-          trace_finish(traced, h.address());
+        if constexpr (Traced) trace_finish(id, h.address());
         h.destroy();
         fin.run();
         return std::noop_coroutine();
@@ -146,15 +154,15 @@ public:
       Finish fin = h.promise().take_finish();
       h.destroy();  // the function and its arguments (what it captured) go now ...
       fin.run();    // ... before the task stops counting: a wait for its context or group sees them gone
-      if (traced) [[unlikely]]
-        trace_resume(traced, h.address());  // finishing on another thread than its last slice
+      if constexpr (Traced) trace_resume(id, h.address());  // if it ends on another thread than its last slice
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
-      if (traced) [[unlikely]]
-        trace_finish(traced, nullptr);
+      if constexpr (Traced) trace_finish(id, nullptr);
       st->release_producer();  // may destroy the state: nothing touches it after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
-    void await_resume() const noexcept {}
+    [[gnu::cold, gnu::noinline]] static std::coroutine_handle<> finish_traced(Handle h) noexcept {
+      return finish<true>(h);
+    }
   };
   FinalAwaiter final_suspend() const noexcept { return {}; }
 
@@ -174,13 +182,34 @@ public:
   struct Start {
     RunPromise* p;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
-    void await_resume() const {
-      set_task_scope(p->link_ ? p->link_->ctx : nullptr);
+    // Each traced path is a function of its own, entered with one test of
+    // the hooks: the untraced path stays what it was, with nothing to save
+    // around a call.
+    void await_suspend(std::coroutine_handle<> h) const noexcept {
       if (trace_hooks()) [[unlikely]]
-        trace_start(p->ident_);
+        return spawn_traced(h);
+      p->host_->schedule(h);
+    }
+    void await_resume() const {
+      if (trace_hooks()) [[unlikely]]
+        return start_traced();
+      start();
+    }
+
+  private:
+    void start() const {
+      set_task_scope(p->link_ ? p->link_->ctx : nullptr);
       if (current_cancelled() || p->host_->scope().stop_requested())
         throw_cancelled("task cancelled before it started");
+    }
+    // The spawn event, on the starting thread before the task can run.
+    [[gnu::cold, gnu::noinline]] void spawn_traced(std::coroutine_handle<> h) const noexcept {
+      trace_spawn(p->ident_);
+      p->host_->schedule(h);
+    }
+    [[gnu::cold, gnu::noinline]] void start_traced() const {
+      trace_start(p->ident_);
+      start();
     }
   };
   Start await_transform(Start) noexcept { return Start{this}; }

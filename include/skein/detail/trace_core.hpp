@@ -176,7 +176,10 @@ public:
   explicit TaskIdent(const SourceSite& where) noexcept : bits_(where.bits()) {}
   TaskIdent(const TaskIdent&) = delete;
   TaskIdent& operator=(const TaskIdent&) = delete;
-  ~TaskIdent() { delete tag(); }
+  ~TaskIdent() {
+    if (bits_ & 1) [[unlikely]]
+      drop_tag();
+  }
 
   /// Names the task. Throws std::bad_alloc.
   void set_name(const char* name) {
@@ -201,6 +204,7 @@ public:
   }
 
 private:
+  [[gnu::cold, gnu::noinline]] void drop_tag() noexcept { delete tag(); }
   [[nodiscard]] TaskTag* tag() const noexcept {
     return (bits_ & 1) ? reinterpret_cast<TaskTag*>(bits_ & ~std::uintptr_t{1}) : nullptr;
   }
@@ -210,6 +214,15 @@ private:
   }
   std::uintptr_t bits_;
 };
+
+/// Names a task (out of line: a named task is the rare one). Without memory
+/// for the name, the task goes unnamed: a name is for diagnostics only.
+[[gnu::cold, gnu::noinline]] inline void name_task(TaskIdent& task, const char* name) noexcept {
+  try {
+    task.set_name(name);
+  } catch (...) {
+  }
+}
 
 /// The name of type T ("skein::Mutex"), for wait reasons: a static string.
 template <class T>
