@@ -310,7 +310,7 @@ TEST_CASE("hooks see spawn, start, suspend (with the wait's kind and address), w
   CHECK(index(Seen::start, kid) < index(Seen::finish, kid));
 }
 
-TEST_CASE("a task with a name, and one started with more arguments than run() records a site for") {
+TEST_CASE("every way to start a task records its site; named() names it; here() records what an arity cannot") {
   Keeper keeper;
   {
     Installed on(&keeper);
@@ -322,15 +322,24 @@ TEST_CASE("a task with a name, and one started with more arguments than run() re
     g.spawn(skein::named("grouped"), [] {});
     g.spawn([] {});
     g.wait();
+    skein::Context ctx;
+    ctx.spawn([] {});
+    ctx.wait();
+    skein::EventLoop loop;
+    auto on_loop = loop.spawn([] { return 1; });
+    auto named_on_loop = loop.spawn(
+        skein::named("looped"), [](int x) { return x; }, 2);
+    loop.run();
+    CHECK(on_loop.get() + named_on_loop.get() == 3);
   }
   int with_site = 0, named = 0;
   for (const Seen& e : keeper.snapshot()) {
     if (e.kind != Seen::spawn) continue;
     if (e.file.find("trace.test.cpp") != std::string::npos) ++with_site;
-    if (e.name == "grouped") ++named;
+    if (e.name == "grouped" || e.name == "looped") ++named;
   }
-  CHECK(with_site == 4);
-  CHECK(named == 1);
+  CHECK(with_site == 7);
+  CHECK(named == 2);
 }
 
 TEST_CASE("the recorder writes valid Chrome trace-event JSON: slices, flows, thread names") {

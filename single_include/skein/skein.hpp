@@ -986,8 +986,8 @@ struct TaskInfo {
 
 /// Receives the runtime's events (install with skein::trace::set_hooks). Every
 /// member is called on the thread where the event happens, may be called
-/// from many threads at once, must not throw and should be quick; none is
-/// called while a skein lock is held.
+/// from many threads at once, must not throw, should be quick, and must not
+/// wait on skein (it runs in the middle of a task's suspension or wake-up).
 class TraceHooks {
 public:
   /// A task was created (on the starting thread).
