@@ -48,7 +48,9 @@ skein::Promise<void> pong(skein::Queue<int>& in, skein::Queue<int>& out, int rou
 skein::Promise<void> turn(skein::Mutex& m, int& shared) {
   for (int i = 0; i < 3; ++i) {
     auto guard = co_await m.async_lock();
-    busy(3);  // long enough that the others queue on the mutex
+    busy(1);
+    co_await skein::default_pool().schedule();  // to the back of the queue, holding the lock: the others queue on it
+    busy(1);
     ++shared;
   }
 }
