@@ -348,4 +348,31 @@ static_assert(!std::is_copy_constructible_v<EventLoop::KeepAlive> &&
               std::is_nothrow_move_constructible_v<EventLoop::KeepAlive>);
 static_assert(skein::detail::Awaiter<EventLoop::ScheduleOperation>);
 
+// --- trace.hpp, and the task identity in run.hpp ---------------------------------------
+// Every arity and form still gives the task's Promise: the start site is a
+// defaulted parameter after the arguments (up to three), or passed first.
+static_assert(std::is_same_v<decltype(skein::run(add, 1, 2)), PI>);
+static_assert(std::is_same_v<decltype(skein::run([](int a, int b, int c) { return a + b + c; }, 1, 2, 3)), PI>);
+static_assert(
+    std::is_same_v<decltype(skein::run([](int a, int b, int c, int d) { return a + b + c + d; }, 1, 2, 3, 4)), PI>);
+static_assert(std::is_same_v<decltype(skein::run(skein::named("x"), add, 1, 2)), PI>);
+static_assert(std::is_same_v<decltype(skein::run(lv<skein::ThreadPool>(), skein::here(), add, 1, 2)), PI>);
+static_assert(std::is_same_v<decltype(skein::spawn(skein::named("x"), add, 1, 2)), void>);
+static_assert(std::is_same_v<decltype(lv<TG>().run(skein::named("x"), add, 1, 2)), PI>);
+static_assert(std::is_same_v<decltype(lv<const skein::Context>().run(skein::named("x"), add, 1, 2)), PI>);
+static_assert(std::is_same_v<decltype(lv<EventLoop>().spawn(skein::named("x"), add, 1, 2)), PI>);
+static_assert(noexcept(skein::named("x")) && noexcept(skein::here()) && noexcept(skein::SourceSite::current()));
+static_assert(std::is_same_v<decltype(skein::named("x")), skein::TaskName>);
+static_assert(sizeof(skein::SourceSite) == sizeof(void*));  // one word, like std::source_location
+static_assert(std::is_same_v<decltype(skein::SourceSite::current().file_name()), const char*> &&
+              std::is_same_v<decltype(skein::SourceSite::current().line()), unsigned>);
+static_assert(noexcept(skein::trace::set_hooks(nullptr)) && noexcept(skein::trace::hooks()) && noexcept(
+    skein::trace::current_task()) && noexcept(skein::trace::recording()));
+static_assert(std::is_same_v<decltype(skein::trace::current_task()), std::uint64_t>);
+static_assert(std::is_same_v<decltype(skein::trace::start("")), bool> &&
+              std::is_same_v<decltype(skein::trace::stop()), std::string>);
+static_assert(!std::is_copy_constructible_v<skein::trace::TraceSession> &&
+              !std::is_default_constructible_v<skein::trace::TraceSession>);
+static_assert(std::is_abstract_v<skein::trace::Hooks> == false && !std::is_destructible_v<skein::trace::Hooks>);
+
 }  // namespace

@@ -121,23 +121,59 @@ public:
 
   /// Runs `f(args...)` as a task bound to this context, on default_pool()
   /// (or on `ex`: a ThreadPool, an EventLoop, an ExecutorBase of yours).
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  /// The task records where it was started when `f` takes no arguments (or
+  /// pass skein::named("...") or skein::here() first, as to skein::run).
+  template <detail::TaskFn F>
+  auto run(F&& f, SourceSite where = SourceSite::current()) const {
+    return run(default_pool(), here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto run(F&& f, Args&&... args) const {
-    return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+    return run(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto run(TaskName name, F&& f, Args&&... args) const {
+    return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) const {
+    return run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
+  auto run(E& ex, F&& f, Args&&... args) const {
+    return run(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <TaskExecutor E, class F, class... Args>
-  auto run(E& ex, F&& f, Args&&... args) const {
-    return detail::start_checked(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
+  auto run(E& ex, TaskName name, F&& f, Args&&... args) const {
+    return detail::start_at(name, detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  template <detail::TaskFn F>
+  void spawn(F&& f, SourceSite where = SourceSite::current()) const {
+    (void)run(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(F&& f, Args&&... args) const {
     (void)run(std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <TaskExecutor E, class F, class... Args>
+  template <class F, class... Args>
+  void spawn(TaskName name, F&& f, Args&&... args) const {
+    (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) const {
+    (void)run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(E& ex, F&& f, Args&&... args) const {
     (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, TaskName name, F&& f, Args&&... args) const {
+    (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Cancels this context and its children. Idempotent: the first

@@ -137,11 +137,21 @@ public:
   /// starts one on a pool: one coroutine frame holding the decay-copied
   /// function and arguments, bound to the calling task's context (if any),
   /// counted by goroutines(). A coroutine function runs there and, by
-  /// affinity, resumes there. Throws Closed after stop().
-  template <class F, class... Args>
+  /// affinity, resumes there. Throws Closed after stop(). Records its start
+  /// site, or takes a name, as skein::run does.
+  template <detail::TaskFn F>
+  auto spawn(F&& f, SourceSite where = SourceSite::current()) {
+    return spawn(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto spawn(F&& f, Args&&... args) {
+    return spawn(TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto spawn(TaskName name, F&& f, Args&&... args) {
     if (stopped()) throw Closed("spawn on a stopped EventLoop");
-    return detail::start_checked(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::start_at(name, *this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Runs until stop(), or until there is nothing left to do (see the class comment).

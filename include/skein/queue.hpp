@@ -165,6 +165,7 @@ public:
     void result() {
       if (closed_now_ || slot_.result == kClosed) throw Closed("put on a closed Queue");
     }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {detail::type_name<Queue>(), &q_}; }
 
   private:
     Queue& q_;
@@ -182,6 +183,7 @@ public:
     bool enqueue(detail::Waiter& w) noexcept { return q_.enqueue_getter(w, slot_); }
     bool withdraw(detail::Waiter& w) noexcept { return q_.withdraw(q_.getters_, w); }
     std::optional<T> result() noexcept { return std::move(out_); }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {detail::type_name<Queue>(), &q_}; }
 
   private:
     Queue& q_;

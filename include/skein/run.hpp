@@ -28,6 +28,10 @@ auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   return start_task(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
+/// A callable for run(), not an executor or a TaskName (those are the other overloads).
+template <class F>
+concept TaskFn = !TaskExecutor<std::remove_cvref_t<F>> && !std::is_same_v<std::remove_cvref_t<F>, TaskSite>;
+
 /// start_task behind the compile-time checks of a user's call (run, spawn,
 /// Context::run, TaskGroup::run, EventLoop::spawn): a call that cannot work
 /// fails with a static_assert saying why, and nothing else.
@@ -42,7 +46,30 @@ template <class F, class... Args>
 auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   return start_checked(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
+/// start_checked for a task with a start site (and maybe a name).
+template <class F, class... Args>
+auto start_at(const TaskSite& site, TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  return start_checked(TaskStart{&host, ctx, nullptr, site}, std::forward<F>(f), std::forward<Args>(args)...);
+}
 }  // namespace detail
+
+/// Where a call is (std::source_location's file, line and function, where the
+/// standard library has it).
+using SourceSite = detail::SourceSite;
+/// A task's name and start site: `skein::run(skein::named("fetch"), f, args...)`.
+using TaskName = detail::TaskSite;
+
+/// Names the task started by the call it is passed to (run, spawn,
+/// TaskGroup::run, Context::run, EventLoop::spawn) and records where that
+/// call is. `name` is not copied: it must outlive the task and any trace
+/// that shows it (a string literal, typically).
+inline TaskName named(const char* name, SourceSite where = SourceSite::current()) noexcept {
+  return TaskName{where, name};
+}
+/// Records where the call it is passed to is, without a name: for the calls
+/// that cannot record it by themselves (those with more than three arguments
+/// for the task's function).
+inline TaskName here(SourceSite where = SourceSite::current()) noexcept { return TaskName{where, nullptr}; }
 
 /// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
 /// ExecutorBase of yours) and returns its Promise. Arguments are decay-copied
@@ -53,28 +80,123 @@ auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
 ///
 /// A call that cannot work (f not callable with the arguments, an argument
 /// that cannot be copied) fails to compile with a static_assert saying so.
+///
+/// The task records where it was started (for traces: docs/api/trace.md):
+/// the calls with up to three arguments for `f` do by themselves (a
+/// defaulted std::source_location after them); with more, pass
+/// skein::here() or skein::named("...") first.
+template <TaskExecutor E, detail::TaskFn F>
+auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f));
+}
+template <TaskExecutor E, detail::TaskFn F, class A>
+auto run(E& ex, F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B>
+auto run(E& ex, F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C>
+auto run(E& ex, F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+auto run(E& ex, F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  return detail::start_checked(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f), std::forward<A>(a),
+                               std::forward<B>(b), std::forward<C>(c), std::forward<D>(d), std::forward<Rest>(rest)...);
+}
+/// run() of a named task (or one whose start site is given: skein::here()).
 template <TaskExecutor E, class F, class... Args>
-auto run(E& ex, F&& f, Args&&... args) {
-  return detail::start_checked(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
-                               std::forward<Args>(args)...);
+auto run(E& ex, TaskName name, F&& f, Args&&... args) {
+  return detail::start_at(name, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<Args>(args)...);
 }
 
 /// run() on default_pool().
+template <detail::TaskFn F>
+auto run(F&& f, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f));
+}
+template <detail::TaskFn F, class A>
+auto run(F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a));
+}
+template <detail::TaskFn F, class A, class B>
+auto run(F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b));
+}
+template <detail::TaskFn F, class A, class B, class C>
+auto run(F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+auto run(F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  return run(default_pool(), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c),
+             std::forward<D>(d), std::forward<Rest>(rest)...);
+}
 template <class F, class... Args>
-  requires(!TaskExecutor<std::remove_cvref_t<F>>)
-auto run(F&& f, Args&&... args) {
-  return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+auto run(TaskName name, F&& f, Args&&... args) {
+  return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
-/// Fire-and-forget run(): an exception from the task goes to the unhandled-error handler.
+/// Fire-and-forget run(): an exception from the task goes to the
+/// unhandled-error handler. Records its start site as run() does.
+template <detail::TaskFn F>
+void spawn(F&& f, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f));
+}
+template <detail::TaskFn F, class A>
+void spawn(F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a));
+}
+template <detail::TaskFn F, class A, class B>
+void spawn(F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b));
+}
+template <detail::TaskFn F, class A, class B, class C>
+void spawn(F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+void spawn(F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  (void)run(std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c), std::forward<D>(d),
+            std::forward<Rest>(rest)...);
+}
 template <class F, class... Args>
-  requires(!TaskExecutor<std::remove_cvref_t<F>>)
-void spawn(F&& f, Args&&... args) {
-  (void)run(std::forward<F>(f), std::forward<Args>(args)...);
+void spawn(TaskName name, F&& f, Args&&... args) {
+  (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+}
+template <TaskExecutor E, detail::TaskFn F>
+void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f));
+}
+template <TaskExecutor E, detail::TaskFn F, class A>
+void spawn(E& ex, F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B>
+void spawn(E& ex, F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C>
+void spawn(E& ex, F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+void spawn(E& ex, F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  (void)run(ex, std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c), std::forward<D>(d),
+            std::forward<Rest>(rest)...);
 }
 template <TaskExecutor E, class F, class... Args>
-void spawn(E& ex, F&& f, Args&&... args) {
-  (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+void spawn(E& ex, TaskName name, F&& f, Args&&... args) {
+  (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// Tasks started by run/spawn (and posts) that have not finished, process-wide.

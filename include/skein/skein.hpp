@@ -24,6 +24,7 @@
 #include "task_group.hpp"
 #include "thread_pool.hpp"
 #include "timer.hpp"
+#include "trace.hpp"
 #include "version.hpp"
 #include "wait_group.hpp"
 #include "weighted_semaphore.hpp"

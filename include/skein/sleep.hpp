@@ -61,6 +61,7 @@ public:
     wait_.disarm();
     if (wait_.waiter.cancelled) detail::throw_cancelled();
   }
+  [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {"skein::async_sleep", nullptr}; }
 
 private:
   struct Node : detail::TimerNode {

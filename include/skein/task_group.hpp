@@ -145,28 +145,66 @@ public:
   /// (cancellably) for a free slot first. The task's error, if any, is the
   /// group's as well: wait() rethrows the first one, and a dropped Promise
   /// does not report it as unhandled.
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  ///
+  /// The task records where it was started when `f` takes no arguments; name
+  /// it, or record the site of a call with arguments, with
+  /// `g.run(skein::named("..."), f, args...)` (or skein::here()).
+  template <detail::TaskFn F>
+  auto run(F&& f, SourceSite where = SourceSite::current()) {
+    return run(default_pool(), here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto run(F&& f, Args&&... args) {
-    return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+    return run(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto run(TaskName name, F&& f, Args&&... args) {
+    return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+    return run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
+  auto run(E& ex, F&& f, Args&&... args) {
+    return run(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <TaskExecutor E, class F, class... Args>
-  auto run(E& ex, F&& f, Args&&... args) {
+  auto run(E& ex, TaskName name, F&& f, Args&&... args) {
     if (c_->slots_) {
       SlotWait w(c_->waiting_);
       c_->slots_->acquire();
     }
-    return start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...);
+    return start_holding_slot(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
   /// run() without the Promise.
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  template <detail::TaskFn F>
+  void spawn(F&& f, SourceSite where = SourceSite::current()) {
+    (void)run(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(F&& f, Args&&... args) {
     (void)run(std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <TaskExecutor E, class F, class... Args>
+  template <class F, class... Args>
+  void spawn(TaskName name, F&& f, Args&&... args) {
+    (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+    (void)run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(E& ex, F&& f, Args&&... args) {
     (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, TaskName name, F&& f, Args&&... args) {
+    (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
   /// run() only if a slot is free now (Go's TryGo); std::nullopt otherwise.
   template <class F, class... Args>
@@ -176,22 +214,22 @@ public:
   }
   template <TaskExecutor E, class F, class... Args>
   auto try_run(E& ex, F&& f, Args&&... args) {
-    using P = decltype(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+    using P = decltype(start_holding_slot(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
     if (c_->slots_ && !c_->slots_->try_acquire()) return std::optional<P>();
-    return std::optional<P>(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+    return std::optional<P>(start_holding_slot(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
   }
   /// `co_await g.async_run(f, args...)`: run() for a coroutine, which waits
   /// for a slot without blocking its thread; gives the task's Promise.
   template <class F, class... Args>
     requires(!TaskExecutor<std::remove_cvref_t<F>>)
   auto async_run(F&& f, Args&&... args) {
-    using P = decltype(start_holding_slot(default_pool(), std::forward<F>(f), std::forward<Args>(args)...));
+    using P = decltype(start_holding_slot(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
     return [](TaskGroup* g, std::decay_t<F> fn, std::decay_t<Args>... a) -> Promise<P> {
       if (g->c_->slots_) {
         SlotWait w(g->c_->waiting_);
         co_await g->c_->slots_->async_acquire();
       }
-      co_return g->start_holding_slot(default_pool(), std::move(fn), std::move(a)...);
+      co_return g->start_holding_slot(default_pool(), TaskName{}, std::move(fn), std::move(a)...);
     }(this, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
@@ -277,9 +315,9 @@ private:
   [[nodiscard]] detail::ContextState* st() const noexcept { return c_->ctx_.st_; }
 
   template <TaskExecutor E, class F, class... Args>
-  auto start_holding_slot(E& ex, F&& f, Args&&... args) {
+  auto start_holding_slot(E& ex, const TaskName& name, F&& f, Args&&... args) {
     try {
-      return detail::start_checked(detail::TaskStart{&detail::host_of(ex), st(), c_}, std::forward<F>(f),
+      return detail::start_checked(detail::TaskStart{&detail::host_of(ex), st(), c_, name}, std::forward<F>(f),
                                    std::forward<Args>(args)...);
     } catch (...) {  // not started (out of memory): the slot goes back
       if (c_->slots_) c_->slots_->release();

@@ -78,6 +78,9 @@ public:
     }
     bool enqueue(detail::Waiter& w) noexcept { return s_.wait_enqueue(w); }
     bool withdraw(detail::Waiter& w) noexcept { return s_.wait_withdraw(w); }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept {
+      return {detail::type_name<WeightedSemaphore>(), &s_};
+    }
     void result() noexcept {}
 
   private:

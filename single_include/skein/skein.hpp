@@ -159,6 +159,7 @@ namespace skein::detail {
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 
@@ -649,6 +650,546 @@ using detail::stop_impl::stop_token;
 }  // namespace skein
 // ---- end skein/detail/stop_token.hpp ----
 
+// ---- begin skein/detail/trace_core.hpp ----
+// Task identity and the tracing hooks (the public side is <skein/trace.hpp>).
+//
+// Identity: every task records where it was started (SourceSite: a
+// std::source_location) and may be given a name. Both, and the 64-bit id a
+// task gets only while hooks are installed, take one word of the task's frame
+// (TaskIdent): the site itself, or a small TaskTag that only named or traced
+// tasks allocate. (The frame lost a word to pay for it: a context task's
+// retained scope, which its ContextTaskLink already holds.)
+//
+// Hooks: every event site is `if (trace_hooks()) [[unlikely]] ...`: one
+// relaxed load of a global pointer and a branch predicted not taken; the work
+// is in cold, out-of-line functions. The thread-local id of the task whose
+// run slice is open on this thread (tl_trace_task) is kept only while hooks
+// are installed.
+
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+#include <version>
+
+#if defined(__cpp_lib_source_location)
+#include <source_location>
+#endif
+
+
+// ---- begin skein/detail/frame_alloc.hpp ----
+// A per-thread cache of coroutine frames by size class. Fork-join workloads
+// allocate and free a frame per task at a high rate, often freeing on another
+// thread than the one that allocated; glibc's tcache keeps only 7 blocks per
+// size, so bursts fall through to the slower arena paths. Here each thread
+// keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
+// go to that thread's cache (they migrate, as in tcache). Classes are spaced
+// as malloc's chunks are, so a frame's block is no larger than malloc's own. Beyond the cap they
+// move in batches through a process-wide depot to the threads that allocate
+// (tcmalloc's transfer cache); beyond the largest class, and beyond the
+// depot's cap, they go back to operator delete.
+
+#include <cstddef>
+#include <mutex>
+#include <new>
+
+
+// SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
+// under AddressSanitizer, so that ASan sees every frame's lifetime.
+#ifndef SKEIN_FRAME_CACHE
+#if defined(__SANITIZE_ADDRESS__)
+#define SKEIN_FRAME_CACHE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SKEIN_FRAME_CACHE 0
+#endif
+#endif
+#endif
+#ifndef SKEIN_FRAME_CACHE
+#define SKEIN_FRAME_CACHE 1
+#endif
+
+namespace skein::detail {
+
+class FrameCache {
+public:
+  static constexpr std::size_t kSmallest = tuning::kFrameSmallest;
+  static constexpr std::size_t kGranule = tuning::kFrameGranule;
+  static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
+  static_assert(tuning::kFrameSmallest + (kClasses - 1) * tuning::kFrameGranule >= 1024);
+  static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
+  static constexpr unsigned kBatch = tuning::kFrameBatch;
+  static constexpr unsigned kDepotBatches = tuning::kFrameDepotBatches;
+
+  static void* allocate(std::size_t n) {
+    if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
+    std::size_t c = class_of(n);
+    if (c < kClasses) {
+      State& s = state();
+      if (!s.heads[c]) refill(s, c);
+      if (Node* b = s.heads[c]) {
+        s.heads[c] = b->next;
+        --s.counts[c];
+        return b;
+      }
+      return ::operator new(size_of(c));  // the class's size, so it can be cached later
+    }
+    return ::operator new(n);
+  }
+
+  static void deallocate(void* p, std::size_t n) noexcept {
+    if constexpr (!SKEIN_FRAME_CACHE) return ::operator delete(p);
+    std::size_t c = class_of(n);
+    if (c < kClasses) {
+      State& s = state();
+      if (s.alive) {
+        auto* b = static_cast<Node*>(p);
+        if (s.counts[c] < kMaxPerClass) {
+          b->next = s.heads[c];
+          s.heads[c] = b;
+          ++s.counts[c];
+          return;
+        }
+        // Full: gather a batch for the depot, where a thread that allocates
+        // more than it frees (a producer of tasks) finds it.
+        b->next = s.spill[c];
+        s.spill[c] = b;
+        if (++s.spill_counts[c] == kBatch) {
+          depot().put(c, s.spill[c]);
+          s.spill[c] = nullptr;
+          s.spill_counts[c] = 0;
+        }
+        return;
+      }
+      ::operator delete(p);
+      return;
+    }
+    ::operator delete(p);
+  }
+
+  /// The class of an n-byte frame, and the size of that class's blocks.
+  static constexpr std::size_t class_of(std::size_t n) noexcept {
+    return n <= kSmallest ? 0 : (n - kSmallest + kGranule - 1) / kGranule;
+  }
+  static constexpr std::size_t size_of(std::size_t c) noexcept { return kSmallest + c * kGranule; }
+
+private:
+  struct Node {
+    Node* next;
+    Node* next_batch;  // a batch's first block, in the depot
+  };
+  static_assert(kSmallest >= sizeof(Node));
+
+  // Frames freed on one thread and allocated on another (a task started by
+  // one worker and ended by another) would otherwise go through operator
+  // delete and new, and contend on malloc's arena lock: full batches of
+  // kBatch frames move between threads here, one lock round trip per batch.
+  // Beyond kDepotBatches batches per class they go back to operator delete.
+  class Depot {
+  public:
+    void put(std::size_t c, Node* batch) noexcept {
+      {
+        std::lock_guard lk(mu_);
+        if (counts_[c] < kDepotBatches) {
+          batch->next_batch = batches_[c];
+          batches_[c] = batch;
+          ++counts_[c];
+          return;
+        }
+      }
+      while (batch) {
+        Node* n = batch->next;
+        ::operator delete(batch);
+        batch = n;
+      }
+    }
+    Node* take(std::size_t c) noexcept {
+      std::lock_guard lk(mu_);
+      Node* b = batches_[c];
+      if (b) {
+        batches_[c] = b->next_batch;
+        --counts_[c];
+      }
+      return b;
+    }
+
+  private:
+    std::mutex mu_;
+    Node* batches_[kClasses] = {};
+    unsigned counts_[kClasses] = {};
+  };
+  static Depot& depot() noexcept {
+    // Never destroyed: frames may be freed by static destructors that run
+    // after it would have been.
+    static Depot* d = new Depot;
+    return *d;
+  }
+
+  // Trivially destructible, so it stays usable after the thread's cleanup ran
+  // (frames may still be freed by later thread_local or static destructors):
+  // `alive` then routes them straight to operator delete.
+  struct State {
+    Node* heads[kClasses];
+    unsigned counts[kClasses];
+    Node* spill[kClasses];
+    unsigned spill_counts[kClasses];
+    bool alive;
+  };
+  struct Cleanup {
+    ~Cleanup() {
+      State& s = raw();
+      s.alive = false;
+      for (std::size_t c = 0; c < kClasses; ++c) {
+        for (Node** list : {&s.heads[c], &s.spill[c]}) {
+          while (Node* b = *list) {
+            *list = b->next;
+            ::operator delete(b);
+          }
+        }
+        s.counts[c] = s.spill_counts[c] = 0;
+      }
+    }
+  };
+  static void refill(State& s, std::size_t c) noexcept {
+    if (s.spill[c]) {  // our own spill first
+      s.heads[c] = s.spill[c];
+      s.counts[c] = s.spill_counts[c];
+      s.spill[c] = nullptr;
+      s.spill_counts[c] = 0;
+    } else if (Node* b = depot().take(c)) {
+      s.heads[c] = b;
+      s.counts[c] = kBatch;
+    }
+  }
+
+  static State& raw() noexcept {
+    static thread_local State s{};
+    return s;
+  }
+  static State& state() noexcept {
+    State& s = raw();
+    if (!s.alive) [[unlikely]] {
+      // First use on this thread (or after cleanup): register the cleanup once.
+      static thread_local bool registered = false;
+      if (!registered) {
+        registered = true;
+        static thread_local Cleanup cleanup;
+        (void)cleanup;
+        s.alive = true;
+      }
+    }
+    return s;
+  }
+};
+
+/// Base of what is made and freed at task rate (coroutine frames, task
+/// states, context links): allocated from the FrameCache.
+struct FrameCached {
+  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
+};
+
+}  // namespace skein::detail
+// ---- end skein/detail/frame_alloc.hpp ----
+
+namespace skein::detail {
+
+/// Where a call is, in one word: std::source_location where the library has
+/// it, else the file and line from the compiler's builtins (clang 14 with
+/// libstdc++). `SourceSite where = SourceSite::current()` as a default
+/// argument records the caller's call, as std::source_location does. (One
+/// word matters: a 16-byte site passed by value measurably slowed a task's
+/// start, and a task's frame keeps it.)
+class SourceSite {
+public:
+  constexpr SourceSite() noexcept = default;
+#if defined(__cpp_lib_source_location)
+  static constexpr SourceSite current(std::source_location l = std::source_location::current()) noexcept {
+    SourceSite s;
+    s.l_ = l;
+    return s;
+  }
+  /// The file's name ("" if unknown).
+  [[nodiscard]] constexpr const char* file_name() const noexcept { return l_.file_name(); }
+  [[nodiscard]] constexpr unsigned line() const noexcept { return static_cast<unsigned>(l_.line()); }
+  /// The calling function's name ("" if unknown).
+  [[nodiscard]] constexpr const char* function_name() const noexcept { return l_.function_name(); }
+
+private:
+  friend class TaskIdent;
+  // libstdc++'s and libc++'s source_location are one pointer to a static
+  // record (aligned, so its low bit is free for TaskIdent).
+  static_assert(sizeof(std::source_location) == sizeof(std::uintptr_t) &&
+                std::is_trivially_copyable_v<std::source_location>);
+  [[nodiscard]] std::uintptr_t bits() const noexcept { return std::bit_cast<std::uintptr_t>(l_); }
+  static SourceSite from_bits(std::uintptr_t b) noexcept {
+    SourceSite s;
+    s.l_ = std::bit_cast<std::source_location>(b);
+    return s;
+  }
+  std::source_location l_{};
+#else
+  // The file's address above bit 17, the line (up to 65535) above bit 1: a
+  // 64-bit user-space address fits in 47 bits (else the file is left
+  // unknown). A 32-bit build keeps no site.
+  static SourceSite current(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) noexcept {
+    SourceSite s;
+    const auto p = reinterpret_cast<std::uintptr_t>(file);
+    if constexpr (sizeof(std::uintptr_t) >= 8) {
+      const std::uintptr_t l = line > 0xFFFF ? 0xFFFF : line;
+      s.bits_ = ((p >> 47) == 0 ? p << 17 : 0) | (l << 1);
+    }
+    return s;
+  }
+  [[nodiscard]] const char* file_name() const noexcept {
+    const std::uintptr_t p = bits_ >> 17;
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+  [[nodiscard]] unsigned line() const noexcept { return static_cast<unsigned>((bits_ >> 1) & 0xFFFF); }
+  [[nodiscard]] const char* function_name() const noexcept { return ""; }
+
+private:
+  friend class TaskIdent;
+  [[nodiscard]] std::uintptr_t bits() const noexcept { return bits_; }
+  static SourceSite from_bits(std::uintptr_t b) noexcept {
+    SourceSite s;
+    s.bits_ = b;
+    return s;
+  }
+  std::uintptr_t bits_ = 0;
+#endif
+};
+
+/// Where a task was started and, optionally, its name (a string that outlives
+/// every use of the trace: a literal, typically).
+struct TaskSite {
+  SourceSite where{};
+  const char* name = nullptr;
+};
+
+/// Why a task suspended: the kind of thing it waits on (a type name such as
+/// "skein::Mutex") and its address, when known.
+struct WaitReason {
+  const char* kind = nullptr;
+  const void* object = nullptr;
+};
+
+/// A task as the hooks see it at its spawn and start.
+struct TaskInfo {
+  std::uint64_t id = 0;
+  std::uint64_t parent = 0;  // the task that started it (0: a thread outside any task)
+  const char* name = nullptr;
+  SourceSite where{};
+};
+
+/// Receives the runtime's events (install with skein::trace::set_hooks). Every
+/// member is called on the thread where the event happens, may be called
+/// from many threads at once, must not throw, should be quick, and must not
+/// wait on skein (it runs in the middle of a task's suspension or wake-up).
+class TraceHooks {
+public:
+  /// A task was created (on the starting thread).
+  virtual void on_spawn(const TaskInfo&) noexcept {}
+  /// A task starts running, on this thread (its first run slice).
+  virtual void on_start(const TaskInfo&) noexcept {}
+  /// The task running on this thread suspends (its slice ends); `coroutine`
+  /// is the frame that will be woken (see on_wake).
+  virtual void on_suspend(std::uint64_t task, const WaitReason& why, const void* coroutine) noexcept {
+    (void)task, (void)why, (void)coroutine;
+  }
+  /// A suspended task runs again, on this thread.
+  virtual void on_resume(std::uint64_t task, const void* coroutine) noexcept { (void)task, (void)coroutine; }
+  /// A task ends (its last slice ends).
+  virtual void on_finish(std::uint64_t task) noexcept { (void)task; }
+  /// Task `notifier` (0: a thread outside any task) made `coroutine` runnable;
+  /// the next on_resume with that coroutine is the woken side.
+  virtual void on_wake(std::uint64_t notifier, const void* coroutine) noexcept { (void)notifier, (void)coroutine; }
+  /// A thread blocks in a wait (trace_block) / wakes from it (trace_unblock).
+  virtual void on_block(std::uint64_t task, const WaitReason& why) noexcept { (void)task, (void)why; }
+  virtual void on_unblock(std::uint64_t task) noexcept { (void)task; }
+
+protected:
+  ~TraceHooks() = default;
+};
+
+inline std::atomic<TraceHooks*> g_trace_hooks{nullptr};
+
+/// The installed hooks, or null: the check at every event site.
+inline bool trace_hooks() noexcept { return g_trace_hooks.load(std::memory_order_relaxed) != nullptr; }
+
+/// The task whose run slice is open on this thread (only kept while tracing).
+inline thread_local std::uint64_t tl_trace_task = 0;
+
+inline std::uint64_t next_task_id() noexcept {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
+/// A task's site, name and trace id, for a task that has a name or that
+/// hooks see (a small allocation only those make).
+struct TaskTag : FrameCached {
+  SourceSite where;
+  const char* name = nullptr;
+  std::uint64_t id = 0;
+};
+
+/// A task's identity, in one word of its frame: its start site, or (low bit
+/// set) its TaskTag. An untraced, unnamed task allocates nothing for it.
+class TaskIdent {
+public:
+  explicit TaskIdent(const SourceSite& where) noexcept : bits_(where.bits()) {}
+  TaskIdent(const TaskIdent&) = delete;
+  TaskIdent& operator=(const TaskIdent&) = delete;
+  ~TaskIdent() {
+    if (bits_ & 1) [[unlikely]]
+      drop_tag();
+  }
+
+  /// Names the task. Throws std::bad_alloc.
+  void set_name(const char* name) {
+    if (!tag()) attach(new TaskTag);
+    tag()->name = name;
+  }
+  [[nodiscard]] SourceSite where() const noexcept { return tag() ? tag()->where : SourceSite::from_bits(bits_); }
+  [[nodiscard]] const char* name() const noexcept { return tag() ? tag()->name : nullptr; }
+  /// The trace id (0: none given).
+  [[nodiscard]] std::uint64_t id() const noexcept { return tag() ? tag()->id : 0; }
+  /// The trace id, given now if the task has none (0: no memory for it).
+  [[gnu::cold, gnu::noinline]] std::uint64_t trace_id() noexcept {
+    if (!tag()) {
+      try {
+        attach(new TaskTag);
+      } catch (...) {  // no memory: the task goes untraced
+        return 0;
+      }
+    }
+    if (tag()->id == 0) tag()->id = next_task_id();
+    return tag()->id;
+  }
+
+private:
+  [[gnu::cold, gnu::noinline]] void drop_tag() noexcept { delete tag(); }
+  [[nodiscard]] TaskTag* tag() const noexcept {
+    return (bits_ & 1) ? reinterpret_cast<TaskTag*>(bits_ & ~std::uintptr_t{1}) : nullptr;
+  }
+  void attach(TaskTag* t) noexcept {
+    t->where = SourceSite::from_bits(bits_);
+    bits_ = reinterpret_cast<std::uintptr_t>(t) | 1;
+  }
+  std::uintptr_t bits_;
+};
+
+/// Names a task (out of line: a named task is the rare one). Without memory
+/// for the name, the task goes unnamed: a name is for diagnostics only.
+[[gnu::cold, gnu::noinline]] inline void name_task(TaskIdent& task, const char* name) noexcept {
+  try {
+    task.set_name(name);
+  } catch (...) {
+  }
+}
+
+/// The name of type T ("skein::Mutex"), for wait reasons: a static string.
+template <class T>
+constexpr std::string_view raw_type_name() noexcept {
+#if defined(__clang__) || defined(__GNUC__)
+  std::string_view s = __PRETTY_FUNCTION__;
+  const std::size_t b = s.find("T = ");
+  if (b == std::string_view::npos) return "?";
+  s.remove_prefix(b + 4);
+  std::size_t e = s.find(';');
+  if (e == std::string_view::npos) e = s.rfind(']');
+  return s.substr(0, e);
+#else
+  return "?";
+#endif
+}
+template <class T>
+struct TypeName {
+  static constexpr std::size_t n = raw_type_name<T>().size();
+  struct Chars {
+    char c[n + 1];
+  };
+  static constexpr Chars make() noexcept {
+    Chars out{};
+    const auto s = raw_type_name<T>();
+    for (std::size_t i = 0; i < n; ++i) out.c[i] = s[i];
+    out.c[n] = '\0';
+    return out;
+  }
+  static constexpr Chars chars = make();
+};
+template <class T>
+constexpr const char* type_name() noexcept {
+  return TypeName<T>::chars.c;
+}
+
+// --- the cold side of the event sites ---------------------------------------------
+
+[[gnu::cold]] inline TraceHooks* trace_target() noexcept { return g_trace_hooks.load(std::memory_order_acquire); }
+
+[[gnu::cold, gnu::noinline]] inline void trace_spawn(TaskIdent& task) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h) return;
+  if (const std::uint64_t id = task.trace_id()) h->on_spawn(TaskInfo{id, tl_trace_task, task.name(), task.where()});
+}
+
+[[gnu::cold, gnu::noinline]] inline void trace_start(TaskIdent& task) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h) return;
+  const std::uint64_t id = task.trace_id();
+  if (!id) return;
+  tl_trace_task = id;
+  h->on_start(TaskInfo{id, 0, task.name(), task.where()});
+}
+
+/// The task `id` (0: untraced) resumes on this thread unless its slice is open here already.
+[[gnu::cold, gnu::noinline]] inline void trace_resume(std::uint64_t id, const void* coroutine) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h || !id || tl_trace_task == id) return;
+  tl_trace_task = id;
+  h->on_resume(id, coroutine);
+}
+
+/// The task `id` suspends, if its slice is open on this thread (a coroutine
+/// awaiting another of the same task that has already suspended does not
+/// suspend the task a second time). A coroutine's `id` is 0 until its first
+/// suspension: then it is the task running on this thread.
+[[gnu::cold, gnu::noinline]] inline void trace_suspend(std::uint64_t& id, const WaitReason& why,
+                                                       const void* coroutine) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h) return;
+  if (!id) id = tl_trace_task;
+  if (!id || tl_trace_task != id) return;
+  tl_trace_task = 0;
+  h->on_suspend(id, why, coroutine);
+}
+
+[[gnu::cold, gnu::noinline]] inline void trace_finish(std::uint64_t id, const void* coroutine) noexcept {
+  TraceHooks* h = trace_target();
+  if (!h || !id) return;
+  if (tl_trace_task != id) h->on_resume(id, coroutine);  // its end came back on another thread
+  tl_trace_task = 0;
+  h->on_finish(id);
+}
+
+[[gnu::cold, gnu::noinline]] inline void trace_wake(const void* coroutine) noexcept {
+  if (TraceHooks* h = trace_target()) h->on_wake(tl_trace_task, coroutine);
+}
+
+/// For blocking waits of a thread (a parker): call trace_block before the
+/// thread sleeps and trace_unblock after it wakes, when trace_hooks() is true.
+[[gnu::cold, gnu::noinline]] inline void trace_block(const char* kind, const void* object) noexcept {
+  if (TraceHooks* h = trace_target()) h->on_block(tl_trace_task, WaitReason{kind, object});
+}
+[[gnu::cold, gnu::noinline]] inline void trace_unblock() noexcept {
+  if (TraceHooks* h = trace_target()) h->on_unblock(tl_trace_task);
+}
+
+}  // namespace skein::detail
+// ---- end skein/detail/trace_core.hpp ----
+
 namespace skein::detail {
 
 /// A registration with a scope's cancellation (Scope::add_canceller): `fn`
@@ -907,7 +1448,7 @@ inline skein::stop_token current_token() noexcept {
 
 /// Wakes a coroutine that was suspended on executor `ex`: inline when we are
 /// already on that executor (or it had none), otherwise by scheduling it there.
-inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
+inline void wake_untraced(std::coroutine_handle<> h, Executor* ex) noexcept {
   if (ex == nullptr) {
     resume(h);
   } else if (ex == tls.executor) {
@@ -915,6 +1456,15 @@ inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
   } else {
     ex->schedule(h);
   }
+}
+[[gnu::cold, gnu::noinline]] inline void wake_traced(std::coroutine_handle<> h, Executor* ex) noexcept {
+  trace_wake(h.address());
+  wake_untraced(h, ex);
+}
+inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
+  if (trace_hooks()) [[unlikely]]
+    return wake_traced(h, ex);
+  wake_untraced(h, ex);
 }
 
 /// Striped counter: increments and decrements from many threads without
@@ -3059,6 +3609,8 @@ namespace skein::detail {
 ///                                   // (if it throws, it linked nothing)
 ///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
 ///   R result();                     // after a successful wait
+/// and may provide, for the tracing hooks (the default names Derived):
+///   WaitReason trace_reason() const noexcept;  // {the primitive's kind, its address}
 template <class Derived>
 class WaitOperation {
 public:
@@ -3084,6 +3636,7 @@ public:
     if (wait_.waiter.cancelled) throw_cancelled();
     return self().result();
   }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {type_name<Derived>(), this}; }
 
 protected:
   ~WaitOperation() = default;
@@ -3157,6 +3710,7 @@ public:
   bool enqueue(Waiter& w) noexcept { return OwnerAccess::enqueue(o_, w); }
   bool withdraw(Waiter& w) noexcept { return OwnerAccess::withdraw(o_, w); }
   decltype(auto) result() { return Policy::result(o_); }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {type_name<Owner>(), &o_}; }
 
 private:
   Owner& o_;
@@ -3459,6 +4013,7 @@ public:
   bool enqueue(Waiter& w) noexcept { return c_.idle_enqueue(w); }
   bool withdraw(Waiter& w) noexcept { return c_.idle_withdraw(w); }
   void result() const noexcept {}
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::Context (idle)", &c_}; }
 
 private:
   ContextState& c_;
@@ -3477,6 +4032,7 @@ private:
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <type_traits>
@@ -3502,6 +4058,7 @@ private:
 // suspends on another Promise.
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -3602,221 +4159,6 @@ struct task_result {
 
 }  // namespace skein::detail
 // ---- end skein/detail/concepts.hpp ----
-
-// ---- begin skein/detail/frame_alloc.hpp ----
-// A per-thread cache of coroutine frames by size class. Fork-join workloads
-// allocate and free a frame per task at a high rate, often freeing on another
-// thread than the one that allocated; glibc's tcache keeps only 7 blocks per
-// size, so bursts fall through to the slower arena paths. Here each thread
-// keeps up to kMaxPerClass frames per 32-byte class; frames freed by a thread
-// go to that thread's cache (they migrate, as in tcache). Classes are spaced
-// as malloc's chunks are, so a frame's block is no larger than malloc's own. Beyond the cap they
-// move in batches through a process-wide depot to the threads that allocate
-// (tcmalloc's transfer cache); beyond the largest class, and beyond the
-// depot's cap, they go back to operator delete.
-
-#include <cstddef>
-#include <mutex>
-#include <new>
-
-
-// SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
-// under AddressSanitizer, so that ASan sees every frame's lifetime.
-#ifndef SKEIN_FRAME_CACHE
-#if defined(__SANITIZE_ADDRESS__)
-#define SKEIN_FRAME_CACHE 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SKEIN_FRAME_CACHE 0
-#endif
-#endif
-#endif
-#ifndef SKEIN_FRAME_CACHE
-#define SKEIN_FRAME_CACHE 1
-#endif
-
-namespace skein::detail {
-
-class FrameCache {
-public:
-  static constexpr std::size_t kSmallest = tuning::kFrameSmallest;
-  static constexpr std::size_t kGranule = tuning::kFrameGranule;
-  static constexpr std::size_t kClasses = tuning::kFrameClasses;  // frames up to 1 KiB
-  static_assert(tuning::kFrameSmallest + (kClasses - 1) * tuning::kFrameGranule >= 1024);
-  static constexpr unsigned kMaxPerClass = tuning::kFramesPerClass;
-  static constexpr unsigned kBatch = tuning::kFrameBatch;
-  static constexpr unsigned kDepotBatches = tuning::kFrameDepotBatches;
-
-  static void* allocate(std::size_t n) {
-    if constexpr (!SKEIN_FRAME_CACHE) return ::operator new(n);
-    std::size_t c = class_of(n);
-    if (c < kClasses) {
-      State& s = state();
-      if (!s.heads[c]) refill(s, c);
-      if (Node* b = s.heads[c]) {
-        s.heads[c] = b->next;
-        --s.counts[c];
-        return b;
-      }
-      return ::operator new(size_of(c));  // the class's size, so it can be cached later
-    }
-    return ::operator new(n);
-  }
-
-  static void deallocate(void* p, std::size_t n) noexcept {
-    if constexpr (!SKEIN_FRAME_CACHE) return ::operator delete(p);
-    std::size_t c = class_of(n);
-    if (c < kClasses) {
-      State& s = state();
-      if (s.alive) {
-        auto* b = static_cast<Node*>(p);
-        if (s.counts[c] < kMaxPerClass) {
-          b->next = s.heads[c];
-          s.heads[c] = b;
-          ++s.counts[c];
-          return;
-        }
-        // Full: gather a batch for the depot, where a thread that allocates
-        // more than it frees (a producer of tasks) finds it.
-        b->next = s.spill[c];
-        s.spill[c] = b;
-        if (++s.spill_counts[c] == kBatch) {
-          depot().put(c, s.spill[c]);
-          s.spill[c] = nullptr;
-          s.spill_counts[c] = 0;
-        }
-        return;
-      }
-      ::operator delete(p);
-      return;
-    }
-    ::operator delete(p);
-  }
-
-  /// The class of an n-byte frame, and the size of that class's blocks.
-  static constexpr std::size_t class_of(std::size_t n) noexcept {
-    return n <= kSmallest ? 0 : (n - kSmallest + kGranule - 1) / kGranule;
-  }
-  static constexpr std::size_t size_of(std::size_t c) noexcept { return kSmallest + c * kGranule; }
-
-private:
-  struct Node {
-    Node* next;
-    Node* next_batch;  // a batch's first block, in the depot
-  };
-  static_assert(kSmallest >= sizeof(Node));
-
-  // Frames freed on one thread and allocated on another (a task started by
-  // one worker and ended by another) would otherwise go through operator
-  // delete and new, and contend on malloc's arena lock: full batches of
-  // kBatch frames move between threads here, one lock round trip per batch.
-  // Beyond kDepotBatches batches per class they go back to operator delete.
-  class Depot {
-  public:
-    void put(std::size_t c, Node* batch) noexcept {
-      {
-        std::lock_guard lk(mu_);
-        if (counts_[c] < kDepotBatches) {
-          batch->next_batch = batches_[c];
-          batches_[c] = batch;
-          ++counts_[c];
-          return;
-        }
-      }
-      while (batch) {
-        Node* n = batch->next;
-        ::operator delete(batch);
-        batch = n;
-      }
-    }
-    Node* take(std::size_t c) noexcept {
-      std::lock_guard lk(mu_);
-      Node* b = batches_[c];
-      if (b) {
-        batches_[c] = b->next_batch;
-        --counts_[c];
-      }
-      return b;
-    }
-
-  private:
-    std::mutex mu_;
-    Node* batches_[kClasses] = {};
-    unsigned counts_[kClasses] = {};
-  };
-  static Depot& depot() noexcept {
-    // Never destroyed: frames may be freed by static destructors that run
-    // after it would have been.
-    static Depot* d = new Depot;
-    return *d;
-  }
-
-  // Trivially destructible, so it stays usable after the thread's cleanup ran
-  // (frames may still be freed by later thread_local or static destructors):
-  // `alive` then routes them straight to operator delete.
-  struct State {
-    Node* heads[kClasses];
-    unsigned counts[kClasses];
-    Node* spill[kClasses];
-    unsigned spill_counts[kClasses];
-    bool alive;
-  };
-  struct Cleanup {
-    ~Cleanup() {
-      State& s = raw();
-      s.alive = false;
-      for (std::size_t c = 0; c < kClasses; ++c) {
-        for (Node** list : {&s.heads[c], &s.spill[c]}) {
-          while (Node* b = *list) {
-            *list = b->next;
-            ::operator delete(b);
-          }
-        }
-        s.counts[c] = s.spill_counts[c] = 0;
-      }
-    }
-  };
-  static void refill(State& s, std::size_t c) noexcept {
-    if (s.spill[c]) {  // our own spill first
-      s.heads[c] = s.spill[c];
-      s.counts[c] = s.spill_counts[c];
-      s.spill[c] = nullptr;
-      s.spill_counts[c] = 0;
-    } else if (Node* b = depot().take(c)) {
-      s.heads[c] = b;
-      s.counts[c] = kBatch;
-    }
-  }
-
-  static State& raw() noexcept {
-    static thread_local State s{};
-    return s;
-  }
-  static State& state() noexcept {
-    State& s = raw();
-    if (!s.alive) [[unlikely]] {
-      // First use on this thread (or after cleanup): register the cleanup once.
-      static thread_local bool registered = false;
-      if (!registered) {
-        registered = true;
-        static thread_local Cleanup cleanup;
-        (void)cleanup;
-        s.alive = true;
-      }
-    }
-    return s;
-  }
-};
-
-/// Base of what is made and freed at task rate (coroutine frames, task
-/// states, context links): allocated from the FrameCache.
-struct FrameCached {
-  static void* operator new(std::size_t n) { return FrameCache::allocate(n); }
-  static void operator delete(void* p, std::size_t n) noexcept { FrameCache::deallocate(p, n); }
-};
-
-}  // namespace skein::detail
-// ---- end skein/detail/frame_alloc.hpp ----
 
 // ---- begin skein/detail/promise_state.hpp ----
 // The shared state behind a Promise<T>: the result (stored once), the list of
@@ -4195,29 +4537,59 @@ decltype(auto) get_awaiter(A&& a) {
     return std::forward<A>(a);
 }
 
+/// What a wait tells the tracing hooks about itself: its own trace_reason()
+/// (a skein primitive's kind and address), else the awaiter's type.
+template <class Inner>
+WaitReason wait_reason_of(Inner& a) noexcept {
+  if constexpr (requires { a.trace_reason(); })
+    return a.trace_reason();
+  else
+    return WaitReason{type_name<std::remove_cvref_t<Inner>>(), nullptr};
+}
+
 /// Wraps an awaiter so that, when the coroutine resumes, the thread's current
 /// scope is the coroutine's own (or, for coroutines not bound to a context,
-/// the scope of the executor it now runs on).
-template <class Inner>
+/// the scope of the executor it now runs on). Also the suspend and resume
+/// events of the tracing hooks.
+template <class Inner, class P>
 class ScopedAwaiter {
 public:
   template <class A>
-  ScopedAwaiter(A&& a, Scope* scope) : inner_(get_awaiter(std::forward<A>(a))), scope_(scope) {}
+  ScopedAwaiter(A&& a, P* p) : inner_(get_awaiter(std::forward<A>(a))), p_(p) {}
 
   bool await_ready() noexcept(noexcept(std::declval<Inner&>().await_ready())) { return inner_.await_ready(); }
+  // The traced forms are functions of their own, entered with one test of
+  // the hooks: the untraced path stays what it was.
   template <class H>
   decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<Inner&>().await_suspend(h))) {
     h.promise().note_suspended();  // first: once suspended, it may be resumed (and end) elsewhere
+    if (trace_hooks()) [[unlikely]]
+      return suspend_traced(h);
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
-    set_task_scope(scope_);
+    if (trace_hooks()) [[unlikely]]
+      return resume_traced();
+    set_task_scope(p_->scope_);
     return inner_.await_resume();
   }
 
 private:
+  template <class H>
+  [[gnu::cold, gnu::noinline]] decltype(auto) suspend_traced(H h) noexcept(
+      noexcept(std::declval<Inner&>().await_suspend(h))) {
+    // Before the wait is linked: once it is, it may be resumed (traced) elsewhere.
+    trace_suspend(p_->trace_task_, wait_reason_of(inner_), h.address());
+    return inner_.await_suspend(h);
+  }
+  [[gnu::cold, gnu::noinline]] decltype(auto) resume_traced() {
+    set_task_scope(p_->scope_);
+    trace_resume(p_->trace_task_, std::coroutine_handle<P>::from_promise(*p_).address());
+    return inner_.await_resume();
+  }
+
   Inner inner_;  // a value for operator co_await results, else a reference to the awaiter
-  Scope* scope_;
+  P* p_;         // the coroutine's promise: its scope and its task
 };
 
 struct FinalAwaiterBase {
@@ -4248,6 +4620,8 @@ struct FinalAwaiterBase {
       w->notify();
       w = n;
     }
+    if (next && trace_hooks()) [[unlikely]]
+      trace_wake(next.address());  // the one woken by transfer (the others' events come from wake())
     return next;
   }
 };
@@ -4321,16 +4695,22 @@ public:
                   "Promise itself (not p.get())");
     using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
                                      std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
-    return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
+    return ScopedAwaiter<Inner, Derived>(std::forward<A>(a), static_cast<Derived*>(this));
   }
 
   void note_suspended() noexcept { suspended_ = true; }
 
 protected:
+  template <class, class>
+  friend class ScopedAwaiter;
   ~CoroPromiseBase() {
     if (scope_) scope_->release();
   }
   Scope* scope_ = nullptr;  // retained context, or null
+  // The trace id of the task that runs the coroutine: taken from the thread
+  // at its first suspension while tracing (until then it runs where it was
+  // called, in that task's slice); 0 if none.
+  std::uint64_t trace_task_ = 0;
   // Whether the coroutine has suspended (or was started elsewhere, as a task
   // is): until then its state is private to the calling thread.
   bool suspended_ = false;
@@ -4369,6 +4749,7 @@ public:
   PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 
   bool await_ready() const noexcept { return st_->ready(); }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::Promise", st_}; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     waiter_.handle = h;
     waiter_.executor = tls.executor;
@@ -4892,6 +5273,7 @@ struct TaskStart {
   TaskHost* host;
   Scope* ctx;                  // not retained here; the task's promise retains it
   GroupHook* group = nullptr;  // a TaskGroup's task (then ctx is the group's context)
+  TaskSite site{};             // where it was started, and its name
 };
 
 /// The context a task started now inherits: the current task's, if any.
@@ -4940,9 +5322,11 @@ template <class T>
 class RunPromise final : public RunReturn<T>, public FrameCached {
 public:
   template <class... Rest>
-  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
-    // The context link first: if either allocation throws, run() throws and
-    // nothing was counted or retained.
+  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host), ident_(s.site.where) {
+    // The allocations first: if one throws, run() throws and nothing was
+    // counted or retained.
+    if (s.site.name) [[unlikely]]
+      name_task(ident_, s.site.name);
     std::unique_ptr<ContextTaskLink> link(s.ctx ? new ContextTaskLink : nullptr);
     st_ = new TaskState<T>;
     if (host_->single_threaded) st_->set_settled_on(static_cast<Executor*>(host_));
@@ -4953,7 +5337,6 @@ public:
       link_->ctx = s.ctx;
       link_->group = s.group;
       if (s.group) s.group->retain();
-      scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
       host_->link_context_task(link_);
@@ -4963,7 +5346,7 @@ public:
   RunPromise(const RunPromise&) = delete;
   RunPromise& operator=(const RunPromise&) = delete;
   ~RunPromise() {
-    if (scope_) scope_->release();
+    if (link_) link_->ctx->release();
   }
 
   Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
@@ -4984,11 +5367,25 @@ public:
   /// that may run on this thread by symmetric transfer) and drops the
   /// producer's reference to the state.
   struct FinalAwaiter {
+    using Handle = std::coroutine_handle<RunPromise<T>>;
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
+    std::coroutine_handle<> await_suspend(Handle h) noexcept {
+      if (trace_hooks()) [[unlikely]]
+        return finish_traced(h);
+      return finish<false>(h);
+    }
+    void await_resume() const noexcept {}
+
+  private:
+    // Traced, the end of the task's last slice comes after it has woken its
+    // waiters (the wake events are the task's), before it transfers to one.
+    template <bool Traced>
+    [[gnu::always_inline]] static std::coroutine_handle<> finish(Handle h) noexcept {
       PromiseState<T>* st = h.promise().st_;
+      [[maybe_unused]] const std::uint64_t id = Traced ? h.promise().trace_id() : 0;
       if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
         Finish fin = h.promise().take_finish();
+        if constexpr (Traced) trace_finish(id, h.address());
         h.destroy();
         fin.run();
         return std::noop_coroutine();
@@ -4999,13 +5396,20 @@ public:
       Finish fin = h.promise().take_finish();
       h.destroy();  // the function and its arguments (what it captured) go now ...
       fin.run();    // ... before the task stops counting: a wait for its context or group sees them gone
+      if constexpr (Traced) trace_resume(id, h.address());  // if it ends on another thread than its last slice
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
+      if constexpr (Traced) trace_finish(id, nullptr);
       st->release_producer();  // may destroy the state: nothing touches it after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
-    void await_resume() const noexcept {}
+    [[gnu::cold, gnu::noinline]] static std::coroutine_handle<> finish_traced(Handle h) noexcept {
+      return finish<true>(h);
+    }
   };
   FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  /// The task's trace id (0 if it has none: it started before the hooks).
+  [[nodiscard]] std::uint64_t trace_id() const noexcept { return ident_.id(); }
 
   // run_task awaits only these two. The inner coroutine's completion resumes
   // it for its last steps, which need no scope of their own.
@@ -5020,11 +5424,34 @@ public:
   struct Start {
     RunPromise* p;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
+    // Each traced path is a function of its own, entered with one test of
+    // the hooks: the untraced path stays what it was, with nothing to save
+    // around a call.
+    void await_suspend(std::coroutine_handle<> h) const noexcept {
+      if (trace_hooks()) [[unlikely]]
+        return spawn_traced(h);
+      p->host_->schedule(h);
+    }
     void await_resume() const {
-      set_task_scope(p->scope_);
+      if (trace_hooks()) [[unlikely]]
+        return start_traced();
+      start();
+    }
+
+  private:
+    void start() const {
+      set_task_scope(p->link_ ? p->link_->ctx : nullptr);
       if (current_cancelled() || p->host_->scope().stop_requested())
         throw_cancelled("task cancelled before it started");
+    }
+    // The spawn event, on the starting thread before the task can run.
+    [[gnu::cold, gnu::noinline]] void spawn_traced(std::coroutine_handle<> h) const noexcept {
+      trace_spawn(p->ident_);
+      p->host_->schedule(h);
+    }
+    [[gnu::cold, gnu::noinline]] void start_traced() const {
+      trace_start(p->ident_);
+      start();
     }
   };
   Start await_transform(Start) noexcept { return Start{this}; }
@@ -5058,16 +5485,15 @@ private:
     }
   };
   Finish take_finish() noexcept {
-    Finish f{host_, scope_, link_};
-    scope_ = nullptr;  // the frame's destruction no longer releases it
-    link_ = nullptr;
+    Finish f{host_, link_ ? link_->ctx : nullptr, link_};
+    link_ = nullptr;  // the frame's destruction no longer releases the context
     return f;
   }
 
   TaskHost* host_;
   TaskState<T>* st_ = nullptr;
-  Scope* scope_ = nullptr;  // the retained context, or null
-  ContextTaskLink* link_ = nullptr;
+  ContextTaskLink* link_ = nullptr;  // a context task's: its retained context is link_->ctx
+  TaskIdent ident_;                  // where it was started; its name and trace id, if it has either
 };
 
 template <class F, class... Args>
@@ -6373,6 +6799,10 @@ auto start_task(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   return start_task(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
+/// A callable for run(), not an executor or a TaskName (those are the other overloads).
+template <class F>
+concept TaskFn = !TaskExecutor<std::remove_cvref_t<F>> && !std::is_same_v<std::remove_cvref_t<F>, TaskSite>;
+
 /// start_task behind the compile-time checks of a user's call (run, spawn,
 /// Context::run, TaskGroup::run, EventLoop::spawn): a call that cannot work
 /// fails with a static_assert saying why, and nothing else.
@@ -6387,7 +6817,30 @@ template <class F, class... Args>
 auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
   return start_checked(TaskStart{&host, ctx}, std::forward<F>(f), std::forward<Args>(args)...);
 }
+/// start_checked for a task with a start site (and maybe a name).
+template <class F, class... Args>
+auto start_at(const TaskSite& site, TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
+  return start_checked(TaskStart{&host, ctx, nullptr, site}, std::forward<F>(f), std::forward<Args>(args)...);
+}
 }  // namespace detail
+
+/// Where a call is (std::source_location's file, line and function, where the
+/// standard library has it).
+using SourceSite = detail::SourceSite;
+/// A task's name and start site: `skein::run(skein::named("fetch"), f, args...)`.
+using TaskName = detail::TaskSite;
+
+/// Names the task started by the call it is passed to (run, spawn,
+/// TaskGroup::run, Context::run, EventLoop::spawn) and records where that
+/// call is. `name` is not copied: it must outlive the task and any trace
+/// that shows it (a string literal, typically).
+inline TaskName named(const char* name, SourceSite where = SourceSite::current()) noexcept {
+  return TaskName{where, name};
+}
+/// Records where the call it is passed to is, without a name: for the calls
+/// that cannot record it by themselves (those with more than three arguments
+/// for the task's function).
+inline TaskName here(SourceSite where = SourceSite::current()) noexcept { return TaskName{where, nullptr}; }
 
 /// Runs `f(args...)` as a task on `ex` (a ThreadPool, an EventLoop, an
 /// ExecutorBase of yours) and returns its Promise. Arguments are decay-copied
@@ -6398,28 +6851,123 @@ auto start_checked(TaskHost& host, Scope* ctx, F&& f, Args&&... args) {
 ///
 /// A call that cannot work (f not callable with the arguments, an argument
 /// that cannot be copied) fails to compile with a static_assert saying so.
+///
+/// The task records where it was started (for traces: docs/api/trace.md):
+/// the calls with up to three arguments for `f` do by themselves (a
+/// defaulted std::source_location after them); with more, pass
+/// skein::here() or skein::named("...") first.
+template <TaskExecutor E, detail::TaskFn F>
+auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f));
+}
+template <TaskExecutor E, detail::TaskFn F, class A>
+auto run(E& ex, F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B>
+auto run(E& ex, F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C>
+auto run(E& ex, F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+auto run(E& ex, F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  return detail::start_checked(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f), std::forward<A>(a),
+                               std::forward<B>(b), std::forward<C>(c), std::forward<D>(d), std::forward<Rest>(rest)...);
+}
+/// run() of a named task (or one whose start site is given: skein::here()).
 template <TaskExecutor E, class F, class... Args>
-auto run(E& ex, F&& f, Args&&... args) {
-  return detail::start_checked(detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
-                               std::forward<Args>(args)...);
+auto run(E& ex, TaskName name, F&& f, Args&&... args) {
+  return detail::start_at(name, detail::host_of(ex), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<Args>(args)...);
 }
 
 /// run() on default_pool().
+template <detail::TaskFn F>
+auto run(F&& f, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f));
+}
+template <detail::TaskFn F, class A>
+auto run(F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a));
+}
+template <detail::TaskFn F, class A, class B>
+auto run(F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b));
+}
+template <detail::TaskFn F, class A, class B, class C>
+auto run(F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  return detail::start_at({where}, detail::host_of(default_pool()), detail::inherited_context(), std::forward<F>(f),
+                          std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+auto run(F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  return run(default_pool(), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c),
+             std::forward<D>(d), std::forward<Rest>(rest)...);
+}
 template <class F, class... Args>
-  requires(!TaskExecutor<std::remove_cvref_t<F>>)
-auto run(F&& f, Args&&... args) {
-  return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+auto run(TaskName name, F&& f, Args&&... args) {
+  return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
-/// Fire-and-forget run(): an exception from the task goes to the unhandled-error handler.
+/// Fire-and-forget run(): an exception from the task goes to the
+/// unhandled-error handler. Records its start site as run() does.
+template <detail::TaskFn F>
+void spawn(F&& f, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f));
+}
+template <detail::TaskFn F, class A>
+void spawn(F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a));
+}
+template <detail::TaskFn F, class A, class B>
+void spawn(F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b));
+}
+template <detail::TaskFn F, class A, class B, class C>
+void spawn(F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  (void)run(here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+void spawn(F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  (void)run(std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c), std::forward<D>(d),
+            std::forward<Rest>(rest)...);
+}
 template <class F, class... Args>
-  requires(!TaskExecutor<std::remove_cvref_t<F>>)
-void spawn(F&& f, Args&&... args) {
-  (void)run(std::forward<F>(f), std::forward<Args>(args)...);
+void spawn(TaskName name, F&& f, Args&&... args) {
+  (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+}
+template <TaskExecutor E, detail::TaskFn F>
+void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f));
+}
+template <TaskExecutor E, detail::TaskFn F, class A>
+void spawn(E& ex, F&& f, A&& a, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B>
+void spawn(E& ex, F&& f, A&& a, B&& b, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C>
+void spawn(E& ex, F&& f, A&& a, B&& b, C&& c, SourceSite where = SourceSite::current()) {
+  (void)run(ex, here(where), std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c));
+}
+template <TaskExecutor E, detail::TaskFn F, class A, class B, class C, class D, class... Rest>
+void spawn(E& ex, F&& f, A&& a, B&& b, C&& c, D&& d, Rest&&... rest) {
+  (void)run(ex, std::forward<F>(f), std::forward<A>(a), std::forward<B>(b), std::forward<C>(c), std::forward<D>(d),
+            std::forward<Rest>(rest)...);
 }
 template <TaskExecutor E, class F, class... Args>
-void spawn(E& ex, F&& f, Args&&... args) {
-  (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+void spawn(E& ex, TaskName name, F&& f, Args&&... args) {
+  (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
 }
 
 /// Tasks started by run/spawn (and posts) that have not finished, process-wide.
@@ -6540,23 +7088,59 @@ public:
 
   /// Runs `f(args...)` as a task bound to this context, on default_pool()
   /// (or on `ex`: a ThreadPool, an EventLoop, an ExecutorBase of yours).
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  /// The task records where it was started when `f` takes no arguments (or
+  /// pass skein::named("...") or skein::here() first, as to skein::run).
+  template <detail::TaskFn F>
+  auto run(F&& f, SourceSite where = SourceSite::current()) const {
+    return run(default_pool(), here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto run(F&& f, Args&&... args) const {
-    return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+    return run(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto run(TaskName name, F&& f, Args&&... args) const {
+    return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) const {
+    return run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
+  auto run(E& ex, F&& f, Args&&... args) const {
+    return run(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <TaskExecutor E, class F, class... Args>
-  auto run(E& ex, F&& f, Args&&... args) const {
-    return detail::start_checked(detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
+  auto run(E& ex, TaskName name, F&& f, Args&&... args) const {
+    return detail::start_at(name, detail::host_of(ex), st_, std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  template <detail::TaskFn F>
+  void spawn(F&& f, SourceSite where = SourceSite::current()) const {
+    (void)run(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(F&& f, Args&&... args) const {
     (void)run(std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <TaskExecutor E, class F, class... Args>
+  template <class F, class... Args>
+  void spawn(TaskName name, F&& f, Args&&... args) const {
+    (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) const {
+    (void)run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(E& ex, F&& f, Args&&... args) const {
     (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, TaskName name, F&& f, Args&&... args) const {
+    (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Cancels this context and its children. Idempotent: the first
@@ -7455,11 +8039,21 @@ public:
   /// starts one on a pool: one coroutine frame holding the decay-copied
   /// function and arguments, bound to the calling task's context (if any),
   /// counted by goroutines(). A coroutine function runs there and, by
-  /// affinity, resumes there. Throws Closed after stop().
-  template <class F, class... Args>
+  /// affinity, resumes there. Throws Closed after stop(). Records its start
+  /// site, or takes a name, as skein::run does.
+  template <detail::TaskFn F>
+  auto spawn(F&& f, SourceSite where = SourceSite::current()) {
+    return spawn(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto spawn(F&& f, Args&&... args) {
+    return spawn(TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto spawn(TaskName name, F&& f, Args&&... args) {
     if (stopped()) throw Closed("spawn on a stopped EventLoop");
-    return detail::start_checked(*this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
+    return detail::start_at(name, *this, detail::inherited_context(), std::forward<F>(f), std::forward<Args>(args)...);
   }
 
   /// Runs until stop(), or until there is nothing left to do (see the class comment).
@@ -8498,6 +9092,7 @@ public:
       : sel_(sel), cases_(cases), fallback_(fallback), wait_(Withdraw{&sel}) {}
   BasicSelectAwait(const BasicSelectAwait&) = delete;
   BasicSelectAwait& operator=(const BasicSelectAwait&) = delete;
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::select", &sel_}; }
 
   /// The fast path, without suspending: a case ready now completes here.
   bool await_ready() {
@@ -8689,6 +9284,7 @@ public:
     void result() {
       if (closed_now_ || slot_.result == kClosed) throw Closed("put on a closed Queue");
     }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {detail::type_name<Queue>(), &q_}; }
 
   private:
     Queue& q_;
@@ -8706,6 +9302,7 @@ public:
     bool enqueue(detail::Waiter& w) noexcept { return q_.enqueue_getter(w, slot_); }
     bool withdraw(detail::Waiter& w) noexcept { return q_.withdraw(q_.getters_, w); }
     std::optional<T> result() noexcept { return std::move(out_); }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {detail::type_name<Queue>(), &q_}; }
 
   private:
     Queue& q_;
@@ -10254,6 +10851,7 @@ public:
     wait_.disarm();
     if (wait_.waiter.cancelled) detail::throw_cancelled();
   }
+  [[nodiscard]] detail::WaitReason trace_reason() const noexcept { return {"skein::async_sleep", nullptr}; }
 
 private:
   struct Node : detail::TimerNode {
@@ -10422,28 +11020,66 @@ public:
   /// (cancellably) for a free slot first. The task's error, if any, is the
   /// group's as well: wait() rethrows the first one, and a dropped Promise
   /// does not report it as unhandled.
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  ///
+  /// The task records where it was started when `f` takes no arguments; name
+  /// it, or record the site of a call with arguments, with
+  /// `g.run(skein::named("..."), f, args...)` (or skein::here()).
+  template <detail::TaskFn F>
+  auto run(F&& f, SourceSite where = SourceSite::current()) {
+    return run(default_pool(), here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   auto run(F&& f, Args&&... args) {
-    return run(default_pool(), std::forward<F>(f), std::forward<Args>(args)...);
+    return run(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <class F, class... Args>
+  auto run(TaskName name, F&& f, Args&&... args) {
+    return run(default_pool(), name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  auto run(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+    return run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
+  auto run(E& ex, F&& f, Args&&... args) {
+    return run(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...);
   }
   template <TaskExecutor E, class F, class... Args>
-  auto run(E& ex, F&& f, Args&&... args) {
+  auto run(E& ex, TaskName name, F&& f, Args&&... args) {
     if (c_->slots_) {
       SlotWait w(c_->waiting_);
       c_->slots_->acquire();
     }
-    return start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...);
+    return start_holding_slot(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
   /// run() without the Promise.
-  template <class F, class... Args>
-    requires(!TaskExecutor<std::remove_cvref_t<F>>)
+  template <detail::TaskFn F>
+  void spawn(F&& f, SourceSite where = SourceSite::current()) {
+    (void)run(here(where), std::forward<F>(f));
+  }
+  template <detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(F&& f, Args&&... args) {
     (void)run(std::forward<F>(f), std::forward<Args>(args)...);
   }
-  template <TaskExecutor E, class F, class... Args>
+  template <class F, class... Args>
+  void spawn(TaskName name, F&& f, Args&&... args) {
+    (void)run(name, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, detail::TaskFn F>
+  void spawn(E& ex, F&& f, SourceSite where = SourceSite::current()) {
+    (void)run(ex, here(where), std::forward<F>(f));
+  }
+  template <TaskExecutor E, detail::TaskFn F, class... Args>
+    requires(sizeof...(Args) > 0)
   void spawn(E& ex, F&& f, Args&&... args) {
     (void)run(ex, std::forward<F>(f), std::forward<Args>(args)...);
+  }
+  template <TaskExecutor E, class F, class... Args>
+  void spawn(E& ex, TaskName name, F&& f, Args&&... args) {
+    (void)run(ex, name, std::forward<F>(f), std::forward<Args>(args)...);
   }
   /// run() only if a slot is free now (Go's TryGo); std::nullopt otherwise.
   template <class F, class... Args>
@@ -10453,22 +11089,22 @@ public:
   }
   template <TaskExecutor E, class F, class... Args>
   auto try_run(E& ex, F&& f, Args&&... args) {
-    using P = decltype(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+    using P = decltype(start_holding_slot(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
     if (c_->slots_ && !c_->slots_->try_acquire()) return std::optional<P>();
-    return std::optional<P>(start_holding_slot(ex, std::forward<F>(f), std::forward<Args>(args)...));
+    return std::optional<P>(start_holding_slot(ex, TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
   }
   /// `co_await g.async_run(f, args...)`: run() for a coroutine, which waits
   /// for a slot without blocking its thread; gives the task's Promise.
   template <class F, class... Args>
     requires(!TaskExecutor<std::remove_cvref_t<F>>)
   auto async_run(F&& f, Args&&... args) {
-    using P = decltype(start_holding_slot(default_pool(), std::forward<F>(f), std::forward<Args>(args)...));
+    using P = decltype(start_holding_slot(default_pool(), TaskName{}, std::forward<F>(f), std::forward<Args>(args)...));
     return [](TaskGroup* g, std::decay_t<F> fn, std::decay_t<Args>... a) -> Promise<P> {
       if (g->c_->slots_) {
         SlotWait w(g->c_->waiting_);
         co_await g->c_->slots_->async_acquire();
       }
-      co_return g->start_holding_slot(default_pool(), std::move(fn), std::move(a)...);
+      co_return g->start_holding_slot(default_pool(), TaskName{}, std::move(fn), std::move(a)...);
     }(this, std::forward<F>(f), std::forward<Args>(args)...);
   }
 
@@ -10554,9 +11190,9 @@ private:
   [[nodiscard]] detail::ContextState* st() const noexcept { return c_->ctx_.st_; }
 
   template <TaskExecutor E, class F, class... Args>
-  auto start_holding_slot(E& ex, F&& f, Args&&... args) {
+  auto start_holding_slot(E& ex, const TaskName& name, F&& f, Args&&... args) {
     try {
-      return detail::start_checked(detail::TaskStart{&detail::host_of(ex), st(), c_}, std::forward<F>(f),
+      return detail::start_checked(detail::TaskStart{&detail::host_of(ex), st(), c_, name}, std::forward<F>(f),
                                    std::forward<Args>(args)...);
     } catch (...) {  // not started (out of memory): the slot goes back
       if (c_->slots_) c_->slots_->release();
@@ -10951,6 +11587,478 @@ private:
 }  // namespace skein
 // ---- end skein/timer.hpp ----
 
+// ---- begin skein/trace.hpp ----
+/// Tracing: hooks that see every task's spawn, start, suspension (and why),
+/// resumption, end and wake-ups, and a recorder that writes them as a Chrome
+/// trace-event / Perfetto JSON timeline (docs/api/trace.md).
+///
+///   skein::trace::start("trace.json");  // or SKEIN_TRACE=trace.json in the environment
+///   ...
+///   skein::trace::stop();               // writes the file (also done at exit)
+
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#if defined(__linux__)
+#include <pthread.h>
+#endif
+
+
+namespace skein::trace {
+
+/// The events' receiver: derive from it and override what you need (see
+/// detail::TraceHooks for when each member is called).
+using Hooks = detail::TraceHooks;
+using TaskInfo = detail::TaskInfo;
+using WaitReason = detail::WaitReason;
+
+/// Installs `h` (null: none) and returns the previous hooks. With none
+/// installed, every event site costs one relaxed load and a branch. Removing
+/// hooks does not wait for calls already under way on other threads: keep
+/// the object alive (a static, typically) until they are surely over.
+inline Hooks* set_hooks(Hooks* h) noexcept { return detail::g_trace_hooks.exchange(h, std::memory_order_acq_rel); }
+/// The installed hooks, or null.
+inline Hooks* hooks() noexcept { return detail::g_trace_hooks.load(std::memory_order_acquire); }
+
+/// The trace id of the task running on this thread: 0 outside a task, or
+/// when no hooks were installed as it started. Ids are given only while hooks
+/// are installed, from 1 up, never reused.
+inline std::uint64_t current_task() noexcept { return detail::tl_trace_task; }
+
+namespace detail {
+
+using skein::detail::TaskInfo;
+using skein::detail::WaitReason;
+
+enum class Kind : std::uint8_t { spawn, start, suspend, resume, finish, wake, block, unblock };
+
+struct Event {
+  std::int64_t ns;       // since the session began
+  std::uint64_t task;    // the task (for wake: the notifier)
+  std::uint64_t aux;     // spawn: parent; suspend/resume/wake: the coroutine's address
+  const void* object;    // suspend/block: the primitive
+  const char* text;      // spawn/start: name; suspend/block: kind
+  const char* file;      // spawn/start
+  const char* function;  // spawn/start
+  unsigned line;         // spawn/start
+  Kind kind;
+};
+
+/// One thread's events: appended by that thread only, read by stop() once no
+/// thread is appending (`busy`). Never freed: a thread caches its pointer.
+struct ThreadLog {
+  std::atomic<bool> busy{false};
+  int tid = 0;
+  std::string name;
+  std::vector<Event> events;
+  std::uint64_t dropped = 0;
+};
+
+/// The recorder behind start()/stop(): a Hooks that appends to per-thread
+/// logs (no lock per event) and writes the JSON at stop().
+class Recorder final : public Hooks {
+public:
+  static Recorder& get() {
+    static Recorder* r = new Recorder;  // never destroyed: threads may still call it at exit
+    return *r;
+  }
+
+  bool start(const std::string& path) {
+    std::lock_guard lk(mu_);
+    if (active_.load(std::memory_order_relaxed)) return false;
+    Hooks* expected = nullptr;
+    // Every log is quiet: stop() waited for them, and nothing appends while inactive.
+    for (ThreadLog* l : logs()) {
+      l->events.clear();
+      l->dropped = 0;
+    }
+    path_ = path;
+    t0_ = std::chrono::steady_clock::now();
+    active_.store(true, std::memory_order_seq_cst);
+    if (!skein::detail::g_trace_hooks.compare_exchange_strong(expected, this, std::memory_order_acq_rel)) {
+      active_.store(false, std::memory_order_seq_cst);
+      throw UsageError("skein::trace::start: other tracing hooks are installed (skein::trace::set_hooks)");
+    }
+    return true;
+  }
+
+  /// Stops recording and writes the file; returns its path ("" if no session).
+  std::string stop() {
+    std::lock_guard lk(mu_);
+    if (!active_.load(std::memory_order_relaxed)) return {};
+    Hooks* self = this;
+    (void)skein::detail::g_trace_hooks.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
+    active_.store(false, std::memory_order_seq_cst);
+    // A thread appending now either saw active_ false (and appends nothing)
+    // or set busy first (and is waited for here): both are seq_cst.
+    for (ThreadLog* l : logs())
+      while (l->busy.load(std::memory_order_seq_cst)) std::this_thread::yield();
+    const auto end = std::chrono::steady_clock::now();
+    write(std::chrono::duration_cast<std::chrono::nanoseconds>(end - t0_).count());
+    return path_;
+  }
+
+  [[nodiscard]] bool active() const noexcept { return active_.load(std::memory_order_relaxed); }
+
+  void on_spawn(const TaskInfo& t) noexcept override {
+    add({0, t.id, t.parent, nullptr, t.name, t.where.file_name(), t.where.function_name(), t.where.line(),
+         Kind::spawn});
+  }
+  void on_start(const TaskInfo& t) noexcept override {
+    add({0, t.id, 0, nullptr, t.name, t.where.file_name(), t.where.function_name(), t.where.line(), Kind::start});
+  }
+  void on_suspend(std::uint64_t task, const WaitReason& why, const void* co) noexcept override {
+    add({0, task, addr(co), why.object, why.kind, nullptr, nullptr, 0, Kind::suspend});
+  }
+  void on_resume(std::uint64_t task, const void* co) noexcept override {
+    add({0, task, addr(co), nullptr, nullptr, nullptr, nullptr, 0, Kind::resume});
+  }
+  void on_finish(std::uint64_t task) noexcept override {
+    add({0, task, 0, nullptr, nullptr, nullptr, nullptr, 0, Kind::finish});
+  }
+  void on_wake(std::uint64_t notifier, const void* co) noexcept override {
+    add({0, notifier, addr(co), nullptr, nullptr, nullptr, nullptr, 0, Kind::wake});
+  }
+  void on_block(std::uint64_t task, const WaitReason& why) noexcept override {
+    add({0, task, 0, why.object, why.kind, nullptr, nullptr, 0, Kind::block});
+  }
+  void on_unblock(std::uint64_t task) noexcept override {
+    add({0, task, 0, nullptr, nullptr, nullptr, nullptr, 0, Kind::unblock});
+  }
+
+private:
+  Recorder() = default;
+  static std::uint64_t addr(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p); }
+
+  ThreadLog* log() noexcept {
+    static thread_local ThreadLog* mine = nullptr;
+    if (mine) return mine;
+    try {
+      auto* l = new ThreadLog;
+      char name[32] = {};
+#if defined(__linux__)
+      (void)pthread_getname_np(pthread_self(), name, sizeof name);
+#endif
+      std::lock_guard lk(reg_mu_);
+      l->tid = static_cast<int>(all_.size()) + 1;
+      l->name = name[0] ? name : "thread";
+      all_.push_back(l);
+      mine = l;
+    } catch (...) {
+      return nullptr;
+    }
+    return mine;
+  }
+
+  void add(Event e) noexcept {
+    ThreadLog* l = log();
+    if (!l) return;
+    l->busy.store(true, std::memory_order_seq_cst);
+    if (active_.load(std::memory_order_seq_cst)) {
+      e.ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_).count();
+      try {
+        l->events.push_back(e);
+      } catch (...) {
+        ++l->dropped;
+      }
+    }
+    l->busy.store(false, std::memory_order_release);
+  }
+
+  // --- the file ---------------------------------------------------------------------
+
+  static void put_escaped(std::string& out, const char* s) {
+    for (; s && *s; ++s) {
+      const unsigned char c = static_cast<unsigned char>(*s);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+  }
+  static void put_ts(std::string& out, std::int64_t ns) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%lld.%03lld", static_cast<long long>(ns / 1000), static_cast<long long>(ns % 1000));
+    out += buf;
+  }
+  static std::string base_name(const char* file) {
+    if (!file || !*file) return {};
+    const char* b = file;
+    for (const char* p = file; *p; ++p)
+      if (*p == '/' || *p == '\\') b = p + 1;
+    return b;
+  }
+
+  struct Label {
+    std::string name;  // the task's name, else its start site's file:line
+    std::string site;  // file:line (function)
+  };
+
+  /// The logs registered so far. A thread that registers after stop() has
+  /// cleared active_ and read this list sees active_ false (reg_mu_ orders
+  /// them), so it appends nothing.
+  std::vector<ThreadLog*> logs() {
+    std::lock_guard lk(reg_mu_);
+    return all_;
+  }
+
+  void write(std::int64_t end_ns) {
+    const std::vector<ThreadLog*> logs = this->logs();
+    // Labels, and where each task was spawned from.
+    std::unordered_map<std::uint64_t, Label> labels;
+    struct Spawn {
+      int tid;
+      std::int64_t ns;
+      std::uint64_t parent;
+    };
+    std::unordered_map<std::uint64_t, Spawn> spawns;
+    for (ThreadLog* l : logs)
+      for (const Event& e : l->events) {
+        if (e.kind != Kind::spawn && e.kind != Kind::start) continue;
+        if (e.kind == Kind::spawn) spawns[e.task] = Spawn{l->tid, e.ns, e.aux};
+        if (labels.count(e.task)) continue;
+        Label lb;
+        const std::string base = base_name(e.file);
+        if (!base.empty()) {
+          lb.site = base + ":" + std::to_string(e.line);
+          if (e.function && *e.function) lb.site += std::string(" (") + e.function + ")";
+        }
+        if (e.text)
+          lb.name = e.text;
+        else if (!base.empty())
+          lb.name = base + ":" + std::to_string(e.line);
+        else
+          lb.name = "task " + std::to_string(e.task);
+        labels.emplace(e.task, std::move(lb));
+      }
+    auto label_of = [&](std::uint64_t task) -> const Label& {
+      auto it = labels.find(task);
+      if (it == labels.end()) it = labels.emplace(task, Label{"task " + std::to_string(task), {}}).first;
+      return it->second;
+    };
+
+    std::string out;
+    out.reserve(1 << 16);
+    out += "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
+    bool first = true;
+    auto begin_event = [&] {
+      if (!first) out += ",\n";
+      first = false;
+    };
+    begin_event();
+    out += R"({"ph":"M","name":"process_name","pid":1,"tid":0,"ts":0,"args":{"name":"skein"}})";
+    for (ThreadLog* l : logs) {
+      if (l->events.empty()) continue;
+      begin_event();
+      out +=
+          R"({"ph":"M","name":"thread_name","pid":1,"tid":)" + std::to_string(l->tid) + R"(,"ts":0,"args":{"name":")";
+      put_escaped(out, (l->name + " #" + std::to_string(l->tid)).c_str());
+      out += "\"}}";
+    }
+
+    // Run slices: per thread, start/resume opens one, suspend/finish closes it.
+    struct Open {
+      std::uint64_t task;
+      std::int64_t ns;
+    };
+    std::uint64_t flow_id = 0;
+    auto flow = [&](const char* cat, int from_tid, std::int64_t from_ns, int to_tid, std::int64_t to_ns) {
+      ++flow_id;
+      begin_event();
+      out += R"({"ph":"s","cat":")";
+      out += cat;
+      out += R"(","name":")";
+      out += cat;
+      out += R"(","id":)" + std::to_string(flow_id) + R"(,"pid":1,"tid":)" + std::to_string(from_tid) + ",\"ts\":";
+      put_ts(out, from_ns);
+      out += "}";
+      begin_event();
+      out += R"({"ph":"f","bp":"e","cat":")";
+      out += cat;
+      out += R"(","name":")";
+      out += cat;
+      out += R"(","id":)" + std::to_string(flow_id) + R"(,"pid":1,"tid":)" + std::to_string(to_tid) + ",\"ts\":";
+      put_ts(out, to_ns);
+      out += "}";
+    };
+    auto slice = [&](int tid, const Open& o, std::int64_t end, const std::string& why) {
+      const Label& lb = label_of(o.task);
+      begin_event();
+      out += R"({"ph":"X","cat":"task","name":")";
+      put_escaped(out, lb.name.c_str());
+      out += R"(","pid":1,"tid":)" + std::to_string(tid) + ",\"ts\":";
+      put_ts(out, o.ns);
+      out += ",\"dur\":";
+      put_ts(out, std::max<std::int64_t>(0, end - o.ns));
+      out += R"(,"args":{"task":)" + std::to_string(o.task);
+      if (!lb.site.empty()) {
+        out += R"(,"site":")";
+        put_escaped(out, lb.site.c_str());
+        out += "\"";
+      }
+      out += R"(,"then":")";
+      put_escaped(out, why.c_str());
+      out += "\"}}";
+    };
+    // Where each wake-up and resumption happened, for the notifier -> woken flows.
+    struct Point {
+      std::int64_t ns;
+      int tid;
+      Kind kind;
+      std::uint64_t task;
+      std::size_t order;  // ties keep the order they were gathered in (one thread's are in time order)
+    };
+    std::map<std::uint64_t, std::vector<Point>> by_coroutine;
+    std::size_t gathered = 0;
+    // A thread runs one task at a time: a start or resume ends a slice still
+    // open there (its task went on elsewhere without suspending here).
+    for (ThreadLog* l : logs) {
+      std::optional<Open> open;
+      for (const Event& e : l->events) {
+        switch (e.kind) {
+          case Kind::start:
+          case Kind::resume:
+            if (open) slice(l->tid, *open, e.ns, "(went on elsewhere)");
+            open = Open{e.task, e.ns};
+            if (e.kind == Kind::start) {
+              auto s = spawns.find(e.task);
+              if (s != spawns.end() && s->second.parent != 0) flow("spawn", s->second.tid, s->second.ns, l->tid, e.ns);
+            } else if (e.aux) {
+              by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
+            }
+            break;
+          case Kind::suspend:
+          case Kind::finish: {
+            if (e.kind == Kind::suspend && e.aux)
+              by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
+            if (!open || open->task != e.task) break;
+            std::string why = "finished";
+            if (e.kind == Kind::suspend) {
+              char buf[64];
+              std::snprintf(buf, sizeof buf, " %p", e.object);
+              why = std::string("waits: ") + (e.text ? e.text : "?") + (e.object ? buf : "");
+            }
+            slice(l->tid, *open, e.ns, why);
+            open.reset();
+            break;
+          }
+          case Kind::wake:
+            if (e.aux && e.task) by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
+            break;
+          default: break;
+        }
+      }
+      if (open) slice(l->tid, *open, end_ns, "(running when the trace stopped)");
+    }
+    // A resumption's waker is the last wake of its coroutine since that
+    // coroutine last suspended; a task waking its own coroutine draws no arrow.
+    for (auto& [co, points] : by_coroutine) {
+      std::sort(points.begin(), points.end(),
+                [](const Point& a, const Point& b) { return a.ns != b.ns ? a.ns < b.ns : a.order < b.order; });
+      const Point* waker = nullptr;
+      for (const Point& p : points) {
+        if (p.kind == Kind::suspend) {
+          waker = nullptr;
+        } else if (p.kind == Kind::wake) {
+          waker = &p;
+        } else if (p.kind == Kind::resume) {
+          if (waker && waker->task != p.task) flow("wake", waker->tid, waker->ns, p.tid, p.ns);
+          waker = nullptr;
+        }
+      }
+    }
+    out += "\n]}\n";
+    if (std::FILE* f = std::fopen(path_.c_str(), "wb")) {
+      std::fwrite(out.data(), 1, out.size(), f);
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "skein::trace: cannot write %s\n", path_.c_str());
+    }
+  }
+
+  std::mutex mu_;                // sessions
+  std::mutex reg_mu_;            // the list of logs
+  std::vector<ThreadLog*> all_;  // under reg_mu_
+  std::atomic<bool> active_{false};
+  std::string path_;
+  std::chrono::steady_clock::time_point t0_{};
+};
+
+}  // namespace detail
+
+/// Starts recording every task's run slices, spawns and wake-ups, to be
+/// written to `path` as Chrome trace-event JSON (open it in
+/// https://ui.perfetto.dev or chrome://tracing) by stop(), or at exit.
+/// Returns false if a recording is already under way. Throws UsageError if
+/// other hooks are installed (set_hooks).
+inline bool start(const std::string& path) {
+  if (!detail::Recorder::get().start(path)) return false;
+  static const bool at_exit = [] {
+    std::atexit([] { (void)detail::Recorder::get().stop(); });
+    return true;
+  }();
+  (void)at_exit;
+  return true;
+}
+
+/// Stops the recording and writes its file; returns the file's path ("" if
+/// nothing was recording). Events of tasks still running are dropped from here on.
+inline std::string stop() { return detail::Recorder::get().stop(); }
+
+/// True while start() (or SKEIN_TRACE) is recording.
+inline bool recording() noexcept { return detail::Recorder::get().active(); }
+
+/// start() in its constructor, stop() in its destructor.
+class TraceSession {
+public:
+  explicit TraceSession(const std::string& path) : started_(start(path)) {}
+  ~TraceSession() {
+    if (started_) (void)stop();
+  }
+  TraceSession(const TraceSession&) = delete;
+  TraceSession& operator=(const TraceSession&) = delete;
+
+private:
+  bool started_;
+};
+
+namespace detail {
+/// SKEIN_TRACE=file.json: recording from the start of the program (of any
+/// program that includes this header), written at exit.
+inline const bool started_from_environment = [] {
+  const char* path = std::getenv("SKEIN_TRACE");
+  if (!path || !*path) return false;
+  try {
+    return start(path);
+  } catch (...) {
+    return false;
+  }
+}();
+}  // namespace detail
+
+}  // namespace skein::trace
+// ---- end skein/trace.hpp ----
+
 // ---- begin skein/version.hpp ----
 /// skein version macros.
 #define SKEIN_VERSION_MAJOR 0
@@ -11032,6 +12140,9 @@ public:
     }
     bool enqueue(detail::Waiter& w) noexcept { return s_.wait_enqueue(w); }
     bool withdraw(detail::Waiter& w) noexcept { return s_.wait_withdraw(w); }
+    [[nodiscard]] detail::WaitReason trace_reason() const noexcept {
+      return {detail::type_name<WeightedSemaphore>(), &s_};
+    }
     void result() noexcept {}
 
   private:

@@ -18,6 +18,7 @@
 #include "spin.hpp"
 #include "stop_token.hpp"
 #include "timer_service.hpp"
+#include "trace_core.hpp"
 #include "wait_operation.hpp"
 #include "waiter.hpp"
 
@@ -310,6 +311,7 @@ public:
   bool enqueue(Waiter& w) noexcept { return c_.idle_enqueue(w); }
   bool withdraw(Waiter& w) noexcept { return c_.idle_withdraw(w); }
   void result() const noexcept {}
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::Context (idle)", &c_}; }
 
 private:
   ContextState& c_;

@@ -5,6 +5,7 @@
 // suspends on another Promise.
 
 #include <coroutine>
+#include <cstdint>
 #include <exception>
 #include <type_traits>
 #include <utility>
@@ -13,6 +14,7 @@
 #include "frame_alloc.hpp"
 #include "promise_state.hpp"
 #include "runtime.hpp"
+#include "trace_core.hpp"
 #include "wait_operation.hpp"
 #include "waiter.hpp"
 
@@ -28,29 +30,59 @@ decltype(auto) get_awaiter(A&& a) {
     return std::forward<A>(a);
 }
 
+/// What a wait tells the tracing hooks about itself: its own trace_reason()
+/// (a skein primitive's kind and address), else the awaiter's type.
+template <class Inner>
+WaitReason wait_reason_of(Inner& a) noexcept {
+  if constexpr (requires { a.trace_reason(); })
+    return a.trace_reason();
+  else
+    return WaitReason{type_name<std::remove_cvref_t<Inner>>(), nullptr};
+}
+
 /// Wraps an awaiter so that, when the coroutine resumes, the thread's current
 /// scope is the coroutine's own (or, for coroutines not bound to a context,
-/// the scope of the executor it now runs on).
-template <class Inner>
+/// the scope of the executor it now runs on). Also the suspend and resume
+/// events of the tracing hooks.
+template <class Inner, class P>
 class ScopedAwaiter {
 public:
   template <class A>
-  ScopedAwaiter(A&& a, Scope* scope) : inner_(get_awaiter(std::forward<A>(a))), scope_(scope) {}
+  ScopedAwaiter(A&& a, P* p) : inner_(get_awaiter(std::forward<A>(a))), p_(p) {}
 
   bool await_ready() noexcept(noexcept(std::declval<Inner&>().await_ready())) { return inner_.await_ready(); }
+  // The traced forms are functions of their own, entered with one test of
+  // the hooks: the untraced path stays what it was.
   template <class H>
   decltype(auto) await_suspend(H h) noexcept(noexcept(std::declval<Inner&>().await_suspend(h))) {
     h.promise().note_suspended();  // first: once suspended, it may be resumed (and end) elsewhere
+    if (trace_hooks()) [[unlikely]]
+      return suspend_traced(h);
     return inner_.await_suspend(h);
   }
   decltype(auto) await_resume() {
-    set_task_scope(scope_);
+    if (trace_hooks()) [[unlikely]]
+      return resume_traced();
+    set_task_scope(p_->scope_);
     return inner_.await_resume();
   }
 
 private:
+  template <class H>
+  [[gnu::cold, gnu::noinline]] decltype(auto) suspend_traced(H h) noexcept(
+      noexcept(std::declval<Inner&>().await_suspend(h))) {
+    // Before the wait is linked: once it is, it may be resumed (traced) elsewhere.
+    trace_suspend(p_->trace_task_, wait_reason_of(inner_), h.address());
+    return inner_.await_suspend(h);
+  }
+  [[gnu::cold, gnu::noinline]] decltype(auto) resume_traced() {
+    set_task_scope(p_->scope_);
+    trace_resume(p_->trace_task_, std::coroutine_handle<P>::from_promise(*p_).address());
+    return inner_.await_resume();
+  }
+
   Inner inner_;  // a value for operator co_await results, else a reference to the awaiter
-  Scope* scope_;
+  P* p_;         // the coroutine's promise: its scope and its task
 };
 
 struct FinalAwaiterBase {
@@ -81,6 +113,8 @@ struct FinalAwaiterBase {
       w->notify();
       w = n;
     }
+    if (next && trace_hooks()) [[unlikely]]
+      trace_wake(next.address());  // the one woken by transfer (the others' events come from wake())
     return next;
   }
 };
@@ -154,16 +188,22 @@ public:
                   "Promise itself (not p.get())");
     using Inner = std::conditional_t<HasMemberCoAwait<A> || HasFreeCoAwait<A>,
                                      std::remove_cvref_t<decltype(get_awaiter(std::declval<A>()))>, A&&>;
-    return ScopedAwaiter<Inner>(std::forward<A>(a), scope_);
+    return ScopedAwaiter<Inner, Derived>(std::forward<A>(a), static_cast<Derived*>(this));
   }
 
   void note_suspended() noexcept { suspended_ = true; }
 
 protected:
+  template <class, class>
+  friend class ScopedAwaiter;
   ~CoroPromiseBase() {
     if (scope_) scope_->release();
   }
   Scope* scope_ = nullptr;  // retained context, or null
+  // The trace id of the task that runs the coroutine: taken from the thread
+  // at its first suspension while tracing (until then it runs where it was
+  // called, in that task's slice); 0 if none.
+  std::uint64_t trace_task_ = 0;
   // Whether the coroutine has suspended (or was started elsewhere, as a task
   // is): until then its state is private to the calling thread.
   bool suspended_ = false;
@@ -202,6 +242,7 @@ public:
   PromiseAwaiter& operator=(const PromiseAwaiter&) = delete;
 
   bool await_ready() const noexcept { return st_->ready(); }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::Promise", st_}; }
   bool await_suspend(std::coroutine_handle<> h) noexcept {
     waiter_.handle = h;
     waiter_.executor = tls.executor;

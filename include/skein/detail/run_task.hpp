@@ -8,6 +8,7 @@
 
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <type_traits>
@@ -21,6 +22,7 @@
 #include "task_host.hpp"
 #include "runtime.hpp"
 #include "stop_token.hpp"
+#include "trace_core.hpp"
 
 namespace skein::detail {
 
@@ -29,6 +31,7 @@ struct TaskStart {
   TaskHost* host;
   Scope* ctx;                  // not retained here; the task's promise retains it
   GroupHook* group = nullptr;  // a TaskGroup's task (then ctx is the group's context)
+  TaskSite site{};             // where it was started, and its name
 };
 
 /// The context a task started now inherits: the current task's, if any.
@@ -77,9 +80,11 @@ template <class T>
 class RunPromise final : public RunReturn<T>, public FrameCached {
 public:
   template <class... Rest>
-  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host) {
-    // The context link first: if either allocation throws, run() throws and
-    // nothing was counted or retained.
+  explicit RunPromise(const TaskStart& s, Rest&...) : host_(s.host), ident_(s.site.where) {
+    // The allocations first: if one throws, run() throws and nothing was
+    // counted or retained.
+    if (s.site.name) [[unlikely]]
+      name_task(ident_, s.site.name);
     std::unique_ptr<ContextTaskLink> link(s.ctx ? new ContextTaskLink : nullptr);
     st_ = new TaskState<T>;
     if (host_->single_threaded) st_->set_settled_on(static_cast<Executor*>(host_));
@@ -90,7 +95,6 @@ public:
       link_->ctx = s.ctx;
       link_->group = s.group;
       if (s.group) s.group->retain();
-      scope_ = s.ctx;
       s.ctx->retain();
       s.ctx->task_started();
       host_->link_context_task(link_);
@@ -100,7 +104,7 @@ public:
   RunPromise(const RunPromise&) = delete;
   RunPromise& operator=(const RunPromise&) = delete;
   ~RunPromise() {
-    if (scope_) scope_->release();
+    if (link_) link_->ctx->release();
   }
 
   Promise<T> get_return_object() noexcept { return adopt_promise<T>(st_); }
@@ -121,11 +125,25 @@ public:
   /// that may run on this thread by symmetric transfer) and drops the
   /// producer's reference to the state.
   struct FinalAwaiter {
+    using Handle = std::coroutine_handle<RunPromise<T>>;
     bool await_ready() const noexcept { return false; }
-    std::coroutine_handle<> await_suspend(std::coroutine_handle<RunPromise<T>> h) noexcept {
+    std::coroutine_handle<> await_suspend(Handle h) noexcept {
+      if (trace_hooks()) [[unlikely]]
+        return finish_traced(h);
+      return finish<false>(h);
+    }
+    void await_resume() const noexcept {}
+
+  private:
+    // Traced, the end of the task's last slice comes after it has woken its
+    // waiters (the wake events are the task's), before it transfers to one.
+    template <bool Traced>
+    [[gnu::always_inline]] static std::coroutine_handle<> finish(Handle h) noexcept {
       PromiseState<T>* st = h.promise().st_;
+      [[maybe_unused]] const std::uint64_t id = Traced ? h.promise().trace_id() : 0;
       if (st->try_settle_alone()) {  // nobody waits (yet): one CAS, and the state is no longer ours
         Finish fin = h.promise().take_finish();
+        if constexpr (Traced) trace_finish(id, h.address());
         h.destroy();
         fin.run();
         return std::noop_coroutine();
@@ -136,13 +154,20 @@ public:
       Finish fin = h.promise().take_finish();
       h.destroy();  // the function and its arguments (what it captured) go now ...
       fin.run();    // ... before the task stops counting: a wait for its context or group sees them gone
+      if constexpr (Traced) trace_resume(id, h.address());  // if it ends on another thread than its last slice
       std::coroutine_handle<> next = FinalAwaiterBase::wake_all(waiters);
+      if constexpr (Traced) trace_finish(id, nullptr);
       st->release_producer();  // may destroy the state: nothing touches it after this
       return next ? continue_with(next) : std::noop_coroutine();
     }
-    void await_resume() const noexcept {}
+    [[gnu::cold, gnu::noinline]] static std::coroutine_handle<> finish_traced(Handle h) noexcept {
+      return finish<true>(h);
+    }
   };
   FinalAwaiter final_suspend() const noexcept { return {}; }
+
+  /// The task's trace id (0 if it has none: it started before the hooks).
+  [[nodiscard]] std::uint64_t trace_id() const noexcept { return ident_.id(); }
 
   // run_task awaits only these two. The inner coroutine's completion resumes
   // it for its last steps, which need no scope of their own.
@@ -157,11 +182,34 @@ public:
   struct Start {
     RunPromise* p;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) const noexcept { p->host_->schedule(h); }
+    // Each traced path is a function of its own, entered with one test of
+    // the hooks: the untraced path stays what it was, with nothing to save
+    // around a call.
+    void await_suspend(std::coroutine_handle<> h) const noexcept {
+      if (trace_hooks()) [[unlikely]]
+        return spawn_traced(h);
+      p->host_->schedule(h);
+    }
     void await_resume() const {
-      set_task_scope(p->scope_);
+      if (trace_hooks()) [[unlikely]]
+        return start_traced();
+      start();
+    }
+
+  private:
+    void start() const {
+      set_task_scope(p->link_ ? p->link_->ctx : nullptr);
       if (current_cancelled() || p->host_->scope().stop_requested())
         throw_cancelled("task cancelled before it started");
+    }
+    // The spawn event, on the starting thread before the task can run.
+    [[gnu::cold, gnu::noinline]] void spawn_traced(std::coroutine_handle<> h) const noexcept {
+      trace_spawn(p->ident_);
+      p->host_->schedule(h);
+    }
+    [[gnu::cold, gnu::noinline]] void start_traced() const {
+      trace_start(p->ident_);
+      start();
     }
   };
   Start await_transform(Start) noexcept { return Start{this}; }
@@ -195,16 +243,15 @@ private:
     }
   };
   Finish take_finish() noexcept {
-    Finish f{host_, scope_, link_};
-    scope_ = nullptr;  // the frame's destruction no longer releases it
-    link_ = nullptr;
+    Finish f{host_, link_ ? link_->ctx : nullptr, link_};
+    link_ = nullptr;  // the frame's destruction no longer releases the context
     return f;
   }
 
   TaskHost* host_;
   TaskState<T>* st_ = nullptr;
-  Scope* scope_ = nullptr;  // the retained context, or null
-  ContextTaskLink* link_ = nullptr;
+  ContextTaskLink* link_ = nullptr;  // a context task's: its retained context is link_->ctx
+  TaskIdent ident_;                  // where it was started; its name and trace id, if it has either
 };
 
 template <class F, class... Args>

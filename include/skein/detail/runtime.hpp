@@ -6,12 +6,14 @@
 #include <atomic>
 #include <coroutine>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <mutex>
 
 #include "assert.hpp"
 #include "spin.hpp"
 #include "stop_token.hpp"
+#include "trace_core.hpp"
 
 namespace skein::detail {
 
@@ -271,7 +273,7 @@ inline skein::stop_token current_token() noexcept {
 
 /// Wakes a coroutine that was suspended on executor `ex`: inline when we are
 /// already on that executor (or it had none), otherwise by scheduling it there.
-inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
+inline void wake_untraced(std::coroutine_handle<> h, Executor* ex) noexcept {
   if (ex == nullptr) {
     resume(h);
   } else if (ex == tls.executor) {
@@ -279,6 +281,15 @@ inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
   } else {
     ex->schedule(h);
   }
+}
+[[gnu::cold, gnu::noinline]] inline void wake_traced(std::coroutine_handle<> h, Executor* ex) noexcept {
+  trace_wake(h.address());
+  wake_untraced(h, ex);
+}
+inline void wake(std::coroutine_handle<> h, Executor* ex) noexcept {
+  if (trace_hooks()) [[unlikely]]
+    return wake_traced(h, ex);
+  wake_untraced(h, ex);
 }
 
 /// Striped counter: increments and decrements from many threads without

@@ -35,6 +35,7 @@
 #include "runtime.hpp"
 #include "spin.hpp"
 #include "test_hooks.hpp"
+#include "trace_core.hpp"
 #include "waiter.hpp"
 
 namespace skein::detail {
@@ -375,6 +376,7 @@ public:
       : sel_(sel), cases_(cases), fallback_(fallback), wait_(Withdraw{&sel}) {}
   BasicSelectAwait(const BasicSelectAwait&) = delete;
   BasicSelectAwait& operator=(const BasicSelectAwait&) = delete;
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {"skein::select", &sel_}; }
 
   /// The fast path, without suspending: a case ready now completes here.
   bool await_ready() {

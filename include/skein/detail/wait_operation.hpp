@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "deadline.hpp"
+#include "trace_core.hpp"
 #include "waiter.hpp"
 
 namespace skein::detail {
@@ -20,6 +21,8 @@ namespace skein::detail {
 ///                                   // (if it throws, it linked nothing)
 ///   bool withdraw(CoroWaiter& w);   // under the lock: true = was linked
 ///   R result();                     // after a successful wait
+/// and may provide, for the tracing hooks (the default names Derived):
+///   WaitReason trace_reason() const noexcept;  // {the primitive's kind, its address}
 template <class Derived>
 class WaitOperation {
 public:
@@ -45,6 +48,7 @@ public:
     if (wait_.waiter.cancelled) throw_cancelled();
     return self().result();
   }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {type_name<Derived>(), this}; }
 
 protected:
   ~WaitOperation() = default;
@@ -118,6 +122,7 @@ public:
   bool enqueue(Waiter& w) noexcept { return OwnerAccess::enqueue(o_, w); }
   bool withdraw(Waiter& w) noexcept { return OwnerAccess::withdraw(o_, w); }
   decltype(auto) result() { return Policy::result(o_); }
+  [[nodiscard]] WaitReason trace_reason() const noexcept { return {type_name<Owner>(), &o_}; }
 
 private:
   Owner& o_;

@@ -1,0 +1,474 @@
+#pragma once
+/// Tracing: hooks that see every task's spawn, start, suspension (and why),
+/// resumption, end and wake-ups, and a recorder that writes them as a Chrome
+/// trace-event / Perfetto JSON timeline (docs/api/trace.md).
+///
+///   skein::trace::start("trace.json");  // or SKEIN_TRACE=trace.json in the environment
+///   ...
+///   skein::trace::stop();               // writes the file (also done at exit)
+
+#include "detail/config.hpp"  // first: the C++20 check
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#if defined(__linux__)
+#include <pthread.h>
+#endif
+
+#include "detail/trace_core.hpp"
+#include "errors.hpp"
+#include "run.hpp"
+
+namespace skein::trace {
+
+/// The events' receiver: derive from it and override what you need (see
+/// detail::TraceHooks for when each member is called).
+using Hooks = detail::TraceHooks;
+using TaskInfo = detail::TaskInfo;
+using WaitReason = detail::WaitReason;
+
+/// Installs `h` (null: none) and returns the previous hooks. With none
+/// installed, every event site costs one relaxed load and a branch. Removing
+/// hooks does not wait for calls already under way on other threads: keep
+/// the object alive (a static, typically) until they are surely over.
+inline Hooks* set_hooks(Hooks* h) noexcept { return detail::g_trace_hooks.exchange(h, std::memory_order_acq_rel); }
+/// The installed hooks, or null.
+inline Hooks* hooks() noexcept { return detail::g_trace_hooks.load(std::memory_order_acquire); }
+
+/// The trace id of the task running on this thread: 0 outside a task, or
+/// when no hooks were installed as it started. Ids are given only while hooks
+/// are installed, from 1 up, never reused.
+inline std::uint64_t current_task() noexcept { return detail::tl_trace_task; }
+
+namespace detail {
+
+using skein::detail::TaskInfo;
+using skein::detail::WaitReason;
+
+enum class Kind : std::uint8_t { spawn, start, suspend, resume, finish, wake, block, unblock };
+
+struct Event {
+  std::int64_t ns;       // since the session began
+  std::uint64_t task;    // the task (for wake: the notifier)
+  std::uint64_t aux;     // spawn: parent; suspend/resume/wake: the coroutine's address
+  const void* object;    // suspend/block: the primitive
+  const char* text;      // spawn/start: name; suspend/block: kind
+  const char* file;      // spawn/start
+  const char* function;  // spawn/start
+  unsigned line;         // spawn/start
+  Kind kind;
+};
+
+/// One thread's events: appended by that thread only, read by stop() once no
+/// thread is appending (`busy`). Never freed: a thread caches its pointer.
+struct ThreadLog {
+  std::atomic<bool> busy{false};
+  int tid = 0;
+  std::string name;
+  std::vector<Event> events;
+  std::uint64_t dropped = 0;
+};
+
+/// The recorder behind start()/stop(): a Hooks that appends to per-thread
+/// logs (no lock per event) and writes the JSON at stop().
+class Recorder final : public Hooks {
+public:
+  static Recorder& get() {
+    static Recorder* r = new Recorder;  // never destroyed: threads may still call it at exit
+    return *r;
+  }
+
+  bool start(const std::string& path) {
+    std::lock_guard lk(mu_);
+    if (active_.load(std::memory_order_relaxed)) return false;
+    Hooks* expected = nullptr;
+    // Every log is quiet: stop() waited for them, and nothing appends while inactive.
+    for (ThreadLog* l : logs()) {
+      l->events.clear();
+      l->dropped = 0;
+    }
+    path_ = path;
+    t0_ = std::chrono::steady_clock::now();
+    active_.store(true, std::memory_order_seq_cst);
+    if (!skein::detail::g_trace_hooks.compare_exchange_strong(expected, this, std::memory_order_acq_rel)) {
+      active_.store(false, std::memory_order_seq_cst);
+      throw UsageError("skein::trace::start: other tracing hooks are installed (skein::trace::set_hooks)");
+    }
+    return true;
+  }
+
+  /// Stops recording and writes the file; returns its path ("" if no session).
+  std::string stop() {
+    std::lock_guard lk(mu_);
+    if (!active_.load(std::memory_order_relaxed)) return {};
+    Hooks* self = this;
+    (void)skein::detail::g_trace_hooks.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
+    active_.store(false, std::memory_order_seq_cst);
+    // A thread appending now either saw active_ false (and appends nothing)
+    // or set busy first (and is waited for here): both are seq_cst.
+    for (ThreadLog* l : logs())
+      while (l->busy.load(std::memory_order_seq_cst)) std::this_thread::yield();
+    const auto end = std::chrono::steady_clock::now();
+    write(std::chrono::duration_cast<std::chrono::nanoseconds>(end - t0_).count());
+    return path_;
+  }
+
+  [[nodiscard]] bool active() const noexcept { return active_.load(std::memory_order_relaxed); }
+
+  void on_spawn(const TaskInfo& t) noexcept override {
+    add({0, t.id, t.parent, nullptr, t.name, t.where.file_name(), t.where.function_name(), t.where.line(),
+         Kind::spawn});
+  }
+  void on_start(const TaskInfo& t) noexcept override {
+    add({0, t.id, 0, nullptr, t.name, t.where.file_name(), t.where.function_name(), t.where.line(), Kind::start});
+  }
+  void on_suspend(std::uint64_t task, const WaitReason& why, const void* co) noexcept override {
+    add({0, task, addr(co), why.object, why.kind, nullptr, nullptr, 0, Kind::suspend});
+  }
+  void on_resume(std::uint64_t task, const void* co) noexcept override {
+    add({0, task, addr(co), nullptr, nullptr, nullptr, nullptr, 0, Kind::resume});
+  }
+  void on_finish(std::uint64_t task) noexcept override {
+    add({0, task, 0, nullptr, nullptr, nullptr, nullptr, 0, Kind::finish});
+  }
+  void on_wake(std::uint64_t notifier, const void* co) noexcept override {
+    add({0, notifier, addr(co), nullptr, nullptr, nullptr, nullptr, 0, Kind::wake});
+  }
+  void on_block(std::uint64_t task, const WaitReason& why) noexcept override {
+    add({0, task, 0, why.object, why.kind, nullptr, nullptr, 0, Kind::block});
+  }
+  void on_unblock(std::uint64_t task) noexcept override {
+    add({0, task, 0, nullptr, nullptr, nullptr, nullptr, 0, Kind::unblock});
+  }
+
+private:
+  Recorder() = default;
+  static std::uint64_t addr(const void* p) noexcept { return reinterpret_cast<std::uintptr_t>(p); }
+
+  ThreadLog* log() noexcept {
+    static thread_local ThreadLog* mine = nullptr;
+    if (mine) return mine;
+    try {
+      auto* l = new ThreadLog;
+      char name[32] = {};
+#if defined(__linux__)
+      (void)pthread_getname_np(pthread_self(), name, sizeof name);
+#endif
+      std::lock_guard lk(reg_mu_);
+      l->tid = static_cast<int>(all_.size()) + 1;
+      l->name = name[0] ? name : "thread";
+      all_.push_back(l);
+      mine = l;
+    } catch (...) {
+      return nullptr;
+    }
+    return mine;
+  }
+
+  void add(Event e) noexcept {
+    ThreadLog* l = log();
+    if (!l) return;
+    l->busy.store(true, std::memory_order_seq_cst);
+    if (active_.load(std::memory_order_seq_cst)) {
+      e.ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0_).count();
+      try {
+        l->events.push_back(e);
+      } catch (...) {
+        ++l->dropped;
+      }
+    }
+    l->busy.store(false, std::memory_order_release);
+  }
+
+  // --- the file ---------------------------------------------------------------------
+
+  static void put_escaped(std::string& out, const char* s) {
+    for (; s && *s; ++s) {
+      const unsigned char c = static_cast<unsigned char>(*s);
+      if (c == '"' || c == '\\') {
+        out += '\\';
+        out += static_cast<char>(c);
+      } else if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out += static_cast<char>(c);
+      }
+    }
+  }
+  static void put_ts(std::string& out, std::int64_t ns) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%lld.%03lld", static_cast<long long>(ns / 1000), static_cast<long long>(ns % 1000));
+    out += buf;
+  }
+  static std::string base_name(const char* file) {
+    if (!file || !*file) return {};
+    const char* b = file;
+    for (const char* p = file; *p; ++p)
+      if (*p == '/' || *p == '\\') b = p + 1;
+    return b;
+  }
+
+  struct Label {
+    std::string name;  // the task's name, else its start site's file:line
+    std::string site;  // file:line (function)
+  };
+
+  /// The logs registered so far. A thread that registers after stop() has
+  /// cleared active_ and read this list sees active_ false (reg_mu_ orders
+  /// them), so it appends nothing.
+  std::vector<ThreadLog*> logs() {
+    std::lock_guard lk(reg_mu_);
+    return all_;
+  }
+
+  void write(std::int64_t end_ns) {
+    const std::vector<ThreadLog*> logs = this->logs();
+    // Labels, and where each task was spawned from.
+    std::unordered_map<std::uint64_t, Label> labels;
+    struct Spawn {
+      int tid;
+      std::int64_t ns;
+      std::uint64_t parent;
+    };
+    std::unordered_map<std::uint64_t, Spawn> spawns;
+    for (ThreadLog* l : logs)
+      for (const Event& e : l->events) {
+        if (e.kind != Kind::spawn && e.kind != Kind::start) continue;
+        if (e.kind == Kind::spawn) spawns[e.task] = Spawn{l->tid, e.ns, e.aux};
+        if (labels.count(e.task)) continue;
+        Label lb;
+        const std::string base = base_name(e.file);
+        if (!base.empty()) {
+          lb.site = base + ":" + std::to_string(e.line);
+          if (e.function && *e.function) lb.site += std::string(" (") + e.function + ")";
+        }
+        if (e.text)
+          lb.name = e.text;
+        else if (!base.empty())
+          lb.name = base + ":" + std::to_string(e.line);
+        else
+          lb.name = "task " + std::to_string(e.task);
+        labels.emplace(e.task, std::move(lb));
+      }
+    auto label_of = [&](std::uint64_t task) -> const Label& {
+      auto it = labels.find(task);
+      if (it == labels.end()) it = labels.emplace(task, Label{"task " + std::to_string(task), {}}).first;
+      return it->second;
+    };
+
+    std::string out;
+    out.reserve(1 << 16);
+    out += "{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n";
+    bool first = true;
+    auto begin_event = [&] {
+      if (!first) out += ",\n";
+      first = false;
+    };
+    begin_event();
+    out += R"({"ph":"M","name":"process_name","pid":1,"tid":0,"ts":0,"args":{"name":"skein"}})";
+    for (ThreadLog* l : logs) {
+      if (l->events.empty()) continue;
+      begin_event();
+      out +=
+          R"({"ph":"M","name":"thread_name","pid":1,"tid":)" + std::to_string(l->tid) + R"(,"ts":0,"args":{"name":")";
+      put_escaped(out, (l->name + " #" + std::to_string(l->tid)).c_str());
+      out += "\"}}";
+    }
+
+    // Run slices: per thread, start/resume opens one, suspend/finish closes it.
+    struct Open {
+      std::uint64_t task;
+      std::int64_t ns;
+    };
+    std::uint64_t flow_id = 0;
+    auto flow = [&](const char* cat, int from_tid, std::int64_t from_ns, int to_tid, std::int64_t to_ns) {
+      ++flow_id;
+      begin_event();
+      out += R"({"ph":"s","cat":")";
+      out += cat;
+      out += R"(","name":")";
+      out += cat;
+      out += R"(","id":)" + std::to_string(flow_id) + R"(,"pid":1,"tid":)" + std::to_string(from_tid) + ",\"ts\":";
+      put_ts(out, from_ns);
+      out += "}";
+      begin_event();
+      out += R"({"ph":"f","bp":"e","cat":")";
+      out += cat;
+      out += R"(","name":")";
+      out += cat;
+      out += R"(","id":)" + std::to_string(flow_id) + R"(,"pid":1,"tid":)" + std::to_string(to_tid) + ",\"ts\":";
+      put_ts(out, to_ns);
+      out += "}";
+    };
+    auto slice = [&](int tid, const Open& o, std::int64_t end, const std::string& why) {
+      const Label& lb = label_of(o.task);
+      begin_event();
+      out += R"({"ph":"X","cat":"task","name":")";
+      put_escaped(out, lb.name.c_str());
+      out += R"(","pid":1,"tid":)" + std::to_string(tid) + ",\"ts\":";
+      put_ts(out, o.ns);
+      out += ",\"dur\":";
+      put_ts(out, std::max<std::int64_t>(0, end - o.ns));
+      out += R"(,"args":{"task":)" + std::to_string(o.task);
+      if (!lb.site.empty()) {
+        out += R"(,"site":")";
+        put_escaped(out, lb.site.c_str());
+        out += "\"";
+      }
+      out += R"(,"then":")";
+      put_escaped(out, why.c_str());
+      out += "\"}}";
+    };
+    // Where each wake-up and resumption happened, for the notifier -> woken flows.
+    struct Point {
+      std::int64_t ns;
+      int tid;
+      Kind kind;
+      std::uint64_t task;
+      std::size_t order;  // ties keep the order they were gathered in (one thread's are in time order)
+    };
+    std::map<std::uint64_t, std::vector<Point>> by_coroutine;
+    std::size_t gathered = 0;
+    // A thread runs one task at a time: a start or resume ends a slice still
+    // open there (its task went on elsewhere without suspending here).
+    for (ThreadLog* l : logs) {
+      std::optional<Open> open;
+      for (const Event& e : l->events) {
+        switch (e.kind) {
+          case Kind::start:
+          case Kind::resume:
+            if (open) slice(l->tid, *open, e.ns, "(went on elsewhere)");
+            open = Open{e.task, e.ns};
+            if (e.kind == Kind::start) {
+              auto s = spawns.find(e.task);
+              if (s != spawns.end() && s->second.parent != 0) flow("spawn", s->second.tid, s->second.ns, l->tid, e.ns);
+            } else if (e.aux) {
+              by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
+            }
+            break;
+          case Kind::suspend:
+          case Kind::finish: {
+            if (e.kind == Kind::suspend && e.aux)
+              by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
+            if (!open || open->task != e.task) break;
+            std::string why = "finished";
+            if (e.kind == Kind::suspend) {
+              char buf[64];
+              std::snprintf(buf, sizeof buf, " %p", e.object);
+              why = std::string("waits: ") + (e.text ? e.text : "?") + (e.object ? buf : "");
+            }
+            slice(l->tid, *open, e.ns, why);
+            open.reset();
+            break;
+          }
+          case Kind::wake:
+            if (e.aux && e.task) by_coroutine[e.aux].push_back({e.ns, l->tid, e.kind, e.task, gathered++});
+            break;
+          default: break;
+        }
+      }
+      if (open) slice(l->tid, *open, end_ns, "(running when the trace stopped)");
+    }
+    // A resumption's waker is the last wake of its coroutine since that
+    // coroutine last suspended; a task waking its own coroutine draws no arrow.
+    for (auto& [co, points] : by_coroutine) {
+      std::sort(points.begin(), points.end(),
+                [](const Point& a, const Point& b) { return a.ns != b.ns ? a.ns < b.ns : a.order < b.order; });
+      const Point* waker = nullptr;
+      for (const Point& p : points) {
+        if (p.kind == Kind::suspend) {
+          waker = nullptr;
+        } else if (p.kind == Kind::wake) {
+          waker = &p;
+        } else if (p.kind == Kind::resume) {
+          if (waker && waker->task != p.task) flow("wake", waker->tid, waker->ns, p.tid, p.ns);
+          waker = nullptr;
+        }
+      }
+    }
+    out += "\n]}\n";
+    if (std::FILE* f = std::fopen(path_.c_str(), "wb")) {
+      std::fwrite(out.data(), 1, out.size(), f);
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "skein::trace: cannot write %s\n", path_.c_str());
+    }
+  }
+
+  std::mutex mu_;                // sessions
+  std::mutex reg_mu_;            // the list of logs
+  std::vector<ThreadLog*> all_;  // under reg_mu_
+  std::atomic<bool> active_{false};
+  std::string path_;
+  std::chrono::steady_clock::time_point t0_{};
+};
+
+}  // namespace detail
+
+/// Starts recording every task's run slices, spawns and wake-ups, to be
+/// written to `path` as Chrome trace-event JSON (open it in
+/// https://ui.perfetto.dev or chrome://tracing) by stop(), or at exit.
+/// Returns false if a recording is already under way. Throws UsageError if
+/// other hooks are installed (set_hooks).
+inline bool start(const std::string& path) {
+  if (!detail::Recorder::get().start(path)) return false;
+  static const bool at_exit = [] {
+    std::atexit([] { (void)detail::Recorder::get().stop(); });
+    return true;
+  }();
+  (void)at_exit;
+  return true;
+}
+
+/// Stops the recording and writes its file; returns the file's path ("" if
+/// nothing was recording). Events of tasks still running are dropped from here on.
+inline std::string stop() { return detail::Recorder::get().stop(); }
+
+/// True while start() (or SKEIN_TRACE) is recording.
+inline bool recording() noexcept { return detail::Recorder::get().active(); }
+
+/// start() in its constructor, stop() in its destructor.
+class TraceSession {
+public:
+  explicit TraceSession(const std::string& path) : started_(start(path)) {}
+  ~TraceSession() {
+    if (started_) (void)stop();
+  }
+  TraceSession(const TraceSession&) = delete;
+  TraceSession& operator=(const TraceSession&) = delete;
+
+private:
+  bool started_;
+};
+
+namespace detail {
+/// SKEIN_TRACE=file.json: recording from the start of the program (of any
+/// program that includes this header), written at exit.
+inline const bool started_from_environment = [] {
+  const char* path = std::getenv("SKEIN_TRACE");
+  if (!path || !*path) return false;
+  try {
+    return start(path);
+  } catch (...) {
+    return false;
+  }
+}();
+}  // namespace detail
+
+}  // namespace skein::trace
