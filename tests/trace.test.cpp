@@ -380,9 +380,13 @@ TEST_CASE("the recorder writes valid Chrome trace-event JSON: slices, flows, thr
       if (name.find("trace.test.cpp") != std::string::npos) ++from_here;
       if (name == "ping") ++pings;
       if (name == "pong") ++pongs;
-      // A name, or a start site (tasks another test left running may have theirs).
-      CHECK(
-          (name.find(".cpp:") != std::string::npos || name == "ping" || name == "pong" || name.rfind("task ", 0) == 0));
+      // A name, or a start site (tasks another test left running may have
+      // theirs); or a thread's blocking wait (main's get()).
+      if (o.at("cat").str() == "block")
+        CHECK(name.rfind("blocked: ", 0) == 0);
+      else
+        CHECK((name.find(".cpp:") != std::string::npos || name == "ping" || name == "pong" ||
+               name.rfind("task ", 0) == 0));
     } else if (ph == "s") {
       CHECK(starts.emplace(o.at("id").num(), o.at("cat").str()).second);
     } else if (ph == "f") {
@@ -427,4 +431,26 @@ TEST_CASE("start refuses while recording or while other hooks are installed") {
   CHECK(skein::trace::stop() == path);
   CHECK(skein::trace::stop().empty());
   std::filesystem::remove(path);
+}
+
+TEST_CASE("a thread's blocking wait is a slice of its own, named by the wait") {
+  const std::string path = temp_path("block");
+  skein::Queue<int> q(1);
+  std::atomic<bool> blocked{false};
+  REQUIRE(skein::trace::start(path));
+  std::thread t([&] {
+    // Released only once it is asleep in Queue::get (the dump shows it).
+    while (!blocked.load()) {
+      for (auto& th : skein::dump_threads())
+        if (th.state == "blocked" && th.object == &q) blocked.store(true);
+      std::this_thread::yield();
+    }
+    q.put(1);
+  });
+  CHECK(*q.get() == 1);
+  t.join();
+  CHECK(skein::trace::stop() == path);
+  const std::string text = read_file(path);
+  std::remove(path.c_str());
+  CHECK(text.find(R"("cat":"block","name":"blocked: Queue::get")") != std::string::npos);
 }

@@ -130,7 +130,7 @@ def render(doc, width: int, title: str) -> str:
         then = e.get("args", {}).get("then")
         if then:
             tip += f" then {then}"
-        out.append(f'<rect x="{sx:.1f}" y="{sy + 2}" width="{w:.1f}" height="{lane - 4}" fill="{color(e["name"])}" '
+        out.append(f'<rect x="{sx:.1f}" y="{sy + 2}" width="{w:.1f}" height="{lane - 4}" fill="{"#c8c8c8" if e.get("cat") == "block" else color(e["name"])}" '
                    f'stroke="#555" stroke-width="0.4"><title>{escape(tip)}</title></rect>')
         if w > 7 * len(e["name"]) * 0.9:
             out.append(f'<text x="{sx + 3:.1f}" y="{sy + lane - 8}" fill="#111">{escape(e["name"])}</text>')

@@ -3422,7 +3422,12 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
       BlockingGuard guard;
       const BlockInfo* saved = tls_block;
       tls_block = &info;
+      const bool traced = trace_hooks();
+      if (traced) [[unlikely]]
+        trace_block(w.kind, w.object);
       s = w.parker.wait_while(P::kWaiting, deadline, ParkKind::blocked);
+      if (traced) [[unlikely]]
+        trace_unblock();
       tls_block = saved;
     } catch (...) {  // the pool is at its thread bound: do not block, leave cleanly
       refused = std::current_exception();
@@ -11932,10 +11937,32 @@ private:
     std::size_t gathered = 0;
     // A thread runs one task at a time: a start or resume ends a slice still
     // open there (its task went on elsewhere without suspending here).
+    // A blocking wait of the thread (a skein wait that parks it): a slice of
+    // its own, nested in the task's run slice if there is one.
+    auto blocked_slice = [&](int tid, const Event& b, std::int64_t end) {
+      begin_event();
+      out += R"({"ph":"X","cat":"block","name":"blocked: )";
+      put_escaped(out, b.text ? b.text : "a wait");
+      out += R"(","pid":1,"tid":)" + std::to_string(tid) + ",\"ts\":";
+      put_ts(out, b.ns);
+      out += ",\"dur\":";
+      put_ts(out, std::max<std::int64_t>(0, end - b.ns));
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%p", b.object);
+      out += R"(,"args":{"task":)" + std::to_string(b.task) + R"(,"object":")" + buf + "\"}}";
+    };
     for (ThreadLog* l : logs) {
       std::optional<Open> open;
+      std::optional<Event> blocked;
       for (const Event& e : l->events) {
         switch (e.kind) {
+          case Kind::block:
+            blocked = e;
+            break;
+          case Kind::unblock:
+            if (blocked) blocked_slice(l->tid, *blocked, e.ns);
+            blocked.reset();
+            break;
           case Kind::start:
           case Kind::resume:
             if (open) slice(l->tid, *open, e.ns, "(went on elsewhere)");
@@ -11968,6 +11995,7 @@ private:
           default: break;
         }
       }
+      if (blocked) blocked_slice(l->tid, *blocked, end_ns);
       if (open) slice(l->tid, *open, end_ns, "(running when the trace stopped)");
     }
     // A resumption's waker is the last wake of its coroutine since that

@@ -30,6 +30,7 @@
 #include "parker.hpp"
 #include "runtime.hpp"
 #include "stop_token.hpp"
+#include "trace_core.hpp"
 
 namespace skein::detail {
 
@@ -301,7 +302,12 @@ WaitStatus block_wait(BasicThreadWaiter<Sys>& w, Withdraw&& withdraw, const Cloc
       BlockingGuard guard;
       const BlockInfo* saved = tls_block;
       tls_block = &info;
+      const bool traced = trace_hooks();
+      if (traced) [[unlikely]]
+        trace_block(w.kind, w.object);
       s = w.parker.wait_while(P::kWaiting, deadline, ParkKind::blocked);
+      if (traced) [[unlikely]]
+        trace_unblock();
       tls_block = saved;
     } catch (...) {  // the pool is at its thread bound: do not block, leave cleanly
       refused = std::current_exception();
