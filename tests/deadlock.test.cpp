@@ -239,6 +239,26 @@ TEST_SUITE("deadlock") {
     CHECK(failed.load() == 2);  // every blocked wait outside the pools fails, not only main's
   }
 
+  TEST_CASE("with tasks tracked, the report lists each task and what it waits on") {
+    if (!on_linux()) return;
+    Detector d;
+    skein::trace::track_tasks(true);
+    skein::Context ctx;
+    skein::Queue<int> q(1);
+    auto t = ctx.run(skein::named("stuck consumer"), [&]() -> Promise<void> { (void)co_await q.async_get(); });
+    CHECK_THROWS_AS(ctx.wait(), skein::Deadlock);
+    auto r = d.last();
+    bool listed = false;
+    for (auto& task : r.tasks)
+      if (task.name == "stuck consumer" && task.state == "waiting" && task.object == &q) listed = true;
+    CHECK(listed);
+    CHECK(r.text().find("task ") != std::string::npos);
+    CHECK(r.text().find("\"stuck consumer\"") != std::string::npos);
+    ctx.cancel();
+    CHECK_THROWS_AS(t.get(), skein::Cancelled);
+    skein::trace::track_tasks(false);
+  }
+
   TEST_CASE("the handler may ignore a deadlock, and release it itself") {
     if (!on_linux()) return;
     skein::Queue<int> q(1);
@@ -499,6 +519,19 @@ TEST_SUITE("watchdog") {
     waiter.get();
     REQUIRE(eventually([&] { return wd.count.load() >= 1; }));  // the report comes after the rescue
     CHECK(wd.first().rescued);
+  }
+
+  TEST_CASE("with tasks tracked, a hog's report names the task") {
+    HogWatch wd(false);
+    skein::trace::track_tasks(true);
+    skein::ThreadPool pool(1);
+    auto spinner = skein::run(pool, skein::named("spinner"), [&] {
+      while (wd.count.load() == 0) std::this_thread::yield();
+    });
+    spinner.get();
+    CHECK(wd.first().task.find("\"spinner\"") != std::string::npos);
+    CHECK(wd.first().text().find("the task: task ") != std::string::npos);
+    skein::trace::track_tasks(false);
   }
 
   TEST_CASE("with rescue off, a hog is reported and nothing else happens") {

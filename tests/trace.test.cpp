@@ -454,3 +454,79 @@ TEST_CASE("a thread's blocking wait is a slice of its own, named by the wait") {
   std::remove(path.c_str());
   CHECK(text.find(R"("cat":"block","name":"blocked: Queue::get")") != std::string::npos);
 }
+
+// ---- The task tracker: skein::dump_tasks --------------------------------------------
+
+namespace {
+/// Tracking on for the test's duration.
+struct Tracking {
+  Tracking() { skein::trace::track_tasks(true); }
+  ~Tracking() { skein::trace::track_tasks(false); }
+  Tracking(const Tracking&) = delete;
+  Tracking& operator=(const Tracking&) = delete;
+};
+std::optional<skein::TaskDump> task_named(const char* name) {
+  for (auto& t : skein::dump_tasks())
+    if (t.name == name) return t;
+  return std::nullopt;
+}
+}  // namespace
+
+TEST_CASE("dump_tasks: each live task's name or site, state, wait and Context chain") {
+  Tracking tracking;
+  skein::Queue<int> q(1), q2(1);
+  skein::Context outer;
+  skein::Context inner = outer.child();
+  auto waiting = inner.run(skein::named("waiting"), [&]() -> Promise<int> { co_return *co_await q.async_get(); });
+  auto blocked = skein::run(skein::named("blocked"), [&] { return *q2.get(); });
+  auto unnamed = skein::run([&]() -> Promise<int> { co_return *co_await q.async_get(); });
+  REQUIRE(eventually([&] {
+    auto w = task_named("waiting");
+    auto b = task_named("blocked");
+    return w && w->state == "waiting" && b && b->state == "blocked";
+  }));
+  auto w = *task_named("waiting");
+  CHECK(w.object == &q);
+  CHECK(w.waits_on.find("Queue") != std::string::npos);
+  CHECK(w.where.find("trace.test.cpp:") == 0);
+  REQUIRE(w.contexts.size() >= 2);  // inner, then outer
+  CHECK(w.contexts[0] != w.contexts[1]);
+  CHECK(w.text().find("\"waiting\"") != std::string::npos);
+  auto b = *task_named("blocked");
+  CHECK(b.waits_on == "Queue::get");
+  CHECK(b.object == &q2);
+  CHECK(b.thread_id != 0);
+  CHECK(b.contexts.empty());
+  bool unnamed_seen = false;
+  for (auto& t : skein::dump_tasks())
+    if (t.name.empty() && t.where.find("trace.test.cpp:") == 0 && t.object == &q) unnamed_seen = true;
+  CHECK(unnamed_seen);
+  CHECK(skein::dump_text().find("\"blocked\"") != std::string::npos);
+  const skein::Dump d = skein::dump();
+  CHECK(d.tasks.size() >= 3);
+  CHECK(d.live_tasks >= 3);
+  CHECK(d.text().find("task ") != std::string::npos);
+  q.put(1);
+  q.put(2);
+  q2.put(3);
+  CHECK(waiting.get() + unnamed.get() + blocked.get() == 6);
+  REQUIRE(eventually([&] { return !task_named("waiting") && !task_named("blocked"); }));  // gone at their end
+}
+
+TEST_CASE("tasks are tracked while the recorder records, and both see every task") {
+  Tracking tracking;
+  const std::string path = temp_path("tracked");
+  {
+    skein::trace::TraceSession session(path);
+    skein::Queue<int> q(1);
+    auto t = skein::run(skein::named("tracked"), [&]() -> Promise<int> { co_return *co_await q.async_get(); });
+    REQUIRE(eventually([&] { return task_named("tracked").has_value(); }));
+    q.put(5);
+    CHECK(t.get() == 5);
+  }
+  const std::string text = read_file(path);
+  std::remove(path.c_str());
+  CHECK(text.find("\"name\":\"tracked\"") != std::string::npos);
+  CHECK(skein::trace::hooks() == nullptr);  // the recorder took itself out; tracking stays
+  CHECK(skein::trace::tracking_tasks());
+}

@@ -69,12 +69,34 @@ inline std::vector<ThreadDump> dump_threads() {
   return detail::dump_all_threads();
 }
 
-/// dump_threads() as text, one line per thread, with the number of live tasks.
-inline std::string dump_text() {
-  std::string s = "live tasks: " + std::to_string(detail::live_tasks_now()) + "\n";
-  for (auto& t : dump_threads()) s += "  " + detail::thread_line(t) + "\n";
-  return s;
+/// Every live task, with its state (empty unless skein::trace::track_tasks
+/// is on: tasks are tracked through the tracing hooks).
+inline std::vector<TaskDump> dump_tasks() { return detail::dump_all_tasks(); }
+
+/// Every thread and (with tasks tracked) every task now, as one value; its
+/// text() reads like the deadlock report, without Go's message.
+struct Dump {
+  std::vector<ThreadDump> threads;
+  std::vector<TaskDump> tasks;
+  std::size_t live_tasks = 0;  ///< goroutines()
+  [[nodiscard]] std::string text() const {
+    std::string s = "live tasks: " + std::to_string(live_tasks) + "\n";
+    for (auto& t : threads) s += "  " + detail::thread_line(t) + "\n";
+    for (auto& t : tasks) s += "  " + t.text() + "\n";
+    return s;
+  }
+};
+inline Dump dump() {
+  Dump d;
+  d.threads = dump_threads();
+  d.tasks = dump_tasks();
+  d.live_tasks = detail::live_tasks_now();
+  return d;
 }
+
+/// dump_threads() and dump_tasks() as text, one line each, with the number
+/// of live tasks.
+inline std::string dump_text() { return dump().text(); }
 
 /// For a script host (docs/script.md): while alive, a blocking wait of this
 /// thread that parks asks `describe(ctx, buf, size)` where the script is (its

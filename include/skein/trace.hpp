@@ -18,8 +18,10 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -29,6 +31,9 @@
 #include <pthread.h>
 #endif
 
+#include "detail/context_state.hpp"
+#include "detail/deadlock_monitor.hpp"
+#include "detail/spin.hpp"
 #include "detail/trace_core.hpp"
 #include "errors.hpp"
 #include "run.hpp"
@@ -41,18 +46,49 @@ using Hooks = detail::TraceHooks;
 using TaskInfo = detail::TaskInfo;
 using WaitReason = detail::WaitReason;
 
+namespace detail {
+
+/// The application's hooks (set_hooks, or the recorder); the runtime calls
+/// g_trace_hooks, which is these, or — while tasks are tracked — a fan-out
+/// to the task tracker and these.
+inline std::atomic<Hooks*> g_user_hooks{nullptr};
+inline std::atomic<bool> g_tracking_tasks{false};
+inline Hooks* task_fanout() noexcept;  // below
+
+/// Serialises changes of the two (set_hooks, the recorder, track_tasks).
+inline skein::detail::SpinLock& hooks_lock() noexcept {
+  static skein::detail::SpinLock l;
+  return l;
+}
+/// hooks_lock() held: what the runtime calls from now on.
+inline void publish_hooks() noexcept {
+  Hooks* user = g_user_hooks.load(std::memory_order_relaxed);
+  skein::detail::g_trace_hooks.store(g_tracking_tasks.load(std::memory_order_relaxed) ? task_fanout() : user,
+                                     std::memory_order_release);
+}
+
+}  // namespace detail
+
 /// Installs `h` (null: none) and returns the previous hooks. With none
 /// installed, every event site costs one relaxed load and a branch. Removing
 /// hooks does not wait for calls already under way on other threads: keep
 /// the object alive (a static, typically) until they are surely over.
-inline Hooks* set_hooks(Hooks* h) noexcept { return detail::g_trace_hooks.exchange(h, std::memory_order_acq_rel); }
+inline Hooks* set_hooks(Hooks* h) noexcept {
+  std::lock_guard lk(detail::hooks_lock());
+  Hooks* old = detail::g_user_hooks.exchange(h, std::memory_order_acq_rel);
+  detail::publish_hooks();
+  return old;
+}
 /// The installed hooks, or null.
-inline Hooks* hooks() noexcept { return detail::g_trace_hooks.load(std::memory_order_acquire); }
+inline Hooks* hooks() noexcept { return detail::g_user_hooks.load(std::memory_order_acquire); }
 
 /// The trace id of the task running on this thread: 0 outside a task, or
 /// when no hooks were installed as it started. Ids are given only while hooks
 /// are installed, from 1 up, never reused.
-inline std::uint64_t current_task() noexcept { return detail::tl_trace_task; }
+inline std::uint64_t current_task() noexcept {
+  // (A slice left open when the hooks went away leaves a stale id behind.)
+  return skein::detail::trace_hooks() ? skein::detail::tl_trace_task : 0;
+}
 
 namespace detail {
 
@@ -95,7 +131,6 @@ public:
   bool start(const std::string& path) {
     std::lock_guard lk(mu_);
     if (active_.load(std::memory_order_relaxed)) return false;
-    Hooks* expected = nullptr;
     // Every log is quiet: stop() waited for them, and nothing appends while inactive.
     for (ThreadLog* l : logs()) {
       l->events.clear();
@@ -104,9 +139,14 @@ public:
     path_ = path;
     t0_ = std::chrono::steady_clock::now();
     active_.store(true, std::memory_order_seq_cst);
-    if (!skein::detail::g_trace_hooks.compare_exchange_strong(expected, this, std::memory_order_acq_rel)) {
-      active_.store(false, std::memory_order_seq_cst);
-      throw UsageError("skein::trace::start: other tracing hooks are installed (skein::trace::set_hooks)");
+    {
+      std::lock_guard hl(hooks_lock());
+      Hooks* expected = nullptr;
+      if (!g_user_hooks.compare_exchange_strong(expected, this, std::memory_order_acq_rel)) {
+        active_.store(false, std::memory_order_seq_cst);
+        throw UsageError("skein::trace::start: other tracing hooks are installed (skein::trace::set_hooks)");
+      }
+      publish_hooks();
     }
     return true;
   }
@@ -115,8 +155,12 @@ public:
   std::string stop() {
     std::lock_guard lk(mu_);
     if (!active_.load(std::memory_order_relaxed)) return {};
-    Hooks* self = this;
-    (void)skein::detail::g_trace_hooks.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
+    {
+      std::lock_guard hl(hooks_lock());
+      Hooks* self = this;
+      (void)g_user_hooks.compare_exchange_strong(self, nullptr, std::memory_order_acq_rel);
+      publish_hooks();
+    }
     active_.store(false, std::memory_order_seq_cst);
     // A thread appending now either saw active_ false (and appends nothing)
     // or set busy first (and is waited for here): both are seq_cst.
@@ -478,7 +522,293 @@ private:
   bool started_;
 };
 
+// --- the task tracker: every live task and its state, for skein::dump_tasks ------
+
 namespace detail {
+
+/// A live task as the tracker knows it.
+struct TrackedTask {
+  std::uint64_t parent = 0;
+  const char* name = nullptr;
+  skein::detail::SourceSite where{};
+  enum State : std::uint8_t { ready, running, waiting, blocked } state = ready;
+  long tid = 0;
+  const char* kind = nullptr;
+  const void* object = nullptr;
+  std::chrono::steady_clock::time_point since{};
+  const void* contexts[4] = {};  // its Context and ancestors, innermost first (addresses, for display)
+};
+
+/// Hooks that keep every live task's state: spawned (ready), running on a
+/// thread, suspended on a wait (waiting), woken (ready), its thread blocked
+/// in a skein wait (blocked); gone at its end. Sharded maps, one lock each.
+class TaskTracker final : public Hooks {
+public:
+  static TaskTracker& get() noexcept {
+    alignas(TaskTracker) static unsigned char storage[sizeof(TaskTracker)];
+    static TaskTracker* const t = ::new (static_cast<void*>(storage)) TaskTracker;  // never destroyed
+    return *t;
+  }
+
+  void on_spawn(const TaskInfo& t) noexcept override {
+    update(t.id, [&](TrackedTask& r) {
+      r.parent = t.parent;
+      r.name = t.name;
+      r.where = t.where;
+      r.state = TrackedTask::ready;
+    });
+  }
+  void on_start(const TaskInfo& t) noexcept override {
+    const void* chain[4] = {};
+    const auto* s = skein::detail::tls.scope;
+    if (s && s->is_context) {
+      const auto* c = static_cast<const skein::detail::ContextState*>(s);
+      for (int i = 0; c && i < 4; ++i, c = c->parent()) chain[i] = c;
+    }
+    update(t.id, [&](TrackedTask& r) {
+      if (!r.name) r.name = t.name;
+      if (!r.where.line()) r.where = t.where;
+      running(r);
+      std::copy(std::begin(chain), std::end(chain), r.contexts);
+    });
+  }
+  void on_suspend(std::uint64_t task, const WaitReason& why, const void* co) noexcept override {
+    update(
+        task,
+        [&](TrackedTask& r) {
+          r.state = TrackedTask::waiting;
+          r.kind = why.kind;
+          r.object = why.object;
+          r.tid = 0;
+        },
+        false);
+    if (co) remember(co, task);
+  }
+  void on_resume(std::uint64_t task, const void* co) noexcept override {
+    update(
+        task, [&](TrackedTask& r) { running(r); }, false);
+    if (co) forget(co);
+  }
+  void on_wake(std::uint64_t, const void* co) noexcept override {
+    if (!co) return;
+    const std::uint64_t task = owner_of(co);
+    if (!task) return;
+    update(
+        task,
+        [&](TrackedTask& r) {
+          if (r.state == TrackedTask::waiting) r.state = TrackedTask::ready;
+        },
+        false);
+  }
+  void on_finish(std::uint64_t task) noexcept override {
+    Shard& s = shard(task);
+    std::lock_guard lk(s.lock);
+    s.tasks.erase(task);
+  }
+  void on_block(std::uint64_t task, const WaitReason& why) noexcept override {
+    if (!task) return;
+    update(
+        task,
+        [&](TrackedTask& r) {
+          r.state = TrackedTask::blocked;
+          r.kind = why.kind;
+          r.object = why.object;
+        },
+        false);
+  }
+  void on_unblock(std::uint64_t task) noexcept override {
+    if (task)
+      update(
+          task, [&](TrackedTask& r) { running(r); }, false);
+  }
+
+  /// Every tracked task, oldest id first.
+  std::vector<TaskDump> dump() {
+    std::vector<std::pair<std::uint64_t, TrackedTask>> all;
+    for (Shard& s : shards_) {
+      std::lock_guard lk(s.lock);
+      for (auto& [id, r] : s.tasks) all.emplace_back(id, r);
+    }
+    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    const auto now = std::chrono::steady_clock::now();
+    std::vector<TaskDump> out;
+    out.reserve(all.size());
+    static const char* const kStates[] = {"ready", "running", "waiting", "blocked"};
+    for (auto& [id, r] : all) {
+      TaskDump d;
+      d.id = id;
+      d.parent = r.parent;
+      if (r.name) d.name = r.name;
+      if (r.where.line()) {
+        std::string f = r.where.file_name();
+        const auto slash = f.find_last_of("/\\");
+        if (slash != std::string::npos) f.erase(0, slash + 1);
+        d.where = f + ":" + std::to_string(r.where.line());
+      }
+      d.state = kStates[r.state];
+      d.thread_id = (r.state == TrackedTask::running || r.state == TrackedTask::blocked) ? r.tid : 0;
+      if (r.state == TrackedTask::waiting || r.state == TrackedTask::blocked) {
+        if (r.kind) d.waits_on = r.kind;
+        d.object = r.object;
+      }
+      d.seconds = std::chrono::duration<double>(now - r.since).count();
+      for (const void* c : r.contexts)
+        if (c) d.contexts.push_back(c);
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+
+  /// Forgets every task (tracking was turned off).
+  void clear() noexcept {
+    for (Shard& s : shards_) {
+      std::lock_guard lk(s.lock);
+      s.tasks.clear();
+      s.coroutines.clear();
+    }
+  }
+
+private:
+  TaskTracker() = default;
+  struct Shard {
+    skein::detail::SpinLock lock;
+    std::unordered_map<std::uint64_t, TrackedTask> tasks;
+    std::unordered_map<const void*, std::uint64_t> coroutines;  // suspended coroutine -> its task
+  };
+  static constexpr std::size_t kShards = 16;
+  Shard& shard(std::uint64_t id) noexcept { return shards_[id % kShards]; }
+  Shard& shard(const void* co) noexcept { return shards_[(reinterpret_cast<std::uintptr_t>(co) >> 4) % kShards]; }
+
+  static void running(TrackedTask& r) noexcept {
+    r.state = TrackedTask::running;
+    r.tid = skein::detail::this_thread_os_id();
+    r.kind = nullptr;
+    r.object = nullptr;
+  }
+  /// Applies `f` to task `id`'s record (made if `create` and missing: only a
+  /// spawn or a start makes one, so a stale id never makes a ghost); a state
+  /// change restarts its clock. Out of memory: the event is lost.
+  template <class F>
+  void update(std::uint64_t id, F&& f, bool create = true) noexcept {
+    if (!id) return;
+    const auto now = std::chrono::steady_clock::now();
+    Shard& s = shard(id);
+    std::lock_guard lk(s.lock);
+    try {
+      TrackedTask* r;
+      if (create) {
+        r = &s.tasks[id];
+      } else {
+        auto it = s.tasks.find(id);
+        if (it == s.tasks.end()) return;
+        r = &it->second;
+      }
+      const auto before = r->state;
+      f(*r);
+      if (r->state != before || r->since == std::chrono::steady_clock::time_point{}) r->since = now;
+    } catch (...) {
+    }
+  }
+  void remember(const void* co, std::uint64_t task) noexcept {
+    Shard& s = shard(co);
+    std::lock_guard lk(s.lock);
+    try {
+      s.coroutines[co] = task;
+    } catch (...) {
+    }
+  }
+  void forget(const void* co) noexcept {
+    Shard& s = shard(co);
+    std::lock_guard lk(s.lock);
+    s.coroutines.erase(co);
+  }
+  std::uint64_t owner_of(const void* co) noexcept {
+    Shard& s = shard(co);
+    std::lock_guard lk(s.lock);
+    auto it = s.coroutines.find(co);
+    return it == s.coroutines.end() ? 0 : it->second;
+  }
+
+  Shard shards_[kShards];
+};
+
+/// The runtime's hooks while tasks are tracked: the tracker, then the application's.
+class TaskFanout final : public Hooks {
+public:
+  void on_spawn(const TaskInfo& t) noexcept override {
+    TaskTracker::get().on_spawn(t);
+    if (Hooks* u = user()) u->on_spawn(t);
+  }
+  void on_start(const TaskInfo& t) noexcept override {
+    TaskTracker::get().on_start(t);
+    if (Hooks* u = user()) u->on_start(t);
+  }
+  void on_suspend(std::uint64_t task, const WaitReason& why, const void* co) noexcept override {
+    TaskTracker::get().on_suspend(task, why, co);
+    if (Hooks* u = user()) u->on_suspend(task, why, co);
+  }
+  void on_resume(std::uint64_t task, const void* co) noexcept override {
+    TaskTracker::get().on_resume(task, co);
+    if (Hooks* u = user()) u->on_resume(task, co);
+  }
+  void on_finish(std::uint64_t task) noexcept override {
+    TaskTracker::get().on_finish(task);
+    if (Hooks* u = user()) u->on_finish(task);
+  }
+  void on_wake(std::uint64_t notifier, const void* co) noexcept override {
+    TaskTracker::get().on_wake(notifier, co);
+    if (Hooks* u = user()) u->on_wake(notifier, co);
+  }
+  void on_block(std::uint64_t task, const WaitReason& why) noexcept override {
+    TaskTracker::get().on_block(task, why);
+    if (Hooks* u = user()) u->on_block(task, why);
+  }
+  void on_unblock(std::uint64_t task) noexcept override {
+    TaskTracker::get().on_unblock(task);
+    if (Hooks* u = user()) u->on_unblock(task);
+  }
+
+private:
+  static Hooks* user() noexcept { return g_user_hooks.load(std::memory_order_acquire); }
+};
+
+inline Hooks* task_fanout() noexcept {
+  static TaskFanout f;  // trivially destructible in effect: no state
+  return &f;
+}
+
+inline std::vector<TaskDump> dump_tracked_tasks() { return TaskTracker::get().dump(); }
+
+}  // namespace detail
+
+/// Tracks every task started from now on (through the tracing hooks, next
+/// to any hooks of yours or the recorder), so that skein::dump_tasks(),
+/// dump_text(), the dump on a signal and the deadlock report list each live
+/// task: its name or start site, its state (running on which thread, ready,
+/// suspended on which wait, its thread blocked in which wait) and for how
+/// long, and its Context chain. SKEIN_TRACK_TASKS=1 turns it on at start.
+/// Costs a lock round trip and a map update per event while on.
+inline void track_tasks(bool on) noexcept {
+  {
+    std::lock_guard lk(detail::hooks_lock());
+    detail::g_tracking_tasks.store(on, std::memory_order_relaxed);
+    detail::publish_hooks();
+  }
+  skein::detail::g_task_dump_fn.store(on ? &detail::dump_tracked_tasks : nullptr, std::memory_order_release);
+  if (!on) detail::TaskTracker::get().clear();
+}
+/// Whether tasks are tracked.
+inline bool tracking_tasks() noexcept { return detail::g_tracking_tasks.load(std::memory_order_relaxed); }
+
+namespace detail {
+/// SKEIN_TRACK_TASKS=1: tracking from the start of the program.
+inline const bool tracking_from_environment = [] {
+  const char* v = std::getenv("SKEIN_TRACK_TASKS");
+  if (!v || !*v || std::string_view(v) == "0") return false;
+  track_tasks(true);
+  return true;
+}();
+
 /// SKEIN_TRACE=file.json: recording from the start of the program (of any
 /// program that includes this header), written at exit.
 inline const bool started_from_environment = [] {

@@ -80,10 +80,27 @@ struct ThreadDump {
   std::string where;             ///< a blocked thread's script location, from its host (WaitSiteScope)
 };
 
+/// One live task in a dump (skein::trace::track_tasks must be on).
+struct TaskDump {
+  std::uint64_t id = 0;          ///< its trace id
+  std::uint64_t parent = 0;      ///< the task that started it (0: a thread outside any task)
+  std::string name;              ///< its name (skein::named), or empty
+  std::string where;             ///< where it was started: "file.cpp:42", or empty
+  std::string state;             ///< "running", "blocked" (its thread, in a skein wait), "waiting" (suspended), "ready"
+  long thread_id = 0;            ///< running or blocked: the OS thread id
+  std::string waits_on;          ///< blocked or waiting: the wait's kind ("skein::Queue<int>", "Queue::get")
+  const void* object = nullptr;  ///< blocked or waiting: the primitive
+  double seconds = 0;            ///< how long in this state
+  std::vector<const void*> contexts;  ///< its Context and the Context's ancestors, innermost first
+  [[nodiscard]] std::string text() const;
+};
+
 /// What the detector saw: every thread skein knows about, and the live tasks.
+/// (skein::dump() returns the same for any moment.)
 struct DeadlockReport {
   std::vector<ThreadDump> threads;
-  std::size_t live_tasks = 0;  ///< goroutines() when the deadlock was found
+  std::vector<TaskDump> tasks;  ///< every live task, if trace::track_tasks is on
+  std::size_t live_tasks = 0;   ///< goroutines() when the deadlock was found
   /// The report as Go prints it: the message, then one line per thread.
   [[nodiscard]] std::string text() const;
 };
@@ -113,6 +130,7 @@ struct HogReport {
   double seconds = 0;       ///< how long the task has run without a scheduling point
   bool rescued = false;     ///< another thread took over the pool's other work meanwhile
   std::string why_not;      ///< if not rescued: why (the pool's thread bound, shutdown)
+  std::string task;         ///< the task running there (its TaskDump::text()), if tasks are tracked
   [[nodiscard]] std::string text() const;
 };
 
@@ -246,6 +264,12 @@ inline long process_thread_count() noexcept {
 
 /// goroutines(), set by task_host.hpp (which this header cannot include).
 inline std::atomic<long (*)()> g_live_tasks_fn{nullptr};
+/// Every live task, set by <skein/trace.hpp> while it tracks tasks.
+inline std::atomic<std::vector<TaskDump> (*)()> g_task_dump_fn{nullptr};
+inline std::vector<TaskDump> dump_all_tasks() {
+  auto fn = g_task_dump_fn.load(std::memory_order_acquire);
+  return fn ? fn() : std::vector<TaskDump>{};
+}
 
 inline const char* park_kind_role(ParkKind k) noexcept {
   switch (k) {
@@ -445,6 +469,7 @@ public:
     std::sort(report.threads.begin(), report.threads.end(),
               [](const ThreadDump& a, const ThreadDump& b) { return a.id < b.id; });
     report.live_tasks = live_tasks_now();
+    report.tasks = dump_all_tasks();
     if (opt.print) write_stderr(report.text());
     DeadlockAction action = env_deadlock_action();
     if (opt.handler) {
@@ -540,6 +565,7 @@ inline void deadlock_monitor_main() noexcept {
       try {
         std::string s = "skein: dump of every thread (live tasks: " + std::to_string(live_tasks_now()) + ")\n";
         for (auto& t : dump_all_threads()) s += "  " + thread_line(t) + "\n";
+        for (auto& t : dump_all_tasks()) s += "  " + t.text() + "\n";
         write_stderr(s);
       } catch (...) {
       }
@@ -560,9 +586,12 @@ inline void deadlock_monitor_main() noexcept {
   }
 }
 
-/// Reports a hog as the options say (on the monitor thread).
-inline void report_hog(const WatchdogOptions& wd, const HogReport& r) noexcept {
+/// Reports a hog as the options say (on the monitor thread), naming the
+/// task running on its thread when tasks are tracked.
+inline void report_hog(const WatchdogOptions& wd, HogReport& r) noexcept {
   try {
+    for (auto& t : dump_all_tasks())
+      if (t.state == "running" && t.thread_id == r.thread_id) r.task = t.text();
     if (wd.print) write_stderr(r.text());
     if (wd.handler) wd.handler(r);
   } catch (...) {
@@ -592,8 +621,25 @@ inline std::string HogReport::text() const {
   if (!thread_name.empty()) s += " \"" + thread_name + "\"";
   s += std::string(" for ") + b +
        " without a scheduling point (a co_await, or a blocking wait that hands its place over); ";
-  s += rescued ? "another thread runs the pool's other tasks meanwhile\n"
-               : "no other thread can take over: " + why_not + "\n";
+  s += rescued ? std::string("another thread runs the pool's other tasks meanwhile")
+               : "no other thread can take over: " + why_not;
+  if (!task.empty()) s += "; the task: " + task;
+  return s + "\n";
+}
+
+inline std::string TaskDump::text() const {
+  std::string s = "task " + std::to_string(id);
+  if (!name.empty()) s += " \"" + name + "\"";
+  if (!where.empty()) s += " (started at " + where + ")";
+  s += ": " + state;
+  if (!waits_on.empty()) s += (state == "blocked" ? " in " : " on ") + waits_on;
+  if (object) s += " " + detail::describe_ptr(object);
+  if (thread_id) s += (state == "running" ? " on thread " : ", thread ") + std::to_string(thread_id);
+  char b[48];
+  std::snprintf(b, sizeof b, " for %.3f s", seconds);
+  s += b;
+  for (std::size_t i = 0; i < contexts.size(); ++i)
+    s += (i == 0 ? ", context " : " < ") + detail::describe_ptr(contexts[i]);
   return s;
 }
 
@@ -601,6 +647,8 @@ inline std::string DeadlockReport::text() const {
   std::string s = "skein: all goroutines are asleep - deadlock!\n";
   s += "live tasks: " + std::to_string(live_tasks) + "\n";
   for (auto& t : threads) s += "  " + detail::thread_line(t) + "\n";
+  if (!tasks.empty()) s += "tasks:\n";
+  for (auto& t : tasks) s += "  " + t.text() + "\n";
   return s;
 }
 

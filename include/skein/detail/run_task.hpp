@@ -208,6 +208,7 @@ public:
       p->host_->schedule(h);
     }
     [[gnu::cold, gnu::noinline]] void start_traced() const {
+      set_task_scope(p->link_ ? p->link_->ctx : nullptr);  // first: the hooks see the task's context
       trace_start(p->ident_);
       start();
     }
