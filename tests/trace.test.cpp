@@ -348,7 +348,7 @@ TEST_CASE("the recorder writes valid Chrome trace-event JSON: slices, flows, thr
     skein::trace::TraceSession session(path);
     CHECK(skein::trace::recording());
     CHECK(skein::run(fork_join, 16).get() == 120);
-    skein::Queue<int> a(0), b(0);  // unbuffered: every put meets a get
+    skein::Queue<int> a(0), b(0);  // unbounded (Queue(0)); ping and pong take turns through them
     auto p1 = skein::run(skein::named("ping"), ping, std::ref(a), std::ref(b), 20);
     auto p2 = skein::run(skein::named("pong"), pong, std::ref(a), std::ref(b), 20);
     p1.get();
