@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
     skein::trace::TraceSession session(path);
     sum = skein::run(skein::named("fork_join"), fork_join, 8).get();
 
-    skein::Queue<int> a(0), b(0);  // unbuffered: every put meets a get
+    skein::Queue<int> a(skein::unbuffered), b(skein::unbuffered);  // every put meets a get
     auto p = skein::run(skein::named("ping"), ping, std::ref(a), std::ref(b), 6);
     auto q = skein::run(skein::named("pong"), pong, std::ref(a), std::ref(b), 6);
     last = p.get();
