@@ -2130,43 +2130,44 @@ struct ThreadCpu {
   char state = '?';
   long long cpu = 0;
 };
-inline bool read_thread_cpu(long tid, ThreadCpu& out) noexcept {
+/// Reads a /proc stat file and puts the start of each field in `at` (index
+/// = the field's number, 3 up to `last`: numbered as proc(5) does, after the
+/// command name's closing parenthesis, which may itself hold spaces).
+/// False if the file or a field is missing.
+inline bool read_proc_stat(const char* path, char (&buf)[1024], const char* (&at)[21], int last) noexcept {
 #if defined(__linux__)
-  if (tid <= 0) return false;
-  char path[64];
-  std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
-  char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
   ::close(fd);
   if (n <= 0) return false;
   buf[n] = '\0';
   const char* p = nullptr;
-  for (ssize_t i = n - 1; i >= 0; --i)
-    if (buf[i] == ')') {
-      p = buf + i + 1;
-      break;
-    }
+  for (ssize_t i = n - 1; i >= 0 && !p; --i)
+    if (buf[i] == ')') p = buf + i + 1;
   if (!p) return false;
-  // Fields after the name: 3 state, 4..13, 14 utime, 15 stime.
-  long long utime = 0, stime = 0;
-  int field = 2;
-  while (*p && field < 15) {
+  for (int field = 3; field <= last; ++field) {
     while (*p == ' ') ++p;
-    ++field;
-    if (field == 3) out.state = *p;
-    if (field == 14) utime = std::strtoll(p, nullptr, 10);
-    if (field == 15) stime = std::strtoll(p, nullptr, 10);
+    if (!*p) return false;
+    at[field] = p;
     while (*p && *p != ' ') ++p;
   }
-  if (field < 15) return false;
-  out.cpu = utime + stime;
   return true;
 #else
-  (void)tid, (void)out;
+  (void)path, (void)buf, (void)at, (void)last;
   return false;
 #endif
+}
+
+inline bool read_thread_cpu(long tid, ThreadCpu& out) noexcept {
+  if (tid <= 0) return false;
+  char path[64], buf[1024];
+  const char* at[21] = {};
+  std::snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+  if (!read_proc_stat(path, buf, at, 15)) return false;  // 3 state, 14 utime, 15 stime
+  out.state = *at[3];
+  out.cpu = std::strtoll(at[14], nullptr, 10) + std::strtoll(at[15], nullptr, 10);
+  return true;
 }
 
 /// Clock ticks per second of read_thread_cpu's `cpu`.
@@ -2181,34 +2182,10 @@ inline long cpu_ticks_per_second() noexcept {
 
 /// Threads in the process, or -1 where unknown.
 inline long process_thread_count() noexcept {
-#if defined(__linux__)
-  int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
   char buf[1024];
-  ssize_t n = ::read(fd, buf, sizeof buf - 1);
-  ::close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  // After the command name's closing parenthesis: state is field 3,
-  // num_threads field 20.
-  const char* p = nullptr;
-  for (ssize_t i = n - 1; i >= 0; --i)
-    if (buf[i] == ')') {
-      p = buf + i + 1;
-      break;
-    }
-  if (!p) return -1;
-  int field = 2;
-  while (*p && field < 20) {
-    while (*p == ' ') ++p;
-    ++field;
-    if (field == 20) return std::strtol(p, nullptr, 10);
-    while (*p && *p != ' ') ++p;
-  }
-  return -1;
-#else
-  return -1;
-#endif
+  const char* at[21] = {};
+  if (!read_proc_stat("/proc/self/stat", buf, at, 20)) return -1;  // 20 num_threads
+  return std::strtol(at[20], nullptr, 10);
 }
 
 /// goroutines(), set by task_host.hpp (which this header cannot include).
