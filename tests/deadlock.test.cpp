@@ -576,3 +576,41 @@ TEST_SUITE("watchdog") {
     CHECK(wd.count.load() == 0);
   }
 }
+
+TEST_CASE("a watchdog handler that throws is reported on stderr, not lost") {
+  char path[] = "/tmp/skein-hog-XXXXXX";
+  int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  std::fflush(stderr);
+  int saved = dup(2);
+  dup2(fd, 2);
+  std::atomic<int> calls{0};
+  skein::WatchdogOptions o;
+  o.threshold = 20ms;
+  o.rescue = false;
+  o.handler = [&](const skein::HogReport&) {
+    calls.fetch_add(1);
+    throw std::runtime_error("handler failed");
+  };
+  skein::set_watchdog_options(o);
+  {
+    skein::ThreadPool pool(1);
+    auto spinner = skein::run(pool, [&] {
+      while (calls.load() == 0) std::this_thread::yield();
+    });
+    spinner.get();
+  }
+  std::string text;
+  for (int i = 0; i < 10000 && text.find("handler failed") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(1ms);
+    std::ifstream in(path);
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  skein::set_watchdog_options({});
+  std::fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  close(fd);
+  std::remove(path);
+  CHECK(text.find("skein: the watchdog handler threw: handler failed") != std::string::npos);
+}

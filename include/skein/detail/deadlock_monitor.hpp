@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "error_types.hpp"
 #include "park_registry.hpp"
 #include "thread_name.hpp"
 
@@ -407,10 +408,12 @@ inline std::size_t live_tasks_now() noexcept {
   return n > 0 ? static_cast<std::size_t>(n) : 0;
 }
 
-inline void write_stderr(const std::string& s) noexcept {
-  std::fwrite(s.data(), 1, s.size(), stderr);
+inline void write_stderr(const char* s, std::size_t n) noexcept {
+  std::fwrite(s, 1, n, stderr);
   std::fflush(stderr);
 }
+inline void write_stderr(const std::string& s) noexcept { write_stderr(s.data(), s.size()); }
+inline void write_stderr(const char* s) noexcept { write_stderr(s, std::strlen(s)); }
 
 /// One detector check. `candidate` carries the sequence numbers of the last
 /// quiet look, `reported` those of the last deadlock reported.
@@ -570,8 +573,17 @@ inline void report_hog(const WatchdogOptions& wd, HogReport& r) noexcept {
     for (auto& t : dump_all_tasks())
       if (t.state == "running" && t.thread_id == r.thread_id) r.task = t.text();
     if (wd.print) write_stderr(r.text());
-    if (wd.handler) wd.handler(r);
-  } catch (...) {
+  } catch (...) {  // out of memory naming the task or formatting: the handler still hears of it
+  }
+  if (!wd.handler) return;
+  try {
+    wd.handler(r);
+  } catch (...) {  // not lost: said where the deadlock handler's error is said
+    try {
+      write_stderr("skein: the watchdog handler threw: " + describe_error(std::current_exception()) + "\n");
+    } catch (...) {
+      write_stderr("skein: the watchdog handler threw\n");
+    }
   }
 }
 
