@@ -33,12 +33,6 @@ Promise<void> read_and_record(skein::RWLock& rw, std::vector<std::string>& order
   co_await hold;
 }
 
-void update_max(std::atomic<int>& peak, int v) {
-  int p = peak.load();
-  while (v > p && !peak.compare_exchange_weak(p, v)) {
-  }
-}
-
 }  // namespace
 
 TEST_CASE("try_lock_shared admits many readers; try_lock needs the lock free") {

@@ -19,12 +19,6 @@ Promise<void> acquire_and_record(skein::Semaphore& s, std::vector<int>& order, i
   order.push_back(id);
 }
 
-void update_max(std::atomic<int>& peak, int v) {
-  int p = peak.load();
-  while (v > p && !peak.compare_exchange_weak(p, v)) {
-  }
-}
-
 }  // namespace
 
 TEST_CASE("a Semaphore starts with its permits, which are also its bound") {

@@ -56,12 +56,6 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-void update_max(std::atomic<int>& peak, int v) {
-  int p = peak.load();
-  while (v > p && !peak.compare_exchange_weak(p, v)) {
-  }
-}
-
 /// Installs an unhandled-error handler that records the messages it gets;
 /// restores the default on destruction. The state is shared with the handler,
 /// so a report still in flight on another thread never touches a dead object.

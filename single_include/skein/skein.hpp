@@ -176,10 +176,6 @@ namespace skein::detail {
 #include <sched.h>
 #endif
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-
 
 // ---- begin skein/detail/tuning.hpp ----
 // Every tuning constant of the runtime, in one place, each with its reason.
@@ -297,7 +293,9 @@ inline bool spinning_helps() noexcept {
 
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
+  // PAUSE, without <immintrin.h>: that header is 47,000 lines, most of a
+  // second of every translation unit that includes skein.
+  __builtin_ia32_pause();
 #elif defined(__aarch64__)
   asm volatile("yield");
 #endif

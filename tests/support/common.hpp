@@ -29,6 +29,13 @@ namespace test {
 
 using namespace std::chrono_literals;
 
+/// Raises `peak` to `v` if `v` is larger (a high-water mark shared by threads).
+inline void update_max(std::atomic<int>& peak, int v) {
+  int p = peak.load();
+  while (v > p && !peak.compare_exchange_weak(p, v)) {
+  }
+}
+
 /// Iteration counts shrink under sanitizers (set SKEIN_TEST_SCALE=10 to divide by 10).
 inline int scaled(int n) {
   static int div = [] {
