@@ -62,8 +62,10 @@ struct Detector {
   std::function<void()> on_report_;
 };
 
-bool on_linux() {
-#if defined(__linux__)
+/// Where deadlock detection runs: it counts the process's threads from
+/// /proc (Linux) or a Toolhelp snapshot (Windows); elsewhere it never reports.
+bool detection_runs() {
+#if defined(__linux__) || defined(_WIN32)
   return true;
 #else
   return false;
@@ -74,7 +76,7 @@ bool on_linux() {
 
 TEST_SUITE("deadlock") {
   TEST_CASE("SimpleDeadlock: main blocks on a channel nobody else can reach") {
-    if (!on_linux()) return;  // detection reads /proc (docs/api/deadlock.md)
+    if (!detection_runs()) return;  // docs/api/deadlock.md
     Detector d;
     skein::Queue<int> q(1);
     CHECK_THROWS_AS(q.get(), skein::Deadlock);
@@ -89,7 +91,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("the message of Deadlock names the wait") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Queue<int> q(skein::unbuffered);  // a send waits for a receiver
     try {
@@ -102,7 +104,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("a task that failed before feeding the channel main waits on") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Queue<int> q(1);
     auto p = skein::run([&] {
@@ -114,7 +116,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("LockedDeadlock2: a task blocked forever, main blocked after it") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Context ctx;
     skein::Queue<int> never(1), also_never(1);
@@ -127,7 +129,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("two tasks take two Mutexes in opposite orders") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Context ctx;
     skein::Mutex a, b;
@@ -151,7 +153,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("a Mutex locked twice by the same thread") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Mutex m;
     m.lock();
@@ -162,7 +164,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("a WaitGroup that misses a done()") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::WaitGroup wg;
     wg.add(2);
@@ -174,7 +176,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("a select with no case that can fire") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Queue<int> a(1), b(1);
     CHECK_THROWS_AS(skein::select(skein::case_get(a), skein::case_get(b)), skein::Deadlock);
@@ -186,7 +188,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("a pool task blocked in a blocking wait, and main waiting for it") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Queue<int> q(1);
     auto p = skein::run([&] { return *q.get(); });  // a thread wait inside the pool
@@ -200,7 +202,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("Context::wait for a task that waits forever") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Context ctx;
     skein::Queue<int> q(1);
@@ -211,7 +213,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("two plain threads each waiting for the other") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::Queue<int> to_a(skein::unbuffered), to_b(skein::unbuffered);
     std::atomic<int> failed{0};
@@ -240,7 +242,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("with tasks tracked, the report lists each task and what it waits on") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     Detector d;
     skein::trace::track_tasks(true);
     skein::Context ctx;
@@ -260,7 +262,7 @@ TEST_SUITE("deadlock") {
   }
 
   TEST_CASE("the handler may ignore a deadlock, and release it itself") {
-    if (!on_linux()) return;
+    if (!detection_runs()) return;
     skein::Queue<int> q(1);
     Detector d(skein::DeadlockAction::ignore, [&] { (void)q.try_put(42); });
     CHECK(*q.get() == 42);  // not failed: the handler's put released it
@@ -401,8 +403,8 @@ TEST_SUITE("deadlock") {
     t.join();
   }
 
+#if defined(__linux__)  // POSIX signals: elsewhere dump_on_signal throws UsageError
   TEST_CASE("dump_on_signal writes the dump to stderr") {
-    if (!on_linux()) return;
     char path[] = "/tmp/skein-dump-XXXXXX";
     int fd = mkstemp(path);
     REQUIRE(fd >= 0);
@@ -425,6 +427,7 @@ TEST_SUITE("deadlock") {
     std::signal(SIGUSR2, SIG_DFL);
     CHECK(text.find("skein: dump of every thread") != std::string::npos);
   }
+#endif
 }
 
 // ---- The watchdog: a task that never reaches a scheduling point ----------
@@ -578,12 +581,17 @@ TEST_SUITE("watchdog") {
 }
 
 TEST_CASE("a watchdog handler that throws is reported on stderr, not lost") {
+  // stderr is captured through its file descriptor: msvcrt's stderr (MinGW)
+  // does not follow dup2, so there the test checks only that the handler ran
+  // and the process went on.
+#if !defined(_WIN32)
   char path[] = "/tmp/skein-hog-XXXXXX";
   int fd = mkstemp(path);
   REQUIRE(fd >= 0);
   std::fflush(stderr);
   int saved = dup(2);
   dup2(fd, 2);
+#endif
   std::atomic<int> calls{0};
   skein::WatchdogOptions o;
   o.threshold = 20ms;
@@ -600,6 +608,8 @@ TEST_CASE("a watchdog handler that throws is reported on stderr, not lost") {
     });
     spinner.get();
   }
+  CHECK(calls.load() >= 1);
+#if !defined(_WIN32)
   std::string text;
   for (int i = 0; i < 10000 && text.find("handler failed") == std::string::npos; ++i) {
     std::this_thread::sleep_for(1ms);
@@ -613,4 +623,7 @@ TEST_CASE("a watchdog handler that throws is reported on stderr, not lost") {
   close(fd);
   std::remove(path);
   CHECK(text.find("skein: the watchdog handler threw: handler failed") != std::string::npos);
+#else
+  skein::set_watchdog_options({});
+#endif
 }

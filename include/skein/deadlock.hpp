@@ -120,7 +120,7 @@ private:
 /// SIGQUIT, as Go does), from the monitor thread. POSIX only; elsewhere it
 /// throws UsageError. The handler itself only posts a semaphore.
 inline void dump_on_signal(int sig) {
-#if defined(SKEIN_DEADLOCK_DETECTION)
+#if defined(SKEIN_DETAIL_POSIX_SIGNALS)
   auto& m = detail::DeadlockMonitor::get();
   {
     std::lock_guard lk(m.mu);

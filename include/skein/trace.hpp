@@ -816,9 +816,12 @@ inline const bool started_from_environment = [] {
   if (!path || !*path) return false;
   try {
     return start(path);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "skein: SKEIN_TRACE=%s: tracing not started: %s\n", path, e.what());
   } catch (...) {
-    return false;
+    std::fprintf(stderr, "skein: SKEIN_TRACE=%s: tracing not started\n", path);
   }
+  return false;
 }();
 }  // namespace detail
 

@@ -1733,6 +1733,12 @@ std::string format_ms(std::chrono::duration<Rep, Period> d) {
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
+#elif defined(_WIN32)
+// Declared here rather than by <windows.h> (see parker.hpp), exactly as it
+// declares them; in kernel32.
+extern "C" __declspec(dllimport) unsigned long __stdcall GetCurrentThreadId();
+extern "C" __declspec(dllimport) unsigned long __stdcall FlsAlloc(void(__stdcall* callback)(void*));
+extern "C" __declspec(dllimport) int __stdcall FlsSetValue(unsigned long index, void* value);
 #endif
 
 namespace skein::detail {
@@ -1803,6 +1809,8 @@ struct ThreadRegistry {
 inline long this_thread_os_id() noexcept {
 #if defined(__linux__)
   return static_cast<long>(::syscall(SYS_gettid));
+#elif defined(_WIN32)
+  return static_cast<long>(GetCurrentThreadId());
 #else
   return 0;
 #endif
@@ -1826,32 +1834,68 @@ inline bool park_tracking() noexcept {
   return v > 0;
 }
 
-class ThreadRecordHolder {
-public:
-  ThreadRecordHolder() noexcept : rec_(new(std::nothrow) ThreadRecord) {
-    if (!rec_) return;
-    rec_->tid = this_thread_os_id();
+/// Makes and registers the calling thread's record; null if out of memory.
+inline ThreadRecord* register_this_thread() noexcept {
+  auto* rec = new (std::nothrow) ThreadRecord;
+  if (!rec) return nullptr;
+  rec->tid = this_thread_os_id();
+  auto& r = ThreadRegistry::get();
+  std::lock_guard lk(r.mu);
+  rec->uid = r.next_uid++;
+  rec->next = r.head;
+  if (r.head) r.head->prev = rec;
+  r.head = rec;
+  ++r.count;
+  return rec;
+}
+
+/// Unregisters and frees a record (its thread is exiting).
+inline void unregister_thread(ThreadRecord* rec) noexcept {
+  {
     auto& r = ThreadRegistry::get();
     std::lock_guard lk(r.mu);
-    rec_->uid = r.next_uid++;
-    rec_->next = r.head;
-    if (r.head) r.head->prev = rec_;
-    r.head = rec_;
-    ++r.count;
+    if (rec->prev)
+      rec->prev->next = rec->next;
+    else
+      r.head = rec->next;
+    if (rec->next) rec->next->prev = rec->prev;
+    --r.count;
   }
-  ~ThreadRecordHolder() {
-    if (!rec_) return;
-    {
-      auto& r = ThreadRegistry::get();
-      std::lock_guard lk(r.mu);
-      if (rec_->prev)
-        rec_->prev->next = rec_->next;
-      else
-        r.head = rec_->next;
-      if (rec_->next) rec_->next->prev = rec_->prev;
-      --r.count;
+  delete rec;
+}
+
+#if defined(_WIN32)
+/// Windows: the record is released by a fiber-local storage callback, which
+/// the system calls with the record's address as the thread exits. Not by a
+/// thread_local's destructor: MinGW-w64's g++ emulates thread_local storage
+/// on a pthread key that winpthreads destroys before the key that runs
+/// thread_local destructors, so such a destructor reads its own members from
+/// freed memory (seen under Wine: a pool thread's exit unlinked a garbage
+/// record from the registry and crashed).
+inline void __stdcall release_thread_record(void* rec) {
+  if (rec) unregister_thread(static_cast<ThreadRecord*>(rec));
+}
+inline ThreadRecord* this_thread_record() noexcept {
+  thread_local ThreadRecord* rec = nullptr;  // trivially destructible
+  thread_local bool made = false;
+  if (!made) {
+    made = true;
+    static const unsigned long index = FlsAlloc(&release_thread_record);
+    if (index == 0xFFFFFFFFul) return nullptr;  // FLS_OUT_OF_INDEXES: no records, no detection
+    rec = register_this_thread();
+    if (rec && !FlsSetValue(index, rec)) {
+      unregister_thread(rec);
+      rec = nullptr;
     }
-    delete rec_;
+  }
+  return rec;
+}
+#else
+class ThreadRecordHolder {
+public:
+  ThreadRecordHolder() noexcept : rec_(register_this_thread()) {}
+  ~ThreadRecordHolder() {
+    if (rec_) unregister_thread(rec_);
     rec_ = nullptr;
   }
   ThreadRecordHolder(const ThreadRecordHolder&) = delete;
@@ -1868,6 +1912,7 @@ inline ThreadRecord* this_thread_record() noexcept {
   thread_local ThreadRecordHolder holder;
   return holder.get();
 }
+#endif
 
 /// A ThreadPool's threads say so once, with the word their idle parks sleep
 /// on: the detector never fails their waits (their tasks' callers see the
@@ -2135,7 +2180,20 @@ inline void set_unhandled_error_handler(UnhandledErrorHandler handler) {
 #include <semaphore.h>
 #include <signal.h>
 #include <unistd.h>
-#define SKEIN_DEADLOCK_DETECTION 1
+#define SKEIN_DETAIL_POSIX_SIGNALS 1
+#elif defined(_WIN32)
+// The process's threads are counted with a Toolhelp snapshot (kernel32).
+// Declared here rather than by <windows.h>/<tlhelp32.h> (see parker.hpp),
+// exactly as they declare them, so that a user's own include of them agrees;
+// the entry is passed as skein's layout of THREADENTRY32, cast to theirs.
+struct tagTHREADENTRY32;
+extern "C" {
+void* __stdcall CreateToolhelp32Snapshot(unsigned long flags, unsigned long process_id);
+int __stdcall Thread32First(void* snapshot, tagTHREADENTRY32* entry);
+int __stdcall Thread32Next(void* snapshot, tagTHREADENTRY32* entry);
+__declspec(dllimport) int __stdcall CloseHandle(void* handle);
+__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId();
+}
 #endif
 
 // ThreadSanitizer runs a background thread of its own, which never touches
@@ -2318,10 +2376,29 @@ inline long cpu_ticks_per_second() noexcept {
 
 /// Threads in the process, or -1 where unknown.
 inline long process_thread_count() noexcept {
+#if defined(_WIN32)
+  struct ThreadEntry {  // THREADENTRY32
+    unsigned long size, usage, thread_id, owner_process_id;
+    long base_priority, delta_priority;
+    unsigned long flags;
+  };
+  void* snap = CreateToolhelp32Snapshot(0x4 /* TH32CS_SNAPTHREAD */, 0);
+  if (snap == reinterpret_cast<void*>(static_cast<std::intptr_t>(-1))) return -1;  // INVALID_HANDLE_VALUE
+  const unsigned long self = GetCurrentProcessId();
+  ThreadEntry e{};
+  e.size = sizeof e;
+  auto* entry = reinterpret_cast<tagTHREADENTRY32*>(&e);
+  long n = 0;
+  for (int more = Thread32First(snap, entry); more; more = Thread32Next(snap, entry))
+    if (e.owner_process_id == self) ++n;
+  CloseHandle(snap);
+  return n > 0 ? n : -1;
+#else
   char buf[1024];
   const char* at[21] = {};
   if (!read_proc_stat("/proc/self/stat", buf, at, 20)) return -1;  // 20 num_threads
   return std::strtol(at[20], nullptr, 10);
+#endif
 }
 
 /// goroutines(), set by task_host.hpp (which this header cannot include).
@@ -2423,7 +2500,7 @@ struct DeadlockMonitor {
   bool started = false;
   std::uint64_t generation = 0;  // bumped by set_deadlock_options: a waiting monitor re-reads
   std::atomic<bool> dump_requested{false};
-#if defined(SKEIN_DEADLOCK_DETECTION)
+#if defined(SKEIN_DETAIL_POSIX_SIGNALS)
   sem_t signal_sem{};  // posted by the dump signal handler (sem_post is async-signal-safe)
   std::atomic<bool> sem_ready{false};
 #endif
@@ -2608,7 +2685,7 @@ inline void deadlock_monitor_main() noexcept {
     // threshold, so a hog is seen within 1.25 thresholds.
     auto period = std::max(opt.period, std::chrono::milliseconds(1));
     if (wd.enabled) period = std::min(period, std::max(wd.threshold / 4, std::chrono::milliseconds(1)));
-#if defined(SKEIN_DEADLOCK_DETECTION)
+#if defined(SKEIN_DETAIL_POSIX_SIGNALS)
     if (m.sem_ready.load(std::memory_order_acquire)) {
       // Woken early by a dump request (the signal handler posts).
       timespec ts{};
@@ -7504,7 +7581,7 @@ private:
 /// SIGQUIT, as Go does), from the monitor thread. POSIX only; elsewhere it
 /// throws UsageError. The handler itself only posts a semaphore.
 inline void dump_on_signal(int sig) {
-#if defined(SKEIN_DEADLOCK_DETECTION)
+#if defined(SKEIN_DETAIL_POSIX_SIGNALS)
   auto& m = detail::DeadlockMonitor::get();
   {
     std::lock_guard lk(m.mu);
@@ -12460,9 +12537,12 @@ inline const bool started_from_environment = [] {
   if (!path || !*path) return false;
   try {
     return start(path);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "skein: SKEIN_TRACE=%s: tracing not started: %s\n", path, e.what());
   } catch (...) {
-    return false;
+    std::fprintf(stderr, "skein: SKEIN_TRACE=%s: tracing not started\n", path);
   }
+  return false;
 }();
 }  // namespace detail
 

@@ -51,7 +51,20 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <unistd.h>
-#define SKEIN_DEADLOCK_DETECTION 1
+#define SKEIN_DETAIL_POSIX_SIGNALS 1
+#elif defined(_WIN32)
+// The process's threads are counted with a Toolhelp snapshot (kernel32).
+// Declared here rather than by <windows.h>/<tlhelp32.h> (see parker.hpp),
+// exactly as they declare them, so that a user's own include of them agrees;
+// the entry is passed as skein's layout of THREADENTRY32, cast to theirs.
+struct tagTHREADENTRY32;
+extern "C" {
+void* __stdcall CreateToolhelp32Snapshot(unsigned long flags, unsigned long process_id);
+int __stdcall Thread32First(void* snapshot, tagTHREADENTRY32* entry);
+int __stdcall Thread32Next(void* snapshot, tagTHREADENTRY32* entry);
+__declspec(dllimport) int __stdcall CloseHandle(void* handle);
+__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId();
+}
 #endif
 
 // ThreadSanitizer runs a background thread of its own, which never touches
@@ -234,10 +247,29 @@ inline long cpu_ticks_per_second() noexcept {
 
 /// Threads in the process, or -1 where unknown.
 inline long process_thread_count() noexcept {
+#if defined(_WIN32)
+  struct ThreadEntry {  // THREADENTRY32
+    unsigned long size, usage, thread_id, owner_process_id;
+    long base_priority, delta_priority;
+    unsigned long flags;
+  };
+  void* snap = CreateToolhelp32Snapshot(0x4 /* TH32CS_SNAPTHREAD */, 0);
+  if (snap == reinterpret_cast<void*>(static_cast<std::intptr_t>(-1))) return -1;  // INVALID_HANDLE_VALUE
+  const unsigned long self = GetCurrentProcessId();
+  ThreadEntry e{};
+  e.size = sizeof e;
+  auto* entry = reinterpret_cast<tagTHREADENTRY32*>(&e);
+  long n = 0;
+  for (int more = Thread32First(snap, entry); more; more = Thread32Next(snap, entry))
+    if (e.owner_process_id == self) ++n;
+  CloseHandle(snap);
+  return n > 0 ? n : -1;
+#else
   char buf[1024];
   const char* at[21] = {};
   if (!read_proc_stat("/proc/self/stat", buf, at, 20)) return -1;  // 20 num_threads
   return std::strtol(at[20], nullptr, 10);
+#endif
 }
 
 /// goroutines(), set by task_host.hpp (which this header cannot include).
@@ -339,7 +371,7 @@ struct DeadlockMonitor {
   bool started = false;
   std::uint64_t generation = 0;  // bumped by set_deadlock_options: a waiting monitor re-reads
   std::atomic<bool> dump_requested{false};
-#if defined(SKEIN_DEADLOCK_DETECTION)
+#if defined(SKEIN_DETAIL_POSIX_SIGNALS)
   sem_t signal_sem{};  // posted by the dump signal handler (sem_post is async-signal-safe)
   std::atomic<bool> sem_ready{false};
 #endif
@@ -524,7 +556,7 @@ inline void deadlock_monitor_main() noexcept {
     // threshold, so a hog is seen within 1.25 thresholds.
     auto period = std::max(opt.period, std::chrono::milliseconds(1));
     if (wd.enabled) period = std::min(period, std::max(wd.threshold / 4, std::chrono::milliseconds(1)));
-#if defined(SKEIN_DEADLOCK_DETECTION)
+#if defined(SKEIN_DETAIL_POSIX_SIGNALS)
     if (m.sem_ready.load(std::memory_order_acquire)) {
       // Woken early by a dump request (the signal handler posts).
       timespec ts{};

@@ -28,6 +28,12 @@
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
+#elif defined(_WIN32)
+// Declared here rather than by <windows.h> (see parker.hpp), exactly as it
+// declares them; in kernel32.
+extern "C" __declspec(dllimport) unsigned long __stdcall GetCurrentThreadId();
+extern "C" __declspec(dllimport) unsigned long __stdcall FlsAlloc(void(__stdcall* callback)(void*));
+extern "C" __declspec(dllimport) int __stdcall FlsSetValue(unsigned long index, void* value);
 #endif
 
 namespace skein::detail {
@@ -98,6 +104,8 @@ struct ThreadRegistry {
 inline long this_thread_os_id() noexcept {
 #if defined(__linux__)
   return static_cast<long>(::syscall(SYS_gettid));
+#elif defined(_WIN32)
+  return static_cast<long>(GetCurrentThreadId());
 #else
   return 0;
 #endif
@@ -121,32 +129,68 @@ inline bool park_tracking() noexcept {
   return v > 0;
 }
 
-class ThreadRecordHolder {
-public:
-  ThreadRecordHolder() noexcept : rec_(new(std::nothrow) ThreadRecord) {
-    if (!rec_) return;
-    rec_->tid = this_thread_os_id();
+/// Makes and registers the calling thread's record; null if out of memory.
+inline ThreadRecord* register_this_thread() noexcept {
+  auto* rec = new (std::nothrow) ThreadRecord;
+  if (!rec) return nullptr;
+  rec->tid = this_thread_os_id();
+  auto& r = ThreadRegistry::get();
+  std::lock_guard lk(r.mu);
+  rec->uid = r.next_uid++;
+  rec->next = r.head;
+  if (r.head) r.head->prev = rec;
+  r.head = rec;
+  ++r.count;
+  return rec;
+}
+
+/// Unregisters and frees a record (its thread is exiting).
+inline void unregister_thread(ThreadRecord* rec) noexcept {
+  {
     auto& r = ThreadRegistry::get();
     std::lock_guard lk(r.mu);
-    rec_->uid = r.next_uid++;
-    rec_->next = r.head;
-    if (r.head) r.head->prev = rec_;
-    r.head = rec_;
-    ++r.count;
+    if (rec->prev)
+      rec->prev->next = rec->next;
+    else
+      r.head = rec->next;
+    if (rec->next) rec->next->prev = rec->prev;
+    --r.count;
   }
-  ~ThreadRecordHolder() {
-    if (!rec_) return;
-    {
-      auto& r = ThreadRegistry::get();
-      std::lock_guard lk(r.mu);
-      if (rec_->prev)
-        rec_->prev->next = rec_->next;
-      else
-        r.head = rec_->next;
-      if (rec_->next) rec_->next->prev = rec_->prev;
-      --r.count;
+  delete rec;
+}
+
+#if defined(_WIN32)
+/// Windows: the record is released by a fiber-local storage callback, which
+/// the system calls with the record's address as the thread exits. Not by a
+/// thread_local's destructor: MinGW-w64's g++ emulates thread_local storage
+/// on a pthread key that winpthreads destroys before the key that runs
+/// thread_local destructors, so such a destructor reads its own members from
+/// freed memory (seen under Wine: a pool thread's exit unlinked a garbage
+/// record from the registry and crashed).
+inline void __stdcall release_thread_record(void* rec) {
+  if (rec) unregister_thread(static_cast<ThreadRecord*>(rec));
+}
+inline ThreadRecord* this_thread_record() noexcept {
+  thread_local ThreadRecord* rec = nullptr;  // trivially destructible
+  thread_local bool made = false;
+  if (!made) {
+    made = true;
+    static const unsigned long index = FlsAlloc(&release_thread_record);
+    if (index == 0xFFFFFFFFul) return nullptr;  // FLS_OUT_OF_INDEXES: no records, no detection
+    rec = register_this_thread();
+    if (rec && !FlsSetValue(index, rec)) {
+      unregister_thread(rec);
+      rec = nullptr;
     }
-    delete rec_;
+  }
+  return rec;
+}
+#else
+class ThreadRecordHolder {
+public:
+  ThreadRecordHolder() noexcept : rec_(register_this_thread()) {}
+  ~ThreadRecordHolder() {
+    if (rec_) unregister_thread(rec_);
     rec_ = nullptr;
   }
   ThreadRecordHolder(const ThreadRecordHolder&) = delete;
@@ -163,6 +207,7 @@ inline ThreadRecord* this_thread_record() noexcept {
   thread_local ThreadRecordHolder holder;
   return holder.get();
 }
+#endif
 
 /// A ThreadPool's threads say so once, with the word their idle parks sleep
 /// on: the detector never fails their waits (their tasks' callers see the
