@@ -117,7 +117,7 @@ private:
 };
 
 /// Writes dump_text() to stderr whenever the process receives `sig` (e.g.
-/// SIGQUIT, as Go does), from the monitor thread. POSIX only; elsewhere it
+/// SIGQUIT, as Go does), from the monitor thread. Linux only; elsewhere it
 /// throws UsageError. The handler itself only posts a semaphore.
 inline void dump_on_signal(int sig) {
 #if defined(SKEIN_DETAIL_POSIX_SIGNALS)
@@ -144,7 +144,7 @@ inline void dump_on_signal(int sig) {
   m.cv.notify_all();
 #else
   (void)sig;
-  throw UsageError("dump_on_signal: not supported on this system (POSIX only)");
+  throw UsageError("dump_on_signal: not supported on this system (Linux only)");
 #endif
 }
 
