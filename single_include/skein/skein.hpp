@@ -694,6 +694,51 @@ using detail::stop_impl::stop_token;
 #include <new>
 
 
+// ---- begin skein/detail/win32.hpp ----
+// The few Windows functions skein calls, declared here rather than by
+// <windows.h>, whose macros (min, max, ...) a header-only library must not
+// bring into its users' code. Each is declared exactly as <windows.h> (and
+// <tlhelp32.h>) declare it, so that a user's own include of them agrees.
+// All are in kernel32 except WaitOnAddress and WakeByAddressSingle: link with
+// Synchronization.lib (-lsynchronization; CMake's skein::skein does it).
+
+#if defined(_WIN32)
+#include <cstddef>
+
+struct tagTHREADENTRY32;  // <tlhelp32.h>'s THREADENTRY32 (process_thread_count passes its own layout)
+
+extern "C" {
+// Parking (parker.hpp)
+__declspec(dllimport) int __stdcall WaitOnAddress(volatile void* address, void* compare, std::size_t size,
+                                                  unsigned long milliseconds);
+__declspec(dllimport) void __stdcall WakeByAddressSingle(void* address);
+// Thread names (thread_name.hpp)
+__declspec(dllimport) void* __stdcall GetCurrentThread();
+__declspec(dllimport) long __stdcall SetThreadDescription(void* thread, const wchar_t* description);
+// Thread identity, and per-thread state released at thread exit (park_registry.hpp, frame_alloc.hpp)
+__declspec(dllimport) unsigned long __stdcall GetCurrentThreadId();
+__declspec(dllimport) unsigned long __stdcall FlsAlloc(void(__stdcall* callback)(void*));
+__declspec(dllimport) void* __stdcall FlsGetValue(unsigned long index);
+__declspec(dllimport) int __stdcall FlsSetValue(unsigned long index, void* value);
+// The process's thread count (deadlock_monitor.hpp); <tlhelp32.h> declares
+// these three without dllimport.
+void* __stdcall CreateToolhelp32Snapshot(unsigned long flags, unsigned long process_id);
+int __stdcall Thread32First(void* snapshot, tagTHREADENTRY32* entry);
+int __stdcall Thread32Next(void* snapshot, tagTHREADENTRY32* entry);
+__declspec(dllimport) int __stdcall CloseHandle(void* handle);
+__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId();
+}
+
+#if defined(_MSC_VER)
+#pragma comment(lib, "Synchronization.lib")
+#endif
+
+namespace skein::detail {
+inline constexpr unsigned long kFlsOutOfIndexes = 0xFFFFFFFFul;  // FLS_OUT_OF_INDEXES
+}  // namespace skein::detail
+#endif
+// ---- end skein/detail/win32.hpp ----
+
 // SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
 // under AddressSanitizer, so that ASan sees every frame's lifetime.
 #ifndef SKEIN_FRAME_CACHE
@@ -836,19 +881,7 @@ private:
     bool alive;
   };
   struct Cleanup {
-    ~Cleanup() {
-      State& s = raw();
-      s.alive = false;
-      for (std::size_t c = 0; c < kClasses; ++c) {
-        for (Node** list : {&s.heads[c], &s.spill[c]}) {
-          while (Node* b = *list) {
-            *list = b->next;
-            ::operator delete(b);
-          }
-        }
-        s.counts[c] = s.spill_counts[c] = 0;
-      }
-    }
+    ~Cleanup() { drain(raw()); }
   };
   static void refill(State& s, std::size_t c) noexcept {
     if (s.spill[c]) {  // our own spill first
@@ -862,6 +895,54 @@ private:
     }
   }
 
+  static void drain(State& s) noexcept {
+    s.alive = false;
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      for (Node** list : {&s.heads[c], &s.spill[c]}) {
+        while (Node* b = *list) {
+          *list = b->next;
+          ::operator delete(b);
+        }
+      }
+      s.counts[c] = s.spill_counts[c] = 0;
+    }
+  }
+
+#if defined(_WIN32)
+  // Windows: each thread's State is on the heap, drained and freed by a
+  // fiber-local storage callback that the system calls with its address as
+  // the thread exits. Not by a thread_local's destructor: MinGW-w64's g++
+  // frees its emulated thread_local storage before it runs thread_local
+  // destructors (see park_registry.hpp), so the cached frames would leak.
+  static void __stdcall release_state(void* p) {
+    auto* s = static_cast<State*>(p);
+    drain(*s);
+    delete s;
+  }
+  static State* make_state() noexcept {
+    static thread_local State unusable{};  // zero: alive false, frames go to operator new/delete
+    static const unsigned long index = FlsAlloc(&release_state);
+    if (index == kFlsOutOfIndexes) return &unusable;
+    // The thread_local pointer is null again if its emulated storage was
+    // freed while the thread exits: the thread's State is still in its slot.
+    if (void* had = FlsGetValue(index)) return static_cast<State*>(had);
+    auto* s = new (std::nothrow) State{};
+    if (!s) return &unusable;
+    if (!FlsSetValue(index, s)) {
+      delete s;
+      return &unusable;
+    }
+    s->alive = true;
+    return s;
+  }
+  static State& raw() noexcept {
+    static thread_local State* p = nullptr;
+    if (!p) [[unlikely]]
+      p = make_state();
+    return *p;
+  }
+  static State& state() noexcept { return raw(); }
+#else
   static State& raw() noexcept {
     static thread_local State s{};
     return s;
@@ -880,6 +961,7 @@ private:
     }
     return s;
   }
+#endif
 };
 
 /// Base of what is made and freed at task rate (coroutine frames, task
@@ -1514,10 +1596,6 @@ private:
 
 #if defined(__linux__) || defined(__APPLE__)
 #include <pthread.h>
-#elif defined(_WIN32)
-// Declared here rather than by <windows.h> (see parker.hpp); in kernel32.
-extern "C" __declspec(dllimport) void* __stdcall GetCurrentThread();
-extern "C" __declspec(dllimport) long __stdcall SetThreadDescription(void* thread, const wchar_t* description);
 #endif
 
 namespace skein::detail {
@@ -1649,15 +1727,6 @@ inline void point() noexcept {
 #include <unistd.h>
 #elif defined(_WIN32) && !defined(SKEIN_PORTABLE_PARKING)
 #define SKEIN_PARK_WINDOWS 1
-// Declared here rather than by <windows.h>, whose macros (min, max, ...) a
-// header-only library must not bring into its users' code. Link with
-// Synchronization.lib (-lsynchronization; CMake's skein::skein does it).
-extern "C" __declspec(dllimport) int __stdcall WaitOnAddress(volatile void* address, void* compare, std::size_t size,
-                                                             unsigned long milliseconds);
-extern "C" __declspec(dllimport) void __stdcall WakeByAddressSingle(void* address);
-#if defined(_MSC_VER)
-#pragma comment(lib, "Synchronization.lib")
-#endif
 #else
 #include <condition_variable>
 #endif
@@ -1733,12 +1802,6 @@ std::string format_ms(std::chrono::duration<Rep, Period> d) {
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
-#elif defined(_WIN32)
-// Declared here rather than by <windows.h> (see parker.hpp), exactly as it
-// declares them; in kernel32.
-extern "C" __declspec(dllimport) unsigned long __stdcall GetCurrentThreadId();
-extern "C" __declspec(dllimport) unsigned long __stdcall FlsAlloc(void(__stdcall* callback)(void*));
-extern "C" __declspec(dllimport) int __stdcall FlsSetValue(unsigned long index, void* value);
 #endif
 
 namespace skein::detail {
@@ -1881,7 +1944,10 @@ inline ThreadRecord* this_thread_record() noexcept {
   if (!made) {
     made = true;
     static const unsigned long index = FlsAlloc(&release_thread_record);
-    if (index == 0xFFFFFFFFul) return nullptr;  // FLS_OUT_OF_INDEXES: no records, no detection
+    if (index == kFlsOutOfIndexes) return nullptr;  // no records, no detection
+    // Null again if the thread_local's emulated storage was freed while the
+    // thread exits: the record is still in its slot.
+    if (void* had = FlsGetValue(index)) return rec = static_cast<ThreadRecord*>(had);
     rec = register_this_thread();
     if (rec && !FlsSetValue(index, rec)) {
       unregister_thread(rec);
@@ -2181,19 +2247,6 @@ inline void set_unhandled_error_handler(UnhandledErrorHandler handler) {
 #include <signal.h>
 #include <unistd.h>
 #define SKEIN_DETAIL_POSIX_SIGNALS 1
-#elif defined(_WIN32)
-// The process's threads are counted with a Toolhelp snapshot (kernel32).
-// Declared here rather than by <windows.h>/<tlhelp32.h> (see parker.hpp),
-// exactly as they declare them, so that a user's own include of them agrees;
-// the entry is passed as skein's layout of THREADENTRY32, cast to theirs.
-struct tagTHREADENTRY32;
-extern "C" {
-void* __stdcall CreateToolhelp32Snapshot(unsigned long flags, unsigned long process_id);
-int __stdcall Thread32First(void* snapshot, tagTHREADENTRY32* entry);
-int __stdcall Thread32Next(void* snapshot, tagTHREADENTRY32* entry);
-__declspec(dllimport) int __stdcall CloseHandle(void* handle);
-__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId();
-}
 #endif
 
 // ThreadSanitizer runs a background thread of its own, which never touches

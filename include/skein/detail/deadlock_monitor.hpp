@@ -52,20 +52,8 @@
 #include <signal.h>
 #include <unistd.h>
 #define SKEIN_DETAIL_POSIX_SIGNALS 1
-#elif defined(_WIN32)
-// The process's threads are counted with a Toolhelp snapshot (kernel32).
-// Declared here rather than by <windows.h>/<tlhelp32.h> (see parker.hpp),
-// exactly as they declare them, so that a user's own include of them agrees;
-// the entry is passed as skein's layout of THREADENTRY32, cast to theirs.
-struct tagTHREADENTRY32;
-extern "C" {
-void* __stdcall CreateToolhelp32Snapshot(unsigned long flags, unsigned long process_id);
-int __stdcall Thread32First(void* snapshot, tagTHREADENTRY32* entry);
-int __stdcall Thread32Next(void* snapshot, tagTHREADENTRY32* entry);
-__declspec(dllimport) int __stdcall CloseHandle(void* handle);
-__declspec(dllimport) unsigned long __stdcall GetCurrentProcessId();
-}
 #endif
+#include "win32.hpp"  // the process's threads, from a Toolhelp snapshot (Windows)
 
 // ThreadSanitizer runs a background thread of its own, which never touches
 // skein: the count of threads allows for it.

@@ -15,6 +15,7 @@
 #include <new>
 
 #include "tuning.hpp"
+#include "win32.hpp"  // FlsAlloc, FlsSetValue (Windows)
 
 // SKEIN_FRAME_CACHE=0 sends every frame to new/delete. That is the default
 // under AddressSanitizer, so that ASan sees every frame's lifetime.
@@ -158,19 +159,7 @@ private:
     bool alive;
   };
   struct Cleanup {
-    ~Cleanup() {
-      State& s = raw();
-      s.alive = false;
-      for (std::size_t c = 0; c < kClasses; ++c) {
-        for (Node** list : {&s.heads[c], &s.spill[c]}) {
-          while (Node* b = *list) {
-            *list = b->next;
-            ::operator delete(b);
-          }
-        }
-        s.counts[c] = s.spill_counts[c] = 0;
-      }
-    }
+    ~Cleanup() { drain(raw()); }
   };
   static void refill(State& s, std::size_t c) noexcept {
     if (s.spill[c]) {  // our own spill first
@@ -184,6 +173,54 @@ private:
     }
   }
 
+  static void drain(State& s) noexcept {
+    s.alive = false;
+    for (std::size_t c = 0; c < kClasses; ++c) {
+      for (Node** list : {&s.heads[c], &s.spill[c]}) {
+        while (Node* b = *list) {
+          *list = b->next;
+          ::operator delete(b);
+        }
+      }
+      s.counts[c] = s.spill_counts[c] = 0;
+    }
+  }
+
+#if defined(_WIN32)
+  // Windows: each thread's State is on the heap, drained and freed by a
+  // fiber-local storage callback that the system calls with its address as
+  // the thread exits. Not by a thread_local's destructor: MinGW-w64's g++
+  // frees its emulated thread_local storage before it runs thread_local
+  // destructors (see park_registry.hpp), so the cached frames would leak.
+  static void __stdcall release_state(void* p) {
+    auto* s = static_cast<State*>(p);
+    drain(*s);
+    delete s;
+  }
+  static State* make_state() noexcept {
+    static thread_local State unusable{};  // zero: alive false, frames go to operator new/delete
+    static const unsigned long index = FlsAlloc(&release_state);
+    if (index == kFlsOutOfIndexes) return &unusable;
+    // The thread_local pointer is null again if its emulated storage was
+    // freed while the thread exits: the thread's State is still in its slot.
+    if (void* had = FlsGetValue(index)) return static_cast<State*>(had);
+    auto* s = new (std::nothrow) State{};
+    if (!s) return &unusable;
+    if (!FlsSetValue(index, s)) {
+      delete s;
+      return &unusable;
+    }
+    s->alive = true;
+    return s;
+  }
+  static State& raw() noexcept {
+    static thread_local State* p = nullptr;
+    if (!p) [[unlikely]]
+      p = make_state();
+    return *p;
+  }
+  static State& state() noexcept { return raw(); }
+#else
   static State& raw() noexcept {
     static thread_local State s{};
     return s;
@@ -202,6 +239,7 @@ private:
     }
     return s;
   }
+#endif
 };
 
 /// Base of what is made and freed at task rate (coroutine frames, task

@@ -28,13 +28,8 @@
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
-#elif defined(_WIN32)
-// Declared here rather than by <windows.h> (see parker.hpp), exactly as it
-// declares them; in kernel32.
-extern "C" __declspec(dllimport) unsigned long __stdcall GetCurrentThreadId();
-extern "C" __declspec(dllimport) unsigned long __stdcall FlsAlloc(void(__stdcall* callback)(void*));
-extern "C" __declspec(dllimport) int __stdcall FlsSetValue(unsigned long index, void* value);
 #endif
+#include "win32.hpp"  // GetCurrentThreadId, FlsAlloc, FlsSetValue (Windows)
 
 namespace skein::detail {
 
@@ -176,7 +171,10 @@ inline ThreadRecord* this_thread_record() noexcept {
   if (!made) {
     made = true;
     static const unsigned long index = FlsAlloc(&release_thread_record);
-    if (index == 0xFFFFFFFFul) return nullptr;  // FLS_OUT_OF_INDEXES: no records, no detection
+    if (index == kFlsOutOfIndexes) return nullptr;  // no records, no detection
+    // Null again if the thread_local's emulated storage was freed while the
+    // thread exits: the record is still in its slot.
+    if (void* had = FlsGetValue(index)) return rec = static_cast<ThreadRecord*>(had);
     rec = register_this_thread();
     if (rec && !FlsSetValue(index, rec)) {
       unregister_thread(rec);

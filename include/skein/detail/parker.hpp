@@ -27,15 +27,6 @@
 #include <unistd.h>
 #elif defined(_WIN32) && !defined(SKEIN_PORTABLE_PARKING)
 #define SKEIN_PARK_WINDOWS 1
-// Declared here rather than by <windows.h>, whose macros (min, max, ...) a
-// header-only library must not bring into its users' code. Link with
-// Synchronization.lib (-lsynchronization; CMake's skein::skein does it).
-extern "C" __declspec(dllimport) int __stdcall WaitOnAddress(volatile void* address, void* compare, std::size_t size,
-                                                             unsigned long milliseconds);
-extern "C" __declspec(dllimport) void __stdcall WakeByAddressSingle(void* address);
-#if defined(_MSC_VER)
-#pragma comment(lib, "Synchronization.lib")
-#endif
 #else
 #include <condition_variable>
 #endif
@@ -47,6 +38,7 @@ extern "C" __declspec(dllimport) void __stdcall WakeByAddressSingle(void* addres
 #include "stop_token.hpp"
 #include "test_hooks.hpp"
 #include "tuning.hpp"
+#include "win32.hpp"  // WaitOnAddress, WakeByAddressSingle (Windows)
 
 namespace skein::detail {
 

@@ -5,11 +5,8 @@
 
 #if defined(__linux__) || defined(__APPLE__)
 #include <pthread.h>
-#elif defined(_WIN32)
-// Declared here rather than by <windows.h> (see parker.hpp); in kernel32.
-extern "C" __declspec(dllimport) void* __stdcall GetCurrentThread();
-extern "C" __declspec(dllimport) long __stdcall SetThreadDescription(void* thread, const wchar_t* description);
 #endif
+#include "win32.hpp"  // GetCurrentThread, SetThreadDescription (Windows)
 
 namespace skein::detail {
 
