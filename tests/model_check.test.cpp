@@ -598,7 +598,12 @@ struct ModelGetCase final : skein::detail::SelectCase {
 /// either the winner's or still in its channel (exactly once), and a cancelled
 /// select took nothing.
 struct SelectWorld {
-  std::vector<std::unique_ptr<ModelChan>> chans;
+  // One array, not one allocation per channel: select locks the channels in
+  // address order (select_core's sort_locks), so their order must be the same
+  // in every execution or a replayed schedule takes other steps (separate
+  // allocations came back in either order under Wine's heap, and the search
+  // never ended).
+  std::unique_ptr<ModelChan[]> chans;
   std::vector<ModelGetCase> cases;
   skein::detail::Scope scope;
   std::uint32_t index = skein::detail::kSelectPending;
@@ -609,9 +614,9 @@ struct SelectWorld {
 template <class Sys>
 model::Scenario select_race(int n, int puts, int close_k, bool cancel) {
   auto w = std::make_shared<SelectWorld>();
-  for (int k = 0; k < n; ++k) w->chans.push_back(std::make_unique<ModelChan>());
+  w->chans = std::make_unique<ModelChan[]>(static_cast<std::size_t>(n));
   w->cases.resize(static_cast<std::size_t>(n));
-  for (int k = 0; k < n; ++k) w->cases[static_cast<std::size_t>(k)].ch = w->chans[static_cast<std::size_t>(k)].get();
+  for (int k = 0; k < n; ++k) w->cases[static_cast<std::size_t>(k)].ch = &w->chans[static_cast<std::size_t>(k)];
   model::Scenario sc;
   sc.threads.push_back([w, n] {
     auto& tls = skein::detail::tls;
@@ -633,15 +638,15 @@ model::Scenario select_race(int n, int puts, int close_k, bool cancel) {
   for (int k = 0; k < puts; ++k)
     sc.threads.push_back([w, k, close_k] {
       if (k == close_k)
-        w->chans[static_cast<std::size_t>(k)]->close();
+        w->chans[static_cast<std::size_t>(k)].close();
       else
-        w->chans[static_cast<std::size_t>(k)]->put(100 + k);
+        w->chans[static_cast<std::size_t>(k)].put(100 + k);
     });
   if (cancel) sc.threads.push_back([w] { w->scope.source.request_stop(); });
   sc.check = [w, n, puts, close_k]() -> std::string {
     std::multiset<int> seen;
-    for (auto& c : w->chans)
-      for (int v : c->buf) seen.insert(v);
+    for (int k = 0; k < n; ++k)
+      for (int v : w->chans[static_cast<std::size_t>(k)].buf) seen.insert(v);
     if (w->cancelled) {
       if (w->index != skein::detail::kSelectPending) return "a cancelled select also reported a winner";
     } else {

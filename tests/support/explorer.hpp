@@ -21,7 +21,9 @@
 //
 // An execution with no enabled thread while some are unfinished is a deadlock:
 // the stuck threads are detached (they hold nothing but their scenario's
-// state), the trace is kept, and the search stops.
+// state), the trace is kept, and the search stops. So does a scenario that is
+// not deterministic (a replayed prefix finds other threads able to run than
+// it recorded): its search would never end.
 
 #include <skein/skein.hpp>  // BasicParker and the waiter core (also from the single header)
 
@@ -184,15 +186,22 @@ private:
       enabled.push_back(i);
     }
     ++steps_;
+    const std::size_t depth = choices_.size();
     if (enabled.empty()) {
       finish_execution(lk, self);
     } else if (steps_ > opt_.max_steps) {
       fail("the execution ran away: more than " + std::to_string(opt_.max_steps) + " steps (a livelock?)");
       finish_execution(lk, self);
+    } else if (depth < replay_.size() && replay_[depth].options != static_cast<int>(enabled.size())) {
+      // The replayed prefix took other steps than last time: something the
+      // model does not control (an address, the clock, a thread outside it)
+      // steers the scenario. The search would never end: say so instead.
+      fail("the scenario is not deterministic: replaying step " + std::to_string(depth) + ", " +
+           std::to_string(enabled.size()) + " threads could run where the last execution had " +
+           std::to_string(replay_[depth].options));
+      finish_execution(lk, self);
     } else {
-      const std::size_t depth = choices_.size();
-      int idx = depth < replay_.size() ? replay_[depth].index : 0;
-      if (idx >= static_cast<int>(enabled.size())) idx = 0;  // cannot happen with a deterministic scenario
+      const int idx = depth < replay_.size() ? replay_[depth].index : 0;
       choices_.push_back(Choice{idx, static_cast<int>(enabled.size()), self >= 0 && self_runs});
       const int next = enabled[static_cast<std::size_t>(idx)];
       Thread& n = threads_[static_cast<std::size_t>(next)];
