@@ -17,6 +17,9 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
+# A translation unit with many coroutines (the tests' unity batches) has more
+# than the 32,767 sections a plain COFF object may hold.
+set(CMAKE_CXX_FLAGS_INIT "-Wa,-mbig-obj")
 find_program(SKEIN_WINE NAMES wine64 wine PATHS /usr/lib/wine NO_CMAKE_FIND_ROOT_PATH)
 if(SKEIN_WINE)
   set(CMAKE_CROSSCOMPILING_EMULATOR ${SKEIN_WINE})
