@@ -2,10 +2,21 @@
 # own, as the first and only include of a translation unit, and no detail
 # header includes a public one (detail/ is below the public layer). (cmake -P)
 #   -DCXX=<compiler> -DINCLUDE=<skein include dir> -DWORK=<scratch dir> [-DSTDLIB=-stdlib=libc++]
+#   [-DPART=public|detail]: only the public and script/ headers, or only the
+#   detail ones (default: all)
+cmake_policy(SET CMP0054 NEW)  # "public" below is a string, not the variable of that name
 file(MAKE_DIRECTORY ${WORK})
 file(GLOB public RELATIVE ${INCLUDE} ${INCLUDE}/skein/*.hpp)
 file(GLOB script RELATIVE ${INCLUDE} ${INCLUDE}/skein/script/*.hpp)  # the parts of <skein/script.hpp>
 file(GLOB detail RELATIVE ${INCLUDE} ${INCLUDE}/skein/detail/*.hpp)
+if(PART STREQUAL "public")
+  set(detail "")
+elseif(PART STREQUAL "detail")
+  set(public "")
+  set(script "")
+elseif(PART)
+  message(FATAL_ERROR "PART must be public or detail, not ${PART}")
+endif()
 set(failed "")
 # <skein/asio.hpp> needs Asio (optional): checked where Asio is installed.
 file(WRITE ${WORK}/has_asio.cpp "#include <asio.hpp>\n")
