@@ -158,9 +158,6 @@ private:
     unsigned spill_counts[kClasses];
     bool alive;
   };
-  struct Cleanup {
-    ~Cleanup() { drain(raw()); }
-  };
   static void refill(State& s, std::size_t c) noexcept {
     if (s.spill[c]) {  // our own spill first
       s.heads[c] = s.spill[c];
@@ -221,6 +218,9 @@ private:
   }
   static State& state() noexcept { return raw(); }
 #else
+  struct Cleanup {
+    ~Cleanup() { drain(raw()); }
+  };
   static State& raw() noexcept {
     static thread_local State s{};
     return s;
