@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -23,6 +24,9 @@
 #if defined(__linux__)
 #include <sys/syscall.h>
 #include <unistd.h>
+#endif
+#if !defined(_WIN32)
+#include <unistd.h>  // dup, dup2, mkstemp (StderrCapture)
 #endif
 
 namespace test {
@@ -175,5 +179,74 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
   }
   return true;
 }
+
+/// Spins on the calling thread (std::this_thread::yield, never one of skein's
+/// scheduling points) until `pred` holds or `limit` passes; returns whether
+/// it holds. For tests of the watchdog, whose spinning tasks must not hang
+/// the suite if the report they wait for never comes.
+template <class Pred>
+bool spin_until(Pred pred, std::chrono::seconds limit = std::chrono::seconds(60)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+/// Sends the process's stderr (file descriptor 2) to a temporary file for the
+/// scope, so a test can check what skein printed there. Not on Windows:
+/// msvcrt's stderr does not follow dup2, and `available()` is false there.
+class StderrCapture {
+public:
+  StderrCapture() {
+#if !defined(_WIN32)
+    fd_ = mkstemp(path_);
+    if (fd_ < 0) return;
+    std::fflush(stderr);
+    saved_ = dup(2);
+    dup2(fd_, 2);
+#endif
+  }
+  ~StderrCapture() {
+#if !defined(_WIN32)
+    if (fd_ < 0) return;
+    std::fflush(stderr);
+    dup2(saved_, 2);
+    close(saved_);
+    close(fd_);
+    std::remove(path_);
+#endif
+  }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+
+  [[nodiscard]] bool available() const noexcept { return fd_ >= 0; }
+
+  /// What reached stderr so far.
+  [[nodiscard]] std::string text() const {
+    std::fflush(stderr);
+    std::ifstream in(path_);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  /// Waits (up to `limit`) until `needle` has reached stderr; returns the
+  /// text then (or at the limit).
+  [[nodiscard]] std::string wait_for(const std::string& needle,
+                                     std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) const {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    std::string t = text();
+    while (t.find(needle) == std::string::npos && std::chrono::steady_clock::now() < end) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      t = text();
+    }
+    return t;
+  }
+
+private:
+  char path_[32] = "/tmp/skein-stderr-XXXXXX";
+  int fd_ = -1;
+  int saved_ = -1;
+};
 
 }  // namespace test
