@@ -18,7 +18,10 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-static")
 # A translation unit with many coroutines (the tests' unity batches) has more
-# than the 32,767 sections a plain COFF object may hold.
+# than the 32,767 sections a plain COFF object may hold. At -O0 nearly every
+# inline function is a section of its own, and binutils 2.40's PE linker
+# takes time quadratic in an object's sections: tools/test builds with -O1,
+# where the test suite links in seconds instead of minutes.
 set(CMAKE_CXX_FLAGS_INIT "-Wa,-mbig-obj")
 find_program(SKEIN_WINE NAMES wine64 wine PATHS /usr/lib/wine NO_CMAKE_FIND_ROOT_PATH)
 if(SKEIN_WINE)
