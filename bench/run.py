@@ -321,8 +321,9 @@ def warm_memory(mb):
 def run_one(program, arg, taskset, timeout, warm_mb=0):
     """Runs one measurement; returns a dict with either the report or an error.
 
-    Before it, warms `warm_mb` MiB of memory (warm_memory). Also estimates how much CPU other processes used meanwhile (on the CPUs
-    the program may use): "other_cpus" is that, in CPUs, averaged over the run.
+    Before it, warms `warm_mb` MiB of memory (warm_memory). Also estimates
+    how much CPU other processes used meanwhile (on the CPUs the program may
+    use): "other_cpus" is that, in CPUs, averaged over the run.
     """
     cmd = [program, arg]
     if taskset:
