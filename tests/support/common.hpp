@@ -23,10 +23,9 @@
 
 #if defined(__linux__)
 #include <sys/syscall.h>
-#include <unistd.h>
 #endif
 #if !defined(_WIN32)
-#include <unistd.h>  // dup, dup2, mkstemp (StderrCapture)
+#include <unistd.h>  // dup, dup2 (StderrCapture); syscall (this_thread_tid)
 #endif
 
 namespace test {
@@ -169,15 +168,22 @@ inline bool parked_or_unknowable(long tid) {
 #endif
 }
 
+/// Calls `pause()` between tests of `pred` until it holds or `limit` passes;
+/// returns whether it holds.
+template <class Pred, class Pause>
+bool poll_until(Pred pred, std::chrono::steady_clock::duration limit, Pause pause) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    pause();
+  }
+  return true;
+}
+
 /// Polls `pred` until true or `limit` passes (for eventually-true statistics only).
 template <class Pred>
 bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > end) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
+  return poll_until(pred, limit, [] { std::this_thread::sleep_for(1ms); });
 }
 
 /// Spins on the calling thread (std::this_thread::yield, never one of skein's
@@ -186,12 +192,7 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = 5000ms) {
 /// the suite if the report they wait for never comes.
 template <class Pred>
 bool spin_until(Pred pred, std::chrono::seconds limit = std::chrono::seconds(60)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= end) return false;
-    std::this_thread::yield();
-  }
-  return true;
+  return poll_until(pred, limit, [] { std::this_thread::yield(); });
 }
 
 /// Sends the process's stderr (file descriptor 2) to a temporary file for the
@@ -234,12 +235,8 @@ public:
   /// text then (or at the limit).
   [[nodiscard]] std::string wait_for(const std::string& needle,
                                      std::chrono::milliseconds limit = std::chrono::milliseconds(10000)) const {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    std::string t = text();
-    while (t.find(needle) == std::string::npos && std::chrono::steady_clock::now() < end) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      t = text();
-    }
+    std::string t;
+    eventually([&] { return (t = text()).find(needle) != std::string::npos; }, limit);
     return t;
   }
 
